@@ -1,0 +1,2 @@
+// Placeholder entry; replaced by the real handler.
+export const handler = async (): Promise<Record<string, never>> => ({});
