@@ -1,0 +1,325 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  ChecksumAlgorithm,
+  ChecksumMode,
+  GetObjectCommand,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ArchiveError, IntegrityError, UnsafeReferenceError } from './errors.ts';
+import { isLineId, type LineFile } from './tokens-line.ts';
+import { base64ToHex, type Expectation, hexToBase64, Verifier } from './verify.ts';
+
+/** One archived file, as the manifest records it. */
+export interface ManifestFile {
+  readonly name: string;
+  readonly key: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/** `{prefix}{id}/manifest.json`: proof of what was archived for a line, written after all files. */
+export interface Manifest {
+  readonly schemaVersion: 1;
+  readonly lineId: string;
+  readonly runId: string;
+  readonly archivedAt: string;
+  readonly bucket: string;
+  readonly files: readonly ManifestFile[];
+  /** The line's JSON:API document as fetched just before archiving. */
+  readonly line: unknown;
+}
+
+/** What an existing object holds, compared with what the line states. */
+export type ObjectState = 'verified' | 'missing' | 'different';
+
+export interface ArchiveOptions {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  /** `''` or ending in `/`. */
+  readonly prefix: string;
+  readonly multipartThresholdBytes: number;
+  readonly partSizeBytes: number;
+  readonly readback: 'head' | 'full';
+}
+
+const FILE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/** Parts buffered per multipart upload; memory is `(queue + 1) * partSize` per file. */
+const MULTIPART_QUEUE = 2;
+
+/**
+ * The S3 side: key layout, verified upload, read-back, manifest and receipt.
+ *
+ * Layout: `{prefix}{id}/{file}`, `{prefix}{id}/manifest.json`, `{prefix}{id}/deleted.json`.
+ */
+export class Archive {
+  readonly #options: ArchiveOptions;
+
+  constructor(options: ArchiveOptions) {
+    this.#options = options;
+  }
+
+  get bucket(): string {
+    return this.#options.bucket;
+  }
+
+  /** The key prefix of one line; ids are checked so nothing escapes `{prefix}{id}/`. */
+  lineKey(lineId: string): string {
+    if (!isLineId(lineId)) throw new UnsafeReferenceError(`line id ${JSON.stringify(lineId)} is not a UUID`);
+    return `${this.#options.prefix}${lineId}/`;
+  }
+
+  fileKey(lineId: string, name: string): string {
+    if (!FILE_NAME.test(name))
+      throw new UnsafeReferenceError(`file name ${JSON.stringify(name)} is not a safe word`);
+    return `${this.lineKey(lineId)}${name}`;
+  }
+
+  manifestKey(lineId: string): string {
+    return `${this.lineKey(lineId)}manifest.json`;
+  }
+
+  receiptKey(lineId: string): string {
+    return `${this.lineKey(lineId)}deleted.json`;
+  }
+
+  /** Whether the file is already archived with the stated size and hash. */
+  async fileState(lineId: string, file: LineFile): Promise<ObjectState> {
+    const key = this.fileKey(lineId, file.name);
+    const head = await this.#head(key);
+    if (head === undefined) return 'missing';
+    return this.#headProblem(head, file) === undefined ? 'verified' : 'different';
+  }
+
+  /**
+   * Streams `body` through a {@link Verifier} into S3 and reads back what landed. The object is
+   * completed only if the bytes are the stated size and SHA-256; on any failure the body is
+   * destroyed and a multipart upload is aborted.
+   */
+  async uploadVerified(lineId: string, file: LineFile, body: Readable): Promise<void> {
+    const key = this.fileKey(lineId, file.name);
+    const expected: Expectation = { lineId, file: file.name, size: file.size, sha256: file.sha256 };
+    const verifier = new Verifier(expected);
+    const params = {
+      Bucket: this.#options.bucket,
+      Key: key,
+      ContentType: 'application/octet-stream',
+      Metadata: { sha256: file.sha256, 'line-id': lineId },
+    };
+    try {
+      if (file.size === 0) {
+        // Nothing to hold back in an empty file: verify it fully before the request starts.
+        await pipeline(body, verifier, async (source: AsyncIterable<Buffer>) => {
+          for await (const _ of source) {
+            // The verifier already refuses a single byte more than 0.
+          }
+        });
+        await this.#put({ ...params, Body: '', ChecksumSHA256: hexToBase64(file.sha256) });
+      } else if (file.size <= this.#options.multipartThresholdBytes) {
+        await transfer(body, verifier, (abortSignal) =>
+          this.#put(
+            {
+              ...params,
+              Body: verifier,
+              ContentLength: file.size,
+              // Real S3 also verifies the whole object against the stated hash.
+              ChecksumSHA256: hexToBase64(file.sha256),
+            },
+            abortSignal,
+          ),
+        );
+      } else {
+        await transfer(body, verifier, (abortSignal) => {
+          const upload = new Upload({
+            client: this.#options.s3,
+            params: {
+              ...params,
+              Body: verifier,
+              ContentLength: file.size,
+              ChecksumAlgorithm: ChecksumAlgorithm.SHA256,
+            },
+            partSize: this.#options.partSizeBytes,
+            queueSize: MULTIPART_QUEUE,
+            leavePartsOnError: false,
+          });
+          abortSignal.addEventListener('abort', () => void upload.abort(), { once: true });
+          return upload.done();
+        });
+      }
+    } catch (error) {
+      body.destroy();
+      verifier.destroy();
+      if (error instanceof IntegrityError || error instanceof ArchiveError) throw error;
+      throw new ArchiveError(key, `upload failed: ${describeAwsError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+    await this.#readBack(key, file);
+  }
+
+  /** The manifest of a line, or undefined when there is none or it cannot be read as one. */
+  async readManifest(lineId: string): Promise<Manifest | undefined> {
+    const key = this.manifestKey(lineId);
+    const text = await this.#getText(key);
+    if (text === undefined) return undefined;
+    try {
+      const manifest = JSON.parse(text) as Manifest;
+      if (manifest.schemaVersion !== 1 || manifest.lineId !== lineId || !Array.isArray(manifest.files)) {
+        return undefined;
+      }
+      return manifest;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeManifest(manifest: Manifest): Promise<void> {
+    await this.#putJson(this.manifestKey(manifest.lineId), manifest);
+  }
+
+  /** Stores the proof of dismantling: the DELETE reply, or how an already-gone line was confirmed. */
+  async writeReceipt(lineId: string, receipt: unknown): Promise<void> {
+    await this.#putJson(this.receiptKey(lineId), receipt);
+  }
+
+  async #putJson(key: string, value: unknown): Promise<void> {
+    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    const sha256 = createHash('sha256').update(body).digest('base64');
+    await this.#put({
+      Bucket: this.#options.bucket,
+      Key: key,
+      Body: body,
+      ContentType: 'application/json',
+      ChecksumSHA256: sha256,
+    });
+  }
+
+  async #put(
+    input: ConstructorParameters<typeof PutObjectCommand>[0],
+    abortSignal?: AbortSignal,
+  ): Promise<void> {
+    try {
+      await this.#options.s3.send(
+        new PutObjectCommand(input),
+        abortSignal === undefined ? {} : { abortSignal },
+      );
+    } catch (error) {
+      throw new ArchiveError(input.Key ?? '?', `PutObject failed: ${describeAwsError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  async #head(key: string): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.#options.s3.send(
+        new HeadObjectCommand({ Bucket: this.#options.bucket, Key: key, ChecksumMode: ChecksumMode.ENABLED }),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new ArchiveError(key, `HeadObject failed: ${describeAwsError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  async #getText(key: string): Promise<string | undefined> {
+    try {
+      const reply = await this.#options.s3.send(
+        new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }),
+      );
+      return await reply.Body?.transformToString('utf8');
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new ArchiveError(key, `GetObject failed: ${describeAwsError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  /** What is wrong with a stored object, judged by its HEAD, or undefined when nothing is. */
+  #headProblem(head: HeadObjectCommandOutput, file: LineFile): string | undefined {
+    if (head.ContentLength !== file.size) return `holds ${head.ContentLength} bytes, stated ${file.size}`;
+    const recorded = head.Metadata?.sha256;
+    if (recorded !== file.sha256) return `metadata sha256 is ${recorded ?? 'missing'}, stated ${file.sha256}`;
+    const checksum = head.ChecksumSHA256;
+    // A multipart object carries a checksum of its parts' checksums ("…-N"), not of its bytes.
+    if (checksum !== undefined && !checksum.includes('-') && base64ToHex(checksum) !== file.sha256) {
+      return `stored checksum is ${base64ToHex(checksum)}, stated ${file.sha256}`;
+    }
+    return undefined;
+  }
+
+  /** Confirms what landed before the file counts as archived. */
+  async #readBack(key: string, file: LineFile): Promise<void> {
+    const head = await this.#head(key);
+    if (head === undefined) throw new ArchiveError(key, 'not found right after upload', { retryable: true });
+    const problem = this.#headProblem(head, file);
+    if (problem !== undefined) throw new ArchiveError(key, `read-back: ${problem}`, { retryable: true });
+    if (this.#options.readback === 'full') {
+      const reply = await this.#options.s3.send(
+        new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }),
+      );
+      const hash = createHash('sha256');
+      let size = 0;
+      for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
+        size += chunk.length;
+        hash.update(chunk);
+      }
+      const actual = hash.digest('hex');
+      if (size !== file.size || actual !== file.sha256) {
+        throw new ArchiveError(
+          key,
+          `read-back: stored bytes hash to ${actual} (${size} bytes), stated ${file.sha256} (${file.size} bytes)`,
+          { retryable: true },
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Runs the download pipeline and the upload together. Whichever fails first stops the other
+ * (the SDK does not notice a failed request body on its own), and the verifier's verdict wins
+ * over the upload's echo of it.
+ */
+async function transfer(
+  body: Readable,
+  verifier: Verifier,
+  upload: (abortSignal: AbortSignal) => Promise<unknown>,
+): Promise<void> {
+  const abort = new AbortController();
+  const uploading = upload(abort.signal).catch((error: unknown) => {
+    verifier.destroy(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  });
+  const piping = pipeline(body, verifier).catch((error: unknown) => {
+    abort.abort(error);
+    throw error;
+  });
+  const [piped, uploaded] = await Promise.allSettled([piping, uploading]);
+  if (piped.status === 'rejected' && piped.reason instanceof IntegrityError) throw piped.reason;
+  if (uploaded.status === 'rejected') throw uploaded.reason;
+  if (piped.status === 'rejected') throw piped.reason;
+}
+
+function isNotFound(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return name === 'NotFound' || name === 'NoSuchKey' || $metadata?.httpStatusCode === 404;
+}
+
+function describeAwsError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return `${error.name}${status === undefined ? '' : ` (HTTP ${status})`}: ${error.message}`;
+}

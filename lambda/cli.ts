@@ -1,0 +1,78 @@
+import { Console } from 'node:console';
+import { parseArgs } from 'node:util';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { describeError } from './errors.ts';
+import { createHandler } from './invoke.ts';
+
+const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N]
+
+Runs one housekeeping pass with the configuration in the environment (see README).
+Prints the summary JSON on stdout, logs on stderr. Exit 0: nothing failed; 1: some line
+failed; 2: the run itself failed (configuration, secret, listing, bad flags).`;
+
+/** The manual payload the flags stand for; validated by the same parser as a Lambda event. */
+export function payloadFromArgs(args: readonly string[]): Record<string, unknown> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      'dry-run': { type: 'boolean' },
+      ids: { type: 'string' },
+      'archive-only': { type: 'boolean' },
+      'max-lines': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) throw new UsageRequested();
+  const payload: Record<string, unknown> = {};
+  if (values['dry-run']) payload.dryRun = true;
+  if (values['archive-only']) payload.archiveOnly = true;
+  if (values.ids !== undefined)
+    payload.ids = values.ids
+      .split(',')
+      .map((id) => id.trim())
+      .filter((id) => id !== '');
+  if (values['max-lines'] !== undefined) payload.maxLines = Number(values['max-lines']);
+  return payload;
+}
+
+class UsageRequested extends Error {}
+
+/** Powertools writes to the stdout it sees when built; for the terminal, that is stderr. */
+function stderrLogger(): Logger {
+  const stdout = Object.getOwnPropertyDescriptor(process, 'stdout');
+  Object.defineProperty(process, 'stdout', { value: process.stderr, configurable: true });
+  try {
+    return new Logger({ serviceName: 'tokens-housekeeper' });
+  } finally {
+    if (stdout !== undefined) Object.defineProperty(process, 'stdout', stdout);
+  }
+}
+
+/** Runs one pass from the terminal; resolves to the process exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  const err = new Console({ stdout: process.stderr, stderr: process.stderr });
+  let payload: Record<string, unknown>;
+  try {
+    payload = payloadFromArgs(args);
+  } catch (error) {
+    err.log(error instanceof UsageRequested ? USAGE : `housekeep: ${describeError(error)}\n\n${USAGE}`);
+    return error instanceof UsageRequested ? 0 : 2;
+  }
+  try {
+    const handler = createHandler(process.env, { logger: stderrLogger() });
+    const summary = await handler(payload);
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    return summary.failed.length > 0 ? 1 : 0;
+  } catch (error) {
+    err.log(
+      `housekeep: run failed: ${error instanceof Error ? `${error.name}: ` : ''}${describeError(error)}`,
+    );
+    return 2;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}

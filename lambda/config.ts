@@ -1,0 +1,158 @@
+import { ConfigError } from './errors.ts';
+
+/** Everything the housekeeper reads from its environment, parsed once at cold start. */
+export interface Config {
+  /** Origin and base path of the tokens service, without a trailing slash. */
+  readonly tokensApiUrl: URL;
+  readonly sessionKeySecretId: string;
+  readonly archiveBucket: string;
+  /** Key prefix of the archive, `''` or ending in `/`. */
+  readonly archivePrefix: string;
+  readonly lineConcurrency: number;
+  readonly fileConcurrency: number;
+  readonly http: {
+    readonly connectTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+    /** A body that sends nothing for this long is a failed attempt (a stall). */
+    readonly bodyTimeoutMs: number;
+  };
+  readonly retry: {
+    /** Attempts in all, the first included. */
+    readonly attempts: number;
+    readonly baseDelayMs: number;
+    readonly maxDelayMs: number;
+  };
+  readonly upload: {
+    /** Files larger than this go up as a multipart upload. */
+    readonly multipartThresholdBytes: number;
+    readonly partSizeBytes: number;
+    /** `full` re-reads every uploaded object and hashes it; `head` checks size and stored checksum. */
+    readonly readback: 'head' | 'full';
+  };
+  readonly sessionKeyTtlMs: number;
+  /** In Lambda, no new line is started when less than this remains of the invocation. */
+  readonly timeReserveMs: number;
+  /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
+  readonly s3EndpointOverride: string | undefined;
+  readonly secretsEndpointOverride: string | undefined;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const MIB = 1024 * 1024;
+
+/**
+ * Reads and validates the configuration. Throws a {@link ConfigError} naming the first variable
+ * that is missing or malformed.
+ */
+export function loadConfig(env: Env): Readonly<Config> {
+  const multipartThresholdBytes = integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB);
+  const partSizeBytes = integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB);
+  return Object.freeze({
+    tokensApiUrl: tokensApiUrl(env),
+    sessionKeySecretId: required(env, 'SESSION_KEY_SECRET_ID'),
+    archiveBucket: bucketName(env),
+    archivePrefix: archivePrefix(env),
+    lineConcurrency: integer(env, 'LINE_CONCURRENCY', 4, 1, 64),
+    fileConcurrency: integer(env, 'FILE_CONCURRENCY', 1, 1, 16),
+    http: {
+      connectTimeoutMs: integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000),
+      headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 30_000, 1, 600_000),
+      bodyTimeoutMs: integer(env, 'HTTP_BODY_TIMEOUT_MS', 30_000, 1, 600_000),
+    },
+    retry: {
+      attempts: integer(env, 'RETRY_ATTEMPTS', 5, 1, 20),
+      baseDelayMs: integer(env, 'RETRY_BASE_DELAY_MS', 500, 0, 60_000),
+      maxDelayMs: integer(env, 'RETRY_MAX_DELAY_MS', 20_000, 0, 300_000),
+    },
+    upload: {
+      multipartThresholdBytes,
+      partSizeBytes,
+      readback: oneOf(env, 'VERIFY_READBACK', ['head', 'full'] as const, 'head'),
+    },
+    sessionKeyTtlMs: integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400) * 1000,
+    timeReserveMs: integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000),
+    s3EndpointOverride: optional(env, 'AWS_ENDPOINT_URL_S3') ?? optional(env, 'AWS_ENDPOINT_URL'),
+    secretsEndpointOverride:
+      optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
+  });
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function required(env: Env, name: string): string {
+  const value = optional(env, name);
+  if (value === undefined) throw new ConfigError(name, 'is required but not set');
+  return value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max)
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${raw}`);
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  const found = allowed.find((value) => value === raw);
+  if (found === undefined) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return found;
+}
+
+/** Loopback hosts may use plain http (local runs and tests); anything else must be https. */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+function tokensApiUrl(env: Env): URL {
+  const name = 'TOKENS_API_URL';
+  const raw = required(env, name);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a URL: "${raw}"`);
+  }
+  if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
+  if (url.search || url.hash) throw new ConfigError(name, 'must not have a query or fragment');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+    throw new ConfigError(
+      name,
+      `must be https (plain http only for loopback), got ${url.protocol}//${url.host}`,
+    );
+  }
+  url.pathname = url.pathname.replace(/\/+$/, '');
+  return url;
+}
+
+function bucketName(env: Env): string {
+  const name = 'ARCHIVE_BUCKET';
+  const value = required(env, name);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value)) {
+    throw new ConfigError(name, `is not a valid S3 bucket name: "${value}"`);
+  }
+  return value;
+}
+
+function archivePrefix(env: Env): string {
+  const name = 'ARCHIVE_PREFIX';
+  const raw = env[name];
+  if (raw === undefined) return 'tokens/';
+  const value = raw.trim();
+  if (value === '') return '';
+  if (!/^[A-Za-z0-9!_.*'()/-]+\/$/.test(value) || value.startsWith('/') || value.split('/').includes('..')) {
+    throw new ConfigError(
+      name,
+      `must be empty or a relative key prefix of [A-Za-z0-9!_.*'()/-] ending in "/", got "${value}"`,
+    );
+  }
+  return value;
+}

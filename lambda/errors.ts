@@ -1,0 +1,117 @@
+/**
+ * The error family of the housekeeper. Every message names what was wrong (the variable, the
+ * line id, the file) and never contains the session key.
+ */
+export class HousekeepingError extends Error {
+  override readonly name: string = 'HousekeepingError';
+  /** Whether a fresh attempt of the same operation may succeed. */
+  readonly retryable: boolean = false;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A configuration variable is missing or malformed. Thrown at cold start. */
+export class ConfigError extends HousekeepingError {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+  }
+}
+
+/** The invocation payload is not a scheduled event nor a valid manual payload. Nothing is done. */
+export class EventError extends HousekeepingError {
+  override readonly name = 'EventError';
+}
+
+/** The session key could not be read from Secrets Manager. Names the secret id, never its value. */
+export class SecretError extends HousekeepingError {
+  override readonly name = 'SecretError';
+  constructor(
+    readonly secretId: string,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`secret ${secretId}: ${problem}`, options);
+  }
+}
+
+/** The tokens service answered with an error status, an unreadable body, or not at all. */
+export class TokensApiError extends HousekeepingError {
+  override readonly name = 'TokensApiError';
+  override readonly retryable: boolean;
+  constructor(
+    message: string,
+    readonly details: {
+      readonly method: string;
+      readonly url: string;
+      readonly status?: number;
+      readonly retryable: boolean;
+      readonly retryAfterMs?: number;
+    },
+    options?: { cause?: unknown },
+  ) {
+    super(`${details.method} ${details.url}: ${message}`, options);
+    this.retryable = details.retryable;
+  }
+
+  get status(): number | undefined {
+    return this.details.status;
+  }
+}
+
+/** A document from the tokens service does not have the shape the API reference promises. */
+export class DocumentError extends HousekeepingError {
+  override readonly name = 'DocumentError';
+  constructor(
+    readonly where: string,
+    problem: string,
+  ) {
+    super(`${where}: ${problem}`);
+  }
+}
+
+/** A file's bytes do not match the line's stated size or SHA-256. The file is never archived. */
+export class IntegrityError extends HousekeepingError {
+  override readonly name = 'IntegrityError';
+  // A corrupted or truncated transfer may come out right the next time.
+  override readonly retryable = true;
+  constructor(
+    readonly lineId: string,
+    readonly file: string,
+    readonly expected: { readonly size: number; readonly sha256: string },
+    readonly actual: { readonly size: number; readonly sha256?: string },
+    problem: string,
+  ) {
+    super(`line ${lineId} file ${file}: ${problem}`);
+  }
+}
+
+/** S3 refused a request, or what landed in S3 is not what was sent. */
+export class ArchiveError extends HousekeepingError {
+  override readonly name = 'ArchiveError';
+  override readonly retryable: boolean;
+  constructor(
+    readonly key: string,
+    problem: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
+    super(`s3 object ${key}: ${problem}`, options);
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** A remote value would become an unsafe URL or S3 key (another origin, path traversal). */
+export class UnsafeReferenceError extends HousekeepingError {
+  override readonly name = 'UnsafeReferenceError';
+}
+
+/** A message for logs and summaries, from anything thrown. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
