@@ -39,15 +39,15 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
 
 class UsageRequested extends Error {}
 
-/** Powertools writes to the stdout it sees when built; for the terminal, that is stderr. */
-function stderrLogger(): Logger {
-  const stdout = Object.getOwnPropertyDescriptor(process, 'stdout');
-  Object.defineProperty(process, 'stdout', { value: process.stderr, configurable: true });
-  try {
-    return new Logger({ serviceName: 'tokens-housekeeper' });
-  } finally {
-    if (stdout !== undefined) Object.defineProperty(process, 'stdout', stdout);
-  }
+/**
+ * Keeps the real stdout for the summary alone. Powertools builds a Console over whatever
+ * `process.stdout` is when each (child) logger is made, so pointing it at stderr sends every
+ * log line there.
+ */
+function reserveStdout(): NodeJS.WriteStream {
+  const stdout = process.stdout;
+  Object.defineProperty(process, 'stdout', { value: process.stderr, configurable: true, writable: true });
+  return stdout;
 }
 
 /** Runs one pass from the terminal; resolves to the process exit code. */
@@ -60,10 +60,11 @@ export async function main(args: readonly string[]): Promise<number> {
     err.log(error instanceof UsageRequested ? USAGE : `housekeep: ${describeError(error)}\n\n${USAGE}`);
     return error instanceof UsageRequested ? 0 : 2;
   }
+  const stdout = reserveStdout();
   try {
-    const handler = createHandler(process.env, { logger: stderrLogger() });
+    const handler = createHandler(process.env, { logger: new Logger({ serviceName: 'tokens-housekeeper' }) });
     const summary = await handler(payload);
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return summary.failed.length > 0 ? 1 : 0;
   } catch (error) {
     err.log(

@@ -88,4 +88,172 @@ describe('housekeeping pass over real HTTP', () => {
       expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toEqual([]);
     }
   });
+
+  it('does not archive nor delete a line whose file bytes differ from the stated hash, and reports it', async () => {
+    const local = await localStack({
+      lines: [
+        { status: 'finished', analysis: 'metrics', fileSize: 300_000 },
+        { status: 'finished', fileSize: 5000 },
+      ],
+      env: { RETRY_ATTEMPTS: '3' },
+    });
+    const [bad, good] = [...local.tokens.lines.keys()] as [string, string];
+    local.tokens.inject({
+      target: 'file',
+      id: bad,
+      file: 'score',
+      fault: { kind: 'corrupt' },
+      times: Infinity,
+    });
+
+    const summary = await createHandler(local.env)({});
+
+    expect(summary.dismantled).toBe(1);
+    expect(summary.failed).toEqual([{ id: bad, reason: expect.stringMatching(/file score.*SHA-256/) }]);
+    expect(summary.hashMismatches).toBe(3);
+    expect(local.tokens.deleteCount(bad)).toBe(0);
+    expect(local.tokens.lines.get(bad)?.status).toBe('finished');
+    const keys = await listKeys(local.s3Client, local.bucket, `tokens/${bad}/`);
+    expect(keys).not.toContain(`tokens/${bad}/score`);
+    expect(keys).not.toContain(`tokens/${bad}/manifest.json`);
+    expect(local.tokens.lines.get(good)?.status).toBe('deleted');
+  });
+
+  it('retries a 503, a 429 with Retry-After and a truncated body, and then succeeds', async () => {
+    const local = await localStack({ lines: [{ status: 'finished', fileSize: 200_000 }] });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    local.tokens.inject({ target: 'list', fault: { kind: 'status', status: 503 } });
+    local.tokens.inject({ target: 'get', id, fault: { kind: 'status', status: 429, retryAfterSeconds: 1 } });
+    local.tokens.inject({ target: 'file', id, fault: { kind: 'truncate' } });
+    local.tokens.inject({ target: 'delete', id, fault: { kind: 'status', status: 502 } });
+
+    const summary = await createHandler(local.env)({});
+
+    expect(summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], retries: 4 });
+    const stored = await objectDigest(local.s3Client, local.bucket, `tokens/${id}/data`);
+    expect(stored.sha256).toBe(local.tokens.lines.get(id)?.files.get('data')?.sha256);
+    const gets = local.tokens.requests.filter((r) => r.method === 'GET' && r.path === `/api/tokens/${id}`);
+    expect(gets.map((r) => r.status)).toEqual([429, 200]);
+    const [refusedAt = 0, acceptedAt = 0] = gets.map((r) => r.at);
+    expect(acceptedAt - refusedAt).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('writes nothing and deletes nothing on a dry run, and plans files and bytes', async () => {
+    const local = await localStack({
+      lines: [
+        { status: 'finished', analysis: 'metrics', fileSize: 1000 },
+        { status: 'finished', fileSize: 777 },
+        { status: 'started' },
+      ],
+    });
+    const [metrics, plain] = [...local.tokens.lines.keys()] as [string, string];
+
+    const summary = await createHandler(local.env)({ dryRun: true });
+
+    expect(summary).toMatchObject({
+      dryRun: true,
+      listed: 3,
+      finished: 2,
+      archived: 0,
+      dismantled: 0,
+      bytes: 0,
+    });
+    expect(summary.plan).toEqual(
+      [
+        { id: metrics, files: 4, bytes: 4000, action: 'archive-and-dismantle' },
+        { id: plain, files: 1, bytes: 777, action: 'archive-and-dismantle' },
+      ].sort((a, b) => a.id.localeCompare(b.id)),
+    );
+    expect(await listKeys(local.s3Client, local.bucket)).toEqual([]);
+    expect(local.tokens.requests.filter((r) => r.method === 'DELETE')).toEqual([]);
+    expect(local.tokens.requests.filter((r) => /\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toEqual([]);
+  });
+
+  it('restricts the pass to the given ids, read by id, and reports unknown or unfinished ids as skipped', async () => {
+    const local = await localStack({
+      lines: [{ status: 'finished' }, { status: 'finished' }, { status: 'started' }],
+    });
+    const [chosen, other, started] = [...local.tokens.lines.keys()] as [string, string, string];
+    const unknown = '00000000-0000-4000-8000-000000000000';
+
+    const summary = await createHandler(local.env)({ ids: [chosen, started, unknown] });
+
+    expect(summary).toMatchObject({ listed: 3, finished: 1, archived: 1, dismantled: 1, failed: [] });
+    expect(summary.skipped).toEqual(
+      expect.arrayContaining([
+        { id: started, reason: 'status is "started", not finished' },
+        { id: unknown, reason: 'not found (404)' },
+      ]),
+    );
+    expect(local.tokens.requests.some((r) => r.path === '/api/tokens')).toBe(false);
+    expect(local.tokens.lines.get(chosen)?.status).toBe('deleted');
+    expect(local.tokens.lines.get(other)?.status).toBe('finished');
+  });
+
+  it('archives without DELETE when archiveOnly, and a second run uploads nothing', async () => {
+    const local = await localStack({ lines: [{ status: 'finished', analysis: 'metrics', fileSize: 3000 }] });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const handler = createHandler(local.env);
+
+    const first = await handler({ archiveOnly: true });
+    const second = await handler({ archiveOnly: true });
+
+    expect(first).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 4, filesReused: 0 });
+    expect(second).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 0, filesReused: 4, bytes: 0 });
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(5);
+    const puts = local.tokens.requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`));
+    expect(puts).toHaveLength(4);
+  });
+
+  it('finds nothing to do on a second full run', async () => {
+    const local = await localStack({ lines: [{ status: 'finished' }, { status: 'requested' }] });
+    const handler = createHandler(local.env);
+    await handler({});
+
+    const second = await handler({});
+
+    expect(second).toMatchObject({
+      listed: 1,
+      finished: 0,
+      archived: 0,
+      dismantled: 0,
+      filesUploaded: 0,
+      bytes: 0,
+    });
+  });
+
+  it('streams a file above the multipart threshold in parts, and aborts the upload of a corrupted one', async () => {
+    const mib = 1024 * 1024;
+    const local = await localStack({
+      lines: [
+        { status: 'finished', fileSize: 12 * mib + 123 },
+        { status: 'finished', fileSize: 11 * mib },
+      ],
+      env: {
+        MULTIPART_THRESHOLD_BYTES: String(5 * mib),
+        MULTIPART_PART_SIZE_BYTES: String(5 * mib),
+        RETRY_ATTEMPTS: '2',
+      },
+    });
+    const [good, bad] = [...local.tokens.lines.keys()] as [string, string];
+    local.tokens.inject({
+      target: 'file',
+      id: bad,
+      file: 'data',
+      fault: { kind: 'corrupt' },
+      times: Infinity,
+    });
+
+    const summary = await createHandler(local.env)({});
+
+    expect(summary.dismantled).toBe(1);
+    expect(summary.failed.map((f) => f.id)).toEqual([bad]);
+    const stored = await objectDigest(local.s3Client, local.bucket, `tokens/${good}/data`);
+    expect(stored).toEqual({
+      sha256: local.tokens.lines.get(good)?.files.get('data')?.sha256,
+      size: 12 * mib + 123,
+    });
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${bad}/`)).toEqual([]);
+  });
 });

@@ -1,0 +1,82 @@
+import { App, Duration, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { HousekeepingStack, type HousekeepingStackProps } from './housekeeping-stack.ts';
+
+/**
+ * The CDK app: reads the deployment's parameters from context (`-c key=value`), creates the
+ * stack and runs the AWS Solutions checks of cdk-nag on every synth.
+ */
+
+const REQUIRED = ['tokensApiUrl', 'sessionKeySecret'] as const;
+const USAGE =
+  'usage: npx cdk deploy -c tokensApiUrl=https://tokens.example.com -c sessionKeySecret=<secret name or ARN> ' +
+  '[-c schedule="rate(1 hour)"] [-c bucketName=<existing bucket>] [-c archivePrefix=tokens/] ' +
+  '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=4] ' +
+  '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper]';
+
+class ContextError extends Error {
+  override readonly name = 'ContextError';
+}
+
+const app = new App();
+
+function text(key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' && typeof value !== 'number') {
+    throw new ContextError(`context "${key}" must be a string, got ${JSON.stringify(value)}`);
+  }
+  const trimmed = String(value).trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function wholeNumber(key: string): number | undefined {
+  const raw = text(key);
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw)) throw new ContextError(`context "${key}" must be a whole number, got "${raw}"`);
+  return Number(raw);
+}
+
+function propsFromContext(): HousekeepingStackProps {
+  const missing = REQUIRED.filter((key) => text(key) === undefined);
+  if (missing.length > 0) {
+    throw new ContextError(
+      `missing required context ${missing.map((key) => `"${key}"`).join(' and ')}.\n${USAGE}`,
+    );
+  }
+  const tokensApiUrl = text('tokensApiUrl') ?? '';
+  if (!URL.canParse(tokensApiUrl) || new URL(tokensApiUrl).protocol !== 'https:') {
+    throw new ContextError(`context "tokensApiUrl" must be an https URL, got "${tokensApiUrl}"`);
+  }
+  const timeoutMinutes = wholeNumber('timeoutMinutes');
+  return {
+    tokensApiUrl,
+    sessionKeySecret: text('sessionKeySecret') ?? '',
+    scheduleExpression: text('schedule'),
+    bucketName: text('bucketName'),
+    archivePrefix: text('archivePrefix'),
+    alarmEmail: text('alarmEmail'),
+    memorySize: wholeNumber('memorySize'),
+    timeout: timeoutMinutes === undefined ? undefined : Duration.minutes(timeoutMinutes),
+    lineConcurrency: wholeNumber('lineConcurrency'),
+    archiveTransitionDays: wholeNumber('archiveTransitionDays'),
+    objectLockRetentionDays: wholeNumber('objectLockRetentionDays'),
+    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+    description: 'tokens-housekeeper: scheduled archive-then-dismantle of finished tokens lines',
+  };
+}
+
+let props: HousekeepingStackProps;
+try {
+  props = propsFromContext();
+} catch (error) {
+  if (error instanceof ContextError) {
+    console.error(`infra/app.ts: ${error.message}`);
+    process.exit(1);
+  }
+  throw error;
+}
+
+new HousekeepingStack(app, text('stackName') ?? 'TokensHousekeeper', props);
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+app.synth();

@@ -1,0 +1,652 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, Duration, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The feature flags from cdk.json, so the tests synthesize what `cdk deploy` would. */
+const CDK_CONTEXT = (JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: object })
+  .context;
+const ENV = { account: '123456789012', region: 'eu-west-1' };
+const SECRET_NAME = 'tokens/session-key';
+
+interface Synthesized {
+  readonly app: App;
+  readonly stack: HousekeepingStack;
+  readonly template: Template;
+}
+
+/**
+ * One app with one stack and the AWS Solutions checks registered, as in infra/app.ts. Only the
+ * main stack runs esbuild; the variants skip bundling to keep the file fast.
+ */
+function synth(props: Partial<HousekeepingStackProps> = {}, { bundle = false } = {}): Synthesized {
+  const app = new App({
+    context: { ...CDK_CONTEXT, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  const stack = new HousekeepingStack(app, 'Housekeeper', {
+    env: ENV,
+    tokensApiUrl: 'https://tokens.example.com',
+    sessionKeySecret: SECRET_NAME,
+    ...props,
+  });
+  // Throws with the full report if cdk-nag finds an unacknowledged error.
+  const template = Template.fromStack(stack);
+  return { app, stack, template };
+}
+
+/** cdk-nag findings (errors and warnings) that are not acknowledged, as readable strings. */
+function nagFindings(app: App): string[] {
+  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
+  return report.violations.flatMap((violation) =>
+    violation.violatingResources.map(
+      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
+    ),
+  );
+}
+
+interface Statement {
+  readonly Effect: string;
+  readonly Action: string | string[];
+  readonly Resource: unknown;
+  readonly Condition?: unknown;
+}
+
+/** Every statement of every identity policy in the template (managed, inline and role policies). */
+function identityStatements(template: Template): Statement[] {
+  const documents: unknown[] = [];
+  for (const resource of Object.values(template.findResources('AWS::IAM::Policy'))) {
+    documents.push(resource.Properties.PolicyDocument);
+  }
+  for (const resource of Object.values(template.findResources('AWS::IAM::ManagedPolicy'))) {
+    documents.push(resource.Properties.PolicyDocument);
+  }
+  for (const resource of Object.values(template.findResources('AWS::IAM::Role'))) {
+    for (const policy of resource.Properties.Policies ?? []) documents.push(policy.PolicyDocument);
+  }
+  return documents.flatMap((document) => (document as { Statement: Statement[] }).Statement);
+}
+
+const actionsOf = (statement: Statement): string[] =>
+  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+/** The statements of the policy attached to the function's role. */
+function functionStatements({ stack, template }: Synthesized): Statement[] {
+  const roleRef = stack.resolve(stack.fn.role?.roleName);
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([roleRef]) },
+  });
+  return Object.values(policies).flatMap(
+    (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+  );
+}
+
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/** The environment of a machine with no AWS credentials or config at all. */
+function offlineEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('AWS_') && !key.startsWith('CDK_')) env[key] = value;
+  }
+  return {
+    ...env,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: join(home, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
+    CDK_DISABLE_VERSION_CHECK: 'true',
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
+  };
+}
+
+describe('HousekeepingStack', () => {
+  let main: Synthesized;
+  let template: Template;
+
+  beforeAll(() => {
+    main = synth({}, { bundle: true });
+    template = main.template;
+  });
+
+  describe('function', () => {
+    it('bundles lambda/handler.ts with local esbuild into one minified ESM file with a source map and the SDK inside', () => {
+      const asset = main.stack.fn.node.findChild('Code') as Asset;
+      const dir = join(main.app.outdir, asset.assetPath);
+
+      expect(readdirSync(dir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
+      const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
+      expect(code.startsWith("import { createRequire } from 'node:module';")).toBe(true);
+      expect(code).not.toMatch(/from\s*["']@aws-sdk\//);
+      expect(code).toMatch(/sourceMappingURL=index\.mjs\.map/);
+    });
+
+    it('runs on Node.js 24, arm64, with 1024 MB, 15 minutes, JSON logs and reserved concurrency 1', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: 1024,
+        Timeout: 900,
+        ReservedConcurrentExecutions: 1,
+        LoggingConfig: Match.objectLike({ LogFormat: 'JSON', LogGroup: Match.anyValue() }),
+      });
+      template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+    });
+
+    it('gets its configuration from the environment contract', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: {
+          Variables: Match.objectLike({
+            TOKENS_API_URL: 'https://tokens.example.com',
+            SESSION_KEY_SECRET_ID: SECRET_NAME,
+            ARCHIVE_BUCKET: main.stack.resolve(main.stack.bucket.bucketName),
+            ARCHIVE_PREFIX: 'tokens/',
+            LINE_CONCURRENCY: '4',
+            POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
+            POWERTOOLS_METRICS_NAMESPACE: 'TokensHousekeeper',
+            POWERTOOLS_LOG_LEVEL: 'INFO',
+            NODE_OPTIONS: '--enable-source-maps',
+          }),
+        },
+      });
+    });
+
+    it('does not retry failed asynchronous invocations and sends them to the failure queue', () => {
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        MaximumRetryAttempts: 0,
+        MaximumEventAgeInSeconds: 3600,
+        DestinationConfig: {
+          OnFailure: { Destination: main.stack.resolve(main.stack.failureQueue.queueArn) },
+        },
+      });
+    });
+  });
+
+  describe('schedule', () => {
+    it('invokes the function hourly with an empty event, bounded retries and a dead-letter queue', () => {
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'rate(1 hour)',
+        State: 'ENABLED',
+        Target: Match.objectLike({
+          Arn: main.stack.resolve(main.stack.fn.functionArn),
+          Input: '{}',
+          RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 },
+          DeadLetterConfig: { Arn: main.stack.resolve(main.stack.scheduleDeadLetterQueue.queueArn) },
+        }),
+      });
+    });
+
+    it('lets the scheduler role invoke only this function and write only to its dead-letter queue', () => {
+      const schedule = Object.values(template.findResources('AWS::Scheduler::Schedule'))[0];
+      const roleArn = schedule?.Properties.Target.RoleArn as { 'Fn::GetAtt': [string, string] };
+      const roleId = roleArn['Fn::GetAtt'][0];
+
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: roleId }],
+        PolicyDocument: {
+          Statement: [
+            Match.objectLike({
+              Action: 'lambda:InvokeFunction',
+              Resource: main.stack.resolve(main.stack.fn.functionArn),
+            }),
+            Match.objectLike({
+              Action: 'sqs:SendMessage',
+              Resource: main.stack.resolve(main.stack.scheduleDeadLetterQueue.queueArn),
+            }),
+          ],
+        },
+      });
+    });
+
+    it('keeps both queues encrypted, SSL-only and for 14 days', () => {
+      template.resourcePropertiesCountIs(
+        'AWS::SQS::Queue',
+        { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 },
+        2,
+      );
+      template.resourcePropertiesCountIs(
+        'AWS::SQS::QueuePolicy',
+        {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            ]),
+          },
+        },
+        2,
+      );
+    });
+  });
+
+  describe('archive bucket', () => {
+    it('is versioned, private, encrypted, logged and retained when the stack is deleted', () => {
+      template.hasResource('AWS::S3::Bucket', {
+        Properties: Match.objectLike({
+          VersioningConfiguration: { Status: 'Enabled' },
+          PublicAccessBlockConfiguration: {
+            BlockPublicAcls: true,
+            BlockPublicPolicy: true,
+            IgnorePublicAcls: true,
+            RestrictPublicBuckets: true,
+          },
+          BucketEncryption: {
+            ServerSideEncryptionConfiguration: [
+              { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+            ],
+          },
+          LoggingConfiguration: Match.objectLike({ DestinationBucketName: Match.anyValue() }),
+          LifecycleConfiguration: {
+            Rules: Match.arrayWith([
+              Match.objectLike({
+                AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+                Status: 'Enabled',
+              }),
+            ]),
+          },
+        }),
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
+      });
+    });
+
+    it('never deletes objects: every bucket is retained and there is no auto-delete', () => {
+      const buckets = Object.values(template.findResources('AWS::S3::Bucket'));
+      expect(buckets).toHaveLength(2);
+      for (const bucket of buckets) expect(bucket.DeletionPolicy).toBe('Retain');
+      expect(template.findResources('Custom::S3AutoDeleteObjects')).toEqual({});
+    });
+
+    it('denies requests without TLS', () => {
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: main.stack.resolve(main.stack.bucket.bucketName),
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 's3:*',
+              Principal: { AWS: '*' },
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    });
+
+    it('writes access logs to a private, encrypted, SSL-only bucket that expires them', () => {
+      template.hasResourceProperties('AWS::S3::Bucket', {
+        BucketEncryption: Match.anyValue(),
+        PublicAccessBlockConfiguration: Match.objectLike({
+          BlockPublicAcls: true,
+          RestrictPublicBuckets: true,
+        }),
+        LifecycleConfiguration: {
+          Rules: [Match.objectLike({ ExpirationInDays: 365, Status: 'Enabled' })],
+        },
+      });
+      template.resourcePropertiesCountIs(
+        'AWS::S3::BucketPolicy',
+        {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            ]),
+          },
+        },
+        2,
+      );
+    });
+  });
+
+  describe('permissions', () => {
+    it('allows object reads and writes only under the archive prefix', () => {
+      const statements = functionStatements(main);
+      const objects = main.stack.resolve(main.stack.bucket.arnForObjects('tokens/*'));
+
+      expect(statements).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Allow',
+          Action: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject'],
+          Resource: objects,
+        }),
+      );
+      const s3ObjectStatements = statements.filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('s3:') && a !== 's3:ListBucket'),
+      );
+      expect(s3ObjectStatements.map((s) => s.Resource)).toEqual([objects]);
+    });
+
+    it('allows listing the bucket only with an s3:prefix inside the archive prefix', () => {
+      const listing = functionStatements(main).filter((s) => actionsOf(s).includes('s3:ListBucket'));
+
+      expect(listing).toEqual([
+        expect.objectContaining({
+          Action: 's3:ListBucket',
+          Resource: main.stack.resolve(main.stack.bucket.bucketArn),
+          Condition: { StringLike: { 's3:prefix': ['tokens/*'] } },
+        }),
+      ]);
+    });
+
+    it('allows only GetSecretValue, on the one secret', () => {
+      const secretStatements = identityStatements(template).filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('secretsmanager:')),
+      );
+
+      expect(secretStatements).toEqual([
+        expect.objectContaining({
+          Effect: 'Allow',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${SECRET_NAME}-??????`,
+        }),
+      ]);
+    });
+
+    it('grants no wildcard action, no delete and no managed policy', () => {
+      const actions = identityStatements(template).flatMap(actionsOf);
+
+      expect(actions.filter((a) => a === '*' || a.endsWith(':*'))).toEqual([]);
+      expect(actions.filter((a) => /^s3:Delete/.test(a))).toEqual([]);
+      for (const role of Object.values(template.findResources('AWS::IAM::Role'))) {
+        expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      }
+    });
+  });
+
+  describe('alarms and dashboard', () => {
+    const topicRef = (): unknown => main.stack.resolve(main.stack.alarmTopic.topicArn);
+
+    it('alarms when a pass reports a failed line', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'TokensHousekeeper',
+        MetricName: 'LinesFailed',
+        Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef()],
+      });
+    });
+
+    it('alarms on function errors and on throttles', () => {
+      for (const metricName of ['Errors', 'Throttles']) {
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          Namespace: 'AWS/Lambda',
+          MetricName: metricName,
+          Dimensions: [{ Name: 'FunctionName', Value: main.stack.resolve(main.stack.fn.functionName) }],
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          AlarmActions: [topicRef()],
+        });
+      }
+    });
+
+    it('alarms when the longest run exceeds 80% of the timeout', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Duration',
+        Statistic: 'Maximum',
+        Threshold: 720_000,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    });
+
+    it('alarms when the dead-letter queue or the failure queue holds a message', () => {
+      for (const queue of [main.stack.scheduleDeadLetterQueue, main.stack.failureQueue]) {
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          Namespace: 'AWS/SQS',
+          MetricName: 'ApproximateNumberOfMessagesVisible',
+          Dimensions: [{ Name: 'QueueName', Value: main.stack.resolve(queue.queueName) }],
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          AlarmActions: [topicRef()],
+        });
+      }
+    });
+
+    it('exposes every alarm, each notifying the encrypted, SSL-only topic', () => {
+      const alarms = template.findResources('AWS::CloudWatch::Alarm');
+
+      expect(main.stack.alarms).toHaveLength(Object.keys(alarms).length);
+      for (const alarm of Object.values(alarms)) expect(alarm.Properties.AlarmActions).toEqual([topicRef()]);
+      template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+      template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+      template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+      template.resourceCountIs('AWS::SNS::Subscription', 0);
+    });
+
+    it('draws runs, lines, bytes, duration against the timeout, errors and queue depth', () => {
+      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+      expect(dashboards).toHaveLength(1);
+      const body = JSON.stringify(dashboards[0]?.Properties.DashboardBody);
+
+      for (const needle of [
+        'Invocations',
+        'Errors',
+        'LinesArchived',
+        'LinesDismantled',
+        'LinesFailed',
+        'LinesDeferred',
+        'BytesArchived',
+        'Duration',
+        'ApproximateNumberOfMessagesVisible',
+        'Timeout',
+      ]) {
+        expect(body).toContain(needle);
+      }
+    });
+  });
+
+  describe('cdk-nag', () => {
+    it('reports no unacknowledged AwsSolutions error or warning', () => {
+      expect(nagFindings(main.app)).toEqual([]);
+      expect(
+        Annotations.fromStack(main.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ).toEqual([]);
+      expect(
+        Annotations.fromStack(main.stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ).toEqual([]);
+    });
+
+    it('gives every acknowledgement a reason', () => {
+      const acknowledgements = main.app.node
+        .findAll()
+        .flatMap((construct) => construct.node.metadata)
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+
+      expect(acknowledgements.length).toBeGreaterThan(0);
+      for (const [id, reason] of acknowledgements) {
+        expect(id).toMatch(/AwsSolutions-/);
+        expect(reason.length).toBeGreaterThan(40);
+      }
+    });
+
+    it('emits no CDK error or warning at all', () => {
+      expect(Annotations.fromStack(main.stack).findError('*', Match.anyValue())).toEqual([]);
+      expect(Annotations.fromStack(main.stack).findWarning('*', Match.anyValue())).toEqual([]);
+    });
+  });
+});
+
+describe('HousekeepingStack options', () => {
+  it('archives into an existing bucket without creating one', () => {
+    const synthesized = synth({ bucketName: 'existing-archive', archivePrefix: 'archive/' });
+    const { template } = synthesized;
+
+    template.resourceCountIs('AWS::S3::Bucket', 0);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ ARCHIVE_BUCKET: 'existing-archive', ARCHIVE_PREFIX: 'archive/' }),
+      },
+    });
+    expect(functionStatements(synthesized)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Resource: 'arn:aws:s3:::existing-archive/archive/*' }),
+        expect.objectContaining({
+          Action: 's3:ListBucket',
+          Resource: 'arn:aws:s3:::existing-archive',
+          Condition: { StringLike: { 's3:prefix': ['archive/*'] } },
+        }),
+      ]),
+    );
+    expect(nagFindings(synthesized.app)).toEqual([]);
+  });
+
+  it('uses the given schedule expression and subscribes the alarm email', () => {
+    const { template } = synth({ scheduleExpression: 'cron(15 2 * * ? *)', alarmEmail: 'ops@example.com' });
+
+    template.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'cron(15 2 * * ? *)' });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+  });
+
+  it('takes memory, timeout and line concurrency as props and scales the duration alarm', () => {
+    const { template } = synth({ memorySize: 2048, timeout: Duration.minutes(10), lineConcurrency: 8 });
+
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: 2048,
+      Timeout: 600,
+      Environment: { Variables: Match.objectLike({ LINE_CONCURRENCY: '8' }) },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Duration', Threshold: 480_000 });
+  });
+
+  it('adds the archive transition and Object Lock in governance mode when asked', () => {
+    const synthesized = synth({ archiveTransitionDays: 30, objectLockRetentionDays: 365 });
+
+    synthesized.template.hasResourceProperties('AWS::S3::Bucket', {
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: 'Enabled',
+        Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 365 } },
+      },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({
+            Prefix: 'tokens/',
+            Transitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: 30 }],
+          }),
+        ]),
+      },
+    });
+    expect(nagFindings(synthesized.app)).toEqual([]);
+  });
+
+  it.each([
+    ['a complete ARN exactly', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tokens/key-AbC123', ''],
+    [
+      'a partial ARN with the suffix wildcard',
+      'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tokens/key',
+      '-??????',
+    ],
+  ])('grants GetSecretValue on %s', (_label, arn, suffix) => {
+    const { template } = synth({ sessionKeySecret: arn });
+    const statements = identityStatements(template).filter((s) =>
+      actionsOf(s).includes('secretsmanager:GetSecretValue'),
+    );
+
+    expect(statements.map((s) => s.Resource)).toEqual([`${arn}${suffix}`]);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ SESSION_KEY_SECRET_ID: arn }) },
+    });
+  });
+
+  it.each([
+    [{ tokensApiUrl: 'http://tokens.example.com' }, /tokensApiUrl must be an https URL/],
+    [{ tokensApiUrl: 'tokens.example.com' }, /tokensApiUrl is not a URL/],
+    [{ scheduleExpression: 'every hour' }, /scheduleExpression must be rate/],
+    [{ archivePrefix: 'tokens' }, /archivePrefix must be .* ending in "\/"/],
+    [{ archivePrefix: '/tokens/' }, /archivePrefix must be/],
+    [{ timeout: Duration.minutes(20) }, /timeout must be between/],
+    [
+      { bucketName: 'existing', objectLockRetentionDays: 30 },
+      /objectLockRetentionDays applies only to a bucket the stack creates/,
+    ],
+  ] as const)('rejects %o', (props, message) => {
+    expect(() => synth(props)).toThrow(message);
+  });
+});
+
+describe('cdk synth', () => {
+  let home: string;
+
+  beforeAll(() => {
+    home = mkdtempSync(join(tmpdir(), 'housekeeper-synth-'));
+  });
+  afterAll(() => {
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('synthesizes offline without AWS credentials', { timeout: 120_000 }, async () => {
+    const outdir = join(home, 'cdk.out');
+
+    const { code, output } = await run(
+      'npx',
+      [
+        'cdk',
+        'synth',
+        '--quiet',
+        '--no-notices',
+        '-c',
+        'tokensApiUrl=https://tokens.example.com',
+        '-c',
+        'sessionKeySecret=tokens/session-key',
+        '-o',
+        outdir,
+      ],
+      offlineEnv(home),
+    );
+
+    expect(code, output).toBe(0);
+    expect(existsSync(join(outdir, 'TokensHousekeeper.template.json'))).toBe(true);
+    const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
+      pluginReports: unknown[];
+    };
+    expect(report.pluginReports).toEqual([]);
+  });
+
+  it('fails naming the missing context keys', { timeout: 120_000 }, async () => {
+    const { code, output } = await run(
+      'npx',
+      ['cdk', 'synth', '--quiet', '--no-notices', '-o', join(home, 'cdk.out.missing')],
+      offlineEnv(home),
+    );
+
+    expect(code).not.toBe(0);
+    expect(output).toMatch(/missing required context "tokensApiUrl" and "sessionKeySecret"/);
+  });
+});
