@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from './config.ts';
@@ -27,9 +28,13 @@ export function createHandler(
   const config = loadConfig(env);
   const deps = createDeps(config, options);
   return async (event, context) => {
+    const runId = randomUUID();
+    // Every log line of this invocation, the SDK's and the failure's included, carries the run id.
+    deps.logger.appendPersistentKeys({ runId });
     try {
       const request = parseEvent(event);
       return await runHousekeeping(deps, config, request, {
+        runId,
         ...(context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() }),
       });
     } catch (error) {

@@ -1,0 +1,98 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import { runCli } from '../support/run-cli.ts';
+
+let stack: LocalStack | undefined;
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+});
+
+async function localStack(...args: Parameters<typeof startLocalStack>): Promise<LocalStack> {
+  stack = await startLocalStack(...args);
+  return stack;
+}
+
+/** Every log line on stderr must be one JSON object. */
+function logLines(stderr: string): Record<string, unknown>[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('npm run housekeep (cli)', () => {
+  it('prints only the summary on stdout, logs JSON on stderr, exits 0, and never shows the session key', async () => {
+    const local = await localStack({
+      lines: [{ status: 'finished', analysis: 'metrics' }, { status: 'started' }],
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    // A rotated key, read fresh from the secret: the key is in play on every request of the run.
+    local.tokens.setSessionKey('rotated-key-0000');
+    local.secrets.setSecret(local.secretId, JSON.stringify({ sessionKey: 'rotated-key-0000' }));
+
+    const result = await runCli([], { ...local.env, POWERTOOLS_LOG_LEVEL: 'DEBUG' });
+
+    expect(result.code).toBe(0);
+    const summary = JSON.parse(result.stdout) as { dismantled: number; runId: string };
+    expect(summary.dismantled).toBe(1);
+    const logs = logLines(result.stderr);
+    expect(logs.length).toBeGreaterThan(2);
+    expect(logs.every((log) => log.runId === summary.runId)).toBe(true);
+    expect(logs.some((log) => log.lineId === id)).toBe(true);
+    for (const key of [local.sessionKey, 'rotated-key-0000']) {
+      expect(result.stdout).not.toContain(key);
+      expect(result.stderr).not.toContain(key);
+    }
+    expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+  });
+
+  it('exits 1 when a line fails, and names the line and the file', async () => {
+    const local = await localStack({ lines: [{ status: 'finished' }] });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    local.tokens.inject({ target: 'file', id, fault: { kind: 'corrupt' }, times: Infinity });
+
+    const result = await runCli([], { ...local.env, RETRY_ATTEMPTS: '2' });
+
+    expect(result.code).toBe(1);
+    const summary = JSON.parse(result.stdout) as { failed: { id: string; reason: string }[] };
+    expect(summary.failed).toEqual([{ id, reason: expect.stringContaining(`line ${id} file data`) }]);
+    expect(local.tokens.deleteCount(id)).toBe(0);
+  });
+
+  it('exits 2 on a run-level error and names the missing variable', async () => {
+    const local = await localStack({ lines: [{ status: 'finished' }] });
+    const { TOKENS_API_URL: _omitted, ...env } = local.env;
+
+    const result = await runCli([], env);
+
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('TOKENS_API_URL');
+    expect(local.tokens.requests).toEqual([]);
+  });
+
+  it('exits 2 on a bad flag value and does nothing', async () => {
+    const local = await localStack({ lines: [{ status: 'finished' }] });
+
+    const result = await runCli(['--max-lines', 'many'], local.env);
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('maxLines');
+    expect(local.tokens.requests).toEqual([]);
+  });
+
+  it('passes --dry-run, --ids, --archive-only and --max-lines through to the pass', async () => {
+    const local = await localStack({
+      lines: [{ status: 'finished' }, { status: 'finished' }, { status: 'finished' }],
+    });
+    const [a, b] = [...local.tokens.lines.keys()] as [string, string];
+
+    const result = await runCli(['--ids', `${a},${b}`, '--archive-only', '--max-lines', '1'], local.env);
+
+    expect(result.code).toBe(0);
+    const summary = JSON.parse(result.stdout) as Record<string, unknown>;
+    expect(summary).toMatchObject({ listed: 2, archived: 1, dismantled: 0, deferred: 1, archiveOnly: true });
+    expect(local.tokens.requests.filter((r) => r.method === 'DELETE')).toEqual([]);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * `npm start`: the embedded default. Starts the tokens-service simulator (a realistic mix of
+ * requested, started and finished lines, a few transient faults included), a local S3 server
+ * and a local Secrets Manager endpoint, runs one pass, and prints the summary and where the
+ * archive landed. No AWS account needed.
+ */
+import { parseArgs } from 'node:util';
+import { createHandler } from '../../lambda/invoke.ts';
+import { listKeys } from '../support/archive-inspect.ts';
+import { startLocalStack } from './stack.ts';
+import { mixedLines } from './tokens-service.ts';
+
+const { values } = parseArgs({
+  options: {
+    lines: { type: 'string', default: '12' },
+    'file-size': { type: 'string', default: String(256 * 1024) },
+    corrupt: { type: 'boolean', default: false },
+  },
+});
+
+const local = await startLocalStack({
+  lines: mixedLines(Number(values.lines), { fileSize: Number(values['file-size']) }),
+});
+try {
+  const finished = [...local.tokens.lines.values()].filter((line) => line.status === 'finished');
+  // Transient faults a real service shows now and then; the pass retries through them.
+  local.tokens.inject({ target: 'list', fault: { kind: 'status', status: 503 } });
+  if (finished[0] !== undefined) {
+    local.tokens.inject({ target: 'file', id: finished[0].id, fault: { kind: 'truncate' } });
+  }
+  if (finished[1] !== undefined) {
+    local.tokens.inject({
+      target: 'get',
+      id: finished[1].id,
+      fault: { kind: 'status', status: 429, retryAfterSeconds: 1 },
+    });
+  }
+  if (values.corrupt && finished[2] !== undefined) {
+    // A line whose bytes never match its stated hash: it must be reported and never deleted.
+    local.tokens.inject({ target: 'file', id: finished[2].id, fault: { kind: 'corrupt' }, times: Infinity });
+  }
+
+  process.stderr.write(
+    `tokens service ${local.tokens.url}, S3 ${local.s3.address} (bucket ${local.bucket}), ` +
+      `Secrets Manager ${local.secrets.url}\n`,
+  );
+  // The AWS SDK reads region and credentials from the process environment, like in Lambda.
+  Object.assign(process.env, local.env);
+  const summary = await createHandler(process.env)({});
+  const keys = await listKeys(local.s3Client, local.bucket);
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  process.stdout.write(
+    `\nArchive: s3://${local.bucket}/ (local S3 at ${local.s3.address}), ${keys.length} objects:\n`,
+  );
+  for (const key of keys) process.stdout.write(`  ${key}\n`);
+  const left = [...local.tokens.lines.values()].filter((line) => line.status !== 'deleted');
+  process.stdout.write(
+    `\nService now holds ${left.length} lines: ${left.map((line) => `${line.id} (${line.status})`).join(', ')}\n`,
+  );
+  process.exitCode = summary.failed.length > 0 ? 1 : 0;
+} finally {
+  await local.close();
+}
