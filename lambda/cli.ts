@@ -1,8 +1,8 @@
-import { Console } from 'node:console';
 import { parseArgs } from 'node:util';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describeError } from './errors.ts';
 import { createHandler } from './invoke.ts';
+import { stderrConsole as err, printJson, reserveStdout } from './terminal.ts';
 
 const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N]
 
@@ -39,20 +39,8 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
 
 class UsageRequested extends Error {}
 
-/**
- * Keeps the real stdout for the summary alone. Powertools builds a Console over whatever
- * `process.stdout` is when each (child) logger is made, so pointing it at stderr sends every
- * log line there.
- */
-function reserveStdout(): NodeJS.WriteStream {
-  const stdout = process.stdout;
-  Object.defineProperty(process, 'stdout', { value: process.stderr, configurable: true, writable: true });
-  return stdout;
-}
-
 /** Runs one pass from the terminal; resolves to the process exit code. */
 export async function main(args: readonly string[]): Promise<number> {
-  const err = new Console({ stdout: process.stderr, stderr: process.stderr });
   let payload: Record<string, unknown>;
   try {
     payload = payloadFromArgs(args);
@@ -64,7 +52,7 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     const handler = createHandler(process.env, { logger: new Logger({ serviceName: 'tokens-housekeeper' }) });
     const summary = await handler(payload);
-    stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    printJson(stdout, summary);
     return summary.failed.length > 0 ? 1 : 0;
   } catch (error) {
     err.log(

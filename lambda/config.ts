@@ -37,45 +37,68 @@ export interface Config {
   readonly secretsEndpointOverride: string | undefined;
 }
 
+/** The part of the configuration that only concerns the archive (audit and restore need no more). */
+export type ArchiveConfig = Pick<
+  Config,
+  'archiveBucket' | 'archivePrefix' | 's3EndpointOverride' | 'http' | 'upload'
+>;
+
 type Env = Readonly<Record<string, string | undefined>>;
 
 const MIB = 1024 * 1024;
+
+/** Reads the archive's settings only; a {@link ConfigError} names the variable at fault. */
+export function loadArchiveConfig(env: Env): Readonly<ArchiveConfig> {
+  return Object.freeze({
+    archiveBucket: bucketName(env),
+    archivePrefix: archivePrefix(env),
+    s3EndpointOverride: s3Endpoint(env),
+    http: httpTimeouts(env),
+    upload: uploadSettings(env),
+  });
+}
 
 /**
  * Reads and validates the configuration. Throws a {@link ConfigError} naming the first variable
  * that is missing or malformed.
  */
 export function loadConfig(env: Env): Readonly<Config> {
-  const multipartThresholdBytes = integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB);
-  const partSizeBytes = integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB);
   return Object.freeze({
     tokensApiUrl: tokensApiUrl(env),
     sessionKeySecretId: required(env, 'SESSION_KEY_SECRET_ID'),
-    archiveBucket: bucketName(env),
-    archivePrefix: archivePrefix(env),
+    ...loadArchiveConfig(env),
     lineConcurrency: integer(env, 'LINE_CONCURRENCY', 4, 1, 64),
     fileConcurrency: integer(env, 'FILE_CONCURRENCY', 1, 1, 16),
-    http: {
-      connectTimeoutMs: integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000),
-      headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 30_000, 1, 600_000),
-      bodyTimeoutMs: integer(env, 'HTTP_BODY_TIMEOUT_MS', 30_000, 1, 600_000),
-    },
     retry: {
       attempts: integer(env, 'RETRY_ATTEMPTS', 5, 1, 20),
       baseDelayMs: integer(env, 'RETRY_BASE_DELAY_MS', 500, 0, 60_000),
       maxDelayMs: integer(env, 'RETRY_MAX_DELAY_MS', 20_000, 0, 300_000),
     },
-    upload: {
-      multipartThresholdBytes,
-      partSizeBytes,
-      readback: oneOf(env, 'VERIFY_READBACK', ['head', 'full'] as const, 'head'),
-    },
     sessionKeyTtlMs: integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400) * 1000,
     timeReserveMs: integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000),
-    s3EndpointOverride: optional(env, 'AWS_ENDPOINT_URL_S3') ?? optional(env, 'AWS_ENDPOINT_URL'),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
   });
+}
+
+function httpTimeouts(env: Env): Config['http'] {
+  return {
+    connectTimeoutMs: integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000),
+    headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 30_000, 1, 600_000),
+    bodyTimeoutMs: integer(env, 'HTTP_BODY_TIMEOUT_MS', 30_000, 1, 600_000),
+  };
+}
+
+function uploadSettings(env: Env): Config['upload'] {
+  return {
+    multipartThresholdBytes: integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+    partSizeBytes: integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+    readback: oneOf(env, 'VERIFY_READBACK', ['head', 'full'] as const, 'head'),
+  };
+}
+
+function s3Endpoint(env: Env): string | undefined {
+  return optional(env, 'AWS_ENDPOINT_URL_S3') ?? optional(env, 'AWS_ENDPOINT_URL');
 }
 
 function optional(env: Env, name: string): string | undefined {

@@ -12,11 +12,15 @@ export interface CliResult {
 }
 
 /**
- * Runs `lambda/cli.ts` in a child process with exactly `env` (plus PATH). Asynchronous on
+ * Runs a terminal entry (`lambda/cli.ts` by default) in a child process with exactly `env` (plus PATH). Asynchronous on
  * purpose: the local servers live in this process and must keep answering.
  */
-export function runCli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
-  const child = spawn(TSX, ['lambda/cli.ts', ...args], {
+export function runCli(
+  args: readonly string[],
+  env: Record<string, string>,
+  script = 'lambda/cli.ts',
+): Promise<CliResult> {
+  const child = spawn(TSX, [script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

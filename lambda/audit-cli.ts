@@ -1,0 +1,79 @@
+import { parseArgs } from 'node:util';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Archive } from './archive.ts';
+import { auditArchive } from './audit.ts';
+import { loadArchiveConfig } from './config.ts';
+import { createS3Client } from './deps.ts';
+import { describeError } from './errors.ts';
+import { stderrConsole as err, printJson, progressLine, reserveStdout } from './terminal.ts';
+import { isLineId } from './tokens-line.ts';
+
+const USAGE = `usage: npm run audit -- [--ids ID,ID...]
+
+Re-reads the archived objects (all lines under ARCHIVE_PREFIX, or the given ids) and
+recomputes their SHA-256 against each manifest. Prints the report JSON on stdout.
+Exit 0: every file intact; 1: missing or damaged files, or lines without a manifest;
+2: the audit could not run.`;
+
+/** `npm run audit`: resolves to the process exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  let ids: string[] | undefined;
+  try {
+    const { values } = parseArgs({
+      args: [...args],
+      options: { ids: { type: 'string' }, help: { type: 'boolean' } },
+    });
+    if (values.help) {
+      err.log(USAGE);
+      return 0;
+    }
+    ids = values.ids
+      ?.split(',')
+      .map((id) => id.trim())
+      .filter((id) => id !== '');
+    const bad = ids?.find((id) => !isLineId(id));
+    if (bad !== undefined) throw new Error(`--ids: ${JSON.stringify(bad)} is not a UUID`);
+  } catch (error) {
+    err.log(`audit: ${describeError(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  const stdout = reserveStdout();
+  try {
+    const config = loadArchiveConfig(process.env);
+    const s3 = createS3Client(config, new Logger({ serviceName: 'tokens-housekeeper' }));
+    const archive = new Archive({
+      s3,
+      bucket: config.archiveBucket,
+      prefix: config.archivePrefix,
+      ...config.upload,
+    });
+    const progress = progressLine('audit');
+    let done = 0;
+    let bytes = 0;
+    const report = await auditArchive({
+      s3,
+      archive,
+      bucket: config.archiveBucket,
+      prefix: config.archivePrefix,
+      ...(ids === undefined ? {} : { ids }),
+      now: Date.now,
+      onFile: (file) => {
+        done += 1;
+        bytes += file.bytes;
+        progress.update({ done, total: done, bytes });
+      },
+    });
+    progress.finish();
+    printJson(stdout, report);
+    const clean =
+      report.missing.length === 0 && report.damaged.length === 0 && report.withoutManifest.length === 0;
+    return clean ? 0 : 1;
+  } catch (error) {
+    err.log(`audit: failed: ${describeError(error)}`);
+    return 2;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,53 @@
+import { Console } from 'node:console';
+
+/**
+ * Keeps the real stdout for the command's result alone. Powertools builds a Console over
+ * whatever `process.stdout` is when each (child) logger is made, so pointing it at stderr sends
+ * every log line there.
+ */
+export function reserveStdout(): NodeJS.WriteStream {
+  const stdout = process.stdout;
+  Object.defineProperty(process, 'stdout', { value: process.stderr, configurable: true, writable: true });
+  return stdout;
+}
+
+/** Messages for the operator, on stderr. */
+export const stderrConsole = new Console({ stdout: process.stderr, stderr: process.stderr });
+
+/** What a progress display shows. */
+export interface ProgressState {
+  readonly done: number;
+  readonly total: number;
+  readonly bytes: number;
+}
+
+/**
+ * A one-line progress display on stderr when it is a terminal (items done / total, bytes,
+ * rate); silent otherwise, so logs stay plain JSON.
+ */
+export function progressLine(label: string, stream: NodeJS.WriteStream = process.stderr) {
+  const started = Date.now();
+  let last = 0;
+  const enabled = stream.isTTY === true;
+  return {
+    update(state: ProgressState, force = false) {
+      if (!enabled) return;
+      const now = Date.now();
+      if (!force && now - last < 200) return;
+      last = now;
+      const seconds = Math.max((now - started) / 1000, 0.001);
+      const mb = state.bytes / 1e6;
+      stream.write(
+        `\r${label}: ${state.done}/${state.total} · ${mb.toFixed(1)} MB · ${(mb / seconds).toFixed(1)} MB/s   `,
+      );
+    },
+    finish() {
+      if (enabled) stream.write('\n');
+    },
+  };
+}
+
+/** Writes a result as pretty JSON on the reserved stdout. */
+export function printJson(stdout: NodeJS.WriteStream, value: unknown): void {
+  stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

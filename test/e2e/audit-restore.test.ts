@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHandler } from '../../lambda/invoke.ts';
+import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import { runCli } from '../support/run-cli.ts';
+
+let stack: LocalStack | undefined;
+let outDir: string | undefined;
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+  if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
+  outDir = undefined;
+});
+
+/** A local stack whose finished lines have been archived and dismantled by one pass. */
+async function archivedStack(): Promise<{ local: LocalStack; ids: string[] }> {
+  stack = await startLocalStack({
+    lines: [
+      { status: 'finished', analysis: 'metrics', fileSize: 50_000 },
+      { status: 'finished', fileSize: 70_000 },
+    ],
+  });
+  const ids = [...stack.tokens.lines.keys()];
+  const summary = await createHandler(stack.env)({});
+  expect(summary.dismantled).toBe(2);
+  return { local: stack, ids };
+}
+
+interface AuditReport {
+  lines: number;
+  files: number;
+  intactFiles: number;
+  missing: { id: string; file: string }[];
+  damaged: { id: string; file: string; problem: string }[];
+  withoutManifest: string[];
+}
+
+describe('npm run audit', () => {
+  it('reports every archived file intact after a pass', async () => {
+    const { local } = await archivedStack();
+
+    const result = await runCli([], local.env, 'lambda/audit-cli.ts');
+
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as AuditReport;
+    expect(report).toMatchObject({
+      lines: 2,
+      files: 5,
+      intactFiles: 5,
+      missing: [],
+      damaged: [],
+      withoutManifest: [],
+    });
+  });
+
+  it('finds a damaged and a missing object and exits 1', async () => {
+    const { local, ids } = await archivedStack();
+    const [metrics, plain] = ids as [string, string];
+    await local.s3Client.send(
+      new PutObjectCommand({
+        Bucket: local.bucket,
+        Key: `tokens/${metrics}/score`,
+        Body: Buffer.alloc(50_000, 1),
+      }),
+    );
+    await local.s3Client.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: `tokens/${plain}/data` }));
+
+    const result = await runCli([], local.env, 'lambda/audit-cli.ts');
+
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as AuditReport;
+    expect(report.damaged).toEqual([expect.objectContaining({ id: metrics, file: 'score' })]);
+    expect(report.missing).toEqual([expect.objectContaining({ id: plain, file: 'data' })]);
+    expect(report.intactFiles).toBe(3);
+  });
+
+  it('audits only the given ids', async () => {
+    const { local, ids } = await archivedStack();
+
+    const result = await runCli(['--ids', ids[1] as string], local.env, 'lambda/audit-cli.ts');
+
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ lines: 1, files: 1, intactFiles: 1 });
+  });
+});
+
+describe('npm run restore', () => {
+  it('downloads a line and its manifest, each file verified against the stated hash', async () => {
+    const { local, ids } = await archivedStack();
+    const [metrics] = ids as [string];
+    outDir = await mkdtemp(join(tmpdir(), 'restore-'));
+
+    const result = await runCli(['--id', metrics, '--out', outDir], local.env, 'lambda/restore-cli.ts');
+
+    expect(result.code).toBe(0);
+    expect((await readdir(outDir)).sort()).toEqual(['analysis', 'data', 'delta', 'manifest.json', 'score']);
+    for (const [name, stated] of local.tokens.lines.get(metrics)?.files ?? []) {
+      const bytes = await readFile(join(outDir, name));
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(stated.sha256);
+    }
+  });
+
+  it('refuses a damaged object, leaves no file for it, and exits 1', async () => {
+    const { local, ids } = await archivedStack();
+    const [, plain] = ids as [string, string];
+    await local.s3Client.send(
+      new PutObjectCommand({
+        Bucket: local.bucket,
+        Key: `tokens/${plain}/data`,
+        Body: Buffer.alloc(70_000, 7),
+      }),
+    );
+    outDir = await mkdtemp(join(tmpdir(), 'restore-'));
+
+    const result = await runCli(['--id', plain, '--out', outDir], local.env, 'lambda/restore-cli.ts');
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('SHA-256');
+    expect(await readdir(outDir)).toEqual([]);
+  });
+});
