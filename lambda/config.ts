@@ -159,7 +159,8 @@ function tokensApiUrl(env: Env): URL {
 function bucketName(env: Env): string {
   const name = 'ARCHIVE_BUCKET';
   const value = required(env, name);
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value)) {
+  const shaped = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value);
+  if (!shaped || value.includes('..') || /^\d{1,3}(\.\d{1,3}){3}$/.test(value)) {
     throw new ConfigError(name, `is not a valid S3 bucket name: "${value}"`);
   }
   return value;

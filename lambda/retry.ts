@@ -58,13 +58,32 @@ export async function withRetry<T>(
   operation: (attempt: number) => Promise<T>,
   onRetry?: RetryListener,
 ): Promise<T> {
+  try {
+    return await retrying(policy, operation, onRetry);
+  } catch (error) {
+    throw error instanceof NonErrorThrown ? error.value : error;
+  }
+}
+
+/** Carries a thrown non-Error value through p-retry, which only handles Error instances. */
+class NonErrorThrown extends Error {
+  constructor(readonly value: unknown) {
+    super('a non-Error value was thrown');
+  }
+}
+
+function retrying<T>(
+  policy: RetryPolicy,
+  operation: (attempt: number) => Promise<T>,
+  onRetry: RetryListener | undefined,
+): Promise<T> {
   return pRetry(
     async (attempt) => {
       try {
         return await operation(attempt);
       } catch (error) {
-        // p-retry only retries Error instances; keep anything else final and unchanged.
-        if (!(error instanceof Error)) throw new AbortError(String(error));
+        // Not retried, and rethrown unchanged by withRetry.
+        if (!(error instanceof Error)) throw new AbortError(new NonErrorThrown(error));
         throw error;
       }
     },

@@ -125,7 +125,9 @@ function parseFiles(
     );
   }
   const analysis = typeof attributes.analysis === 'string' ? attributes.analysis : 'none';
-  for (const required of REQUIRED_FILES[analysis] ?? ['data']) {
+  // Own keys only: an analysis named like an Object.prototype member is just unknown.
+  const requiredFiles = Object.hasOwn(REQUIRED_FILES, analysis) ? REQUIRED_FILES[analysis] : undefined;
+  for (const required of requiredFiles ?? ['data']) {
     if (!names.includes(required)) {
       throw new DocumentError(
         where,
@@ -151,7 +153,7 @@ function parseFiles(
     if (size === 0 && sha256 !== EMPTY_SHA256) {
       throw new DocumentError(where, `file ${name}: size 0 but its hash is not the hash of no bytes`);
     }
-    const link = links[name];
+    const link = Object.hasOwn(links, name) ? links[name] : undefined;
     if (link !== undefined && typeof link !== 'string') {
       throw new DocumentError(where, `links.${name}: expected a string, got ${describe(link)}`);
     }

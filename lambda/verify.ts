@@ -43,6 +43,11 @@ export class Verifier extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    // An empty chunk must not take the place of the held one: that would release the whole file.
+    if (chunk.length === 0) {
+      callback();
+      return;
+    }
     this.#bytes += chunk.length;
     if (this.#bytes > this.#expected.size) {
       callback(this.#error(`more bytes than the stated ${this.#expected.size}`, undefined));

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { payloadFromArgs } from '../../lambda/cli.ts';
+import { EventError } from '../../lambda/errors.ts';
+import { parseEvent } from '../../lambda/event.ts';
+
+const LINE_A = '0b7c6f2e-3d1a-4c5b-9e8f-7a6b5c4d3e2f';
+const LINE_B = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
+
+describe('payloadFromArgs', () => {
+  it('maps no flags to an empty payload (a full pass)', () => {
+    const payload = payloadFromArgs([]);
+
+    expect(payload).toEqual({});
+  });
+
+  it.each([
+    [['--dry-run'], { dryRun: true }],
+    [['--archive-only'], { archiveOnly: true }],
+    [['--max-lines', '5'], { maxLines: 5 }],
+    [['--max-lines=2'], { maxLines: 2 }],
+    [['--ids', LINE_A], { ids: [LINE_A] }],
+    [[`--ids=${LINE_A},${LINE_B}`], { ids: [LINE_A, LINE_B] }],
+  ])('maps %j to %j', (args, expected) => {
+    const payload = payloadFromArgs(args);
+
+    expect(payload).toEqual(expected);
+  });
+
+  it('trims the ids and drops empty ones', () => {
+    const payload = payloadFromArgs(['--ids', ` ${LINE_A} ,, ${LINE_B},`]);
+
+    expect(payload.ids).toEqual([LINE_A, LINE_B]);
+  });
+
+  it('maps every flag together to the payload the event parser reads', () => {
+    const args = ['--dry-run', '--archive-only', '--max-lines', '3', '--ids', `${LINE_A},${LINE_B}`];
+
+    const payload = payloadFromArgs(args);
+
+    expect(payload).toEqual({ dryRun: true, archiveOnly: true, maxLines: 3, ids: [LINE_A, LINE_B] });
+    expect(parseEvent(payload)).toEqual({
+      dryRun: true,
+      archiveOnly: true,
+      maxLines: 3,
+      ids: [LINE_A, LINE_B],
+    });
+  });
+
+  it.each([['--dryrun'], ['--force'], ['-x'], ['--ids']])(
+    'throws on the unknown or incomplete flag %s',
+    (flag) => {
+      const attempt = () => payloadFromArgs([flag]);
+
+      expect(attempt).toThrow();
+    },
+  );
+
+  it('throws on a positional argument', () => {
+    const attempt = () => payloadFromArgs(['--dry-run', LINE_A]);
+
+    expect(attempt).toThrow();
+  });
+
+  it('throws when help is asked for', () => {
+    const attempt = () => payloadFromArgs(['--help']);
+
+    expect(attempt).toThrow();
+  });
+
+  it.each(['abc', '0', '-1', '1.5'])('leaves --max-lines %s for the event parser to refuse', (value) => {
+    const payload = payloadFromArgs([`--max-lines=${value}`]);
+
+    const attempt = () => parseEvent(payload);
+
+    expect(attempt).toThrow(EventError);
+    expect(attempt).toThrow(/maxLines/);
+  });
+
+  it('leaves an empty --ids list for the event parser to refuse', () => {
+    const payload = payloadFromArgs(['--ids', ' , ']);
+
+    const attempt = () => parseEvent(payload);
+
+    expect(payload.ids).toEqual([]);
+    expect(attempt).toThrow(/ids/);
+  });
+});
