@@ -204,7 +204,8 @@ export class TokensApi {
 }
 
 /** An IMF-fixdate, the HTTP-date form servers send (RFC 9110), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`. */
-const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const HTTP_DATE =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date; anything else is ignored. */
 export function parseRetryAfter(header: string | string[] | undefined, now = Date.now()): number | undefined {
