@@ -57,11 +57,7 @@ export function parseEvent(event: unknown): RunRequest {
   if (isScheduledEvent(record)) return FULL_PASS;
   const parsed = manualPayload.safeParse(record);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const path = issue.path.length > 0 ? issue.path.join('.') : '(payload)';
-      return `${path}: ${issue.message}`;
-    });
-    throw new EventError(`event: ${problems.join('; ')}`);
+    throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
   }
   const { dryRun, ids, archiveOnly, maxLines } = parsed.data;
   return Object.freeze({
@@ -70,4 +66,39 @@ export function parseEvent(event: unknown): RunRequest {
     archiveOnly: archiveOnly ?? false,
     maxLines,
   });
+}
+
+/** What an invocation asks for: a housekeeping pass, or an audit of the archive. */
+export type Invocation =
+  | { readonly kind: 'pass'; readonly request: RunRequest }
+  | { readonly kind: 'audit'; readonly ids: readonly string[] | undefined };
+
+const auditPayload = z
+  .object({
+    audit: z.literal(true),
+    ids: z
+      .array(z.string().refine(isLineId, { message: 'must be a UUID' }))
+      .min(1, { message: 'must name at least one line (omit it to audit every line)' })
+      .max(1000)
+      .optional(),
+  })
+  .strict();
+
+/**
+ * Parses any invocation payload: `{"audit": true, "ids"?: [...]}` is an audit (read-only),
+ * anything else goes through {@link parseEvent}.
+ */
+export function parseInvocation(event: unknown): Invocation {
+  if (typeof event === 'object' && event !== null && !Array.isArray(event) && 'audit' in event) {
+    const parsed = auditPayload.safeParse(event);
+    if (!parsed.success) throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
+    return { kind: 'audit', ids: parsed.data.ids === undefined ? undefined : [...new Set(parsed.data.ids)] };
+  }
+  return { kind: 'pass', request: parseEvent(event) };
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(payload)'}: ${issue.message}`)
+    .join('; ');
 }

@@ -79,6 +79,29 @@ describe('npm run audit', () => {
     expect(report.intactFiles).toBe(3);
   });
 
+  it('runs the same audit as a Lambda event {"audit": true}', async () => {
+    const { local, ids } = await archivedStack();
+    const [metrics] = ids as [string];
+    await local.s3Client.send(
+      new PutObjectCommand({
+        Bucket: local.bucket,
+        Key: `tokens/${metrics}/delta`,
+        Body: Buffer.alloc(50_000, 2),
+      }),
+    );
+
+    const report = await createHandler(local.env)({ audit: true });
+
+    expect(report).toMatchObject({ lines: 2, files: 5, intactFiles: 4, missing: [] });
+    expect(report.damaged).toEqual([expect.objectContaining({ id: metrics, file: 'delta' })]);
+  });
+
+  it('refuses an audit event with fields of a pass', async () => {
+    const { local } = await archivedStack();
+
+    await expect(createHandler(local.env)({ audit: true, archiveOnly: true })).rejects.toThrow(/archiveOnly/);
+  });
+
   it('audits only the given ids', async () => {
     const { local, ids } = await archivedStack();
 
