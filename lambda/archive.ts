@@ -88,12 +88,22 @@ export class Archive {
     return `${this.lineKey(lineId)}deleted.json`;
   }
 
-  /** Whether the file is already archived with the stated size and hash. */
+  /**
+   * Whether the file is already archived with the stated size and hash. With `full` read-back the
+   * object is also hashed: a store that does not check what it is sent may hold other bytes
+   * under a matching checksum (left by a run that caught it and failed). An object that cannot be
+   * read back whole is `different` too: uploading it again is always safe.
+   */
   async fileState(lineId: string, file: LineFile): Promise<ObjectState> {
     const key = this.fileKey(lineId, file.name);
     const head = await this.#head(key);
     if (head === undefined) return 'missing';
-    return this.#headProblem(head, file) === undefined ? 'verified' : 'different';
+    if (this.#headProblem(head, file) !== undefined) return 'different';
+    if (this.#options.readback === 'full') {
+      const stored = await this.#digest(key).catch(() => undefined);
+      if (stored?.size !== file.size || stored.sha256 !== file.sha256) return 'different';
+    }
+    return 'verified';
   }
 
   /**
@@ -183,6 +193,11 @@ export class Archive {
     await this.#putJson(this.manifestKey(manifest.lineId), manifest);
   }
 
+  /** Whether a line already has a receipt (kept by this or another pass). */
+  async hasReceipt(lineId: string): Promise<boolean> {
+    return (await this.#head(this.receiptKey(lineId))) !== undefined;
+  }
+
   /** Stores the proof of dismantling: the DELETE reply, or how an already-gone line was confirmed. */
   async writeReceipt(lineId: string, receipt: unknown): Promise<void> {
     await this.#putJson(this.receiptKey(lineId), receipt);
@@ -266,24 +281,38 @@ export class Archive {
     const problem = this.#headProblem(head, file);
     if (problem !== undefined) throw new ArchiveError(key, `read-back: ${problem}`, { retryable: true });
     if (this.#options.readback === 'full') {
-      const reply = await this.#options.s3.send(
-        new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }),
-      );
-      const hash = createHash('sha256');
-      let size = 0;
-      for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
-        size += chunk.length;
-        hash.update(chunk);
+      let stored: { size: number; sha256: string };
+      try {
+        stored = await this.#digest(key);
+      } catch (error) {
+        // Includes the SDK's own response checksum check: bad bytes fail here, and are retried.
+        throw new ArchiveError(key, `read-back: GetObject failed: ${describeAwsError(error)}`, {
+          cause: error,
+          retryable: true,
+        });
       }
-      const actual = hash.digest('hex');
-      if (size !== file.size || actual !== file.sha256) {
+      if (stored.size !== file.size || stored.sha256 !== file.sha256) {
         throw new ArchiveError(
           key,
-          `read-back: stored bytes hash to ${actual} (${size} bytes), stated ${file.sha256} (${file.size} bytes)`,
+          `read-back: stored bytes hash to ${stored.sha256} (${stored.size} bytes), stated ${file.sha256} (${file.size} bytes)`,
           { retryable: true },
         );
       }
     }
+  }
+
+  /** Streams an object back and hashes it. */
+  async #digest(key: string): Promise<{ size: number; sha256: string }> {
+    const reply = await this.#options.s3.send(
+      new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }),
+    );
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
+      size += chunk.length;
+      hash.update(chunk);
+    }
+    return { size, sha256: hash.digest('hex') };
   }
 }
 

@@ -347,7 +347,13 @@ class LineWork {
     await Promise.all(
       line.files.map((file) =>
         limit(async () => {
-          if ((await archive.fileState(id, file)) === 'verified') {
+          // A store hiccup on the existence check is retried like one on the upload.
+          const state = await withRetry(
+            this.#o.config.retry,
+            () => archive.fileState(id, file),
+            this.#o.onRetry,
+          );
+          if (state === 'verified') {
             reused += 1;
             return;
           }
@@ -378,23 +384,32 @@ class LineWork {
       ),
     );
 
-    await this.#ensureManifest(line);
+    await withRetry(this.#o.config.retry, () => this.#ensureManifest(line), this.#o.onRetry);
     if (request.archiveOnly) return { kind: 'archived', bytes, uploaded, reused };
 
     const outcome = await api.deleteLine(id);
     const at = new Date(this.#o.now()).toISOString();
-    if (outcome.kind === 'already-gone') {
-      await archive.writeReceipt(id, {
-        lineId: id,
-        runId: this.#o.runId,
-        at,
-        alreadyGone: outcome.confirmation,
-      });
-    } else {
-      // Keep the reply whatever it says: it is the service's own record of the dismantling.
-      await archive.writeReceipt(id, { lineId: id, runId: this.#o.runId, at, reply: outcome.document });
-      parseDeleteReply(outcome.document, id);
+    // Keep the reply whatever it says: it is the service's own record of the dismantling.
+    const receipt =
+      outcome.kind === 'already-gone'
+        ? { lineId: id, runId: this.#o.runId, at, alreadyGone: outcome.confirmation }
+        : { lineId: id, runId: this.#o.runId, at, reply: outcome.document };
+    try {
+      await withRetry(
+        this.#o.config.retry,
+        async () => {
+          // A pass that only found the line gone keeps the reply saved by the pass that deleted it.
+          if (outcome.kind === 'already-gone' && (await archive.hasReceipt(id))) return;
+          await archive.writeReceipt(id, receipt);
+        },
+        this.#o.onRetry,
+      );
+    } catch (error) {
+      // The line is gone from the service and its archive is complete: reporting it as failed
+      // would send an operator after a line that no longer exists. The receipt is only proof.
+      logger.error('line dismantled, but its receipt could not be written', { reason: describeError(error) });
     }
+    if (outcome.kind === 'deleted') parseDeleteReply(outcome.document, id);
     return { kind: 'dismantled', bytes, uploaded, reused };
   }
 

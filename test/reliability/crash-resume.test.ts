@@ -1,0 +1,179 @@
+import { describe, expect, it } from 'vitest';
+import type { LocalStack } from '../local/stack.ts';
+import { listKeys } from '../support/archive-inspect.ts';
+import { closeAfterEach, localStack, runCli, startCli, waitFor } from './harness.ts';
+import { checkInvariant, cliOutcome, snapshot } from './invariant.ts';
+import { scenario } from './ledger.ts';
+import { startS3Proxy } from './s3-proxy.ts';
+
+const track = closeAfterEach();
+const MIB = 1024 * 1024;
+/** A stalled reply must hold the pass where it is until the kill: no body timeout comes first. */
+const PATIENT = { HTTP_BODY_TIMEOUT_MS: '60000' };
+
+/** Downloads of the line's files the simulator has seen (any outcome). */
+function downloads(local: LocalStack, id: string): string[] {
+  return local.tokens.requests
+    .filter((r) => r.method === 'GET' && r.path.startsWith(`/api/tokens/${id}/`))
+    .map((r) => r.path.slice(`/api/tokens/${id}/`.length));
+}
+
+/** A metrics line: four files, archived in name order (analysis, data, delta, score), one at a time. */
+async function metricsStack(): Promise<{ local: LocalStack; id: string }> {
+  const local = await localStack(track, {
+    lines: [{ status: 'finished', analysis: 'metrics', fileSize: 256 * 1024 }, { status: 'started' }],
+    env: PATIENT,
+  });
+  const [id] = [...local.tokens.lines.keys()] as [string];
+  return { local, id };
+}
+
+describe('a pass killed with SIGKILL, then run again', () => {
+  it('resumes after a kill during a download, uploading only the files not yet verified', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await metricsStack();
+    s.inject(local.tokens, { target: 'file', id, file: 'delta', fault: { kind: 'stall' } });
+    let before = snapshot(local.tokens);
+    const crashed = track(startCli(local.env));
+
+    await waitFor('the download of delta', () => downloads(local, id).includes('delta'));
+    s.fault('SIGKILL during the download of the third file');
+    const killed = await crashed.kill();
+
+    expect(killed.signal).toBe('SIGKILL');
+    expect(await listKeys(local.s3Client, local.bucket)).toEqual([
+      `tokens/${id}/analysis`,
+      `tokens/${id}/data`,
+    ]);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+
+    before = snapshot(local.tokens);
+    const seen = downloads(local, id).length;
+    const resumed = await runCli(track, local.env);
+
+    expect(resumed.code).toBe(0);
+    expect(resumed.summary).toMatchObject({ dismantled: 1, filesReused: 2, filesUploaded: 2 });
+    expect(downloads(local, id).slice(seen)).toEqual(['delta', 'score']);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
+  });
+
+  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await metricsStack();
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, key }) =>
+      operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold' : 'forward';
+    let before = snapshot(local.tokens);
+    const crashed = track(startCli({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }));
+
+    await waitFor('the manifest PUT', () => proxy.requests.some((r) => r.key.endsWith('/manifest.json')));
+    s.fault('SIGKILL while the manifest PUT is in flight (never stored)');
+    const killed = await crashed.kill();
+
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(4);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+
+    before = snapshot(local.tokens);
+    const seen = downloads(local, id).length;
+    const resumed = await runCli(track, local.env);
+
+    expect(resumed.summary).toMatchObject({ dismantled: 1, filesReused: 4, filesUploaded: 0, bytes: 0 });
+    expect(downloads(local, id).length).toBe(seen);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
+  });
+
+  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await metricsStack();
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, key }) =>
+      operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold-reply' : 'forward';
+    let before = snapshot(local.tokens);
+    const crashed = track(startCli({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }));
+
+    await waitFor('the stored manifest', () =>
+      proxy.requests.some((r) => r.key.endsWith('/manifest.json') && r.upstreamStatus === 200),
+    );
+    s.fault('SIGKILL after the manifest is stored, before its reply (no DELETE sent)');
+    const killed = await crashed.kill();
+
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+
+    before = snapshot(local.tokens);
+    const seen = downloads(local, id).length;
+    const watcher = track(await startS3Proxy(local.s3.address));
+    const resumed = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: watcher.url });
+
+    expect(resumed.summary).toMatchObject({ dismantled: 1, filesReused: 4, filesUploaded: 0 });
+    expect(downloads(local, id).length).toBe(seen);
+    const puts = watcher.requests.filter((r) => r.operation === 'PutObject').map((r) => r.key);
+    expect(puts).toEqual([`tokens/${id}/deleted.json`]);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
+  });
+
+  it('loses nothing when killed after the service deleted the line but before its reply arrived', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await metricsStack();
+    s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
+    let before = snapshot(local.tokens);
+    const crashed = track(startCli(local.env));
+
+    await waitFor('the DELETE', () => local.tokens.lines.get(id)?.status === 'deleted');
+    s.fault('SIGKILL while the DELETE reply is in flight');
+    const killed = await crashed.kill();
+
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).not.toContain(
+      `tokens/${id}/deleted.json`,
+    );
+    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+
+    before = snapshot(local.tokens);
+    const resumed = await runCli(track, local.env);
+
+    expect(resumed.code).toBe(0);
+    expect(resumed.summary).toMatchObject({ listed: 1, finished: 0, dismantled: 0 });
+    await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
+  });
+
+  it('resumes after a kill while a multipart upload is being completed', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 6 * MIB + 5 }],
+      env: {
+        ...PATIENT,
+        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
+        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+      },
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation }) => (operation === 'CompleteMultipartUpload' ? 'hold' : 'forward');
+    let before = snapshot(local.tokens);
+    const crashed = track(startCli({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }));
+
+    await waitFor('the completion', () =>
+      proxy.requests.some((r) => r.operation === 'CompleteMultipartUpload'),
+    );
+    s.fault('SIGKILL while CompleteMultipartUpload is in flight');
+    const killed = await crashed.kill();
+
+    expect(await listKeys(local.s3Client, local.bucket)).toEqual([]);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+
+    before = snapshot(local.tokens);
+    const resumed = await runCli(track, local.env);
+
+    expect(resumed.summary).toMatchObject({ dismantled: 1, filesUploaded: 1 });
+    expect(downloads(local, id)).toEqual(['data', 'data']);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
+  });
+});

@@ -1,0 +1,195 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
+import type { Summary } from '../../lambda/housekeeping.ts';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
+
+/** The project root: the CLI runs from here, as `npm run housekeep` does. */
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * Registers an `afterEach` that closes everything handed to `track` (servers, stacks, child
+ * processes), in reverse order, whatever the test's outcome.
+ */
+export function closeAfterEach(): <T extends Closable>(closable: T) => T {
+  const open: Closable[] = [];
+  afterEach(async () => {
+    const closing = open.splice(0).reverse();
+    const failures: unknown[] = [];
+    for (const closable of closing) {
+      // One that fails to close must not leave the others open.
+      await closable.close().catch((error: unknown) => failures.push(error));
+    }
+    if (failures.length > 0) throw new AggregateError(failures, 'closing after the test failed');
+  });
+  return (closable) => {
+    open.push(closable);
+    return closable;
+  };
+}
+
+/** A local stack for one scenario, closed after the test. */
+export async function localStack(
+  track: ReturnType<typeof closeAfterEach>,
+  options: LocalStackOptions = {},
+): Promise<LocalStack> {
+  return track(await startLocalStack(options));
+}
+
+/**
+ * Polls `probe` every `intervalMs` until it returns a value other than `undefined`/`false`, for at
+ * most `timeoutMs`. For readiness conditions that have no event to wait on (another process's state).
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  { timeoutMs = 10_000, intervalMs = 10 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() >= deadline)
+      throw new Error(`timed out after ${timeoutMs} ms (${attempt + 1} polls) waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** A loopback port nothing listens on: bound by the OS, then released. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+  return port;
+}
+
+/** One request a {@link RecordingServer} received. */
+export interface RecordedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingMessage['headers'];
+}
+
+/** A server that records every connection and request: an "evil" origin, or a silent service. */
+export interface RecordingServer {
+  readonly url: string;
+  readonly connections: number;
+  readonly requests: readonly RecordedRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a loopback server on an OS-assigned port. `reply` answers each request; without it the
+ * server answers 200 with a small body.
+ */
+export async function startRecordingServer(
+  reply?: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<RecordingServer> {
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    if (reply !== undefined) reply(req, res);
+    else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('stolen');
+  });
+  server.on('connection', (socket: Socket) => {
+    connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get connections() {
+      return connections;
+    },
+    requests,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** How a CLI child process ended. */
+export interface CliResult {
+  /** Exit status, or null when killed by a signal. */
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The summary printed on stdout, when the run got that far. */
+  readonly summary: Summary | undefined;
+}
+
+/** A running `npm run housekeep` child process. */
+export interface CliRun {
+  readonly child: ChildProcess;
+  readonly done: Promise<CliResult>;
+  /** SIGKILL, as a crashed host or an OOM kill would; resolves once the process is gone. */
+  kill(): Promise<CliResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the CLI (`lambda/cli.ts`, what `npm run housekeep` runs) as a child process of this Node
+ * binary with tsx, so that the pid is the process that runs the pass and SIGKILL ends exactly it.
+ * Logs at DEBUG, so that a leaked secret in any log line would be seen.
+ */
+export function startCli(env: Readonly<Record<string, string>>, args: readonly string[] = []): CliRun {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'lambda/cli.ts', ...args], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', POWERTOOLS_LOG_LEVEL: 'DEBUG', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+    stdout += text;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    stderr += text;
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      let summary: Summary | undefined;
+      try {
+        summary = stdout.trim() === '' ? undefined : (JSON.parse(stdout) as Summary);
+      } catch {
+        summary = undefined;
+      }
+      resolve({ code, signal, stdout, stderr, summary });
+    });
+  });
+  const kill = async (): Promise<CliResult> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    return done;
+  };
+  return {
+    child,
+    done,
+    kill,
+    async close() {
+      await kill();
+    },
+  };
+}
+
+/** Runs the CLI to its end. */
+export function runCli(
+  track: ReturnType<typeof closeAfterEach>,
+  env: Readonly<Record<string, string>>,
+  args: readonly string[] = [],
+): Promise<CliResult> {
+  return track(startCli(env, args)).done;
+}

@@ -1,0 +1,446 @@
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { expect } from 'vitest';
+import type { Summary } from '../../lambda/housekeeping.ts';
+import type { TokensService } from '../local/tokens-service.ts';
+import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import type { CliResult } from './harness.ts';
+import type { Scenario } from './ledger.ts';
+
+/** A file as the simulator states it (the truth the archive is judged against). */
+interface StatedFile {
+  readonly size: number;
+  readonly sha256: string;
+}
+
+interface LineBefore {
+  readonly status: string;
+  readonly deletes: number;
+  readonly files: ReadonlyMap<string, StatedFile>;
+}
+
+/** The service's state before a run: what the run may and may not change. */
+export interface Snapshot {
+  readonly lines: ReadonlyMap<string, LineBefore>;
+}
+
+/** Takes the {@link Snapshot} to compare a run against; call it after arranging, before acting. */
+export function snapshot(tokens: TokensService): Snapshot {
+  const lines = new Map<string, LineBefore>();
+  for (const [id, line] of tokens.lines) {
+    lines.set(id, { status: line.status, deletes: tokens.deleteCount(id), files: new Map(line.files) });
+  }
+  return { lines };
+}
+
+/** How one run ended, as seen from outside. */
+export interface RunOutcome {
+  /** The summary the handler returned or the CLI printed. */
+  readonly summary?: Summary;
+  /** What the handler threw (a run-level failure). */
+  readonly error?: unknown;
+  /** CLI runs: the exit status (null when killed). */
+  readonly exitCode?: number | null;
+  /** The run was killed: it owes no summary and no receipts. */
+  readonly killed?: boolean;
+  /** CLI runs: everything printed, checked for secrets. */
+  readonly output?: string;
+}
+
+/** Awaits an in-process run and records how it ended, without throwing. */
+export async function settle(run: Promise<Summary>): Promise<RunOutcome> {
+  try {
+    return { summary: await run };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/** The {@link RunOutcome} of a CLI child process. */
+export function cliOutcome(result: CliResult): RunOutcome {
+  return {
+    ...(result.summary === undefined ? {} : { summary: result.summary }),
+    exitCode: result.code,
+    killed: result.signal === 'SIGKILL',
+    output: `${result.stdout}\n${result.stderr}`,
+  };
+}
+
+/** Where the archive is and what must never be printed: a `LocalStack` fits. */
+export interface ArchiveUnderTest {
+  readonly tokens: TokensService;
+  /** The local S3 server itself (not a proxy in front of it). */
+  readonly s3: { readonly address: string };
+  readonly s3Client: S3Client;
+  readonly bucket: string;
+  readonly sessionKey: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface InvariantOptions {
+  readonly before: Snapshot;
+  /** The runs since `before`; several only when they ran at the same time. */
+  readonly runs: readonly RunOutcome[];
+  /**
+   * Keys known to hold bad bytes that no manifest vouches for (a failed line's leftover that the
+   * store let through). Counted apart; anything else that does not hash right is a bad object.
+   */
+  readonly expectedBadObjects?: readonly string[];
+  /**
+   * `required` (default unless a run was killed): each line deleted by the runs has a receipt.
+   * `optional`: the scenario broke receipt writing on purpose.
+   */
+  readonly receipts?: 'required' | 'optional';
+  /** Texts that must appear in no summary, error or output (the session key is always included). */
+  readonly secrets?: readonly string[];
+}
+
+export interface InvariantReport {
+  /** Lines deleted on the service since `before`. */
+  readonly deleted: readonly string[];
+  readonly problems: readonly string[];
+  readonly objectsHashed: number;
+  readonly linesLost: number;
+  readonly badObjects: number;
+  readonly expectedBadObjects: number;
+}
+
+interface ManifestShape {
+  schemaVersion?: unknown;
+  lineId?: unknown;
+  files?: { name?: unknown; key?: unknown; size?: unknown; sha256?: unknown }[];
+}
+
+/**
+ * What an object really holds, streamed and hashed. The SDK's own response checksum check is off:
+ * it would throw on exactly the objects this must measure (bad bytes under a claimed checksum).
+ */
+async function rawDigest(
+  client: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ sha256: string; size: number }> {
+  const reply = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+/** A client of the local S3 server that hands back stored bytes unchecked (see {@link rawDigest}). */
+function rawClient(address: string): S3Client {
+  return new S3Client({
+    endpoint: address,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** What one object of the local S3 server really holds, whatever checksum it claims. */
+export async function storedDigest(
+  address: string,
+  bucket: string,
+  key: string,
+): Promise<{ sha256: string; size: number }> {
+  const client = rawClient(address);
+  try {
+    return await rawDigest(client, bucket, key);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** A JSON object of the bucket, or undefined when it is not JSON. */
+async function jsonObject(client: S3Client, bucket: string, key: string): Promise<unknown> {
+  try {
+    return await objectJson(client, bucket, key);
+  } catch {
+    return undefined;
+  }
+}
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
+
+function messagesOf(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 10; depth++) {
+    parts.push(String(current));
+    if (current instanceof Error) {
+      parts.push(current.message, current.stack ?? '');
+      current = current.cause;
+    } else {
+      current = undefined;
+    }
+  }
+  return parts.join('\n');
+}
+
+/**
+ * The iron rule, checked against the simulator and the bucket after a scenario:
+ * - every line deleted since `before` was finished, and has every file in the bucket, streamed
+ *   back and hashed byte-exact against the stated SHA-256, and a manifest that states them;
+ * - no line that was not finished has an object or a DELETE;
+ * - every object in the bucket belongs to a finished line, and every file object hashes to the
+ *   line's stated hash; a receipt exists only for a deleted line;
+ * - each run's summary and exit status tell the truth, and nothing printed holds the session key.
+ *
+ * Records what it found in the scenario's ledger, then fails the test on any problem.
+ */
+export async function checkInvariant(
+  scenario: Scenario,
+  archive: ArchiveUnderTest,
+  options: InvariantOptions,
+): Promise<InvariantReport> {
+  const report = await inspectInvariant(archive, options);
+  const ledger = scenario.ledger;
+  ledger.invariantChecks += 1;
+  ledger.linesDeleted += report.deleted.length;
+  ledger.objectsHashed += report.objectsHashed;
+  ledger.linesLost += report.linesLost;
+  ledger.badObjects += report.badObjects;
+  ledger.expectedBadObjects += report.expectedBadObjects;
+  expect(report.problems, 'the invariant').toEqual([]);
+  return report;
+}
+
+/** The checks of {@link checkInvariant}, reporting instead of asserting (to test the checker itself). */
+export async function inspectInvariant(
+  archive: ArchiveUnderTest,
+  options: InvariantOptions,
+): Promise<InvariantReport> {
+  const { before, runs } = options;
+  const expectedBad = new Set(options.expectedBadObjects ?? []);
+  const secrets = [archive.sessionKey, ...(options.secrets ?? [])];
+  const prefix = archive.env.ARCHIVE_PREFIX ?? 'tokens/';
+  const problems: string[] = [];
+  let objectsHashed = 0;
+  let badObjects = 0;
+  let expectedBadObjects = 0;
+
+  const deleted = [...archive.tokens.lines.values()]
+    .filter((line) => line.status === 'deleted' && before.lines.get(line.id)?.status !== 'deleted')
+    .map((line) => line.id)
+    .sort();
+  const deletedNow = new Set(deleted);
+
+  // Every object in the bucket, judged on its own.
+  const raw = rawClient(archive.s3.address);
+  const goodFiles = new Set<string>();
+  const manifests = new Set<string>();
+  const receipts = new Set<string>();
+  try {
+    for (const key of await listKeys(archive.s3Client, archive.bucket)) {
+      const parts = key.startsWith(prefix) ? key.slice(prefix.length).split('/') : [];
+      const [id = '', name = ''] = parts;
+      const line = before.lines.get(id);
+      if (parts.length !== 2 || line === undefined) {
+        problems.push(`${key}: object outside any known line's prefix`);
+        continue;
+      }
+      // A line deleted before this stage was finished then (the previous check saw to that).
+      if (line.status !== 'finished' && line.status !== 'deleted') {
+        problems.push(`${key}: object of a line that was ${line.status}, not finished`);
+        continue;
+      }
+      const stated = line.files.get(name);
+      if (stated !== undefined) {
+        const stored = await rawDigest(raw, archive.bucket, key);
+        objectsHashed += 1;
+        if (stored.sha256 === stated.sha256 && stored.size === stated.size) {
+          goodFiles.add(key);
+        } else if (expectedBad.has(key)) {
+          expectedBadObjects += 1;
+        } else {
+          badObjects += 1;
+          problems.push(
+            `${key}: holds ${stored.size} bytes hashing to ${stored.sha256}, stated ${stated.size} bytes ${stated.sha256}`,
+          );
+        }
+      } else if (name === 'manifest.json') {
+        const manifest = ((await jsonObject(raw, archive.bucket, key)) ?? {}) as ManifestShape;
+        const listed = (Array.isArray(manifest.files) ? manifest.files : [])
+          .map((f) => `${String(f.name)} ${String(f.key)} ${String(f.size)} ${String(f.sha256)}`)
+          .sort();
+        const truth = [...line.files]
+          .map(([file, { size, sha256 }]) => `${file} ${prefix}${id}/${file} ${size} ${sha256}`)
+          .sort();
+        if (
+          manifest.schemaVersion !== 1 ||
+          manifest.lineId !== id ||
+          listed.join('\n') !== truth.join('\n')
+        ) {
+          problems.push(`${key}: manifest does not state the line's files (${JSON.stringify(listed)})`);
+        } else {
+          manifests.add(id);
+        }
+      } else if (name === 'deleted.json') {
+        const receipt = ((await jsonObject(raw, archive.bucket, key)) ?? {}) as { lineId?: unknown };
+        if (archive.tokens.lines.get(id)?.status !== 'deleted') {
+          problems.push(`${key}: receipt for a line the service still has`);
+        } else if (receipt.lineId !== id) {
+          problems.push(`${key}: receipt names line ${String(receipt.lineId)}`);
+        } else {
+          receipts.add(id);
+        }
+      } else {
+        problems.push(`${key}: unexpected object in a line's prefix`);
+      }
+    }
+  } finally {
+    raw.destroy();
+  }
+
+  // Every deleted line is archived, complete and byte-exact.
+  let linesLost = 0;
+  const receiptsRequired = (options.receipts ?? 'required') === 'required' && !runs.some((run) => run.killed);
+  for (const id of deleted) {
+    const line = before.lines.get(id);
+    const missing: string[] = [];
+    if (line?.status !== 'finished') problems.push(`line ${id}: deleted, but it was ${line?.status}`);
+    for (const name of line?.files.keys() ?? []) {
+      if (!goodFiles.has(`${prefix}${id}/${name}`)) missing.push(name);
+    }
+    if (!manifests.has(id)) missing.push('manifest.json');
+    if (missing.length > 0) {
+      linesLost += 1;
+      problems.push(`line ${id}: deleted, but its archive lacks a verified ${missing.join(', ')}`);
+    }
+    // A run that ended normally keeps a receipt of each line it dismantled.
+    if (receiptsRequired && !receipts.has(id)) problems.push(`line ${id}: deleted, but no receipt was kept`);
+  }
+
+  // No DELETE for a line that was not finished.
+  for (const [id, line] of before.lines) {
+    if (line.status === 'finished' || line.status === 'deleted') continue;
+    const deletes = archive.tokens.deleteCount(id) - line.deletes;
+    if (deletes > 0) problems.push(`line ${id}: ${deletes} DELETE sent for a line that was ${line.status}`);
+  }
+
+  problems.push(...checkRuns(runs, deletedNow, before, secrets, archive.tokens));
+
+  return { deleted, problems, objectsHashed, linesLost, badObjects, expectedBadObjects };
+}
+
+/** What each run reported, against what the service and the bucket show. */
+function checkRuns(
+  runs: readonly RunOutcome[],
+  deletedNow: ReadonlySet<string>,
+  before: Snapshot,
+  secrets: readonly string[],
+  tokens: TokensService,
+): string[] {
+  const problems: string[] = [];
+  const alone = runs.length === 1;
+  const deleteRequestsSince = [...before.lines].reduce(
+    (sum, [id, line]) => sum + tokens.deleteCount(id) - line.deletes,
+    0,
+  );
+  for (const [index, run] of runs.entries()) {
+    const label = alone ? 'the run' : `run ${index + 1}`;
+    const printed = [
+      run.summary === undefined ? '' : JSON.stringify(run.summary),
+      run.error === undefined ? '' : messagesOf(run.error),
+      run.output ?? '',
+    ].join('\n');
+    for (const secret of secrets) {
+      if (printed.includes(secret)) problems.push(`${label}: its summary, error or output contains a secret`);
+    }
+    if (run.killed === true) continue;
+
+    const summary = run.summary;
+    if (summary === undefined) {
+      // A run-level failure: it stops before any line is touched.
+      if (run.exitCode !== undefined && run.exitCode !== 2) {
+        problems.push(`${label}: failed without a summary but exited ${run.exitCode}, not 2`);
+      }
+      if (run.error === undefined && run.exitCode === undefined)
+        problems.push(`${label}: neither summary nor error`);
+      if (alone && deletedNow.size > 0) problems.push(`${label}: failed as a whole, yet lines were deleted`);
+      if (alone && deleteRequestsSince > 0) problems.push(`${label}: failed as a whole, yet sent DELETE`);
+      continue;
+    }
+    if (run.exitCode !== undefined) {
+      const expected = summary.failed.length > 0 ? 1 : 0;
+      if (run.exitCode !== expected) problems.push(`${label}: exited ${run.exitCode}, expected ${expected}`);
+    }
+    if (summary.archived < summary.dismantled) {
+      problems.push(`${label}: archived ${summary.archived} < dismantled ${summary.dismantled}`);
+    }
+    if (summary.archived + summary.failed.length + summary.deferred > summary.finished) {
+      problems.push(`${label}: archived + failed + deferred exceeds the ${summary.finished} finished lines`);
+    }
+    // Items without a readable id are each reported as "(no valid id)"; a line id appears once.
+    const reported = [...summary.failed, ...summary.skipped].map((line) => line.id).filter(isUuid);
+    if (new Set(reported).size !== reported.length) problems.push(`${label}: a line is reported twice`);
+    if (summary.dryRun || summary.archiveOnly) {
+      if (summary.dismantled !== 0)
+        problems.push(`${label}: dismantled ${summary.dismantled} on a dry/archive-only run`);
+      if (alone && deleteRequestsSince > 0) problems.push(`${label}: sent DELETE on a dry/archive-only run`);
+    }
+    if (summary.dryRun && (summary.archived !== 0 || summary.filesUploaded !== 0)) {
+      problems.push(`${label}: archived on a dry run`);
+    }
+    for (const { id } of summary.failed) {
+      if (!deletedNow.has(id)) continue;
+      // With passes side by side, a line one pass failed on may have been dismantled by another.
+      const other = runs.some(
+        (o, i) =>
+          i !== index &&
+          o.summary !== undefined &&
+          !o.summary.failed.some((l) => l.id === id) &&
+          !o.summary.skipped.some((l) => l.id === id),
+      );
+      if (!other) problems.push(`${label}: reports line ${id} failed, but it is deleted`);
+    }
+    if (alone) {
+      for (const { id } of summary.skipped) {
+        if (deletedNow.has(id)) problems.push(`${label}: reports line ${id} skipped, but it is deleted`);
+      }
+      if (summary.dismantled !== deletedNow.size) {
+        problems.push(
+          `${label}: summary says ${summary.dismantled} dismantled, the service lost ${deletedNow.size}`,
+        );
+      }
+      if (!summary.archiveOnly && summary.archived === deletedNow.size) {
+        // The archived lines are exactly the deleted ones: their files are all accounted for.
+        let files = 0;
+        let bytes = 0;
+        for (const id of deletedNow) {
+          for (const file of before.lines.get(id)?.files.values() ?? []) {
+            files += 1;
+            bytes += file.size;
+          }
+        }
+        if (summary.filesUploaded + summary.filesReused !== files) {
+          problems.push(
+            `${label}: ${summary.filesUploaded} uploaded + ${summary.filesReused} reused, but the lines have ${files} files`,
+          );
+        }
+        if (summary.bytes > bytes || (summary.filesReused === 0 && summary.bytes !== bytes)) {
+          problems.push(`${label}: ${summary.bytes} bytes reported, the lines hold ${bytes}`);
+        }
+      }
+    }
+  }
+  if (!alone && runs.every((run) => run.summary !== undefined && run.killed !== true)) {
+    const total = runs.reduce((sum, run) => sum + (run.summary?.dismantled ?? 0), 0);
+    if (total < deletedNow.size)
+      problems.push(`the runs dismantled ${total} in all, the service lost ${deletedNow.size}`);
+    for (const [index, run] of runs.entries()) {
+      if ((run.summary?.dismantled ?? 0) > deletedNow.size) {
+        problems.push(
+          `run ${index + 1}: dismantled ${run.summary?.dismantled}, more than the ${deletedNow.size} deleted`,
+        );
+      }
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,256 @@
+import { createHash } from 'node:crypto';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { createHandler } from '../../lambda/invoke.ts';
+import { listKeys } from '../support/archive-inspect.ts';
+import { closeAfterEach, closedPort, localStack, runCli } from './harness.ts';
+import { checkInvariant, cliOutcome, settle, snapshot, storedDigest } from './invariant.ts';
+import { scenario } from './ledger.ts';
+import { startS3Proxy } from './s3-proxy.ts';
+
+const track = closeAfterEach();
+const MIB = 1024 * 1024;
+
+function fileRequests(requests: readonly { path: string }[], id: string): number {
+  return requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`)).length;
+}
+
+describe('archive store faults', () => {
+  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', analysis: 'metrics', fileSize: 1000 }, { status: 'finished' }],
+    });
+    const port = await closedPort();
+    s.fault('S3 endpoint: a closed loopback port for the whole run');
+    const before = snapshot(local.tokens);
+
+    const result = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}` });
+
+    expect(result.code).toBe(1);
+    expect(result.summary?.failed.map((line) => line.id).sort()).toEqual(
+      [...local.tokens.lines.keys()].sort(),
+    );
+    expect(local.tokens.requests.filter((r) => r.method === 'DELETE')).toEqual([]);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
+  });
+
+  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
+        { status: 'finished', fileSize: 30_000 },
+        { status: 'finished', fileSize: 0 },
+      ],
+      // One line at a time: the n-th PUT is then the same request on every run.
+      env: { LINE_CONCURRENCY: '1' },
+    });
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, ordinal }) => {
+      if (operation === 'PutObject' && ordinal % 3 === 0) return { fail: 500 };
+      if (operation === 'HeadObject' && ordinal <= 4) return { fail: 503 };
+      return 'forward';
+    };
+    s.fault('S3: 500 to every 3rd PutObject');
+    s.fault('S3: 503 to the first 4 HeadObject');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 3, failed: [] });
+    expect(proxy.requests.filter((r) => typeof r.action === 'object').length).toBeGreaterThanOrEqual(8);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
+        { status: 'finished', fileSize: 30_000 },
+      ],
+    });
+    const refused = new Set<string>();
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, key }) => {
+      if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
+      refused.add(key);
+      return { fail: 500 };
+    };
+    s.fault('S3: 500 to the first PutObject of every file');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
+    expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
+      10,
+    );
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('starts a multipart upload over when its parts and its completion fail', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 6 * MIB + 17 }],
+      env: { MULTIPART_THRESHOLD_BYTES: String(5 * MIB), MULTIPART_PART_SIZE_BYTES: String(5 * MIB) },
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, ordinal }) => {
+      if (operation === 'UploadPart' && ordinal <= 2) return { fail: 500 };
+      // Three times: more than the SDK's own attempts, so the whole upload is started over.
+      if (operation === 'CompleteMultipartUpload' && ordinal <= 3) return { fail: 500 };
+      return 'forward';
+    };
+    s.fault('S3: 500 to the first 2 UploadPart');
+    s.fault('S3: 500 to the first 3 CompleteMultipartUpload');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
+    expect(fileRequests(local.tokens.requests, id)).toBe(2);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', analysis: 'metrics', fileSize: 4000 }],
+      env: { RETRY_ATTEMPTS: '2' },
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, key }) =>
+      operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 500 } : 'forward';
+    s.fault('S3: 500 to every PutObject of a manifest');
+    let before = snapshot(local.tokens);
+
+    const broken = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(broken.summary?.failed).toEqual([{ id, reason: expect.stringContaining('manifest.json') }]);
+    await checkInvariant(s, local, { before, runs: [broken] });
+
+    before = snapshot(local.tokens);
+    const downloadsBefore = fileRequests(local.tokens.requests, id);
+    const healed = await settle(createHandler(local.env)({}));
+
+    expect(healed.summary).toMatchObject({ dismantled: 1, filesUploaded: 0, filesReused: 4 });
+    expect(fileRequests(local.tokens.requests, id)).toBe(downloadsBefore);
+    await checkInvariant(s, local, { before, runs: [healed] });
+  });
+
+  it('counts a line as dismantled when the DELETE went through but its receipt cannot be written', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', fileSize: 4000 },
+        { status: 'finished', fileSize: 4000 },
+      ],
+      env: { RETRY_ATTEMPTS: '2' },
+    });
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, key }) =>
+      operation === 'PutObject' && key.endsWith('/deleted.json') ? { fail: 500 } : 'forward';
+    s.fault('S3: 500 to every PutObject of a receipt');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(run.summary).toMatchObject({ archived: 2, dismantled: 2 });
+    expect(await listKeys(local.s3Client, local.bucket)).not.toContainEqual(
+      expect.stringMatching(/deleted\.json$/),
+    );
+    await checkInvariant(s, local, { before, runs: [run], receipts: 'optional' });
+  });
+});
+
+describe('a store that stores other bytes than it was sent', () => {
+  it('is caught by full read-back, which uploads the file again and then dismantles the line', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', analysis: 'metrics', fileSize: 10_000 }],
+      env: { VERIFY_READBACK: 'full' },
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const proxy = track(await startS3Proxy(local.s3.address));
+    let flipped = false;
+    proxy.decide = ({ operation, key }) => {
+      if (operation !== 'PutObject' || !key.endsWith('/score') || flipped) return 'forward';
+      flipped = true;
+      return 'flip';
+    };
+    s.fault('S3: a byte flipped in the first PutObject of one file');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 1, failed: [], filesUploaded: 4 });
+    expect(proxy.requests.filter((r) => r.action === 'flip')).toHaveLength(1);
+    expect(local.tokens.requests.filter((r) => r.path === `/api/tokens/${id}/score`)).toHaveLength(2);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 10_000 }],
+      env: { VERIFY_READBACK: 'full', RETRY_ATTEMPTS: '2' },
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation, key }) =>
+      operation === 'PutObject' && key.endsWith('/data') ? 'flip' : 'forward';
+    s.fault('S3: a byte flipped in every PutObject of the file');
+    let before = snapshot(local.tokens);
+
+    const corrupted = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(corrupted.summary?.failed).toEqual([{ id, reason: expect.stringContaining('read-back') }]);
+    // No delete permission: the bad bytes stay, vouched for by no manifest, until a run replaces them.
+    await checkInvariant(s, local, { before, runs: [corrupted], expectedBadObjects: [`tokens/${id}/data`] });
+
+    before = snapshot(local.tokens);
+    const healed = await settle(createHandler(local.env)({}));
+
+    // Reusing the bad object (trusting its claimed checksum) would dismantle the line and lose it.
+    await checkInvariant(s, local, { before, runs: [healed] });
+    expect(healed.summary).toMatchObject({ dismantled: 1, filesUploaded: 1, filesReused: 0 });
+  });
+
+  it('is not caught by the local S3 server itself, which keeps a checksum it never checked', async () => {
+    const local = await localStack(track);
+    const sent = Buffer.from('the bytes that were sent');
+    const claimed = createHash('sha256').update('other bytes').digest('base64');
+
+    await local.s3Client.send(
+      new PutObjectCommand({ Bucket: local.bucket, Key: 'probe', Body: sent, ChecksumSHA256: claimed }),
+    );
+    const head = await local.s3Client.send(
+      new HeadObjectCommand({ Bucket: local.bucket, Key: 'probe', ChecksumMode: 'ENABLED' }),
+    );
+
+    // Real S3 refuses such a PUT (BadDigest); fauxqs stores it and echoes the claim. Only `full`
+    // read-back, which hashes what comes back, can see a corrupting store here.
+    expect(head.ChecksumSHA256).toBe(claimed);
+    expect((await storedDigest(local.s3.address, local.bucket, 'probe')).sha256).toBe(
+      createHash('sha256').update(sent).digest('hex'),
+    );
+  });
+});
