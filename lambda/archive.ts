@@ -198,6 +198,14 @@ export class Archive {
     return (await this.#head(this.receiptKey(lineId))) !== undefined;
   }
 
+  /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. Returns the key. */
+  async writeRunReport(runId: string, started: Date, report: unknown): Promise<string> {
+    if (!isLineId(runId)) throw new UnsafeReferenceError(`run id ${JSON.stringify(runId)} is not a UUID`);
+    const key = `${this.#options.prefix}_runs/${started.toISOString().slice(0, 10)}/${runId}.json`;
+    await this.#putJson(key, report);
+    return key;
+  }
+
   /** Stores the proof of dismantling: the DELETE reply, or how an already-gone line was confirmed. */
   async writeReceipt(lineId: string, receipt: unknown): Promise<void> {
     await this.#putJson(this.receiptKey(lineId), receipt);

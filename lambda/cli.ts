@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describeError } from './errors.ts';
 import { createHandler } from './invoke.ts';
-import { stderrConsole as err, printJson, reserveStdout } from './terminal.ts';
+import { stderrConsole as err, printJson, progressLine, reserveStdout } from './terminal.ts';
 
 const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N]
 
@@ -33,7 +33,9 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
       .split(',')
       .map((id) => id.trim())
       .filter((id) => id !== '');
-  if (values['max-lines'] !== undefined) payload.maxLines = Number(values['max-lines']);
+  const maxLines = values['max-lines'];
+  // Digits only: Number() would also take "0x10" or "1e3".
+  if (maxLines !== undefined) payload.maxLines = /^\d+$/.test(maxLines) ? Number(maxLines) : maxLines;
   return payload;
 }
 
@@ -50,8 +52,13 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const stdout = reserveStdout();
   try {
-    const handler = createHandler(process.env, { logger: new Logger({ serviceName: 'tokens-housekeeper' }) });
+    const progress = progressLine('housekeep');
+    const handler = createHandler(process.env, {
+      logger: new Logger({ serviceName: 'tokens-housekeeper' }),
+      onProgress: (state) => progress.update(state),
+    });
     const summary = await handler(payload);
+    progress.finish();
     printJson(stdout, summary);
     return summary.failed.length > 0 ? 1 : 0;
   } catch (error) {

@@ -3,21 +3,13 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { Dispatcher } from 'undici';
-import { Archive, type Manifest } from './archive.ts';
 import type { Config } from './config.ts';
-import { DocumentError, describeError, IntegrityError, TokensApiError } from './errors.ts';
+import { DocumentError, describeError } from './errors.ts';
 import type { RunRequest } from './event.ts';
-import type { RetryListener } from './retry.ts';
-import { withRetry } from './retry.ts';
+import { createLineWorker, type LineResult, type LineWorker, type Tally } from './line-work.ts';
 import type { SessionKeySource } from './session-key.ts';
-import { TokensApi } from './tokens-api.ts';
-import {
-  type ListedLine,
-  parseDeleteReply,
-  parseLineDocument,
-  parseListPage,
-  type TokensLine,
-} from './tokens-line.ts';
+import type { TokensApi } from './tokens-api.ts';
+import { type ListedLine, parseListPage } from './tokens-line.ts';
 
 /** A sink for CloudWatch metrics; Powertools `Metrics` fits it. */
 export interface MetricsSink {
@@ -40,6 +32,8 @@ export interface RunContext {
   /** Milliseconds left in this Lambda invocation; absent outside Lambda. */
   readonly remainingMs?: () => number;
   readonly runId?: string;
+  /** Called after each line, for progress displays. */
+  readonly onProgress?: (progress: Progress) => void;
 }
 
 export interface LineReport {
@@ -83,27 +77,18 @@ export interface Summary {
   readonly durationMs: number;
 }
 
-type LineOutcome =
-  | { readonly kind: 'planned'; readonly plan: PlannedLine }
-  | { readonly kind: 'skipped'; readonly reason: string }
-  | {
-      readonly kind: 'archived' | 'dismantled';
-      readonly bytes: number;
-      readonly uploaded: number;
-      readonly reused: number;
-    };
-
-/** Counters shared by the concurrent lines of one run. */
-interface Tally {
-  retries: number;
-  hashMismatches: number;
+/** Lines done so far, for progress displays. */
+export interface Progress {
+  readonly done: number;
+  readonly total: number;
+  readonly bytes: number;
 }
 
 /**
  * One housekeeping pass: select the finished lines, then for each archive every file verified
  * into S3, write the manifest, and only then dismantle it and keep the receipt. Per-line failures
  * are reported in the summary; run-level failures (the list unreachable, the key unreadable)
- * throw.
+ * throw. Every run but a dry run leaves a run report in the archive.
  */
 export async function runHousekeeping(
   deps: Deps,
@@ -114,43 +99,16 @@ export async function runHousekeeping(
   const started = deps.now();
   const runId = context.runId ?? randomUUID();
   const logger = deps.logger.createChild({ persistentKeys: { runId } });
-  const tally: Tally = { retries: 0, hashMismatches: 0 };
-  const onRetry: RetryListener = (error, attempt) => {
-    tally.retries += 1;
-    logger.warn('retrying', { attempt, error: describeError(error) });
-  };
-  const api = new TokensApi({
-    baseUrl: config.tokensApiUrl,
-    dispatcher: deps.http,
-    sessionKey: deps.sessionKey,
-    retry: config.retry,
-    onRetry,
-  });
-  const archive = new Archive({
-    s3: deps.s3,
-    bucket: config.archiveBucket,
-    prefix: config.archivePrefix,
-    multipartThresholdBytes: config.upload.multipartThresholdBytes,
-    partSizeBytes: config.upload.partSizeBytes,
-    readback: config.upload.readback,
-  });
+  const worker = createLineWorker(deps, config, { runId, request, logger });
 
   logger.info('run started', { request: { ...request } });
-  const selection = await select(api, request, logger);
-  const skipped: LineReport[] = [...selection.skipped];
-  const failed: LineReport[] = [];
-  const plan: PlannedLine[] = [];
-  let archived = 0;
-  let dismantled = 0;
-  let bytes = 0;
-  let filesUploaded = 0;
-  let filesReused = 0;
+  const selection = await select(worker.api, request, logger);
+  const results: LineResult[] = [];
   let deferred = 0;
-  let finished = selection.finished;
+  let bytes = 0;
 
   const limit = pLimit(config.lineConcurrency);
   let startedLines = 0;
-  const work = new LineWork({ api, archive, config, request, runId, now: deps.now, onRetry, tally });
   await Promise.all(
     selection.candidates.map((id) =>
       limit(async () => {
@@ -161,46 +119,67 @@ export async function runHousekeeping(
           return;
         }
         startedLines += 1;
-        const lineLogger = logger.createChild({ persistentKeys: { runId, lineId: id } });
-        try {
-          const outcome = await work.process(id, lineLogger);
-          switch (outcome.kind) {
-            case 'planned':
-              plan.push(outcome.plan);
-              break;
-            case 'skipped':
-              skipped.push({ id, reason: outcome.reason });
-              lineLogger.info('line skipped', { reason: outcome.reason });
-              break;
-            case 'archived':
-            case 'dismantled':
-              archived += 1;
-              if (outcome.kind === 'dismantled') dismantled += 1;
-              bytes += outcome.bytes;
-              filesUploaded += outcome.uploaded;
-              filesReused += outcome.reused;
-              lineLogger.info(`line ${outcome.kind}`, { ...outcome });
-              break;
-          }
-        } catch (error) {
-          if (error instanceof SkipLine) {
-            if (error.notFinished) finished -= 1;
-            skipped.push({ id, reason: error.message });
-            lineLogger.info('line skipped', { reason: error.message });
-            return;
-          }
-          const reason = describeError(error);
-          failed.push({ id, reason });
-          lineLogger.error('line failed', {
-            reason,
-            errorName: error instanceof Error ? error.name : 'unknown',
-          });
-        }
+        const result = await worker.processLine(
+          id,
+          logger.createChild({ persistentKeys: { runId, lineId: id } }),
+        );
+        results.push(result);
+        if (result.outcome === 'archived' || result.outcome === 'dismantled') bytes += result.bytes;
+        context.onProgress?.({ done: results.length + deferred, total: selection.candidates.length, bytes });
       }),
     ),
   );
 
-  const summary: Summary = {
+  const summary = summarize(runId, request, selection, results, {
+    deferred,
+    tally: worker.tally,
+    durationMs: deps.now() - started,
+  });
+  emitMetrics(deps.metrics, summary);
+  logger.info('run summary', { summary });
+  if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
+  return summary;
+}
+
+function summarize(
+  runId: string,
+  request: RunRequest,
+  selection: Selection,
+  results: readonly LineResult[],
+  extra: { deferred: number; tally: Tally; durationMs: number },
+): Summary {
+  const skipped: LineReport[] = [...selection.skipped];
+  const failed: LineReport[] = [];
+  const plan: PlannedLine[] = [];
+  let finished = selection.finished;
+  let archived = 0;
+  let dismantled = 0;
+  let bytes = 0;
+  let filesUploaded = 0;
+  let filesReused = 0;
+  for (const result of results) {
+    switch (result.outcome) {
+      case 'planned':
+        plan.push(result.plan);
+        break;
+      case 'skipped':
+        if (result.notFinished) finished -= 1;
+        skipped.push({ id: result.id, reason: result.reason });
+        break;
+      case 'failed':
+        failed.push({ id: result.id, reason: result.reason });
+        break;
+      case 'archived':
+      case 'dismantled':
+        archived += 1;
+        if (result.outcome === 'dismantled') dismantled += 1;
+        bytes += result.bytes;
+        filesUploaded += result.uploaded;
+        filesReused += result.reused;
+        break;
+    }
+  }
+  return {
     runId,
     dryRun: request.dryRun,
     archiveOnly: request.archiveOnly,
@@ -211,17 +190,41 @@ export async function runHousekeeping(
     bytes,
     filesUploaded,
     filesReused,
-    deferred,
-    retries: tally.retries,
-    hashMismatches: tally.hashMismatches,
+    deferred: extra.deferred,
+    retries: extra.tally.retries,
+    hashMismatches: extra.tally.hashMismatches,
     skipped: sortById(skipped),
     failed: sortById(failed),
     ...(request.dryRun ? { plan: sortById(plan) } : {}),
-    durationMs: deps.now() - started,
+    durationMs: extra.durationMs,
   };
-  emitMetrics(deps.metrics, summary);
-  logger.info('run summary', { summary });
-  return summary;
+}
+
+/**
+ * `{prefix}_runs/{date}/{runId}.json`: the summary plus what was done to each line and how long
+ * it took. A report that cannot be written is logged, not thrown: the work it describes is done.
+ */
+async function writeRunReport(
+  worker: LineWorker,
+  summary: Summary,
+  results: readonly LineResult[],
+  started: Date,
+  logger: Logger,
+): Promise<void> {
+  const lines = [...results]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((result) => (result.outcome === 'skipped' ? { ...result, notFinished: undefined } : result));
+  try {
+    const key = await worker.archive.writeRunReport(summary.runId, started, {
+      schemaVersion: 1,
+      startedAt: started.toISOString(),
+      summary,
+      lines,
+    });
+    logger.info('run report written', { key });
+  } catch (error) {
+    logger.error('run report could not be written', { reason: describeError(error) });
+  }
 }
 
 function sortById<T extends { id: string }>(items: T[]): T[] {
@@ -294,170 +297,4 @@ async function select(api: TokensApi, request: RunRequest, logger: Logger): Prom
     malformed: skipped.length,
   });
   return { listed: seen.size, finished: candidates.length, candidates, skipped };
-}
-
-/** A line that is not to be touched: not finished when read by id, or invalid. Reported as skipped. */
-class SkipLine extends Error {
-  constructor(
-    reason: string,
-    readonly notFinished: boolean,
-  ) {
-    super(reason);
-  }
-}
-
-interface LineWorkOptions {
-  readonly api: TokensApi;
-  readonly archive: Archive;
-  readonly config: Config;
-  readonly request: RunRequest;
-  readonly runId: string;
-  readonly now: () => number;
-  readonly onRetry: RetryListener;
-  readonly tally: Tally;
-}
-
-/** Archive-then-dismantle for one line at a time; shared by every line of a run. */
-class LineWork {
-  readonly #o: LineWorkOptions;
-
-  constructor(options: LineWorkOptions) {
-    this.#o = options;
-  }
-
-  async process(id: string, logger: Logger): Promise<LineOutcome> {
-    const { api, archive, request } = this.#o;
-    const line = await this.#read(id);
-    if (request.dryRun) {
-      return {
-        kind: 'planned',
-        plan: {
-          id,
-          files: line.files.length,
-          bytes: line.files.reduce((sum, file) => sum + file.size, 0),
-          action: request.archiveOnly ? 'archive' : 'archive-and-dismantle',
-        },
-      };
-    }
-
-    let uploaded = 0;
-    let reused = 0;
-    let bytes = 0;
-    const limit = pLimit(this.#o.config.fileConcurrency);
-    await Promise.all(
-      line.files.map((file) =>
-        limit(async () => {
-          // A store hiccup on the existence check is retried like one on the upload.
-          const state = await withRetry(
-            this.#o.config.retry,
-            () => archive.fileState(id, file),
-            this.#o.onRetry,
-          );
-          if (state === 'verified') {
-            reused += 1;
-            return;
-          }
-          await withRetry(
-            this.#o.config.retry,
-            async () => {
-              const url = api.fileUrl(id, file);
-              const body = await api.openFile(url);
-              try {
-                await archive.uploadVerified(id, file, body);
-              } catch (error) {
-                if (error instanceof IntegrityError) {
-                  this.#o.tally.hashMismatches += 1;
-                  logger.warn('file does not match its stated size or hash', {
-                    file: file.name,
-                    error: error.message,
-                  });
-                }
-                throw error;
-              }
-            },
-            this.#o.onRetry,
-          );
-          uploaded += 1;
-          bytes += file.size;
-          logger.debug('file archived', { file: file.name, size: file.size });
-        }),
-      ),
-    );
-
-    await withRetry(this.#o.config.retry, () => this.#ensureManifest(line), this.#o.onRetry);
-    if (request.archiveOnly) return { kind: 'archived', bytes, uploaded, reused };
-
-    const outcome = await api.deleteLine(id);
-    const at = new Date(this.#o.now()).toISOString();
-    // Keep the reply whatever it says: it is the service's own record of the dismantling.
-    const receipt =
-      outcome.kind === 'already-gone'
-        ? { lineId: id, runId: this.#o.runId, at, alreadyGone: outcome.confirmation }
-        : { lineId: id, runId: this.#o.runId, at, reply: outcome.document };
-    try {
-      await withRetry(
-        this.#o.config.retry,
-        async () => {
-          // A pass that only found the line gone keeps the reply saved by the pass that deleted it.
-          if (outcome.kind === 'already-gone' && (await archive.hasReceipt(id))) return;
-          await archive.writeReceipt(id, receipt);
-        },
-        this.#o.onRetry,
-      );
-    } catch (error) {
-      // The line is gone from the service and its archive is complete: reporting it as failed
-      // would send an operator after a line that no longer exists. The receipt is only proof.
-      logger.error('line dismantled, but its receipt could not be written', { reason: describeError(error) });
-    }
-    if (outcome.kind === 'deleted') parseDeleteReply(outcome.document, id);
-    return { kind: 'dismantled', bytes, uploaded, reused };
-  }
-
-  /** Re-reads the line by id just before work: list items carry no links, and status moves on. */
-  async #read(id: string): Promise<TokensLine> {
-    let document: unknown;
-    try {
-      document = await this.#o.api.getLine(id);
-    } catch (error) {
-      if (error instanceof TokensApiError && error.status === 404)
-        throw new SkipLine('not found (404)', true);
-      throw error;
-    }
-    let line: TokensLine;
-    try {
-      line = parseLineDocument(document, id);
-    } catch (error) {
-      if (error instanceof DocumentError) throw new SkipLine(`invalid: ${error.message}`, false);
-      throw error;
-    }
-    if (line.status !== 'finished') throw new SkipLine(`status is "${line.status}", not finished`, true);
-    return line;
-  }
-
-  /** Writes the manifest unless an identical one (same files, sizes and hashes) is there. */
-  async #ensureManifest(line: TokensLine): Promise<void> {
-    const { archive } = this.#o;
-    const files = line.files.map((file) => ({
-      name: file.name,
-      key: archive.fileKey(line.id, file.name),
-      size: file.size,
-      sha256: file.sha256,
-    }));
-    const existing = await archive.readManifest(line.id);
-    const same =
-      existing !== undefined &&
-      JSON.stringify(existing.files.map(({ name, size, sha256 }) => [name, size, sha256])) ===
-        JSON.stringify(files.map(({ name, size, sha256 }) => [name, size, sha256]));
-    if (same) return;
-    const manifest: Manifest = {
-      schemaVersion: 1,
-      lineId: line.id,
-      runId: this.#o.runId,
-      archivedAt: new Date(this.#o.now()).toISOString(),
-      bucket: archive.bucket,
-      files,
-      line: line.document,
-    };
-    await archive.writeManifest(manifest);
-  }
 }

@@ -7,7 +7,7 @@ import { loadConfig } from './config.ts';
 import { createDeps } from './deps.ts';
 import { describeError } from './errors.ts';
 import { parseInvocation } from './event.ts';
-import { type MetricsSink, runHousekeeping, type Summary } from './housekeeping.ts';
+import { type MetricsSink, type RunContext, runHousekeeping, type Summary } from './housekeeping.ts';
 
 /** A metrics sink that also knows how to flush (Powertools `Metrics`). */
 export interface PublishingMetrics extends MetricsSink {
@@ -31,7 +31,7 @@ export interface Handler {
  */
 export function createHandler(
   env: Readonly<Record<string, string | undefined>>,
-  options: { logger?: Logger; metrics?: PublishingMetrics } = {},
+  options: { logger?: Logger; metrics?: PublishingMetrics; onProgress?: RunContext['onProgress'] } = {},
 ): Handler {
   const config = loadConfig(env);
   const deps = createDeps(config, options);
@@ -61,6 +61,7 @@ export function createHandler(
       }
       return await runHousekeeping(deps, config, invocation.request, {
         runId,
+        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
         ...(context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() }),
       });
     } catch (error) {

@@ -49,7 +49,9 @@ describe('housekeeping pass over real HTTP', () => {
       expect(local.tokens.deleteCount(id)).toBe(1);
     }
     const keys = await listKeys(local.s3Client, local.bucket);
-    expect(keys).toEqual(
+    const report = keys.filter((key) => key.startsWith('tokens/_runs/'));
+    expect(report).toEqual([`tokens/_runs/${new Date().toISOString().slice(0, 10)}/${summary.runId}.json`]);
+    expect(keys.filter((key) => !report.includes(key))).toEqual(
       [
         `tokens/${plain}/data`,
         `tokens/${plain}/deleted.json`,
@@ -255,5 +257,30 @@ describe('housekeeping pass over real HTTP', () => {
       size: 12 * mib + 123,
     });
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${bad}/`)).toEqual([]);
+  });
+
+  it("leaves a run report with the summary and each line's outcome and duration", async () => {
+    const local = await localStack({
+      lines: [{ status: 'finished' }, { status: 'finished' }, { status: 'started' }],
+    });
+    const [ok, bad, started] = [...local.tokens.lines.keys()] as [string, string, string];
+    local.tokens.inject({ target: 'file', id: bad, fault: { kind: 'corrupt' }, times: Infinity });
+
+    const summary = await createHandler({ ...local.env, RETRY_ATTEMPTS: '1' })({ ids: [ok, bad, started] });
+
+    const [key] = await listKeys(local.s3Client, local.bucket, 'tokens/_runs/');
+    const report = (await objectJson(local.s3Client, local.bucket, key as string)) as {
+      summary: { runId: string };
+      lines: { id: string; outcome: string; durationMs: number; reason?: string }[];
+    };
+    expect(report.summary).toEqual(JSON.parse(JSON.stringify(summary)));
+    expect(report.lines.map(({ id, outcome }) => ({ id, outcome }))).toEqual(
+      [
+        { id: ok, outcome: 'dismantled' },
+        { id: bad, outcome: 'failed' },
+        { id: started, outcome: 'skipped' },
+      ].sort((a, b) => a.id.localeCompare(b.id)),
+    );
+    expect(report.lines.every((line) => line.durationMs >= 0)).toBe(true);
   });
 });

@@ -238,6 +238,8 @@ export async function inspectInvariant(
   const receipts = new Set<string>();
   try {
     for (const key of await listKeys(archive.s3Client, archive.bucket)) {
+      // Run reports live beside the lines, under {prefix}_runs/, and hold no file bytes.
+      if (key.startsWith(`${prefix}_runs/`) && key.endsWith('.json')) continue;
       const parts = key.startsWith(prefix) ? key.slice(prefix.length).split('/') : [];
       const [id = '', name = ''] = parts;
       const line = before.lines.get(id);
