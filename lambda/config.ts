@@ -26,7 +26,10 @@ export interface Config {
     /** Files larger than this go up as a multipart upload. */
     readonly multipartThresholdBytes: number;
     readonly partSizeBytes: number;
-    /** `full` re-reads every uploaded object and hashes it; `head` checks size and stored checksum. */
+    /**
+     * `full` re-reads every uploaded object and hashes it; `head` checks size and stored checksum.
+     * Defaults to `head` on AWS S3 and to `full` with an endpoint override.
+     */
     readonly readback: 'head' | 'full';
   };
   readonly sessionKeyTtlMs: number;
@@ -93,7 +96,14 @@ function uploadSettings(env: Env): Config['upload'] {
   return {
     multipartThresholdBytes: integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
     partSizeBytes: integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
-    readback: oneOf(env, 'VERIFY_READBACK', ['head', 'full'] as const, 'head'),
+    // AWS S3 verifies the SHA-256 sent with each upload; a local or third-party store may not
+    // (fauxqs stores the checksum header as sent), so there the default re-reads every object.
+    readback: oneOf(
+      env,
+      'VERIFY_READBACK',
+      ['head', 'full'] as const,
+      s3Endpoint(env) === undefined ? 'head' : 'full',
+    ),
   };
 }
 

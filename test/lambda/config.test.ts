@@ -310,6 +310,20 @@ describe('loadConfig', () => {
       expect(config.upload.readback).toBe(expected);
     });
 
+    it('defaults to full when S3 is reached through an endpoint override, which may not verify checksums', () => {
+      const config = loadConfig(env({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000' }));
+
+      expect(config.upload.readback).toBe('full');
+    });
+
+    it('keeps an explicit head with an endpoint override', () => {
+      const config = loadConfig(
+        env({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000', VERIFY_READBACK: 'head' }),
+      );
+
+      expect(config.upload.readback).toBe('head');
+    });
+
     it.each(['none', 'FULL', 'true'])('refuses %s, naming the variable', (value) => {
       const error = configErrorOf(env({ VERIFY_READBACK: value }));
 
