@@ -283,4 +283,38 @@ describe('housekeeping pass over real HTTP', () => {
     );
     expect(report.lines.every((line) => line.durationMs >= 0)).toBe(true);
   });
+
+  it('emits the run metrics once per run and publishes them, with a hash mismatch counted', async () => {
+    const local = await localStack({
+      lines: [{ status: 'finished', fileSize: 1000 }, { status: 'finished' }],
+    });
+    const [ok, bad] = [...local.tokens.lines.keys()] as [string, string];
+    local.tokens.inject({ target: 'file', id: bad, fault: { kind: 'corrupt' }, times: Infinity });
+    const recorded = new Map<string, { unit: string; value: number }>();
+    let published = 0;
+    const metrics = {
+      addMetric: (name: string, unit: 'Count' | 'Bytes' | 'Milliseconds', value: number) => {
+        recorded.set(name, { unit, value });
+      },
+      publishStoredMetrics: () => {
+        published += 1;
+      },
+    };
+
+    await createHandler({ ...local.env, RETRY_ATTEMPTS: '2' }, { metrics })({});
+
+    expect(published).toBe(1);
+    expect(Object.fromEntries([...recorded].map(([name, { value }]) => [name, value]))).toMatchObject({
+      LinesArchived: 1,
+      LinesDismantled: 1,
+      LinesFailed: 1,
+      LinesDeferred: 0,
+      FilesArchived: 1,
+      BytesArchived: 1000,
+      HashMismatches: 2,
+      Retries: 1,
+    });
+    expect(recorded.get('RunDuration')?.unit).toBe('Milliseconds');
+    expect(local.tokens.lines.get(ok)?.status).toBe('deleted');
+  });
 });
