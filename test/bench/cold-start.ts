@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { median, round } from './stats.ts';
+
+/** What the function's bundle costs a fresh process. */
+export interface ImportTiming {
+  readonly nodeOptions: string;
+  readonly runs: number;
+  /** `await import(bundle)` inside the process, median and all runs (ms). */
+  readonly importMedianMs: number;
+  readonly importMs: readonly number[];
+  /** Spawn to exit, Node's own start-up included (ms). */
+  readonly processMedianMs: number;
+  /** RSS once the handler module is loaded. */
+  readonly rssAfterImportMB: number;
+}
+
+/**
+ * The environment the handler needs at import (it reads its configuration at cold start).
+ * ARCHIVE_BUCKET must be a valid bucket name, 3 characters at least: `b` fails at import.
+ */
+export const COLD_START_ENV = {
+  TOKENS_API_URL: 'https://tokens.example.com',
+  SESSION_KEY_SECRET_ID: 'x',
+  ARCHIVE_BUCKET: 'bench-archive',
+  AWS_REGION: 'us-east-1',
+  POWERTOOLS_METRICS_NAMESPACE: 'TokensHousekeeper',
+} as const;
+
+/** Imports the bundle `runs` times, each in a fresh Node process started with `flags`. */
+export async function timeImport(
+  bundleFile: string,
+  flags: readonly string[],
+  runs: number,
+): Promise<ImportTiming> {
+  const importMs: number[] = [];
+  const processMs: number[] = [];
+  const rss: number[] = [];
+  const code = [
+    'const started = performance.now();',
+    `const module = await import(${JSON.stringify(pathToFileURL(bundleFile).href)});`,
+    'const ms = performance.now() - started;',
+    "if (typeof module.handler !== 'function') throw new Error('no handler export');",
+    'process.stdout.write(JSON.stringify({ ms, rss: process.memoryUsage().rss }));',
+  ].join('\n');
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [...flags, '--input-type=module', '--eval', code], {
+        env: { PATH: process.env.PATH ?? '', ...COLD_START_ENV },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+      });
+      child.once('error', reject);
+      child.once('close', (exitCode) =>
+        exitCode === 0 ? resolve(stdout) : reject(new Error(`import failed (${exitCode}): ${stderr}`)),
+      );
+    });
+    processMs.push(performance.now() - started);
+    const { ms, rss: bytes } = JSON.parse(output) as { ms: number; rss: number };
+    importMs.push(round(ms, 1));
+    rss.push(bytes);
+  }
+  return {
+    nodeOptions: flags.join(' ') || '(none)',
+    runs,
+    importMedianMs: round(median(importMs), 1),
+    importMs,
+    processMedianMs: round(median(processMs), 1),
+    rssAfterImportMB: round(median(rss) / 1e6, 0),
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * `npm run bench`: the housekeeper against the local simulator and local S3 on loopback.
+ * Prints Markdown tables on stdout, progress on stderr, and writes results/latest.json and
+ * results/chart.svg (a complete, full-size run only; `--quick` and `--only` write elsewhere).
+ *
+ *   npm run bench                      all sections, full sizes (about 6 minutes on 2 cores)
+ *   npm run bench -- --quick           every section on small sizes (smoke run, under a minute)
+ *   npm run bench -- --only memory,list
+ *   npm run bench -- --out DIR         where to write the JSON and the chart
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { bundle, PROJECT_ROOT } from './bundles.ts';
+import { renderChart } from './chart.ts';
+import { describeMachine } from './machine.ts';
+import { type BenchResults, renderTables } from './report.ts';
+import {
+  FULL,
+  QUICK,
+  runColdStart,
+  runConcurrency,
+  runListScale,
+  runMemory,
+  runThroughput,
+  SECTIONS,
+  type Section,
+  type SectionResults,
+} from './sections.ts';
+
+const NOTES = [
+  'Everything on loopback: the simulator, local S3 (fauxqs) and local Secrets Manager run in the bench process; each measured tool runs in its own child process, bundled like the Lambda function and started with --enable-source-maps.',
+  'Each measurement starts a fresh local stack. MB = 10^6 bytes. Wall time runs from the start of the work to its end, process start-up excluded.',
+  'Peak RSS is VmHWM of the child process (getrusage maxrss of a forked child would include the parent).',
+  'CPU s proc/servers: CPU seconds of the measured process / of the bench process (simulator + local S3) meanwhile.',
+  'Repeated runs keep the fastest: the machine is shared, the fastest run is the least disturbed; all repeats are in repeatsMs.',
+  'The housekeeper runs with the production defaults (LINE_CONCURRENCY 4, FILE_CONCURRENCY 1, multipart above 8 MiB in 8 MiB parts, read-back head, 30 s body timeout).',
+  'raw = the same transport (undici, S3 client, PutObject / lib-storage Upload with the same part size, queue and concurrency) with no line GET, HEAD, hashing (SDK checksums off), manifest, DELETE or receipt.',
+  'baseline = one line at a time, each file fetched whole into memory, hashed, PutObject (lib-storage Upload from the buffer above the local S3 11 MiB request limit), then DELETE.',
+];
+
+function parseOptions(argv: readonly string[]) {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const only = values.only?.split(',').map((s) => s.trim()) ?? [...SECTIONS];
+  for (const name of only) {
+    if (!(SECTIONS as readonly string[]).includes(name)) {
+      throw new Error(`--only: unknown section "${name}"; sections are ${SECTIONS.join(', ')}`);
+    }
+  }
+  return {
+    quick: values.quick,
+    sections: new Set(only as Section[]),
+    out: values.out,
+    help: values.help,
+    partial: values.only !== undefined,
+  };
+}
+
+/** A read-only git query, or undefined outside a repository. */
+function git(args: readonly string[]): string | undefined {
+  try {
+    // trimEnd: porcelain lines start with a status column that may be a space.
+    return execFileSync('git', [...args], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trimEnd();
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options.help) {
+    process.stdout.write(
+      `${(await import('node:fs')).readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0]}*/\n`,
+    );
+    return;
+  }
+  const sizes = options.quick ? QUICK : FULL;
+  const started = performance.now();
+  const progress = (message: string) => {
+    const elapsed = Math.round((performance.now() - started) / 1000);
+    process.stderr.write(
+      `[${String(Math.floor(elapsed / 60)).padStart(2, '0')}:${String(elapsed % 60).padStart(2, '0')}] ${message}\n`,
+    );
+  };
+  const machine = describeMachine();
+  progress(
+    `bench on ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}${options.quick ? ', QUICK sizes' : ''}`,
+  );
+
+  const work = await mkdtemp(join(tmpdir(), 'tokens-housekeeper-bench-'));
+  const results: SectionResults = {};
+  try {
+    progress('bundling the measured process (test/bench/worker.ts, CDK bundling options)');
+    const worker = (await bundle('test/bench/worker.ts', work, 'worker')).file;
+    const has = (section: Section) => options.sections.has(section);
+
+    if (has('throughput') || has('baseline')) {
+      const { throughput, baseline } = await runThroughput(
+        worker,
+        sizes,
+        has('baseline'),
+        has('throughput'),
+        progress,
+      );
+      if (has('throughput')) results.throughput = throughput;
+      if (has('baseline')) results.baseline = baseline;
+    }
+    if (has('memory')) results.memory = await runMemory(worker, sizes, results.throughput ?? [], progress);
+    if (has('list')) results.listScale = await runListScale(worker, sizes, progress);
+    if (has('cold-start')) results.coldStart = await runColdStart(work, sizes, progress);
+    if (has('concurrency')) results.concurrency = await runConcurrency(worker, sizes, progress);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+
+  const commit = git(['rev-parse', '--short', 'HEAD']);
+  // Files of the product that differ from the commit: the figures are for the working tree.
+  const uncommitted = git([
+    'status',
+    '--porcelain',
+    '--',
+    'lambda',
+    'infra',
+    'package.json',
+    'package-lock.json',
+  ]);
+  const report: BenchResults = {
+    schemaVersion: 1,
+    generatedAt: new Date().toISOString(),
+    commit,
+    uncommittedProductFiles: (uncommitted ?? '')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => line.slice(3)),
+    quick: options.quick,
+    durationS: Math.round((performance.now() - started) / 1000),
+    machine,
+    notes: NOTES,
+    ...results,
+  };
+  process.stdout.write(renderTables(report));
+
+  const official = !options.quick && !options.partial;
+  const outDir =
+    options.out ??
+    (official ? join(PROJECT_ROOT, 'test/bench/results') : join(tmpdir(), 'tokens-housekeeper-bench'));
+  await mkdir(outDir, { recursive: true });
+  const jsonFile = join(outDir, official || options.out !== undefined ? 'latest.json' : 'quick.json');
+  const chartFile = join(outDir, official || options.out !== undefined ? 'chart.svg' : 'quick-chart.svg');
+  await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(chartFile, renderChart(report));
+  formatJson(jsonFile);
+  progress(
+    `wrote ${relative(process.cwd(), jsonFile)} and ${relative(process.cwd(), chartFile)} in ${report.durationS} s`,
+  );
+  const failures = [
+    ...(report.throughput ?? []).flatMap((t) => [t.raw, t.housekeeper]),
+    ...(report.baseline ?? []).map((b) => b.baseline),
+    ...(report.memory ?? []).map((m) => m.housekeeper),
+    ...(report.listScale ?? []).map((l) => l.housekeeper),
+    ...(report.concurrency ?? []).map((c) => c.housekeeper),
+  ].filter((m) => !m.ok);
+  if (failures.length > 0) {
+    progress(`${failures.length} measurement(s) did not complete their work: see the Check column`);
+    process.exitCode = 1;
+  }
+}
+
+/** The results file is committed: give it the layout `biome ci` expects. */
+function formatJson(file: string): void {
+  if (!file.startsWith(PROJECT_ROOT)) return;
+  try {
+    execFileSync(join(PROJECT_ROOT, 'node_modules/.bin/biome'), ['format', '--write', file], {
+      stdio: 'ignore',
+    });
+  } catch {
+    process.stderr.write(`could not format ${file} with biome; run npx biome format --write on it\n`);
+  }
+}
+
+await main();

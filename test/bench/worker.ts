@@ -1,0 +1,91 @@
+/**
+ * The process a benchmark measures. The parent bundles this file the way the CDK stack bundles
+ * the function (so the housekeeper runs as minified production code, not through tsx) and starts
+ * it in its own process (child.ts): the local servers stay in the parent, and their memory and CPU
+ * are not counted here. What to run comes from the environment (`BENCH_*`); the figures go to the
+ * file named by `BENCH_REPORT` as one JSON {@link WorkerReport}.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { main } from '../../lambda/cli.ts';
+import { loadConfig } from '../../lambda/config.ts';
+import { naiveArchive } from './baseline.ts';
+import { type Moved, type PlanLine, rawCopy } from './raw-copy.ts';
+import { countRequests, type RequestCounts } from './request-counter.ts';
+
+/** `housekeep`: the CLI's `main()`; `raw`: the raw-copy limit; `baseline`: the obvious way. */
+export type WorkerMode = 'housekeep' | 'raw' | 'baseline';
+
+export interface WorkerReport {
+  readonly mode: WorkerMode;
+  /** From the start of the work to its end; process start-up and module loading are not in it. */
+  readonly wallMs: number;
+  /** CPU time of this process (user + system) during the work. */
+  readonly cpuMs: number;
+  /** Resident set size once the code is loaded, before the work starts. */
+  readonly startRssBytes: number;
+  /** Peak resident set size of this process (VmHWM). */
+  readonly peakRssBytes: number;
+  readonly requests: RequestCounts;
+  readonly exitCode: number;
+  /** For `raw` and `baseline`; the housekeeper's summary goes to stdout as the CLI prints it. */
+  readonly moved?: Moved;
+}
+
+/**
+ * The peak RSS of this process. Not `process.resourceUsage().maxRSS`: on Linux a spawned child's
+ * ru_maxrss starts from its parent's RSS at fork time (a parent holding the local S3's objects
+ * would be counted), while VmHWM belongs to the process image after exec.
+ */
+function peakRss(): number {
+  try {
+    const match = /^VmHWM:\s*(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match?.[1] !== undefined) return Number(match[1]) * 1024;
+  } catch {
+    // No procfs: fall back to getrusage, with the caveat above.
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+const env = process.env;
+const mode = env.BENCH_MODE as WorkerMode;
+const requests = countRequests({
+  tokens: env.TOKENS_API_URL,
+  s3: env.AWS_ENDPOINT_URL_S3,
+  secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+});
+
+const startRssBytes = process.memoryUsage().rss;
+const cpuBefore = process.cpuUsage();
+const started = performance.now();
+let exitCode = 0;
+let moved: Moved | undefined;
+switch (mode) {
+  case 'housekeep':
+    exitCode = await main(JSON.parse(env.BENCH_ARGS ?? '[]') as string[]);
+    break;
+  case 'raw': {
+    const lines = JSON.parse(readFileSync(env.BENCH_PLAN ?? '', 'utf8')) as PlanLine[];
+    moved = await rawCopy(loadConfig(env), env.BENCH_SESSION_KEY ?? '', lines);
+    break;
+  }
+  case 'baseline':
+    moved = await naiveArchive(loadConfig(env));
+    break;
+  default:
+    throw new Error(`BENCH_MODE must be housekeep, raw or baseline, got ${String(mode)}`);
+}
+const wallMs = performance.now() - started;
+const cpu = process.cpuUsage(cpuBefore);
+const report: WorkerReport = {
+  mode,
+  wallMs,
+  cpuMs: (cpu.user + cpu.system) / 1000,
+  startRssBytes,
+  peakRssBytes: peakRss(),
+  requests,
+  exitCode,
+  ...(moved === undefined ? {} : { moved }),
+};
+writeFileSync(env.BENCH_REPORT ?? '', JSON.stringify(report));
+// Idle keep-alive sockets would hold the process open a while longer; the work is done.
+process.exit(exitCode);
