@@ -1,4 +1,5 @@
-import { z } from 'zod';
+// zod/mini: the same schemas at a twentieth of the bundle size (cold start).
+import { z } from 'zod/mini';
 import { EventError } from './errors.ts';
 import { isLineId } from './tokens-line.ts';
 
@@ -21,18 +22,19 @@ export const FULL_PASS: RunRequest = Object.freeze({
   maxLines: undefined,
 });
 
-const manualPayload = z
-  .object({
-    dryRun: z.boolean().optional(),
-    ids: z
-      .array(z.string().refine(isLineId, { message: 'must be a UUID' }))
-      .min(1, { message: 'must name at least one line (omit it for a full pass)' })
-      .max(1000)
-      .optional(),
-    archiveOnly: z.boolean().optional(),
-    maxLines: z.number().int().positive().optional(),
-  })
-  .strict();
+/** A non-empty list of line ids. */
+function lineIds(emptyMessage: string) {
+  return z
+    .array(z.string().check(z.refine(isLineId, { message: 'must be a UUID' })))
+    .check(z.minLength(1, { message: emptyMessage }), z.maxLength(1000));
+}
+
+const manualPayload = z.strictObject({
+  dryRun: z.optional(z.boolean()),
+  ids: z.optional(lineIds('must name at least one line (omit it for a full pass)')),
+  archiveOnly: z.optional(z.boolean()),
+  maxLines: z.optional(z.int().check(z.positive())),
+});
 
 /** The shape of an EventBridge (rule or Scheduler) scheduled event. */
 function isScheduledEvent(value: Record<string, unknown>): boolean {
@@ -73,16 +75,10 @@ export type Invocation =
   | { readonly kind: 'pass'; readonly request: RunRequest }
   | { readonly kind: 'audit'; readonly ids: readonly string[] | undefined };
 
-const auditPayload = z
-  .object({
-    audit: z.literal(true),
-    ids: z
-      .array(z.string().refine(isLineId, { message: 'must be a UUID' }))
-      .min(1, { message: 'must name at least one line (omit it to audit every line)' })
-      .max(1000)
-      .optional(),
-  })
-  .strict();
+const auditPayload = z.strictObject({
+  audit: z.literal(true),
+  ids: z.optional(lineIds('must name at least one line (omit it to audit every line)')),
+});
 
 /**
  * Parses any invocation payload: `{"audit": true, "ids"?: [...]}` is an audit (read-only),
@@ -99,6 +95,25 @@ export function parseInvocation(event: unknown): Invocation {
 
 function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues
-    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(payload)'}: ${issue.message}`)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(payload)'}: ${describeIssue(issue)}`)
     .join('; ');
+}
+
+/** zod/mini carries no message catalogue: say what was wrong in words of our own. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')}`;
+    case 'invalid_type':
+      return `expected ${issue.expected}`;
+    case 'invalid_value':
+      return `expected ${issue.values.map((value) => JSON.stringify(value)).join(' or ')}`;
+    case 'too_small':
+      if (issue.message !== 'Invalid input') return issue.message;
+      return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}`;
+    case 'too_big':
+      return issue.message !== 'Invalid input' ? issue.message : `must be at most ${String(issue.maximum)}`;
+    default:
+      return issue.message;
+  }
 }
