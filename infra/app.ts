@@ -12,7 +12,8 @@ const USAGE =
   'usage: npx cdk deploy -c tokensApiUrl=https://tokens.example.com -c sessionKeySecret=<secret name or ARN> ' +
   '[-c schedule="rate(1 hour)"] [-c bucketName=<existing bucket>] [-c archivePrefix=tokens/] ' +
   '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=4] ' +
-  '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper]';
+  '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper] ' +
+  '[-c mode=single|fanout] [-c workerMaxConcurrency=8] [-c workerBatchSize=4] [-c workerTimeoutMinutes=15]';
 
 class ContextError extends Error {
   override readonly name = 'ContextError';
@@ -49,6 +50,11 @@ function propsFromContext(): HousekeepingStackProps {
     throw new ContextError(`context "tokensApiUrl" must be an https URL, got "${tokensApiUrl}"`);
   }
   const timeoutMinutes = wholeNumber('timeoutMinutes');
+  const workerTimeoutMinutes = wholeNumber('workerTimeoutMinutes');
+  const mode = text('mode');
+  if (mode !== undefined && mode !== 'single' && mode !== 'fanout') {
+    throw new ContextError(`context "mode" must be "single" or "fanout", got "${mode}"`);
+  }
   return {
     tokensApiUrl,
     sessionKeySecret: text('sessionKeySecret') ?? '',
@@ -61,6 +67,10 @@ function propsFromContext(): HousekeepingStackProps {
     lineConcurrency: wholeNumber('lineConcurrency'),
     archiveTransitionDays: wholeNumber('archiveTransitionDays'),
     objectLockRetentionDays: wholeNumber('objectLockRetentionDays'),
+    mode,
+    workerMaxConcurrency: wholeNumber('workerMaxConcurrency'),
+    workerBatchSize: wholeNumber('workerBatchSize'),
+    workerTimeout: workerTimeoutMinutes === undefined ? undefined : Duration.minutes(workerTimeoutMinutes),
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     description: 'tokens-housekeeper: scheduled archive-then-dismantle of finished tokens lines',
   };

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import {
+  Annotations,
   Arn,
   ArnFormat,
   CfnOutput,
@@ -14,7 +15,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -39,6 +41,30 @@ export const DEFAULT_LINE_CONCURRENCY = 4;
 const ACCESS_LOG_RETENTION = Duration.days(365);
 /** Dead-letter and failure queues keep messages as long as SQS allows. */
 const QUEUE_RETENTION = Duration.days(14);
+/** Fan-out: worker invocations at once (the event source mapping's maximum concurrency). */
+export const DEFAULT_WORKER_MAX_CONCURRENCY = 8;
+/** Fan-out: messages, so lines, per worker invocation; as many as a worker handles at once by default. */
+export const DEFAULT_WORKER_BATCH_SIZE = 4;
+/** Fan-out: receives of a work message before SQS moves it to the worker dead-letter queue. */
+export const WORK_MAX_RECEIVE_COUNT = 3;
+/** AWS's guidance for SQS event sources: a visibility timeout of at least six function timeouts. */
+const VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT = 6;
+/** Fan-out: queued markers are deleted by a lifecycle rule after this long. */
+const QUEUED_MARKER_EXPIRATION = Duration.days(1);
+
+/** Local esbuild into one minified ESM file with a source map; the same for every function. */
+const BUNDLING: BundlingOptions = {
+  // Local esbuild from devDependencies; never Docker.
+  forceDockerBundling: false,
+  format: OutputFormat.ESM,
+  // CommonJS dependencies bundled into ESM still call require(); give them one.
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  mainFields: ['module', 'main'],
+  minify: true,
+  sourceMap: true,
+  // Bundle the AWS SDK too, so the pinned versions from package-lock.json run, not the runtime's.
+  externalModules: [],
+};
 
 export interface HousekeepingStackProps extends StackProps {
   /** Base URL of the tokens service; must be https. */
@@ -75,6 +101,27 @@ export interface HousekeepingStackProps extends StackProps {
    * @default - no Object Lock
    */
   readonly objectLockRetentionDays?: number;
+  /**
+   * `single`: the scheduled function runs the whole pass. `fanout`: it is a planner that sends one
+   * SQS message per finished line, and a worker function archives and dismantles each line.
+   * @default single
+   */
+  readonly mode?: 'single' | 'fanout';
+  /** Fan-out only: at most this many worker invocations at once (2 to 1000). @default 8 */
+  readonly workerMaxConcurrency?: number;
+  /** Fan-out only: messages (lines) per worker invocation (1 to 10). @default 4 */
+  readonly workerBatchSize?: number;
+  /** Fan-out only: the worker's timeout, at most 15 minutes. @default - the function timeout */
+  readonly workerTimeout?: Duration;
+}
+
+/** The fan-out resources (mode `fanout`). */
+export interface FanoutResources {
+  /** One message per finished line, sent by the planner. */
+  readonly workQueue: sqs.Queue;
+  /** Work messages received {@link WORK_MAX_RECEIVE_COUNT} times without success. */
+  readonly workerDeadLetterQueue: sqs.Queue;
+  readonly worker: NodejsFunction;
 }
 
 /**
@@ -92,6 +139,8 @@ export class HousekeepingStack extends Stack {
   public readonly alarmTopic: sns.Topic;
   public readonly alarms: readonly cloudwatch.Alarm[];
   public readonly dashboard: cloudwatch.Dashboard;
+  /** The work queue, its dead-letter queue and the worker; only in mode `fanout`. */
+  public readonly fanout: FanoutResources | undefined;
 
   constructor(scope: Construct, id: string, props: HousekeepingStackProps) {
     super(scope, id, props);
@@ -106,6 +155,8 @@ export class HousekeepingStack extends Stack {
     // ---- Queues for what could not be delivered or did not succeed -------------------------
     this.failureQueue = this.createQueue('FailureQueue');
     this.scheduleDeadLetterQueue = this.createQueue('ScheduleDeadLetterQueue');
+    this.fanout =
+      settings.fanout === undefined ? undefined : this.createFanout(settings, settings.fanout, props);
 
     // ---- Function -------------------------------------------------------------------------
     // Kept when the stack is deleted, like the archive: the logs record which lines were
@@ -124,8 +175,10 @@ export class HousekeepingStack extends Stack {
 
     this.fn = new NodejsFunction(this, 'Function', {
       description:
-        'Archives finished tokens lines to S3, verified by SHA-256, then deletes them on the service',
-      entry: `${PROJECT_ROOT}lambda/handler.ts`,
+        this.fanout === undefined
+          ? 'Archives finished tokens lines to S3, verified by SHA-256, then deletes them on the service'
+          : 'Fan-out planner: sends one message per finished tokens line to the work queue',
+      entry: `${PROJECT_ROOT}lambda/${this.fanout === undefined ? 'handler' : 'planner-handler'}.ts`,
       handler: 'handler',
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
@@ -147,33 +200,29 @@ export class HousekeepingStack extends Stack {
       maxEventAge: Duration.hours(1),
       onFailure: new destinations.SqsDestination(this.failureQueue),
       environment: {
-        TOKENS_API_URL: settings.tokensApiUrl,
-        SESSION_KEY_SECRET_ID: props.sessionKeySecret,
-        ARCHIVE_BUCKET: this.bucket.bucketName,
-        ARCHIVE_PREFIX: settings.archivePrefix,
-        LINE_CONCURRENCY: String(settings.lineConcurrency),
-        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-        NODE_OPTIONS: '--enable-source-maps',
+        ...this.functionEnvironment(settings, props.sessionKeySecret),
+        ...(this.fanout === undefined || settings.fanout === undefined
+          ? {}
+          : {
+              QUEUE_URL: this.fanout.workQueue.queueUrl,
+              QUEUE_MARKER_TTL_SECONDS: String(settings.fanout.markerTtl.toSeconds()),
+            }),
       },
-      bundling: {
-        // Local esbuild from devDependencies; never Docker.
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        // CommonJS dependencies bundled into ESM still call require(); give them one.
-        banner:
-          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-        mainFields: ['module', 'main'],
-        minify: true,
-        sourceMap: true,
-        // Bundle the AWS SDK too, so the pinned versions from package-lock.json run, not the runtime's.
-        externalModules: [],
-      },
+      bundling: BUNDLING,
     });
 
     this.grantSecretRead(role, props.sessionKeySecret);
     this.grantArchiveAccess(role, settings.archivePrefix);
+    if (this.fanout !== undefined) {
+      // SendMessageBatch is authorised by sqs:SendMessage; nothing else on the work queue.
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'EnqueueWork',
+          actions: ['sqs:SendMessage'],
+          resources: [this.fanout.workQueue.queueArn],
+        }),
+      );
+    }
 
     // ---- Schedule -------------------------------------------------------------------------
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
@@ -198,6 +247,16 @@ export class HousekeepingStack extends Stack {
       scheduleExpression: settings.scheduleExpression,
       alarmTopic: this.alarmTopic,
       namePrefix: this.stackName,
+      ...(this.fanout === undefined || settings.fanout === undefined
+        ? {}
+        : {
+            fanout: {
+              worker: this.fanout.worker,
+              workerTimeout: settings.fanout.workerTimeout,
+              workQueue: this.fanout.workQueue,
+              maxConcurrency: settings.fanout.maxConcurrency,
+            },
+          }),
       queues: [
         {
           label: 'schedule-dlq',
@@ -210,6 +269,17 @@ export class HousekeepingStack extends Stack {
           queue: this.failureQueue,
           meaning: 'A scheduled pass failed or expired before it could run; the message holds the error.',
         },
+        ...(this.fanout === undefined
+          ? []
+          : [
+              {
+                label: 'worker-dlq',
+                queue: this.fanout.workerDeadLetterQueue,
+                meaning:
+                  `A work message failed ${WORK_MAX_RECEIVE_COUNT} times: its line could not be archived or ` +
+                  'dismantled (the line stays on the service), or the message is not a work message.',
+              },
+            ]),
       ],
     });
     this.alarms = monitoring.alarms;
@@ -221,6 +291,99 @@ export class HousekeepingStack extends Stack {
     new CfnOutput(this, 'FailureQueueUrl', { value: this.failureQueue.queueUrl });
     new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', { value: this.scheduleDeadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
+    if (this.fanout !== undefined) {
+      new CfnOutput(this, 'WorkerFunctionName', { value: this.fanout.worker.functionName });
+      new CfnOutput(this, 'WorkQueueUrl', { value: this.fanout.workQueue.queueUrl });
+      new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: this.fanout.workerDeadLetterQueue.queueUrl });
+    }
+  }
+
+  /** The environment contract of the functions (see lambda/config.ts). */
+  private functionEnvironment(settings: Settings, sessionKeySecret: string): Record<string, string> {
+    return {
+      TOKENS_API_URL: settings.tokensApiUrl,
+      SESSION_KEY_SECRET_ID: sessionKeySecret,
+      ARCHIVE_BUCKET: this.bucket.bucketName,
+      ARCHIVE_PREFIX: settings.archivePrefix,
+      LINE_CONCURRENCY: String(settings.lineConcurrency),
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+  }
+
+  /**
+   * Fan-out: the work queue with its dead-letter queue, and the worker that consumes it through an
+   * event source mapping (partial batch responses, bounded concurrency). The worker runs the same
+   * per-line code as the pass, with the same access to the secret and the archive.
+   */
+  private createFanout(
+    settings: Settings,
+    fanout: FanoutSettings,
+    props: HousekeepingStackProps,
+  ): FanoutResources {
+    const workerDeadLetterQueue = this.createQueue(
+      'WorkerDeadLetterQueue',
+      'This queue is itself the dead-letter destination of the work queue; it is alarmed on and read by an ' +
+        'operator (the line of each message stays on the service), so a queue behind it would add nothing.',
+    );
+    const workQueue = new sqs.Queue(this, 'WorkQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // Above the worker's timeout, so a message is never handed to a second worker while the
+      // first still holds it; six times, as AWS advises, to leave room for throttled retries.
+      visibilityTimeout: fanout.visibilityTimeout,
+      deadLetterQueue: { queue: workerDeadLetterQueue, maxReceiveCount: WORK_MAX_RECEIVE_COUNT },
+    });
+
+    const logGroup = new logs.LogGroup(this, 'WorkerLogs', {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const role = new iam.Role(this, 'WorkerRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description:
+        'tokens-housekeeper worker: read the session key, write the archive, consume the work queue, write its logs',
+    });
+    logGroup.grantWrite(role);
+    const worker = new NodejsFunction(this, 'Worker', {
+      description:
+        'Fan-out worker: archives the tokens lines of the work queue to S3, verified, then deletes them',
+      entry: `${PROJECT_ROOT}lambda/worker-handler.ts`,
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: settings.memorySize,
+      timeout: fanout.workerTimeout,
+      role,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      // No reserved concurrency: the event source mapping's maximum concurrency bounds the
+      // workers without setting account concurrency aside while the queue is empty.
+      environment: this.functionEnvironment(settings, props.sessionKeySecret),
+      bundling: BUNDLING,
+    });
+    this.grantSecretRead(role, props.sessionKeySecret);
+    this.grantArchiveAccess(role, settings.archivePrefix);
+    // Also grants the worker's role the consume actions on this queue only.
+    worker.addEventSource(
+      new SqsEventSource(workQueue, {
+        batchSize: fanout.batchSize,
+        maxConcurrency: fanout.maxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
+    if (props.bucketName !== undefined) {
+      Annotations.of(this).addWarningV2(
+        'tokens-housekeeper:queuedMarkersLifecycle',
+        `Fan-out into an existing bucket: add a lifecycle rule expiring "${settings.archivePrefix}_queued/" ` +
+          'after 1 day (and its noncurrent versions) yourself; the stack cannot.',
+      );
+    }
+    return { workQueue, workerDeadLetterQueue, worker };
   }
 
   private createArchiveBucket(settings: Settings): s3.Bucket {
@@ -236,6 +399,20 @@ export class HousekeepingStack extends Stack {
     const lifecycleRules: s3.LifecycleRule[] = [
       { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
     ];
+    if (settings.fanout !== undefined) {
+      // The planner's markers matter for a few hours; the function cannot delete them, S3 does.
+      const prefix = `${settings.archivePrefix}_queued/`;
+      lifecycleRules.push(
+        {
+          id: 'expire-queued-markers',
+          prefix,
+          expiration: QUEUED_MARKER_EXPIRATION,
+          noncurrentVersionExpiration: QUEUED_MARKER_EXPIRATION,
+        },
+        // A separate rule: S3 does not take this action together with an expiration in days.
+        { id: 'remove-queued-marker-delete-markers', prefix, expiredObjectDeleteMarker: true },
+      );
+    }
     if (settings.archiveTransitionDays !== undefined) {
       lifecycleRules.push({
         id: 'archive-transition',
@@ -272,24 +449,26 @@ export class HousekeepingStack extends Stack {
     });
   }
 
-  private createQueue(id: string): sqs.Queue {
+  private createQueue(
+    id: string,
+    reason = 'This queue is itself a dead-letter destination (of the schedule or of asynchronous invocations); ' +
+      'it is alarmed on and read by an operator, so a queue behind it would add nothing.',
+  ): sqs.Queue {
     const queue = new sqs.Queue(this, id, {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: QUEUE_RETENTION,
     });
-    Validations.of(queue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself a dead-letter destination (of the schedule or of asynchronous invocations); ' +
-        'it is alarmed on and read by an operator, so a queue behind it would add nothing.',
-    });
+    Validations.of(queue).acknowledge({ id: 'AwsSolutions-SQS3', reason });
     return queue;
   }
 
   /** GetSecretValue on the one secret, nothing else (grantRead would add DescribeSecret). */
   private grantSecretRead(role: iam.IRole, secretRef: string): void {
-    const secret = importSecret(this, secretRef);
+    // Imported once; the worker (fan-out) is granted the same.
+    const secret =
+      (this.node.tryFindChild('SessionKeySecret') as secretsmanager.ISecret | undefined) ??
+      importSecret(this, secretRef);
     // A name or partial ARN matches the full ARN only with the 6-character suffix wildcard.
     const resource = secret.secretFullArn ?? `${secret.secretArn}-??????`;
     role.addToPrincipalPolicy(
@@ -400,6 +579,21 @@ interface Settings {
   readonly lineConcurrency: number;
   readonly archiveTransitionDays: number | undefined;
   readonly objectLockRetentionDays: number | undefined;
+  /** Only in mode `fanout`. */
+  readonly fanout: FanoutSettings | undefined;
+}
+
+interface FanoutSettings {
+  readonly batchSize: number;
+  readonly maxConcurrency: number;
+  readonly workerTimeout: Duration;
+  /** {@link VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT} worker timeouts. */
+  readonly visibilityTimeout: Duration;
+  /**
+   * How long the planner treats a line as queued: as long as its message can be in the queue
+   * between deliveries, `maxReceiveCount` visibility timeouts; after that it is done or dead-lettered.
+   */
+  readonly markerTtl: Duration;
 }
 
 /** Defaults applied and every prop checked, so a mistake fails the synth and names the prop. */
@@ -453,6 +647,31 @@ function resolveSettings(props: HousekeepingStackProps): Settings {
     return value;
   };
 
+  const mode = props.mode ?? 'single';
+  if (mode !== 'single' && mode !== 'fanout')
+    fail(`mode must be "single" or "fanout", got "${String(mode)}"`);
+  const fanoutOnly = <T>(name: string, value: T | undefined): T | undefined => {
+    if (value !== undefined && mode !== 'fanout')
+      fail(`${name} applies only to mode "fanout"; remove it or set mode`);
+    return value;
+  };
+  const batchSize = fanoutOnly('workerBatchSize', props.workerBatchSize) ?? DEFAULT_WORKER_BATCH_SIZE;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) {
+    fail(`workerBatchSize must be an integer between 1 and 10, got ${batchSize}`);
+  }
+  const maxConcurrency =
+    fanoutOnly('workerMaxConcurrency', props.workerMaxConcurrency) ?? DEFAULT_WORKER_MAX_CONCURRENCY;
+  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > 1000) {
+    fail(`workerMaxConcurrency must be an integer between 2 and 1000, got ${maxConcurrency}`);
+  }
+  const workerTimeout = fanoutOnly('workerTimeout', props.workerTimeout) ?? timeout;
+  if (workerTimeout.toSeconds() < 1 || workerTimeout.toSeconds() > 900) {
+    fail(`workerTimeout must be between 1 second and 15 minutes, got ${workerTimeout.toHumanString()}`);
+  }
+  const visibilityTimeout = Duration.seconds(
+    workerTimeout.toSeconds() * VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT,
+  );
+
   return {
     tokensApiUrl: props.tokensApiUrl,
     scheduleExpression,
@@ -462,6 +681,16 @@ function resolveSettings(props: HousekeepingStackProps): Settings {
     lineConcurrency,
     archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
     objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
+    fanout:
+      mode === 'fanout'
+        ? {
+            batchSize,
+            maxConcurrency,
+            workerTimeout,
+            visibilityTimeout,
+            markerTtl: Duration.seconds(visibilityTimeout.toSeconds() * WORK_MAX_RECEIVE_COUNT),
+          }
+        : undefined,
   };
 }
 

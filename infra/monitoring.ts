@@ -22,7 +22,9 @@ export type PassMetricName =
   | 'BytesArchived'
   | 'HashMismatches'
   | 'Retries'
-  | 'RunDuration';
+  | 'RunDuration'
+  | 'LinesEnqueued'
+  | 'LinesAlreadyQueued';
 
 /** A queue that should stay empty: anything in it is a lost or failed invocation. */
 export interface WatchedQueue {
@@ -44,6 +46,17 @@ export interface HousekeepingMonitoringProps {
   readonly alarmTopic: sns.ITopic;
   /** Prefix for alarm and dashboard names, usually the stack name. */
   readonly namePrefix: string;
+  /** Fan-out mode: `fn` is the planner, and these workers do the lines. */
+  readonly fanout?: FanoutMonitoring;
+}
+
+/** What fan-out mode adds to watch. */
+export interface FanoutMonitoring {
+  readonly worker: lambda.IFunction;
+  readonly workerTimeout: Duration;
+  readonly workQueue: sqs.IQueue;
+  /** The event source mapping's maximum concurrency, drawn on the concurrency graph. */
+  readonly maxConcurrency: number;
 }
 
 /** The pass metric with our namespace and service dimension. */
@@ -151,6 +164,20 @@ export class HousekeepingMonitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
+    if (props.fanout !== undefined) {
+      addAlarm('WorkerErrors', {
+        alarmName: `${namePrefix}-worker-errors`,
+        alarmDescription:
+          'A fan-out worker invocation ended in an error (crash, timeout, bad config): its whole batch went back ' +
+          'to the work queue and is retried, then dead-lettered. Failed lines alone do not count here.',
+        metric: props.fanout.worker.metricErrors({ period: ALARM_PERIOD, statistic: cloudwatch.Stats.SUM }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
     for (const { label, queue, meaning } of props.queues) {
       addAlarm(`QueueDepth-${label}`, {
         alarmName: `${namePrefix}-${label}-not-empty`,
@@ -179,9 +206,14 @@ export class HousekeepingMonitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.TextWidget({
         markdown:
-          `# Tokens housekeeper\nSchedule \`${props.scheduleExpression}\`, one pass at a time ` +
-          `(reserved concurrency 1), timeout ${timeout.toHumanString()}. Graphs are hourly sums; ` +
-          'runbook in docs/deploy.md.',
+          props.fanout === undefined
+            ? `# Tokens housekeeper\nSchedule \`${props.scheduleExpression}\`, one pass at a time ` +
+              `(reserved concurrency 1), timeout ${timeout.toHumanString()}. Graphs are hourly sums; ` +
+              'runbook in docs/deploy.md.'
+            : `# Tokens housekeeper (fan-out)\nSchedule \`${props.scheduleExpression}\`: one planner at a time ` +
+              `(timeout ${timeout.toHumanString()}) sends one message per finished line; at most ` +
+              `${props.fanout.maxConcurrency} workers (timeout ${props.fanout.workerTimeout.toHumanString()}) ` +
+              'archive them. Graphs are hourly sums; runbook in README.md.',
         width: 24,
         height: 2,
       }),
@@ -254,12 +286,73 @@ export class HousekeepingMonitoring extends Construct {
         width: 12,
       }),
     );
+    if (props.fanout !== undefined) this.addFanoutWidgets(props.fanout, hourly);
     this.dashboard.addWidgets(
       new cloudwatch.AlarmStatusWidget({
         title: 'Alarms',
         alarms,
         width: 24,
         height: 3,
+      }),
+    );
+  }
+
+  /** The work queue's depth and age, the workers, and what the planners sent. */
+  private addFanoutWidgets(fanout: FanoutMonitoring, hourly: { period: Duration }): void {
+    const { worker, workQueue } = fanout;
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Work queue',
+        left: [
+          workQueue.metricApproximateNumberOfMessagesVisible({
+            statistic: cloudwatch.Stats.MAXIMUM,
+            label: 'Waiting',
+          }),
+          workQueue.metricApproximateNumberOfMessagesNotVisible({
+            statistic: cloudwatch.Stats.MAXIMUM,
+            label: 'In flight',
+          }),
+        ],
+        right: [
+          workQueue.metricApproximateAgeOfOldestMessage({
+            statistic: cloudwatch.Stats.MAXIMUM,
+            label: 'Oldest (s)',
+          }),
+        ],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Planned lines',
+        left: [
+          passMetric('LinesEnqueued', { ...hourly, label: 'LinesEnqueued' }),
+          passMetric('LinesAlreadyQueued', { ...hourly, label: 'LinesAlreadyQueued' }),
+        ],
+        width: 12,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Workers',
+        left: [
+          worker.metricInvocations({ ...hourly, statistic: cloudwatch.Stats.SUM, label: 'Invocations' }),
+          worker.metricErrors({ ...hourly, statistic: cloudwatch.Stats.SUM, label: 'Errors' }),
+        ],
+        right: [
+          worker.metric('ConcurrentExecutions', { statistic: cloudwatch.Stats.MAXIMUM, label: 'Concurrent' }),
+        ],
+        rightAnnotations: [{ value: fanout.maxConcurrency, label: 'Maximum concurrency' }],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Worker duration against its timeout',
+        left: [
+          worker.metricDuration({ ...hourly, statistic: cloudwatch.Stats.MAXIMUM, label: 'Max duration' }),
+        ],
+        leftYAxis: { min: 0, max: fanout.workerTimeout.toMilliseconds(), label: 'ms', showUnits: false },
+        leftAnnotations: [
+          { value: fanout.workerTimeout.toMilliseconds(), label: 'Timeout', color: cloudwatch.Color.RED },
+        ],
+        width: 12,
       }),
     );
   }

@@ -7,6 +7,8 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   type HeadObjectCommandOutput,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -204,6 +206,81 @@ export class Archive {
     const key = `${this.#options.prefix}_runs/${started.toISOString().slice(0, 10)}/${runId}.json`;
     await this.#putJson(key, report);
     return key;
+  }
+
+  /**
+   * `{prefix}_runs/{yyyy-mm-dd}/{runId}/lines/{lineId}.json`: what a fan-out worker did to one line
+   * of a run (the date is the planner's, so the records sit beside the planner's report).
+   */
+  lineRecordKey(runId: string, planned: Date, lineId: string): string {
+    if (!isLineId(runId)) throw new UnsafeReferenceError(`run id ${JSON.stringify(runId)} is not a UUID`);
+    if (!isLineId(lineId)) throw new UnsafeReferenceError(`line id ${JSON.stringify(lineId)} is not a UUID`);
+    return `${this.#options.prefix}_runs/${planned.toISOString().slice(0, 10)}/${runId}/lines/${lineId}.json`;
+  }
+
+  /** Writes a fan-out worker's record of one line. Returns the key. */
+  async writeLineRecord(runId: string, planned: Date, lineId: string, record: unknown): Promise<string> {
+    const key = this.lineRecordKey(runId, planned, lineId);
+    await this.#putJson(key, record);
+    return key;
+  }
+
+  /** A worker's earlier record of this line for this run, or undefined when there is none or it is not JSON. */
+  async readLineRecord(runId: string, planned: Date, lineId: string): Promise<unknown> {
+    const text = await this.#getText(this.lineRecordKey(runId, planned, lineId));
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** `{prefix}_queued/{lineId}.json`: the fan-out planner's note that a message for the line was sent. */
+  queuedMarkerKey(lineId: string): string {
+    if (!isLineId(lineId)) throw new UnsafeReferenceError(`line id ${JSON.stringify(lineId)} is not a UUID`);
+    return `${this.#options.prefix}_queued/${lineId}.json`;
+  }
+
+  /** Marks a line as enqueued by `runId` at `at` (ISO 8601); overwrites an older marker. */
+  async writeQueuedMarker(lineId: string, marker: { runId: string; at: string }): Promise<void> {
+    await this.#putJson(this.queuedMarkerKey(lineId), { lineId, ...marker });
+  }
+
+  /**
+   * When each line was last enqueued, by the time its marker was stored: one listing of
+   * `{prefix}_queued/` (a page per thousand markers) instead of a request per line. Keys that are
+   * not a line's marker are ignored.
+   */
+  async queuedMarkers(): Promise<Map<string, Date>> {
+    const folder = `${this.#options.prefix}_queued/`;
+    const markers = new Map<string, Date>();
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.#options.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.#options.bucket,
+            Prefix: folder,
+            ContinuationToken: token,
+          }),
+        );
+      } catch (error) {
+        throw new ArchiveError(folder, `ListObjectsV2 failed: ${describeAwsError(error)}`, {
+          cause: error,
+          retryable: true,
+        });
+      }
+      for (const object of page.Contents ?? []) {
+        const id = object.Key?.slice(folder.length, -'.json'.length);
+        if (object.Key?.endsWith('.json') && isLineId(id) && object.LastModified !== undefined) {
+          markers.set(id, object.LastModified);
+        }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return markers;
   }
 
   /** Stores the proof of dismantling: the DELETE reply, or how an already-gone line was confirmed. */

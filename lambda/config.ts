@@ -84,6 +84,39 @@ export function loadConfig(env: Env): Readonly<Config> {
   });
 }
 
+/** What the fan-out planner needs besides the {@link Config}: where to send work, and when not to. */
+export interface FanoutConfig {
+  /** URL of the work queue (`QUEUE_URL`). */
+  readonly queueUrl: string;
+  /** A line whose queued marker is younger than this is not enqueued again. */
+  readonly queueMarkerTtlMs: number;
+  /** When set, SQS is a local endpoint (tests): requests go there whatever the queue URL's host. */
+  readonly sqsEndpointOverride: string | undefined;
+}
+
+/** The fan-out planner's configuration: the pass's, plus the work queue. */
+export interface PlannerConfig extends Config {
+  readonly fanout: FanoutConfig;
+}
+
+/**
+ * Reads the planner's configuration: everything {@link loadConfig} reads, then `QUEUE_URL`
+ * (required) and `QUEUE_MARKER_TTL_SECONDS`. A {@link ConfigError} names the variable at fault.
+ */
+export function loadPlannerConfig(env: Env): Readonly<PlannerConfig> {
+  const config = loadConfig(env);
+  const sqsEndpointOverride = optional(env, 'AWS_ENDPOINT_URL_SQS') ?? optional(env, 'AWS_ENDPOINT_URL');
+  return Object.freeze({
+    ...config,
+    fanout: Object.freeze({
+      queueUrl: queueUrl(env, sqsEndpointOverride !== undefined),
+      // Markers expire from the bucket after a day (lifecycle rule): a longer TTL could not hold.
+      queueMarkerTtlMs: integer(env, 'QUEUE_MARKER_TTL_SECONDS', 7200, 0, 86_400) * 1000,
+      sqsEndpointOverride,
+    }),
+  });
+}
+
 function httpTimeouts(env: Env): Config['http'] {
   return {
     connectTimeoutMs: integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000),
@@ -189,4 +222,30 @@ function archivePrefix(env: Env): string {
     );
   }
   return value;
+}
+
+/** An SQS queue URL: https, or any http(s) URL when the SQS endpoint is overridden (local runs). */
+function queueUrl(env: Env, local: boolean): string {
+  const name = 'QUEUE_URL';
+  const raw = required(env, name);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a URL: "${raw}"`);
+  }
+  if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
+  if (url.protocol !== 'https:' && !(local && url.protocol === 'http:')) {
+    throw new ConfigError(
+      name,
+      `must be https (plain http only with a local SQS endpoint), got ${url.protocol}`,
+    );
+  }
+  if (url.pathname.split('/').filter(Boolean).length !== 2) {
+    throw new ConfigError(
+      name,
+      `must be a queue URL of the form https://host/{account}/{queue}, got "${raw}"`,
+    );
+  }
+  return raw;
 }

@@ -1,8 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent } from 'undici';
-import type { ArchiveConfig, Config } from './config.ts';
+import type { ArchiveConfig, Config, FanoutConfig } from './config.ts';
 import type { Deps, MetricsSink } from './housekeeping.ts';
 import { secretsManagerSessionKey } from './session-key.ts';
 
@@ -26,6 +27,21 @@ export function createS3Client(config: ArchiveConfig, logger: Logger): S3Client 
       ? {}
       : { endpoint: config.s3EndpointOverride, forcePathStyle: true }),
     requestHandler: { connectionTimeout: config.http.connectTimeoutMs, requestTimeout: 120_000 },
+  });
+}
+
+/** The SQS client of the fan-out planner. Region and credentials come from the standard AWS_* variables. */
+export function createSqsClient(
+  config: Pick<Config, 'http'> & { fanout: FanoutConfig },
+  logger: Logger,
+): SQSClient {
+  return new SQSClient({
+    logger: sdkLogger(logger),
+    // With an override (local runs) requests go there, not to the host named in the queue URL.
+    ...(config.fanout.sqsEndpointOverride === undefined
+      ? {}
+      : { endpoint: config.fanout.sqsEndpointOverride }),
+    requestHandler: { connectionTimeout: config.http.connectTimeoutMs, requestTimeout: 30_000 },
   });
 }
 

@@ -110,6 +110,16 @@ export class UnsafeReferenceError extends HousekeepingError {
   override readonly name = 'UnsafeReferenceError';
 }
 
+/** The work queue (fan-out mode) refused a message, a batch, or part of one. */
+export class QueueError extends HousekeepingError {
+  override readonly name = 'QueueError';
+  override readonly retryable: boolean;
+  constructor(problem: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(`work queue: ${problem}`, options);
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
 /** A message for logs and summaries, from anything thrown. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;

@@ -93,9 +93,10 @@ export function parseInvocation(event: unknown): Invocation {
   return { kind: 'pass', request: parseEvent(event) };
 }
 
-function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+/** The issues of a failed zod/mini parse, in words, each prefixed with the path of the field. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], root = '(payload)'): string {
   return issues
-    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(payload)'}: ${describeIssue(issue)}`)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : root}: ${describeIssue(issue)}`)
     .join('; ');
 }
 
@@ -106,6 +107,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')}`;
     case 'invalid_type':
       return `expected ${issue.expected}`;
+    case 'invalid_format':
+      return `expected an ISO 8601 ${issue.format}`;
     case 'invalid_value':
       return `expected ${issue.values.map((value) => JSON.stringify(value)).join(' or ')}`;
     case 'too_small':

@@ -141,7 +141,8 @@ export async function runHousekeeping(
   return summary;
 }
 
-function summarize(
+/** The {@link Summary} of a set of line results; also the fan-out worker's summary of a batch. */
+export function summarize(
   runId: string,
   request: RunRequest,
   selection: Selection,
@@ -245,7 +246,8 @@ function emitMetrics(metrics: MetricsSink | undefined, summary: Summary): void {
   metrics.addMetric('RunDuration', 'Milliseconds', summary.durationMs);
 }
 
-interface Selection {
+/** The lines a run chose to work on, and what the listing skipped. */
+export interface Selection {
   readonly listed: number;
   readonly finished: number;
   /** Line ids to process, in order. */
@@ -254,7 +256,7 @@ interface Selection {
 }
 
 /** Chooses the lines of this run: the ids asked for, or every finished line of the list. */
-async function select(api: TokensApi, request: RunRequest, logger: Logger): Promise<Selection> {
+export async function select(api: TokensApi, request: RunRequest, logger: Logger): Promise<Selection> {
   if (request.ids !== undefined) {
     // Read by id later, one by one; a line that is not finished is then reported as skipped.
     return { listed: request.ids.length, finished: request.ids.length, candidates: request.ids, skipped: [] };

@@ -240,6 +240,8 @@ export async function inspectInvariant(
     for (const key of await listKeys(archive.s3Client, archive.bucket)) {
       // Run reports live beside the lines, under {prefix}_runs/, and hold no file bytes.
       if (key.startsWith(`${prefix}_runs/`) && key.endsWith('.json')) continue;
+      // Fan-out mode's queued markers likewise: a line id and a run id, no file bytes.
+      if (key.startsWith(`${prefix}_queued/`) && key.endsWith('.json')) continue;
       const parts = key.startsWith(prefix) ? key.slice(prefix.length).split('/') : [];
       const [id = '', name = ''] = parts;
       const line = before.lines.get(id);

@@ -1,0 +1,500 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import pLimit from 'p-limit';
+import type { Archive } from './archive.ts';
+import type { Config, PlannerConfig } from './config.ts';
+import { describeError, EventError, QueueError } from './errors.ts';
+import type { RunRequest } from './event.ts';
+import {
+  type Deps,
+  type LineReport,
+  type MetricsSink,
+  type RunContext,
+  type Summary,
+  select,
+  summarize,
+} from './housekeeping.ts';
+import { createLineWorker, type LineResult, type LineWorker } from './line-work.ts';
+import { type RetryListener, type RetryPolicy, withRetry } from './retry.ts';
+import {
+  encodeWorkMessage,
+  parseWorkMessage,
+  type QueueEntry,
+  SQS_BATCH_LIMIT,
+  type WorkMessage,
+  type WorkQueue,
+} from './work-queue.ts';
+
+/*
+ * Fan-out mode: a scheduled planner lists and selects the lines and sends one SQS message per
+ * finished line; workers consume the queue and run the same per-line archive-then-dismantle
+ * (createLineWorker) on each. Duplicate deliveries are safe because that code is: it reuses
+ * verified files, and confirms a line that is already gone.
+ */
+
+/** Batches of messages the planner sends at once (each batch is followed by its markers). */
+const SEND_CONCURRENCY = 4;
+
+/** What the planner did; returned by the planner and kept in its run report. */
+export interface FanoutPlan {
+  readonly runId: string;
+  readonly mode: 'fanout';
+  readonly archiveOnly: boolean;
+  /** Lines the planner looked at: listed by the service, or named in `ids`. */
+  readonly listed: number;
+  /** Of those, lines in state `finished` (for `ids`: as named; the worker reads each). */
+  readonly finished: number;
+  /** Lines sent to the work queue by this run. */
+  readonly enqueued: number;
+  /** Finished lines not sent because a message for them was sent less than the marker TTL ago. */
+  readonly alreadyQueued: number;
+  /** Finished lines not sent because of `maxLines` or the time budget; the next run takes them. */
+  readonly deferred: number;
+  readonly retries: number;
+  /** Malformed list items. */
+  readonly skipped: readonly LineReport[];
+  /** Lines that could not be enqueued; they stay on the service and the next run takes them. */
+  readonly failed: readonly LineReport[];
+  readonly durationMs: number;
+}
+
+/**
+ * The planner's pass: select the finished lines (as the single-mode pass does), leave out those
+ * already queued (a `{prefix}_queued/{id}.json` marker younger than the TTL; not consulted for
+ * lines named in `ids`), send one message per remaining line in batches of ten, and mark each
+ * line whose message was accepted. A line whose message was refused gets no marker and is
+ * reported as failed. Writes the run report `{prefix}_runs/{date}/{runId}.json`.
+ *
+ * A dry run is not a fan-out: it is the single-mode plan (`runHousekeeping` with `dryRun`).
+ */
+export async function planFanout(
+  deps: Deps,
+  config: PlannerConfig,
+  queue: WorkQueue,
+  request: RunRequest,
+  context: RunContext = {},
+): Promise<FanoutPlan> {
+  if (request.dryRun) throw new EventError('a dry run is planned by the pass itself, not by the fan-out');
+  const started = deps.now();
+  const plannedAt = new Date(started).toISOString();
+  const runId = context.runId ?? randomUUID();
+  const logger = deps.logger.createChild({ persistentKeys: { runId } });
+  const { api, archive, tally } = createLineWorker(deps, config, {
+    runId,
+    request: { dryRun: false, archiveOnly: request.archiveOnly },
+    logger,
+  });
+  const onRetry: RetryListener = (error, attempt) => {
+    tally.retries += 1;
+    logger.warn('retrying', { attempt, error: describeError(error) });
+  };
+
+  logger.info('fan-out started', { request: { ...request } });
+  const selection = await select(api, request, logger);
+
+  // Lines named by id are an operator's explicit request: sent whatever the markers say.
+  const markers =
+    request.ids === undefined
+      ? await withRetry(config.retry, () => archive.queuedMarkers(), onRetry)
+      : new Map<string, Date>();
+  const now = deps.now();
+  const alreadyQueued: string[] = [];
+  const toSend: string[] = [];
+  for (const id of selection.candidates) {
+    const markedAt = markers.get(id);
+    if (markedAt !== undefined && now - markedAt.getTime() < config.fanout.queueMarkerTtlMs) {
+      alreadyQueued.push(id);
+    } else {
+      toSend.push(id);
+    }
+  }
+  const allowed = request.maxLines === undefined ? toSend : toSend.slice(0, request.maxLines);
+  let deferred = toSend.length - allowed.length;
+
+  const enqueued: string[] = [];
+  const failed: LineReport[] = [];
+  const limit = pLimit(SEND_CONCURRENCY);
+  await Promise.all(
+    chunk(allowed, SQS_BATCH_LIMIT).map((ids) =>
+      limit(async () => {
+        const remaining = context.remainingMs?.();
+        if (remaining !== undefined && remaining < config.timeReserveMs) {
+          deferred += ids.length;
+          return;
+        }
+        const messages = ids.map((lineId) => ({
+          lineId,
+          runId,
+          plannedAt,
+          archiveOnly: request.archiveOnly,
+        }));
+        const outcome = await sendMessages(queue, messages, config.retry, onRetry);
+        failed.push(...outcome.failed);
+        for (const { id, reason } of outcome.failed)
+          logger.error('line not enqueued', { lineId: id, reason });
+        // Only now: a line whose message was refused must not look queued to the next run.
+        for (const lineId of outcome.sent) {
+          enqueued.push(lineId);
+          await markQueued(archive, lineId, { runId, at: plannedAt }, config.retry, onRetry, logger);
+        }
+      }),
+    ),
+  );
+
+  const plan: FanoutPlan = {
+    runId,
+    mode: 'fanout',
+    archiveOnly: request.archiveOnly,
+    listed: selection.listed,
+    finished: selection.finished,
+    enqueued: enqueued.length,
+    alreadyQueued: alreadyQueued.length,
+    deferred,
+    retries: tally.retries,
+    skipped: sortById([...selection.skipped]),
+    failed: sortById(failed),
+    durationMs: deps.now() - started,
+  };
+  emitPlanMetrics(deps.metrics, plan);
+  logger.info('fan-out summary', { summary: plan });
+  try {
+    const key = await archive.writeRunReport(runId, new Date(started), {
+      schemaVersion: 1,
+      mode: 'fanout',
+      startedAt: plannedAt,
+      summary: plan,
+      enqueued: enqueued.sort(),
+      alreadyQueued: alreadyQueued.sort(),
+    });
+    logger.info('run report written', { key });
+  } catch (error) {
+    // The messages are sent: the report describes work that is under way, and is not worth failing it.
+    logger.error('run report could not be written', { reason: describeError(error) });
+  }
+  return plan;
+}
+
+/**
+ * Sends one batch, sending again the entries SQS did not accept (with backoff) until they are
+ * accepted, refused for good, or the attempts are used up.
+ */
+async function sendMessages(
+  queue: WorkQueue,
+  messages: readonly WorkMessage[],
+  policy: RetryPolicy,
+  onRetry: RetryListener,
+): Promise<{ sent: string[]; failed: LineReport[] }> {
+  // Entry ids need only be unique within the batch; the line id travels in the body.
+  const lineOf = new Map(messages.map((message, index) => [`m${index}`, message.lineId]));
+  let pending: QueueEntry[] = messages.map((message, index) => ({
+    id: `m${index}`,
+    body: encodeWorkMessage(message),
+  }));
+  const sent: string[] = [];
+  const failed: LineReport[] = [];
+  const lineId = (entryId: string) => lineOf.get(entryId) ?? entryId;
+  try {
+    await withRetry(
+      policy,
+      async () => {
+        const failures = await queue.sendBatch(pending);
+        const refused = new Map(failures.map((failure) => [failure.id, failure]));
+        for (const entry of pending) if (!refused.has(entry.id)) sent.push(lineId(entry.id));
+        for (const failure of failures) {
+          if (!failure.retryable)
+            failed.push({ id: lineId(failure.id), reason: `not enqueued: ${failure.reason}` });
+        }
+        pending = pending.filter((entry) => refused.get(entry.id)?.retryable === true);
+        if (pending.length > 0) {
+          const reasons = failures.filter((f) => f.retryable).map((f) => f.reason);
+          throw new QueueError(
+            `${pending.length} of the batch not accepted (${[...new Set(reasons)].join('; ')})`,
+            {
+              retryable: true,
+            },
+          );
+        }
+      },
+      onRetry,
+    );
+  } catch (error) {
+    for (const entry of pending) {
+      failed.push({ id: lineId(entry.id), reason: `not enqueued: ${describeError(error)}` });
+    }
+  }
+  return { sent, failed };
+}
+
+/**
+ * Writes a line's queued marker. A marker that cannot be written is logged, not fatal: the
+ * message is sent, and the worst case is that the next run sends the line again.
+ */
+async function markQueued(
+  archive: Archive,
+  lineId: string,
+  marker: { runId: string; at: string },
+  policy: RetryPolicy,
+  onRetry: RetryListener,
+  logger: Logger,
+): Promise<void> {
+  try {
+    await withRetry(policy, () => archive.writeQueuedMarker(lineId, marker), onRetry);
+  } catch (error) {
+    logger.warn('line enqueued, but its queued marker could not be written; the next run may send it again', {
+      lineId,
+      reason: describeError(error),
+    });
+  }
+}
+
+function emitPlanMetrics(metrics: MetricsSink | undefined, plan: FanoutPlan): void {
+  if (metrics === undefined) return;
+  metrics.addMetric('LinesEnqueued', 'Count', plan.enqueued);
+  metrics.addMetric('LinesAlreadyQueued', 'Count', plan.alreadyQueued);
+  metrics.addMetric('LinesFailed', 'Count', plan.failed.length);
+  metrics.addMetric('LinesDeferred', 'Count', plan.deferred);
+  metrics.addMetric('LinesSkipped', 'Count', plan.skipped.length);
+  metrics.addMetric('Retries', 'Count', plan.retries);
+  metrics.addMetric('RunDuration', 'Milliseconds', plan.durationMs);
+}
+
+/** What a worker did with one batch. */
+export interface WorkReport {
+  /** The partial batch response: the messages to leave in the queue. */
+  readonly response: SQSBatchResponse;
+  /** One summary per run the batch's messages came from (usually one). */
+  readonly summaries: readonly Summary[];
+  /** Messages whose body is not a work message. */
+  readonly malformed: number;
+}
+
+/** The lines of one run within a batch, and the worker that handles them. */
+interface RunWork {
+  readonly runId: string;
+  readonly archiveOnly: boolean;
+  readonly worker: LineWorker;
+  readonly logger: Logger;
+  /** By line id: a line sent twice in one batch is worked once, for both messages. */
+  readonly lines: Map<string, { readonly planned: Date; readonly messageIds: string[] }>;
+  readonly results: LineResult[];
+  deferred: number;
+}
+
+/** The record of one line kept by a worker, `{prefix}_runs/{date}/{runId}/lines/{lineId}.json`. */
+export interface LineRecord {
+  readonly schemaVersion: 1;
+  readonly runId: string;
+  readonly lineId: string;
+  readonly at: string;
+  readonly messageIds: readonly string[];
+  readonly result: LineResult;
+}
+
+/**
+ * A worker's batch: each message names a line of a planner's run; each line goes through the
+ * same archive-then-dismantle as in the single-mode pass ({@link createLineWorker}), with the
+ * planner's run id, at most `lineConcurrency` at once. The response lists the messages to leave
+ * in the queue (`batchItemFailures`): failed lines, lines not started for lack of time, and
+ * malformed bodies (which SQS then moves to the dead-letter queue). A skipped line (not
+ * finished, gone, invalid) is done with. Never throws for a line or a message.
+ */
+export async function workBatch(
+  deps: Deps,
+  config: Config,
+  event: SQSEvent,
+  context: Pick<RunContext, 'remainingMs'> = {},
+): Promise<WorkReport> {
+  const started = deps.now();
+  const failures = new Set<string>();
+  const runs = new Map<string, RunWork>();
+  let malformed = 0;
+  for (const record of event.Records ?? []) {
+    let message: WorkMessage;
+    try {
+      message = parseWorkMessage(record.body, deps.now);
+    } catch (error) {
+      malformed += 1;
+      failures.add(record.messageId);
+      deps.logger.error(
+        'message is not a work message; it goes to the dead-letter queue after its receives',
+        {
+          messageId: record.messageId,
+          receiveCount: record.attributes?.ApproximateReceiveCount,
+          reason: describeError(error),
+        },
+      );
+      continue;
+    }
+    const key = `${message.runId}${message.archiveOnly ? ' archive-only' : ''}`;
+    let run = runs.get(key);
+    if (run === undefined) {
+      const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
+      run = {
+        runId: message.runId,
+        archiveOnly: message.archiveOnly,
+        logger,
+        worker: createLineWorker(deps, config, {
+          runId: message.runId,
+          request: { dryRun: false, archiveOnly: message.archiveOnly },
+          logger,
+        }),
+        lines: new Map(),
+        results: [],
+        deferred: 0,
+      };
+      runs.set(key, run);
+    }
+    const line = run.lines.get(message.lineId);
+    if (line === undefined) {
+      run.lines.set(message.lineId, { planned: new Date(message.plannedAt), messageIds: [record.messageId] });
+    } else {
+      line.messageIds.push(record.messageId);
+    }
+  }
+
+  const limit = pLimit(config.lineConcurrency);
+  await Promise.all(
+    [...runs.values()].flatMap((run) =>
+      [...run.lines].map(([lineId, line]) =>
+        limit(async () => {
+          const remaining = context.remainingMs?.();
+          if (remaining !== undefined && remaining < config.timeReserveMs) {
+            // Back to the queue: another invocation takes it after the visibility timeout.
+            run.deferred += 1;
+            for (const id of line.messageIds) failures.add(id);
+            return;
+          }
+          const logger = run.logger.createChild({ persistentKeys: { lineId } });
+          const result = await run.worker.processLine(lineId, logger);
+          run.results.push(result);
+          if (result.outcome === 'failed') for (const id of line.messageIds) failures.add(id);
+          await recordLine(
+            run.worker.archive,
+            config.retry,
+            logger,
+            {
+              schemaVersion: 1,
+              runId: run.runId,
+              lineId,
+              at: new Date(deps.now()).toISOString(),
+              messageIds: line.messageIds,
+              result,
+            },
+            line.planned,
+          );
+        }),
+      ),
+    ),
+  );
+
+  const durationMs = deps.now() - started;
+  const summaries = [...runs.values()].map((run) => {
+    const candidates = [...run.lines.keys()];
+    const summary = summarize(
+      run.runId,
+      { dryRun: false, archiveOnly: run.archiveOnly, ids: undefined, maxLines: undefined },
+      { listed: candidates.length, finished: candidates.length, candidates, skipped: [] },
+      run.results,
+      { deferred: run.deferred, tally: run.worker.tally, durationMs },
+    );
+    run.logger.info('batch summary', { summary });
+    return summary;
+  });
+  emitBatchMetrics(deps.metrics, summaries);
+  const order = (event.Records ?? []).map((record) => record.messageId).filter((id) => failures.has(id));
+  return {
+    response: { batchItemFailures: order.map((itemIdentifier) => ({ itemIdentifier })) },
+    summaries,
+    malformed,
+  };
+}
+
+/**
+ * Keeps the worker's record of a line. The record of a dismantled line is final: a later or
+ * concurrent delivery that finds the line gone, or fails on it half-way, does not overwrite it.
+ * A record that cannot be written is logged, not a failure: the line's work is done.
+ */
+async function recordLine(
+  archive: Archive,
+  policy: RetryPolicy,
+  logger: Logger,
+  record: LineRecord,
+  planned: Date,
+): Promise<void> {
+  try {
+    await withRetry(policy, async () => {
+      if (record.result.outcome !== 'dismantled') {
+        const earlier = (await archive.readLineRecord(record.runId, planned, record.lineId)) as
+          | { result?: { outcome?: unknown } }
+          | undefined;
+        if (earlier?.result?.outcome === 'dismantled') return;
+      }
+      await archive.writeLineRecord(record.runId, planned, record.lineId, record);
+    });
+  } catch (error) {
+    logger.error('line record could not be written', { reason: describeError(error) });
+  }
+}
+
+/** The pass metrics, per batch (no RunDuration: a batch is not a run). */
+function emitBatchMetrics(metrics: MetricsSink | undefined, summaries: readonly Summary[]): void {
+  if (metrics === undefined || summaries.length === 0) return;
+  const sum = (count: (summary: Summary) => number) => summaries.reduce((total, s) => total + count(s), 0);
+  metrics.addMetric(
+    'LinesArchived',
+    'Count',
+    sum((s) => s.archived),
+  );
+  metrics.addMetric(
+    'LinesDismantled',
+    'Count',
+    sum((s) => s.dismantled),
+  );
+  metrics.addMetric(
+    'LinesFailed',
+    'Count',
+    sum((s) => s.failed.length),
+  );
+  metrics.addMetric(
+    'LinesDeferred',
+    'Count',
+    sum((s) => s.deferred),
+  );
+  metrics.addMetric(
+    'LinesSkipped',
+    'Count',
+    sum((s) => s.skipped.length),
+  );
+  metrics.addMetric(
+    'FilesArchived',
+    'Count',
+    sum((s) => s.filesUploaded),
+  );
+  metrics.addMetric(
+    'BytesArchived',
+    'Bytes',
+    sum((s) => s.bytes),
+  );
+  metrics.addMetric(
+    'HashMismatches',
+    'Count',
+    sum((s) => s.hashMismatches),
+  );
+  metrics.addMetric(
+    'Retries',
+    'Count',
+    sum((s) => s.retries),
+  );
+}
+
+/** Splits `items` into runs of at most `size`. */
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+}
+
+function sortById<T extends { id: string }>(items: T[]): T[] {
+  return items.sort((a, b) => a.id.localeCompare(b.id));
+}

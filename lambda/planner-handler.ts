@@ -1,0 +1,12 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createPlannerHandler } from './fanout-invoke.ts';
+
+const logger = new Logger({ serviceName: 'tokens-housekeeper' });
+const metrics = new Metrics({ namespace: 'TokensHousekeeper', serviceName: 'tokens-housekeeper' });
+
+/**
+ * Lambda entry of the fan-out planner (the scheduled function in fan-out mode). Configuration,
+ * `QUEUE_URL` included, is read here at cold start, so a bad deployment fails loudly at init.
+ */
+export const handler = createPlannerHandler(process.env, { logger, metrics });

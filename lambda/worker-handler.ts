@@ -1,0 +1,10 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createWorkerHandler } from './fanout-invoke.ts';
+
+const logger = new Logger({ serviceName: 'tokens-housekeeper' });
+// The same service dimension as the pass: the alarms on LinesFailed and HashMismatches see both.
+const metrics = new Metrics({ namespace: 'TokensHousekeeper', serviceName: 'tokens-housekeeper' });
+
+/** Lambda entry of the fan-out worker: one SQS batch per invocation, partial batch responses. */
+export const handler = createWorkerHandler(process.env, { logger, metrics });

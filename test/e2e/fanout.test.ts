@@ -1,0 +1,324 @@
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EventError } from '../../lambda/errors.ts';
+import type { FanoutPlan, LineRecord } from '../../lambda/fanout.ts';
+import { createPlannerHandler, createWorkerHandler } from '../../lambda/fanout-invoke.ts';
+import { type Summary, summarize } from '../../lambda/housekeeping.ts';
+import { LOCAL_AWS_ENV, type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
+import { checkInvariant, snapshot } from '../reliability/invariant.ts';
+import { scenario } from '../reliability/ledger.ts';
+import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { sqsEvent } from '../support/sqs-event.ts';
+
+/** Receives before SQS moves a message to the dead-letter queue (the stack uses 3). */
+const MAX_RECEIVE_COUNT = 2;
+/** Messages per worker invocation (the stack's batch size). */
+const BATCH_SIZE = 4;
+
+interface FanoutStack {
+  readonly local: LocalStack;
+  readonly env: Record<string, string>;
+  readonly sqs: SQSClient;
+  readonly queueUrl: string;
+  readonly dlqUrl: string;
+}
+
+let open: FanoutStack | undefined;
+afterEach(async () => {
+  open?.sqs.destroy();
+  await open?.local.close();
+  open = undefined;
+});
+
+/**
+ * The local stack plus a work queue and its dead-letter queue on the same fauxqs server, and the
+ * environment of both functions. Queue URLs are built on the server's address: fauxqs names them
+ * `sqs.<region>.127.0.0.1`, which is not a valid URL host.
+ */
+async function fanoutStack(options: LocalStackOptions = {}): Promise<FanoutStack> {
+  const local = await startLocalStack({ ...options, env: { RETRY_ATTEMPTS: '2', ...options.env } });
+  const dlq = local.s3.createQueue('tokens-work-dlq');
+  local.s3.createQueue('tokens-work', {
+    attributes: {
+      VisibilityTimeout: '60',
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: dlq.queueArn,
+        maxReceiveCount: MAX_RECEIVE_COUNT,
+      }),
+    },
+  });
+  const queueUrl = `${local.s3.address}/000000000000/tokens-work`;
+  const dlqUrl = `${local.s3.address}/000000000000/tokens-work-dlq`;
+  const env = { ...local.env, QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: local.s3.address };
+  const sqs = new SQSClient({
+    endpoint: local.s3.address,
+    region: LOCAL_AWS_ENV.AWS_REGION,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  open = { local, env, sqs, queueUrl, dlqUrl };
+  return open;
+}
+
+type Worker = (event: SQSEvent) => Promise<SQSBatchResponse>;
+
+/**
+ * Stands in for Lambda's event source mapping: receive a batch, invoke the worker with it, delete
+ * the messages it did not report; a reported one is made visible again at once (standing in for
+ * its visibility timeout running out), until SQS moves it to the dead-letter queue.
+ */
+async function drain(stack: FanoutStack, worker: Worker, batchSize = BATCH_SIZE): Promise<number> {
+  let invocations = 0;
+  for (let round = 0; round < 100; round++) {
+    const { Messages = [] } = await stack.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: stack.queueUrl,
+        MaxNumberOfMessages: batchSize,
+        WaitTimeSeconds: 0,
+        MessageSystemAttributeNames: ['All'],
+      }),
+    );
+    if (Messages.length === 0) return invocations;
+    invocations += 1;
+    const response = await worker(
+      sqsEvent(
+        Messages.map((m: Message) => ({
+          messageId: m.MessageId ?? '?',
+          body: m.Body ?? '',
+          receiptHandle: m.ReceiptHandle ?? '?',
+          receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1'),
+        })),
+      ),
+    );
+    const failed = new Set(response.batchItemFailures.map((failure) => failure.itemIdentifier));
+    for (const message of Messages) {
+      const handle = { QueueUrl: stack.queueUrl, ReceiptHandle: message.ReceiptHandle };
+      if (failed.has(message.MessageId ?? '?')) {
+        await stack.sqs.send(new ChangeMessageVisibilityCommand({ ...handle, VisibilityTimeout: 0 }));
+      } else {
+        await stack.sqs.send(new DeleteMessageCommand(handle));
+      }
+    }
+  }
+  throw new Error('the queue did not drain in 100 rounds');
+}
+
+async function messagesIn(stack: FanoutStack, queueUrl: string): Promise<number> {
+  const { Attributes = {} } = await stack.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return (
+    Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible)
+  );
+}
+
+/** The bodies waiting in a queue, inspected on the server (receiving would count as a delivery). */
+function bodiesIn(stack: FanoutStack, name: string): string[] {
+  const queue = stack.local.s3.inspectQueue(name);
+  const messages = [
+    ...(queue?.messages.ready ?? []),
+    ...(queue?.messages.inflight.map((m) => m.message) ?? []),
+  ];
+  return messages.map((message) => message.body).sort();
+}
+
+/**
+ * The whole run, from what it left in the bucket: the planner's report and one record per line
+ * written by the workers, summed up the way a single-mode pass sums its lines.
+ */
+async function wholeRun(local: LocalStack, runId: string): Promise<Summary> {
+  const reportKey = (await listKeys(local.s3Client, local.bucket, 'tokens/_runs/')).find((key) =>
+    key.endsWith(`/${runId}.json`),
+  );
+  expect(reportKey, 'the planner run report').toBeDefined();
+  const report = (await objectJson(local.s3Client, local.bucket, reportKey ?? '')) as { summary: FanoutPlan };
+  const plan = report.summary;
+  const recordKeys = await listKeys(
+    local.s3Client,
+    local.bucket,
+    (reportKey ?? '').replace(/\.json$/, '/lines/'),
+  );
+  const records = await Promise.all(
+    recordKeys.map(async (key) => (await objectJson(local.s3Client, local.bucket, key)) as LineRecord),
+  );
+  return summarize(
+    runId,
+    { dryRun: false, archiveOnly: plan.archiveOnly, ids: undefined, maxLines: undefined },
+    { listed: plan.listed, finished: plan.finished, candidates: [], skipped: plan.skipped },
+    records.map((record) => record.result),
+    {
+      deferred: plan.deferred,
+      tally: { retries: plan.retries, hashMismatches: 0 },
+      durationMs: plan.durationMs,
+    },
+  );
+}
+
+describe('fan-out over real HTTP and SQS', () => {
+  it('plans one message per finished line; workers archive them, survive duplicates and failures, and lose nothing', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const stack = await fanoutStack({
+      lines: [
+        { status: 'finished', fileSize: 35_151 },
+        { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
+        { status: 'finished', analysis: 'metrics', fileSize: 9_000 },
+        { status: 'finished', fileSize: 5_000 },
+        { status: 'started' },
+        { status: 'requested' },
+      ],
+    });
+    const { local } = stack;
+    const [plain, metrics, corrupted, duplicated] = [...local.tokens.lines.keys()] as [
+      string,
+      string,
+      string,
+      string,
+    ];
+    s.inject(local.tokens, {
+      target: 'file',
+      id: corrupted,
+      file: 'score',
+      fault: { kind: 'corrupt' },
+      times: Infinity,
+    });
+    const before = snapshot(local.tokens);
+    const planner = createPlannerHandler(stack.env);
+    const worker = createWorkerHandler(stack.env);
+
+    const plan = (await planner({})) as FanoutPlan;
+    const sent = bodiesIn(stack, 'tokens-work');
+    // SQS delivers at least once: a copy of a message, and two that are not work messages at all.
+    const copy = sent.find((body) => body.includes(duplicated)) ?? '';
+    s.fault('sqs: duplicate message');
+    s.fault('sqs: malformed message bodies');
+    for (const body of [copy, 'not json', JSON.stringify({ lineId: 'nope', runId: plan.runId })]) {
+      await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrl, MessageBody: body }));
+    }
+    await drain(stack, worker);
+
+    expect(plan).toMatchObject({ listed: 6, finished: 4, enqueued: 4, alreadyQueued: 0, failed: [] });
+    expect(sent.map((body) => JSON.parse(body))).toEqual(
+      expect.arrayContaining([{ lineId: plain, runId: plan.runId, plannedAt: expect.any(String) }]),
+    );
+    for (const id of [plain, metrics, duplicated]) {
+      expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+      expect(local.tokens.deleteCount(id)).toBe(1);
+    }
+    expect(local.tokens.lines.get(corrupted)?.status).toBe('finished');
+    expect(local.tokens.deleteCount(corrupted)).toBe(0);
+    expect(await messagesIn(stack, stack.queueUrl)).toBe(0);
+    const deadLetters = bodiesIn(stack, 'tokens-work-dlq');
+    expect(deadLetters).toHaveLength(3);
+    expect(deadLetters.filter((body) => body.includes(corrupted))).toHaveLength(1);
+    expect(deadLetters).toContain('not json');
+    const run = await wholeRun(local, plan.runId);
+    expect(run).toMatchObject({ finished: 4, archived: 3, dismantled: 3 });
+    expect(run.failed).toEqual([{ id: corrupted, reason: expect.stringMatching(/file score.*SHA-256/) }]);
+    await checkInvariant(s, local, { before, runs: [{ summary: run }] });
+  });
+
+  it('does not enqueue a line already queued by the previous run, unless named by id', async ({ task }) => {
+    const s = scenario(task);
+    const stack = await fanoutStack({ lines: [{ status: 'finished' }, { status: 'finished' }] });
+    const [first] = [...stack.local.tokens.lines.keys()] as [string];
+    const before = snapshot(stack.local.tokens);
+    const planner = createPlannerHandler(stack.env);
+
+    const earlier = (await planner({})) as FanoutPlan;
+    const later = (await planner({})) as FanoutPlan;
+    const byId = (await planner({ ids: [first] })) as FanoutPlan;
+
+    expect(earlier).toMatchObject({ enqueued: 2, alreadyQueued: 0 });
+    expect(later).toMatchObject({ enqueued: 0, alreadyQueued: 2 });
+    expect(byId).toMatchObject({ enqueued: 1, alreadyQueued: 0 });
+    expect(await messagesIn(stack, stack.queueUrl)).toBe(3);
+    const markers = await listKeys(stack.local.s3Client, stack.local.bucket, 'tokens/_queued/');
+    expect(markers).toHaveLength(2);
+    const marker = (await objectJson(
+      stack.local.s3Client,
+      stack.local.bucket,
+      `tokens/_queued/${first}.json`,
+    )) as {
+      runId: string;
+    };
+    expect(marker.runId).toBe(byId.runId);
+    await checkInvariant(s, stack.local, { before, runs: [] });
+  });
+
+  it('enqueues a line again once its marker is older than QUEUE_MARKER_TTL_SECONDS', async () => {
+    const stack = await fanoutStack({
+      lines: [{ status: 'finished' }],
+      env: { QUEUE_MARKER_TTL_SECONDS: '0' },
+    });
+    const planner = createPlannerHandler(stack.env);
+
+    await planner({});
+    const again = (await planner({})) as FanoutPlan;
+
+    expect(again).toMatchObject({ enqueued: 1, alreadyQueued: 0 });
+    expect(await messagesIn(stack, stack.queueUrl)).toBe(2);
+  });
+
+  it('archives a line once and loses nothing when two workers get its message at the same time', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const stack = await fanoutStack({
+      lines: [
+        { status: 'finished', analysis: 'metrics', fileSize: 400_000 },
+        { status: 'finished', fileSize: 300_000 },
+      ],
+    });
+    const before = snapshot(stack.local.tokens);
+    const plan = (await createPlannerHandler(stack.env)({})) as FanoutPlan;
+    const sent = bodiesIn(stack, 'tokens-work');
+    s.fault('sqs: every message delivered twice');
+    for (const body of sent) {
+      await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrl, MessageBody: body }));
+    }
+
+    // Two workers side by side, one message each: the copies of a line are worked concurrently.
+    await Promise.all([
+      drain(stack, createWorkerHandler(stack.env), 1),
+      drain(stack, createWorkerHandler(stack.env), 1),
+    ]);
+
+    for (const id of stack.local.tokens.lines.keys()) {
+      expect(stack.local.tokens.lines.get(id)?.status).toBe('deleted');
+    }
+    expect(await messagesIn(stack, stack.queueUrl)).toBe(0);
+    expect(await messagesIn(stack, stack.dlqUrl)).toBe(0);
+    const run = await wholeRun(stack.local, plan.runId);
+    expect(run).toMatchObject({ archived: 2, dismantled: 2, failed: [] });
+    await checkInvariant(s, stack.local, { before, runs: [{ summary: run }] });
+  });
+
+  it('answers a dry run, an audit and a bad payload on the planner as the single-mode function does', async () => {
+    const stack = await fanoutStack({ lines: [{ status: 'finished', fileSize: 777 }] });
+    const [id] = [...stack.local.tokens.lines.keys()] as [string];
+    const planner = createPlannerHandler(stack.env);
+
+    const dry = (await planner({ dryRun: true })) as Summary;
+    const audit = await planner({ audit: true });
+    const bad = planner({ dryRun: 'yes' });
+
+    expect(dry.plan).toEqual([{ id, files: 1, bytes: 777, action: 'archive-and-dismantle' }]);
+    expect(audit).toMatchObject({ lines: 0 });
+    await expect(bad).rejects.toThrow(EventError);
+    expect(await messagesIn(stack, stack.queueUrl)).toBe(0);
+    expect(await listKeys(stack.local.s3Client, stack.local.bucket)).toEqual([]);
+  });
+});

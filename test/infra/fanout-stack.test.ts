@@ -1,0 +1,493 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, Duration, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The feature flags from cdk.json, so the tests synthesize what `cdk deploy` would. */
+const CDK_CONTEXT = (JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: object })
+  .context;
+const ENV = { account: '123456789012', region: 'eu-west-1' };
+
+interface Synthesized {
+  readonly app: App;
+  readonly stack: HousekeepingStack;
+  readonly template: Template;
+}
+
+/** One app with one fan-out stack and the AWS Solutions checks, as infra/app.ts does with `-c mode=fanout`. */
+function synth(props: Partial<HousekeepingStackProps> = {}, { bundle = false } = {}): Synthesized {
+  const app = new App({
+    context: { ...CDK_CONTEXT, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  const stack = new HousekeepingStack(app, 'Housekeeper', {
+    env: ENV,
+    tokensApiUrl: 'https://tokens.example.com',
+    sessionKeySecret: 'tokens/session-key',
+    mode: 'fanout',
+    ...props,
+  });
+  const template = Template.fromStack(stack);
+  return { app, stack, template };
+}
+
+/** cdk-nag findings (errors and warnings) that are not acknowledged, as readable strings. */
+function nagFindings(app: App): string[] {
+  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
+  return report.violations.flatMap((violation) =>
+    violation.violatingResources.map(
+      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
+    ),
+  );
+}
+
+interface Statement {
+  readonly Sid?: string;
+  readonly Effect: string;
+  readonly Action: string | string[];
+  readonly Resource: unknown;
+}
+
+const actionsOf = (statement: Statement): string[] =>
+  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+/** The statements of the policies attached to a role, by the role's reference. */
+function roleStatements(template: Template, roleRef: unknown): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([roleRef]) },
+  });
+  return Object.values(policies).flatMap(
+    (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+  );
+}
+
+/** Every identity policy statement of the template that names `resource`. */
+function statementsOn(template: Template, resource: unknown): Statement[] {
+  return Object.values(template.findResources('AWS::IAM::Policy'))
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Statement[])
+    .filter((statement) => JSON.stringify(statement.Resource) === JSON.stringify(resource));
+}
+
+describe('HousekeepingStack in fan-out mode', () => {
+  let main: Synthesized;
+  let template: Template;
+  let workQueueArn: unknown;
+
+  beforeAll(() => {
+    main = synth({}, { bundle: true });
+    template = main.template;
+    workQueueArn = main.stack.resolve(main.stack.fanout?.workQueue.queueArn);
+  });
+
+  describe('functions', () => {
+    it('bundles the planner and the worker entries, each into one ESM file with a source map', () => {
+      const bundleOf = (fn: unknown) => {
+        const asset = (fn as HousekeepingStack['fn']).node.findChild('Code') as Asset;
+        const dir = join(main.app.outdir, asset.assetPath);
+        return { files: readdirSync(dir).sort(), code: readFileSync(join(dir, 'index.mjs'), 'utf8') };
+      };
+
+      const planner = bundleOf(main.stack.fn);
+      const worker = bundleOf(main.stack.fanout?.worker);
+
+      expect(planner.files).toEqual(['index.mjs', 'index.mjs.map']);
+      expect(worker.files).toEqual(['index.mjs', 'index.mjs.map']);
+      expect(planner.code).toContain('QUEUE_URL');
+      expect(worker.code).toContain('batchItemFailures');
+      expect(worker.code).not.toMatch(/from\s*["']@aws-sdk\//);
+    });
+
+    it('makes the scheduled function the planner: same schedule, reserved concurrency 1, the queue in its environment', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Description: Match.stringLikeRegexp('^Fan-out planner'),
+        ReservedConcurrentExecutions: 1,
+        Timeout: 900,
+        Environment: {
+          Variables: Match.objectLike({
+            QUEUE_URL: main.stack.resolve(main.stack.fanout?.workQueue.queueUrl),
+            // maxReceiveCount visibility timeouts: 3 x 90 minutes.
+            QUEUE_MARKER_TTL_SECONDS: '16200',
+          }),
+        },
+      });
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'rate(1 hour)',
+        Target: Match.objectLike({ Arn: main.stack.resolve(main.stack.fn.functionArn), Input: '{}' }),
+      });
+    });
+
+    it('runs the worker like the pass (Node.js 24, arm64, 1024 MB, 15 minutes, JSON logs) without reserved concurrency', () => {
+      const workers = template.findResources('AWS::Lambda::Function', {
+        Properties: { Description: Match.stringLikeRegexp('^Fan-out worker') },
+      });
+      const worker = Object.values(workers)[0]?.Properties;
+
+      expect(Object.keys(workers)).toHaveLength(1);
+      expect(worker).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: 1024,
+        Timeout: 900,
+        LoggingConfig: { LogFormat: 'JSON' },
+        Environment: {
+          Variables: {
+            TOKENS_API_URL: 'https://tokens.example.com',
+            SESSION_KEY_SECRET_ID: 'tokens/session-key',
+            ARCHIVE_PREFIX: 'tokens/',
+            LINE_CONCURRENCY: '4',
+            POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
+          },
+        },
+      });
+      expect(worker?.ReservedConcurrentExecutions).toBeUndefined();
+      expect(worker?.Environment.Variables.QUEUE_URL).toBeUndefined();
+    });
+  });
+
+  describe('work queue', () => {
+    it('dead-letters a message after 3 receives, and hides a received one for 6 worker timeouts', () => {
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        SqsManagedSseEnabled: true,
+        VisibilityTimeout: 5400,
+        RedrivePolicy: {
+          deadLetterTargetArn: main.stack.resolve(main.stack.fanout?.workerDeadLetterQueue.queueArn),
+          maxReceiveCount: 3,
+        },
+      });
+    });
+
+    it('keeps all four queues encrypted and SSL-only, the dead-letter ones for 14 days', () => {
+      template.resourceCountIs('AWS::SQS::Queue', 4);
+      template.resourcePropertiesCountIs(
+        'AWS::SQS::Queue',
+        { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 },
+        3,
+      );
+      template.resourcePropertiesCountIs(
+        'AWS::SQS::QueuePolicy',
+        {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            ]),
+          },
+        },
+        4,
+      );
+    });
+
+    it('feeds the worker through an event source mapping with partial batch responses and a maximum concurrency', () => {
+      template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: workQueueArn,
+        FunctionName: main.stack.resolve(main.stack.fanout?.worker.functionName),
+        BatchSize: 4,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        ScalingConfig: { MaximumConcurrency: 8 },
+      });
+    });
+  });
+
+  describe('permissions', () => {
+    it('lets the planner only send to the work queue', () => {
+      const planner = roleStatements(template, main.stack.resolve(main.stack.fn.role?.roleName));
+      const onQueue = planner.filter((s) => JSON.stringify(s.Resource) === JSON.stringify(workQueueArn));
+
+      expect(onQueue).toEqual([expect.objectContaining({ Sid: 'EnqueueWork', Action: 'sqs:SendMessage' })]);
+    });
+
+    it('lets the worker consume the work queue, read the secret and write under the prefix, and nothing more', () => {
+      const worker = roleStatements(template, main.stack.resolve(main.stack.fanout?.worker.role?.roleName));
+      const onQueue = worker.filter((s) => JSON.stringify(s.Resource) === JSON.stringify(workQueueArn));
+
+      expect(onQueue.flatMap(actionsOf).sort()).toEqual([
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+      ]);
+      expect(worker.flatMap(actionsOf).sort()).toEqual(
+        [
+          ...onQueue.flatMap(actionsOf),
+          'logs:CreateLogStream',
+          'logs:PutLogEvents',
+          'secretsmanager:GetSecretValue',
+          's3:AbortMultipartUpload',
+          's3:GetObject',
+          's3:ListMultipartUploadParts',
+          's3:PutObject',
+          's3:ListBucket',
+        ].sort(),
+      );
+      expect(worker.flatMap(actionsOf).some((a) => a.includes('Delete') && a.startsWith('s3:'))).toBe(false);
+      expect(worker.flatMap(actionsOf).some((a) => a.includes('*'))).toBe(false);
+    });
+
+    it('gives no one but the planner and the worker any access to the work queue', () => {
+      const statements = statementsOn(template, workQueueArn);
+
+      expect(statements.flatMap(actionsOf).sort()).toEqual([
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+        'sqs:SendMessage',
+      ]);
+    });
+  });
+
+  describe('archive bucket', () => {
+    it('expires queued markers, their old versions and their delete markers after a day', () => {
+      template.hasResourceProperties('AWS::S3::Bucket', {
+        VersioningConfiguration: { Status: 'Enabled' },
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith([
+            Match.objectLike({
+              Prefix: 'tokens/_queued/',
+              ExpirationInDays: 1,
+              NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+            }),
+            Match.objectLike({ Prefix: 'tokens/_queued/', ExpiredObjectDeleteMarker: true }),
+          ]),
+        },
+      });
+    });
+  });
+
+  describe('alarms and dashboard', () => {
+    it('alarms when the worker dead-letter queue holds a message, and on worker errors', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'Housekeeper-worker-dlq-not-empty',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [
+          {
+            Name: 'QueueName',
+            Value: main.stack.resolve(main.stack.fanout?.workerDeadLetterQueue.queueName),
+          },
+        ],
+        Threshold: 1,
+        AlarmActions: [main.stack.resolve(main.stack.alarmTopic.topicArn)],
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'Housekeeper-worker-errors',
+        MetricName: 'Errors',
+        Dimensions: [
+          { Name: 'FunctionName', Value: main.stack.resolve(main.stack.fanout?.worker.functionName) },
+        ],
+        Threshold: 1,
+      });
+      expect(main.stack.alarms).toHaveLength(9);
+    });
+
+    it('draws the work queue, the workers and what the planner sent', () => {
+      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+      const body = JSON.stringify(dashboards[0]?.Properties.DashboardBody);
+
+      for (const needle of [
+        'Work queue',
+        'ApproximateAgeOfOldestMessage',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ConcurrentExecutions',
+        'LinesEnqueued',
+        'LinesAlreadyQueued',
+        'fan-out',
+      ]) {
+        expect(body).toContain(needle);
+      }
+    });
+
+    it('outputs the worker, the work queue and its dead-letter queue', () => {
+      for (const output of ['WorkerFunctionName', 'WorkQueueUrl', 'WorkerDeadLetterQueueUrl']) {
+        template.hasOutput(output, {});
+      }
+    });
+  });
+
+  describe('cdk-nag', () => {
+    it('reports no unacknowledged AwsSolutions error or warning', () => {
+      expect(nagFindings(main.app)).toEqual([]);
+    });
+
+    it('gives every acknowledgement a specific reason', () => {
+      const acknowledgements = main.app.node
+        .findAll()
+        .flatMap((construct) => construct.node.metadata)
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+
+      expect(acknowledgements.map(([id]) => id).sort()).toEqual([
+        expect.stringMatching(
+          /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/\*\]$/,
+        ),
+        expect.stringMatching(
+          /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/\*\]$/,
+        ),
+        'Annotation::AwsSolutions-SQS3',
+        'Annotation::AwsSolutions-SQS3',
+        'Annotation::AwsSolutions-SQS3',
+      ]);
+      for (const [, reason] of acknowledgements) expect(reason.length).toBeGreaterThan(40);
+      const workerDlq = main.stack.fanout?.workerDeadLetterQueue.node.metadata.find(
+        (entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY,
+      );
+      expect(JSON.stringify(workerDlq?.data)).toContain('dead-letter destination of the work queue');
+    });
+
+    it('emits no CDK error or warning at all', () => {
+      expect(Annotations.fromStack(main.stack).findError('*', Match.anyValue())).toEqual([]);
+      expect(Annotations.fromStack(main.stack).findWarning('*', Match.anyValue())).toEqual([]);
+    });
+  });
+});
+
+describe('HousekeepingStack fan-out options', () => {
+  it('takes the worker concurrency, batch size and timeout, and derives visibility and marker TTL', () => {
+    const { template } = synth({
+      workerMaxConcurrency: 20,
+      workerBatchSize: 2,
+      workerTimeout: Duration.minutes(5),
+    });
+
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 2,
+      ScalingConfig: { MaximumConcurrency: 20 },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Fan-out worker'),
+      Timeout: 300,
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 1800 });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ QUEUE_MARKER_TTL_SECONDS: '5400' }) },
+    });
+  });
+
+  it('archives into an existing bucket, and warns that the queued-marker lifecycle rule is the owner’s to add', () => {
+    const synthesized = synth({ bucketName: 'existing-archive' });
+
+    synthesized.template.resourceCountIs('AWS::S3::Bucket', 0);
+    expect(
+      Annotations.fromStack(synthesized.stack).findWarning('*', Match.stringLikeRegexp('tokens/_queued/')),
+    ).toHaveLength(1);
+    expect(nagFindings(synthesized.app)).toEqual([]);
+  });
+
+  it('creates none of it in single mode', () => {
+    const { template, stack } = synth({ mode: 'single' });
+
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 0);
+    template.resourceCountIs('AWS::SQS::Queue', 2);
+    expect(stack.fanout).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toContain('_queued/');
+  });
+
+  it.each([
+    [{ mode: 'fan-out' as 'fanout' }, /mode must be "single" or "fanout"/],
+    [{ mode: 'single' as const, workerBatchSize: 2 }, /workerBatchSize applies only to mode "fanout"/],
+    [{ workerBatchSize: 11 }, /workerBatchSize must be an integer between 1 and 10/],
+    [{ workerMaxConcurrency: 1 }, /workerMaxConcurrency must be an integer between 2 and 1000/],
+    [{ workerTimeout: Duration.minutes(16) }, /workerTimeout must be between/],
+  ] as const)('rejects %o', (props, message) => {
+    expect(() => synth(props)).toThrow(message);
+  });
+});
+
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/** The environment of a machine with no AWS credentials or config at all. */
+function offlineEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('AWS_') && !key.startsWith('CDK_')) env[key] = value;
+  }
+  return {
+    ...env,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: join(home, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
+    CDK_DISABLE_VERSION_CHECK: 'true',
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
+  };
+}
+
+describe('cdk synth -c mode=fanout', () => {
+  let home: string;
+
+  beforeAll(() => {
+    home = mkdtempSync(join(tmpdir(), 'housekeeper-fanout-synth-'));
+  });
+  afterAll(() => {
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  const base = ['cdk', 'synth', '--quiet', '--no-notices', '-c', 'tokensApiUrl=https://tokens.example.com'];
+
+  it('synthesizes the fan-out stack offline with a clean cdk-nag report', { timeout: 120_000 }, async () => {
+    const outdir = join(home, 'cdk.out');
+
+    const { code, output } = await run(
+      'npx',
+      [...base, '-c', 'sessionKeySecret=tokens/session-key', '-c', 'mode=fanout', '-o', outdir],
+      offlineEnv(home),
+    );
+
+    expect(code, output).toBe(0);
+    const stack = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
+      Resources: Record<string, { Type: string }>;
+    };
+    expect(
+      Object.values(stack.Resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping'),
+    ).toHaveLength(1);
+    const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
+      pluginReports: unknown[];
+    };
+    expect(report.pluginReports).toEqual([]);
+  });
+
+  it('fails naming a mode it does not know', { timeout: 120_000 }, async () => {
+    const { code, output } = await run(
+      'npx',
+      [
+        ...base,
+        '-c',
+        'sessionKeySecret=tokens/session-key',
+        '-c',
+        'mode=parallel',
+        '-o',
+        join(home, 'cdk.out.bad'),
+      ],
+      offlineEnv(home),
+    );
+
+    expect(code).not.toBe(0);
+    expect(output).toMatch(/context "mode" must be "single" or "fanout", got "parallel"/);
+  });
+});
