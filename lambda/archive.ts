@@ -255,6 +255,24 @@ export class Archive {
   async queuedMarkers(): Promise<Map<string, Date>> {
     const folder = `${this.#options.prefix}_queued/`;
     const markers = new Map<string, Date>();
+    for (const [name, modified] of await this.#list(folder)) {
+      const id = name.slice(0, -'.json'.length);
+      if (name.endsWith('.json') && isLineId(id)) markers.set(id, modified);
+    }
+    return markers;
+  }
+
+  /**
+   * The names of the objects a line already has (`data`, `manifest.json`, ...): one listing, so
+   * a line archived for the first time needs no existence check per file.
+   */
+  async lineObjects(lineId: string): Promise<ReadonlySet<string>> {
+    return new Set((await this.#list(this.lineKey(lineId))).keys());
+  }
+
+  /** Every object directly or deeper under `folder`, by name relative to it, with its time. */
+  async #list(folder: string): Promise<Map<string, Date>> {
+    const objects = new Map<string, Date>();
     let token: string | undefined;
     do {
       let page: ListObjectsV2CommandOutput;
@@ -273,14 +291,13 @@ export class Archive {
         });
       }
       for (const object of page.Contents ?? []) {
-        const id = object.Key?.slice(folder.length, -'.json'.length);
-        if (object.Key?.endsWith('.json') && isLineId(id) && object.LastModified !== undefined) {
-          markers.set(id, object.LastModified);
+        if (object.Key?.startsWith(folder) && object.LastModified !== undefined) {
+          objects.set(object.Key.slice(folder.length), object.LastModified);
         }
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
-    return markers;
+    return objects;
   }
 
   /** Stores the proof of dismantling: the DELETE reply, or how an already-gone line was confirmed. */

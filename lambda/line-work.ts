@@ -166,16 +166,16 @@ class LineWork {
     let uploaded = 0;
     let reused = 0;
     let bytes = 0;
+    // What the line already has in the archive (a re-run, a crash): only those are checked.
+    const present = await withRetry(this.#o.config.retry, () => archive.lineObjects(id), this.#o.onRetry);
     const limit = pLimit(this.#o.config.fileConcurrency);
     await Promise.all(
       line.files.map((file) =>
         limit(async () => {
           // A store hiccup on the existence check is retried like one on the upload.
-          const state = await withRetry(
-            this.#o.config.retry,
-            () => archive.fileState(id, file),
-            this.#o.onRetry,
-          );
+          const state = present.has(file.name)
+            ? await withRetry(this.#o.config.retry, () => archive.fileState(id, file), this.#o.onRetry)
+            : 'missing';
           if (state === 'verified') {
             reused += 1;
             return;
@@ -207,7 +207,11 @@ class LineWork {
       ),
     );
 
-    await withRetry(this.#o.config.retry, () => this.#ensureManifest(line), this.#o.onRetry);
+    await withRetry(
+      this.#o.config.retry,
+      () => this.#ensureManifest(line, present.has('manifest.json')),
+      this.#o.onRetry,
+    );
     if (request.archiveOnly) return { kind: 'archived', bytes, uploaded, reused };
 
     const outcome = await api.deleteLine(id);
@@ -257,8 +261,11 @@ class LineWork {
     return line;
   }
 
-  /** Writes the manifest unless an identical one (same files, sizes and hashes) is there. */
-  async #ensureManifest(line: TokensLine): Promise<void> {
+  /**
+   * Writes the manifest unless an identical one (same files, sizes and hashes) is there; when
+   * the line's listing showed none, it is not looked for.
+   */
+  async #ensureManifest(line: TokensLine, mayExist: boolean): Promise<void> {
     const { archive } = this.#o;
     const files = line.files.map((file) => ({
       name: file.name,
@@ -266,7 +273,7 @@ class LineWork {
       size: file.size,
       sha256: file.sha256,
     }));
-    const existing = await archive.readManifest(line.id);
+    const existing = mayExist ? await archive.readManifest(line.id) : undefined;
     const same =
       existing !== undefined &&
       JSON.stringify(existing.files.map(({ name, size, sha256 }) => [name, size, sha256])) ===
