@@ -11,7 +11,7 @@ const REQUIRED = ['tokensApiUrl', 'sessionKeySecret'] as const;
 const USAGE =
   'usage: npx cdk deploy -c tokensApiUrl=https://tokens.example.com -c sessionKeySecret=<secret name or ARN> ' +
   '[-c schedule="rate(1 hour)"] [-c bucketName=<existing bucket>] [-c archivePrefix=tokens/] ' +
-  '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=4] ' +
+  '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=8] ' +
   '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper] ' +
   '[-c mode=single|fanout] [-c workerMaxConcurrency=8] [-c workerBatchSize=4] [-c workerTimeoutMinutes=15]';
 

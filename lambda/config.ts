@@ -70,7 +70,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     tokensApiUrl: tokensApiUrl(env),
     sessionKeySecretId: required(env, 'SESSION_KEY_SECRET_ID'),
     ...loadArchiveConfig(env),
-    lineConcurrency: integer(env, 'LINE_CONCURRENCY', 4, 1, 64),
+    lineConcurrency: integer(env, 'LINE_CONCURRENCY', 8, 1, 64),
     fileConcurrency: integer(env, 'FILE_CONCURRENCY', 1, 1, 16),
     retry: {
       attempts: integer(env, 'RETRY_ATTEMPTS', 5, 1, 20),

@@ -143,7 +143,7 @@ describe('HousekeepingStack in fan-out mode', () => {
             TOKENS_API_URL: 'https://tokens.example.com',
             SESSION_KEY_SECRET_ID: 'tokens/session-key',
             ARCHIVE_PREFIX: 'tokens/',
-            LINE_CONCURRENCY: '4',
+            LINE_CONCURRENCY: '8',
             POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
           },
         },

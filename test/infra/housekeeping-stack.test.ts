@@ -166,7 +166,7 @@ describe('HousekeepingStack', () => {
             SESSION_KEY_SECRET_ID: SECRET_NAME,
             ARCHIVE_BUCKET: main.stack.resolve(main.stack.bucket.bucketName),
             ARCHIVE_PREFIX: 'tokens/',
-            LINE_CONCURRENCY: '4',
+            LINE_CONCURRENCY: '8',
             POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
             POWERTOOLS_METRICS_NAMESPACE: 'TokensHousekeeper',
             POWERTOOLS_LOG_LEVEL: 'INFO',

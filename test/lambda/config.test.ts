@@ -81,7 +81,7 @@ describe('loadConfig', () => {
         sessionKeySecretId: 'tokens/session-key',
         archiveBucket: 'tokens-archive',
         archivePrefix: 'tokens/',
-        lineConcurrency: 4,
+        lineConcurrency: 8,
         fileConcurrency: 1,
         http: { connectTimeoutMs: 10_000, headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 },
         retry: { attempts: 5, baseDelayMs: 500, maxDelayMs: 20_000 },
