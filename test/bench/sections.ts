@@ -37,7 +37,7 @@ interface ThroughputSpec {
 interface MemorySpec {
   readonly fileBytes: number;
   readonly lines: number;
-  /** LINE_CONCURRENCY when not the default (4). */
+  /** LINE_CONCURRENCY when not the default (8). */
   readonly lineConcurrency?: number;
 }
 
@@ -327,7 +327,7 @@ function pick(runs: readonly Measurement[]): Measurement {
 
 const MEMORY_GOAL_MB = 200;
 /** The product's default (lambda/config.ts). */
-const DEFAULT_LINE_CONCURRENCY = 4;
+const DEFAULT_LINE_CONCURRENCY = 8;
 
 /** Section 3: peak RSS of the housekeeper's own process as files grow (objects on disk). */
 export async function runMemory(
