@@ -1,9 +1,6 @@
 import { parseArgs } from 'node:util';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Archive } from './archive.ts';
 import { auditArchive } from './audit.ts';
-import { loadArchiveConfig } from './config.ts';
-import { createS3Client } from './deps.ts';
+import { archiveAccess } from './deps.ts';
 import { describeError } from './errors.ts';
 import { stderrConsole as err, printJson, progressLine, reserveStdout } from './terminal.ts';
 import { isLineId } from './tokens-line.ts';
@@ -39,14 +36,7 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const stdout = reserveStdout();
   try {
-    const config = loadArchiveConfig(process.env);
-    const s3 = createS3Client(config, new Logger({ serviceName: 'tokens-housekeeper' }));
-    const archive = new Archive({
-      s3,
-      bucket: config.archiveBucket,
-      prefix: config.archivePrefix,
-      ...config.upload,
-    });
+    const { config, s3, archive } = archiveAccess(process.env);
     const progress = progressLine('audit');
     let done = 0;
     let bytes = 0;

@@ -3,7 +3,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent } from 'undici';
-import type { ArchiveConfig, Config, FanoutConfig } from './config.ts';
+import { Archive } from './archive.ts';
+import { type ArchiveConfig, type Config, type FanoutConfig, loadArchiveConfig } from './config.ts';
 import type { Deps, MetricsSink } from './housekeeping.ts';
 import { secretsManagerSessionKey } from './session-key.ts';
 
@@ -43,6 +44,22 @@ export function createSqsClient(
       : { endpoint: config.fanout.sqsEndpointOverride }),
     requestHandler: { connectionTimeout: config.http.connectTimeoutMs, requestTimeout: 30_000 },
   });
+}
+
+/** The archive over an S3 client, laid out and tuned as the configuration says. */
+export function createArchive(s3: S3Client, config: ArchiveConfig): Archive {
+  return new Archive({ s3, bucket: config.archiveBucket, prefix: config.archivePrefix, ...config.upload });
+}
+
+/** S3 client and archive for the terminal tools that only read the archive (audit, restore). */
+export function archiveAccess(env: Readonly<Record<string, string | undefined>>): {
+  readonly config: ArchiveConfig;
+  readonly s3: S3Client;
+  readonly archive: Archive;
+} {
+  const config = loadArchiveConfig(env);
+  const s3 = createS3Client(config, new Logger({ serviceName: 'tokens-housekeeper' }));
+  return { config, s3, archive: createArchive(s3, config) };
 }
 
 /** Production wiring: the only place SDK clients and the HTTP agent are built. */

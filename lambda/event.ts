@@ -1,5 +1,5 @@
 // zod/mini: the same schemas at a twentieth of the bundle size (cold start).
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { EventError } from './errors.ts';
 import { isLineId } from './tokens-line.ts';
 

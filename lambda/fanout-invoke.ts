@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { AuditReport } from './audit.ts';
@@ -8,7 +7,7 @@ import { describeError } from './errors.ts';
 import { type Invocation, parseInvocation } from './event.ts';
 import { type FanoutPlan, planFanout, workBatch } from './fanout.ts';
 import type { Summary } from './housekeeping.ts';
-import { createHandler, type PublishingMetrics } from './invoke.ts';
+import { asRun, createHandler, type PublishingMetrics } from './invoke.ts';
 import { sqsWorkQueue } from './work-queue.ts';
 
 type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'>;
@@ -40,22 +39,13 @@ export function createPlannerHandler(
     if (invocation === undefined || invocation.kind === 'audit' || invocation.request.dryRun) {
       return single(event, context);
     }
-    const runId = randomUUID();
-    deps.logger.appendPersistentKeys({ runId });
-    try {
-      return await planFanout(deps, config, queue, invocation.request, {
+    const request = invocation.request;
+    return asRun(deps, options.metrics, (runId) =>
+      planFanout(deps, config, queue, request, {
         runId,
         ...(context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() }),
-      });
-    } catch (error) {
-      deps.logger.error('run failed', {
-        errorName: error instanceof Error ? error.name : 'unknown',
-        reason: describeError(error),
-      });
-      throw error;
-    } finally {
-      options.metrics?.publishStoredMetrics();
-    }
+      }),
+    );
   };
 }
 

@@ -1,13 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
-import { Archive } from './archive.ts';
+
 import { type AuditReport, auditArchive } from './audit.ts';
 import { loadConfig } from './config.ts';
-import { createDeps } from './deps.ts';
+import { createArchive, createDeps } from './deps.ts';
 import { describeError } from './errors.ts';
 import { parseInvocation } from './event.ts';
-import { type MetricsSink, type RunContext, runHousekeeping, type Summary } from './housekeeping.ts';
+import {
+  type Deps,
+  type MetricsSink,
+  type RunContext,
+  runHousekeeping,
+  type Summary,
+} from './housekeeping.ts';
 
 /** A metrics sink that also knows how to flush (Powertools `Metrics`). */
 export interface PublishingMetrics extends MetricsSink {
@@ -35,17 +41,9 @@ export function createHandler(
 ): Handler {
   const config = loadConfig(env);
   const deps = createDeps(config, options);
-  const archive = new Archive({
-    s3: deps.s3,
-    bucket: config.archiveBucket,
-    prefix: config.archivePrefix,
-    ...config.upload,
-  });
-  const invoke = async (event: unknown, context?: LambdaContext): Promise<Summary | AuditReport> => {
-    const runId = randomUUID();
-    // Every log line of this invocation, the SDK's and the failure's included, carries the run id.
-    deps.logger.appendPersistentKeys({ runId });
-    try {
+  const archive = createArchive(deps.s3, config);
+  const invoke = (event: unknown, context?: LambdaContext): Promise<Summary | AuditReport> =>
+    asRun(deps, options.metrics, async (runId) => {
       const invocation = parseInvocation(event);
       if (invocation.kind === 'audit') {
         const report = await auditArchive({
@@ -64,15 +62,31 @@ export function createHandler(
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
         ...(context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() }),
       });
-    } catch (error) {
-      deps.logger.error('run failed', {
-        errorName: error instanceof Error ? error.name : 'unknown',
-        reason: describeError(error),
-      });
-      throw error;
-    } finally {
-      options.metrics?.publishStoredMetrics();
-    }
-  };
+    });
   return invoke as Handler;
+}
+
+/**
+ * Runs one invocation's work under a fresh run id: every log line of it carries the id (the
+ * SDK's and the failure's included), a failure is logged before it is rethrown, and metrics are
+ * flushed whatever happens.
+ */
+export async function asRun<T>(
+  deps: Deps,
+  metrics: PublishingMetrics | undefined,
+  work: (runId: string) => Promise<T>,
+): Promise<T> {
+  const runId = randomUUID();
+  deps.logger.appendPersistentKeys({ runId });
+  try {
+    return await work(runId);
+  } catch (error) {
+    deps.logger.error('run failed', {
+      errorName: error instanceof Error ? error.name : 'unknown',
+      reason: describeError(error),
+    });
+    throw error;
+  } finally {
+    metrics?.publishStoredMetrics();
+  }
 }

@@ -1,7 +1,8 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import { Archive, type Manifest } from './archive.ts';
+import type { Archive, Manifest } from './archive.ts';
 import type { Config } from './config.ts';
+import { createArchive } from './deps.ts';
 import { DocumentError, describeError, IntegrityError, TokensApiError } from './errors.ts';
 import type { Deps, PlannedLine } from './housekeeping.ts';
 import type { RetryListener } from './retry.ts';
@@ -61,12 +62,7 @@ export function createLineWorker(
     retry: config.retry,
     onRetry,
   });
-  const archive = new Archive({
-    s3: deps.s3,
-    bucket: config.archiveBucket,
-    prefix: config.archivePrefix,
-    ...config.upload,
-  });
+  const archive = createArchive(deps.s3, config);
   const work = new LineWork({
     api,
     archive,

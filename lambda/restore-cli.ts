@@ -1,8 +1,5 @@
 import { parseArgs } from 'node:util';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Archive } from './archive.ts';
-import { loadArchiveConfig } from './config.ts';
-import { createS3Client } from './deps.ts';
+import { archiveAccess } from './deps.ts';
 import { describeError, IntegrityError } from './errors.ts';
 import { restoreLine } from './restore.ts';
 import { stderrConsole as err, printJson, progressLine, reserveStdout } from './terminal.ts';
@@ -38,14 +35,7 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const stdout = reserveStdout();
   try {
-    const config = loadArchiveConfig(process.env);
-    const s3 = createS3Client(config, new Logger({ serviceName: 'tokens-housekeeper' }));
-    const archive = new Archive({
-      s3,
-      bucket: config.archiveBucket,
-      prefix: config.archivePrefix,
-      ...config.upload,
-    });
+    const { s3, archive } = archiveAccess(process.env);
     const progress = progressLine(`restore ${id}`);
     let bytes = 0;
     const files = await restoreLine({

@@ -1,6 +1,6 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 // zod/mini, as in event.ts: classic zod would add about 450 KB to the bundles (cold start).
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { EventError, QueueError } from './errors.ts';
 import { describeIssues } from './event.ts';
 import { isLineId } from './tokens-line.ts';
