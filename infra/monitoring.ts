@@ -106,7 +106,7 @@ export class HousekeepingMonitoring extends Construct {
       alarmName: `${namePrefix}-function-errors`,
       alarmDescription:
         'The housekeeping function ended with an error (crash, timeout, bad config or event). ' +
-        'The next scheduled pass retries; see docs/deploy.md#alarms.',
+        'The next scheduled pass retries; see README.md#alarms.',
       metric: fn.metricErrors({ period: ALARM_PERIOD, statistic: cloudwatch.Stats.SUM }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -209,7 +209,7 @@ export class HousekeepingMonitoring extends Construct {
           props.fanout === undefined
             ? `# Tokens housekeeper\nSchedule \`${props.scheduleExpression}\`, one pass at a time ` +
               `(reserved concurrency 1), timeout ${timeout.toHumanString()}. Graphs are hourly sums; ` +
-              'runbook in docs/deploy.md.'
+              'runbook in README.md.'
             : `# Tokens housekeeper (fan-out)\nSchedule \`${props.scheduleExpression}\`: one planner at a time ` +
               `(timeout ${timeout.toHumanString()}) sends one message per finished line; at most ` +
               `${props.fanout.maxConcurrency} workers (timeout ${props.fanout.workerTimeout.toHumanString()}) ` +
