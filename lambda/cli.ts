@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describeError } from './errors.ts';
+import type { PlannedLine } from './housekeeping.ts';
 import { createHandler } from './invoke.ts';
-import { stderrConsole as err, printJson, progressLine, reserveStdout } from './terminal.ts';
+import { stderrConsole as err, printJson, progressLine, reserveStdout, textTable } from './terminal.ts';
 
 const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N]
 
@@ -41,6 +42,22 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
 
 class UsageRequested extends Error {}
 
+/** The dry run's plan for a person: one row per line, totals last. */
+export function planTable(plan: readonly PlannedLine[]): string {
+  const rows = plan.map((line) => [
+    line.id,
+    line.alphabet ?? '-',
+    line.digits ?? '-',
+    String(line.files),
+    String(line.bytes),
+    line.action,
+  ]);
+  const files = plan.reduce((sum, line) => sum + line.files, 0);
+  const bytes = plan.reduce((sum, line) => sum + line.bytes, 0);
+  rows.push([`${plan.length} lines`, '', '', String(files), String(bytes), '']);
+  return textTable(['line id', 'alphabet', 'digits', 'files', 'bytes', 'action'], rows);
+}
+
 /** Runs one pass from the terminal; resolves to the process exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   let payload: Record<string, unknown>;
@@ -59,6 +76,7 @@ export async function main(args: readonly string[]): Promise<number> {
     });
     const summary = await handler(payload);
     progress.finish();
+    if (summary.plan !== undefined) err.log(planTable(summary.plan));
     printJson(stdout, summary);
     return summary.failed.length > 0 ? 1 : 0;
   } catch (error) {

@@ -44,6 +44,8 @@ export interface LineReport {
 /** One line of a dry-run plan. */
 export interface PlannedLine {
   readonly id: string;
+  readonly alphabet: string | null;
+  readonly digits: string | null;
   readonly files: number;
   readonly bytes: number;
   readonly action: 'archive' | 'archive-and-dismantle';

@@ -152,6 +152,8 @@ class LineWork {
         kind: 'planned',
         plan: {
           id,
+          alphabet: line.alphabet ?? null,
+          digits: line.digits ?? null,
           files: line.files.length,
           bytes: line.files.reduce((sum, file) => sum + file.size, 0),
           action: request.archiveOnly ? 'archive' : 'archive-and-dismantle',

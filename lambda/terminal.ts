@@ -47,6 +47,19 @@ export function progressLine(label: string, stream: NodeJS.WriteStream = process
   };
 }
 
+/** A plain text table: a header row, a rule, then the rows, columns padded to their widest cell. */
+export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}
+
 /** Writes a result as pretty JSON on the reserved stdout. */
 export function printJson(stdout: NodeJS.WriteStream, value: unknown): void {
   stdout.write(`${JSON.stringify(value, null, 2)}\n`);

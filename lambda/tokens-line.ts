@@ -17,6 +17,9 @@ export interface TokensLine {
   readonly id: string;
   readonly status: string;
   readonly analysis: string | undefined;
+  /** Cosmetic attributes, for plans: the token alphabet and the number of digits (a string number). */
+  readonly alphabet: string | undefined;
+  readonly digits: string | undefined;
   /** Present (non-empty) only for a finished line. */
   readonly files: readonly LineFile[];
   /** The JSON:API document as fetched, kept for the manifest. */
@@ -173,8 +176,16 @@ export function parseLineDocument(document: unknown, expectedId: string): Tokens
   const rawLinks = isObject(document) ? document.links : undefined;
   const links = isObject(rawLinks) ? rawLinks : {};
   const files = status === 'finished' ? parseFiles(attributes, links, where) : [];
-  const analysis = typeof attributes.analysis === 'string' ? attributes.analysis : undefined;
-  return { id, status, analysis, files, document };
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  return {
+    id,
+    status,
+    analysis: text(attributes.analysis),
+    alphabet: text(attributes.alphabet),
+    digits: text(attributes.digits),
+    files,
+    document,
+  };
 }
 
 /** Validates the DELETE reply: it must describe this line, now `deleted`. */

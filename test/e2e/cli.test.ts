@@ -95,4 +95,20 @@ describe('npm run housekeep (cli)', () => {
     expect(summary).toMatchObject({ listed: 2, archived: 1, dismantled: 0, deferred: 1, archiveOnly: true });
     expect(local.tokens.requests.filter((r) => r.method === 'DELETE')).toEqual([]);
   });
+
+  it("prints the dry run's plan as a table on stderr: id, alphabet, digits, files, bytes, action", async () => {
+    const local = await localStack({
+      lines: [{ status: 'finished', analysis: 'metrics', fileSize: 1000, alphabet: 'DICE', digits: '5' }],
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+
+    const result = await runCli(['--dry-run'], { ...local.env, POWERTOOLS_LOG_LEVEL: 'SILENT' });
+
+    expect(result.code).toBe(0);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines[0]).toMatch(/^line id\s+alphabet\s+digits\s+files\s+bytes\s+action$/);
+    expect(lines[2]).toMatch(new RegExp(`^${id}\\s+DICE\\s+5\\s+4\\s+4000\\s+archive-and-dismantle$`));
+    expect(lines[3]).toMatch(/^1 lines\s+4\s+4000$/);
+    expect(JSON.parse(result.stdout)).toMatchObject({ dryRun: true, plan: [{ id, files: 4 }] });
+  });
 });

@@ -313,11 +313,12 @@ describe('fan-out over real HTTP and SQS', () => {
 
     const dry = (await planner({ dryRun: true })) as Summary;
     const audit = await planner({ audit: true });
-    const bad = planner({ dryRun: 'yes' });
 
-    expect(dry.plan).toEqual([{ id, files: 1, bytes: 777, action: 'archive-and-dismantle' }]);
+    expect(dry.plan).toEqual([
+      expect.objectContaining({ id, files: 1, bytes: 777, action: 'archive-and-dismantle' }),
+    ]);
     expect(audit).toMatchObject({ lines: 0 });
-    await expect(bad).rejects.toThrow(EventError);
+    await expect(planner({ dryRun: 'yes' })).rejects.toThrow(EventError);
     expect(await messagesIn(stack, stack.queueUrl)).toBe(0);
     expect(await listKeys(stack.local.s3Client, stack.local.bucket)).toEqual([]);
   });

@@ -143,8 +143,8 @@ describe('housekeeping pass over real HTTP', () => {
   it('writes nothing and deletes nothing on a dry run, and plans files and bytes', async () => {
     const local = await localStack({
       lines: [
-        { status: 'finished', analysis: 'metrics', fileSize: 1000 },
-        { status: 'finished', fileSize: 777 },
+        { status: 'finished', analysis: 'metrics', fileSize: 1000, alphabet: 'DICE', digits: '5' },
+        { status: 'finished', fileSize: 777, alphabet: 'LOWER_LATIN', digits: '3' },
         { status: 'started' },
       ],
     });
@@ -162,8 +162,22 @@ describe('housekeeping pass over real HTTP', () => {
     });
     expect(summary.plan).toEqual(
       [
-        { id: metrics, files: 4, bytes: 4000, action: 'archive-and-dismantle' },
-        { id: plain, files: 1, bytes: 777, action: 'archive-and-dismantle' },
+        {
+          id: metrics,
+          alphabet: 'DICE',
+          digits: '5',
+          files: 4,
+          bytes: 4000,
+          action: 'archive-and-dismantle',
+        },
+        {
+          id: plain,
+          alphabet: 'LOWER_LATIN',
+          digits: '3',
+          files: 1,
+          bytes: 777,
+          action: 'archive-and-dismantle',
+        },
       ].sort((a, b) => a.id.localeCompare(b.id)),
     );
     expect(await listKeys(local.s3Client, local.bucket)).toEqual([]);

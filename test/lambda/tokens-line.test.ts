@@ -234,6 +234,8 @@ describe('parseLineDocument', () => {
         id: LINE_ID,
         status: 'finished',
         analysis: 'none',
+        alphabet: 'LOWER_LATIN',
+        digits: '3',
         files: [{ name: 'data', size: 35151, sha256: DATA_SHA256, link: `/api/tokens/${LINE_ID}/data` }],
         document,
       });
