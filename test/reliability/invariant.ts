@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'vitest';
 import type { Summary } from '../../lambda/housekeeping.ts';
 import type { TokensService } from '../local/tokens-service.ts';
-import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
 import type { CliResult } from './harness.ts';
 import type { Scenario } from './ledger.ts';
 
@@ -112,25 +111,10 @@ interface ManifestShape {
 }
 
 /**
- * What an object really holds, streamed and hashed. The SDK's own response checksum check is off:
- * it would throw on exactly the objects this must measure (bad bytes under a claimed checksum).
+ * A client of the local S3 server that hands back stored bytes unchecked: the SDK's own response
+ * checksum check would throw on exactly the objects the invariant must measure (bad bytes under
+ * a claimed checksum).
  */
-async function rawDigest(
-  client: S3Client,
-  bucket: string,
-  key: string,
-): Promise<{ sha256: string; size: number }> {
-  const reply = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
-    hash.update(chunk);
-    size += chunk.length;
-  }
-  return { sha256: hash.digest('hex'), size };
-}
-
-/** A client of the local S3 server that hands back stored bytes unchecked (see {@link rawDigest}). */
 function rawClient(address: string): S3Client {
   return new S3Client({
     endpoint: address,
@@ -149,7 +133,7 @@ export async function storedDigest(
 ): Promise<{ sha256: string; size: number }> {
   const client = rawClient(address);
   try {
-    return await rawDigest(client, bucket, key);
+    return await objectDigest(client, bucket, key);
   } finally {
     client.destroy();
   }
@@ -256,7 +240,7 @@ export async function inspectInvariant(
       }
       const stated = line.files.get(name);
       if (stated !== undefined) {
-        const stored = await rawDigest(raw, archive.bucket, key);
+        const stored = await objectDigest(raw, archive.bucket, key);
         objectsHashed += 1;
         if (stored.sha256 === stated.sha256 && stored.size === stated.size) {
           goodFiles.add(key);
