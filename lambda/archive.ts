@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  ChecksumAlgorithm,
   ChecksumMode,
   GetObjectCommand,
   HeadObjectCommand,
@@ -12,8 +11,8 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { ArchiveError, IntegrityError, UnsafeReferenceError } from './errors.ts';
+import { streamMultipart } from './multipart.ts';
 import { isLineId, type LineFile } from './tokens-line.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from './verify.ts';
 
@@ -51,8 +50,6 @@ export interface ArchiveOptions {
 }
 
 const FILE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
-/** Parts buffered per multipart upload; memory is `(queue + 1) * partSize` per file. */
-const MULTIPART_QUEUE = 2;
 
 /**
  * The S3 side: key layout, verified upload, read-back, manifest and receipt.
@@ -146,22 +143,16 @@ export class Archive {
           ),
         );
       } else {
-        await transfer(body, verifier, (abortSignal) => {
-          const upload = new Upload({
-            client: this.#options.s3,
-            params: {
-              ...params,
-              Body: verifier,
-              ContentLength: file.size,
-              ChecksumAlgorithm: ChecksumAlgorithm.SHA256,
-            },
-            partSize: this.#options.partSizeBytes,
-            queueSize: MULTIPART_QUEUE,
-            leavePartsOnError: false,
-          });
-          abortSignal.addEventListener('abort', () => void upload.abort(), { once: true });
-          return upload.done();
-        });
+        await transfer(body, verifier, (abortSignal) =>
+          streamMultipart(
+            this.#options.s3,
+            params,
+            verifier,
+            file.size,
+            this.#options.partSizeBytes,
+            abortSignal,
+          ),
+        );
       }
     } catch (error) {
       body.destroy();

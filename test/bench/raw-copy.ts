@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
 import type { Config } from '../../lambda/config.ts';
+import { streamMultipart } from '../../lambda/multipart.ts';
 
 /** A file to copy, as the parent process knows it from the simulator. */
 export interface PlanFile {
@@ -23,13 +23,10 @@ export interface Moved {
   readonly bytes: number;
 }
 
-/** Parts buffered per multipart upload: the product's `MULTIPART_QUEUE` in lambda/archive.ts. */
-const MULTIPART_QUEUE = 2;
-
 /**
  * The raw-copy limit: every file streamed from the tokens service into S3 with the product's
  * transport (undici with its timeouts, the S3 client with its handler settings, PutObject up to
- * the multipart threshold, lib-storage `Upload` with the same part size and queue above it, the
+ * the multipart threshold, the product's streamed multipart upload (`streamMultipart`) with the same part size above it, the
  * same line and file concurrency), and nothing else: no line GET, no HEAD before or after, no
  * hashing (not even the SDK's default CRC32), no manifest, no DELETE, no receipt, no secret read.
  */
@@ -100,13 +97,16 @@ async function put(s3: S3Client, config: Config, key: string, body: Readable, si
     if (size <= config.upload.multipartThresholdBytes) {
       await s3.send(new PutObjectCommand(params));
     } else {
-      await new Upload({
-        client: s3,
-        params,
-        partSize: config.upload.partSizeBytes,
-        queueSize: MULTIPART_QUEUE,
-        leavePartsOnError: false,
-      }).done();
+      const { Body: _body, ContentLength: _length, ...target } = params;
+      await streamMultipart(
+        s3,
+        { ...target, Metadata: {} },
+        body,
+        size,
+        config.upload.partSizeBytes,
+        new AbortController().signal,
+        undefined,
+      );
     }
   } catch (error) {
     body.destroy();

@@ -37,7 +37,7 @@ const NOTES = [
   'CPU s proc/servers: CPU seconds of the measured process / of the bench process (simulator + local S3) meanwhile.',
   'Repeated runs keep the fastest: the machine is shared, the fastest run is the least disturbed; all repeats are in repeatsMs.',
   'The housekeeper runs with the production defaults (LINE_CONCURRENCY 8, FILE_CONCURRENCY 1, multipart above 8 MiB in 8 MiB parts, read-back head, 30 s body timeout).',
-  'raw = the same transport (undici, S3 client, PutObject / lib-storage Upload with the same part size, queue and concurrency) with no line GET, HEAD, hashing (SDK checksums off), manifest, DELETE or receipt.',
+  'raw = the same transport (undici, S3 client, PutObject / the product streamed multipart upload with the same part size and concurrency) with no line GET, HEAD, hashing (SDK checksums off), manifest, DELETE or receipt.',
   'baseline = one line at a time, each file fetched whole into memory, hashed, PutObject (lib-storage Upload from the buffer above the local S3 11 MiB request limit), then DELETE.',
 ];
 
