@@ -34,13 +34,13 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const DEFAULT_SCHEDULE = 'rate(1 hour)';
 export const DEFAULT_ARCHIVE_PREFIX = 'tokens/';
 /**
- * From the benchmark (README, Benchmarks): peaks of 150-450 MB (8 large files in flight at
+ * From the benchmark (README, Benchmarks): peaks of 150-280 MB (8 large files in flight at
  * LINE_CONCURRENCY 8) fit 1024 MB with room to spare; a pass is bounded by time, not memory, so
  * it gets Lambda's 15 minutes and defers what does not fit (TIME_RESERVE_MS).
  */
 export const DEFAULT_MEMORY_SIZE = 1024;
 export const DEFAULT_TIMEOUT = Duration.minutes(15);
-/** From the benchmark's concurrency sweep: +76% lines/s over 4 with 20 ms round trips, ~450 MB peak with 8 large files. */
+/** From the benchmark's concurrency sweep: 1.8x the lines/s of 4 with 20 ms round trips; ~225 MB peak with 8 large files. */
 export const DEFAULT_LINE_CONCURRENCY = 8;
 /** How long server access logs of the archive bucket are kept. */
 const ACCESS_LOG_RETENTION = Duration.days(365);
