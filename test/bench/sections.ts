@@ -120,6 +120,8 @@ export const FULL: Sizes = {
     { fileBytes: 256 * MIB, lines: 2 },
     { fileBytes: 256 * MIB, lines: 4 },
     { fileBytes: 64 * MIB, lines: 8, lineConcurrency: 8 },
+    // One large file alone: the memory goal is stated for a single 1 GiB file.
+    { fileBytes: GIB, lines: 1 },
   ],
   list: { lines: 10_000, finished: 100, pageSize: 1000 },
   coldStartRuns: 7,
