@@ -7,7 +7,7 @@ import { describeError } from './errors.ts';
 import { type Invocation, parseInvocation } from './event.ts';
 import { type FanoutPlan, planFanout, workBatch } from './fanout.ts';
 import type { Summary } from './housekeeping.ts';
-import { asRun, createHandler, type PublishingMetrics } from './invoke.ts';
+import { asRun, handlerFor, type PublishingMetrics } from './invoke.ts';
 import { sqsWorkQueue } from './work-queue.ts';
 
 type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'>;
@@ -26,7 +26,7 @@ export function createPlannerHandler(
   const deps = createDeps(config, options);
   const queue = sqsWorkQueue(createSqsClient(config, deps.logger), config.fanout.queueUrl);
   // Audits and dry runs read and plan only: the single-mode handler does them, logging included.
-  const single = createHandler(env, options);
+  const single = handlerFor(config, deps, options);
 
   return async (event, context) => {
     let invocation: Invocation | undefined;

@@ -3,7 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 
 import { type AuditReport, auditArchive } from './audit.ts';
-import { loadConfig } from './config.ts';
+import { type Config, loadConfig } from './config.ts';
 import { createArchive, createDeps } from './deps.ts';
 import { describeError } from './errors.ts';
 import { parseInvocation } from './event.ts';
@@ -37,10 +37,20 @@ export interface Handler {
  */
 export function createHandler(
   env: Readonly<Record<string, string | undefined>>,
-  options: { logger?: Logger; metrics?: PublishingMetrics; onProgress?: RunContext['onProgress'] } = {},
+  options: HandlerOptions = {},
 ): Handler {
   const config = loadConfig(env);
-  const deps = createDeps(config, options);
+  return handlerFor(config, createDeps(config, options), options);
+}
+
+export interface HandlerOptions {
+  readonly logger?: Logger;
+  readonly metrics?: PublishingMetrics;
+  readonly onProgress?: RunContext['onProgress'];
+}
+
+/** The invocation function over configuration and dependencies built elsewhere (the planner's). */
+export function handlerFor(config: Config, deps: Deps, options: HandlerOptions = {}): Handler {
   const archive = createArchive(deps.s3, config);
   const invoke = (event: unknown, context?: LambdaContext): Promise<Summary | AuditReport> =>
     asRun(deps, options.metrics, async (runId) => {
