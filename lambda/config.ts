@@ -178,8 +178,8 @@ export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
-function tokensApiUrl(env: Env): URL {
-  const name = 'TOKENS_API_URL';
+/** A required URL variable, parsed, and refused when it carries credentials. */
+function urlVariable(env: Env, name: string): { raw: string; url: URL } {
   const raw = required(env, name);
   let url: URL;
   try {
@@ -188,6 +188,12 @@ function tokensApiUrl(env: Env): URL {
     throw new ConfigError(name, `is not a URL: "${raw}"`);
   }
   if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
+  return { raw, url };
+}
+
+function tokensApiUrl(env: Env): URL {
+  const name = 'TOKENS_API_URL';
+  const { url } = urlVariable(env, name);
   if (url.search || url.hash) throw new ConfigError(name, 'must not have a query or fragment');
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
     throw new ConfigError(
@@ -227,14 +233,7 @@ function archivePrefix(env: Env): string {
 /** An SQS queue URL: https, or any http(s) URL when the SQS endpoint is overridden (local runs). */
 function queueUrl(env: Env, local: boolean): string {
   const name = 'QUEUE_URL';
-  const raw = required(env, name);
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(name, `is not a URL: "${raw}"`);
-  }
-  if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
+  const { raw, url } = urlVariable(env, name);
   if (url.protocol !== 'https:' && !(local && url.protocol === 'http:')) {
     throw new ConfigError(
       name,
