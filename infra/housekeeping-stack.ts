@@ -189,7 +189,7 @@ export class HousekeepingStack extends Stack {
       depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      // Starting values, exposed as props: a later benchmark tunes memory and timeout.
+      // Defaults from the benchmark (see DEFAULT_MEMORY_SIZE), exposed as props.
       memorySize: settings.memorySize,
       timeout: settings.timeout,
       role,
