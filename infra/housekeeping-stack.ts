@@ -67,6 +67,9 @@ const BUNDLING: BundlingOptions = {
   mainFields: ['module', 'main'],
   minify: true,
   sourceMap: true,
+  // Stack traces keep file, line and column; the map leaves out the sources themselves, which
+  // made it 5 MB that Node parses at start under --enable-source-maps (memory, cold start).
+  sourcesContent: false,
   // Bundle the AWS SDK too, so the pinned versions from package-lock.json run, not the runtime's.
   externalModules: [],
 };

@@ -19,6 +19,7 @@ export const CDK_BUNDLING: BuildOptions = {
   format: 'esm',
   minify: true,
   sourcemap: true,
+  sourcesContent: false,
   banner: {
     js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
   },
