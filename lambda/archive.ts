@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   ChecksumMode,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   type HeadObjectCommandOutput,
   ListObjectsV2Command,
@@ -11,9 +12,9 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { ArchiveError, IntegrityError, UnsafeReferenceError } from './errors.ts';
+import { ArchiveError, IntegrityError } from './errors.ts';
 import { streamMultipart } from './multipart.ts';
-import { isLineId, type LineFile } from './tokens-line.ts';
+import { isLineId, type LineFile, safeFileName, safeId } from './tokens-line.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from './verify.ts';
 
 /** One archived file, as the manifest records it. */
@@ -49,8 +50,6 @@ export interface ArchiveOptions {
   readonly readback: 'head' | 'full';
 }
 
-const FILE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
-
 /**
  * The S3 side: key layout, verified upload, read-back, manifest and receipt.
  *
@@ -69,14 +68,11 @@ export class Archive {
 
   /** The key prefix of one line; ids are checked so nothing escapes `{prefix}{id}/`. */
   lineKey(lineId: string): string {
-    if (!isLineId(lineId)) throw new UnsafeReferenceError(`line id ${JSON.stringify(lineId)} is not a UUID`);
-    return `${this.#options.prefix}${lineId}/`;
+    return `${this.#options.prefix}${safeId(lineId)}/`;
   }
 
   fileKey(lineId: string, name: string): string {
-    if (!FILE_NAME.test(name))
-      throw new UnsafeReferenceError(`file name ${JSON.stringify(name)} is not a safe word`);
-    return `${this.lineKey(lineId)}${name}`;
+    return `${this.lineKey(lineId)}${safeFileName(name)}`;
   }
 
   manifestKey(lineId: string): string {
@@ -99,7 +95,7 @@ export class Archive {
     if (head === undefined) return 'missing';
     if (this.#headProblem(head, file) !== undefined) return 'different';
     if (this.#options.readback === 'full') {
-      const stored = await this.#digest(key).catch(() => undefined);
+      const stored = await this.storedDigest(key).catch(() => undefined);
       if (stored?.size !== file.size || stored.sha256 !== file.sha256) return 'different';
     }
     return 'verified';
@@ -193,8 +189,7 @@ export class Archive {
 
   /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. Returns the key. */
   async writeRunReport(runId: string, started: Date, report: unknown): Promise<string> {
-    if (!isLineId(runId)) throw new UnsafeReferenceError(`run id ${JSON.stringify(runId)} is not a UUID`);
-    const key = `${this.#options.prefix}_runs/${started.toISOString().slice(0, 10)}/${runId}.json`;
+    const key = `${this.#options.prefix}_runs/${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
     await this.#putJson(key, report);
     return key;
   }
@@ -204,9 +199,8 @@ export class Archive {
    * of a run (the date is the planner's, so the records sit beside the planner's report).
    */
   lineRecordKey(runId: string, planned: Date, lineId: string): string {
-    if (!isLineId(runId)) throw new UnsafeReferenceError(`run id ${JSON.stringify(runId)} is not a UUID`);
-    if (!isLineId(lineId)) throw new UnsafeReferenceError(`line id ${JSON.stringify(lineId)} is not a UUID`);
-    return `${this.#options.prefix}_runs/${planned.toISOString().slice(0, 10)}/${runId}/lines/${lineId}.json`;
+    const date = planned.toISOString().slice(0, 10);
+    return `${this.#options.prefix}_runs/${date}/${safeId(runId, 'run id')}/lines/${safeId(lineId)}.json`;
   }
 
   /** Writes a fan-out worker's record of one line. Returns the key. */
@@ -229,8 +223,7 @@ export class Archive {
 
   /** `{prefix}_queued/{lineId}.json`: the fan-out planner's note that a message for the line was sent. */
   queuedMarkerKey(lineId: string): string {
-    if (!isLineId(lineId)) throw new UnsafeReferenceError(`line id ${JSON.stringify(lineId)} is not a UUID`);
-    return `${this.#options.prefix}_queued/${lineId}.json`;
+    return `${this.#options.prefix}_queued/${safeId(lineId)}.json`;
   }
 
   /** Marks a line as enqueued by `runId` at `at` (ISO 8601); overwrites an older marker. */
@@ -374,9 +367,9 @@ export class Archive {
     const problem = this.#headProblem(head, file);
     if (problem !== undefined) throw new ArchiveError(key, `read-back: ${problem}`, { retryable: true });
     if (this.#options.readback === 'full') {
-      let stored: { size: number; sha256: string };
+      let stored: { size: number; sha256: string } | undefined;
       try {
-        stored = await this.#digest(key);
+        stored = await this.storedDigest(key);
       } catch (error) {
         // Includes the SDK's own response checksum check: bad bytes fail here, and are retried.
         throw new ArchiveError(key, `read-back: GetObject failed: ${describeAwsError(error)}`, {
@@ -384,6 +377,7 @@ export class Archive {
           retryable: true,
         });
       }
+      if (stored === undefined) throw new ArchiveError(key, 'read-back: not found', { retryable: true });
       if (stored.size !== file.size || stored.sha256 !== file.sha256) {
         throw new ArchiveError(
           key,
@@ -394,11 +388,15 @@ export class Archive {
     }
   }
 
-  /** Streams an object back and hashes it. */
-  async #digest(key: string): Promise<{ size: number; sha256: string }> {
-    const reply = await this.#options.s3.send(
-      new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }),
-    );
+  /** Streams an object back and hashes it; undefined when there is no such object. */
+  async storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
+    let reply: GetObjectCommandOutput;
+    try {
+      reply = await this.#options.s3.send(new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }));
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
     const hash = createHash('sha256');
     let size = 0;
     for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { Archive, Manifest } from './archive.ts';
 import { ArchiveError, describeError } from './errors.ts';
@@ -69,7 +67,7 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
         limit(async () => {
           files += 1;
           const key = options.archive.fileKey(id, file.name);
-          const problem = await checkObject(options.s3, options.bucket, key, file);
+          const problem = await checkObject(options.archive, key, file);
           if (problem === undefined) {
             intactFiles += 1;
             bytes += file.size;
@@ -99,29 +97,19 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
 
 /** Hashes the stored object; 'missing', a description of the damage, or undefined when intact. */
 async function checkObject(
-  s3: S3Client,
-  bucket: string,
+  archive: Archive,
   key: string,
   expected: Manifest['files'][number],
 ): Promise<string | undefined> {
-  let body: Readable;
+  let stored: { size: number; sha256: string } | undefined;
   try {
-    const reply = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    body = reply.Body as Readable;
+    stored = await archive.storedDigest(key);
   } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 404 || (error as { name?: string }).name === 'NoSuchKey') return 'missing';
     throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
   }
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    hash.update(chunk as Buffer);
-  }
-  const sha256 = hash.digest('hex');
-  if (size !== expected.size || sha256 !== expected.sha256) {
-    return `holds ${size} bytes hashing to ${sha256}; manifest says ${expected.size} bytes, ${expected.sha256}`;
+  if (stored === undefined) return 'missing';
+  if (stored.size !== expected.size || stored.sha256 !== expected.sha256) {
+    return `holds ${stored.size} bytes hashing to ${stored.sha256}; manifest says ${expected.size} bytes, ${expected.sha256}`;
   }
   return undefined;
 }

@@ -3,7 +3,7 @@ import { type Dispatcher, request } from 'undici';
 import { TokensApiError, UnsafeReferenceError } from './errors.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from './retry.ts';
 import type { SessionKeySource } from './session-key.ts';
-import { isLineId, type LineFile } from './tokens-line.ts';
+import { type LineFile, safeId } from './tokens-line.ts';
 
 const JSON_API = 'application/vnd.api+json';
 /** A JSON document larger than this is refused rather than buffered. */
@@ -84,7 +84,7 @@ export class TokensApi {
   fileUrl(lineId: string, file: LineFile): URL {
     if (file.link !== undefined)
       return this.#resolve(file.link, `link of file ${file.name} of line ${lineId}`);
-    return this.#url(`/api/tokens/${this.#checkedId(lineId)}/${encodeURIComponent(file.name)}`);
+    return this.#url(`/api/tokens/${safeId(lineId)}/${encodeURIComponent(file.name)}`);
   }
 
   /**
@@ -103,13 +103,8 @@ export class TokensApi {
     return withRetry(this.#options.retry, operation, this.#options.onRetry);
   }
 
-  #checkedId(id: string): string {
-    if (!isLineId(id)) throw new UnsafeReferenceError(`line id ${JSON.stringify(id)} is not a UUID`);
-    return id;
-  }
-
   #lineUrl(id: string): URL {
-    return this.#url(`/api/tokens/${this.#checkedId(id)}`);
+    return this.#url(`/api/tokens/${safeId(id)}`);
   }
 
   #url(path: string): URL {

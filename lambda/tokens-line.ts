@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { DocumentError } from './errors.ts';
+import { DocumentError, UnsafeReferenceError } from './errors.ts';
 
 /** One downloadable file of a finished line, as the line states it. */
 export interface LineFile {
@@ -59,6 +59,23 @@ const REQUIRED_FILES: Readonly<Record<string, readonly string[]>> = {
 /** Whether a value is a line id: a UUID, and so safe in a URL path and an S3 key. */
 export function isLineId(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
+}
+
+/**
+ * The id itself, when it is a UUID; otherwise an {@link UnsafeReferenceError}, before the value
+ * can become a URL path or an S3 key. `what` names it ("line id", "run id").
+ */
+export function safeId(value: string, what = 'line id'): string {
+  if (!isLineId(value)) throw new UnsafeReferenceError(`${what} ${JSON.stringify(value)} is not a UUID`);
+  return value;
+}
+
+/** The file name itself, when it is a short `[a-z0-9_-]` word; otherwise an {@link UnsafeReferenceError}. */
+export function safeFileName(value: string): string {
+  if (!FILE_NAME.test(value)) {
+    throw new UnsafeReferenceError(`file name ${JSON.stringify(value)} is not a safe word`);
+  }
+  return value;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
