@@ -74,6 +74,17 @@ const BUNDLING: BundlingOptions = {
   externalModules: [],
 };
 
+/** What every function of the stack shares: runtime, architecture, and where its code comes from. */
+const FUNCTION_BASE = {
+  handler: 'handler',
+  projectRoot: PROJECT_ROOT,
+  depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+  runtime: lambda.Runtime.NODEJS_24_X,
+  architecture: lambda.Architecture.ARM_64,
+  loggingFormat: lambda.LoggingFormat.JSON,
+  bundling: BUNDLING,
+} as const;
+
 export interface HousekeepingStackProps extends StackProps {
   /** Base URL of the tokens service; must be https. */
   readonly tokensApiUrl: string;
@@ -187,17 +198,12 @@ export class HousekeepingStack extends Stack {
           ? 'Archives finished tokens lines to S3, verified by SHA-256, then deletes them on the service'
           : 'Fan-out planner: sends one message per finished tokens line to the work queue',
       entry: `${PROJECT_ROOT}lambda/${this.fanout === undefined ? 'handler' : 'planner-handler'}.ts`,
-      handler: 'handler',
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      ...FUNCTION_BASE,
       // Defaults from the benchmark (see DEFAULT_MEMORY_SIZE), exposed as props.
       memorySize: settings.memorySize,
       timeout: settings.timeout,
       role,
       logGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
       // Overlap guard: a pass never runs next to another one (a manual invoke meanwhile is throttled).
       reservedConcurrentExecutions: 1,
       // Asynchronous invocations (the schedule) are not retried: a failed pass is simply re-run by
@@ -216,7 +222,6 @@ export class HousekeepingStack extends Stack {
               QUEUE_MARKER_TTL_SECONDS: String(settings.fanout.markerTtl.toSeconds()),
             }),
       },
-      bundling: BUNDLING,
     });
 
     this.grantSecretRead(role, props.sessionKeySecret);
@@ -359,20 +364,14 @@ export class HousekeepingStack extends Stack {
       description:
         'Fan-out worker: archives the tokens lines of the work queue to S3, verified, then deletes them',
       entry: `${PROJECT_ROOT}lambda/worker-handler.ts`,
-      handler: 'handler',
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      ...FUNCTION_BASE,
       memorySize: settings.memorySize,
       timeout: fanout.workerTimeout,
       role,
       logGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
       // No reserved concurrency: the event source mapping's maximum concurrency bounds the
       // workers without setting account concurrency aside while the queue is empty.
       environment: this.functionEnvironment(settings, props.sessionKeySecret),
-      bundling: BUNDLING,
     });
     this.grantSecretRead(role, props.sessionKeySecret);
     this.grantArchiveAccess(role, settings.archivePrefix);
