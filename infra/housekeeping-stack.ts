@@ -26,6 +26,12 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import {
+  DEFAULT_MEMORY_SIZE,
+  EXEC_WRAPPER_FILE,
+  EXEC_WRAPPER_PATH,
+  FUNCTION_NODE_OPTIONS,
+} from './function-runtime.ts';
 import { HousekeepingMonitoring, METRICS_NAMESPACE, SERVICE_NAME } from './monitoring.ts';
 
 /** Repository root: bundling resolves `lambda/handler.ts` and `package-lock.json` from here. */
@@ -33,12 +39,7 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export const DEFAULT_SCHEDULE = 'rate(1 hour)';
 export const DEFAULT_ARCHIVE_PREFIX = 'tokens/';
-/**
- * From the benchmark (README, Benchmarks): peaks of 150-280 MB (8 large files in flight at
- * LINE_CONCURRENCY 8) fit 1024 MB with room to spare; a pass is bounded by time, not memory, so
- * it gets Lambda's 15 minutes and defers what does not fit (TIME_RESERVE_MS).
- */
-export const DEFAULT_MEMORY_SIZE = 1024;
+export { DEFAULT_MEMORY_SIZE };
 export const DEFAULT_TIMEOUT = Duration.minutes(15);
 /** From the benchmark's concurrency sweep: 1.8x the lines/s of 4 with 20 ms round trips; ~225 MB peak with 8 large files. */
 export const DEFAULT_LINE_CONCURRENCY = 8;
@@ -72,7 +73,21 @@ const BUNDLING: BundlingOptions = {
   sourcesContent: false,
   // Bundle the AWS SDK too, so the pinned versions from package-lock.json run, not the runtime's.
   externalModules: [],
+  // The exec wrapper (AWS_LAMBDA_EXEC_WRAPPER) goes next to the bundle, executable.
+  commandHooks: {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir, outputDir) => {
+      const target = shellQuote(`${outputDir}/${EXEC_WRAPPER_FILE}`);
+      return [`cp ${shellQuote(`${inputDir}/lambda/${EXEC_WRAPPER_FILE}`)} ${target}`, `chmod 755 ${target}`];
+    },
+  },
 };
+
+/** One shell word, whatever the path holds. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
 
 /** What every function of the stack shares: runtime, architecture, and where its code comes from. */
 const FUNCTION_BASE = {
@@ -322,7 +337,9 @@ export class HousekeepingStack extends Stack {
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       POWERTOOLS_LOG_LEVEL: 'INFO',
-      NODE_OPTIONS: '--enable-source-maps',
+      // Node flags and the wrapper that lets them apply: infra/function-runtime.ts.
+      NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+      AWS_LAMBDA_EXEC_WRAPPER: EXEC_WRAPPER_PATH,
     };
   }
 
