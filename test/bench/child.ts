@@ -3,6 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { FUNCTION_NODE_OPTIONS } from '../../infra/function-runtime.ts';
+import { type Launch, lambdaCommand } from '../support/lambda-launch.ts';
 import type { PlanLine } from './raw-copy.ts';
 import type { WorkerMode, WorkerReport } from './worker.ts';
 
@@ -24,14 +26,17 @@ export interface ChildOptions {
   readonly plan?: readonly PlanLine[];
   /** The simulator's key (`raw`, which reads no secret). */
   readonly sessionKey?: string;
+  /** How the process starts: as deployed (the default), or as the Lambda runtime alone would start it. */
+  readonly launch?: Launch;
 }
 
 /** The last bytes of the child's stderr (its logs) kept to explain a failure. */
 const STDERR_TAIL = 16 * 1024;
 
 /**
- * Runs the bundled worker in a fresh Node process, with `--enable-source-maps` as the function
- * runs in Lambda (NODE_OPTIONS in the stack).
+ * Runs the bundled worker in a fresh Node process, started the way Lambda starts the function:
+ * the runtime's flags for the default memory size, the stack's NODE_OPTIONS, and (as deployed)
+ * its exec wrapper.
  */
 export async function runChild(workerFile: string, options: ChildOptions): Promise<ChildRun> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-run-'));
@@ -51,12 +56,18 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
       BENCH_PLAN: planFile,
       BENCH_SESSION_KEY: options.sessionKey ?? '',
       BENCH_REPORT: reportFile,
+      NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
     };
     // Loaded from --eval rather than as the main module: lambda/cli.ts runs itself when its
     // import.meta.url is the main module's, which inside a bundle it would be.
     const loader = `await import(${JSON.stringify(pathToFileURL(workerFile).href)});`;
     const cpuBefore = process.cpuUsage();
-    const child = spawn(process.execPath, ['--enable-source-maps', '--input-type=module', '--eval', loader], {
+    const [command, args] = lambdaCommand(options.launch ?? 'deployed', [
+      '--input-type=module',
+      '--eval',
+      loader,
+    ]);
+    const child = spawn(command, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,6 +1,21 @@
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
+import { FUNCTION_NODE_OPTIONS } from '../../infra/function-runtime.ts';
+import { lambdaCommand } from '../support/lambda-launch.ts';
 import { median, round } from './stats.ts';
+
+/**
+ * `plain`: `node` with no flags. `node-options`: the stack's NODE_OPTIONS alone. `lambda`: as
+ * Lambda starts the function (test/support/lambda-launch.ts): the runtime's own flags, among them
+ * `--expose-gc`, then the exec wrapper and NODE_OPTIONS.
+ */
+export type ImportStart = 'plain' | 'node-options' | 'lambda';
+
+const START_LABELS: Record<ImportStart, string> = {
+  plain: '(none)',
+  'node-options': FUNCTION_NODE_OPTIONS,
+  lambda: `${FUNCTION_NODE_OPTIONS}, started as Lambda does (runtime flags, exec wrapper)`,
+};
 
 /** What the function's bundle costs a fresh process. */
 export interface ImportTiming {
@@ -27,10 +42,10 @@ export const COLD_START_ENV = {
   POWERTOOLS_METRICS_NAMESPACE: 'TokensHousekeeper',
 } as const;
 
-/** Imports the bundle `runs` times, each in a fresh Node process started with `flags`. */
+/** Imports the bundle `runs` times, each in a fresh Node process started as `start` says. */
 export async function timeImport(
   bundleFile: string,
-  flags: readonly string[],
+  start: ImportStart,
   runs: number,
 ): Promise<ImportTiming> {
   const importMs: number[] = [];
@@ -41,13 +56,21 @@ export async function timeImport(
     `const module = await import(${JSON.stringify(pathToFileURL(bundleFile).href)});`,
     'const ms = performance.now() - started;',
     "if (typeof module.handler !== 'function') throw new Error('no handler export');",
-    'process.stdout.write(JSON.stringify({ ms, rss: process.memoryUsage().rss }));',
+    // On a line of its own: the handler logs its Node flags to stdout at import.
+    "process.stdout.write('\\n' + JSON.stringify({ ms, rss: process.memoryUsage().rss }));",
   ].join('\n');
   for (let i = 0; i < runs; i++) {
     const started = performance.now();
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [...flags, '--input-type=module', '--eval', code], {
-        env: { PATH: process.env.PATH ?? '', ...COLD_START_ENV },
+      const entry = ['--input-type=module', '--eval', code];
+      const [command, args] =
+        start === 'lambda' ? lambdaCommand('deployed', entry) : [process.execPath, entry];
+      const child = spawn(command, args, {
+        env: {
+          PATH: process.env.PATH ?? '',
+          ...COLD_START_ENV,
+          ...(start === 'plain' ? {} : { NODE_OPTIONS: FUNCTION_NODE_OPTIONS }),
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -64,12 +87,15 @@ export async function timeImport(
       );
     });
     processMs.push(performance.now() - started);
-    const { ms, rss: bytes } = JSON.parse(output) as { ms: number; rss: number };
+    const { ms, rss: bytes } = JSON.parse(output.slice(output.lastIndexOf('\n') + 1)) as {
+      ms: number;
+      rss: number;
+    };
     importMs.push(round(ms, 1));
     rss.push(bytes);
   }
   return {
-    nodeOptions: flags.join(' ') || '(none)',
+    nodeOptions: START_LABELS[start],
     runs,
     importMedianMs: round(median(importMs), 1),
     importMs,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Summary } from '../../lambda/housekeeping.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import type { LineSpec } from '../local/tokens-service.ts';
+import type { Launch } from '../support/lambda-launch.ts';
 import { type ChildRun, runChild } from './child.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import type { PlanLine } from './raw-copy.ts';
@@ -22,6 +23,8 @@ export interface Workload {
   readonly env?: Readonly<Record<string, string>>;
   /** Added to each direction of every tokens-service and S3 connection. */
   readonly oneWayLatencyMs?: number;
+  /** How the measured process starts. @default 'deployed' */
+  readonly launch?: Launch;
 }
 
 /** One measured process. Sizes are bytes, rates are per second of `wallMs`, MB = 10^6 bytes. */
@@ -37,6 +40,9 @@ export interface Measurement {
   readonly requestsBy: Readonly<Record<string, number>>;
   readonly startRssMB: number;
   readonly peakRssMB: number;
+  /** Peaks of the V8 heap (reserved) and of ArrayBuffers outside it: where the RSS above start goes. */
+  readonly heapTotalPeakMB: number;
+  readonly arrayBuffersPeakMB: number;
   /** CPU seconds of the measured process, and of the parent (simulator + local S3) meanwhile. */
   readonly cpuMs: number;
   readonly serverCpuMs: number;
@@ -99,6 +105,7 @@ export async function measure(
       args,
       plan,
       sessionKey: stack.sessionKey,
+      ...(workload.launch === undefined ? {} : { launch: workload.launch }),
     });
     const dryRun = args.includes('--dry-run');
     const outcome =
@@ -124,6 +131,8 @@ export async function measure(
       requestsBy: run.requests.byMethod,
       startRssMB: round(run.startRssBytes / 1e6, 0),
       peakRssMB: round(run.peakRssBytes / 1e6, 0),
+      heapTotalPeakMB: round(run.heapPeaks.heapTotal / 1e6, 0),
+      arrayBuffersPeakMB: round(run.heapPeaks.arrayBuffers / 1e6, 0),
       cpuMs: Math.round(run.cpuMs),
       serverCpuMs: Math.round(run.serverCpuMs),
       load1: round(load1, 2),

@@ -25,10 +25,42 @@ export interface WorkerReport {
   readonly startRssBytes: number;
   /** Peak resident set size of this process (VmHWM). */
   readonly peakRssBytes: number;
+  /** The largest V8 heap and ArrayBuffer figures seen (sampled, so at most these). */
+  readonly heapPeaks: HeapPeaks;
   readonly requests: RequestCounts;
   readonly exitCode: number;
   /** For `raw` and `baseline`; the housekeeper's summary goes to stdout as the CLI prints it. */
   readonly moved?: Moved;
+}
+
+/** Bytes, from `process.memoryUsage()`. */
+export interface HeapPeaks {
+  /** The V8 heap as reserved: live objects plus the room garbage waits in until it is collected. */
+  readonly heapTotal: number;
+  readonly heapUsed: number;
+  /** Buffers and other ArrayBuffers outside the V8 heap (chunks in flight and not yet collected). */
+  readonly arrayBuffers: number;
+}
+
+/** How often the heap figures are sampled. */
+const HEAP_SAMPLE_MS = 10;
+
+/** Samples the heap figures until the returned function is called, which returns their peaks. */
+function sampleHeap(): () => HeapPeaks {
+  const peaks = { heapTotal: 0, heapUsed: 0, arrayBuffers: 0 };
+  const sample = () => {
+    const usage = process.memoryUsage();
+    peaks.heapTotal = Math.max(peaks.heapTotal, usage.heapTotal);
+    peaks.heapUsed = Math.max(peaks.heapUsed, usage.heapUsed);
+    peaks.arrayBuffers = Math.max(peaks.arrayBuffers, usage.arrayBuffers);
+  };
+  const timer = setInterval(sample, HEAP_SAMPLE_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    sample();
+    return peaks;
+  };
 }
 
 /**
@@ -55,6 +87,7 @@ const requests = countRequests({
 });
 
 const startRssBytes = process.memoryUsage().rss;
+const heapPeaks = sampleHeap();
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
 let exitCode = 0;
@@ -82,6 +115,7 @@ const report: WorkerReport = {
   cpuMs: (cpu.user + cpu.system) / 1000,
   startRssBytes,
   peakRssBytes: peakRss(),
+  heapPeaks: heapPeaks(),
   requests,
   exitCode,
   ...(moved === undefined ? {} : { moved }),
