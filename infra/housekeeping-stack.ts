@@ -41,7 +41,7 @@ export const DEFAULT_SCHEDULE = 'rate(1 hour)';
 export const DEFAULT_ARCHIVE_PREFIX = 'tokens/';
 export { DEFAULT_MEMORY_SIZE };
 export const DEFAULT_TIMEOUT = Duration.minutes(15);
-/** From the benchmark's concurrency sweep: 1.8x the lines/s of 4 with 20 ms round trips; ~225 MB peak with 8 large files. */
+/** From the benchmark's concurrency sweep: 1.8x the lines/s of 4 with 20 ms round trips; ~170 MB peak with 8 large files. */
 export const DEFAULT_LINE_CONCURRENCY = 8;
 /** How long server access logs of the archive bucket are kept. */
 const ACCESS_LOG_RETENTION = Duration.days(365);
