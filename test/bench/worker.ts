@@ -25,7 +25,7 @@ export interface WorkerReport {
   readonly startRssBytes: number;
   /** Peak resident set size of this process (VmHWM). */
   readonly peakRssBytes: number;
-  /** The largest V8 heap and ArrayBuffer figures seen (sampled, so at most these). */
+  /** The largest V8 heap and ArrayBuffer figures seen, sampled every 10 ms (the true peaks may be a little higher). */
   readonly heapPeaks: HeapPeaks;
   readonly requests: RequestCounts;
   readonly exitCode: number;
