@@ -125,7 +125,7 @@ export interface HousekeepingStackProps extends StackProps {
   readonly memorySize?: number;
   /** Function timeout, at most 15 minutes. @default 15 minutes */
   readonly timeout?: Duration;
-  /** Lines handled in parallel within one pass. @default 4 */
+  /** Lines handled in parallel within one pass. @default 8 (DEFAULT_LINE_CONCURRENCY) */
   readonly lineConcurrency?: number;
   /** Move archived objects to Glacier Instant Retrieval after this many days. @default - no transition */
   readonly archiveTransitionDays?: number;
