@@ -10,13 +10,15 @@ import {
   type Deps,
   type LineReport,
   type MetricsSink,
+  PASS_METRICS,
   type RunContext,
   type Summary,
   select,
+  sortById,
   summarize,
 } from './housekeeping.ts';
 import { createLineWorker, type LineResult, type LineWorker } from './line-work.ts';
-import { type RetryListener, type RetryPolicy, withRetry } from './retry.ts';
+import { type RetryPolicy, withRetry } from './retry.ts';
 import {
   encodeWorkMessage,
   parseWorkMessage,
@@ -80,24 +82,18 @@ export async function planFanout(
   const plannedAt = new Date(started).toISOString();
   const runId = context.runId ?? randomUUID();
   const logger = deps.logger.createChild({ persistentKeys: { runId } });
-  const { api, archive, tally } = createLineWorker(deps, config, {
+  const { api, archive, tally, retry } = createLineWorker(deps, config, {
     runId,
     request: { dryRun: false, archiveOnly: request.archiveOnly },
     logger,
   });
-  const onRetry: RetryListener = (error, attempt) => {
-    tally.retries += 1;
-    logger.warn('retrying', { attempt, error: describeError(error) });
-  };
 
   logger.info('fan-out started', { request: { ...request } });
   const selection = await select(api, request, logger);
 
   // Lines named by id are an operator's explicit request: sent whatever the markers say.
   const markers =
-    request.ids === undefined
-      ? await withRetry(config.retry, () => archive.queuedMarkers(), onRetry)
-      : new Map<string, Date>();
+    request.ids === undefined ? await retry(() => archive.queuedMarkers()) : new Map<string, Date>();
   const now = deps.now();
   const alreadyQueued: string[] = [];
   const toSend: string[] = [];
@@ -129,14 +125,14 @@ export async function planFanout(
           plannedAt,
           archiveOnly: request.archiveOnly,
         }));
-        const outcome = await sendMessages(queue, messages, config.retry, onRetry);
+        const outcome = await sendMessages(queue, messages, retry);
         failed.push(...outcome.failed);
         for (const { id, reason } of outcome.failed)
           logger.error('line not enqueued', { lineId: id, reason });
         // Only now: a line whose message was refused must not look queued to the next run.
         for (const lineId of outcome.sent) {
           enqueued.push(lineId);
-          await markQueued(archive, lineId, { runId, at: plannedAt }, config.retry, onRetry, logger);
+          await markQueued(archive, lineId, { runId, at: plannedAt }, retry, logger);
         }
       }),
     ),
@@ -182,8 +178,7 @@ export async function planFanout(
 async function sendMessages(
   queue: WorkQueue,
   messages: readonly WorkMessage[],
-  policy: RetryPolicy,
-  onRetry: RetryListener,
+  retry: LineWorker['retry'],
 ): Promise<{ sent: string[]; failed: LineReport[] }> {
   // Entry ids need only be unique within the batch; the line id travels in the body.
   const lineOf = new Map(messages.map((message, index) => [`m${index}`, message.lineId]));
@@ -195,29 +190,25 @@ async function sendMessages(
   const failed: LineReport[] = [];
   const lineId = (entryId: string) => lineOf.get(entryId) ?? entryId;
   try {
-    await withRetry(
-      policy,
-      async () => {
-        const failures = await queue.sendBatch(pending);
-        const refused = new Map(failures.map((failure) => [failure.id, failure]));
-        for (const entry of pending) if (!refused.has(entry.id)) sent.push(lineId(entry.id));
-        for (const failure of failures) {
-          if (!failure.retryable)
-            failed.push({ id: lineId(failure.id), reason: `not enqueued: ${failure.reason}` });
-        }
-        pending = pending.filter((entry) => refused.get(entry.id)?.retryable === true);
-        if (pending.length > 0) {
-          const reasons = failures.filter((f) => f.retryable).map((f) => f.reason);
-          throw new QueueError(
-            `${pending.length} of the batch not accepted (${[...new Set(reasons)].join('; ')})`,
-            {
-              retryable: true,
-            },
-          );
-        }
-      },
-      onRetry,
-    );
+    await retry(async () => {
+      const failures = await queue.sendBatch(pending);
+      const refused = new Map(failures.map((failure) => [failure.id, failure]));
+      for (const entry of pending) if (!refused.has(entry.id)) sent.push(lineId(entry.id));
+      for (const failure of failures) {
+        if (!failure.retryable)
+          failed.push({ id: lineId(failure.id), reason: `not enqueued: ${failure.reason}` });
+      }
+      pending = pending.filter((entry) => refused.get(entry.id)?.retryable === true);
+      if (pending.length > 0) {
+        const reasons = failures.filter((f) => f.retryable).map((f) => f.reason);
+        throw new QueueError(
+          `${pending.length} of the batch not accepted (${[...new Set(reasons)].join('; ')})`,
+          {
+            retryable: true,
+          },
+        );
+      }
+    });
   } catch (error) {
     for (const entry of pending) {
       failed.push({ id: lineId(entry.id), reason: `not enqueued: ${describeError(error)}` });
@@ -234,12 +225,11 @@ async function markQueued(
   archive: Archive,
   lineId: string,
   marker: { runId: string; at: string },
-  policy: RetryPolicy,
-  onRetry: RetryListener,
+  retry: LineWorker['retry'],
   logger: Logger,
 ): Promise<void> {
   try {
-    await withRetry(policy, () => archive.writeQueuedMarker(lineId, marker), onRetry);
+    await retry(() => archive.writeQueuedMarker(lineId, marker));
   } catch (error) {
     logger.warn('line enqueued, but its queued marker could not be written; the next run may send it again', {
       lineId,
@@ -440,52 +430,13 @@ async function recordLine(
 /** The pass metrics, per batch (no RunDuration: a batch is not a run). */
 function emitBatchMetrics(metrics: MetricsSink | undefined, summaries: readonly Summary[]): void {
   if (metrics === undefined || summaries.length === 0) return;
-  const sum = (count: (summary: Summary) => number) => summaries.reduce((total, s) => total + count(s), 0);
-  metrics.addMetric(
-    'LinesArchived',
-    'Count',
-    sum((s) => s.archived),
-  );
-  metrics.addMetric(
-    'LinesDismantled',
-    'Count',
-    sum((s) => s.dismantled),
-  );
-  metrics.addMetric(
-    'LinesFailed',
-    'Count',
-    sum((s) => s.failed.length),
-  );
-  metrics.addMetric(
-    'LinesDeferred',
-    'Count',
-    sum((s) => s.deferred),
-  );
-  metrics.addMetric(
-    'LinesSkipped',
-    'Count',
-    sum((s) => s.skipped.length),
-  );
-  metrics.addMetric(
-    'FilesArchived',
-    'Count',
-    sum((s) => s.filesUploaded),
-  );
-  metrics.addMetric(
-    'BytesArchived',
-    'Bytes',
-    sum((s) => s.bytes),
-  );
-  metrics.addMetric(
-    'HashMismatches',
-    'Count',
-    sum((s) => s.hashMismatches),
-  );
-  metrics.addMetric(
-    'Retries',
-    'Count',
-    sum((s) => s.retries),
-  );
+  for (const [name, unit, value] of PASS_METRICS) {
+    metrics.addMetric(
+      name,
+      unit,
+      summaries.reduce((total, summary) => total + value(summary), 0),
+    );
+  }
 }
 
 /** Splits `items` into runs of at most `size`. */
@@ -493,8 +444,4 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
   for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
   return chunks;
-}
-
-function sortById<T extends { id: string }>(items: T[]): T[] {
-  return items.sort((a, b) => a.id.localeCompare(b.id));
 }

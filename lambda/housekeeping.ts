@@ -9,7 +9,7 @@ import type { RunRequest } from './event.ts';
 import { createLineWorker, type LineResult, type LineWorker, type Tally } from './line-work.ts';
 import type { SessionKeySource } from './session-key.ts';
 import type { TokensApi } from './tokens-api.ts';
-import { type ListedLine, parseListPage } from './tokens-line.ts';
+import { KNOWN_STATUSES, type ListedLine, parseListPage } from './tokens-line.ts';
 
 /** A sink for CloudWatch metrics; Powertools `Metrics` fits it. */
 export interface MetricsSink {
@@ -230,21 +230,31 @@ async function writeRunReport(
   }
 }
 
-function sortById<T extends { id: string }>(items: T[]): T[] {
+/** Sorts reports by line id, in place, for stable summaries. */
+export function sortById<T extends { id: string }>(items: T[]): T[] {
   return items.sort((a, b) => a.id.localeCompare(b.id));
 }
 
+/** The metrics of a pass, each read off a {@link Summary}; a fan-out worker's batch sums them. */
+export const PASS_METRICS: readonly (readonly [
+  name: string,
+  unit: 'Count' | 'Bytes',
+  value: (summary: Summary) => number,
+])[] = [
+  ['LinesArchived', 'Count', (s) => s.archived],
+  ['LinesDismantled', 'Count', (s) => s.dismantled],
+  ['LinesFailed', 'Count', (s) => s.failed.length],
+  ['LinesDeferred', 'Count', (s) => s.deferred],
+  ['LinesSkipped', 'Count', (s) => s.skipped.length],
+  ['FilesArchived', 'Count', (s) => s.filesUploaded],
+  ['BytesArchived', 'Bytes', (s) => s.bytes],
+  ['HashMismatches', 'Count', (s) => s.hashMismatches],
+  ['Retries', 'Count', (s) => s.retries],
+];
+
 function emitMetrics(metrics: MetricsSink | undefined, summary: Summary): void {
   if (metrics === undefined || summary.dryRun) return;
-  metrics.addMetric('LinesArchived', 'Count', summary.archived);
-  metrics.addMetric('LinesDismantled', 'Count', summary.dismantled);
-  metrics.addMetric('LinesFailed', 'Count', summary.failed.length);
-  metrics.addMetric('LinesDeferred', 'Count', summary.deferred);
-  metrics.addMetric('LinesSkipped', 'Count', summary.skipped.length);
-  metrics.addMetric('FilesArchived', 'Count', summary.filesUploaded);
-  metrics.addMetric('BytesArchived', 'Bytes', summary.bytes);
-  metrics.addMetric('HashMismatches', 'Count', summary.hashMismatches);
-  metrics.addMetric('Retries', 'Count', summary.retries);
+  for (const [name, unit, value] of PASS_METRICS) metrics.addMetric(name, unit, value(summary));
   metrics.addMetric('RunDuration', 'Milliseconds', summary.durationMs);
 }
 
@@ -290,7 +300,7 @@ export async function select(api: TokensApi, request: RunRequest, logger: Logger
   const candidates: string[] = [];
   for (const line of seen.values()) {
     if (line.status === 'finished') candidates.push(line.id);
-    else if (!['requested', 'started', 'deleted'].includes(line.status)) {
+    else if (!KNOWN_STATUSES.has(line.status)) {
       skipped.push({ id: line.id, reason: `unknown status "${line.status}"` });
     }
   }

@@ -5,8 +5,7 @@ import type { Config } from './config.ts';
 import { createArchive } from './deps.ts';
 import { DocumentError, describeError, IntegrityError, TokensApiError } from './errors.ts';
 import type { Deps, PlannedLine } from './housekeeping.ts';
-import type { RetryListener } from './retry.ts';
-import { withRetry } from './retry.ts';
+import { type RetryListener, withRetry } from './retry.ts';
 import { TokensApi } from './tokens-api.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from './tokens-line.ts';
 
@@ -40,6 +39,8 @@ export interface LineWorker {
   readonly api: TokensApi;
   readonly archive: Archive;
   readonly tally: Tally;
+  /** Runs `operation` with the run's retry policy; each retry is counted in the tally and logged. */
+  retry<T>(operation: () => Promise<T>): Promise<T>;
   /** Processes one line; every outcome, failures included, is returned, never thrown. */
   processLine(id: string, logger: Logger): Promise<LineResult>;
 }
@@ -63,6 +64,7 @@ export function createLineWorker(
     onRetry,
   });
   const archive = createArchive(deps.s3, config);
+  const retry = <T>(operation: () => Promise<T>) => withRetry(config.retry, operation, onRetry);
   const work = new LineWork({
     api,
     archive,
@@ -70,13 +72,14 @@ export function createLineWorker(
     request: options.request,
     runId: options.runId,
     now: deps.now,
-    onRetry,
+    retry,
     tally,
   });
   return {
     api,
     archive,
     tally,
+    retry,
     async processLine(id, logger) {
       const started = deps.now();
       const took = () => deps.now() - started;
@@ -132,7 +135,7 @@ interface LineWorkOptions {
   readonly request: LineWorkRequest;
   readonly runId: string;
   readonly now: () => number;
-  readonly onRetry: RetryListener;
+  readonly retry: LineWorker['retry'];
   readonly tally: Tally;
 }
 
@@ -145,7 +148,7 @@ class LineWork {
   }
 
   async process(id: string, logger: Logger): Promise<LineOutcome> {
-    const { api, archive, request } = this.#o;
+    const { api, archive, request, retry } = this.#o;
     const line = await this.#read(id);
     if (request.dryRun) {
       return {
@@ -165,39 +168,33 @@ class LineWork {
     let reused = 0;
     let bytes = 0;
     // What the line already has in the archive (a re-run, a crash): only those are checked.
-    const present = await withRetry(this.#o.config.retry, () => archive.lineObjects(id), this.#o.onRetry);
+    const present = await retry(() => archive.lineObjects(id));
     const limit = pLimit(this.#o.config.fileConcurrency);
     await Promise.all(
       line.files.map((file) =>
         limit(async () => {
           // A store hiccup on the existence check is retried like one on the upload.
-          const state = present.has(file.name)
-            ? await withRetry(this.#o.config.retry, () => archive.fileState(id, file), this.#o.onRetry)
-            : 'missing';
+          const state = present.has(file.name) ? await retry(() => archive.fileState(id, file)) : 'missing';
           if (state === 'verified') {
             reused += 1;
             return;
           }
-          await withRetry(
-            this.#o.config.retry,
-            async () => {
-              const url = api.fileUrl(id, file);
-              const body = await api.openFile(url);
-              try {
-                await archive.uploadVerified(id, file, body);
-              } catch (error) {
-                if (error instanceof IntegrityError) {
-                  this.#o.tally.hashMismatches += 1;
-                  logger.warn('file does not match its stated size or hash', {
-                    file: file.name,
-                    error: error.message,
-                  });
-                }
-                throw error;
+          await retry(async () => {
+            const url = api.fileUrl(id, file);
+            const body = await api.openFile(url);
+            try {
+              await archive.uploadVerified(id, file, body);
+            } catch (error) {
+              if (error instanceof IntegrityError) {
+                this.#o.tally.hashMismatches += 1;
+                logger.warn('file does not match its stated size or hash', {
+                  file: file.name,
+                  error: error.message,
+                });
               }
-            },
-            this.#o.onRetry,
-          );
+              throw error;
+            }
+          });
           uploaded += 1;
           bytes += file.size;
           logger.debug('file archived', { file: file.name, size: file.size });
@@ -205,11 +202,7 @@ class LineWork {
       ),
     );
 
-    await withRetry(
-      this.#o.config.retry,
-      () => this.#ensureManifest(line, present.has('manifest.json')),
-      this.#o.onRetry,
-    );
+    await retry(() => this.#ensureManifest(line, present.has('manifest.json')));
     if (request.archiveOnly) return { kind: 'archived', bytes, uploaded, reused };
 
     const outcome = await api.deleteLine(id);
@@ -220,15 +213,11 @@ class LineWork {
         ? { lineId: id, runId: this.#o.runId, at, alreadyGone: outcome.confirmation }
         : { lineId: id, runId: this.#o.runId, at, reply: outcome.document };
     try {
-      await withRetry(
-        this.#o.config.retry,
-        async () => {
-          // A pass that only found the line gone keeps the reply saved by the pass that deleted it.
-          if (outcome.kind === 'already-gone' && (await archive.hasReceipt(id))) return;
-          await archive.writeReceipt(id, receipt);
-        },
-        this.#o.onRetry,
-      );
+      await retry(async () => {
+        // A pass that only found the line gone keeps the reply saved by the pass that deleted it.
+        if (outcome.kind === 'already-gone' && (await archive.hasReceipt(id))) return;
+        await archive.writeReceipt(id, receipt);
+      });
     } catch (error) {
       // The line is gone from the service and its archive is complete: reporting it as failed
       // would send an operator after a line that no longer exists. The receipt is only proof.
