@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { Logger } from '@aws-lambda-powertools/logger';
+import { serviceLogger } from './deps.ts';
 import { describeError } from './errors.ts';
 import type { PlannedLine } from './housekeeping.ts';
 import { createHandler } from './invoke.ts';
@@ -71,7 +71,7 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     const progress = progressLine('housekeep');
     const handler = createHandler(process.env, {
-      logger: new Logger({ serviceName: 'tokens-housekeeper' }),
+      logger: serviceLogger(),
       onProgress: (state) => progress.update(state),
     });
     const summary = await handler(payload);

@@ -8,6 +8,14 @@ import { type ArchiveConfig, type Config, type FanoutConfig, loadArchiveConfig }
 import type { Deps, MetricsSink } from './housekeeping.ts';
 import { secretsManagerSessionKey } from './session-key.ts';
 
+/** The service name on every log line (and the metrics' service dimension). */
+export const SERVICE_NAME = 'tokens-housekeeper';
+
+/** A logger of the housekeeper, named as its service, in Lambda and at a terminal alike. */
+export function serviceLogger(): Logger {
+  return new Logger({ serviceName: SERVICE_NAME });
+}
+
 /** The AWS SDK's console warnings, sent to our logger instead (we abort failed uploads on purpose). */
 function sdkLogger(logger: Logger) {
   return {
@@ -58,7 +66,7 @@ export function archiveAccess(env: Readonly<Record<string, string | undefined>>)
   readonly archive: Archive;
 } {
   const config = loadArchiveConfig(env);
-  const s3 = createS3Client(config, new Logger({ serviceName: 'tokens-housekeeper' }));
+  const s3 = createS3Client(config, serviceLogger());
   return { config, s3, archive: createArchive(s3, config) };
 }
 
@@ -66,7 +74,7 @@ export function archiveAccess(env: Readonly<Record<string, string | undefined>>)
 export function createDeps(config: Config, options: { logger?: Logger; metrics?: MetricsSink } = {}): Deps {
   // Region and credentials come from the standard AWS_* variables; the endpoint overrides were
   // read from them too, and are passed on so the config's environment is the one that counts.
-  const logger = options.logger ?? new Logger({ serviceName: 'tokens-housekeeper' });
+  const logger = options.logger ?? serviceLogger();
   const s3 = createS3Client(config, logger);
   const secrets = new SecretsManagerClient({
     logger: sdkLogger(logger),

@@ -1,16 +1,8 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { lambdaEntryTools } from './entry.ts';
 import { createPlannerHandler } from './fanout-invoke.ts';
-import { nodeRuntimeFacts } from './node-runtime.ts';
-
-const logger = new Logger({ serviceName: 'tokens-housekeeper' });
-// Once per cold start: shows the Node flags the function really runs with (infra/function-runtime.ts).
-logger.info('node runtime', { ...nodeRuntimeFacts() });
-
-const metrics = new Metrics({ namespace: 'TokensHousekeeper', serviceName: 'tokens-housekeeper' });
 
 /**
  * Lambda entry of the fan-out planner (the scheduled function in fan-out mode). Configuration,
  * `QUEUE_URL` included, is read here at cold start, so a bad deployment fails loudly at init.
  */
-export const handler = createPlannerHandler(process.env, { logger, metrics });
+export const handler = createPlannerHandler(process.env, lambdaEntryTools());

@@ -1,0 +1,16 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { SERVICE_NAME, serviceLogger } from './deps.ts';
+import { nodeRuntimeFacts } from './node-runtime.ts';
+
+/**
+ * The logger and metrics of a Lambda entry (pass, planner, worker), made at cold start. All
+ * share one namespace and service dimension, so the alarms on LinesFailed and HashMismatches see
+ * the pass and the fan-out worker alike. Logs once the Node flags the function really runs with
+ * (infra/function-runtime.ts).
+ */
+export function lambdaEntryTools(): { logger: Logger; metrics: Metrics } {
+  const logger = serviceLogger();
+  logger.info('node runtime', { ...nodeRuntimeFacts() });
+  return { logger, metrics: new Metrics({ namespace: 'TokensHousekeeper', serviceName: SERVICE_NAME }) };
+}
