@@ -37,7 +37,6 @@ export interface WorkerReport {
 export interface HeapPeaks {
   /** The V8 heap as reserved: live objects plus the room garbage waits in until it is collected. */
   readonly heapTotal: number;
-  readonly heapUsed: number;
   /** Buffers and other ArrayBuffers outside the V8 heap (chunks in flight and not yet collected). */
   readonly arrayBuffers: number;
 }
@@ -47,11 +46,10 @@ const HEAP_SAMPLE_MS = 10;
 
 /** Samples the heap figures until the returned function is called, which returns their peaks. */
 function sampleHeap(): () => HeapPeaks {
-  const peaks = { heapTotal: 0, heapUsed: 0, arrayBuffers: 0 };
+  const peaks = { heapTotal: 0, arrayBuffers: 0 };
   const sample = () => {
     const usage = process.memoryUsage();
     peaks.heapTotal = Math.max(peaks.heapTotal, usage.heapTotal);
-    peaks.heapUsed = Math.max(peaks.heapUsed, usage.heapUsed);
     peaks.arrayBuffers = Math.max(peaks.arrayBuffers, usage.arrayBuffers);
   };
   const timer = setInterval(sample, HEAP_SAMPLE_MS);
