@@ -61,15 +61,6 @@ export async function waitFor<T>(
   }
 }
 
-/** A loopback port nothing listens on: bound by the OS, then released. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-  return port;
-}
-
 /** One request a {@link RecordingServer} received. */
 export interface RecordedRequest {
   readonly method: string;

@@ -3,7 +3,7 @@ import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
-import { closeAfterEach, closedPort, localStack, runCli } from './harness.ts';
+import { closeAfterEach, localStack, runCli, startRecordingServer } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot, storedDigest } from './invariant.ts';
 import { scenario } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
@@ -23,11 +23,12 @@ describe('archive store faults', () => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 1000 }, { status: 'finished' }],
     });
-    const port = await closedPort();
-    s.fault('S3 endpoint: a closed loopback port for the whole run');
+    // Not a released port: another test file, running at the same time, could bind it.
+    const store = track(await startRecordingServer((req) => req.socket.destroy()));
+    s.fault('S3 endpoint: a loopback server that drops every connection, for the whole run');
     const before = snapshot(local.tokens);
 
-    const result = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}` });
+    const result = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: store.url });
 
     expect(result.code).toBe(1);
     expect(result.summary?.failed.map((line) => line.id).sort()).toEqual(
