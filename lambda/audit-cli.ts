@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { auditArchive } from './audit.ts';
 import { archiveAccess } from './deps.ts';
 import { describeError } from './errors.ts';
-import { stderrConsole as err, printJson, progressLine, reserveStdout } from './terminal.ts';
+import { stderrConsole as err, listFlag, printJson, progressLine, reserveStdout } from './terminal.ts';
 import { isLineId } from './tokens-line.ts';
 
 const USAGE = `usage: npm run audit -- [--ids ID,ID...]
@@ -24,10 +24,7 @@ export async function main(args: readonly string[]): Promise<number> {
       err.log(USAGE);
       return 0;
     }
-    ids = values.ids
-      ?.split(',')
-      .map((id) => id.trim())
-      .filter((id) => id !== '');
+    ids = values.ids === undefined ? undefined : listFlag(values.ids);
     const bad = ids?.find((id) => !isLineId(id));
     if (bad !== undefined) throw new Error(`--ids: ${JSON.stringify(bad)} is not a UUID`);
   } catch (error) {

@@ -3,7 +3,14 @@ import { serviceLogger } from './deps.ts';
 import { describeError } from './errors.ts';
 import type { PlannedLine } from './housekeeping.ts';
 import { createHandler } from './invoke.ts';
-import { stderrConsole as err, printJson, progressLine, reserveStdout, textTable } from './terminal.ts';
+import {
+  stderrConsole as err,
+  listFlag,
+  printJson,
+  progressLine,
+  reserveStdout,
+  textTable,
+} from './terminal.ts';
 
 const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N]
 
@@ -29,11 +36,7 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
   const payload: Record<string, unknown> = {};
   if (values['dry-run']) payload.dryRun = true;
   if (values['archive-only']) payload.archiveOnly = true;
-  if (values.ids !== undefined)
-    payload.ids = values.ids
-      .split(',')
-      .map((id) => id.trim())
-      .filter((id) => id !== '');
+  if (values.ids !== undefined) payload.ids = listFlag(values.ids);
   const maxLines = values['max-lines'];
   // Digits only: Number() would also take "0x10" or "1e3".
   if (maxLines !== undefined) payload.maxLines = /^\d+$/.test(maxLines) ? Number(maxLines) : maxLines;

@@ -52,12 +52,13 @@ const MIB = 1024 * 1024;
 
 /** Reads the archive's settings only; a {@link ConfigError} names the variable at fault. */
 export function loadArchiveConfig(env: Env): Readonly<ArchiveConfig> {
+  const s3EndpointOverride = s3Endpoint(env);
   return Object.freeze({
     archiveBucket: bucketName(env),
     archivePrefix: archivePrefix(env),
-    s3EndpointOverride: s3Endpoint(env),
+    s3EndpointOverride,
     http: httpTimeouts(env),
-    upload: uploadSettings(env),
+    upload: uploadSettings(env, s3EndpointOverride),
   });
 }
 
@@ -125,7 +126,7 @@ function httpTimeouts(env: Env): Config['http'] {
   };
 }
 
-function uploadSettings(env: Env): Config['upload'] {
+function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Config['upload'] {
   return {
     multipartThresholdBytes: integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
     partSizeBytes: integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
@@ -135,7 +136,7 @@ function uploadSettings(env: Env): Config['upload'] {
       env,
       'VERIFY_READBACK',
       ['head', 'full'] as const,
-      s3Endpoint(env) === undefined ? 'head' : 'full',
+      s3EndpointOverride === undefined ? 'head' : 'full',
     ),
   };
 }

@@ -26,16 +26,27 @@ function sdkLogger(logger: Logger) {
   };
 }
 
+/** What every SDK client of the housekeeper is given: our logger, the endpoint override, timeouts. */
+function clientOptions(
+  logger: Logger,
+  endpoint: string | undefined,
+  connectTimeoutMs: number,
+  requestTimeoutMs: number,
+) {
+  return {
+    logger: sdkLogger(logger),
+    ...(endpoint === undefined ? {} : { endpoint }),
+    requestHandler: { connectionTimeout: connectTimeoutMs, requestTimeout: requestTimeoutMs },
+  };
+}
+
 /** The S3 client of the archive. Region and credentials come from the standard AWS_* variables. */
 export function createS3Client(config: ArchiveConfig, logger: Logger): S3Client {
   return new S3Client({
-    logger: sdkLogger(logger),
     // The override was read from AWS_ENDPOINT_URL_S3 and is passed on so the config's
     // environment is the one that counts; a local or third-party store has no per-bucket DNS names.
-    ...(config.s3EndpointOverride === undefined
-      ? {}
-      : { endpoint: config.s3EndpointOverride, forcePathStyle: true }),
-    requestHandler: { connectionTimeout: config.http.connectTimeoutMs, requestTimeout: 120_000 },
+    ...clientOptions(logger, config.s3EndpointOverride, config.http.connectTimeoutMs, 120_000),
+    ...(config.s3EndpointOverride === undefined ? {} : { forcePathStyle: true }),
   });
 }
 
@@ -44,14 +55,10 @@ export function createSqsClient(
   config: Pick<Config, 'http'> & { fanout: FanoutConfig },
   logger: Logger,
 ): SQSClient {
-  return new SQSClient({
-    logger: sdkLogger(logger),
-    // With an override (local runs) requests go there, not to the host named in the queue URL.
-    ...(config.fanout.sqsEndpointOverride === undefined
-      ? {}
-      : { endpoint: config.fanout.sqsEndpointOverride }),
-    requestHandler: { connectionTimeout: config.http.connectTimeoutMs, requestTimeout: 30_000 },
-  });
+  // With an override (local runs) requests go there, not to the host named in the queue URL.
+  return new SQSClient(
+    clientOptions(logger, config.fanout.sqsEndpointOverride, config.http.connectTimeoutMs, 30_000),
+  );
 }
 
 /** The archive over an S3 client, laid out and tuned as the configuration says. */
@@ -76,11 +83,9 @@ export function createDeps(config: Config, options: { logger?: Logger; metrics?:
   // read from them too, and are passed on so the config's environment is the one that counts.
   const logger = options.logger ?? serviceLogger();
   const s3 = createS3Client(config, logger);
-  const secrets = new SecretsManagerClient({
-    logger: sdkLogger(logger),
-    ...(config.secretsEndpointOverride === undefined ? {} : { endpoint: config.secretsEndpointOverride }),
-    requestHandler: { connectionTimeout: config.http.connectTimeoutMs, requestTimeout: 30_000 },
-  });
+  const secrets = new SecretsManagerClient(
+    clientOptions(logger, config.secretsEndpointOverride, config.http.connectTimeoutMs, 30_000),
+  );
   const http = new Agent({
     connect: { timeout: config.http.connectTimeoutMs },
     headersTimeout: config.http.headersTimeoutMs,

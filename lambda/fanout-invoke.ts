@@ -6,7 +6,7 @@ import { createDeps, createSqsClient } from './deps.ts';
 import { describeError } from './errors.ts';
 import { type Invocation, parseInvocation } from './event.ts';
 import { type FanoutPlan, planFanout, workBatch } from './fanout.ts';
-import type { Summary } from './housekeeping.ts';
+import { remainingOf, type Summary } from './housekeeping.ts';
 import { asRun, handlerFor, type PublishingMetrics } from './invoke.ts';
 import { sqsWorkQueue } from './work-queue.ts';
 
@@ -41,10 +41,7 @@ export function createPlannerHandler(
     }
     const request = invocation.request;
     return asRun(deps, options.metrics, (runId) =>
-      planFanout(deps, config, queue, request, {
-        runId,
-        ...(context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() }),
-      }),
+      planFanout(deps, config, queue, request, { runId, ...remainingOf(context) }),
     );
   };
 }
@@ -62,9 +59,7 @@ export function createWorkerHandler(
 
   return async (event, context) => {
     try {
-      const report = await workBatch(deps, config, event, {
-        ...(context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() }),
-      });
+      const report = await workBatch(deps, config, event, remainingOf(context));
       return report.response;
     } catch (error) {
       // Not expected (lines and messages never throw): the whole batch goes back to the queue.

@@ -10,6 +10,7 @@ import {
   type Deps,
   type LineReport,
   type MetricsSink,
+  outOfTime,
   PASS_METRICS,
   type RunContext,
   type Summary,
@@ -114,8 +115,7 @@ export async function planFanout(
   await Promise.all(
     chunk(allowed, SQS_BATCH_LIMIT).map((ids) =>
       limit(async () => {
-        const remaining = context.remainingMs?.();
-        if (remaining !== undefined && remaining < config.timeReserveMs) {
+        if (outOfTime(context, config)) {
           deferred += ids.length;
           return;
         }
@@ -348,8 +348,7 @@ export async function workBatch(
     [...runs.values()].flatMap((run) =>
       [...run.lines].map(([lineId, line]) =>
         limit(async () => {
-          const remaining = context.remainingMs?.();
-          if (remaining !== undefined && remaining < config.timeReserveMs) {
+          if (outOfTime(context, config)) {
             // Back to the queue: another invocation takes it after the visibility timeout.
             run.deferred += 1;
             for (const id of line.messageIds) failures.add(id);

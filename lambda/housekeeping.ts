@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
 import pLimit from 'p-limit';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config.ts';
@@ -34,6 +35,22 @@ export interface RunContext {
   readonly runId?: string;
   /** Called after each line, for progress displays. */
   readonly onProgress?: (progress: Progress) => void;
+}
+
+/** Whether too little of the invocation is left to start another line (or batch); never outside Lambda. */
+export function outOfTime(
+  context: Pick<RunContext, 'remainingMs'>,
+  config: Pick<Config, 'timeReserveMs'>,
+): boolean {
+  const remaining = context.remainingMs?.();
+  return remaining !== undefined && remaining < config.timeReserveMs;
+}
+
+/** The {@link RunContext} time source of a Lambda context; none outside Lambda. */
+export function remainingOf(
+  context: Pick<Context, 'getRemainingTimeInMillis'> | undefined,
+): Pick<RunContext, 'remainingMs'> {
+  return context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() };
 }
 
 export interface LineReport {
@@ -114,9 +131,10 @@ export async function runHousekeeping(
   await Promise.all(
     selection.candidates.map((id) =>
       limit(async () => {
-        const remaining = context.remainingMs?.();
-        const outOfTime = remaining !== undefined && remaining < config.timeReserveMs;
-        if (outOfTime || (request.maxLines !== undefined && startedLines >= request.maxLines)) {
+        if (
+          outOfTime(context, config) ||
+          (request.maxLines !== undefined && startedLines >= request.maxLines)
+        ) {
           deferred += 1;
           return;
         }

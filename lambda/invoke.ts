@@ -11,6 +11,7 @@ import {
   type Deps,
   type MetricsSink,
   type RunContext,
+  remainingOf,
   runHousekeeping,
   type Summary,
 } from './housekeeping.ts';
@@ -70,7 +71,7 @@ export function handlerFor(config: Config, deps: Deps, options: HandlerOptions =
       return await runHousekeeping(deps, config, invocation.request, {
         runId,
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-        ...(context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() }),
+        ...remainingOf(context),
       });
     });
   return invoke as Handler;

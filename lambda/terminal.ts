@@ -60,6 +60,14 @@ export function textTable(header: readonly string[], rows: readonly (readonly st
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }
 
+/** A comma-separated flag value (`--ids a,b`) as its non-empty, trimmed items. */
+export function listFlag(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
 /** Writes a result as pretty JSON on the reserved stdout. */
 export function printJson(stdout: NodeJS.WriteStream, value: unknown): void {
   stdout.write(`${JSON.stringify(value, null, 2)}\n`);
