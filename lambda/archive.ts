@@ -164,18 +164,11 @@ export class Archive {
 
   /** The manifest of a line, or undefined when there is none or it cannot be read as one. */
   async readManifest(lineId: string): Promise<Manifest | undefined> {
-    const key = this.manifestKey(lineId);
-    const text = await this.#getText(key);
-    if (text === undefined) return undefined;
-    try {
-      const manifest = JSON.parse(text) as Manifest;
-      if (manifest.schemaVersion !== 1 || manifest.lineId !== lineId || !Array.isArray(manifest.files)) {
-        return undefined;
-      }
-      return manifest;
-    } catch {
+    const manifest = (await this.#getJson(this.manifestKey(lineId))) as Partial<Manifest> | undefined;
+    if (manifest?.schemaVersion !== 1 || manifest.lineId !== lineId || !Array.isArray(manifest.files)) {
       return undefined;
     }
+    return manifest as Manifest;
   }
 
   async writeManifest(manifest: Manifest): Promise<void> {
@@ -211,14 +204,8 @@ export class Archive {
   }
 
   /** A worker's earlier record of this line for this run, or undefined when there is none or it is not JSON. */
-  async readLineRecord(runId: string, planned: Date, lineId: string): Promise<unknown> {
-    const text = await this.#getText(this.lineRecordKey(runId, planned, lineId));
-    if (text === undefined) return undefined;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return undefined;
-    }
+  readLineRecord(runId: string, planned: Date, lineId: string): Promise<unknown> {
+    return this.#getJson(this.lineRecordKey(runId, planned, lineId));
   }
 
   /** `{prefix}_queued/{lineId}.json`: the fan-out planner's note that a message for the line was sent. */
@@ -244,6 +231,32 @@ export class Archive {
       if (name.endsWith('.json') && isLineId(id)) markers.set(id, modified);
     }
     return markers;
+  }
+
+  /**
+   * The line ids that have objects under the prefix (`{prefix}{id}/...`), for the audit. A failed
+   * listing is thrown as the SDK reports it.
+   */
+  async lineIds(): Promise<string[]> {
+    const prefix = this.#options.prefix;
+    const ids: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.#options.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.#options.bucket,
+          Prefix: prefix,
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
+      );
+      for (const common of page.CommonPrefixes ?? []) {
+        const id = common.Prefix?.slice(prefix.length, -1);
+        if (isLineId(id)) ids.push(id);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return ids;
   }
 
   /**
@@ -329,6 +342,17 @@ export class Archive {
         cause: error,
         retryable: true,
       });
+    }
+  }
+
+  /** The object parsed as JSON; undefined when there is none or it is not JSON. */
+  async #getJson(key: string): Promise<unknown> {
+    const text = await this.#getText(key);
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return undefined;
     }
   }
 

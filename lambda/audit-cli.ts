@@ -33,15 +33,12 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const stdout = reserveStdout();
   try {
-    const { config, s3, archive } = archiveAccess(process.env);
+    const { archive } = archiveAccess(process.env);
     const progress = progressLine('audit');
     let done = 0;
     let bytes = 0;
     const report = await auditArchive({
-      s3,
       archive,
-      bucket: config.archiveBucket,
-      prefix: config.archivePrefix,
       ...(ids === undefined ? {} : { ids }),
       now: Date.now,
       onFile: (file) => {

@@ -1,8 +1,6 @@
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { Archive, Manifest } from './archive.ts';
 import { ArchiveError, describeError } from './errors.ts';
-import { isLineId } from './tokens-line.ts';
 
 /** A file of the archive that is not what its manifest says. */
 export interface AuditFinding {
@@ -26,10 +24,7 @@ export interface AuditReport {
 }
 
 export interface AuditOptions {
-  readonly s3: S3Client;
   readonly archive: Archive;
-  readonly bucket: string;
-  readonly prefix: string;
   /** Only these lines; all lines with objects under the prefix otherwise. */
   readonly ids?: readonly string[];
   readonly concurrency?: number;
@@ -44,7 +39,7 @@ export interface AuditOptions {
  */
 export async function auditArchive(options: AuditOptions): Promise<AuditReport> {
   const started = options.now();
-  const ids = options.ids ?? (await lineFolders(options.s3, options.bucket, options.prefix));
+  const ids = options.ids ?? (await options.archive.lineIds());
   const missing: AuditFinding[] = [];
   const damaged: AuditFinding[] = [];
   const withoutManifest: string[] = [];
@@ -112,21 +107,4 @@ async function checkObject(
     return `holds ${stored.size} bytes hashing to ${stored.sha256}; manifest says ${expected.size} bytes, ${expected.sha256}`;
   }
   return undefined;
-}
-
-/** The line ids that have objects under the prefix (`{prefix}{id}/...`). */
-async function lineFolders(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const ids: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
-    );
-    for (const common of page.CommonPrefixes ?? []) {
-      const id = common.Prefix?.slice(prefix.length, -1);
-      if (isLineId(id)) ids.push(id);
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token !== undefined);
-  return ids;
 }

@@ -68,13 +68,12 @@ export function createArchive(s3: S3Client, config: ArchiveConfig): Archive {
 
 /** S3 client and archive for the terminal tools that only read the archive (audit, restore). */
 export function archiveAccess(env: Readonly<Record<string, string | undefined>>): {
-  readonly config: ArchiveConfig;
   readonly s3: S3Client;
   readonly archive: Archive;
 } {
   const config = loadArchiveConfig(env);
   const s3 = createS3Client(config, serviceLogger());
-  return { config, s3, archive: createArchive(s3, config) };
+  return { s3, archive: createArchive(s3, config) };
 }
 
 /** Production wiring: the only place SDK clients and the HTTP agent are built. */

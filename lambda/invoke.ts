@@ -58,10 +58,7 @@ export function handlerFor(config: Config, deps: Deps, options: HandlerOptions =
       const invocation = parseInvocation(event);
       if (invocation.kind === 'audit') {
         const report = await auditArchive({
-          s3: deps.s3,
           archive,
-          bucket: config.archiveBucket,
-          prefix: config.archivePrefix,
           ...(invocation.ids === undefined ? {} : { ids: invocation.ids }),
           now: deps.now,
         });

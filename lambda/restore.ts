@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Archive } from './archive.ts';
-import { ArchiveError } from './errors.ts';
+import { ArchiveError, describeError } from './errors.ts';
 import { Verifier } from './verify.ts';
 
 export interface RestoredFile {
@@ -46,13 +46,7 @@ export async function restoreLine(options: RestoreOptions): Promise<readonly Res
       const reply = await options.s3.send(new GetObjectCommand({ Bucket: archive.bucket, Key: key }));
       body = reply.Body as Readable;
     } catch (error) {
-      throw new ArchiveError(
-        key,
-        `GetObject failed: ${error instanceof Error ? error.message : String(error)}`,
-        {
-          cause: error,
-        },
-      );
+      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
     }
     const verifier = new Verifier({ lineId: id, file: file.name, size: file.size, sha256: file.sha256 });
     if (options.onBytes !== undefined) {
