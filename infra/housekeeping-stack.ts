@@ -16,7 +16,12 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import {
+  type BundlingOptions,
+  NodejsFunction,
+  type NodejsFunctionProps,
+  OutputFormat,
+} from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -193,32 +198,18 @@ export class HousekeepingStack extends Stack {
       settings.fanout === undefined ? undefined : this.createFanout(settings, settings.fanout, props);
 
     // ---- Function -------------------------------------------------------------------------
-    // Kept when the stack is deleted, like the archive: the logs record which lines were
-    // dismantled; the retention still expires them.
-    const logGroup = new logs.LogGroup(this, 'FunctionLogs', {
-      retention: logs.RetentionDays.THREE_MONTHS,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    // An explicit role instead of the AWSLambdaBasicExecutionRole managed policy: writing to
-    // its own log group is all the function needs besides the grants below.
-    const role = new iam.Role(this, 'FunctionRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'tokens-housekeeper: read the session key, write the archive, write its logs',
-    });
-    logGroup.grantWrite(role);
-
-    this.fn = new NodejsFunction(this, 'Function', {
+    const { fn, role } = this.createFunction('Function', settings, props.sessionKeySecret, {
+      logGroupId: 'FunctionLogs',
+      roleId: 'FunctionRole',
+      // An explicit role instead of the AWSLambdaBasicExecutionRole managed policy: writing to
+      // its own log group is all the function needs besides the grants below.
+      roleDescription: 'tokens-housekeeper: read the session key, write the archive, write its logs',
       description:
         this.fanout === undefined
           ? 'Archives finished tokens lines to S3, verified by SHA-256, then deletes them on the service'
           : 'Fan-out planner: sends one message per finished tokens line to the work queue',
-      entry: `${PROJECT_ROOT}lambda/${this.fanout === undefined ? 'handler' : 'planner-handler'}.ts`,
-      ...FUNCTION_BASE,
-      // Defaults from the benchmark (see DEFAULT_MEMORY_SIZE), exposed as props.
-      memorySize: settings.memorySize,
+      entry: this.fanout === undefined ? 'handler' : 'planner-handler',
       timeout: settings.timeout,
-      role,
-      logGroup,
       // Overlap guard: a pass never runs next to another one (a manual invoke meanwhile is throttled).
       reservedConcurrentExecutions: 1,
       // Asynchronous invocations (the schedule) are not retried: a failed pass is simply re-run by
@@ -228,19 +219,16 @@ export class HousekeepingStack extends Stack {
       retryAttempts: 0,
       maxEventAge: Duration.hours(1),
       onFailure: new destinations.SqsDestination(this.failureQueue),
-      environment: {
-        ...this.functionEnvironment(settings, props.sessionKeySecret),
-        ...(this.fanout === undefined || settings.fanout === undefined
+      extraEnvironment:
+        this.fanout === undefined || settings.fanout === undefined
           ? {}
           : {
               QUEUE_URL: this.fanout.workQueue.queueUrl,
               QUEUE_MARKER_TTL_SECONDS: String(settings.fanout.markerTtl.toSeconds()),
-            }),
-      },
+            },
     });
+    this.fn = fn;
 
-    this.grantSecretRead(role, props.sessionKeySecret);
-    this.grantArchiveAccess(role, settings.archivePrefix);
     if (this.fanout !== undefined) {
       // SendMessageBatch is authorised by sqs:SendMessage; nothing else on the work queue.
       role.addToPrincipalPolicy(
@@ -367,31 +355,18 @@ export class HousekeepingStack extends Stack {
       deadLetterQueue: { queue: workerDeadLetterQueue, maxReceiveCount: WORK_MAX_RECEIVE_COUNT },
     });
 
-    const logGroup = new logs.LogGroup(this, 'WorkerLogs', {
-      retention: logs.RetentionDays.THREE_MONTHS,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    const role = new iam.Role(this, 'WorkerRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description:
+    const { fn: worker } = this.createFunction('Worker', settings, props.sessionKeySecret, {
+      logGroupId: 'WorkerLogs',
+      roleId: 'WorkerRole',
+      roleDescription:
         'tokens-housekeeper worker: read the session key, write the archive, consume the work queue, write its logs',
-    });
-    logGroup.grantWrite(role);
-    const worker = new NodejsFunction(this, 'Worker', {
       description:
         'Fan-out worker: archives the tokens lines of the work queue to S3, verified, then deletes them',
-      entry: `${PROJECT_ROOT}lambda/worker-handler.ts`,
-      ...FUNCTION_BASE,
-      memorySize: settings.memorySize,
+      entry: 'worker-handler',
       timeout: fanout.workerTimeout,
-      role,
-      logGroup,
       // No reserved concurrency: the event source mapping's maximum concurrency bounds the
       // workers without setting account concurrency aside while the queue is empty.
-      environment: this.functionEnvironment(settings, props.sessionKeySecret),
     });
-    this.grantSecretRead(role, props.sessionKeySecret);
-    this.grantArchiveAccess(role, settings.archivePrefix);
     // Also grants the worker's role the consume actions on this queue only.
     worker.addEventSource(
       new SqsEventSource(workQueue, {
@@ -408,6 +383,54 @@ export class HousekeepingStack extends Stack {
       );
     }
     return { workQueue, workerDeadLetterQueue, worker };
+  }
+
+  /**
+   * A function of the stack: its own retained log group (the logs record which lines were
+   * dismantled; the retention still expires them), its own role that may write that log group,
+   * read the secret and write the archive, and the shared runtime, bundling and environment.
+   */
+  private createFunction(
+    id: string,
+    settings: Settings,
+    sessionKeySecret: string,
+    options: {
+      readonly logGroupId: string;
+      readonly roleId: string;
+      readonly roleDescription: string;
+      readonly description: string;
+      /** The file under lambda/, without `.ts`. */
+      readonly entry: string;
+      readonly timeout: Duration;
+      readonly extraEnvironment?: Record<string, string>;
+    } & Pick<
+      NodejsFunctionProps,
+      'reservedConcurrentExecutions' | 'retryAttempts' | 'maxEventAge' | 'onFailure'
+    >,
+  ): { fn: NodejsFunction; role: iam.Role } {
+    const { logGroupId, roleId, roleDescription, entry, extraEnvironment, ...functionProps } = options;
+    const logGroup = new logs.LogGroup(this, logGroupId, {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const role = new iam.Role(this, roleId, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: roleDescription,
+    });
+    logGroup.grantWrite(role);
+    const fn = new NodejsFunction(this, id, {
+      ...functionProps,
+      entry: `${PROJECT_ROOT}lambda/${entry}.ts`,
+      ...FUNCTION_BASE,
+      // Defaults from the benchmark (see DEFAULT_MEMORY_SIZE), exposed as props.
+      memorySize: settings.memorySize,
+      role,
+      logGroup,
+      environment: { ...this.functionEnvironment(settings, sessionKeySecret), ...extraEnvironment },
+    });
+    this.grantSecretRead(role, sessionKeySecret);
+    this.grantArchiveAccess(role, settings.archivePrefix);
+    return { fn, role };
   }
 
   private createArchiveBucket(settings: Settings): s3.Bucket {
