@@ -1,17 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import { describe, expect, it } from 'vitest';
+import type { LocalStackOptions } from '../local/stack.ts';
+import { closeAfterEach, localStack as trackedStack } from '../reliability/harness.ts';
 import { runCli } from '../support/run-cli.ts';
 
-let stack: LocalStack | undefined;
-afterEach(async () => {
-  await stack?.close();
-  stack = undefined;
-});
-
-async function localStack(...args: Parameters<typeof startLocalStack>): Promise<LocalStack> {
-  stack = await startLocalStack(...args);
-  return stack;
-}
+const track = closeAfterEach();
+const localStack = (options?: LocalStackOptions) => trackedStack(track, options);
 
 /** Every log line on stderr must be one JSON object. */
 function logLines(stderr: string): Record<string, unknown>[] {

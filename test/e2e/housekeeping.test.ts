@@ -1,18 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/invoke.ts';
-import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import type { LocalStackOptions } from '../local/stack.ts';
+import { closeAfterEach, localStack as trackedStack } from '../reliability/harness.ts';
 import { listKeys, objectDigest, objectJson, objectMetadata } from '../support/archive-inspect.ts';
 
-let stack: LocalStack | undefined;
-afterEach(async () => {
-  await stack?.close();
-  stack = undefined;
-});
-
-async function localStack(...args: Parameters<typeof startLocalStack>): Promise<LocalStack> {
-  stack = await startLocalStack(...args);
-  return stack;
-}
+const track = closeAfterEach();
+const localStack = (options?: LocalStackOptions) => trackedStack(track, options);
 
 describe('housekeeping pass over real HTTP', () => {
   it('archives every finished line byte-exact with manifest and receipt, then dismantles it', async () => {
