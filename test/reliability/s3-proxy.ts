@@ -43,6 +43,16 @@ export interface S3ProxyRecord extends S3ProxyRequest {
   readonly action: S3ProxyAction;
   /** Set once the store has answered a forwarded request. */
   upstreamStatus?: number;
+  /**
+   * Set when the proxy, enforcing conditional writes, answered 412 itself: the PutObject's
+   * `If-None-Match: *` or `If-Match` did not hold, and it was never forwarded.
+   */
+  preconditionFailed?: true;
+}
+
+export interface S3ProxyOptions {
+  /** See {@link S3Proxy.enforceConditionalWrites}. Off by default. */
+  readonly enforceConditionalWrites?: boolean;
 }
 
 /** An HTTP proxy in front of the local S3 server that injects faults chosen per request. */
@@ -52,6 +62,13 @@ export interface S3Proxy {
   readonly requests: readonly S3ProxyRecord[];
   /** Chooses the action of each request; `forward` for all by default. */
   decide: (request: S3ProxyRequest) => S3ProxyAction;
+  /**
+   * Make PutObject honour `If-None-Match: *` and `If-Match: "<etag>"` as S3 does (the local
+   * server ignores both): the proxy HEADs the key first and answers 412 `PreconditionFailed`
+   * itself when the object exists, or is missing or has another ETag. The check and the write
+   * are one step per key: a conditional PutObject waits for the one before it on the same key.
+   */
+  enforceConditionalWrites: boolean;
   close(): Promise<void>;
 }
 
@@ -81,18 +98,35 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function s3Error(res: ServerResponse, status: number): void {
-  const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>`;
+function s3Error(
+  res: ServerResponse,
+  status: number,
+  code = 'InternalError',
+  message = 'injected by the test proxy',
+): void {
+  const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
   res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
+/** The entity tags of an `If-Match` value (`"a", "b"` or `*`), without quotes or weak marks. */
+function entityTags(header: string): string[] {
+  return header.split(',').map((tag) =>
+    tag
+      .trim()
+      .replace(/^W\//, '')
+      .replace(/^"(.*)"$/, '$1'),
+  );
+}
+
 /** Starts the proxy on an OS-assigned loopback port, in front of `target` (e.g. fauxqs's address). */
-export async function startS3Proxy(target: string): Promise<S3Proxy> {
+export async function startS3Proxy(target: string, options: S3ProxyOptions = {}): Promise<S3Proxy> {
   const upstream = new URL(target);
   const requests: S3ProxyRecord[] = [];
   const counts = new Map<S3Operation, number>();
   const sockets = new Set<Socket>();
+  /** Per object path, the last conditional PutObject's turn: the next one waits for it. */
+  const turns = new Map<string, Promise<unknown>>();
 
   const forward = (req: IncomingMessage, body: Buffer, record: S3ProxyRecord): Promise<IncomingMessage> =>
     new Promise((resolve, reject) => {
@@ -112,6 +146,65 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
       out.on('error', reject);
       out.end(body);
     });
+
+  /** The object's ETag (unquoted) in the store, or undefined when there is none. */
+  const headUpstream = (path: string): Promise<string | undefined> =>
+    new Promise((resolve, reject) => {
+      const out = request({ host: upstream.hostname, port: upstream.port, method: 'HEAD', path }, (reply) => {
+        reply.resume();
+        if (reply.statusCode === 404) resolve(undefined);
+        else if (reply.statusCode === 200) resolve(entityTags(String(reply.headers.etag ?? ''))[0]);
+        else reject(new Error(`HEAD ${path} answered ${reply.statusCode}`));
+      });
+      out.on('error', reject);
+      out.end();
+    });
+
+  /** Whether a PutObject's `If-None-Match` / `If-Match` holds for the object now in the store. */
+  const preconditionHolds = async (req: IncomingMessage, path: string): Promise<boolean> => {
+    const ifNoneMatch = req.headers['if-none-match'];
+    const ifMatch = req.headers['if-match'];
+    const etag = await headUpstream(path);
+    if (ifNoneMatch !== undefined && etag !== undefined) return false;
+    if (ifMatch !== undefined) {
+      if (etag === undefined) return false;
+      const tags = entityTags(ifMatch);
+      if (!tags.includes('*') && !tags.includes(etag)) return false;
+    }
+    return true;
+  };
+
+  /**
+   * Forwards the request, or, for a conditional PutObject when enforcing, checks the condition and
+   * forwards in one turn per object (the store has answered, so has written, before the next check).
+   * Undefined when the proxy refused it with 412.
+   */
+  const forwardChecked = async (
+    req: IncomingMessage,
+    body: Buffer,
+    record: S3ProxyRecord,
+    path: string,
+  ): Promise<IncomingMessage | undefined> => {
+    const conditional = req.headers['if-none-match'] !== undefined || req.headers['if-match'] !== undefined;
+    if (!proxy.enforceConditionalWrites || record.operation !== 'PutObject' || !conditional) {
+      return forward(req, body, record);
+    }
+    const previous = turns.get(path) ?? Promise.resolve();
+    const turn = previous.then(async () => {
+      if (!(await preconditionHolds(req, path))) {
+        record.preconditionFailed = true;
+        return undefined;
+      }
+      return forward(req, body, record);
+    });
+    const settled = turn.catch(() => undefined);
+    turns.set(path, settled);
+    // Forget a path once its last turn is over, so the map holds only writes in flight.
+    void settled.then(() => {
+      if (turns.get(path) === settled) turns.delete(path);
+    });
+    return turn;
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://proxy.invalid');
@@ -134,10 +227,18 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
       const at = Math.floor(body.length / 2);
       body.writeUInt8(body.readUInt8(at) ^ 0xff, at);
     }
-    const reply = await forward(req, body, record);
+    const reply = await forwardChecked(req, body, record, url.pathname);
     if (action === 'hold-reply') {
-      reply.resume();
+      reply?.resume();
       return;
+    }
+    if (reply === undefined) {
+      return s3Error(
+        res,
+        412,
+        'PreconditionFailed',
+        'At least one of the pre-conditions you specified did not hold',
+      );
     }
     res.writeHead(reply.statusCode ?? 502, reply.headers);
     reply.pipe(res);
@@ -160,6 +261,7 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
     url: `http://127.0.0.1:${port}`,
     requests,
     decide: () => 'forward',
+    enforceConditionalWrites: options.enforceConditionalWrites ?? false,
     close() {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
