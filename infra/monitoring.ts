@@ -21,6 +21,7 @@ export type PassMetricName =
   | 'FilesArchived'
   | 'BytesArchived'
   | 'HashMismatches'
+  | 'Conflicts'
   | 'Retries'
   | 'RunDuration'
   | 'LinesEnqueued'
@@ -81,7 +82,7 @@ const ALARM_PERIOD = Duration.minutes(5);
 
 /**
  * Alarms and a dashboard for the housekeeper, built with plain `aws-cloudwatch`: a handful of
- * specific alarms (one on an EMF metric) and one compact dashboard, where every widget and
+ * specific alarms (three on EMF metrics) and one compact dashboard, where every widget and
  * threshold is visible here and asserted in the stack tests.
  */
 export class HousekeepingMonitoring extends Construct {
@@ -132,6 +133,20 @@ export class HousekeepingMonitoring extends Construct {
         'A file read from the tokens service did not match its declared SHA-256 or size. The line was ' +
         'not dismantled. Investigate the service before anything else.',
       metric: passMetric('HashMismatches', { period: ALARM_PERIOD }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    addAlarm('Conflicts', {
+      alarmName: `${namePrefix}-conflicts`,
+      alarmDescription:
+        'The tokens service states a file of a line other than the one already archived and verified ' +
+        '(another size or SHA-256). The archive was not overwritten and the line was not dismantled: it ' +
+        'fails on every run until an operator resolves it. Also raised when a DELETE reply differs from ' +
+        'the manifest (the line changed at the last moment; the reply is kept). See README.md#alarms.',
+      metric: passMetric('Conflicts', { period: ALARM_PERIOD }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
@@ -196,7 +211,14 @@ export class HousekeepingMonitoring extends Construct {
 
     const hourly = { period: Duration.hours(1) };
     const linesMetrics = (
-      ['LinesArchived', 'LinesDismantled', 'LinesFailed', 'LinesDeferred', 'LinesSkipped'] as const
+      [
+        'LinesArchived',
+        'LinesDismantled',
+        'LinesFailed',
+        'LinesDeferred',
+        'LinesSkipped',
+        'Conflicts',
+      ] as const
     ).map((name) => passMetric(name, { ...hourly, label: name }));
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {

@@ -289,7 +289,29 @@ describe('HousekeepingStack in fan-out mode', () => {
         ],
         Threshold: 1,
       });
-      expect(main.stack.alarms).toHaveLength(9);
+      expect(main.stack.alarms).toHaveLength(10);
+    });
+
+    it('alarms on conflicts reported by the workers, with the pass metric alarm', () => {
+      // Workers emit the pass metrics under the same namespace and dimension: one alarm covers them.
+      expect(
+        Object.keys(
+          template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'Conflicts' } }),
+        ),
+      ).toHaveLength(1);
+      template.hasResourceProperties(
+        'AWS::CloudWatch::Alarm',
+        Match.objectLike({
+          AlarmName: 'Housekeeper-conflicts',
+          Namespace: 'TokensHousekeeper',
+          MetricName: 'Conflicts',
+          Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [main.stack.resolve(main.stack.alarmTopic.topicArn)],
+        }),
+      );
     });
 
     it('draws the work queue, the workers and what the planner sent', () => {

@@ -372,6 +372,27 @@ describe('HousekeepingStack', () => {
       });
     });
 
+    it('alarms when a pass reports a line in conflict with its archive', () => {
+      template.hasResourceProperties(
+        'AWS::CloudWatch::Alarm',
+        Match.objectLike({
+          AlarmName: 'Housekeeper-conflicts',
+          Namespace: 'TokensHousekeeper',
+          MetricName: 'Conflicts',
+          Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
+          Statistic: 'Sum',
+          Period: 300,
+          EvaluationPeriods: 1,
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [topicRef()],
+          OKActions: [topicRef()],
+          AlarmDescription: Match.stringLikeRegexp('README.md#alarms'),
+        }),
+      );
+    });
+
     it('alarms on function errors and on throttles', () => {
       for (const metricName of ['Errors', 'Throttles']) {
         template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -437,6 +458,7 @@ describe('HousekeepingStack', () => {
         'LinesDismantled',
         'LinesFailed',
         'LinesDeferred',
+        'Conflicts',
         'BytesArchived',
         'Duration',
         'ApproximateNumberOfMessagesVisible',
