@@ -38,6 +38,20 @@ export interface Config {
   /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
   readonly s3EndpointOverride: string | undefined;
   readonly secretsEndpointOverride: string | undefined;
+  /** Bounds of the list of lines: a list that goes on past them fails the run. */
+  readonly listing: {
+    /** `LIST_MAX_PAGES`: most pages one listing may take. */
+    readonly maxPages: number;
+    /** `LIST_MAX_EMPTY_PAGES`: most pages without items in a row. */
+    readonly maxEmptyPages: number;
+  };
+  /** A floor on download speed, like curl's `--speed-limit`/`--speed-time`. */
+  readonly download: {
+    /** `DOWNLOAD_MIN_SPEED_BYTES`: a body slower than this (bytes/s) over a window fails the attempt; 0 disables. */
+    readonly minSpeedBytesPerSecond: number;
+    /** `DOWNLOAD_SPEED_WINDOW_SECONDS`, as ms: the window the speed is averaged over. */
+    readonly speedWindowMs: number;
+  };
 }
 
 /** The part of the configuration that only concerns the archive (audit and restore need no more). */
@@ -82,7 +96,23 @@ export function loadConfig(env: Env): Readonly<Config> {
     timeReserveMs: integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
+    listing: listingBounds(env),
+    download: downloadFloor(env),
   });
+}
+
+function listingBounds(env: Env): Config['listing'] {
+  return {
+    maxPages: integer(env, 'LIST_MAX_PAGES', 10_000, 1, 1_000_000),
+    maxEmptyPages: integer(env, 'LIST_MAX_EMPTY_PAGES', 20, 1, 1_000_000),
+  };
+}
+
+function downloadFloor(env: Env): Config['download'] {
+  return {
+    minSpeedBytesPerSecond: integer(env, 'DOWNLOAD_MIN_SPEED_BYTES', 1024, 0, 1024 * MIB),
+    speedWindowMs: integer(env, 'DOWNLOAD_SPEED_WINDOW_SECONDS', 30, 1, 3600) * 1000,
+  };
 }
 
 /** What the fan-out planner needs besides the {@link Config}: where to send work, and when not to. */

@@ -125,3 +125,17 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/**
+ * The list of lines did not end within its bounds (too many pages, or too many empty pages in a
+ * row). A run-level failure: nothing is archived or dismantled on the strength of a partial list.
+ */
+export class ListingError extends HousekeepingError {
+  override readonly name = 'ListingError';
+  constructor(
+    readonly pages: number,
+    problem: string,
+  ) {
+    super(`list of lines: ${problem} (after ${pages} pages); nothing is dismantled on a partial list`);
+  }
+}

@@ -90,7 +90,7 @@ export async function planFanout(
   });
 
   logger.info('fan-out started', { request: { ...request } });
-  const selection = await select(api, request, logger);
+  const selection = await select(api, request, logger, config.listing);
 
   // Lines named by id are an operator's explicit request: sent whatever the markers say.
   const markers =

@@ -5,7 +5,7 @@ import type { Context } from 'aws-lambda';
 import pLimit from 'p-limit';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config.ts';
-import { DocumentError, describeError } from './errors.ts';
+import { DocumentError, describeError, ListingError } from './errors.ts';
 import type { RunRequest } from './event.ts';
 import { createLineWorker, type LineResult, type LineWorker, type Tally } from './line-work.ts';
 import type { SessionKeySource } from './session-key.ts';
@@ -121,7 +121,7 @@ export async function runHousekeeping(
   const worker = createLineWorker(deps, config, { runId, request, logger });
 
   logger.info('run started', { request: { ...request } });
-  const selection = await select(worker.api, request, logger);
+  const selection = await select(worker.api, request, logger, config.listing);
   const results: LineResult[] = [];
   let deferred = 0;
   let bytes = 0;
@@ -285,8 +285,27 @@ export interface Selection {
   readonly skipped: readonly LineReport[];
 }
 
-/** Chooses the lines of this run: the ids asked for, or every finished line of the list. */
-export async function select(api: TokensApi, request: RunRequest, logger: Logger): Promise<Selection> {
+/** How far {@link select} follows the list (`Config['listing']`), and when it stops. */
+export interface SelectOptions {
+  /** Most pages of one listing; default 10,000. */
+  readonly maxPages?: number;
+  /** Most pages without items in a row; default 20. */
+  readonly maxEmptyPages?: number;
+  /** Stops the listing before the next page (the run's deadline). */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Chooses the lines of this run: the ids asked for, or every finished line of the list. A list
+ * that loops, or goes on past the page cap or the run of empty pages, throws: the run fails whole.
+ */
+export async function select(
+  api: TokensApi,
+  request: RunRequest,
+  logger: Logger,
+  options: SelectOptions = {},
+): Promise<Selection> {
+  const { maxPages = 10_000, maxEmptyPages = 20, signal } = options;
   if (request.ids !== undefined) {
     // Read by id later, one by one; a line that is not finished is then reported as skipped.
     return { listed: request.ids.length, finished: request.ids.length, candidates: request.ids, skipped: [] };
@@ -295,10 +314,14 @@ export async function select(api: TokensApi, request: RunRequest, logger: Logger
   const skipped: LineReport[] = [];
   let next: string | undefined;
   let pages = 0;
+  let emptyInARow = 0;
+  // At most one cursor per page, so bounded by maxPages.
   const visited = new Set<string>();
   do {
+    signal?.throwIfAborted();
     const page = parseListPage(await api.listPage(next));
     pages += 1;
+    emptyInARow = page.lines.length + page.invalid.length === 0 ? emptyInARow + 1 : 0;
     for (const item of page.invalid) {
       skipped.push({ id: item.id ?? '(no valid id)', reason: `malformed list item: ${item.reason}` });
     }
@@ -312,6 +335,12 @@ export async function select(api: TokensApi, request: RunRequest, logger: Logger
     next = page.next;
     if (next !== undefined) {
       if (visited.has(next)) throw new DocumentError('list', `links.next repeats ${next}: the listing loops`);
+      if (pages >= maxPages) {
+        throw new ListingError(pages, `the list went on for more than ${maxPages} pages (LIST_MAX_PAGES)`);
+      }
+      if (emptyInARow >= maxEmptyPages) {
+        throw new ListingError(pages, `${emptyInARow} empty pages in a row (LIST_MAX_EMPTY_PAGES)`);
+      }
       visited.add(next);
     }
   } while (next !== undefined);

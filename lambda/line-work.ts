@@ -62,6 +62,7 @@ export function createLineWorker(
     sessionKey: deps.sessionKey,
     retry: config.retry,
     onRetry,
+    download: config.download,
   });
   const archive = createArchive(deps.s3, config);
   const retry = <T>(operation: () => Promise<T>) => withRetry(config.retry, operation, onRetry);

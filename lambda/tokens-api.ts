@@ -1,4 +1,5 @@
-import type { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
 import { TokensApiError, UnsafeReferenceError } from './errors.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from './retry.ts';
@@ -23,6 +24,8 @@ export interface TokensApiOptions {
   readonly onRetry?: RetryListener;
   /** Upper bound of one JSON request, body included (a reply that never ends). */
   readonly jsonDeadlineMs?: number;
+  /** A floor on the speed of file bodies (`Config['download']`); absent or 0 B/s: no floor. */
+  readonly download?: SpeedFloor;
 }
 
 /** The tokens service over undici: list, get, open a file stream, delete. */
@@ -33,8 +36,8 @@ export class TokensApi {
     this.#options = options;
   }
 
-  /** `GET /api/tokens` (or a `links.next` page of it), parsed JSON. */
-  listPage(next?: string): Promise<unknown> {
+  /** `GET /api/tokens` (or a `links.next` page of it, which must be under TOKENS_API_URL), parsed JSON. */
+  async listPage(next?: string): Promise<unknown> {
     const url = next === undefined ? this.#url('/api/tokens') : this.#resolve(next, 'links.next of the list');
     return this.#retrying(() => this.#json('GET', url));
   }
@@ -79,7 +82,8 @@ export class TokensApi {
 
   /**
    * Where a file of a line is downloaded from: the reply's link when it gives one, else
-   * `/api/tokens/{id}/{name}`. A link to another origin is refused.
+   * `/api/tokens/{id}/{name}`. A link outside TOKENS_API_URL (another origin, or the same origin
+   * outside its base path) is refused.
    */
   fileUrl(lineId: string, file: LineFile): URL {
     if (file.link !== undefined)
@@ -88,15 +92,24 @@ export class TokensApi {
   }
 
   /**
-   * Opens the download of one file. The caller owns the returned body: it must consume or
-   * destroy it. No retry here: a failed download is retried whole, from the first byte.
+   * Opens the download of one file, following redirects. The caller owns the returned body: it
+   * must consume or destroy it. No retry here: a failed download is retried whole, from the first
+   * byte. A body slower than the speed floor fails with a retryable {@link TokensApiError}.
    */
   async openFile(url: URL, signal?: AbortSignal): Promise<Readable> {
     const response = await this.#send('GET', url, signal);
     if (response.statusCode !== 200) {
       throw await this.#statusError('GET', url, response);
     }
-    return response.body;
+    const floor = this.#options.download;
+    if (floor === undefined || floor.minSpeedBytesPerSecond <= 0) return response.body;
+    return withSpeedFloor(response.body, floor, ({ bytes, ms }) => {
+      const rate = Math.floor((bytes * 1000) / ms);
+      return new TokensApiError(
+        `body delivered ${bytes} bytes in ${(ms / 1000).toFixed(1)} s (${rate} B/s), below the floor of ${floor.minSpeedBytesPerSecond} B/s`,
+        { method: 'GET', url: url.href, status: response.statusCode, retryable: true },
+      );
+    });
   }
 
   #retrying<T>(operation: () => Promise<T>): Promise<T> {
@@ -113,39 +126,71 @@ export class TokensApi {
     return new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base.origin);
   }
 
-  /** Resolves a link from a reply; it must stay on the origin of TOKENS_API_URL. */
+  /**
+   * Resolves a link from a reply against TOKENS_API_URL (as a directory: `api/x` is `{base}/api/x`,
+   * `/svc/api/x` stays as is). It must stay under TOKENS_API_URL: same origin and base path.
+   */
   #resolve(link: string, what: string): URL {
+    const base = this.#options.baseUrl;
     let url: URL;
     try {
-      url = new URL(link, this.#options.baseUrl.origin);
+      url = new URL(link, `${base.href.replace(/\/+$/, '')}/`);
     } catch {
       throw new UnsafeReferenceError(`${what} is not a URL: ${JSON.stringify(link.slice(0, 200))}`);
     }
-    if (url.origin !== this.#options.baseUrl.origin) {
+    if (url.origin !== base.origin) {
       throw new UnsafeReferenceError(
-        `${what} points to another origin (${url.origin}); the session key is only sent to ${this.#options.baseUrl.origin}`,
+        `${what} points to another origin (${url.origin}); the session key is only sent to ${base.origin}`,
       );
     }
     if (url.username || url.password) throw new UnsafeReferenceError(`${what} carries credentials`);
+    if (!isUnderBase(url, base)) {
+      throw new UnsafeReferenceError(
+        `${what} points outside the base path of TOKENS_API_URL (${url.pathname.slice(0, 200)} is not under ${basePath(base) || '/'}); the session key is only sent under it`,
+      );
+    }
     return url;
   }
 
+  /**
+   * Sends one request and follows the redirects of a GET like `curl -L` (see {@link redirectTarget}).
+   * The session key goes only to URLs under TOKENS_API_URL; a 401 from one re-reads it, once.
+   * Returns the last response; the body of each redirect is drained.
+   */
   async #send(method: string, url: URL, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
-    const send = async (key: string) =>
-      request(url, {
-        method: method as Dispatcher.HttpMethod,
-        dispatcher: this.#options.dispatcher,
-        headers: { accept: JSON_API, 'content-type': JSON_API, 'session-key': key },
-        signal,
-      });
-    let response = await send(await this.#options.sessionKey.get());
-    if (response.statusCode === 401) {
-      // The key may have been rotated since we cached it: read it again, once.
-      await response.body.dump();
-      this.#options.sessionKey.invalidate();
-      response = await send(await this.#options.sessionKey.get());
+    const { dispatcher, sessionKey, baseUrl } = this.#options;
+    const chain: URL[] = [url];
+    let keyReread = false;
+    for (;;) {
+      const current = chain[chain.length - 1] ?? url;
+      const send = async () =>
+        sendOnce(
+          dispatcher,
+          method,
+          current,
+          isUnderBase(current, baseUrl) ? await sessionKey.get() : undefined,
+          signal,
+        );
+      let response = await send();
+      if (response.statusCode === 401 && isUnderBase(current, baseUrl) && !keyReread) {
+        // The key may have been rotated since we cached it: read it again, once.
+        keyReread = true;
+        await response.body.dump();
+        sessionKey.invalidate();
+        response = await send();
+      }
+      let next: URL | undefined;
+      try {
+        next = redirectTarget(method, chain, response.statusCode, response.headers.location);
+      } catch (error) {
+        await response.body.dump().catch(() => undefined);
+        throw error;
+      }
+      if (next === undefined) return response;
+      // A redirect's body is not read: drain it, so the connection can be reused.
+      await response.body.dump().catch(() => undefined);
+      chain.push(next);
     }
-    return response;
   }
 
   async #json(method: string, url: URL): Promise<unknown> {
@@ -225,4 +270,143 @@ async function readText(body: Readable, limit: number, onTooLarge: () => never):
     body.destroy();
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** One request, with the `Session-Key` header only when a key is given (a URL under TOKENS_API_URL). */
+function sendOnce(
+  dispatcher: Dispatcher,
+  method: string,
+  url: URL,
+  key: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Dispatcher.ResponseData> {
+  return request(url, {
+    method: method as Dispatcher.HttpMethod,
+    dispatcher,
+    headers: {
+      accept: JSON_API,
+      'content-type': JSON_API,
+      ...(key === undefined ? {} : { 'session-key': key }),
+    },
+    signal,
+  });
+}
+
+/** The path of TOKENS_API_URL without a trailing slash: `''` for a service at the root. */
+function basePath(base: URL): string {
+  return base.pathname.replace(/\/+$/, '');
+}
+
+/**
+ * Whether `url` is under TOKENS_API_URL: the same origin, no credentials, and a path that is the
+ * base path itself or below it (`/svc`, `/svc/...`, never `/svcx`). Only such URLs get the key.
+ */
+export function isUnderBase(url: URL, base: URL): boolean {
+  if (url.origin !== base.origin || url.username !== '' || url.password !== '') return false;
+  // An encoded slash or backslash may be decoded by a server into a path outside the base.
+  if (/%2f|%5c/i.test(url.pathname)) return false;
+  const prefix = basePath(base);
+  return prefix === '' || url.pathname === prefix || url.pathname.startsWith(`${prefix}/`);
+}
+
+/** How many redirects one request follows, as `curl -L --max-redirs 5` would. */
+export const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/** A URL for messages: origin and path, never the query (a presigned URL's signature). */
+function shown(url: URL): string {
+  return `${url.origin}${url.pathname}`.slice(0, 300);
+}
+
+/**
+ * Where a reply sends the request next: `undefined` when it is not a redirect (not 301, 302, 303,
+ * 307 or 308, or no `Location`), else the `Location` resolved against the last URL of `chain`
+ * (the URLs requested so far, first to last). Throws when the redirect must not be followed: a
+ * method other than GET (a DELETE is never redirected), more than {@link MAX_REDIRECTS} hops, a
+ * `Location` that is not an http(s) URL or carries credentials, or a step from https to http.
+ */
+export function redirectTarget(
+  method: string,
+  chain: readonly URL[],
+  status: number,
+  location: string | string[] | undefined,
+): URL | undefined {
+  const raw = (Array.isArray(location) ? location[0] : location)?.trim();
+  if (!REDIRECT_STATUSES.has(status) || raw === undefined || raw === '') return undefined;
+  const first = chain[0];
+  const from = chain[chain.length - 1];
+  if (first === undefined || from === undefined) throw new TypeError('a redirect chain starts with a URL');
+  if (method !== 'GET' || chain.length > MAX_REDIRECTS) {
+    const problem =
+      method !== 'GET'
+        ? `a ${method} is never redirected`
+        : `more than ${MAX_REDIRECTS} redirects (a chain of ${chain.length + 1} URLs)`;
+    throw new TokensApiError(`answered ${status} from ${shown(from)}: ${problem}`, {
+      method,
+      url: first.href,
+      status,
+      retryable: false,
+    });
+  }
+  const refused = (problem: string) =>
+    new UnsafeReferenceError(`${method} ${shown(first)}: redirect ${status} refused: ${problem}`);
+  let to: URL;
+  try {
+    to = new URL(raw, from);
+  } catch {
+    throw refused(`Location is not a URL: ${JSON.stringify(raw.slice(0, 200))}`);
+  }
+  if (to.protocol !== 'https:' && to.protocol !== 'http:') {
+    throw refused(`Location has the scheme ${to.protocol.slice(0, 20)}`);
+  }
+  if (to.username !== '' || to.password !== '') throw refused(`Location to ${to.host} carries credentials`);
+  if (to.protocol === 'http:' && chain.some((url) => url.protocol === 'https:')) {
+    throw refused(`from https down to http (${shown(to)})`);
+  }
+  to.hash = '';
+  return to;
+}
+
+/** `Config['download']`: the floor on file download speed. */
+export interface SpeedFloor {
+  /** Bytes per second; 0 disables the floor. */
+  readonly minSpeedBytesPerSecond: number;
+  /** The window the speed is averaged over. */
+  readonly speedWindowMs: number;
+}
+
+/**
+ * `body` through a byte counter that is checked once per window: a window in which the body
+ * delivered less than `minSpeedBytesPerSecond` on average destroys both streams with the error
+ * `tooSlow` makes. A window in which bytes were waiting for the reader (the reader was the holdup,
+ * not the body) does not count. The timer is unref'd and cleared when the stream closes.
+ */
+export function withSpeedFloor(
+  body: Readable,
+  floor: SpeedFloor,
+  tooSlow: (measured: { readonly bytes: number; readonly ms: number }) => Error,
+): Readable {
+  let bytes = 0;
+  let windowStart = performance.now();
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const ms = now - windowStart;
+    const delivered = bytes;
+    bytes = 0;
+    windowStart = now;
+    if (counter.readableLength > 0 || counter.writableNeedDrain) return;
+    if (delivered * 1000 < floor.minSpeedBytesPerSecond * ms)
+      counter.destroy(tooSlow({ bytes: delivered, ms }));
+  }, floor.speedWindowMs);
+  timer.unref();
+  counter.once('close', () => clearInterval(timer));
+  // Errors reach the reader through `counter`; pipeline destroys `body` with it either way.
+  pipeline(body, counter, () => undefined);
+  return counter;
 }

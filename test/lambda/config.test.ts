@@ -37,6 +37,10 @@ const NUMERIC_VARIABLES = [
   'RETRY_MAX_DELAY_MS',
   'SESSION_KEY_TTL_SECONDS',
   'TIME_RESERVE_MS',
+  'LIST_MAX_PAGES',
+  'LIST_MAX_EMPTY_PAGES',
+  'DOWNLOAD_MIN_SPEED_BYTES',
+  'DOWNLOAD_SPEED_WINDOW_SECONDS',
 ] as const;
 
 describe('loadConfig', () => {
@@ -94,6 +98,8 @@ describe('loadConfig', () => {
         timeReserveMs: 90_000,
         s3EndpointOverride: undefined,
         secretsEndpointOverride: undefined,
+        listing: { maxPages: 10_000, maxEmptyPages: 20 },
+        download: { minSpeedBytesPerSecond: 1024, speedWindowMs: 30_000 },
       });
     });
 
@@ -170,6 +176,40 @@ describe('loadConfig', () => {
       const environment = env({ [variable]: value });
 
       const error = configErrorOf(environment);
+
+      expect(error.variable).toBe(variable);
+      expect(error.message).toMatch(/between/);
+    });
+  });
+
+  describe('listing bounds and download speed floor', () => {
+    it('reads the page cap, the run of empty pages and the speed floor', () => {
+      const environment = env({
+        LIST_MAX_PAGES: '50',
+        LIST_MAX_EMPTY_PAGES: '3',
+        DOWNLOAD_MIN_SPEED_BYTES: '4096',
+        DOWNLOAD_SPEED_WINDOW_SECONDS: '10',
+      });
+
+      const config = loadConfig(environment);
+
+      expect(config.listing).toEqual({ maxPages: 50, maxEmptyPages: 3 });
+      expect(config.download).toEqual({ minSpeedBytesPerSecond: 4096, speedWindowMs: 10_000 });
+    });
+
+    it('accepts DOWNLOAD_MIN_SPEED_BYTES=0, which disables the floor', () => {
+      const config = loadConfig(env({ DOWNLOAD_MIN_SPEED_BYTES: '0' }));
+
+      expect(config.download.minSpeedBytesPerSecond).toBe(0);
+    });
+
+    it.each([
+      ['LIST_MAX_PAGES', '0'],
+      ['LIST_MAX_EMPTY_PAGES', '0'],
+      ['DOWNLOAD_SPEED_WINDOW_SECONDS', '0'],
+      ['DOWNLOAD_SPEED_WINDOW_SECONDS', '3601'],
+    ])('refuses %s=%s as out of range, naming the variable', (variable, value) => {
+      const error = configErrorOf(env({ [variable]: value }));
 
       expect(error.variable).toBe(variable);
       expect(error.message).toMatch(/between/);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
@@ -104,6 +104,53 @@ export async function startRecordingServer(
       return connections;
     },
     requests,
+    close() {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Answers a request in place of the simulator, or returns false to let it through. */
+export type Intercept = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/**
+ * A front for the simulator that forwards everything except what `intercept` answers itself;
+ * `upstreamPath` maps the path of a forwarded request (e.g. to serve the simulator under `/svc`).
+ */
+export async function startFront(
+  target: string,
+  intercept: Intercept,
+  options: { readonly upstreamPath?: (path: string) => string } = {},
+): Promise<{ url: string; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    if (intercept(req, res)) return;
+    const out = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: options.upstreamPath?.(req.url ?? '/') ?? req.url,
+        headers: req.headers,
+      },
+      (reply) => {
+        res.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(res);
+      },
+    );
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
     close() {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -1,56 +1,17 @@
-import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/invoke.ts';
-import { closeAfterEach, localStack, type RecordingServer, startRecordingServer } from './harness.ts';
+import {
+  closeAfterEach,
+  localStack,
+  type RecordingServer,
+  startFront,
+  startRecordingServer,
+} from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
-
-/** Answers a request in place of the simulator, or returns false to let it through. */
-type Intercept = (req: IncomingMessage, res: ServerResponse) => boolean;
-
-/** A front for the simulator that forwards everything except what `intercept` answers itself. */
-async function startFront(
-  target: string,
-  intercept: Intercept,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const upstream = new URL(target);
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    if (intercept(req, res)) return;
-    const out = request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: req.headers,
-      },
-      (reply) => {
-        res.writeHead(reply.statusCode ?? 502, reply.headers);
-        reply.pipe(res);
-      },
-    );
-    out.on('error', () => res.destroy());
-    req.pipe(out);
-  });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close() {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 function expectUntouched(evil: RecordingServer): void {
   expect(evil.connections).toBe(0);
@@ -136,10 +97,15 @@ describe('replies that point elsewhere', () => {
     await checkInvariant(s, local, { before, runs: [looping] });
   });
 
-  it('does not follow a redirect of a file download to another origin', async ({ task }) => {
+  it('sends no session key to another origin a file download is redirected to, and keeps the line whose bytes differ', async ({
+    task,
+  }) => {
     const s = scenario(task);
     const evil = track(await startRecordingServer());
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 1000 }],
+      env: { RETRY_ATTEMPTS: '2' },
+    });
     const [id] = [...local.tokens.lines.keys()] as [string];
     const front = track(
       await startFront(local.tokens.url, (req, res) => {
@@ -148,13 +114,14 @@ describe('replies that point elsewhere', () => {
         return true;
       }),
     );
-    s.fault('file: 302 to another origin');
+    s.fault('file: 302 to another origin that serves other bytes');
     const before = snapshot(local.tokens);
 
     const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
 
-    expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('answered 302') }]);
-    expectUntouched(evil);
+    expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('1000') }]);
+    expect(evil.requests.map((r) => r.url)).toEqual(['/steal', '/steal']);
+    for (const r of evil.requests) expect(r.headers).not.toHaveProperty('session-key');
     await checkInvariant(s, local, { before, runs: [run] });
   });
 });
