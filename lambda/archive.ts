@@ -12,7 +12,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { ArchiveError, IntegrityError } from './errors.ts';
+import { ArchiveError, deadlineReason, IntegrityError } from './errors.ts';
 import { streamMultipart } from './multipart.ts';
 import { isLineId, type LineFile, safeFileName, safeId } from './tokens-line.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from './verify.ts';
@@ -25,20 +25,78 @@ export interface ManifestFile {
   readonly sha256: string;
 }
 
-/** `{prefix}{id}/manifest.json`: proof of what was archived for a line, written after all files. */
+/** An earlier version of a file, kept beside the current one when an operator chose `keep-both`. */
+export interface SupersededFile extends ManifestFile {
+  /** The run that archived the newer version beside it. */
+  readonly supersededBy: string;
+  readonly supersededAt: string;
+}
+
+/**
+ * `{prefix}{id}/manifest.json`: proof of what was archived for a line, written after all files.
+ * Version 1 (earlier releases) embedded the line's document re-serialized; version 2 points to
+ * `line.json`, the document as the service sent it, byte for byte.
+ */
 export interface Manifest {
-  readonly schemaVersion: 1;
+  readonly schemaVersion: 1 | 2;
   readonly lineId: string;
   readonly runId: string;
   readonly archivedAt: string;
   readonly bucket: string;
+  /** The files the line states, each where its verified bytes are. */
   readonly files: readonly ManifestFile[];
-  /** The line's JSON:API document as fetched just before archiving. */
-  readonly line: unknown;
+  /** Versions the service stated before and that were replaced in its statement (never in S3). */
+  readonly superseded?: readonly SupersededFile[];
+  /** `line.json`: the line's document as received, with its size and SHA-256. */
+  readonly lineDocument?: { readonly key: string; readonly size: number; readonly sha256: string };
+  /** Version 1 only: the document, re-serialized. */
+  readonly line?: unknown;
 }
 
-/** What an existing object holds, compared with what the line states. */
-export type ObjectState = 'verified' | 'missing' | 'different';
+/**
+ * What an object under a file's key holds, judged on its own, against the SHA-256 it was recorded
+ * with (its `sha256` metadata, set by the upload that verified it):
+ * - `verified`: its bytes are the recorded ones (read back and hashed with `full`; with `head`, its
+ *   size and S3's own checksum), so it is an archive that is never to be overwritten;
+ * - `damaged`: its bytes are not the recorded ones, or it cannot be read whole; uploading again is safe;
+ * - `unrecorded`: an object with no record of ours: not ours to overwrite;
+ * - `missing`.
+ */
+export type StoredFile =
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'verified'; readonly recorded: { readonly size: number; readonly sha256: string } }
+  | { readonly kind: 'damaged'; readonly problem: string }
+  | { readonly kind: 'unrecorded' };
+
+/** A receipt of dismantling, `{prefix}{id}/deleted.json`. */
+export interface Receipt {
+  readonly schemaVersion: 2;
+  readonly lineId: string;
+  readonly runId: string;
+  readonly at: string;
+  /** The service's reply to the DELETE as received, when it took the DELETE (2xx). */
+  readonly reply?: {
+    readonly status: number;
+    readonly contentType: string;
+    /** The body as received, byte for byte (as text). */
+    readonly body: string;
+  };
+  /** How the line was seen to be gone: "the reply", "GET answered 404", ... */
+  readonly confirmation: string;
+  /** Set when the reply differs from the manifest (the line changed in its last moments). */
+  readonly discrepancy?: string;
+}
+
+/** How a receipt write ended. */
+export type ReceiptWrite = 'written' | 'kept-existing' | 'replaced-weaker';
+
+/** `{prefix}_pending/{id}.json`: a DELETE that was taken (202) but not yet seen done. */
+export interface PendingMarker {
+  readonly lineId: string;
+  readonly runId: string;
+  readonly at: string;
+  readonly reply: NonNullable<Receipt['reply']>;
+}
 
 export interface ArchiveOptions {
   readonly s3: S3Client;
@@ -83,22 +141,58 @@ export class Archive {
     return `${this.lineKey(lineId)}deleted.json`;
   }
 
+  /** `{prefix}{id}/line.json`: the line's document as the service sent it. */
+  lineDocumentKey(lineId: string): string {
+    return `${this.lineKey(lineId)}line.json`;
+  }
+
   /**
-   * Whether the file is already archived with the stated size and hash. With `full` read-back the
-   * object is also hashed: a store that does not check what it is sent may hold other bytes
-   * under a matching checksum (left by a run that caught it and failed). An object that cannot be
-   * read back whole is `different` too: uploading it again is always safe.
+   * Where a newer version of a file goes when an operator keeps both: `{name}.sha256-{hash}` beside
+   * the original (file names never hold a dot, so it cannot be another file's key).
    */
-  async fileState(lineId: string, file: LineFile): Promise<ObjectState> {
-    const key = this.fileKey(lineId, file.name);
+  versionKey(lineId: string, name: string, sha256: string): string {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ArchiveError(name, `not a SHA-256: ${sha256}`);
+    return `${this.fileKey(lineId, name)}.sha256-${sha256}`;
+  }
+
+  /** `{prefix}_pending/{id}.json`. */
+  pendingMarkerKey(lineId: string): string {
+    return `${this.#options.prefix}_pending/${safeId(lineId)}.json`;
+  }
+
+  /**
+   * What the object at `key` holds, judged against its own record (see {@link StoredFile}). With
+   * `full` read-back the object is streamed back and hashed: a store that does not check what it
+   * is sent may hold other bytes under a matching checksum.
+   */
+  async inspect(key: string): Promise<StoredFile> {
     const head = await this.#head(key);
-    if (head === undefined) return 'missing';
-    if (this.#headProblem(head, file) !== undefined) return 'different';
-    if (this.#options.readback === 'full') {
-      const stored = await this.storedDigest(key).catch(() => undefined);
-      if (stored?.size !== file.size || stored.sha256 !== file.sha256) return 'different';
+    if (head === undefined) return { kind: 'missing' };
+    const sha256 = head.Metadata?.sha256;
+    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded' };
+    const size = head.ContentLength ?? -1;
+    const recordedSize = head.Metadata?.size;
+    if (recordedSize !== undefined && recordedSize !== String(size)) {
+      return { kind: 'damaged', problem: `holds ${size} bytes, recorded ${recordedSize}` };
     }
-    return 'verified';
+    const checksum = head.ChecksumSHA256;
+    // A multipart object carries a checksum of its parts' checksums ("…-N"), not of its bytes.
+    if (checksum !== undefined && !checksum.includes('-') && base64ToHex(checksum) !== sha256) {
+      return { kind: 'damaged', problem: `stored checksum is ${base64ToHex(checksum)}, recorded ${sha256}` };
+    }
+    if (this.#options.readback === 'full') {
+      let stored: { size: number; sha256: string } | undefined;
+      try {
+        stored = await this.storedDigest(key);
+      } catch (error) {
+        return { kind: 'damaged', problem: `cannot be read back whole: ${describeAwsError(error)}` };
+      }
+      if (stored === undefined) return { kind: 'missing' };
+      if (stored.sha256 !== sha256) {
+        return { kind: 'damaged', problem: `bytes hash to ${stored.sha256}, recorded ${sha256}` };
+      }
+    }
+    return { kind: 'verified', recorded: { size, sha256 } };
   }
 
   /**
@@ -106,16 +200,23 @@ export class Archive {
    * completed only if the bytes are the stated size and SHA-256; on any failure the body is
    * destroyed and a multipart upload is aborted.
    */
-  async uploadVerified(lineId: string, file: LineFile, body: Readable): Promise<void> {
-    const key = this.fileKey(lineId, file.name);
+  async uploadVerified(
+    lineId: string,
+    file: LineFile,
+    body: Readable,
+    options: { readonly key?: string; readonly signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const key = options.key ?? this.fileKey(lineId, file.name);
     const expected: Expectation = { lineId, file: file.name, size: file.size, sha256: file.sha256 };
     const verifier = new Verifier(expected);
     const params = {
       Bucket: this.#options.bucket,
       Key: key,
       ContentType: 'application/octet-stream',
-      Metadata: { sha256: file.sha256, 'line-id': lineId },
+      // The record an object is judged against later (Archive.inspect): what was verified.
+      Metadata: { sha256: file.sha256, size: String(file.size), 'line-id': lineId },
     };
+    const signal = options.signal;
     try {
       if (file.size === 0) {
         // Nothing to hold back in an empty file: verify it fully before the request starts.
@@ -124,9 +225,9 @@ export class Archive {
             // The verifier already refuses a single byte more than 0.
           }
         });
-        await this.#put({ ...params, Body: '', ChecksumSHA256: hexToBase64(file.sha256) });
+        await this.#put({ ...params, Body: '', ChecksumSHA256: hexToBase64(file.sha256) }, signal);
       } else if (file.size <= this.#options.multipartThresholdBytes) {
-        await transfer(body, verifier, (abortSignal) =>
+        await transfer(body, verifier, signal, (abortSignal) =>
           this.#put(
             {
               ...params,
@@ -139,7 +240,7 @@ export class Archive {
           ),
         );
       } else {
-        await transfer(body, verifier, (abortSignal) =>
+        await transfer(body, verifier, signal, (abortSignal) =>
           streamMultipart(
             this.#options.s3,
             params,
@@ -153,6 +254,8 @@ export class Archive {
     } catch (error) {
       body.destroy();
       verifier.destroy();
+      const stopped = deadlineReason(signal);
+      if (stopped !== undefined) throw stopped;
       if (error instanceof IntegrityError || error instanceof ArchiveError) throw error;
       throw new ArchiveError(key, `upload failed: ${describeAwsError(error)}`, {
         cause: error,
@@ -162,10 +265,33 @@ export class Archive {
     await this.#readBack(key, file);
   }
 
+  /** Stores the line's document as received, byte for byte; returns what the manifest records. */
+  async writeLineDocument(
+    lineId: string,
+    text: string,
+  ): Promise<{ readonly key: string; readonly size: number; readonly sha256: string }> {
+    const key = this.lineDocumentKey(lineId);
+    const body = Buffer.from(text, 'utf8');
+    const sha256 = createHash('sha256').update(body).digest();
+    await this.#put({
+      Bucket: this.#options.bucket,
+      Key: key,
+      Body: body,
+      ContentType: 'application/vnd.api+json',
+      ChecksumSHA256: sha256.toString('base64'),
+    });
+    return { key, size: body.length, sha256: sha256.toString('hex') };
+  }
+
   /** The manifest of a line, or undefined when there is none or it cannot be read as one. */
   async readManifest(lineId: string): Promise<Manifest | undefined> {
     const manifest = (await this.#getJson(this.manifestKey(lineId))) as Partial<Manifest> | undefined;
-    if (manifest?.schemaVersion !== 1 || manifest.lineId !== lineId || !Array.isArray(manifest.files)) {
+    if (
+      (manifest?.schemaVersion !== 1 && manifest?.schemaVersion !== 2) ||
+      typeof manifest.lineId !== 'string' ||
+      manifest.lineId.toLowerCase() !== lineId.toLowerCase() ||
+      !Array.isArray(manifest.files)
+    ) {
       return undefined;
     }
     return manifest as Manifest;
@@ -297,9 +423,101 @@ export class Archive {
     return objects;
   }
 
-  /** Stores the proof of dismantling: the DELETE reply, or how an already-gone line was confirmed. */
-  async writeReceipt(lineId: string, receipt: unknown): Promise<void> {
-    await this.#putJson(this.receiptKey(lineId), receipt);
+  /**
+   * Stores the proof of dismantling, never replacing a stronger one: written only where there is
+   * none (`If-None-Match: *`; a 412 means another pass kept its receipt first). A receipt that holds
+   * the service's reply replaces one that holds only a confirmation (`If-Match` on the one read),
+   * never the other way round.
+   */
+  async writeReceipt(receipt: Receipt): Promise<ReceiptWrite> {
+    const key = this.receiptKey(receipt.lineId);
+    // Stores that ignore conditional headers would let a weaker receipt through: look first.
+    if (receipt.reply === undefined && (await this.#head(key)) !== undefined) return 'kept-existing';
+    if (await this.#putJsonIf(key, receipt, { IfNoneMatch: '*' })) return 'written';
+    if (receipt.reply === undefined) return 'kept-existing';
+    const existing = await this.#getJsonWithTag(key);
+    const held = existing?.value as Partial<Receipt> | undefined;
+    if (existing === undefined || held?.reply !== undefined) return 'kept-existing';
+    return (await this.#putJsonIf(key, receipt, { IfMatch: existing.etag }))
+      ? 'replaced-weaker'
+      : 'kept-existing';
+  }
+
+  /** Notes a DELETE that was taken (202) but not yet seen done; the next runs confirm it. */
+  async writePendingMarker(marker: PendingMarker): Promise<void> {
+    await this.#putJson(this.pendingMarkerKey(marker.lineId), marker);
+  }
+
+  async readPendingMarker(lineId: string): Promise<PendingMarker | undefined> {
+    const marker = (await this.#getJson(this.pendingMarkerKey(lineId))) as Partial<PendingMarker> | undefined;
+    return marker?.reply === undefined || typeof marker.lineId !== 'string'
+      ? undefined
+      : (marker as PendingMarker);
+  }
+
+  /**
+   * The lines with a pending DELETE and still no receipt: one listing of `{prefix}_pending/`, then
+   * one HEAD per marker (markers are rare, and expire by the bucket's lifecycle rule).
+   */
+  async pendingLineIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for (const name of (await this.#list(`${this.#options.prefix}_pending/`)).keys()) {
+      const id = name.slice(0, -'.json'.length);
+      if (!name.endsWith('.json') || !isLineId(id)) continue;
+      if ((await this.#head(this.receiptKey(id))) === undefined) ids.push(id.toLowerCase());
+    }
+    return ids;
+  }
+
+  /** A conditional JSON PUT: false when the store refused the condition (412). */
+  async #putJsonIf(
+    key: string,
+    value: unknown,
+    condition: { readonly IfNoneMatch: '*' } | { readonly IfMatch: string },
+  ): Promise<boolean> {
+    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    try {
+      await this.#options.s3.send(
+        new PutObjectCommand({
+          Bucket: this.#options.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+          ...condition,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 412) return false;
+      // 409: a conditional write of the same key was in flight; another attempt settles it.
+      throw new ArchiveError(key, `PutObject failed: ${describeAwsError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  /** The object parsed as JSON with its ETag; undefined when there is none or it is not JSON. */
+  async #getJsonWithTag(key: string): Promise<{ value: unknown; etag: string } | undefined> {
+    try {
+      const reply = await this.#options.s3.send(
+        new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }),
+      );
+      const text = (await reply.Body?.transformToString('utf8')) ?? '';
+      if (reply.ETag === undefined) return undefined;
+      try {
+        return { value: JSON.parse(text) as unknown, etag: reply.ETag };
+      } catch {
+        return { value: undefined, etag: reply.ETag };
+      }
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new ArchiveError(key, `GetObject failed: ${describeAwsError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
   }
 
   async #putJson(key: string, value: unknown): Promise<void> {
@@ -439,9 +657,17 @@ export class Archive {
 async function transfer(
   body: Readable,
   verifier: Verifier,
+  signal: AbortSignal | undefined,
   upload: (abortSignal: AbortSignal) => Promise<unknown>,
 ): Promise<void> {
   const abort = new AbortController();
+  // The run's deadline, or the line's failure elsewhere: stop both sides now.
+  const stop = () => {
+    abort.abort(signal?.reason);
+    body.destroy();
+  };
+  if (signal?.aborted === true) stop();
+  signal?.addEventListener('abort', stop, { once: true });
   const uploading = upload(abort.signal).catch((error: unknown) => {
     verifier.destroy(error instanceof Error ? error : new Error(String(error)));
     throw error;
@@ -451,9 +677,17 @@ async function transfer(
     throw error;
   });
   const [piped, uploaded] = await Promise.allSettled([piping, uploading]);
+  signal?.removeEventListener('abort', stop);
   if (piped.status === 'rejected' && piped.reason instanceof IntegrityError) throw piped.reason;
+  // The download failed first and the upload was aborted for it: the download's error says why.
+  if (piped.status === 'rejected' && abort.signal.reason === piped.reason) throw piped.reason;
   if (uploaded.status === 'rejected') throw uploaded.reason;
   if (piped.status === 'rejected') throw piped.reason;
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
 
 function isNotFound(error: unknown): boolean {

@@ -35,6 +35,11 @@ export interface Config {
   readonly sessionKeyTtlMs: number;
   /** In Lambda, no new line is started when less than this remains of the invocation. */
   readonly timeReserveMs: number;
+  /**
+   * In Lambda, in-flight work is aborted when less than this remains, so the run report and
+   * metrics are still written (`DEADLINE_RESERVE_MS`).
+   */
+  readonly deadlineReserveMs: number;
   /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
   readonly s3EndpointOverride: string | undefined;
   readonly secretsEndpointOverride: string | undefined;
@@ -94,6 +99,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     sessionKeyTtlMs: integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400) * 1000,
     timeReserveMs: integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000),
+    deadlineReserveMs: integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
     listing: listingBounds(env),

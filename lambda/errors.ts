@@ -91,6 +91,35 @@ export class IntegrityError extends HousekeepingError {
   }
 }
 
+/** A file as one side states it: the service now, or the archive from an earlier run. */
+export interface FileStatement {
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/**
+ * The service states a file (or a set of files) other than what is already archived for the line:
+ * the archive is never overwritten and the line is not dismantled until an operator resolves it
+ * (`onConflict: "keep-both"`). Not retryable: only a person can decide.
+ */
+export class ConflictError extends HousekeepingError {
+  override readonly name = 'ConflictError';
+  constructor(
+    readonly lineId: string,
+    readonly file: string,
+    readonly archived: FileStatement | undefined,
+    readonly stated: FileStatement | undefined,
+    problem: string,
+  ) {
+    super(`line ${lineId} file ${file}: conflict: ${problem}`);
+  }
+}
+
+/** The run's deadline passed (Lambda time, or `--max-duration`): in-flight work was stopped. */
+export class DeadlineError extends HousekeepingError {
+  override readonly name = 'DeadlineError';
+}
+
 /** S3 refused a request, or what landed in S3 is not what was sent. */
 export class ArchiveError extends HousekeepingError {
   override readonly name = 'ArchiveError';
@@ -124,6 +153,19 @@ export class QueueError extends HousekeepingError {
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/**
+ * Why an aborted operation stopped, whatever it threw instead (an `AbortError`): the reason the
+ * signal was aborted with when it is one of ours (the run's {@link DeadlineError}, or the failure
+ * that stopped a line), a {@link DeadlineError} otherwise. Undefined while not aborted.
+ */
+export function deadlineReason(signal: AbortSignal | undefined): HousekeepingError | undefined {
+  if (signal?.aborted !== true) return undefined;
+  const reason: unknown = signal.reason;
+  return reason instanceof HousekeepingError
+    ? reason
+    : new DeadlineError(`run stopped: ${describeError(reason)}`);
 }
 
 /**

@@ -13,6 +13,14 @@ export interface RunRequest {
   readonly archiveOnly: boolean;
   /** Start at most this many lines; the rest are deferred to the next run. */
   readonly maxLines: number | undefined;
+  /**
+   * `keep-both`: an operator resolves conflicts of the named lines: the new version of a file is
+   * archived beside the old one (never over it), the manifest records both, then the line is
+   * dismantled. Only with `ids`. Default `fail`: a conflict keeps the line.
+   */
+  readonly onConflict: 'fail' | 'keep-both';
+  /** A hard deadline for the run, in seconds (the terminal's `--max-duration`). */
+  readonly maxDurationSeconds: number | undefined;
 }
 
 export const FULL_PASS: RunRequest = Object.freeze({
@@ -20,6 +28,8 @@ export const FULL_PASS: RunRequest = Object.freeze({
   ids: undefined,
   archiveOnly: false,
   maxLines: undefined,
+  onConflict: 'fail',
+  maxDurationSeconds: undefined,
 });
 
 /** A non-empty list of line ids. */
@@ -34,6 +44,8 @@ const manualPayload = z.strictObject({
   ids: z.optional(lineIds('must name at least one line (omit it for a full pass)')),
   archiveOnly: z.optional(z.boolean()),
   maxLines: z.optional(z.int().check(z.positive())),
+  onConflict: z.optional(z.enum(['fail', 'keep-both'])),
+  maxDurationSeconds: z.optional(z.int().check(z.positive(), z.maximum(7 * 24 * 3600))),
 });
 
 /** The shape of an EventBridge (rule or Scheduler) scheduled event. */
@@ -61,12 +73,19 @@ export function parseEvent(event: unknown): RunRequest {
   if (!parsed.success) {
     throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
   }
-  const { dryRun, ids, archiveOnly, maxLines } = parsed.data;
+  const { dryRun, ids, archiveOnly, maxLines, onConflict, maxDurationSeconds } = parsed.data;
+  if (onConflict === 'keep-both' && ids === undefined) {
+    throw new EventError(
+      'event: onConflict: "keep-both" resolves the conflicts of named lines only: give ids',
+    );
+  }
   return Object.freeze({
     dryRun: dryRun ?? false,
-    ids: ids === undefined ? undefined : [...new Set(ids)],
+    ids: ids === undefined ? undefined : uniqueIds(ids),
     archiveOnly: archiveOnly ?? false,
     maxLines,
+    onConflict: onConflict ?? 'fail',
+    maxDurationSeconds,
   });
 }
 
@@ -88,9 +107,14 @@ export function parseInvocation(event: unknown): Invocation {
   if (typeof event === 'object' && event !== null && !Array.isArray(event) && 'audit' in event) {
     const parsed = auditPayload.safeParse(event);
     if (!parsed.success) throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
-    return { kind: 'audit', ids: parsed.data.ids === undefined ? undefined : [...new Set(parsed.data.ids)] };
+    return { kind: 'audit', ids: parsed.data.ids === undefined ? undefined : uniqueIds(parsed.data.ids) };
   }
   return { kind: 'pass', request: parseEvent(event) };
+}
+
+/** Ids in lower case (UUIDs are case-insensitive), each once, in order. */
+function uniqueIds(ids: readonly string[]): string[] {
+  return [...new Set(ids.map((id) => id.toLowerCase()))];
 }
 
 /** The issues of a failed zod/mini parse, in words, each prefixed with the path of the field. */

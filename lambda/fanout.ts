@@ -5,7 +5,7 @@ import pLimit from 'p-limit';
 import type { Archive } from './archive.ts';
 import type { Config, PlannerConfig } from './config.ts';
 import { describeError, EventError, QueueError } from './errors.ts';
-import type { RunRequest } from './event.ts';
+import { FULL_PASS, type RunRequest } from './event.ts';
 import {
   type Deps,
   type LineReport,
@@ -13,6 +13,7 @@ import {
   outOfTime,
   PASS_METRICS,
   type RunContext,
+  runDeadline,
   type Summary,
   select,
   sortById,
@@ -80,6 +81,8 @@ export async function planFanout(
 ): Promise<FanoutPlan> {
   if (request.dryRun) throw new EventError('a dry run is planned by the pass itself, not by the fan-out');
   const started = deps.now();
+  // Unref'd: a planner that throws leaves nothing running.
+  const deadline = runDeadline(context, config, request);
   const plannedAt = new Date(started).toISOString();
   const runId = context.runId ?? randomUUID();
   const logger = deps.logger.createChild({ persistentKeys: { runId } });
@@ -87,10 +90,11 @@ export async function planFanout(
     runId,
     request: { dryRun: false, archiveOnly: request.archiveOnly },
     logger,
+    signal: deadline.signal,
   });
 
   logger.info('fan-out started', { request: { ...request } });
-  const selection = await select(api, request, logger, config.listing);
+  const selection = await select(api, request, logger, { ...config.listing, signal: deadline.signal });
 
   // Lines named by id are an operator's explicit request: sent whatever the markers say.
   const markers =
@@ -115,7 +119,7 @@ export async function planFanout(
   await Promise.all(
     chunk(allowed, SQS_BATCH_LIMIT).map((ids) =>
       limit(async () => {
-        if (outOfTime(context, config)) {
+        if (deadline.signal.aborted || outOfTime(context, config)) {
           deferred += ids.length;
           return;
         }
@@ -124,6 +128,7 @@ export async function planFanout(
           runId,
           plannedAt,
           archiveOnly: request.archiveOnly,
+          ...(request.onConflict === 'keep-both' ? { onConflict: 'keep-both' as const } : {}),
         }));
         const outcome = await sendMessages(queue, messages, retry);
         failed.push(...outcome.failed);
@@ -152,6 +157,7 @@ export async function planFanout(
     failed: sortById(failed),
     durationMs: deps.now() - started,
   };
+  deadline.clear();
   emitPlanMetrics(deps.metrics, plan);
   logger.info('fan-out summary', { summary: plan });
   try {
@@ -296,6 +302,7 @@ export async function workBatch(
   context: Pick<RunContext, 'remainingMs'> = {},
 ): Promise<WorkReport> {
   const started = deps.now();
+  const deadline = runDeadline(context, config, FULL_PASS);
   const failures = new Set<string>();
   const runs = new Map<string, RunWork>();
   let malformed = 0;
@@ -316,7 +323,7 @@ export async function workBatch(
       );
       continue;
     }
-    const key = `${message.runId}${message.archiveOnly ? ' archive-only' : ''}`;
+    const key = `${message.runId}${message.archiveOnly ? ' archive-only' : ''}${message.onConflict === undefined ? '' : ` ${message.onConflict}`}`;
     let run = runs.get(key);
     if (run === undefined) {
       const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
@@ -326,8 +333,13 @@ export async function workBatch(
         logger,
         worker: createLineWorker(deps, config, {
           runId: message.runId,
-          request: { dryRun: false, archiveOnly: message.archiveOnly },
+          request: {
+            dryRun: false,
+            archiveOnly: message.archiveOnly,
+            ...(message.onConflict === undefined ? {} : { onConflict: message.onConflict }),
+          },
           logger,
+          signal: deadline.signal,
         }),
         lines: new Map(),
         results: [],
@@ -348,7 +360,7 @@ export async function workBatch(
     [...runs.values()].flatMap((run) =>
       [...run.lines].map(([lineId, line]) =>
         limit(async () => {
-          if (outOfTime(context, config)) {
+          if (deadline.signal.aborted || outOfTime(context, config)) {
             // Back to the queue: another invocation takes it after the visibility timeout.
             run.deferred += 1;
             for (const id of line.messageIds) failures.add(id);
@@ -377,12 +389,13 @@ export async function workBatch(
     ),
   );
 
+  deadline.clear();
   const durationMs = deps.now() - started;
   const summaries = [...runs.values()].map((run) => {
     const candidates = [...run.lines.keys()];
     const summary = summarize(
       run.runId,
-      { dryRun: false, archiveOnly: run.archiveOnly, ids: undefined, maxLines: undefined },
+      { ...FULL_PASS, archiveOnly: run.archiveOnly },
       { listed: candidates.length, finished: candidates.length, candidates, skipped: [] },
       run.results,
       { deferred: run.deferred, tally: run.worker.tally, durationMs },

@@ -5,7 +5,7 @@ import type { Context } from 'aws-lambda';
 import pLimit from 'p-limit';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config.ts';
-import { DocumentError, describeError, ListingError } from './errors.ts';
+import { DeadlineError, DocumentError, describeError, ListingError } from './errors.ts';
 import type { RunRequest } from './event.ts';
 import { createLineWorker, type LineResult, type LineWorker, type Tally } from './line-work.ts';
 import type { SessionKeySource } from './session-key.ts';
@@ -56,6 +56,10 @@ export function remainingOf(
 export interface LineReport {
   readonly id: string;
   readonly reason: string;
+  /** The service states files other than the archive holds (see "Conflicts" in the README). */
+  readonly conflict?: true;
+  /** Failed, and yet gone from the service (its DELETE reply disagreed with the archive). */
+  readonly dismantled?: true;
 }
 
 /** One line of a dry-run plan. */
@@ -90,8 +94,12 @@ export interface Summary {
   readonly deferred: number;
   readonly retries: number;
   readonly hashMismatches: number;
+  /** Lines whose service statement differs from their archive; each is also in `failed`. */
+  readonly conflicts: number;
   readonly skipped: readonly LineReport[];
   readonly failed: readonly LineReport[];
+  /** Archived lines whose DELETE was taken (202) but not yet seen done; the next run confirms them. */
+  readonly pending: readonly LineReport[];
   readonly plan?: readonly PlannedLine[];
   readonly durationMs: number;
 }
@@ -118,10 +126,72 @@ export async function runHousekeeping(
   const started = deps.now();
   const runId = context.runId ?? randomUUID();
   const logger = deps.logger.createChild({ persistentKeys: { runId } });
-  const worker = createLineWorker(deps, config, { runId, request, logger });
+  const deadline = runDeadline(context, config, request);
+  try {
+    return await passWithin(deps, config, request, context, {
+      started,
+      runId,
+      logger,
+      signal: deadline.signal,
+    });
+  } finally {
+    deadline.clear();
+  }
+}
+
+/**
+ * The run's hard deadline: in Lambda, the time left minus `DEADLINE_RESERVE_MS` (time to write
+ * the run report and metrics); at the terminal, `--max-duration`. When it fires, in-flight
+ * downloads and uploads are aborted (a multipart upload is aborted, nothing half-written counts)
+ * and the lines in flight are reported failed with the reason.
+ */
+export function runDeadline(
+  context: Pick<RunContext, 'remainingMs'>,
+  config: Pick<Config, 'deadlineReserveMs'>,
+  request: Pick<RunRequest, 'maxDurationSeconds'>,
+): { readonly signal: AbortSignal; clear(): void } {
+  const limits: { ms: number; why: string }[] = [];
+  const remaining = context.remainingMs?.();
+  if (remaining !== undefined) {
+    limits.push({
+      ms: Math.max(0, remaining - config.deadlineReserveMs),
+      why: `the Lambda invocation has ${remaining} ms left, less a reserve of ${config.deadlineReserveMs} ms (DEADLINE_RESERVE_MS)`,
+    });
+  }
+  if (request.maxDurationSeconds !== undefined) {
+    limits.push({
+      ms: request.maxDurationSeconds * 1000,
+      why: `max duration ${request.maxDurationSeconds} s`,
+    });
+  }
+  const controller = new AbortController();
+  const first = limits.sort((a, b) => a.ms - b.ms)[0];
+  if (first === undefined) return { signal: controller.signal, clear: () => undefined };
+  const timer = setTimeout(
+    () => controller.abort(new DeadlineError(`run deadline reached after ${first.ms} ms (${first.why})`)),
+    first.ms,
+  );
+  timer.unref();
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
+async function passWithin(
+  deps: Deps,
+  config: Config,
+  request: RunRequest,
+  context: RunContext,
+  run: { started: number; runId: string; logger: Logger; signal: AbortSignal },
+): Promise<Summary> {
+  const { started, runId, logger, signal } = run;
+  const worker = createLineWorker(deps, config, { runId, request, logger, signal });
 
   logger.info('run started', { request: { ...request } });
-  const selection = await select(worker.api, request, logger, config.listing);
+  const selection = await withPendingLines(
+    worker,
+    await select(worker.api, request, logger, { ...config.listing, signal }),
+    request,
+    logger,
+  );
   const results: LineResult[] = [];
   let deferred = 0;
   let bytes = 0;
@@ -132,6 +202,7 @@ export async function runHousekeeping(
     selection.candidates.map((id) =>
       limit(async () => {
         if (
+          signal.aborted ||
           outOfTime(context, config) ||
           (request.maxLines !== undefined && startedLines >= request.maxLines)
         ) {
@@ -144,7 +215,7 @@ export async function runHousekeeping(
           logger.createChild({ persistentKeys: { runId, lineId: id } }),
         );
         results.push(result);
-        if (result.outcome === 'archived' || result.outcome === 'dismantled') bytes += result.bytes;
+        bytes += 'bytes' in result && result.bytes !== undefined ? result.bytes : 0;
         context.onProgress?.({ done: results.length + deferred, total: selection.candidates.length, bytes });
       }),
     ),
@@ -171,7 +242,9 @@ export function summarize(
 ): Summary {
   const skipped: LineReport[] = [...selection.skipped];
   const failed: LineReport[] = [];
+  const pending: LineReport[] = [];
   const plan: PlannedLine[] = [];
+  let conflicts = 0;
   let finished = selection.finished;
   let archived = 0;
   let dismantled = 0;
@@ -188,12 +261,27 @@ export function summarize(
         skipped.push({ id: result.id, reason: result.reason });
         break;
       case 'failed':
-        failed.push({ id: result.id, reason: result.reason });
+        failed.push({
+          id: result.id,
+          reason: result.reason,
+          ...(result.conflict ? { conflict: true } : {}),
+          ...(result.dismantled ? { dismantled: true } : {}),
+        });
+        if (result.conflict) conflicts += 1;
+        if (result.dismantled) {
+          archived += 1;
+          dismantled += 1;
+          bytes += result.bytes ?? 0;
+          filesUploaded += result.uploaded ?? 0;
+          filesReused += result.reused ?? 0;
+        }
         break;
       case 'archived':
       case 'dismantled':
+      case 'pending':
         archived += 1;
         if (result.outcome === 'dismantled') dismantled += 1;
+        if (result.outcome === 'pending') pending.push({ id: result.id, reason: result.reason });
         bytes += result.bytes;
         filesUploaded += result.uploaded;
         filesReused += result.reused;
@@ -214,8 +302,10 @@ export function summarize(
     deferred: extra.deferred,
     retries: extra.tally.retries,
     hashMismatches: extra.tally.hashMismatches,
+    conflicts,
     skipped: sortById(skipped),
     failed: sortById(failed),
+    pending: sortById(pending),
     ...(request.dryRun ? { plan: sortById(plan) } : {}),
     durationMs: extra.durationMs,
   };
@@ -267,6 +357,8 @@ export const PASS_METRICS: readonly (readonly [
   ['FilesArchived', 'Count', (s) => s.filesUploaded],
   ['BytesArchived', 'Bytes', (s) => s.bytes],
   ['HashMismatches', 'Count', (s) => s.hashMismatches],
+  ['Conflicts', 'Count', (s) => s.conflicts],
+  ['LinesPending', 'Count', (s) => s.pending.length],
   ['Retries', 'Count', (s) => s.retries],
 ];
 
@@ -274,6 +366,38 @@ function emitMetrics(metrics: MetricsSink | undefined, summary: Summary): void {
   if (metrics === undefined || summary.dryRun) return;
   for (const [name, unit, value] of PASS_METRICS) metrics.addMetric(name, unit, value(summary));
   metrics.addMetric('RunDuration', 'Milliseconds', summary.durationMs);
+}
+
+/**
+ * Adds the lines whose DELETE an earlier run saw taken (202) but not done, so that this run
+ * confirms them and keeps their receipt even when the service no longer lists them.
+ */
+async function withPendingLines(
+  worker: LineWorker,
+  selection: Selection,
+  request: RunRequest,
+  logger: Logger,
+): Promise<Selection> {
+  if (request.dryRun || request.archiveOnly || request.ids !== undefined) return selection;
+  const known = new Set(selection.candidates);
+  let extra: string[];
+  try {
+    extra = (await worker.retry(() => worker.archive.pendingLineIds())).filter((id) => !known.has(id));
+  } catch (error) {
+    // Only confirmations wait: the listed lines are still worth the run.
+    logger.error('pending DELETE markers could not be listed; they are confirmed by a later run', {
+      reason: describeError(error),
+    });
+    return selection;
+  }
+  if (extra.length === 0) return selection;
+  logger.info('lines with a pending DELETE to confirm', { lines: extra.length });
+  return {
+    ...selection,
+    listed: selection.listed + extra.length,
+    finished: selection.finished + extra.length,
+    candidates: [...selection.candidates, ...extra],
+  };
 }
 
 /** The lines a run chose to work on, and what the listing skipped. */

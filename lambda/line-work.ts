@@ -1,26 +1,45 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import type { Archive, Manifest } from './archive.ts';
+import type { Archive, Manifest, ManifestFile, Receipt, StoredFile, SupersededFile } from './archive.ts';
 import type { Config } from './config.ts';
 import { createArchive } from './deps.ts';
-import { DocumentError, describeError, IntegrityError, TokensApiError } from './errors.ts';
+import {
+  ConflictError,
+  DocumentError,
+  deadlineReason,
+  describeError,
+  HousekeepingError,
+  IntegrityError,
+  TokensApiError,
+} from './errors.ts';
 import type { Deps, PlannedLine } from './housekeeping.ts';
 import { type RetryListener, withRetry } from './retry.ts';
-import { TokensApi } from './tokens-api.ts';
-import { parseDeleteReply, parseLineDocument, type TokensLine } from './tokens-line.ts';
+import { type DeleteReply, TokensApi } from './tokens-api.ts';
+import { type LineFile, parseDeleteReply, parseLineDocument, type TokensLine } from './tokens-line.ts';
 
 /** What became of one line; never thrown, always reported. */
 export type LineResult = { readonly id: string; readonly durationMs: number } & (
   | { readonly outcome: 'planned'; readonly plan: PlannedLine }
   | { readonly outcome: 'skipped'; readonly reason: string; readonly notFinished: boolean }
-  | {
-      readonly outcome: 'archived' | 'dismantled';
-      readonly bytes: number;
-      readonly uploaded: number;
-      readonly reused: number;
-    }
-  | { readonly outcome: 'failed'; readonly reason: string; readonly errorName: string }
+  | ({ readonly outcome: 'archived' | 'dismantled' } & FileCounts)
+  /** Archived, and the DELETE was taken (202) but the line still shows: the next run confirms it. */
+  | ({ readonly outcome: 'pending'; readonly reason: string } & FileCounts)
+  | ({
+      readonly outcome: 'failed';
+      readonly reason: string;
+      readonly errorName: string;
+      /** The service's statement differs from the archive (a conflict, counted in `Conflicts`). */
+      readonly conflict?: true;
+      /** The line is gone from the service all the same (its DELETE reply disagreed with the archive). */
+      readonly dismantled?: true;
+    } & Partial<FileCounts>)
 );
+
+interface FileCounts {
+  readonly bytes: number;
+  readonly uploaded: number;
+  readonly reused: number;
+}
 
 /** Counters shared by the concurrent lines of one run. */
 export interface Tally {
@@ -28,10 +47,15 @@ export interface Tally {
   hashMismatches: number;
 }
 
+/** What to do with a file the service now states differently from its verified archive. */
+export type OnConflict = 'fail' | 'keep-both';
+
 /** How lines are to be handled in this run. */
 export interface LineWorkRequest {
   readonly dryRun: boolean;
   readonly archiveOnly: boolean;
+  /** `keep-both`: an operator's explicit resolution of conflicts; `fail` (default) keeps the line. */
+  readonly onConflict?: OnConflict;
 }
 
 /** The per-line archive-then-dismantle, shared by the pass and the fan-out worker. */
@@ -40,16 +64,25 @@ export interface LineWorker {
   readonly archive: Archive;
   readonly tally: Tally;
   /** Runs `operation` with the run's retry policy; each retry is counted in the tally and logged. */
-  retry<T>(operation: () => Promise<T>): Promise<T>;
+  retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T>;
   /** Processes one line; every outcome, failures included, is returned, never thrown. */
   processLine(id: string, logger: Logger): Promise<LineResult>;
 }
+
+/** How often a line that changes while it is archived is archived again before the pass gives up on it. */
+const MAX_ROUNDS = 3;
 
 /** Builds the {@link LineWorker} of one run from the container's dependencies. */
 export function createLineWorker(
   deps: Deps,
   config: Config,
-  options: { readonly runId: string; readonly request: LineWorkRequest; readonly logger: Logger },
+  options: {
+    readonly runId: string;
+    readonly request: LineWorkRequest;
+    readonly logger: Logger;
+    /** The run's deadline: in-flight work is aborted when it fires. */
+    readonly signal?: AbortSignal;
+  },
 ): LineWorker {
   const tally: Tally = { retries: 0, hashMismatches: 0 };
   const onRetry: RetryListener = (error, attempt) => {
@@ -63,9 +96,11 @@ export function createLineWorker(
     retry: config.retry,
     onRetry,
     download: config.download,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   const archive = createArchive(deps.s3, config);
-  const retry = <T>(operation: () => Promise<T>) => withRetry(config.retry, operation, onRetry);
+  const retry = <T>(operation: () => Promise<T>, signal = options.signal) =>
+    withRetry(config.retry, operation, onRetry, signal);
   const work = new LineWork({
     api,
     archive,
@@ -75,6 +110,7 @@ export function createLineWorker(
     now: deps.now,
     retry,
     tally,
+    signal: options.signal,
   });
   return {
     api,
@@ -85,11 +121,27 @@ export function createLineWorker(
       const started = deps.now();
       const took = () => deps.now() - started;
       try {
-        const outcome = await work.process(id, logger);
+        const outcome = await work.process(id.toLowerCase(), logger);
         if (outcome.kind === 'planned')
           return { id, durationMs: took(), outcome: 'planned', plan: outcome.plan };
+        if (outcome.kind === 'failed') {
+          logger.error('line failed', { reason: outcome.reason, conflict: true, dismantled: true });
+          const { kind: _failed, ...rest } = outcome;
+          return {
+            id,
+            durationMs: took(),
+            ...rest,
+            outcome: 'failed',
+            errorName: 'ConflictError',
+            conflict: true,
+            dismantled: true,
+          };
+        }
         logger.info(`line ${outcome.kind}`, { ...outcome });
-        return { id, durationMs: took(), ...outcome, outcome: outcome.kind };
+        const { kind, ...rest } = outcome;
+        if (kind === 'pending')
+          return { id, durationMs: took(), ...rest, reason: outcome.reason, outcome: kind };
+        return { id, durationMs: took(), ...rest, outcome: kind };
       } catch (error) {
         if (error instanceof SkipLine) {
           logger.info('line skipped', { reason: error.message });
@@ -101,10 +153,19 @@ export function createLineWorker(
             notFinished: error.notFinished,
           };
         }
-        const reason = describeError(error);
-        const errorName = error instanceof Error ? error.name : 'unknown';
-        logger.error('line failed', { reason, errorName });
-        return { id, durationMs: took(), outcome: 'failed', reason, errorName };
+        const failure = deadlineReason(options.signal) ?? error;
+        const reason = describeError(failure);
+        const errorName = failure instanceof Error ? failure.name : 'unknown';
+        const conflict = failure instanceof ConflictError;
+        logger.error('line failed', { reason, errorName, ...(conflict ? { conflict } : {}) });
+        return {
+          id,
+          durationMs: took(),
+          outcome: 'failed',
+          reason,
+          errorName,
+          ...(conflict ? { conflict: true as const } : {}),
+        };
       }
     },
   };
@@ -112,12 +173,10 @@ export function createLineWorker(
 
 type LineOutcome =
   | { readonly kind: 'planned'; readonly plan: PlannedLine }
-  | {
-      readonly kind: 'archived' | 'dismantled';
-      readonly bytes: number;
-      readonly uploaded: number;
-      readonly reused: number;
-    };
+  | ({ readonly kind: 'archived' | 'dismantled' } & FileCounts)
+  | ({ readonly kind: 'pending'; readonly reason: string } & FileCounts)
+  /** Dismantled, but the DELETE reply states files other than the archive's: reported loudly. */
+  | ({ readonly kind: 'failed'; readonly reason: string } & FileCounts);
 
 /** A line that is not to be touched: not finished when read by id, or invalid. Reported as skipped. */
 class SkipLine extends Error {
@@ -129,6 +188,21 @@ class SkipLine extends Error {
   }
 }
 
+/** A line as read by id: validated, with its document exactly as the service sent it. */
+interface ReadLine {
+  readonly line: TokensLine;
+  readonly text: string;
+}
+
+/** Where one stated file goes, and whether it must be uploaded. */
+interface FilePlan {
+  readonly file: LineFile;
+  readonly key: string;
+  readonly upload: boolean;
+  /** Earlier versions this file replaces in the manifest (keep-both only). */
+  readonly supersedes: readonly ManifestFile[];
+}
+
 interface LineWorkOptions {
   readonly api: TokensApi;
   readonly archive: Archive;
@@ -138,6 +212,7 @@ interface LineWorkOptions {
   readonly now: () => number;
   readonly retry: LineWorker['retry'];
   readonly tally: Tally;
+  readonly signal: AbortSignal | undefined;
 }
 
 /** Archive-then-dismantle for one line at a time; shared by every line of a run. */
@@ -149,8 +224,10 @@ class LineWork {
   }
 
   async process(id: string, logger: Logger): Promise<LineOutcome> {
-    const { api, archive, request, retry } = this.#o;
-    const line = await this.#read(id);
+    const { request } = this.#o;
+    const first = await this.#read(id, logger);
+    if (first.kind === 'confirmed') return { kind: 'dismantled', bytes: 0, uploaded: 0, reused: 0 };
+    const { line } = first.read;
     if (request.dryRun) {
       return {
         kind: 'planned',
@@ -165,117 +242,511 @@ class LineWork {
       };
     }
 
-    let uploaded = 0;
-    let reused = 0;
-    let bytes = 0;
-    // What the line already has in the archive (a re-run, a crash): only those are checked.
-    const present = await retry(() => archive.lineObjects(id));
-    const limit = pLimit(this.#o.config.fileConcurrency);
-    await Promise.all(
-      line.files.map((file) =>
-        limit(async () => {
-          // A store hiccup on the existence check is retried like one on the upload.
-          const state = present.has(file.name) ? await retry(() => archive.fileState(id, file)) : 'missing';
-          if (state === 'verified') {
-            reused += 1;
-            return;
-          }
-          await retry(async () => {
-            const url = api.fileUrl(id, file);
-            const body = await api.openFile(url);
-            try {
-              await archive.uploadVerified(id, file, body);
-            } catch (error) {
-              if (error instanceof IntegrityError) {
-                this.#o.tally.hashMismatches += 1;
-                logger.warn('file does not match its stated size or hash', {
-                  file: file.name,
-                  error: error.message,
-                });
-              }
-              throw error;
-            }
-          });
-          uploaded += 1;
-          bytes += file.size;
-          logger.debug('file archived', { file: file.name, size: file.size });
-        }),
-      ),
-    );
-
-    await retry(() => this.#ensureManifest(line, present.has('manifest.json')));
-    if (request.archiveOnly) return { kind: 'archived', bytes, uploaded, reused };
-
-    const outcome = await api.deleteLine(id);
-    const at = new Date(this.#o.now()).toISOString();
-    // Keep the reply whatever it says: it is the service's own record of the dismantling.
-    const receipt =
-      outcome.kind === 'already-gone'
-        ? { lineId: id, runId: this.#o.runId, at, alreadyGone: outcome.confirmation }
-        : { lineId: id, runId: this.#o.runId, at, reply: outcome.document };
-    try {
-      await retry(async () => {
-        // A pass that only found the line gone keeps the reply saved by the pass that deleted it.
-        if (outcome.kind === 'already-gone' && (await archive.hasReceipt(id))) return;
-        await archive.writeReceipt(id, receipt);
+    const uploads = new Uploads();
+    let current = first.read;
+    let manifest: Manifest;
+    // The line is read again right before its DELETE: one that changed while its files were
+    // streamed (a file added, restated or dropped) is archived again, or kept as a conflict.
+    for (let round = 1; ; round += 1) {
+      manifest = await this.#archiveRound(current, uploads, logger);
+      if (request.archiveOnly) return { kind: 'archived', ...uploads.counts(manifest) };
+      this.#checkStopped();
+      const fresh = await this.#reread(id);
+      if (fresh === 'gone' || sameFiles(fresh.line.files, manifest.files)) break;
+      if (round >= MAX_ROUNDS) {
+        throw new HousekeepingError(
+          `line ${id}: its files changed ${round} times while being archived; kept, the next run tries again`,
+        );
+      }
+      logger.warn('the line states other files than were just archived; archiving again before any DELETE', {
+        round,
       });
-    } catch (error) {
-      // The line is gone from the service and its archive is complete: reporting it as failed
-      // would send an operator after a line that no longer exists. The receipt is only proof.
-      logger.error('line dismantled, but its receipt could not be written', { reason: describeError(error) });
+      current = fresh;
     }
-    if (outcome.kind === 'deleted') parseDeleteReply(outcome.document, id);
-    return { kind: 'dismantled', bytes, uploaded, reused };
+    return this.#dismantle(id, manifest, uploads.counts(manifest), logger);
   }
 
-  /** Re-reads the line by id just before work: list items carry no links, and status moves on. */
-  async #read(id: string): Promise<TokensLine> {
-    let document: unknown;
+  /** Plans, uploads and records the line's files once: the manifest that states them. */
+  async #archiveRound(read: ReadLine, uploads: Uploads, logger: Logger): Promise<Manifest> {
+    const { archive, retry } = this.#o;
+    const id = read.line.id;
+    // What the line already has in the archive (a re-run, a crash): only those are checked.
+    const present = await retry(() => archive.lineObjects(id));
+    const manifest = present.has('manifest.json') ? await retry(() => archive.readManifest(id)) : undefined;
+    const plans = await this.#planFiles(read.line, manifest, present, logger);
+    await this.#uploadAll(id, plans, uploads, logger);
+    return retry(() => this.#ensureManifest(read, plans, manifest));
+  }
+
+  /**
+   * Where each stated file goes. A verified archive is never overwritten: a file the archive (its
+   * manifest, or the object at the file's key) holds as another version is a conflict, unless the
+   * operator asked to keep both, when the new version goes beside it at its own key.
+   */
+  async #planFiles(
+    line: TokensLine,
+    manifest: Manifest | undefined,
+    present: ReadonlySet<string>,
+    logger: Logger,
+  ): Promise<FilePlan[]> {
+    const { archive, retry, request } = this.#o;
+    const keepBoth = request.onConflict === 'keep-both';
+    const id = line.id;
+    const stated = new Set(line.files.map((file) => file.name));
+    const plans: FilePlan[] = [];
+    const dropped = (manifest?.files ?? []).filter((entry) => !stated.has(entry.name));
+    for (const entry of dropped) {
+      if (!keepBoth) {
+        throw new ConflictError(
+          id,
+          entry.name,
+          entry,
+          undefined,
+          `archived as ${describeFile(entry)}, the service no longer states it`,
+        );
+      }
+    }
+    const inspect = (key: string): Promise<StoredFile> =>
+      present.has(key.slice(archive.lineKey(id).length))
+        ? retry(() => archive.inspect(key))
+        : Promise.resolve({ kind: 'missing' });
+
+    for (const file of line.files) {
+      const defaultKey = archive.fileKey(id, file.name);
+      const newKey = archive.versionKey(id, file.name, file.sha256);
+      const supersedes: ManifestFile[] = [];
+      const entry = manifest?.files.find((recorded) => recorded.name === file.name);
+      let key = defaultKey;
+      if (entry !== undefined && sameFile(entry, file)) {
+        if (entry.key !== defaultKey && entry.key !== newKey) {
+          throw new ConflictError(
+            id,
+            file.name,
+            entry,
+            file,
+            `the manifest names an unexpected key ${entry.key}`,
+          );
+        }
+        key = entry.key;
+      } else if (entry !== undefined) {
+        if (!keepBoth) {
+          throw new ConflictError(
+            id,
+            file.name,
+            entry,
+            file,
+            `archived as ${describeFile(entry)}, the service now states ${describeFile(file)}`,
+          );
+        }
+        supersedes.push(entry);
+        key = newKey;
+      }
+      let state = await inspect(key);
+      if (state.kind === 'verified' && !sameFile(state.recorded, file)) {
+        // A verified archive of another version where this one belongs.
+        if (!keepBoth || key !== defaultKey) {
+          throw new ConflictError(
+            id,
+            file.name,
+            state.recorded,
+            file,
+            `${key} holds a verified ${describeFile(state.recorded)}, the service states ${describeFile(file)}`,
+          );
+        }
+        supersedes.push({ name: file.name, key, ...state.recorded });
+        key = newKey;
+        state = await inspect(key);
+      } else if (state.kind === 'unrecorded') {
+        if (!keepBoth || key !== defaultKey) {
+          throw new ConflictError(
+            id,
+            file.name,
+            undefined,
+            file,
+            `${key} holds an object this tool did not record`,
+          );
+        }
+        key = newKey;
+        state = await inspect(key);
+      }
+      if (state.kind === 'damaged') {
+        logger.warn('archived object does not hold what it recorded; uploading it again', {
+          file: file.name,
+          key,
+          problem: state.problem,
+        });
+      }
+      if (state.kind === 'verified' && !sameFile(state.recorded, file)) {
+        throw new ConflictError(
+          id,
+          file.name,
+          state.recorded,
+          file,
+          `${key} holds ${describeFile(state.recorded)}`,
+        );
+      }
+      if (state.kind === 'unrecorded') {
+        throw new ConflictError(
+          id,
+          file.name,
+          undefined,
+          file,
+          `${key} holds an object this tool did not record`,
+        );
+      }
+      plans.push({ file, key, upload: state.kind !== 'verified', supersedes });
+    }
+    return plans;
+  }
+
+  /**
+   * Downloads and uploads the files that need it. The first file that fails for good stops the
+   * line at once: queued files are not started and the ones in flight are aborted.
+   */
+  async #uploadAll(id: string, plans: readonly FilePlan[], uploads: Uploads, logger: Logger): Promise<void> {
+    const { api, archive, retry, config } = this.#o;
+    const stopLine = new AbortController();
+    const signal =
+      this.#o.signal === undefined ? stopLine.signal : AbortSignal.any([this.#o.signal, stopLine.signal]);
+    const limit = pLimit(config.fileConcurrency);
+    let failure: unknown;
+    await Promise.all(
+      plans
+        .filter((plan) => plan.upload)
+        .map(({ file, key }) =>
+          limit(async () => {
+            if (signal.aborted) return;
+            try {
+              await retry(async () => {
+                const body = await api.openFile(api.fileUrl(id, file), signal);
+                try {
+                  await archive.uploadVerified(id, file, body, { key, signal });
+                } catch (error) {
+                  if (error instanceof IntegrityError) {
+                    this.#o.tally.hashMismatches += 1;
+                    logger.warn('file does not match its stated size or hash', {
+                      file: file.name,
+                      error: error.message,
+                    });
+                  }
+                  throw error;
+                }
+              }, signal);
+              uploads.add(key, file.size);
+              logger.debug('file archived', { file: file.name, key, size: file.size });
+            } catch (error) {
+              if (failure === undefined) {
+                failure = deadlineReason(this.#o.signal) ?? error;
+                limit.clearQueue();
+                stopLine.abort(failure);
+              }
+            }
+          }),
+        ),
+    );
+    if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Writes `line.json` (the document as received) and the manifest, unless the manifest there
+   * already states the same files. A manifest is only ever replaced by one that states every file
+   * it stated (the plan saw to that), or moves them to `superseded` (keep-both).
+   */
+  async #ensureManifest(
+    read: ReadLine,
+    plans: readonly FilePlan[],
+    existing: Manifest | undefined,
+  ): Promise<Manifest> {
+    const { archive, runId, now } = this.#o;
+    const id = read.line.id;
+    const files: ManifestFile[] = plans.map(({ file, key }) => ({
+      name: file.name,
+      key,
+      size: file.size,
+      sha256: file.sha256,
+    }));
+    const at = new Date(now()).toISOString();
+    const stated = new Set(files.map((file) => file.name));
+    const newlySuperseded: ManifestFile[] = [
+      ...plans.flatMap((plan) => plan.supersedes),
+      ...(existing?.files ?? []).filter((entry) => !stated.has(entry.name)),
+    ];
+    const superseded: SupersededFile[] = [...(existing?.superseded ?? [])];
+    for (const entry of newlySuperseded) {
+      if (superseded.some((kept) => kept.key === entry.key && kept.sha256 === entry.sha256)) continue;
+      const { name, key, size, sha256 } = entry;
+      superseded.push({ name, key, size, sha256, supersededBy: runId, supersededAt: at });
+    }
+    if (
+      existing !== undefined &&
+      sameEntries(existing.files, files) &&
+      superseded.length === (existing.superseded?.length ?? 0)
+    ) {
+      return existing;
+    }
+    const lineDocument = await archive.writeLineDocument(id, read.text);
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      lineId: id,
+      runId,
+      archivedAt: at,
+      bucket: archive.bucket,
+      files,
+      ...(superseded.length === 0 ? {} : { superseded }),
+      lineDocument,
+    };
+    await archive.writeManifest(manifest);
+    return manifest;
+  }
+
+  /** Sends the DELETE, confirms what it achieved, and keeps the receipt. */
+  async #dismantle(id: string, manifest: Manifest, counts: FileCounts, logger: Logger): Promise<LineOutcome> {
+    const { api } = this.#o;
+    this.#checkStopped();
+    const reply = await api.deleteLine(id);
+    let confirmation: string;
+    let discrepancy: string | undefined;
+    const replied = this.#confirmedByReply(id, reply);
+    if (replied !== undefined) {
+      confirmation = 'the reply (200, status deleted)';
+      discrepancy = replied.files === undefined ? undefined : differences(manifest.files, replied.files);
+    } else {
+      const seen = await this.#seenGone(id);
+      if (seen.gone) {
+        confirmation = seen.how;
+      } else if (reply.status === 404 || reply.status === 410) {
+        throw new TokensApiError(`DELETE answered ${reply.status} but ${seen.how}`, {
+          method: 'DELETE',
+          url: api.lineUrl(id).href,
+          status: reply.status,
+          retryable: false,
+        });
+      } else {
+        const reason = `DELETE answered ${reply.status}${reply.status === 200 ? ' with an unexpected reply' : ''}, but ${seen.how}: pending, the next run confirms it`;
+        await this.#keepPending(id, reply, logger);
+        return { kind: 'pending', reason, ...counts };
+      }
+    }
+    await this.#keepReceipt(
+      {
+        schemaVersion: 2,
+        lineId: id,
+        runId: this.#o.runId,
+        at: new Date(this.#o.now()).toISOString(),
+        ...(isTaken(reply) ? { reply: replyRecord(reply) } : {}),
+        confirmation,
+        ...(discrepancy === undefined ? {} : { discrepancy }),
+      },
+      logger,
+    );
+    if (discrepancy !== undefined) {
+      return {
+        kind: 'failed',
+        reason: `line ${id}: dismantled, but its DELETE reply states files other than the archive: ${discrepancy}`,
+        ...counts,
+      };
+    }
+    return { kind: 'dismantled', ...counts };
+  }
+
+  /** The DELETE reply's files when it is a 200 describing this line as deleted; undefined otherwise. */
+  #confirmedByReply(id: string, reply: DeleteReply): { files: readonly LineFile[] | undefined } | undefined {
+    if (reply.status !== 200) return undefined;
     try {
-      document = await this.#o.api.getLine(id);
+      return parseDeleteReply(reply.document, id);
     } catch (error) {
-      if (error instanceof TokensApiError && error.status === 404)
-        throw new SkipLine('not found (404)', true);
+      if (error instanceof DocumentError) return undefined;
+      throw error;
+    }
+  }
+
+  /** Whether a GET shows the line gone, and how. */
+  async #seenGone(id: string): Promise<{ gone: boolean; how: string }> {
+    try {
+      const { value } = await this.#o.api.getLine(id);
+      const status = (value as { data?: { attributes?: { status?: unknown } } } | undefined)?.data?.attributes
+        ?.status;
+      if (status === 'deleted') return { gone: true, how: 'GET shows status deleted' };
+      return { gone: false, how: `GET still shows the line (status ${String(status)})` };
+    } catch (error) {
+      const status = error instanceof TokensApiError ? error.status : undefined;
+      if (status === 404 || status === 410) return { gone: true, how: `GET answered ${status}` };
+      throw error;
+    }
+  }
+
+  /**
+   * Keeps the receipt. The line is gone from the service and its archive is complete: a receipt
+   * that cannot be written is logged, not a failure, which would send an operator after a line
+   * that no longer exists.
+   */
+  async #keepReceipt(receipt: Receipt, logger: Logger): Promise<void> {
+    try {
+      const written = await this.#o.retry(() => this.#o.archive.writeReceipt(receipt), undefined);
+      if (written !== 'written') logger.info('receipt', { receipt: written });
+    } catch (error) {
+      logger.error('line dismantled, but its receipt could not be written', { reason: describeError(error) });
+    }
+  }
+
+  async #keepPending(id: string, reply: DeleteReply, logger: Logger): Promise<void> {
+    try {
+      await this.#o.retry(
+        () =>
+          this.#o.archive.writePendingMarker({
+            lineId: id,
+            runId: this.#o.runId,
+            at: new Date(this.#o.now()).toISOString(),
+            reply: replyRecord(reply),
+          }),
+        undefined,
+      );
+    } catch (error) {
+      logger.error('DELETE pending, and its marker could not be written', { reason: describeError(error) });
+    }
+  }
+
+  #checkStopped(): void {
+    const stopped = deadlineReason(this.#o.signal);
+    if (stopped !== undefined) throw stopped;
+  }
+
+  /**
+   * Reads the line by id just before work: list items carry no links, and status moves on. A line
+   * that is gone, whose DELETE an earlier run saw taken but not done (a pending marker), is
+   * confirmed here and its receipt written.
+   */
+  async #read(id: string, logger: Logger): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed' }> {
+    let reply: { text: string; value: unknown };
+    try {
+      reply = await this.#o.api.getLine(id);
+    } catch (error) {
+      const status = error instanceof TokensApiError ? error.status : undefined;
+      if (status === 404 || status === 410) {
+        if (await this.#confirmPending(id, `GET answered ${status}`, logger)) return { kind: 'confirmed' };
+        throw new SkipLine(`not found (${status})`, true);
+      }
       throw error;
     }
     let line: TokensLine;
     try {
-      line = parseLineDocument(document, id);
+      line = parseLineDocument(reply.value, id);
     } catch (error) {
       if (error instanceof DocumentError) throw new SkipLine(`invalid: ${error.message}`, false);
       throw error;
     }
+    if (line.status === 'deleted' && (await this.#confirmPending(id, 'GET shows status deleted', logger))) {
+      return { kind: 'confirmed' };
+    }
     if (line.status !== 'finished') throw new SkipLine(`status is "${line.status}", not finished`, true);
-    return line;
+    return { kind: 'read', read: { line, text: reply.text } };
   }
 
-  /**
-   * Writes the manifest unless an identical one (same files, sizes and hashes) is there; when
-   * the line's listing showed none, it is not looked for.
-   */
-  async #ensureManifest(line: TokensLine, mayExist: boolean): Promise<void> {
-    const { archive } = this.#o;
-    const files = line.files.map((file) => ({
-      name: file.name,
-      key: archive.fileKey(line.id, file.name),
-      size: file.size,
-      sha256: file.sha256,
-    }));
-    const existing = mayExist ? await archive.readManifest(line.id) : undefined;
-    const same =
-      existing !== undefined &&
-      JSON.stringify(existing.files.map(({ name, size, sha256 }) => [name, size, sha256])) ===
-        JSON.stringify(files.map(({ name, size, sha256 }) => [name, size, sha256]));
-    if (same) return;
-    const manifest: Manifest = {
-      schemaVersion: 1,
-      lineId: line.id,
-      runId: this.#o.runId,
-      archivedAt: new Date(this.#o.now()).toISOString(),
-      bucket: archive.bucket,
-      files,
-      line: line.document,
-    };
-    await archive.writeManifest(manifest);
+  /** The re-read before DELETE: the line as it is now, or `gone` (the DELETE then confirms it). */
+  async #reread(id: string): Promise<ReadLine | 'gone'> {
+    let reply: { text: string; value: unknown };
+    try {
+      reply = await this.#o.api.getLine(id);
+    } catch (error) {
+      const status = error instanceof TokensApiError ? error.status : undefined;
+      if (status === 404 || status === 410) return 'gone';
+      throw error;
+    }
+    const line = parseLineDocument(reply.value, id);
+    if (line.status === 'deleted') return 'gone';
+    if (line.status !== 'finished') {
+      throw new HousekeepingError(
+        `line ${id}: status is now "${line.status}", no longer finished; not dismantled`,
+      );
+    }
+    return { line, text: reply.text };
   }
+
+  /** Writes the receipt of a line whose DELETE an earlier run saw taken (202); false when there is no such marker. */
+  async #confirmPending(id: string, how: string, logger: Logger): Promise<boolean> {
+    if (this.#o.request.dryRun) return false;
+    const marker = await this.#o.retry(() => this.#o.archive.readPendingMarker(id));
+    if (marker === undefined) return false;
+    await this.#keepReceipt(
+      {
+        schemaVersion: 2,
+        lineId: id,
+        runId: this.#o.runId,
+        at: new Date(this.#o.now()).toISOString(),
+        reply: marker.reply,
+        confirmation: `${how} (the DELETE was taken by run ${marker.runId} at ${marker.at})`,
+      },
+      logger,
+    );
+    return true;
+  }
+}
+
+/** The files one line's processing uploaded, across its rounds, to count uploads and reuses once. */
+class Uploads {
+  readonly #sizes = new Map<string, number>();
+
+  add(key: string, size: number): void {
+    this.#sizes.set(key, size);
+  }
+
+  /** Uploaded and reused files of the line as the manifest states it. */
+  counts(manifest: Manifest): FileCounts {
+    let uploaded = 0;
+    let bytes = 0;
+    for (const file of manifest.files) {
+      const size = this.#sizes.get(file.key);
+      if (size === undefined) continue;
+      uploaded += 1;
+      bytes += size;
+    }
+    return { bytes, uploaded, reused: manifest.files.length - uploaded };
+  }
+}
+
+function isTaken(reply: DeleteReply): boolean {
+  return reply.status >= 200 && reply.status < 300;
+}
+
+function replyRecord(reply: DeleteReply): NonNullable<Receipt['reply']> {
+  return { status: reply.status, contentType: reply.contentType, body: reply.text };
+}
+
+function describeFile(file: { readonly size: number; readonly sha256: string }): string {
+  return `${file.size} bytes, sha256 ${file.sha256}`;
+}
+
+function sameFile(
+  a: { readonly size: number; readonly sha256: string },
+  b: { readonly size: number; readonly sha256: string },
+): boolean {
+  return a.size === b.size && a.sha256 === b.sha256;
+}
+
+/** Whether the line states exactly the files the manifest records (names, sizes, hashes). */
+function sameFiles(stated: readonly LineFile[], recorded: readonly ManifestFile[]): boolean {
+  return differences(recorded, stated) === undefined;
+}
+
+function sameEntries(a: readonly ManifestFile[], b: readonly ManifestFile[]): boolean {
+  const line = (file: ManifestFile) => `${file.name} ${file.key} ${file.size} ${file.sha256}`;
+  return a.map(line).sort().join('\n') === b.map(line).sort().join('\n');
+}
+
+/** How `stated` differs from the archive's `recorded` files, in words; undefined when it does not. */
+function differences(
+  recorded: readonly ManifestFile[],
+  stated: readonly { readonly name: string; readonly size: number; readonly sha256: string }[],
+): string | undefined {
+  const problems: string[] = [];
+  for (const file of stated) {
+    const entry = recorded.find((candidate) => candidate.name === file.name);
+    if (entry === undefined) problems.push(`${file.name} (${describeFile(file)}) is not archived`);
+    else if (!sameFile(entry, file))
+      problems.push(`${file.name} is archived as ${describeFile(entry)}, stated ${describeFile(file)}`);
+  }
+  for (const entry of recorded) {
+    if (!stated.some((file) => file.name === entry.name)) problems.push(`${entry.name} is no longer stated`);
+  }
+  return problems.length === 0 ? undefined : problems.join('; ');
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry, { AbortError } from 'p-retry';
-import { HousekeepingError, TokensApiError } from './errors.ts';
+import { deadlineReason, HousekeepingError, TokensApiError } from './errors.ts';
 
 /** How often and how patiently a failed operation is tried again. */
 export interface RetryPolicy {
@@ -57,10 +57,12 @@ export async function withRetry<T>(
   policy: RetryPolicy,
   operation: (attempt: number) => Promise<T>,
   onRetry?: RetryListener,
+  signal?: AbortSignal,
 ): Promise<T> {
   try {
-    return await retrying(policy, operation, onRetry);
+    return await retrying(policy, operation, onRetry, signal);
   } catch (error) {
+    if (signal?.aborted === true) throw deadlineReason(signal);
     throw error instanceof NonErrorThrown ? error.value : error;
   }
 }
@@ -76,6 +78,7 @@ function retrying<T>(
   policy: RetryPolicy,
   operation: (attempt: number) => Promise<T>,
   onRetry: RetryListener | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<T> {
   return pRetry(
     async (attempt) => {
@@ -93,6 +96,8 @@ function retrying<T>(
       minTimeout: policy.baseDelayMs,
       maxTimeout: policy.maxDelayMs,
       randomize: true,
+      // The run's deadline: no new attempt, and no wait, once it has passed.
+      ...(signal === undefined ? {} : { signal }),
       shouldRetry: async ({ error, attemptNumber }) => {
         if (!isRetryable(error)) return false;
         const retryAfterMs = error instanceof TokensApiError ? error.details.retryAfterMs : undefined;
@@ -100,7 +105,8 @@ function retrying<T>(
           // Waiting less than the server asked would only be refused again; waiting longer
           // than our cap would stall the run, so a long Retry-After ends the retries.
           if (retryAfterMs > policy.maxDelayMs) return false;
-          await sleep(retryAfterMs);
+          await sleep(retryAfterMs, undefined, signal === undefined ? {} : { signal }).catch(() => undefined);
+          if (signal?.aborted === true) return false;
         }
         onRetry?.(error, attemptNumber + 1);
         return true;

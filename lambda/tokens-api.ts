@@ -4,16 +4,29 @@ import { type Dispatcher, request } from 'undici';
 import { TokensApiError, UnsafeReferenceError } from './errors.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from './retry.ts';
 import type { SessionKeySource } from './session-key.ts';
-import { type LineFile, safeId } from './tokens-line.ts';
+import { type LineFile, parseJsonLimited, safeId } from './tokens-line.ts';
 
 const JSON_API = 'application/vnd.api+json';
 /** A JSON document larger than this is refused rather than buffered. */
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
-/** What a DELETE achieved: the reply document, or a line that was already gone. */
-export type DeleteOutcome =
-  | { readonly kind: 'deleted'; readonly document: unknown }
-  | { readonly kind: 'already-gone'; readonly confirmation: string };
+/** A JSON document from the service: its text as received (to archive) and its parsed value. */
+export interface JsonReply {
+  readonly text: string;
+  /** Parsed with {@link parseJsonLimited}: deep values are not materialized. */
+  readonly value: unknown;
+}
+
+/** The service's answer to a DELETE, as received; whether the line is gone is judged by the caller. */
+export interface DeleteReply {
+  /** 200, 202 or 204 (the DELETE was taken), or 404 / 410 (the line was gone already). */
+  readonly status: number;
+  readonly contentType: string;
+  /** The body as received, `''` when there is none. */
+  readonly text: string;
+  /** The body parsed, when it is JSON; undefined otherwise. */
+  readonly document: unknown;
+}
 
 export interface TokensApiOptions {
   /** `TOKENS_API_URL`: the session key is only ever sent to this origin. */
@@ -24,6 +37,8 @@ export interface TokensApiOptions {
   readonly onRetry?: RetryListener;
   /** Upper bound of one JSON request, body included (a reply that never ends). */
   readonly jsonDeadlineMs?: number;
+  /** The run's deadline: aborts every request and retry of this client when it fires. */
+  readonly signal?: AbortSignal;
   /** A floor on the speed of file bodies (`Config['download']`); absent or 0 B/s: no floor. */
   readonly download?: SpeedFloor;
 }
@@ -42,42 +57,48 @@ export class TokensApi {
     return this.#retrying(() => this.#json('GET', url));
   }
 
-  /** `GET /api/tokens/{id}`, parsed JSON. */
-  getLine(id: string): Promise<unknown> {
-    return this.#retrying(() => this.#json('GET', this.#lineUrl(id)));
+  /** `GET /api/tokens/{id}`: the document as received, and parsed. A 404 or 410 throws with that status. */
+  getLine(id: string): Promise<JsonReply> {
+    return this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id)));
   }
 
   /**
-   * `DELETE /api/tokens/{id}`. A 404 (typically on a retry after a lost reply) is confirmed
-   * with a GET before the line counts as already gone.
+   * `DELETE /api/tokens/{id}`, retried on 5xx and network failures. Any 2xx reply is returned as
+   * received (200 with its JSON document; 202 and 204 often with no body), and so are 404 and 410
+   * (typically on a retry after a lost reply): the caller confirms what they mean. A 200 that is
+   * not JSON (a proxy's page) was never acted on and is retried.
    */
-  async deleteLine(id: string): Promise<DeleteOutcome> {
+  /** `{base}/api/tokens/{id}`, for messages. */
+  lineUrl(id: string): URL {
+    return this.#lineUrl(id);
+  }
+
+  deleteLine(id: string): Promise<DeleteReply> {
     const url = this.#lineUrl(id);
-    try {
-      const document = await this.#retrying(() => this.#json('DELETE', url));
-      return { kind: 'deleted', document };
-    } catch (error) {
-      if (!(error instanceof TokensApiError && error.status === 404)) throw error;
-    }
-    try {
-      const document = await this.getLine(id);
-      const status = (document as { data?: { attributes?: { status?: unknown } } })?.data?.attributes?.status;
-      if (status === 'deleted') return { kind: 'already-gone', confirmation: 'GET shows status deleted' };
-      throw new TokensApiError(
-        `DELETE answered 404 but GET still shows the line (status ${String(status)})`,
-        {
-          method: 'DELETE',
-          url: url.href,
-          status: 404,
-          retryable: false,
-        },
-      );
-    } catch (error) {
-      if (error instanceof TokensApiError && error.status === 404 && error.details.method === 'GET') {
-        return { kind: 'already-gone', confirmation: 'GET answered 404' };
+    return this.#retrying(async () => {
+      const response = await this.#send('DELETE', url, this.#requestSignal());
+      const status = response.statusCode;
+      const contentType = String(response.headers['content-type'] ?? '');
+      if (status === 404 || status === 410) {
+        await response.body.dump().catch(() => undefined);
+        return { status, contentType, text: '', document: undefined };
       }
-      throw error;
-    }
+      if (status === 200) {
+        const { text, value } = await this.#parseJson('DELETE', url, response);
+        return { status, contentType, text, document: value };
+      }
+      if (status === 202 || status === 204) {
+        const text = await this.#readBody('DELETE', url, response.body);
+        let document: unknown;
+        try {
+          document = text === '' ? undefined : parseJsonLimited(text);
+        } catch {
+          document = undefined;
+        }
+        return { status, contentType, text, document };
+      }
+      throw await this.#statusError('DELETE', url, response);
+    });
   }
 
   /**
@@ -113,7 +134,14 @@ export class TokensApi {
   }
 
   #retrying<T>(operation: () => Promise<T>): Promise<T> {
-    return withRetry(this.#options.retry, operation, this.#options.onRetry);
+    return withRetry(this.#options.retry, operation, this.#options.onRetry, this.#options.signal);
+  }
+
+  /** The signal of one JSON request: its own deadline, and the run's. */
+  #requestSignal(): AbortSignal {
+    const timeout = AbortSignal.timeout(this.#options.jsonDeadlineMs ?? 300_000);
+    const run = this.#options.signal;
+    return run === undefined ? timeout : AbortSignal.any([timeout, run]);
   }
 
   #lineUrl(id: string): URL {
@@ -194,12 +222,20 @@ export class TokensApi {
   }
 
   async #json(method: string, url: URL): Promise<unknown> {
-    const signal = AbortSignal.timeout(this.#options.jsonDeadlineMs ?? 300_000);
-    const response = await this.#send(method, url, signal);
+    return (await this.#jsonReply(method, url)).value;
+  }
+
+  async #jsonReply(method: string, url: URL): Promise<JsonReply> {
+    const response = await this.#send(method, url, this.#requestSignal());
     if (response.statusCode !== 200) throw await this.#statusError(method, url, response);
+    return this.#parseJson(method, url, response);
+  }
+
+  /** The JSON body of a 200 reply, as text and parsed; anything else is a retryable failure. */
+  async #parseJson(method: string, url: URL, response: Dispatcher.ResponseData): Promise<JsonReply> {
     const contentType = String(response.headers['content-type'] ?? '');
     if (!/^application\/(vnd\.api\+)?json\b/i.test(contentType)) {
-      await response.body.dump();
+      await response.body.dump().catch(() => undefined);
       // A proxy's HTML error page is usually passing: worth another attempt.
       throw new TokensApiError(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, {
         method,
@@ -208,15 +244,9 @@ export class TokensApi {
         retryable: true,
       });
     }
-    const text = await readText(response.body, MAX_JSON_BYTES, () => {
-      throw new TokensApiError(`JSON body larger than ${MAX_JSON_BYTES} bytes`, {
-        method,
-        url: url.href,
-        retryable: false,
-      });
-    });
+    const text = await this.#readBody(method, url, response.body);
     try {
-      return JSON.parse(text);
+      return { text, value: parseJsonLimited(text) };
     } catch {
       throw new TokensApiError('body is not valid JSON', {
         method,
@@ -225,6 +255,16 @@ export class TokensApi {
         retryable: true,
       });
     }
+  }
+
+  #readBody(method: string, url: URL, body: Readable): Promise<string> {
+    return readText(body, MAX_JSON_BYTES, () => {
+      throw new TokensApiError(`JSON body larger than ${MAX_JSON_BYTES} bytes`, {
+        method,
+        url: url.href,
+        retryable: false,
+      });
+    });
   }
 
   async #statusError(method: string, url: URL, response: Dispatcher.ResponseData): Promise<TokensApiError> {

@@ -56,18 +56,24 @@ const REQUIRED_FILES: Readonly<Record<string, readonly string[]>> = {
   metrics: ['data', 'score', 'analysis', 'delta'],
 };
 
-/** Whether a value is a line id: a UUID, and so safe in a URL path and an S3 key. */
+/** Whether a value is a line id: a UUID (either case), and so safe in a URL path and an S3 key. */
 export function isLineId(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
 }
 
 /**
- * The id itself, when it is a UUID; otherwise an {@link UnsafeReferenceError}, before the value
- * can become a URL path or an S3 key. `what` names it ("line id", "run id").
+ * The id in its canonical form, lower case (UUIDs are case-insensitive, RFC 9562), when it is a
+ * UUID; otherwise an {@link UnsafeReferenceError}, before the value can become a URL path or an S3
+ * key. `what` names it ("line id", "run id"). One line has one archive prefix whatever the case.
  */
 export function safeId(value: string, what = 'line id'): string {
   if (!isLineId(value)) throw new UnsafeReferenceError(`${what} ${JSON.stringify(value)} is not a UUID`);
-  return value;
+  return value.toLowerCase();
+}
+
+/** Whether two line ids name the same line (UUIDs compare case-insensitively). */
+export function sameLineId(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
 }
 
 /** The file name itself, when it is a short `[a-z0-9_-]` word; otherwise an {@link UnsafeReferenceError}. */
@@ -108,8 +114,9 @@ function idAndStatus(
   resource: Record<string, unknown>,
   where: string,
 ): { id: string; status: string; attributes: Record<string, unknown> } {
-  const id = resource.id;
-  if (!isLineId(id)) throw new DocumentError(where, `data.id: expected a UUID, got ${describe(id)}`);
+  const rawId = resource.id;
+  if (!isLineId(rawId)) throw new DocumentError(where, `data.id: expected a UUID, got ${describe(rawId)}`);
+  const id = rawId.toLowerCase();
   if (resource.type !== 'tokens') {
     throw new DocumentError(where, `data.type: expected "tokens", got ${describe(resource.type)}`);
   }
@@ -189,7 +196,7 @@ export function parseLineDocument(document: unknown, expectedId: string): Tokens
   const where = `line ${expectedId}`;
   const resource = resourceOf(document, where);
   const { id, status, attributes } = idAndStatus(resource, where);
-  if (id !== expectedId) throw new DocumentError(where, `the reply describes another line (${id})`);
+  if (!sameLineId(id, expectedId)) throw new DocumentError(where, `the reply describes another line (${id})`);
   const rawLinks = isObject(document) ? document.links : undefined;
   const links = isObject(rawLinks) ? rawLinks : {};
   const files = status === 'finished' ? parseFiles(attributes, links, where) : [];
@@ -205,13 +212,27 @@ export function parseLineDocument(document: unknown, expectedId: string): Tokens
   };
 }
 
-/** Validates the DELETE reply: it must describe this line, now `deleted`. */
-export function parseDeleteReply(document: unknown, expectedId: string): { readonly document: unknown } {
+/**
+ * Validates the DELETE reply: it must describe this line, now `deleted`. Its files, when it states
+ * them readably, are returned to be compared with the manifest (the line may have changed in the
+ * last milliseconds); `undefined` when it states none or states them malformed.
+ */
+export function parseDeleteReply(
+  document: unknown,
+  expectedId: string,
+): { readonly document: unknown; readonly files: readonly LineFile[] | undefined } {
   const where = `DELETE reply for line ${expectedId}`;
-  const { id, status } = idAndStatus(resourceOf(document, where), where);
-  if (id !== expectedId) throw new DocumentError(where, `the reply describes another line (${id})`);
+  const { id, status, attributes } = idAndStatus(resourceOf(document, where), where);
+  if (!sameLineId(id, expectedId)) throw new DocumentError(where, `the reply describes another line (${id})`);
   if (status !== 'deleted') throw new DocumentError(where, `status is "${status}", expected "deleted"`);
-  return { document };
+  let files: LineFile[] | undefined;
+  try {
+    files = parseFiles(attributes, {}, where);
+  } catch (error) {
+    if (!(error instanceof DocumentError)) throw error;
+    files = undefined;
+  }
+  return { document, files };
 }
 
 function plannedFromList(attributes: Record<string, unknown>): { files?: number; bytes?: number } {
@@ -255,4 +276,64 @@ export function parseListPage(document: unknown): ListPage {
   const next =
     isObject(links) && typeof links.next === 'string' && links.next !== '' ? links.next : undefined;
   return { lines, invalid, next };
+}
+
+/** Containers nested deeper than this in a service document are not materialized. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Parses a JSON document from the service, keeping only what lies within `maxDepth` levels: a
+ * deeper array or object becomes `null`. The pass reads only shallow fields (id, status, files,
+ * links), and the document itself is archived as received, byte for byte; so a hostile or odd
+ * document (a value nested a million levels deep, 64 MiB of `[`) can neither exhaust the heap
+ * nor break a later walk of the value. One linear scan, no recursion. The text outside the
+ * skipped parts must be valid JSON (`JSON.parse` judges it); a skipped part must be balanced.
+ */
+export function parseJsonLimited(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
+  const kept: string[] = [];
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const char = text.charCodeAt(i);
+    if (char === 0x22 /* " */) {
+      i = stringEnd(text, i);
+    } else if (char === 0x5b /* [ */ || char === 0x7b /* { */) {
+      depth += 1;
+      if (depth > maxDepth) {
+        kept.push(text.slice(from, i), 'null');
+        i = containerEnd(text, i);
+        from = i + 1;
+        depth -= 1;
+      }
+    } else if (char === 0x5d /* ] */ || char === 0x7d /* } */) {
+      depth -= 1;
+    }
+  }
+  kept.push(text.slice(from));
+  return JSON.parse(kept.length === 1 ? text : kept.join(''));
+}
+
+/** The index of the closing quote of the string opening at `start`. */
+function stringEnd(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i += 1) {
+    const char = text.charCodeAt(i);
+    if (char === 0x5c /* \ */) i += 1;
+    else if (char === 0x22) return i;
+  }
+  throw new SyntaxError('unterminated string');
+}
+
+/** The index of the bracket closing the container opening at `start` (strings skipped). */
+function containerEnd(text: string, start: number): number {
+  let depth = 0;
+  for (let i = start; i < text.length; i += 1) {
+    const char = text.charCodeAt(i);
+    if (char === 0x22) i = stringEnd(text, i);
+    else if (char === 0x5b || char === 0x7b) depth += 1;
+    else if (char === 0x5d || char === 0x7d) {
+      depth -= 1;
+      if (depth === 0) return i;
+    }
+  }
+  throw new SyntaxError('unbalanced brackets');
 }

@@ -17,6 +17,8 @@ export interface WorkMessage {
   readonly plannedAt: string;
   /** Archive without DELETE (a manual `archiveOnly` run). */
   readonly archiveOnly: boolean;
+  /** An operator's `keep-both` resolution of conflicts (a manual run with ids); absent: fail. */
+  readonly onConflict?: 'keep-both';
 }
 
 /** SendMessageBatch takes at most this many entries. */
@@ -28,12 +30,19 @@ const messageBody = z.strictObject({
   runId: uuid(),
   plannedAt: z.optional(z.iso.datetime()),
   archiveOnly: z.optional(z.boolean()),
+  onConflict: z.optional(z.literal('keep-both')),
 });
 
 /** The JSON body of a {@link WorkMessage}; `archiveOnly` only when set. */
 export function encodeWorkMessage(message: WorkMessage): string {
-  const { lineId, runId, plannedAt, archiveOnly } = message;
-  return JSON.stringify({ lineId, runId, plannedAt, ...(archiveOnly ? { archiveOnly: true } : {}) });
+  const { lineId, runId, plannedAt, archiveOnly, onConflict } = message;
+  return JSON.stringify({
+    lineId,
+    runId,
+    plannedAt,
+    ...(archiveOnly ? { archiveOnly: true } : {}),
+    ...(onConflict === undefined ? {} : { onConflict }),
+  });
 }
 
 /**
@@ -55,6 +64,7 @@ export function parseWorkMessage(body: string, now: () => number): WorkMessage {
     runId: parsed.data.runId,
     plannedAt: parsed.data.plannedAt ?? new Date(now()).toISOString(),
     archiveOnly: parsed.data.archiveOnly ?? false,
+    ...(parsed.data.onConflict === undefined ? {} : { onConflict: parsed.data.onConflict }),
   };
 }
 

@@ -10,6 +10,7 @@ import {
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventError } from '../../lambda/errors.ts';
+import { FULL_PASS } from '../../lambda/event.ts';
 import type { FanoutPlan, LineRecord } from '../../lambda/fanout.ts';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/fanout-invoke.ts';
 import { type Summary, summarize } from '../../lambda/housekeeping.ts';
@@ -154,7 +155,7 @@ async function wholeRun(local: LocalStack, runId: string): Promise<Summary> {
   );
   return summarize(
     runId,
-    { dryRun: false, archiveOnly: plan.archiveOnly, ids: undefined, maxLines: undefined },
+    { ...FULL_PASS, archiveOnly: plan.archiveOnly },
     { listed: plan.listed, finished: plan.finished, candidates: [], skipped: plan.skipped },
     records.map((record) => record.result),
     {

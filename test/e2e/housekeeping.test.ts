@@ -53,8 +53,9 @@ describe('housekeeping pass over real HTTP', () => {
       [
         `tokens/${plain}/data`,
         `tokens/${plain}/deleted.json`,
+        `tokens/${plain}/line.json`,
         `tokens/${plain}/manifest.json`,
-        ...['analysis', 'data', 'deleted.json', 'delta', 'manifest.json', 'score'].map(
+        ...['analysis', 'data', 'deleted.json', 'delta', 'line.json', 'manifest.json', 'score'].map(
           (n) => `tokens/${metrics}/${n}`,
         ),
       ].sort(),
@@ -72,16 +73,27 @@ describe('housekeeping pass over real HTTP', () => {
         lineId: string;
         runId: string;
         files: { name: string; sha256: string; size: number; key: string }[];
-        line: { data: { id: string } };
+        lineDocument: { key: string; size: number; sha256: string };
       };
       expect(manifest.lineId).toBe(id);
       expect(manifest.runId).toBe(summary.runId);
-      expect(manifest.line.data.id).toBe(id);
+      expect(manifest.lineDocument.key).toBe(`tokens/${id}/line.json`);
+      expect(await objectDigest(local.s3Client, local.bucket, manifest.lineDocument.key)).toEqual({
+        sha256: manifest.lineDocument.sha256,
+        size: manifest.lineDocument.size,
+      });
+      const document = (await objectJson(local.s3Client, local.bucket, manifest.lineDocument.key)) as {
+        data: { id: string };
+      };
+      expect(document.data.id).toBe(id);
       expect(manifest.files.map((f) => f.name).sort()).toEqual([...files.keys()].sort());
       const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
-        reply: { data: { id: string; attributes: { status: string } } };
+        reply: { status: number; body: string };
+        confirmation: string;
       };
-      expect(receipt.reply.data).toMatchObject({ id, attributes: { status: 'deleted' } });
+      expect(receipt.reply.status).toBe(200);
+      expect(receipt.confirmation).toBe('the reply (200, status deleted)');
+      expect(JSON.parse(receipt.reply.body).data).toMatchObject({ id, attributes: { status: 'deleted' } });
     }
     for (const id of [requested, started]) {
       expect(local.tokens.deleteCount(id)).toBe(0);
@@ -133,7 +145,8 @@ describe('housekeeping pass over real HTTP', () => {
     const stored = await objectDigest(local.s3Client, local.bucket, `tokens/${id}/data`);
     expect(stored.sha256).toBe(local.tokens.lines.get(id)?.files.get('data')?.sha256);
     const gets = local.tokens.requests.filter((r) => r.method === 'GET' && r.path === `/api/tokens/${id}`);
-    expect(gets.map((r) => r.status)).toEqual([429, 200]);
+    // The 429, the read before work, and the read again right before the DELETE.
+    expect(gets.map((r) => r.status)).toEqual([429, 200, 200]);
     const [refusedAt = 0, acceptedAt = 0] = gets.map((r) => r.at);
     expect(acceptedAt - refusedAt).toBeGreaterThanOrEqual(1000);
   });
@@ -215,7 +228,8 @@ describe('housekeeping pass over real HTTP', () => {
     expect(first).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 4, filesReused: 0 });
     expect(second).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 0, filesReused: 4, bytes: 0 });
     expect(local.tokens.deleteCount(id)).toBe(0);
-    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(5);
+    // Four files, line.json and the manifest.
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(6);
     const puts = local.tokens.requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`));
     expect(puts).toHaveLength(4);
   });

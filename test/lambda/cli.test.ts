@@ -33,18 +33,55 @@ describe('payloadFromArgs', () => {
   });
 
   it('maps every flag together to the payload the event parser reads', () => {
-    const args = ['--dry-run', '--archive-only', '--max-lines', '3', '--ids', `${LINE_A},${LINE_B}`];
+    const args = [
+      '--dry-run',
+      '--archive-only',
+      '--max-lines',
+      '3',
+      '--ids',
+      `${LINE_A},${LINE_B}`,
+      '--max-duration',
+      '10m',
+      '--on-conflict',
+      'keep-both',
+    ];
 
     const payload = payloadFromArgs(args);
 
-    expect(payload).toEqual({ dryRun: true, archiveOnly: true, maxLines: 3, ids: [LINE_A, LINE_B] });
+    expect(payload).toEqual({
+      dryRun: true,
+      archiveOnly: true,
+      maxLines: 3,
+      ids: [LINE_A, LINE_B],
+      maxDurationSeconds: 600,
+      onConflict: 'keep-both',
+    });
     expect(parseEvent(payload)).toEqual({
       dryRun: true,
       archiveOnly: true,
       maxLines: 3,
       ids: [LINE_A, LINE_B],
+      maxDurationSeconds: 600,
+      onConflict: 'keep-both',
     });
   });
+
+  it.each([
+    ['30s', 30],
+    ['90', 90],
+    ['10m', 600],
+    ['1h', 3600],
+    ['2d', 172_800],
+  ])('reads the duration %s as %i seconds', (text, seconds) => {
+    expect(payloadFromArgs(['--max-duration', text]).maxDurationSeconds).toBe(seconds);
+  });
+
+  it.each([['0'], ['abc'], ['10 minutes'], ['1.5h'], ['']])(
+    'refuses the duration %j, naming the flag',
+    (text) => {
+      expect(() => payloadFromArgs(['--max-duration', text])).toThrow(/--max-duration: expected a duration/);
+    },
+  );
 
   it.each([['--dryrun'], ['--force'], ['-x'], ['--ids']])(
     'throws on the unknown or incomplete flag %s',

@@ -96,6 +96,7 @@ describe('loadConfig', () => {
         },
         sessionKeyTtlMs: 300_000,
         timeReserveMs: 90_000,
+        deadlineReserveMs: 20_000,
         s3EndpointOverride: undefined,
         secretsEndpointOverride: undefined,
         listing: { maxPages: 10_000, maxEmptyPages: 20 },

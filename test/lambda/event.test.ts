@@ -82,7 +82,14 @@ describe('parseEvent', () => {
 
       const request = parseEvent(event);
 
-      expect(request).toEqual({ dryRun: true, ids: [LINE_A, LINE_B], archiveOnly: true, maxLines: 3 });
+      expect(request).toEqual({
+        dryRun: true,
+        ids: [LINE_A, LINE_B],
+        archiveOnly: true,
+        maxLines: 3,
+        onConflict: 'fail',
+        maxDurationSeconds: undefined,
+      });
     });
 
     it('fills the fields it is not given with the full-pass values', () => {
@@ -90,8 +97,34 @@ describe('parseEvent', () => {
 
       const request = parseEvent(event);
 
-      expect(request).toEqual({ dryRun: true, ids: undefined, archiveOnly: false, maxLines: undefined });
+      expect(request).toEqual({
+        dryRun: true,
+        ids: undefined,
+        archiveOnly: false,
+        maxLines: undefined,
+        onConflict: 'fail',
+        maxDurationSeconds: undefined,
+      });
     });
+
+    it('takes keep-both and a max duration for named lines, in lower case', () => {
+      const event = { ids: [LINE_A.toUpperCase(), LINE_A], onConflict: 'keep-both', maxDurationSeconds: 60 };
+
+      const request = parseEvent(event);
+
+      expect(request).toMatchObject({ ids: [LINE_A], onConflict: 'keep-both', maxDurationSeconds: 60 });
+    });
+
+    it('refuses keep-both without ids: a person resolves named lines', () => {
+      expect(() => parseEvent({ onConflict: 'keep-both' })).toThrow(/keep-both.*give ids/);
+    });
+
+    it.each([[{ onConflict: 'overwrite' }], [{ maxDurationSeconds: 0 }], [{ maxDurationSeconds: 1.5 }]])(
+      'refuses %j',
+      (event) => {
+        expect(() => parseEvent(event)).toThrow(EventError);
+      },
+    );
 
     it('collapses duplicate ids, keeping the first order', () => {
       const event = { ids: [LINE_A, LINE_B, LINE_A, LINE_B, LINE_A] };

@@ -441,7 +441,11 @@ describe('planFanout', () => {
     const { config, deps } = await arrange([{ status: 'finished' }]);
     const { queue, batches } = fakeQueue();
 
-    const plan = await planFanout(deps, config, queue, FULL_PASS, { runId: RUN_ID, remainingMs: () => 1000 });
+    // Less than the time reserve (90 s), more than the deadline reserve (20 s).
+    const plan = await planFanout(deps, config, queue, FULL_PASS, {
+      runId: RUN_ID,
+      remainingMs: () => 30_000,
+    });
 
     expect(plan).toMatchObject({ enqueued: 0, deferred: 1 });
     expect(batches).toEqual([]);
@@ -648,6 +652,7 @@ describe('workBatch', () => {
     expect(local.tokens.deleteCount(id)).toBe(0);
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toEqual([
       `tokens/${id}/data`,
+      `tokens/${id}/line.json`,
       `tokens/${id}/manifest.json`,
     ]);
   });

@@ -39,7 +39,10 @@ export interface SimLine {
   id: string;
   status: LineStatus | 'deleted';
   analysis: 'none' | 'metrics';
-  files: Map<string, { size: number; sha256: string }>;
+  /** What the line states now: each file's size and hash (`content` seeds its bytes, default the name). */
+  files: Map<string, { size: number; sha256: string; content?: string }>;
+  /** Every version ever stated for each file name, oldest first (a line can change its mind). */
+  history: Map<string, { size: number; sha256: string }[]>;
 }
 
 /**
@@ -59,7 +62,15 @@ export type Fault =
   | { kind: 'never-ends' }
   | { kind: 'bad-json' }
   | { kind: 'wrong-content-type' }
-  | { kind: 'delete-lost' };
+  | { kind: 'delete-lost' }
+  /**
+   * DELETE only: answer `status` (200, 202, 204 or 410) with `body` ('none', the usual document, or
+   * the document of another line id); `acts` says whether the line is deleted now (202: later, by
+   * `completeDeletion`).
+   */
+  | { kind: 'delete-reply'; status: number; acts: boolean; body: 'none' | 'document' | 'other-id' }
+  /** Serves the body at `chunkBytes` every `everyMs` (a body that trickles, never stalls). */
+  | { kind: 'trickle'; chunkBytes: number; everyMs: number };
 
 /**
  * A fault with its scope. `id`/`file` narrow the match when given. A fault is only consumed by a request
@@ -117,6 +128,20 @@ export interface TokensService {
   setRawLine(id: string, doc: unknown): void;
   /** How many DELETEs were received for the id, whatever their outcome (401s included). */
   deleteCount(id: string): number;
+  /** The line now states other bytes for `name` (another size and hash), as a service changing its mind. */
+  restateFile(id: string, name: string, size?: number): void;
+  /** The line now states one more file. */
+  addFile(id: string, name: string, size: number): void;
+  /** Deletes a line now (a 202's deferred deletion). */
+  completeDeletion(id: string): void;
+  /** Called with each request's method and path before it is handled (to change a line mid-run). */
+  onRequest(hook: ((method: string, path: string) => void) | undefined): void;
+  /** The status a deleted or unknown line answers on GET (404 by default; 410 Gone). */
+  setGoneStatus(status: 404 | 410): void;
+  /** Echo the id as the request spelled it (upper case), as a case-insensitive service may. */
+  setEchoRequestedId(echo: boolean): void;
+  /** Adds an attribute to the single-line reply as raw JSON text (e.g. nested a million levels deep). */
+  setRawAttribute(id: string, name: string, json: string): void;
   /** Closes the server and destroys every open socket, stalled ones included. */
   close(): Promise<void>;
 }
@@ -225,6 +250,10 @@ interface BodySource {
 /** Chunks are recycled once written, so a transfer of any length uses a handful of buffers. */
 function fileSource(id: string, name: string, size: number): BodySource {
   const content = new FileContent(id, name);
+  return contentSource(content, size);
+}
+
+function contentSource(content: FileContent, size: number): BodySource {
   const free: ArrayBuffer[] = [];
   return {
     size,
@@ -410,6 +439,10 @@ class Simulator implements TokensService {
     });
   });
   #rawListItems: unknown[] = [];
+  #onRequest: ((method: string, path: string) => void) | undefined;
+  #goneStatus: 404 | 410 = 404;
+  #echoRequestedId = false;
+  readonly #rawAttributes = new Map<string, Record<string, string>>();
   #sessionKey: string;
   readonly #pageSize: number | undefined;
 
@@ -462,7 +495,7 @@ class Simulator implements TokensService {
       plannedFiles.set(name, validSize(size, `fileSizes.${name}`));
     }
     const idHash = createHash('sha256').update(id).digest();
-    const sim: SimLine = { id, status: 'requested', analysis, files: new Map() };
+    const sim: SimLine = { id, status: 'requested', analysis, files: new Map(), history: new Map() };
     const state: LineState = {
       sim,
       seed: randomUUID(),
@@ -515,7 +548,7 @@ class Simulator implements TokensService {
     if (status === 'finished') {
       if (state.sim.files.size === 0) {
         for (const [name, size] of state.plannedFiles) {
-          state.sim.files.set(name, { size, sha256: hashFile(state.sim.id, name, size) });
+          this.#state(state, name, size, name);
         }
       }
     } else {
@@ -527,8 +560,54 @@ class Simulator implements TokensService {
     const file = this.#lines.get(id)?.files.get(name);
     if (!file) throw new Error(`no file ${name} for line ${id}`);
     const bytes = Buffer.from(new ArrayBuffer(file.size));
-    new FileContent(id, name).fill(bytes, 0);
+    new FileContent(id, file.content ?? name).fill(bytes, 0);
     return bytes;
+  }
+
+  /** Sets what the line states for one file, and remembers it in the file's history. */
+  #state(state: LineState, name: string, size: number, content: string): void {
+    const sha256 = hashFile(state.sim.id, content, size);
+    state.sim.files.set(name, { size, sha256, content });
+    const versions = state.sim.history.get(name) ?? [];
+    versions.push({ size, sha256 });
+    state.sim.history.set(name, versions);
+  }
+
+  restateFile(id: string, name: string, size?: number): void {
+    const state = this.#states.get(id);
+    const file = state?.sim.files.get(name);
+    if (!state || !file) throw new Error(`no file ${name} for line ${id}`);
+    const version = state.sim.history.get(name)?.length ?? 1;
+    this.#state(state, name, size ?? file.size, `${name}#v${version + 1}`);
+  }
+
+  addFile(id: string, name: string, size: number): void {
+    const state = this.#states.get(id);
+    if (!state || state.sim.status !== 'finished') throw new Error(`line ${id} is not finished`);
+    this.#state(state, name, validSize(size, 'size'), name);
+  }
+
+  completeDeletion(id: string): void {
+    const state = this.#liveState(id);
+    if (!state) throw new Error(`line ${id} is not live`);
+    state.deleted = { from: state.sim.status as LineStatus, at: Date.now() };
+    state.sim.status = 'deleted';
+  }
+
+  onRequest(hook: ((method: string, path: string) => void) | undefined): void {
+    this.#onRequest = hook;
+  }
+
+  setGoneStatus(status: 404 | 410): void {
+    this.#goneStatus = status;
+  }
+
+  setEchoRequestedId(echo: boolean): void {
+    this.#echoRequestedId = echo;
+  }
+
+  setRawAttribute(id: string, name: string, json: string): void {
+    this.#rawAttributes.set(id, { ...this.#rawAttributes.get(id), [name]: json });
   }
 
   inject(rule: FaultRule): void {
@@ -598,7 +677,10 @@ class Simulator implements TokensService {
     } catch {
       parts = [];
     }
-    const [api, tokens, id, sub, ...rest] = parts;
+    this.#onRequest?.(method, req.url ?? '');
+    const [api, tokens, requestedId, sub, ...rest] = parts;
+    // UUIDs are case-insensitive: the service finds a line whatever the case of the request.
+    const id = requestedId === undefined ? undefined : requestedId.toLowerCase();
     const isTokens = api === 'api' && tokens === 'tokens' && rest.length === 0 && id !== '' && sub !== '';
     if (method === 'DELETE' && isTokens && id !== undefined && sub === undefined) {
       this.#deletes.set(id, this.deleteCount(id) + 1);
@@ -611,7 +693,7 @@ class Simulator implements TokensService {
     if (method === 'GET' && id === undefined) return this.#list(req, res, record, url);
     if (id === undefined) return this.#send(req, res, record, errorReply(405, { allow: 'GET' }));
     if (sub === undefined) {
-      if (method === 'GET') return this.#getLine(req, res, record, id);
+      if (method === 'GET') return this.#getLine(req, res, record, id, requestedId ?? id);
       if (method === 'DELETE') return this.#delete(req, res, record, id);
       return this.#send(req, res, record, errorReply(405, { allow: 'GET, DELETE' }));
     }
@@ -648,6 +730,7 @@ class Simulator implements TokensService {
     res: ServerResponse,
     record: RequestRecord,
     id: string,
+    requestedId: string,
   ): Promise<void> {
     if (this.#rawLines.has(id)) {
       // `undefined` cannot be serialised: serve it as an empty body, another hostile case.
@@ -655,13 +738,19 @@ class Simulator implements TokensService {
       return this.#send(req, res, record, jsonReply(200, text), this.#takeFault('get', id));
     }
     const state = this.#liveState(id);
-    if (!state) return this.#send(req, res, record, errorReply(404));
+    if (!state) return this.#send(req, res, record, errorReply(this.#goneStatus));
     const status = state.sim.status as LineStatus;
     const links: Record<string, string> = { self: '/api/tokens', info: `/api/tokens/${id}` };
     if (status === 'finished') links.data = `/api/tokens/${id}/data`;
     Object.assign(links, this.#linkOverrides.get(id));
-    const doc = { meta: { seed: state.seed }, links, data: this.#resource(state, status, true) };
-    return this.#send(req, res, record, jsonReply(200, doc), this.#takeFault('get', id));
+    const data = this.#resource(state, status, true);
+    if (this.#echoRequestedId) data.id = requestedId;
+    let text = JSON.stringify({ meta: { seed: state.seed }, links, data });
+    for (const [name, json] of Object.entries(this.#rawAttributes.get(id) ?? {})) {
+      // Spliced in as text: the simulator itself must not walk a value nested too deep to serialize.
+      text = text.replace('"attributes":{', `"attributes":{${JSON.stringify(name)}:${json},`);
+    }
+    return this.#send(req, res, record, jsonReply(200, text), this.#takeFault('get', id));
   }
 
   async #getSub(
@@ -690,7 +779,7 @@ class Simulator implements TokensService {
     const reply: Reply = {
       status: 200,
       headers: { 'content-type': 'application/octet-stream', 'cache-control': 'no-cache' },
-      body: fileSource(id, sub, file.size),
+      body: fileSource(id, file.content ?? sub, file.size),
       chunked: false,
     };
     return this.#send(req, res, record, reply, this.#takeFault('file', id, sub));
@@ -698,15 +787,28 @@ class Simulator implements TokensService {
 
   async #delete(req: IncomingMessage, res: ServerResponse, record: RequestRecord, id: string): Promise<void> {
     const state = this.#liveState(id);
-    if (!state) return this.#send(req, res, record, errorReply(404));
+    if (!state) return this.#send(req, res, record, errorReply(this.#goneStatus));
     const fault = this.#takeFault('delete', id);
     // A refusal (status) or an interposed HTML page means the service never acted; any other fault damages
     // the reply of a deletion that did happen.
-    if (fault?.kind !== 'status' && fault?.kind !== 'wrong-content-type') {
+    const acts =
+      fault?.kind === 'delete-reply'
+        ? fault.acts
+        : fault?.kind !== 'status' && fault?.kind !== 'wrong-content-type';
+    if (acts) {
       state.deleted = { from: state.sim.status as LineStatus, at: Date.now() };
       state.sim.status = 'deleted';
     }
-    const doc = { links: { self: `/api/tokens/${id}` }, data: this.#resource(state, 'deleted', true) };
+    const data = this.#resource(state, 'deleted', true);
+    if (fault?.kind === 'delete-reply') {
+      if (fault.body === 'other-id') data.id = randomUUID();
+      const reply =
+        fault.body === 'none'
+          ? { status: fault.status, headers: {}, body: bufferSource(Buffer.alloc(0)), chunked: false }
+          : jsonReply(fault.status, { links: { self: `/api/tokens/${id}` }, data });
+      return this.#send(req, res, record, reply);
+    }
+    const doc = { links: { self: `/api/tokens/${id}` }, data };
     return this.#send(req, res, record, jsonReply(200, doc), fault);
   }
 
@@ -851,6 +953,12 @@ class Simulator implements TokensService {
         return;
       case 'corrupt':
         await pump(res, body, size, size > 0 ? Math.floor(size / 2) : -1);
+        break;
+      case 'trickle':
+        for (let left = size; left > 0 && !res.destroyed; left -= fault.chunkBytes) {
+          await pump(res, body, Math.min(fault.chunkBytes, left));
+          await delay(fault.everyMs);
+        }
         break;
       default:
         await pump(res, body, size);

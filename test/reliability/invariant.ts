@@ -92,6 +92,11 @@ export interface InvariantOptions {
   readonly receipts?: 'required' | 'optional';
   /** Texts that must appear in no summary, error or output (the session key is always included). */
   readonly secrets?: readonly string[];
+  /**
+   * Lines the scenario changed in the last moment of their DELETE (the reply states other files
+   * than the manifest): deleted without the final statement archived, by design reported loudly.
+   */
+  readonly changedAtDelete?: readonly string[];
 }
 
 export interface InvariantReport {
@@ -108,6 +113,12 @@ interface ManifestShape {
   schemaVersion?: unknown;
   lineId?: unknown;
   files?: { name?: unknown; key?: unknown; size?: unknown; sha256?: unknown }[];
+}
+
+/** `data` or `data.sha256-{hash}` (a newer version kept beside the original): the file's name and the hash its key names. */
+function fileObjectName(name: string): { file: string; keyHash: string | undefined } {
+  const match = /^([a-z0-9][a-z0-9_-]{0,31})\.sha256-([0-9a-f]{64})$/.exec(name);
+  return match === null ? { file: name, keyHash: undefined } : { file: match[1] ?? '', keyHash: match[2] };
 }
 
 /**
@@ -217,7 +228,9 @@ export async function inspectInvariant(
 
   // Every object in the bucket, judged on its own.
   const raw = rawClient(archive.s3.address);
+  /** `{key} {sha256}` of every file object holding a stated version. */
   const goodFiles = new Set<string>();
+  const manifestsOf = new Map<string, ManifestShape>();
   const manifests = new Set<string>();
   const receipts = new Set<string>();
   try {
@@ -226,6 +239,8 @@ export async function inspectInvariant(
       if (key.startsWith(`${prefix}_runs/`) && key.endsWith('.json')) continue;
       // Fan-out mode's queued markers likewise: a line id and a run id, no file bytes.
       if (key.startsWith(`${prefix}_queued/`) && key.endsWith('.json')) continue;
+      // Pending-DELETE markers: the service's 202 reply, no file bytes.
+      if (key.startsWith(`${prefix}_pending/`) && key.endsWith('.json')) continue;
       const parts = key.startsWith(prefix) ? key.slice(prefix.length).split('/') : [];
       const [id = '', name = ''] = parts;
       const line = before.lines.get(id);
@@ -238,37 +253,34 @@ export async function inspectInvariant(
         problems.push(`${key}: object of a line that was ${line.status}, not finished`);
         continue;
       }
-      const stated = line.files.get(name);
-      if (stated !== undefined) {
+      // A file object must hold a version the service stated for that file at some point (it can
+      // change its mind), and a versioned key must hold the version its name says.
+      const { file, keyHash } = fileObjectName(name);
+      const versions = archive.tokens.lines.get(id)?.history.get(file) ?? [];
+      if (versions.length > 0 || line.files.has(file)) {
         const stored = await objectDigest(raw, archive.bucket, key);
         objectsHashed += 1;
-        if (stored.sha256 === stated.sha256 && stored.size === stated.size) {
-          goodFiles.add(key);
+        const stated = versions.find((v) => v.sha256 === stored.sha256 && v.size === stored.size);
+        if (stated !== undefined && (keyHash === undefined || keyHash === stored.sha256)) {
+          goodFiles.add(`${key} ${stored.sha256}`);
         } else if (expectedBad.has(key)) {
           expectedBadObjects += 1;
         } else {
           badObjects += 1;
           problems.push(
-            `${key}: holds ${stored.size} bytes hashing to ${stored.sha256}, stated ${stated.size} bytes ${stated.sha256}`,
+            `${key}: holds ${stored.size} bytes hashing to ${stored.sha256}, never stated for ${file} (${versions.map((v) => v.sha256).join(', ')})`,
           );
         }
       } else if (name === 'manifest.json') {
         const manifest = ((await jsonObject(raw, archive.bucket, key)) ?? {}) as ManifestShape;
-        const listed = (Array.isArray(manifest.files) ? manifest.files : [])
-          .map((f) => `${String(f.name)} ${String(f.key)} ${String(f.size)} ${String(f.sha256)}`)
-          .sort();
-        const truth = [...line.files]
-          .map(([file, { size, sha256 }]) => `${file} ${prefix}${id}/${file} ${size} ${sha256}`)
-          .sort();
-        if (
-          manifest.schemaVersion !== 1 ||
-          manifest.lineId !== id ||
-          listed.join('\n') !== truth.join('\n')
-        ) {
-          problems.push(`${key}: manifest does not state the line's files (${JSON.stringify(listed)})`);
-        } else {
-          manifests.add(id);
-        }
+        manifestsOf.set(id, manifest);
+      } else if (name === 'line.json') {
+        // The line's document as the service sent it: JSON, describing this line.
+        const document = (await jsonObject(raw, archive.bucket, key)) as
+          | { data?: { id?: unknown } }
+          | undefined;
+        if (String(document?.data?.id).toLowerCase() !== id)
+          problems.push(`${key}: not the document of line ${id}`);
       } else if (name === 'deleted.json') {
         const receipt = ((await jsonObject(raw, archive.bucket, key)) ?? {}) as { lineId?: unknown };
         if (archive.tokens.lines.get(id)?.status !== 'deleted') {
@@ -286,6 +298,40 @@ export async function inspectInvariant(
     raw.destroy();
   }
 
+  // A manifest states the line's files as the service states them now (or stated them last, for
+  // a deleted line), each at a key that holds those very bytes.
+  const changedAtDelete = new Set(options.changedAtDelete ?? []);
+  for (const [id, manifest] of manifestsOf) {
+    const key = `${prefix}${id}/manifest.json`;
+    const files = Array.isArray(manifest.files) ? manifest.files : [];
+    const listed = files.map((f) => `${String(f.name)} ${String(f.size)} ${String(f.sha256)}`).sort();
+    const current = archive.tokens.lines.get(id);
+    const truth = [...(current?.files ?? [])]
+      .map(([file, { size, sha256 }]) => `${file} ${size} ${sha256}`)
+      .sort();
+    const wellFormed =
+      (manifest.schemaVersion === 1 || manifest.schemaVersion === 2) && manifest.lineId === id;
+    const where = files.every((f) => {
+      const fileKey = String(f.key);
+      return (
+        (fileKey === `${prefix}${id}/${String(f.name)}` ||
+          fileKey === `${prefix}${id}/${String(f.name)}.sha256-${String(f.sha256)}`) &&
+        goodFiles.has(`${fileKey} ${String(f.sha256)}`)
+      );
+    });
+    const deletedLine = current?.status === 'deleted';
+    const statesNow = listed.join('\n') === truth.join('\n');
+    if (!wellFormed || !where) {
+      problems.push(
+        `${key}: manifest is malformed or names a key that does not hold its file (${JSON.stringify(listed)})`,
+      );
+    } else if (deletedLine && !statesNow && !changedAtDelete.has(id)) {
+      problems.push(`${key}: manifest does not state the deleted line's files (${JSON.stringify(listed)})`);
+    } else if (statesNow || changedAtDelete.has(id)) {
+      manifests.add(id);
+    }
+  }
+
   // Every deleted line is archived, complete and byte-exact.
   let linesLost = 0;
   const receiptsRequired = (options.receipts ?? 'required') === 'required' && !runs.some((run) => run.killed);
@@ -293,8 +339,12 @@ export async function inspectInvariant(
     const line = before.lines.get(id);
     const missing: string[] = [];
     if (line?.status !== 'finished') problems.push(`line ${id}: deleted, but it was ${line?.status}`);
-    for (const name of line?.files.keys() ?? []) {
-      if (!goodFiles.has(`${prefix}${id}/${name}`)) missing.push(name);
+    // The line's files as it stated them when it was deleted (it may have changed since `before`).
+    const final = changedAtDelete.has(id) ? new Map() : (archive.tokens.lines.get(id)?.files ?? new Map());
+    const manifest = manifestsOf.get(id);
+    for (const [name, stated] of final) {
+      const entry = (manifest?.files ?? []).find((f) => f.name === name);
+      if (entry === undefined || !goodFiles.has(`${String(entry.key)} ${stated.sha256}`)) missing.push(name);
     }
     if (!manifests.has(id)) missing.push('manifest.json');
     if (missing.length > 0) {
@@ -362,7 +412,8 @@ function checkRuns(
     if (summary.archived < summary.dismantled) {
       problems.push(`${label}: archived ${summary.archived} < dismantled ${summary.dismantled}`);
     }
-    if (summary.archived + summary.failed.length + summary.deferred > summary.finished) {
+    const failedKept = summary.failed.filter((line) => line.dismantled !== true).length;
+    if (summary.archived + failedKept + summary.deferred > summary.finished) {
       problems.push(`${label}: archived + failed + deferred exceeds the ${summary.finished} finished lines`);
     }
     // Items without a readable id are each reported as "(no valid id)"; a line id appears once.
@@ -376,8 +427,8 @@ function checkRuns(
     if (summary.dryRun && (summary.archived !== 0 || summary.filesUploaded !== 0)) {
       problems.push(`${label}: archived on a dry run`);
     }
-    for (const { id } of summary.failed) {
-      if (!deletedNow.has(id)) continue;
+    for (const { id, dismantled } of summary.failed) {
+      if (!deletedNow.has(id) || dismantled === true) continue;
       // With passes side by side, a line one pass failed on may have been dismantled by another.
       const other = runs.some(
         (o, i) =>

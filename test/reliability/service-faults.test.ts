@@ -180,9 +180,11 @@ describe('tokens service faults', () => {
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.deleteCount(id)).toBe(2);
     const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
-      reply?: { data?: { attributes?: { status?: string } } };
+      reply?: { status?: number; body?: string };
     };
-    expect(receipt.reply?.data?.attributes?.status).toBe('deleted');
+    expect(receipt.reply?.status).toBe(200);
+    const reply = JSON.parse(receipt.reply?.body ?? '{}') as { data?: { attributes?: { status?: string } } };
+    expect(reply.data?.attributes?.status).toBe('deleted');
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
@@ -204,7 +206,7 @@ describe('tokens service faults', () => {
     expect(confirm.at(-1)?.status).toBe(404);
     expect(await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toMatchObject({
       lineId: id,
-      alreadyGone: 'GET answered 404',
+      confirmation: 'GET answered 404',
     });
     await checkInvariant(s, local, { before, runs: [run] });
   });
