@@ -226,7 +226,7 @@ class LineWork {
   async process(id: string, logger: Logger): Promise<LineOutcome> {
     const { request } = this.#o;
     const first = await this.#read(id, logger);
-    if (first.kind === 'confirmed') return { kind: 'dismantled', bytes: 0, uploaded: 0, reused: 0 };
+    if (first.kind === 'confirmed') return { kind: 'dismantled', bytes: 0, uploaded: 0, reused: first.files };
     const { line } = first.read;
     if (request.dryRun) {
       return {
@@ -616,14 +616,18 @@ class LineWork {
    * that is gone, whose DELETE an earlier run saw taken but not done (a pending marker), is
    * confirmed here and its receipt written.
    */
-  async #read(id: string, logger: Logger): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed' }> {
+  async #read(
+    id: string,
+    logger: Logger,
+  ): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed'; files: number }> {
     let reply: { text: string; value: unknown };
     try {
       reply = await this.#o.api.getLine(id);
     } catch (error) {
       const status = error instanceof TokensApiError ? error.status : undefined;
       if (status === 404 || status === 410) {
-        if (await this.#confirmPending(id, `GET answered ${status}`, logger)) return { kind: 'confirmed' };
+        const files = await this.#confirmPending(id, `GET answered ${status}`, logger);
+        if (files !== undefined) return { kind: 'confirmed', files };
         throw new SkipLine(`not found (${status})`, true);
       }
       throw error;
@@ -635,8 +639,9 @@ class LineWork {
       if (error instanceof DocumentError) throw new SkipLine(`invalid: ${error.message}`, false);
       throw error;
     }
-    if (line.status === 'deleted' && (await this.#confirmPending(id, 'GET shows status deleted', logger))) {
-      return { kind: 'confirmed' };
+    if (line.status === 'deleted') {
+      const files = await this.#confirmPending(id, 'GET shows status deleted', logger);
+      if (files !== undefined) return { kind: 'confirmed', files };
     }
     if (line.status !== 'finished') throw new SkipLine(`status is "${line.status}", not finished`, true);
     return { kind: 'read', read: { line, text: reply.text } };
@@ -662,11 +667,15 @@ class LineWork {
     return { line, text: reply.text };
   }
 
-  /** Writes the receipt of a line whose DELETE an earlier run saw taken (202); false when there is no such marker. */
-  async #confirmPending(id: string, how: string, logger: Logger): Promise<boolean> {
-    if (this.#o.request.dryRun) return false;
+  /**
+   * Writes the receipt of a line whose DELETE an earlier run saw taken (202): the files its
+   * manifest states (all archived then), or undefined when there is no such marker.
+   */
+  async #confirmPending(id: string, how: string, logger: Logger): Promise<number | undefined> {
+    if (this.#o.request.dryRun) return undefined;
     const marker = await this.#o.retry(() => this.#o.archive.readPendingMarker(id));
-    if (marker === undefined) return false;
+    if (marker === undefined) return undefined;
+    const manifest = await this.#o.retry(() => this.#o.archive.readManifest(id));
     await this.#keepReceipt(
       {
         schemaVersion: 2,
@@ -678,7 +687,7 @@ class LineWork {
       },
       logger,
     );
-    return true;
+    return manifest?.files.length ?? 0;
   }
 }
 

@@ -453,7 +453,8 @@ function checkRuns(
         let files = 0;
         let bytes = 0;
         for (const id of deletedNow) {
-          for (const file of before.lines.get(id)?.files.values() ?? []) {
+          // As the line stated its files when deleted: it may have gained some during the run.
+          for (const file of tokens.lines.get(id)?.files.values() ?? []) {
             files += 1;
             bytes += file.size;
           }

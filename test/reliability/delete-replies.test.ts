@@ -1,0 +1,238 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { Archive, type Receipt } from '../../lambda/archive.ts';
+import { createHandler } from '../../lambda/invoke.ts';
+import { LOCAL_AWS_ENV } from '../local/stack.ts';
+import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { closeAfterEach, localStack } from './harness.ts';
+import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { scenario } from './ledger.ts';
+import { startS3Proxy } from './s3-proxy.ts';
+
+const track = closeAfterEach();
+
+function onlyLine(lines: ReadonlyMap<string, unknown>): string {
+  const [id] = [...lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return id;
+}
+
+type StoredReceipt = Partial<Receipt>;
+
+describe('DELETE replies other than 200 with the line', () => {
+  it.for([
+    [204, 'none'],
+    [202, 'none'],
+    [200, 'other-id'],
+  ] as const)(
+    'confirms a DELETE answered %i (%s body) with a GET, and keeps that reply as the receipt',
+    async ([status, body], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+      const id = onlyLine(local.tokens.lines);
+      s.inject(local.tokens, {
+        target: 'delete',
+        id,
+        fault: { kind: 'delete-reply', status, acts: true, body },
+      });
+      const before = snapshot(local.tokens);
+
+      const run = await settle(createHandler(local.env)({}));
+
+      expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], pending: [] });
+      const receipt = (await objectJson(
+        local.s3Client,
+        local.bucket,
+        `tokens/${id}/deleted.json`,
+      )) as StoredReceipt;
+      expect(receipt).toMatchObject({ lineId: id, confirmation: 'GET answered 404', reply: { status } });
+      expect(local.tokens.deleteCount(id)).toBe(1);
+      await checkInvariant(s, local, { before, runs: [run] });
+    },
+  );
+
+  it('reports a 202 whose line still shows as pending, and the next run confirms it once the line is gone', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', fileSize: 1000 },
+        { status: 'finished', fileSize: 1000 },
+      ],
+    });
+    const [slow, other] = [...local.tokens.lines.keys()] as [string, string];
+    s.inject(local.tokens, {
+      target: 'delete',
+      id: slow,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    let before = snapshot(local.tokens);
+    const handler = createHandler(local.env);
+
+    const first = await settle(handler({}));
+
+    expect(first.summary).toMatchObject({ archived: 2, dismantled: 1, failed: [] });
+    expect(first.summary?.pending).toEqual([
+      expect.objectContaining({ id: slow, reason: expect.stringMatching(/202.*pending/) }),
+    ]);
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${slow}/deleted.json`)).toEqual([]);
+    expect(await listKeys(local.s3Client, local.bucket, 'tokens/_pending/')).toEqual([
+      `tokens/_pending/${slow}.json`,
+    ]);
+    await checkInvariant(s, local, { before, runs: [first] });
+
+    // The service finishes the deletion on its own; the line is no longer listed.
+    before = snapshot(local.tokens);
+    local.tokens.completeDeletion(slow);
+    s.fault('the service completes the 202 deletion later, and stops listing the line');
+
+    const second = await settle(handler({}));
+
+    expect(second.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
+    expect(local.tokens.deleteCount(slow)).toBe(1);
+    const receipt = (await objectJson(
+      local.s3Client,
+      local.bucket,
+      `tokens/${slow}/deleted.json`,
+    )) as StoredReceipt;
+    expect(receipt.reply?.status).toBe(202);
+    expect(receipt.confirmation).toMatch(/^GET answered 404 \(the DELETE was taken by run /);
+    expect(local.tokens.lines.get(other)?.status).toBe('deleted');
+    await checkInvariant(s, local, { before, runs: [second] });
+
+    // Nothing left to confirm: a third run does nothing for it.
+    const third = await handler({});
+    expect(third).toMatchObject({ listed: 0, dismantled: 0 });
+  });
+
+  it('treats 410 Gone like 404 when the DELETE reply was lost and the retry finds the line gone', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const id = onlyLine(local.tokens.lines);
+    local.tokens.setGoneStatus(410);
+    s.fault('the service answers 410 Gone for a deleted line');
+    s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
+    expect(local.tokens.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([0, 410]);
+    const receipt = (await objectJson(
+      local.s3Client,
+      local.bucket,
+      `tokens/${id}/deleted.json`,
+    )) as StoredReceipt;
+    expect(receipt).toMatchObject({ confirmation: 'GET answered 410' });
+    expect(receipt.reply).toBeUndefined();
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('reports a 200 naming another line, whose line still shows, as pending and not as failed', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const id = onlyLine(local.tokens.lines);
+    s.inject(local.tokens, {
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 200, acts: false, body: 'other-id' },
+    });
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(run.summary).toMatchObject({ archived: 1, dismantled: 0, failed: [] });
+    expect(run.summary?.pending).toEqual([expect.objectContaining({ id })]);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+describe('receipts are never replaced by a weaker one (S3 conditional writes)', () => {
+  const LINE = '6f1f0d2e-8b9a-4c3d-9e8f-0a1b2c3d4e5f';
+
+  async function archiveThroughProxy() {
+    const local = await localStack(track);
+    const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+    const s3 = new S3Client({
+      endpoint: proxy.url,
+      forcePathStyle: true,
+      region: LOCAL_AWS_ENV.AWS_REGION,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    track({ close: async () => s3.destroy() });
+    const archive = new Archive({
+      s3,
+      bucket: local.bucket,
+      prefix: 'tokens/',
+      multipartThresholdBytes: 8 * 2 ** 20,
+      partSizeBytes: 8 * 2 ** 20,
+      readback: 'full',
+    });
+    const read = async () =>
+      (await objectJson(local.s3Client, local.bucket, archive.receiptKey(LINE))) as StoredReceipt;
+    return { archive, proxy, read };
+  }
+
+  const receipt = (runId: string, withReply: boolean): Receipt => ({
+    schemaVersion: 2,
+    lineId: LINE,
+    runId,
+    at: new Date(0).toISOString(),
+    ...(withReply
+      ? { reply: { status: 200, contentType: 'application/vnd.api+json', body: '{"data":{}}' } }
+      : {}),
+    confirmation: withReply ? 'the reply (200, status deleted)' : 'GET answered 404',
+  });
+
+  it('keeps the receipt holding the reply when a pass that only found the line gone writes after it', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { archive, read } = await archiveThroughProxy();
+    s.fault('a second pass writes an already-gone receipt after the first kept the reply');
+
+    expect(await archive.writeReceipt(receipt('a', true))).toBe('written');
+    expect(await archive.writeReceipt(receipt('b', false))).toBe('kept-existing');
+
+    expect(await read()).toMatchObject({ runId: 'a', reply: { status: 200 } });
+  });
+
+  it('replaces an already-gone receipt with the reply when the pass holding the reply writes second', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { archive, proxy, read } = await archiveThroughProxy();
+    s.fault('the pass that found the line gone wins the race to the receipt');
+
+    expect(await archive.writeReceipt(receipt('b', false))).toBe('written');
+    expect(await archive.writeReceipt(receipt('a', true))).toBe('replaced-weaker');
+
+    expect(await read()).toMatchObject({ runId: 'a', reply: { status: 200 } });
+    // The first write of the reply was refused by If-None-Match, the second made with If-Match.
+    expect(proxy.requests.filter((r) => r.operation === 'PutObject' && r.preconditionFailed)).toHaveLength(1);
+  });
+
+  it('never replaces one reply with another, and lets one of two racing passes win cleanly', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { archive, read } = await archiveThroughProxy();
+    s.fault('two passes write receipts holding replies at the same moment');
+
+    const outcomes = await Promise.all([
+      archive.writeReceipt(receipt('a', true)),
+      archive.writeReceipt(receipt('b', true)),
+    ]);
+
+    expect(outcomes.sort()).toEqual(['kept-existing', 'written']);
+    const kept = await read();
+    expect(['a', 'b']).toContain(kept.runId);
+    expect(await archive.writeReceipt(receipt('c', true))).toBe('kept-existing');
+    expect((await read()).runId).toBe(kept.runId);
+  });
+});
