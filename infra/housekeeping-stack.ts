@@ -62,6 +62,11 @@ export const WORK_MAX_RECEIVE_COUNT = 3;
 const VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT = 6;
 /** Fan-out: queued markers are deleted by a lifecycle rule after this long. */
 const QUEUED_MARKER_EXPIRATION = Duration.days(1);
+/**
+ * Pending-DELETE markers (a 202 not yet seen done) are deleted after this long: each run confirms
+ * the ones it can, and a line still not gone after a month needs a person, not a marker.
+ */
+const PENDING_MARKER_EXPIRATION = Duration.days(30);
 
 /** Local esbuild into one minified ESM file with a source map; the same for every function. */
 const BUNDLING: BundlingOptions = {
@@ -445,6 +450,12 @@ export class HousekeepingStack extends Stack {
 
     const lifecycleRules: s3.LifecycleRule[] = [
       { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      {
+        id: 'expire-pending-markers',
+        prefix: `${settings.archivePrefix}_pending/`,
+        expiration: PENDING_MARKER_EXPIRATION,
+        noncurrentVersionExpiration: PENDING_MARKER_EXPIRATION,
+      },
     ];
     if (settings.fanout !== undefined) {
       // The planner's markers matter for a few hours; the function cannot delete them, S3 does.

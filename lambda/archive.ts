@@ -155,6 +155,25 @@ export class Archive {
     return `${this.fileKey(lineId, name)}.sha256-${sha256}`;
   }
 
+  /**
+   * Where a manifest entry's bytes are: its key, which must be the file's own key or its versioned
+   * key (keep-both); anything else in a manifest is refused rather than read or trusted.
+   */
+  entryKey(lineId: string, entry: ManifestFile): string {
+    const own = this.fileKey(lineId, entry.name);
+    if (entry.key === own) return own;
+    if (
+      /^[0-9a-f]{64}$/.test(entry.sha256) &&
+      entry.key === this.versionKey(lineId, entry.name, entry.sha256)
+    ) {
+      return entry.key;
+    }
+    throw new ArchiveError(
+      this.manifestKey(lineId),
+      `names ${JSON.stringify(entry.key)} for file ${entry.name}`,
+    );
+  }
+
   /** `{prefix}_pending/{id}.json`. */
   pendingMarkerKey(lineId: string): string {
     return `${this.#options.prefix}_pending/${safeId(lineId)}.json`;

@@ -57,11 +57,12 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
       withoutManifest.push(id);
       continue;
     }
-    for (const file of manifest.files) {
+    // Earlier versions kept beside the current ones (keep-both) are archive too.
+    for (const file of [...manifest.files, ...(manifest.superseded ?? [])]) {
       checks.push(
         limit(async () => {
           files += 1;
-          const key = options.archive.fileKey(id, file.name);
+          const key = options.archive.entryKey(id, file);
           const problem = await checkObject(options.archive, key, file);
           if (problem === undefined) {
             intactFiles += 1;

@@ -18,6 +18,7 @@ import {
   select,
   sortById,
   summarize,
+  withPendingLines,
 } from './housekeeping.ts';
 import { createLineWorker, type LineResult, type LineWorker } from './line-work.ts';
 import { type RetryPolicy, withRetry } from './retry.ts';
@@ -94,7 +95,12 @@ export async function planFanout(
   });
 
   logger.info('fan-out started', { request: { ...request } });
-  const selection = await select(api, request, logger, { ...config.listing, signal: deadline.signal });
+  const selection = await withPendingLines(
+    { archive, retry },
+    await select(api, request, logger, { ...config.listing, signal: deadline.signal }),
+    request,
+    logger,
+  );
 
   // Lines named by id are an operator's explicit request: sent whatever the markers say.
   const markers =

@@ -372,8 +372,8 @@ function emitMetrics(metrics: MetricsSink | undefined, summary: Summary): void {
  * Adds the lines whose DELETE an earlier run saw taken (202) but not done, so that this run
  * confirms them and keeps their receipt even when the service no longer lists them.
  */
-async function withPendingLines(
-  worker: LineWorker,
+export async function withPendingLines(
+  worker: Pick<LineWorker, 'archive' | 'retry'>,
   selection: Selection,
   request: RunRequest,
   logger: Logger,

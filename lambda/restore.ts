@@ -37,9 +37,14 @@ export async function restoreLine(options: RestoreOptions): Promise<readonly Res
   }
   await mkdir(outDir, { recursive: true });
   const restored: RestoredFile[] = [];
-  for (const file of manifest.files) {
-    const key = archive.fileKey(id, file.name);
-    const path = join(outDir, file.name);
+  const versions = [
+    ...manifest.files.map((file) => ({ file, name: file.name })),
+    // Earlier versions kept beside (keep-both) are restored too, named as in the archive.
+    ...(manifest.superseded ?? []).map((file) => ({ file, name: `${file.name}.sha256-${file.sha256}` })),
+  ];
+  for (const { file, name } of versions) {
+    const key = archive.entryKey(id, file);
+    const path = join(outDir, name);
     const partial = `${path}.partial`;
     let body: Readable;
     try {
@@ -60,7 +65,7 @@ export async function restoreLine(options: RestoreOptions): Promise<readonly Res
       throw error;
     }
     await rename(partial, path);
-    restored.push({ name: file.name, path, size: file.size, sha256: file.sha256 });
+    restored.push({ name, path, size: file.size, sha256: file.sha256 });
   }
   await writeFile(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return restored;

@@ -245,6 +245,13 @@ describe('HousekeepingStack', () => {
                 AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
                 Status: 'Enabled',
               }),
+              // Pending-DELETE markers only: never the archive itself.
+              Match.objectLike({
+                Prefix: 'tokens/_pending/',
+                ExpirationInDays: 30,
+                NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+                Status: 'Enabled',
+              }),
             ]),
           },
         }),

@@ -210,6 +210,9 @@ describe('planFanout', () => {
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
   });
   const s3 = mockClient(s3Client);
+  /** The listings of the planner's queued markers (the planner also lists pending-DELETE markers). */
+  const queuedListings = () =>
+    s3.commandCalls(ListObjectsV2Command).filter((call) => call.args[0].input.Prefix === 'tokens/_queued/');
   let tokens: TokensService | undefined;
   let http: Agent | undefined;
 
@@ -309,7 +312,7 @@ describe('planFanout', () => {
   it('does not send a line whose marker is younger than the TTL, and sends one whose marker is older', async () => {
     const { config, deps, metrics, ids } = await arrange([{ status: 'finished' }, { status: 'finished' }]);
     const [young, old] = ids as [string, string];
-    s3.on(ListObjectsV2Command).resolves({
+    s3.on(ListObjectsV2Command, { Prefix: 'tokens/_queued/' }).resolves({
       Contents: [
         { Key: `tokens/_queued/${young}.json`, LastModified: new Date(NOW - 60 * 60 * 1000) },
         { Key: `tokens/_queued/${old}.json`, LastModified: new Date(NOW - 3 * 60 * 60 * 1000) },
@@ -325,7 +328,7 @@ describe('planFanout', () => {
     expect(markerKeys()).toEqual([`tokens/_queued/${old}.json`]);
     expect(reportOf()).toMatchObject({ enqueued: [old], alreadyQueued: [young] });
     expect(metrics.values.get('LinesAlreadyQueued')).toBe(1);
-    expect(s3.commandCalls(ListObjectsV2Command)[0]?.args[0].input).toMatchObject({
+    expect(queuedListings()[0]?.args[0].input).toMatchObject({
       Bucket: 'tokens-archive',
       Prefix: 'tokens/_queued/',
     });
@@ -335,7 +338,7 @@ describe('planFanout', () => {
     const { config, deps, ids } = await arrange([{ status: 'finished' }, { status: 'finished' }]);
     const [first, second] = ids as [string, string];
     const recent = new Date(NOW - 1000);
-    s3.on(ListObjectsV2Command)
+    s3.on(ListObjectsV2Command, { Prefix: 'tokens/_queued/' })
       .resolvesOnce({
         Contents: [{ Key: `tokens/_queued/${first}.json`, LastModified: recent }],
         IsTruncated: true,
@@ -348,7 +351,7 @@ describe('planFanout', () => {
 
     expect(plan).toMatchObject({ enqueued: 0, alreadyQueued: 2 });
     expect(batches).toEqual([]);
-    expect(s3.commandCalls(ListObjectsV2Command)[1]?.args[0].input.ContinuationToken).toBe('page-2');
+    expect(queuedListings()[1]?.args[0].input.ContinuationToken).toBe('page-2');
   });
 
   it('sends again the entries SQS did not accept, and marks them once accepted', async () => {
