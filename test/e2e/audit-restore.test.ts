@@ -147,3 +147,32 @@ describe('npm run restore', () => {
     expect(await readdir(outDir)).toEqual([]);
   });
 });
+
+describe('a line resolved with keep-both', () => {
+  it('is audited and restored in both versions: the current one by its name, the earlier one by its hash', async () => {
+    stack = await startLocalStack({ lines: [{ status: 'finished', fileSize: 4000 }] });
+    const local = stack;
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const handler = createHandler(local.env);
+    await handler({ archiveOnly: true });
+    const original = local.tokens.lines.get(id)?.files.get('data');
+    local.tokens.restateFile(id, 'data', 4500);
+    const restated = local.tokens.lines.get(id)?.files.get('data');
+    expect((await handler({})).conflicts).toBe(1);
+    expect(await handler({ ids: [id], onConflict: 'keep-both' })).toMatchObject({ dismantled: 1 });
+
+    const audit = await runCli(['--ids', id], local.env, 'lambda/audit-cli.ts');
+    outDir = await mkdtemp(join(tmpdir(), 'restore-both-'));
+    const restore = await runCli(['--id', id, '--out', outDir], local.env, 'lambda/restore-cli.ts');
+
+    expect(audit.code).toBe(0);
+    expect(JSON.parse(audit.stdout)).toMatchObject({ files: 2, intactFiles: 2, damaged: [], missing: [] });
+    expect(restore.code).toBe(0);
+    const sha = async (name: string) =>
+      createHash('sha256')
+        .update(await readFile(join(outDir ?? '', name)))
+        .digest('hex');
+    expect(await sha('data')).toBe(restated?.sha256);
+    expect(await sha(`data.sha256-${original?.sha256}`)).toBe(original?.sha256);
+  });
+});
