@@ -279,9 +279,17 @@ describe('a download slower than the speed floor', () => {
     const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
 
     expect(Date.now() - started).toBeLessThan(4000);
-    // The floor's error (a TokensApiError naming the rate) aborts the upload, and the archive
-    // reports the aborted PutObject: the unit tests check the floor's own message.
-    expect(run.summary?.failed.map((line) => line.id)).toEqual([slow]);
+    // The floor's error (a TokensApiError naming the rate) aborts the upload; the line's reason
+    // is the download's, not the aborted PutObject's.
+    expect(run.summary?.failed).toEqual([
+      {
+        id: slow,
+        reason: expect.stringMatching(
+          /GET \S+\/data: body delivered \d+ bytes in .*below the floor of 100 B\/s/,
+        ),
+      },
+    ]);
+    expect(run.summary?.failed[0]?.reason).not.toContain('AbortError');
     expect(attempts).toBe(2);
     expect(local.tokens.lines.get(healthy)?.status).toBe('deleted');
     await checkInvariant(s, local, { before, runs: [run] });

@@ -1,0 +1,451 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { createHandler, type PublishingMetrics } from '../../lambda/invoke.ts';
+import type { LocalStack } from '../local/stack.ts';
+import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
+import { closeAfterEach, localStack, runCli, startFront, waitFor } from './harness.ts';
+import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
+import { scenario } from './ledger.ts';
+import { startS3Proxy } from './s3-proxy.ts';
+
+const track = closeAfterEach();
+const MIB = 1024 * 1024;
+/** Long enough that only the run's deadline, or the line's own failure, can end a stalled body. */
+const NO_BODY_TIMEOUT = { HTTP_BODY_TIMEOUT_MS: '60000' };
+
+function ids(lines: ReadonlyMap<string, unknown>): string[] {
+  return [...lines.keys()];
+}
+
+/** A body that never ends: headers and a first chunk, then silence; `closed` is set when the client lets go. */
+function hang(res: ServerResponse, size: number, seen: { closed?: number }): true {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+  res.write(Buffer.alloc(Math.min(size - 1, 1000)));
+  res.on('close', () => {
+    seen.closed = Date.now();
+  });
+  return true;
+}
+
+/** A body that trickles: 10 bytes every 100 ms, never silent long enough for a body timeout. */
+function trickle(res: ServerResponse, size: number, seen: { closed?: number }): true {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+  const timer = setInterval(() => res.write(Buffer.alloc(10)), 100);
+  res.on('close', () => {
+    clearInterval(timer);
+    seen.closed = Date.now();
+  });
+  return true;
+}
+
+/**
+ * Sends the request on to the simulator and answers with its reply, the body rewritten by
+ * `rewrite`: a service that spells its documents differently (upper-case ids, odd values).
+ */
+function relay(
+  target: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rewrite: (text: string) => string,
+  seen?: (text: string) => void,
+): true {
+  void (async () => {
+    const headers: Record<string, string> = {};
+    for (const name of ['session-key', 'accept', 'content-type']) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const reply = await fetch(`${target}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers });
+    const text = rewrite(await reply.text());
+    seen?.(text);
+    res
+      .writeHead(reply.status, { 'content-type': reply.headers.get('content-type') ?? 'application/json' })
+      .end(text);
+  })().catch(() => res.destroy());
+  return true;
+}
+
+async function objectText(local: LocalStack, key: string): Promise<string> {
+  const reply = await local.s3Client.send(new GetObjectCommand({ Bucket: local.bucket, Key: key }));
+  return (await reply.Body?.transformToString('utf8')) ?? '';
+}
+
+/** The run report of the only run of a scenario. */
+async function runReport(local: LocalStack) {
+  const keys = await listKeys(local.s3Client, local.bucket, 'tokens/_runs/');
+  expect(keys).toHaveLength(1);
+  return (await objectJson(local.s3Client, local.bucket, keys[0] ?? '')) as {
+    summary: { runId: string };
+    lines: { id: string; outcome: string; errorName?: string; reason?: string }[];
+  };
+}
+
+describe('a hard deadline', () => {
+  it('ends a CLI run at --max-duration: the stalled line fails naming the deadline, its multipart upload is aborted, the healthy line is dismantled, exit 1', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', fileSize: 6 * MIB },
+        { status: 'finished', fileSize: 3000 },
+      ],
+      env: {
+        ...NO_BODY_TIMEOUT,
+        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
+        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+      },
+    });
+    const [stalled, healthy] = ids(local.tokens.lines) as [string, string];
+    // fauxqs does not implement ListMultipartUploads (a GET ?uploads lists objects): the proxy
+    // counts the uploads created and the ones the store confirms aborted or completed instead.
+    const proxy = track(await startS3Proxy(local.s3.address));
+    // The body stalls after its first 64 KiB: the upload is created and its first part in flight.
+    s.inject(local.tokens, { target: 'file', id: stalled, fault: { kind: 'stall' }, times: Infinity });
+    const before = snapshot(local.tokens);
+    const started = Date.now();
+
+    const result = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }, [
+      '--max-duration',
+      '2s',
+    ]);
+
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(result.code).toBe(1);
+    expect(result.summary).toMatchObject({ dismantled: 1, archived: 1 });
+    expect(result.summary?.failed).toEqual([
+      {
+        id: stalled,
+        reason: expect.stringMatching(/run deadline reached after 2000 ms \(max duration 2 s\)/),
+      },
+    ]);
+    expect(local.tokens.lines.get(stalled)?.status).toBe('finished');
+    expect(local.tokens.deleteCount(stalled)).toBe(0);
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${stalled}/`)).toEqual([]);
+    expect(local.tokens.lines.get(healthy)?.status).toBe('deleted');
+    const report = await runReport(local);
+    expect(report.summary.runId).toBe(result.summary?.runId);
+    expect(report.lines.find((line) => line.id === stalled)).toMatchObject({
+      outcome: 'failed',
+      errorName: 'DeadlineError',
+    });
+    const upload = (operation: string) =>
+      proxy.requests.filter((r) => r.operation === operation && r.key === `tokens/${stalled}/data`);
+    expect(upload('CreateMultipartUpload').map((r) => r.upstreamStatus)).toEqual([200]);
+    expect(upload('CompleteMultipartUpload')).toEqual([]);
+    expect(upload('AbortMultipartUpload').map((r) => r.upstreamStatus)).toEqual([204]);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
+  });
+
+  it('returns the summary in Lambda when the time left less DEADLINE_RESERVE_MS runs out: the trickling line fails, lines not started are deferred, the report and metrics are written', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', fileSize: 2000 },
+        { status: 'finished', fileSize: 2000 },
+        { status: 'finished', fileSize: 2000 },
+        { status: 'finished', fileSize: 2000 },
+      ],
+      env: {
+        ...NO_BODY_TIMEOUT,
+        LINE_CONCURRENCY: '1',
+        DEADLINE_RESERVE_MS: '20000',
+        TIME_RESERVE_MS: '5000',
+      },
+    });
+    const [healthy, slow] = ids(local.tokens.lines) as [string, string];
+    const download: { closed?: number } = {};
+    const front = track(
+      await startFront(local.tokens.url, (req, res) =>
+        req.url === `/api/tokens/${slow}/data` ? trickle(res, 2000, download) : false,
+      ),
+    );
+    s.fault('file: body trickles 10 B every 100 ms (2000 B would take 20 s)');
+    const metrics: Record<string, number> = {};
+    let flushed = false;
+    const sink: PublishingMetrics = {
+      addMetric: (name, _unit, value) => {
+        metrics[name] = value;
+      },
+      publishStoredMetrics: () => {
+        flushed = true;
+      },
+    };
+    const before = snapshot(local.tokens);
+    const endsAt = Date.now() + 21_000;
+    const started = Date.now();
+
+    const run = await settle(
+      createHandler({ ...local.env, TOKENS_API_URL: front.url }, { metrics: sink })(
+        {},
+        { getRemainingTimeInMillis: () => endsAt - Date.now() },
+      ),
+    );
+
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(run.error).toBeUndefined();
+    expect(run.summary).toMatchObject({ finished: 4, dismantled: 1, deferred: 2 });
+    expect(run.summary?.failed).toEqual([
+      { id: slow, reason: expect.stringContaining('DEADLINE_RESERVE_MS') },
+    ]);
+    expect(run.summary?.failed[0]?.reason).toContain('run deadline reached');
+    expect(local.tokens.lines.get(healthy)?.status).toBe('deleted');
+    // The trickling download was cut, not left to run on after the summary.
+    await waitFor('the trickling download to be closed', () => download.closed, { timeoutMs: 1000 });
+    const report = await runReport(local);
+    expect(report.lines.find((line) => line.id === slow)).toMatchObject({ errorName: 'DeadlineError' });
+    expect(metrics).toMatchObject({ LinesFailed: 1, LinesDeferred: 2, LinesDismantled: 1 });
+    expect(flushed).toBe(true);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+describe('a hard deadline during a DELETE', () => {
+  it('keeps the receipt of a line whose DELETE was sent when the deadline cut its reply', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 2000 }],
+      env: NO_BODY_TIMEOUT,
+    });
+    const [id] = ids(local.tokens.lines) as [string];
+    // The service deletes the line, then its reply stalls half-way. A DELETE once sent is no
+    // longer in-flight work to abort: the line is gone, and only this run can keep its receipt
+    // (a later run finds a 404 and no pending marker, and skips it as "not found").
+    s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({ maxDurationSeconds: 1 }));
+
+    expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+    expect(run.summary?.failed.filter((line) => line.dismantled !== true)).toEqual([]);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+// Until a failed line stops cleanly, these runs may never return: a short timeout fails them fast.
+describe('a failed line stops', { timeout: 5_000 }, () => {
+  it('requests no other file of a line once one of its files failed for good, during the run or after it', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', analysis: 'metrics', fileSize: 3000 }],
+      env: { FILE_CONCURRENCY: '1', RETRY_ATTEMPTS: '2' },
+    });
+    const [id] = ids(local.tokens.lines) as [string];
+    // Files go in order of name: analysis is the first.
+    s.inject(local.tokens, {
+      target: 'file',
+      id,
+      file: 'analysis',
+      fault: { kind: 'corrupt' },
+      times: Infinity,
+    });
+    const before = snapshot(local.tokens);
+    const fileRequests = () =>
+      local.tokens.requests
+        .filter((r) => r.path.startsWith(`/api/tokens/${id}/`))
+        .map((r) => r.path.slice(`/api/tokens/${id}/`.length));
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('file analysis') }]);
+    expect(fileRequests()).toEqual(['analysis', 'analysis']);
+    // Anything the line still had queued would be on its way by now: one round trip of our own
+    // to the simulator, then nothing of the line may have arrived after it.
+    const seen = local.tokens.requests.length;
+    const probe = await fetch(`${local.tokens.url}/api/tokens`, {
+      headers: { 'session-key': local.sessionKey },
+    });
+    await probe.body?.cancel();
+    expect(local.tokens.requests.slice(seen).map((r) => r.path)).toEqual(['/api/tokens']);
+    expect(fileRequests()).toEqual(['analysis', 'analysis']);
+    expect(local.tokens.lines.get(id)?.status).toBe('finished');
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('aborts the line’s download in flight when another of its files fails for good', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', analysis: 'metrics', fileSize: 3000 }],
+      env: { ...NO_BODY_TIMEOUT, FILE_CONCURRENCY: '2', RETRY_ATTEMPTS: '2' },
+    });
+    const [id] = ids(local.tokens.lines) as [string];
+    const stalled: { closed?: number } = {};
+    const front = track(
+      await startFront(local.tokens.url, (req, res) =>
+        req.url === `/api/tokens/${id}/analysis` ? hang(res, 3000, stalled) : false,
+      ),
+    );
+    s.fault('file analysis: body stalls forever');
+    s.inject(local.tokens, { target: 'file', id, file: 'data', fault: { kind: 'corrupt' }, times: Infinity });
+    const before = snapshot(local.tokens);
+    const started = Date.now();
+
+    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('file data') }]);
+    await waitFor('the stalled download to be closed', () => stalled.closed, { timeoutMs: 1000 });
+    const requested = local.tokens.requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`));
+    expect(requested.map((r) => r.path.slice(`/api/tokens/${id}/`.length))).toEqual(['data', 'data']);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+describe('documents stored verbatim', () => {
+  it('archives a document nested 100,000 deep, with a number beyond double precision and a duplicate key, byte for byte, and keeps the DELETE reply as received', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+    const [id] = ids(local.tokens.lines) as [string];
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const big = '123456789012345678901234567890';
+    local.tokens.setRawAttribute(id, 'deep', deep);
+    local.tokens.setRawAttribute(id, 'big', big);
+    // Spliced before the real one: the document names `alphabet` twice.
+    local.tokens.setRawAttribute(id, 'alphabet', '"SPLICED-FIRST"');
+    s.fault('get: an attribute nested 100,000 levels deep');
+    s.fault('get: a number beyond double precision');
+    s.fault('get: a duplicate key');
+    let deleteReply: string | undefined;
+    const front = track(
+      await startFront(local.tokens.url, (req, res) =>
+        req.method === 'DELETE' && req.url === `/api/tokens/${id}`
+          ? relay(
+              local.tokens.url,
+              req,
+              res,
+              (text) => text.replace('"attributes":{', `"attributes":{"deep":${deep},"big":${big},`),
+              (text) => {
+                deleteReply = text;
+              },
+            )
+          : false,
+      ),
+    );
+    s.fault('delete: the reply nested 100,000 deep with a number beyond double precision');
+    const document = await (
+      await fetch(`${local.tokens.url}/api/tokens/${id}`, { headers: { 'session-key': local.sessionKey } })
+    ).text();
+    expect(document).toContain('"alphabet":"SPLICED-FIRST"');
+    expect(document).toContain('"alphabet":"DICE"');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+
+    expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [] });
+    const stored = await objectText(local, `tokens/${id}/line.json`);
+    expect(stored).toContain(deep);
+    expect(stored).toContain(`"big":${big}`);
+    expect(stored === document).toBe(true);
+    const manifest = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/manifest.json`)) as {
+      lineDocument?: unknown;
+      line?: unknown;
+    };
+    expect(manifest.line).toBeUndefined();
+    expect(manifest.lineDocument).toEqual({
+      key: `tokens/${id}/line.json`,
+      ...(await objectDigest(local.s3Client, local.bucket, `tokens/${id}/line.json`)),
+    });
+    const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
+      reply?: { status: number; body: string };
+    };
+    expect(deleteReply).toContain(big);
+    expect(receipt.reply?.status).toBe(200);
+    expect(receipt.reply?.body === deleteReply).toBe(true);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+describe('UUIDs are case-insensitive', () => {
+  /** No key of the bucket spells anything in upper case: one prefix per line, the lower-case id. */
+  async function lowerCaseKeysOnly(local: LocalStack, id: string): Promise<void> {
+    const keys = await listKeys(local.s3Client, local.bucket);
+    expect(keys.filter((key) => key !== key.toLowerCase())).toEqual([]);
+    expect(keys.filter((key) => key.startsWith('tokens/') && !key.startsWith('tokens/_runs/'))).toEqual([
+      `tokens/${id}/data`,
+      `tokens/${id}/deleted.json`,
+      `tokens/${id}/line.json`,
+      `tokens/${id}/manifest.json`,
+    ]);
+  }
+
+  it('archives under the lower-case id and dismantles a line named in upper case', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+    const [id] = ids(local.tokens.lines) as [string];
+    s.fault('payload: ids in upper case');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({ ids: [id.toUpperCase()] }));
+
+    expect(run.summary).toMatchObject({ listed: 1, archived: 1, dismantled: 1, failed: [], skipped: [] });
+    expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+    await lowerCaseKeysOnly(local, id);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('keeps one lower-case prefix when the service echoes the id as requested', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+    const [id] = ids(local.tokens.lines) as [string];
+    local.tokens.setEchoRequestedId(true);
+    s.fault('get: the id echoed as requested');
+    s.fault('payload: ids in upper case');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({ ids: [id.toUpperCase()] }));
+
+    expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], skipped: [] });
+    await lowerCaseKeysOnly(local, id);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('processes a line named twice in different cases once', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+    const [id] = ids(local.tokens.lines) as [string];
+    s.fault('payload: the same id twice, lower and upper case');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({ ids: [id, id.toUpperCase()] }));
+
+    expect(run.summary).toMatchObject({ listed: 1, archived: 1, dismantled: 1, failed: [], skipped: [] });
+    expect(local.tokens.deleteCount(id)).toBe(1);
+    expect(local.tokens.requests.filter((r) => r.path === `/api/tokens/${id}/data`)).toHaveLength(1);
+    await lowerCaseKeysOnly(local, id);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('keeps one lower-case prefix when the service spells every id in upper case, in the list, the links and the replies', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+    const [id] = ids(local.tokens.lines) as [string];
+    const upper = (text: string) => text.replaceAll(id, id.toUpperCase());
+    const front = track(
+      await startFront(local.tokens.url, (req, res) =>
+        /^\/api\/tokens(\/[^/?]+)?(\?|$)/.test(req.url ?? '')
+          ? relay(local.tokens.url, req, res, upper)
+          : false,
+      ),
+    );
+    s.fault('list, get, delete: every id in upper case');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+
+    expect(run.summary).toMatchObject({ listed: 1, archived: 1, dismantled: 1, failed: [], skipped: [] });
+    expect(local.tokens.requests.some((r) => r.path === `/api/tokens/${id.toUpperCase()}/data`)).toBe(true);
+    await lowerCaseKeysOnly(local, id);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
