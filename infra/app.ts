@@ -1,5 +1,6 @@
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { parseDuration } from '../lambda/duration.ts';
 import { HousekeepingStack, type HousekeepingStackProps } from './housekeeping-stack.ts';
 
 /**
@@ -12,6 +13,7 @@ const USAGE =
   'usage: npx cdk deploy -c tokensApiUrl=https://tokens.example.com -c sessionKeySecret=<secret name or ARN> ' +
   '[-c schedule="rate(1 hour)"] [-c bucketName=<existing bucket>] [-c archivePrefix=tokens/] ' +
   '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=8] ' +
+  '[-c minAge=24h] [-c maxRequestsPerSecond=10] ' +
   '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper] ' +
   '[-c mode=single|fanout] [-c workerMaxConcurrency=8] [-c workerBatchSize=4] [-c workerTimeoutMinutes=15]';
 
@@ -50,6 +52,13 @@ function propsFromContext(): HousekeepingStackProps {
     throw new ContextError(`context "tokensApiUrl" must be an https URL, got "${tokensApiUrl}"`);
   }
   const timeoutMinutes = wholeNumber('timeoutMinutes');
+  const minAgeText = text('minAge');
+  const minAgeSeconds = minAgeText === undefined ? undefined : parseDuration(minAgeText);
+  if (minAgeText !== undefined && minAgeSeconds === undefined) {
+    throw new ContextError(
+      `context "minAge" must be a duration such as 30m, 24h, 7d or seconds, got "${minAgeText}"`,
+    );
+  }
   const workerTimeoutMinutes = wholeNumber('workerTimeoutMinutes');
   const mode = text('mode');
   if (mode !== undefined && mode !== 'single' && mode !== 'fanout') {
@@ -65,6 +74,8 @@ function propsFromContext(): HousekeepingStackProps {
     memorySize: wholeNumber('memorySize'),
     timeout: timeoutMinutes === undefined ? undefined : Duration.minutes(timeoutMinutes),
     lineConcurrency: wholeNumber('lineConcurrency'),
+    minAge: minAgeSeconds === undefined ? undefined : Duration.seconds(minAgeSeconds),
+    maxRequestsPerSecond: wholeNumber('maxRequestsPerSecond'),
     archiveTransitionDays: wholeNumber('archiveTransitionDays'),
     objectLockRetentionDays: wholeNumber('objectLockRetentionDays'),
     mode,

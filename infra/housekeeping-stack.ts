@@ -137,6 +137,18 @@ export interface HousekeepingStackProps extends StackProps {
   readonly timeout?: Duration;
   /** Lines handled in parallel within one pass. @default 8 (DEFAULT_LINE_CONCURRENCY) */
   readonly lineConcurrency?: number;
+  /**
+   * A grace period (`MIN_AGE`): a line finished more recently waits for a later run. Whole seconds.
+   * @default - none: every finished line is taken
+   */
+  readonly minAge?: Duration;
+  /**
+   * A cap on the requests each function process sends to the tokens service
+   * (`MAX_REQUESTS_PER_SECOND`), retries included; in fan-out mode the service sees up to
+   * `workerMaxConcurrency` times this.
+   * @default - no cap
+   */
+  readonly maxRequestsPerSecond?: number;
   /** Move archived objects to Glacier Instant Retrieval after this many days. @default - no transition */
   readonly archiveTransitionDays?: number;
   /**
@@ -327,6 +339,10 @@ export class HousekeepingStack extends Stack {
       ARCHIVE_BUCKET: this.bucket.bucketName,
       ARCHIVE_PREFIX: settings.archivePrefix,
       LINE_CONCURRENCY: String(settings.lineConcurrency),
+      ...(settings.minAge === undefined ? {} : { MIN_AGE: String(settings.minAge.toSeconds()) }),
+      ...(settings.maxRequestsPerSecond === undefined
+        ? {}
+        : { MAX_REQUESTS_PER_SECOND: String(settings.maxRequestsPerSecond) }),
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       POWERTOOLS_LOG_LEVEL: 'INFO',
@@ -635,6 +651,8 @@ interface Settings {
   readonly memorySize: number;
   readonly timeout: Duration;
   readonly lineConcurrency: number;
+  readonly minAge: Duration | undefined;
+  readonly maxRequestsPerSecond: number | undefined;
   readonly archiveTransitionDays: number | undefined;
   readonly objectLockRetentionDays: number | undefined;
   /** Only in mode `fanout`. */
@@ -695,6 +713,19 @@ function resolveSettings(props: HousekeepingStackProps): Settings {
     fail(`lineConcurrency must be a positive integer, got ${lineConcurrency}`);
   }
 
+  const minAge = props.minAge;
+  const minAgeSeconds = minAge?.toSeconds({ integral: false });
+  if (minAgeSeconds !== undefined && (!Number.isInteger(minAgeSeconds) || minAgeSeconds < 1)) {
+    fail(`minAge must be a whole number of seconds, at least 1, got ${minAge?.toHumanString()}`);
+  }
+  const maxRequestsPerSecond = props.maxRequestsPerSecond;
+  if (
+    maxRequestsPerSecond !== undefined &&
+    (!Number.isInteger(maxRequestsPerSecond) || maxRequestsPerSecond < 1 || maxRequestsPerSecond > 100_000)
+  ) {
+    fail(`maxRequestsPerSecond must be an integer between 1 and 100000, got ${maxRequestsPerSecond}`);
+  }
+
   const positiveDays = (name: string, value: number | undefined): number | undefined => {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
       fail(`${name} must be a positive whole number of days, got ${value}`);
@@ -737,6 +768,8 @@ function resolveSettings(props: HousekeepingStackProps): Settings {
     memorySize,
     timeout,
     lineConcurrency,
+    minAge,
+    maxRequestsPerSecond,
     archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
     objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
     fanout:

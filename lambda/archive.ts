@@ -12,7 +12,13 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { ArchiveError, deadlineReason, IntegrityError } from './errors.ts';
+import {
+  ArchiveChangedError,
+  ArchiveError,
+  deadlineReason,
+  HousekeepingError,
+  IntegrityError,
+} from './errors.ts';
 import { streamMultipart } from './multipart.ts';
 import { isLineId, type LineFile, safeFileName, safeId } from './tokens-line.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from './verify.ts';
@@ -35,7 +41,7 @@ export interface SupersededFile extends ManifestFile {
 /**
  * `{prefix}{id}/manifest.json`: proof of what was archived for a line, written after all files.
  * Version 1 (earlier releases) embedded the line's document re-serialized; version 2 points to
- * `line.json`, the document as the service sent it, byte for byte.
+ * `line.sha256-{hash}.json`, the document as the service sent it, byte for byte.
  */
 export interface Manifest {
   readonly schemaVersion: 1 | 2;
@@ -47,7 +53,7 @@ export interface Manifest {
   readonly files: readonly ManifestFile[];
   /** Versions the service stated before and that were replaced in its statement (never in S3). */
   readonly superseded?: readonly SupersededFile[];
-  /** `line.json`: the line's document as received, with its size and SHA-256. */
+  /** `line.sha256-{hash}.json`: the line's document as received, with its size and SHA-256. */
   readonly lineDocument?: { readonly key: string; readonly size: number; readonly sha256: string };
   /** Version 1 only: the document, re-serialized. */
   readonly line?: unknown;
@@ -64,9 +70,13 @@ export interface Manifest {
  */
 export type StoredFile =
   | { readonly kind: 'missing' }
-  | { readonly kind: 'verified'; readonly recorded: { readonly size: number; readonly sha256: string } }
-  | { readonly kind: 'damaged'; readonly problem: string }
-  | { readonly kind: 'unrecorded' };
+  | {
+      readonly kind: 'verified';
+      readonly recorded: { readonly size: number; readonly sha256: string };
+      readonly etag: string;
+    }
+  | { readonly kind: 'damaged'; readonly problem: string; readonly etag: string }
+  | { readonly kind: 'unrecorded'; readonly etag: string };
 
 /** A receipt of dismantling, `{prefix}{id}/deleted.json`. */
 export interface Receipt {
@@ -78,8 +88,10 @@ export interface Receipt {
   readonly reply?: {
     readonly status: number;
     readonly contentType: string;
-    /** The body as received, byte for byte (as text). */
-    readonly body: string;
+    /** The body as received, when it is UTF-8 text (JSON always is). */
+    readonly body?: string;
+    /** The body as received, base64, when it is not UTF-8. */
+    readonly bodyBase64?: string;
   };
   /** How the line was seen to be gone: "the reply", "GET answered 404", ... */
   readonly confirmation: string;
@@ -95,7 +107,9 @@ export interface PendingMarker {
   readonly lineId: string;
   readonly runId: string;
   readonly at: string;
-  readonly reply: NonNullable<Receipt['reply']>;
+  /** The 202 reply; absent when the DELETE was sent but no reply came (a timeout, the deadline). */
+  readonly reply?: NonNullable<Receipt['reply']>;
+  readonly note?: string;
 }
 
 export interface ArchiveOptions {
@@ -141,9 +155,13 @@ export class Archive {
     return `${this.lineKey(lineId)}deleted.json`;
   }
 
-  /** `{prefix}{id}/line.json`: the line's document as the service sent it. */
-  lineDocumentKey(lineId: string): string {
-    return `${this.lineKey(lineId)}line.json`;
+  /**
+   * `{prefix}{id}/line.sha256-{hash}.json`: the line's document as the service sent it, under its
+   * own hash, so a manifest names exactly the document it was written from and no write of a newer
+   * one can change what an older manifest points to.
+   */
+  lineDocumentKey(lineId: string, sha256: string): string {
+    return `${this.lineKey(lineId)}line.sha256-${sha256}.json`;
   }
 
   /**
@@ -187,31 +205,36 @@ export class Archive {
   async inspect(key: string): Promise<StoredFile> {
     const head = await this.#head(key);
     if (head === undefined) return { kind: 'missing' };
+    const etag = head.ETag ?? '';
     const sha256 = head.Metadata?.sha256;
-    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded' };
+    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded', etag };
     const size = head.ContentLength ?? -1;
     const recordedSize = head.Metadata?.size;
     if (recordedSize !== undefined && recordedSize !== String(size)) {
-      return { kind: 'damaged', problem: `holds ${size} bytes, recorded ${recordedSize}` };
+      return { kind: 'damaged', problem: `holds ${size} bytes, recorded ${recordedSize}`, etag };
     }
     const checksum = head.ChecksumSHA256;
     // A multipart object carries a checksum of its parts' checksums ("…-N"), not of its bytes.
     if (checksum !== undefined && !checksum.includes('-') && base64ToHex(checksum) !== sha256) {
-      return { kind: 'damaged', problem: `stored checksum is ${base64ToHex(checksum)}, recorded ${sha256}` };
+      return {
+        kind: 'damaged',
+        problem: `stored checksum is ${base64ToHex(checksum)}, recorded ${sha256}`,
+        etag,
+      };
     }
     if (this.#options.readback === 'full') {
       let stored: { size: number; sha256: string } | undefined;
       try {
         stored = await this.storedDigest(key);
       } catch (error) {
-        return { kind: 'damaged', problem: `cannot be read back whole: ${describeAwsError(error)}` };
+        return { kind: 'damaged', problem: `cannot be read back whole: ${describeAwsError(error)}`, etag };
       }
       if (stored === undefined) return { kind: 'missing' };
       if (stored.sha256 !== sha256) {
-        return { kind: 'damaged', problem: `bytes hash to ${stored.sha256}, recorded ${sha256}` };
+        return { kind: 'damaged', problem: `bytes hash to ${stored.sha256}, recorded ${sha256}`, etag };
       }
     }
-    return { kind: 'verified', recorded: { size, sha256 } };
+    return { kind: 'verified', recorded: { size, sha256 }, etag };
   }
 
   /**
@@ -223,7 +246,15 @@ export class Archive {
     lineId: string,
     file: LineFile,
     body: Readable,
-    options: { readonly key?: string; readonly signal?: AbortSignal } = {},
+    options: {
+      readonly key?: string;
+      readonly signal?: AbortSignal;
+      /**
+       * Write only where the plan saw no object (`If-None-Match: *`), or only over the damaged one
+       * it saw (`If-Match`): a verified archive another pass wrote meanwhile is never overwritten.
+       */
+      readonly condition?: WriteCondition;
+    } = {},
   ): Promise<void> {
     const key = options.key ?? this.fileKey(lineId, file.name);
     const expected: Expectation = { lineId, file: file.name, size: file.size, sha256: file.sha256 };
@@ -244,12 +275,16 @@ export class Archive {
             // The verifier already refuses a single byte more than 0.
           }
         });
-        await this.#put({ ...params, Body: '', ChecksumSHA256: hexToBase64(file.sha256) }, signal);
+        await this.#put(
+          { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
+          signal,
+        );
       } else if (file.size <= this.#options.multipartThresholdBytes) {
         await transfer(body, verifier, signal, (abortSignal) =>
           this.#put(
             {
               ...params,
+              ...options.condition,
               Body: verifier,
               ContentLength: file.size,
               // Real S3 also verifies the whole object against the stated hash.
@@ -267,6 +302,8 @@ export class Archive {
             file.size,
             this.#options.partSizeBytes,
             abortSignal,
+            undefined,
+            options.condition,
           ),
         );
       }
@@ -275,7 +312,14 @@ export class Archive {
       verifier.destroy();
       const stopped = deadlineReason(signal);
       if (stopped !== undefined) throw stopped;
-      if (error instanceof IntegrityError || error instanceof ArchiveError) throw error;
+      if (statusOf(error) === 412 || statusOf((error as { cause?: unknown }).cause) === 412) {
+        throw new ArchiveChangedError(
+          key,
+          'changed by another pass while this one uploaded it; planned again',
+        );
+      }
+      // Ours already name what failed (the verifier, the download, S3): keep their words.
+      if (error instanceof HousekeepingError) throw error;
       throw new ArchiveError(key, `upload failed: ${describeAwsError(error)}`, {
         cause: error,
         retryable: true,
@@ -287,11 +331,10 @@ export class Archive {
   /** Stores the line's document as received, byte for byte; returns what the manifest records. */
   async writeLineDocument(
     lineId: string,
-    text: string,
+    body: Buffer,
   ): Promise<{ readonly key: string; readonly size: number; readonly sha256: string }> {
-    const key = this.lineDocumentKey(lineId);
-    const body = Buffer.from(text, 'utf8');
     const sha256 = createHash('sha256').update(body).digest();
+    const key = this.lineDocumentKey(lineId, sha256.toString('hex'));
     await this.#put({
       Bucket: this.#options.bucket,
       Key: key,
@@ -304,20 +347,28 @@ export class Archive {
 
   /** The manifest of a line, or undefined when there is none or it cannot be read as one. */
   async readManifest(lineId: string): Promise<Manifest | undefined> {
-    const manifest = (await this.#getJson(this.manifestKey(lineId))) as Partial<Manifest> | undefined;
-    if (
-      (manifest?.schemaVersion !== 1 && manifest?.schemaVersion !== 2) ||
-      typeof manifest.lineId !== 'string' ||
-      manifest.lineId.toLowerCase() !== lineId.toLowerCase() ||
-      !Array.isArray(manifest.files)
-    ) {
-      return undefined;
-    }
-    return manifest as Manifest;
+    return asManifest(await this.#getJson(this.manifestKey(lineId)), lineId);
   }
 
-  async writeManifest(manifest: Manifest): Promise<void> {
-    await this.#putJson(this.manifestKey(manifest.lineId), manifest);
+  /**
+   * The manifest there with its ETag, for a conditional rewrite: `undefined` when there is none;
+   * `manifest: undefined` when there is one this version cannot read (damaged, or a newer schema),
+   * which is never to be overwritten.
+   */
+  async readManifestForUpdate(
+    lineId: string,
+  ): Promise<{ readonly manifest: Manifest | undefined; readonly etag: string } | undefined> {
+    const found = await this.#getJsonWithTag(this.manifestKey(lineId));
+    if (found === undefined) return undefined;
+    return { manifest: asManifest(found.value, lineId), etag: found.etag };
+  }
+
+  /**
+   * Writes the manifest only over the one it was planned against (`If-Match` its ETag), or only
+   * where there is none (`If-None-Match: *`): false when another pass changed it meanwhile.
+   */
+  writeManifest(manifest: Manifest, over: WriteCondition): Promise<boolean> {
+    return this.#putJsonIf(this.manifestKey(manifest.lineId), manifest, over);
   }
 
   /** Whether a line already has a receipt (kept by this or another pass). */
@@ -443,33 +494,35 @@ export class Archive {
   }
 
   /**
-   * Stores the proof of dismantling, never replacing a stronger one: written only where there is
-   * none (`If-None-Match: *`; a 412 means another pass kept its receipt first). A receipt that holds
-   * the service's reply replaces one that holds only a confirmation (`If-Match` on the one read),
-   * never the other way round.
+   * Stores the proof of dismantling, never replacing a stronger one. The receipt there, if any, is
+   * read first (stores that ignore conditional headers would let anything through): one holding
+   * the service's reply is kept; one holding only a confirmation is replaced by one holding a
+   * reply, with `If-Match` on what was read. Where there is none, the write is `If-None-Match: *`:
+   * a 412 means another pass wrote first, and its receipt is judged the same way.
    */
-  async writeReceipt(receipt: Receipt): Promise<ReceiptWrite> {
+  async writeReceipt(receipt: Receipt, signal?: AbortSignal): Promise<ReceiptWrite> {
     const key = this.receiptKey(receipt.lineId);
-    // Stores that ignore conditional headers would let a weaker receipt through: look first.
-    if (receipt.reply === undefined && (await this.#head(key)) !== undefined) return 'kept-existing';
-    if (await this.#putJsonIf(key, receipt, { IfNoneMatch: '*' })) return 'written';
-    if (receipt.reply === undefined) return 'kept-existing';
-    const existing = await this.#getJsonWithTag(key);
-    const held = existing?.value as Partial<Receipt> | undefined;
-    if (existing === undefined || held?.reply !== undefined) return 'kept-existing';
-    return (await this.#putJsonIf(key, receipt, { IfMatch: existing.etag }))
-      ? 'replaced-weaker'
-      : 'kept-existing';
+    for (let look = 0; look < 3; look += 1) {
+      const existing = await this.#getJsonWithTag(key, signal);
+      if (existing === undefined) {
+        if (await this.#putJsonIf(key, receipt, { IfNoneMatch: '*' }, signal)) return 'written';
+        continue;
+      }
+      const held = existing.value as Partial<Receipt> | undefined;
+      if (held?.reply !== undefined || receipt.reply === undefined) return 'kept-existing';
+      if (await this.#putJsonIf(key, receipt, { IfMatch: existing.etag }, signal)) return 'replaced-weaker';
+    }
+    return 'kept-existing';
   }
 
-  /** Notes a DELETE that was taken (202) but not yet seen done; the next runs confirm it. */
-  async writePendingMarker(marker: PendingMarker): Promise<void> {
-    await this.#putJson(this.pendingMarkerKey(marker.lineId), marker);
+  /** Notes a DELETE that was taken (202), or sent with no reply, but not yet seen done. */
+  async writePendingMarker(marker: PendingMarker, signal?: AbortSignal): Promise<void> {
+    await this.#putJson(this.pendingMarkerKey(marker.lineId), marker, signal);
   }
 
   async readPendingMarker(lineId: string): Promise<PendingMarker | undefined> {
     const marker = (await this.#getJson(this.pendingMarkerKey(lineId))) as Partial<PendingMarker> | undefined;
-    return marker?.reply === undefined || typeof marker.lineId !== 'string'
+    return typeof marker?.lineId !== 'string' || typeof marker.runId !== 'string'
       ? undefined
       : (marker as PendingMarker);
   }
@@ -492,7 +545,8 @@ export class Archive {
   async #putJsonIf(
     key: string,
     value: unknown,
-    condition: { readonly IfNoneMatch: '*' } | { readonly IfMatch: string },
+    condition: WriteCondition,
+    abortSignal?: AbortSignal,
   ): Promise<boolean> {
     const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
     try {
@@ -505,6 +559,7 @@ export class Archive {
           ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
           ...condition,
         }),
+        abortSignal === undefined ? {} : { abortSignal },
       );
       return true;
     } catch (error) {
@@ -518,10 +573,14 @@ export class Archive {
   }
 
   /** The object parsed as JSON with its ETag; undefined when there is none or it is not JSON. */
-  async #getJsonWithTag(key: string): Promise<{ value: unknown; etag: string } | undefined> {
+  async #getJsonWithTag(
+    key: string,
+    abortSignal?: AbortSignal,
+  ): Promise<{ value: unknown; etag: string } | undefined> {
     try {
       const reply = await this.#options.s3.send(
         new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }),
+        abortSignal === undefined ? {} : { abortSignal },
       );
       const text = (await reply.Body?.transformToString('utf8')) ?? '';
       if (reply.ETag === undefined) return undefined;
@@ -539,16 +598,19 @@ export class Archive {
     }
   }
 
-  async #putJson(key: string, value: unknown): Promise<void> {
+  async #putJson(key: string, value: unknown, abortSignal?: AbortSignal): Promise<void> {
     const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
     const sha256 = createHash('sha256').update(body).digest('base64');
-    await this.#put({
-      Bucket: this.#options.bucket,
-      Key: key,
-      Body: body,
-      ContentType: 'application/json',
-      ChecksumSHA256: sha256,
-    });
+    await this.#put(
+      {
+        Bucket: this.#options.bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+        ChecksumSHA256: sha256,
+      },
+      abortSignal,
+    );
   }
 
   async #put(
@@ -702,6 +764,23 @@ async function transfer(
   if (piped.status === 'rejected' && abort.signal.reason === piped.reason) throw piped.reason;
   if (uploaded.status === 'rejected') throw uploaded.reason;
   if (piped.status === 'rejected') throw piped.reason;
+}
+
+/** A conditional write: only where there is no object, or only over the one with this ETag. */
+export type WriteCondition = { readonly IfNoneMatch: '*' } | { readonly IfMatch: string };
+
+/** The value as a manifest of this line this version reads, or undefined. */
+function asManifest(value: unknown, lineId: string): Manifest | undefined {
+  const manifest = value as Partial<Manifest> | undefined;
+  if (
+    (manifest?.schemaVersion !== 1 && manifest?.schemaVersion !== 2) ||
+    typeof manifest.lineId !== 'string' ||
+    manifest.lineId.toLowerCase() !== lineId.toLowerCase() ||
+    !Array.isArray(manifest.files)
+  ) {
+    return undefined;
+  }
+  return manifest as Manifest;
 }
 
 function statusOf(error: unknown): number | undefined {

@@ -62,7 +62,14 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
       checks.push(
         limit(async () => {
           files += 1;
-          const key = options.archive.entryKey(id, file);
+          let key: string;
+          try {
+            key = options.archive.entryKey(id, file);
+          } catch (error) {
+            // A manifest naming a key outside its line is damage to report, not a reason to stop.
+            damaged.push({ id, file: file.name, key: String(file.key), problem: describeError(error) });
+            return;
+          }
           const problem = await checkObject(options.archive, key, file);
           if (problem === undefined) {
             intactFiles += 1;

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { serviceLogger } from './deps.ts';
+import { parseDuration } from './duration.ts';
 import { describeError } from './errors.ts';
 import type { PlannedLine } from './housekeeping.ts';
 import { createHandler } from './invoke.ts';
@@ -13,10 +14,12 @@ import {
 } from './terminal.ts';
 
 const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N]
-                              [--max-duration 30s|10m|1h] [--ids ID,... --on-conflict keep-both]
+                              [--max-duration 30s|10m|1h] [--min-age 30m|24h|7d]
+                              [--ids ID,... --on-conflict keep-both]
 
 Runs one housekeeping pass with the configuration in the environment (see README).
 --max-duration: a hard deadline; in-flight lines are stopped and reported failed.
+--min-age: a grace period: lines finished more recently wait for a later run (overrides MIN_AGE).
 --on-conflict keep-both: resolve conflicts of the named lines by archiving the new version of a
 file beside the old one (never over it), recording both, and only then dismantling.
 Prints the summary JSON on stdout, logs on stderr. Exit 0: nothing failed; 1: some line
@@ -35,6 +38,7 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
       'max-lines': { type: 'string' },
       'max-duration': { type: 'string' },
       'on-conflict': { type: 'string' },
+      'min-age': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -47,22 +51,20 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
   // Digits only: Number() would also take "0x10" or "1e3".
   if (maxLines !== undefined) payload.maxLines = /^\d+$/.test(maxLines) ? Number(maxLines) : maxLines;
   const maxDuration = values['max-duration'];
-  if (maxDuration !== undefined) payload.maxDurationSeconds = parseDuration(maxDuration);
+  if (maxDuration !== undefined) payload.maxDurationSeconds = durationFlag('--max-duration', maxDuration);
+  const minAge = values['min-age'];
+  if (minAge !== undefined) payload.minAge = durationFlag('--min-age', minAge);
   if (values['on-conflict'] !== undefined) payload.onConflict = values['on-conflict'];
   return payload;
 }
 
-/** `90`, `30s`, `10m`, `1h`, `2d` as whole seconds; anything else is refused naming the flag. */
-export function parseDuration(text: string): number {
-  const match = /^(\d{1,7})([smhd]?)$/.exec(text.trim());
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match?.[2] ?? ''];
-  const value = Number(match?.[1]) * (unit ?? 0);
-  if (match === null || !(value > 0)) {
-    throw new Error(
-      `--max-duration: expected a duration such as 30s, 10m or 1h, got ${JSON.stringify(text)}`,
-    );
+/** A duration flag as whole seconds; anything else is refused naming the flag. */
+function durationFlag(flag: string, text: string): number {
+  const seconds = parseDuration(text);
+  if (seconds === undefined) {
+    throw new Error(`${flag}: expected a duration such as 30s, 10m, 1h or 7d, got ${JSON.stringify(text)}`);
   }
-  return value;
+  return seconds;
 }
 
 class UsageRequested extends Error {}

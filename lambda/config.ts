@@ -1,3 +1,4 @@
+import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 
 /** Everything the housekeeper reads from its environment, parsed once at cold start. */
@@ -40,6 +41,16 @@ export interface Config {
    * metrics are still written (`DEADLINE_RESERVE_MS`).
    */
   readonly deadlineReserveMs: number;
+  /**
+   * `MIN_AGE`: a grace period; a line finished more recently than this waits for a later run.
+   * Undefined: none (every finished line is taken).
+   */
+  readonly minAgeMs: number | undefined;
+  /**
+   * `MAX_REQUESTS_PER_SECOND`: a cap on the requests this process sends to the tokens service
+   * (every line and file, retries included; S3 is not limited). Undefined: no cap.
+   */
+  readonly maxRequestsPerSecond: number | undefined;
   /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
   readonly s3EndpointOverride: string | undefined;
   readonly secretsEndpointOverride: string | undefined;
@@ -100,6 +111,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     sessionKeyTtlMs: integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400) * 1000,
     timeReserveMs: integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000),
     deadlineReserveMs: integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000),
+    minAgeMs: minAge(env),
+    maxRequestsPerSecond: optionalInteger(env, 'MAX_REQUESTS_PER_SECOND', 1, 100_000),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
     listing: listingBounds(env),
@@ -200,6 +213,24 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   if (value < min || value > max)
     throw new ConfigError(name, `must be between ${min} and ${max}, got ${raw}`);
   return value;
+}
+
+function optionalInteger(env: Env, name: string, min: number, max: number): number | undefined {
+  return optional(env, name) === undefined ? undefined : integer(env, name, 0, min, max);
+}
+
+/** `MIN_AGE`: `30m`, `24h`, `7d` or plain seconds; `0` or unset is none. */
+function minAge(env: Env): number | undefined {
+  const raw = optional(env, 'MIN_AGE');
+  if (raw === undefined) return undefined;
+  const seconds = parseDuration(raw, { allowZero: true });
+  if (seconds === undefined) {
+    throw new ConfigError(
+      'MIN_AGE',
+      `must be a duration such as 30m, 24h, 7d or whole seconds, got "${raw}"`,
+    );
+  }
+  return seconds === 0 ? undefined : seconds * 1000;
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {

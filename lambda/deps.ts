@@ -2,11 +2,13 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import pThrottle from 'p-throttle';
 import { Agent } from 'undici';
 import { Archive } from './archive.ts';
 import { type ArchiveConfig, type Config, type FanoutConfig, loadArchiveConfig } from './config.ts';
 import type { Deps, MetricsSink } from './housekeeping.ts';
 import { secretsManagerSessionKey } from './session-key.ts';
+import type { RequestGate } from './tokens-api.ts';
 
 /** The service name on every log line (and the metrics' service dimension). */
 export const SERVICE_NAME = 'tokens-housekeeper';
@@ -76,6 +78,30 @@ export function archiveAccess(env: Readonly<Record<string, string | undefined>>)
   return { s3, archive: createArchive(s3, config) };
 }
 
+/**
+ * The process-wide cap on requests to the tokens service (`MAX_REQUESTS_PER_SECOND`): p-throttle in
+ * strict mode, so no one-second window starts more than the cap. Undefined: no cap.
+ */
+export function requestGate(perSecond: number | undefined): RequestGate | undefined {
+  if (perSecond === undefined) return undefined;
+  const slot = pThrottle({ limit: perSecond, interval: 1000, strict: true })(() => undefined);
+  return async (signal) => {
+    if (signal === undefined) return slot();
+    signal.throwIfAborted();
+    // The run's deadline must not wait for a slot; the slot, once reached, is simply unused.
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([slot(), aborted]);
+    } finally {
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
+  };
+}
+
 /** Production wiring: the only place SDK clients and the HTTP agent are built. */
 export function createDeps(config: Config, options: { logger?: Logger; metrics?: MetricsSink } = {}): Deps {
   // Region and credentials come from the standard AWS_* variables; the endpoint overrides were
@@ -104,5 +130,8 @@ export function createDeps(config: Config, options: { logger?: Logger; metrics?:
     }),
     logger,
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(config.maxRequestsPerSecond === undefined
+      ? {}
+      : { tokensGate: requestGate(config.maxRequestsPerSecond) }),
   };
 }

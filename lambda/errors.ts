@@ -115,6 +115,20 @@ export class ConflictError extends HousekeepingError {
   }
 }
 
+/**
+ * Another pass changed an archive object while this one planned against it (a conditional write
+ * refused with 412): the line's files are planned again from what is there now.
+ */
+export class ArchiveChangedError extends HousekeepingError {
+  override readonly name = 'ArchiveChangedError';
+  constructor(
+    readonly key: string,
+    problem: string,
+  ) {
+    super(`s3 object ${key}: ${problem}`);
+  }
+}
+
 /** The run's deadline passed (Lambda time, or `--max-duration`): in-flight work was stopped. */
 export class DeadlineError extends HousekeepingError {
   override readonly name = 'DeadlineError';

@@ -1,5 +1,6 @@
 // zod/mini: the same schemas at a twentieth of the bundle size (cold start).
 import * as z from 'zod/mini';
+import { parseDuration } from './duration.ts';
 import { EventError } from './errors.ts';
 import { isLineId } from './tokens-line.ts';
 
@@ -21,6 +22,8 @@ export interface RunRequest {
   readonly onConflict: 'fail' | 'keep-both';
   /** A hard deadline for the run, in seconds (the terminal's `--max-duration`). */
   readonly maxDurationSeconds: number | undefined;
+  /** A grace period for this run, in seconds, instead of `MIN_AGE` (0: none). */
+  readonly minAgeSeconds: number | undefined;
 }
 
 export const FULL_PASS: RunRequest = Object.freeze({
@@ -30,6 +33,7 @@ export const FULL_PASS: RunRequest = Object.freeze({
   maxLines: undefined,
   onConflict: 'fail',
   maxDurationSeconds: undefined,
+  minAgeSeconds: undefined,
 });
 
 /** A non-empty list of line ids. */
@@ -46,6 +50,8 @@ const manualPayload = z.strictObject({
   maxLines: z.optional(z.int().check(z.positive())),
   onConflict: z.optional(z.enum(['fail', 'keep-both'])),
   maxDurationSeconds: z.optional(z.int().check(z.positive(), z.maximum(7 * 24 * 3600))),
+  // Seconds, or a duration such as "30m", "24h", "7d".
+  minAge: z.optional(z.union([z.int().check(z.nonnegative()), z.string()])),
 });
 
 /** The shape of an EventBridge (rule or Scheduler) scheduled event. */
@@ -73,7 +79,13 @@ export function parseEvent(event: unknown): RunRequest {
   if (!parsed.success) {
     throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
   }
-  const { dryRun, ids, archiveOnly, maxLines, onConflict, maxDurationSeconds } = parsed.data;
+  const { dryRun, ids, archiveOnly, maxLines, onConflict, maxDurationSeconds, minAge } = parsed.data;
+  const minAgeSeconds = typeof minAge === 'string' ? parseDuration(minAge, { allowZero: true }) : minAge;
+  if (typeof minAge === 'string' && minAgeSeconds === undefined) {
+    throw new EventError(
+      `event: minAge: expected seconds or a duration such as 30m, 24h, 7d, got ${JSON.stringify(minAge)}`,
+    );
+  }
   if (onConflict === 'keep-both' && ids === undefined) {
     throw new EventError(
       'event: onConflict: "keep-both" resolves the conflicts of named lines only: give ids',
@@ -86,6 +98,7 @@ export function parseEvent(event: unknown): RunRequest {
     maxLines,
     onConflict: onConflict ?? 'fail',
     maxDurationSeconds,
+    minAgeSeconds,
   });
 }
 

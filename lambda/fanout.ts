@@ -6,6 +6,7 @@ import type { Archive } from './archive.ts';
 import type { Config, PlannerConfig } from './config.ts';
 import { describeError, EventError, QueueError } from './errors.ts';
 import { FULL_PASS, type RunRequest } from './event.ts';
+import { judgeAge, minAgeOf } from './grace.ts';
 import {
   type Deps,
   type LineReport,
@@ -56,6 +57,8 @@ export interface FanoutPlan {
   readonly alreadyQueued: number;
   /** Finished lines not sent because of `maxLines` or the time budget; the next run takes them. */
   readonly deferred: number;
+  /** Finished lines younger than the grace period (`MIN_AGE`): not sent; a later run sends them. */
+  readonly waiting: number;
   readonly retries: number;
   /** Malformed list items. */
   readonly skipped: readonly LineReport[];
@@ -108,7 +111,23 @@ export async function planFanout(
   const now = deps.now();
   const alreadyQueued: string[] = [];
   const toSend: string[] = [];
+  const skipped: LineReport[] = [...selection.skipped];
+  let waiting = 0;
+  // The grace period, judged on the list's timestamps before anything is sent (lines named by id
+  // have no list entry: their worker judges them on the line's own document).
+  const minAgeMs = minAgeOf(request.minAgeSeconds, config.minAgeMs);
   for (const id of selection.candidates) {
+    if (selection.finishedAt?.has(id) === true) {
+      const age = judgeAge(selection.finishedAt.get(id), minAgeMs, now);
+      if (age.kind === 'unknown') {
+        skipped.push({ id, reason: age.reason });
+        continue;
+      }
+      if (age.kind === 'waiting') {
+        waiting += 1;
+        continue;
+      }
+    }
     const markedAt = markers.get(id);
     if (markedAt !== undefined && now - markedAt.getTime() < config.fanout.queueMarkerTtlMs) {
       alreadyQueued.push(id);
@@ -135,6 +154,7 @@ export async function planFanout(
           plannedAt,
           archiveOnly: request.archiveOnly,
           ...(request.onConflict === 'keep-both' ? { onConflict: 'keep-both' as const } : {}),
+          ...(request.minAgeSeconds === undefined ? {} : { minAgeSeconds: request.minAgeSeconds }),
         }));
         const outcome = await sendMessages(queue, messages, retry);
         failed.push(...outcome.failed);
@@ -159,7 +179,8 @@ export async function planFanout(
     alreadyQueued: alreadyQueued.length,
     deferred,
     retries: tally.retries,
-    skipped: sortById([...selection.skipped]),
+    waiting,
+    skipped: sortById(skipped),
     failed: sortById(failed),
     durationMs: deps.now() - started,
   };
@@ -256,6 +277,7 @@ function emitPlanMetrics(metrics: MetricsSink | undefined, plan: FanoutPlan): vo
   metrics.addMetric('LinesAlreadyQueued', 'Count', plan.alreadyQueued);
   metrics.addMetric('LinesFailed', 'Count', plan.failed.length);
   metrics.addMetric('LinesDeferred', 'Count', plan.deferred);
+  metrics.addMetric('LinesWaiting', 'Count', plan.waiting);
   metrics.addMetric('LinesSkipped', 'Count', plan.skipped.length);
   metrics.addMetric('Retries', 'Count', plan.retries);
   metrics.addMetric('RunDuration', 'Milliseconds', plan.durationMs);
@@ -329,7 +351,13 @@ export async function workBatch(
       );
       continue;
     }
-    const key = `${message.runId}${message.archiveOnly ? ' archive-only' : ''}${message.onConflict === undefined ? '' : ` ${message.onConflict}`}`;
+    // Messages of one planner run share a request; its parts key the run's worker.
+    const key = JSON.stringify([
+      message.runId,
+      message.archiveOnly,
+      message.onConflict,
+      message.minAgeSeconds,
+    ]);
     let run = runs.get(key);
     if (run === undefined) {
       const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
@@ -343,6 +371,7 @@ export async function workBatch(
             dryRun: false,
             archiveOnly: message.archiveOnly,
             ...(message.onConflict === undefined ? {} : { onConflict: message.onConflict }),
+            minAgeMs: minAgeOf(message.minAgeSeconds, config.minAgeMs),
           },
           logger,
           signal: deadline.signal,

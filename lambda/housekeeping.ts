@@ -7,9 +7,10 @@ import type { Dispatcher } from 'undici';
 import type { Config } from './config.ts';
 import { DeadlineError, DocumentError, describeError, ListingError } from './errors.ts';
 import type { RunRequest } from './event.ts';
+import { minAgeOf } from './grace.ts';
 import { createLineWorker, type LineResult, type LineWorker, type Tally } from './line-work.ts';
 import type { SessionKeySource } from './session-key.ts';
-import type { TokensApi } from './tokens-api.ts';
+import type { RequestGate, TokensApi } from './tokens-api.ts';
 import { KNOWN_STATUSES, type ListedLine, parseListPage } from './tokens-line.ts';
 
 /** A sink for CloudWatch metrics; Powertools `Metrics` fits it. */
@@ -26,6 +27,8 @@ export interface Deps {
   readonly now: () => number;
   readonly logger: Logger;
   readonly metrics?: MetricsSink;
+  /** The cap on requests to the tokens service (`MAX_REQUESTS_PER_SECOND`), shared by the process. */
+  readonly tokensGate?: RequestGate | undefined;
 }
 
 /** Per-invocation facts the pass cannot know by itself. */
@@ -69,7 +72,9 @@ export interface PlannedLine {
   readonly digits: string | null;
   readonly files: number;
   readonly bytes: number;
-  readonly action: 'archive' | 'archive-and-dismantle';
+  /** `wait`: finished less than the grace period ago; taken by a run at or after `until`. */
+  readonly action: 'archive' | 'archive-and-dismantle' | 'wait';
+  readonly until?: string;
 }
 
 /** What a run did; returned by the handler and logged as one line. */
@@ -92,6 +97,8 @@ export interface Summary {
   readonly filesReused: number;
   /** Finished lines not started for lack of time or because of `maxLines`; the next run takes them. */
   readonly deferred: number;
+  /** Finished lines younger than the grace period (`MIN_AGE`): a later run takes them. */
+  readonly waiting: number;
   readonly retries: number;
   readonly hashMismatches: number;
   /** Lines whose service statement differs from their archive; each is also in `failed`. */
@@ -183,7 +190,8 @@ async function passWithin(
   run: { started: number; runId: string; logger: Logger; signal: AbortSignal },
 ): Promise<Summary> {
   const { started, runId, logger, signal } = run;
-  const worker = createLineWorker(deps, config, { runId, request, logger, signal });
+  const minAgeMs = minAgeOf(request.minAgeSeconds, config.minAgeMs);
+  const worker = createLineWorker(deps, config, { runId, request: { ...request, minAgeMs }, logger, signal });
 
   logger.info('run started', { request: { ...request } });
   const selection = await withPendingLines(
@@ -238,13 +246,14 @@ export function summarize(
   request: RunRequest,
   selection: Selection,
   results: readonly LineResult[],
-  extra: { deferred: number; tally: Tally; durationMs: number },
+  extra: { deferred: number; tally: Tally; durationMs: number; waiting?: number },
 ): Summary {
   const skipped: LineReport[] = [...selection.skipped];
   const failed: LineReport[] = [];
   const pending: LineReport[] = [];
   const plan: PlannedLine[] = [];
   let conflicts = 0;
+  let waiting = extra.waiting ?? 0;
   let finished = selection.finished;
   let archived = 0;
   let dismantled = 0;
@@ -255,6 +264,9 @@ export function summarize(
     switch (result.outcome) {
       case 'planned':
         plan.push(result.plan);
+        break;
+      case 'waiting':
+        waiting += 1;
         break;
       case 'skipped':
         if (result.notFinished) finished -= 1;
@@ -300,6 +312,7 @@ export function summarize(
     filesUploaded,
     filesReused,
     deferred: extra.deferred,
+    waiting,
     retries: extra.tally.retries,
     hashMismatches: extra.tally.hashMismatches,
     conflicts,
@@ -353,6 +366,7 @@ export const PASS_METRICS: readonly (readonly [
   ['LinesDismantled', 'Count', (s) => s.dismantled],
   ['LinesFailed', 'Count', (s) => s.failed.length],
   ['LinesDeferred', 'Count', (s) => s.deferred],
+  ['LinesWaiting', 'Count', (s) => s.waiting],
   ['LinesSkipped', 'Count', (s) => s.skipped.length],
   ['FilesArchived', 'Count', (s) => s.filesUploaded],
   ['BytesArchived', 'Bytes', (s) => s.bytes],
@@ -407,6 +421,8 @@ export interface Selection {
   /** Line ids to process, in order. */
   readonly candidates: readonly string[];
   readonly skipped: readonly LineReport[];
+  /** `timestamps.finished` of each listed candidate, as the list states it (none for `ids`). */
+  readonly finishedAt?: ReadonlyMap<string, string | undefined>;
 }
 
 /** How far {@link select} follows the list (`Config['listing']`), and when it stops. */
@@ -481,5 +497,6 @@ export async function select(
     finished: candidates.length,
     malformed: skipped.length,
   });
-  return { listed: seen.size, finished: candidates.length, candidates, skipped };
+  const finishedAt = new Map(candidates.map((id) => [id, seen.get(id)?.finishedAt]));
+  return { listed: seen.size, finished: candidates.length, candidates, skipped, finishedAt };
 }

@@ -1,9 +1,18 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import type { Archive, Manifest, ManifestFile, Receipt, StoredFile, SupersededFile } from './archive.ts';
+import type {
+  Archive,
+  Manifest,
+  ManifestFile,
+  Receipt,
+  StoredFile,
+  SupersededFile,
+  WriteCondition,
+} from './archive.ts';
 import type { Config } from './config.ts';
 import { createArchive } from './deps.ts';
 import {
+  ArchiveChangedError,
   ConflictError,
   DocumentError,
   deadlineReason,
@@ -12,15 +21,18 @@ import {
   IntegrityError,
   TokensApiError,
 } from './errors.ts';
+import { judgeAge } from './grace.ts';
 import type { Deps, PlannedLine } from './housekeeping.ts';
 import { type RetryListener, withRetry } from './retry.ts';
-import { type DeleteReply, TokensApi } from './tokens-api.ts';
+import { type DeleteReply, type JsonReply, TokensApi } from './tokens-api.ts';
 import { type LineFile, parseDeleteReply, parseLineDocument, type TokensLine } from './tokens-line.ts';
 
 /** What became of one line; never thrown, always reported. */
 export type LineResult = { readonly id: string; readonly durationMs: number } & (
   | { readonly outcome: 'planned'; readonly plan: PlannedLine }
   | { readonly outcome: 'skipped'; readonly reason: string; readonly notFinished: boolean }
+  /** Finished less than the grace period (`MIN_AGE`) ago: neither archived nor dismantled yet. */
+  | { readonly outcome: 'waiting'; readonly until: string }
   | ({ readonly outcome: 'archived' | 'dismantled' } & FileCounts)
   /** Archived, and the DELETE was taken (202) but the line still shows: the next run confirms it. */
   | ({ readonly outcome: 'pending'; readonly reason: string } & FileCounts)
@@ -56,6 +68,8 @@ export interface LineWorkRequest {
   readonly archiveOnly: boolean;
   /** `keep-both`: an operator's explicit resolution of conflicts; `fail` (default) keeps the line. */
   readonly onConflict?: OnConflict;
+  /** The grace period: a line finished less than this ago waits for a later run. */
+  readonly minAgeMs?: number | undefined;
 }
 
 /** The per-line archive-then-dismantle, shared by the pass and the fan-out worker. */
@@ -97,6 +111,7 @@ export function createLineWorker(
     onRetry,
     download: config.download,
     ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(deps.tokensGate === undefined ? {} : { gate: deps.tokensGate }),
   });
   const archive = createArchive(deps.s3, config);
   const retry = <T>(operation: () => Promise<T>, signal = options.signal) =>
@@ -124,6 +139,10 @@ export function createLineWorker(
         const outcome = await work.process(id.toLowerCase(), logger);
         if (outcome.kind === 'planned')
           return { id, durationMs: took(), outcome: 'planned', plan: outcome.plan };
+        if (outcome.kind === 'waiting') {
+          logger.info('line waiting', { until: outcome.until });
+          return { id, durationMs: took(), outcome: 'waiting', until: outcome.until };
+        }
         if (outcome.kind === 'failed') {
           logger.error('line failed', { reason: outcome.reason, conflict: true, dismantled: true });
           const { kind: _failed, ...rest } = outcome;
@@ -173,6 +192,7 @@ export function createLineWorker(
 
 type LineOutcome =
   | { readonly kind: 'planned'; readonly plan: PlannedLine }
+  | { readonly kind: 'waiting'; readonly until: string }
   | ({ readonly kind: 'archived' | 'dismantled' } & FileCounts)
   | ({ readonly kind: 'pending'; readonly reason: string } & FileCounts)
   /** Dismantled, but the DELETE reply states files other than the archive's: reported loudly. */
@@ -191,7 +211,7 @@ class SkipLine extends Error {
 /** A line as read by id: validated, with its document exactly as the service sent it. */
 interface ReadLine {
   readonly line: TokensLine;
-  readonly text: string;
+  readonly bytes: Buffer;
 }
 
 /** Where one stated file goes, and whether it must be uploaded. */
@@ -199,6 +219,8 @@ interface FilePlan {
   readonly file: LineFile;
   readonly key: string;
   readonly upload: boolean;
+  /** The condition of its upload: what the plan saw at `key`. */
+  readonly condition: WriteCondition;
   /** Earlier versions this file replaces in the manifest (keep-both only). */
   readonly supersedes: readonly ManifestFile[];
 }
@@ -228,6 +250,8 @@ class LineWork {
     const first = await this.#read(id, logger);
     if (first.kind === 'confirmed') return { kind: 'dismantled', bytes: 0, uploaded: 0, reused: first.files };
     const { line } = first.read;
+    const age = judgeAge(line.finishedAt, request.minAgeMs, this.#o.now());
+    if (age.kind === 'unknown') throw new SkipLine(age.reason, false);
     if (request.dryRun) {
       return {
         kind: 'planned',
@@ -237,10 +261,13 @@ class LineWork {
           digits: line.digits ?? null,
           files: line.files.length,
           bytes: line.files.reduce((sum, file) => sum + file.size, 0),
-          action: request.archiveOnly ? 'archive' : 'archive-and-dismantle',
+          ...(age.kind === 'waiting'
+            ? { action: 'wait', until: age.until }
+            : { action: request.archiveOnly ? 'archive' : 'archive-and-dismantle' }),
         },
       };
     }
+    if (age.kind === 'waiting') return { kind: 'waiting', until: age.until };
 
     const uploads = new Uploads();
     let current = first.read;
@@ -248,11 +275,28 @@ class LineWork {
     // The line is read again right before its DELETE: one that changed while its files were
     // streamed (a file added, restated or dropped) is archived again, or kept as a conflict.
     for (let round = 1; ; round += 1) {
-      manifest = await this.#archiveRound(current, uploads, logger);
+      let archived: Manifest | 'changed';
+      try {
+        archived = await this.#archiveRound(current, uploads, logger);
+      } catch (error) {
+        // Another pass wrote this line's archive meanwhile: plan again from what is there now.
+        if (!(error instanceof ArchiveChangedError) || round >= MAX_ROUNDS) throw error;
+        logger.warn('another pass changed the archive of this line; planning again', {
+          reason: error.message,
+        });
+        archived = 'changed';
+      }
+      if (archived === 'changed') continue;
+      manifest = archived;
       if (request.archiveOnly) return { kind: 'archived', ...uploads.counts(manifest) };
       this.#checkStopped();
       const fresh = await this.#reread(id);
-      if (fresh === 'gone' || sameFiles(fresh.line.files, manifest.files)) break;
+      // Gone, or unreadable, right before the DELETE: another pass may have dismantled it, or a
+      // flaky front answered 404. Either way no DELETE is sent; a later run looks again.
+      if (fresh === 'gone') {
+        throw new SkipLine('not found (404 or 410) right before its DELETE: no DELETE sent', true);
+      }
+      if (sameFiles(fresh.line.files, manifest.files)) break;
       if (round >= MAX_ROUNDS) {
         throw new HousekeepingError(
           `line ${id}: its files changed ${round} times while being archived; kept, the next run tries again`,
@@ -272,10 +316,21 @@ class LineWork {
     const id = read.line.id;
     // What the line already has in the archive (a re-run, a crash): only those are checked.
     const present = await retry(() => archive.lineObjects(id));
-    const manifest = present.has('manifest.json') ? await retry(() => archive.readManifest(id)) : undefined;
-    const plans = await this.#planFiles(read.line, manifest, present, logger);
+    const found = present.has('manifest.json')
+      ? await retry(() => archive.readManifestForUpdate(id))
+      : undefined;
+    if (found !== undefined && found.manifest === undefined) {
+      throw new ConflictError(
+        id,
+        'manifest.json',
+        undefined,
+        undefined,
+        'the manifest there is not one this version reads (damaged, or written by a newer release): kept, nothing overwritten',
+      );
+    }
+    const plans = await this.#planFiles(read.line, found?.manifest, present, logger);
     await this.#uploadAll(id, plans, uploads, logger);
-    return retry(() => this.#ensureManifest(read, plans, manifest));
+    return retry(() => this.#ensureManifest(read, plans, found));
   }
 
   /**
@@ -394,7 +449,14 @@ class LineWork {
           `${key} holds an object this tool did not record`,
         );
       }
-      plans.push({ file, key, upload: state.kind !== 'verified', supersedes });
+      plans.push({
+        file,
+        key,
+        upload: state.kind !== 'verified',
+        // Only where the plan saw nothing, or only over the damaged object it saw.
+        condition: state.kind === 'damaged' ? { IfMatch: state.etag } : { IfNoneMatch: '*' },
+        supersedes,
+      });
     }
     return plans;
   }
@@ -413,14 +475,14 @@ class LineWork {
     await Promise.all(
       plans
         .filter((plan) => plan.upload)
-        .map(({ file, key }) =>
+        .map(({ file, key, condition }) =>
           limit(async () => {
             if (signal.aborted) return;
             try {
               await retry(async () => {
                 const body = await api.openFile(api.fileUrl(id, file), signal);
                 try {
-                  await archive.uploadVerified(id, file, body, { key, signal });
+                  await archive.uploadVerified(id, file, body, { key, signal, condition });
                 } catch (error) {
                   if (error instanceof IntegrityError) {
                     this.#o.tally.hashMismatches += 1;
@@ -437,7 +499,8 @@ class LineWork {
             } catch (error) {
               if (failure === undefined) {
                 failure = deadlineReason(this.#o.signal) ?? error;
-                limit.clearQueue();
+                // Queued files see the aborted signal and return at once (p-limit's clearQueue
+                // would leave their promises unsettled, and the line with them).
                 stopLine.abort(failure);
               }
             }
@@ -448,15 +511,16 @@ class LineWork {
   }
 
   /**
-   * Writes `line.json` (the document as received) and the manifest, unless the manifest there
+   * Writes the line's document as received (`line.sha256-{hash}.json`) and the manifest, unless the manifest there
    * already states the same files. A manifest is only ever replaced by one that states every file
    * it stated (the plan saw to that), or moves them to `superseded` (keep-both).
    */
   async #ensureManifest(
     read: ReadLine,
     plans: readonly FilePlan[],
-    existing: Manifest | undefined,
+    found: { readonly manifest: Manifest | undefined; readonly etag: string } | undefined,
   ): Promise<Manifest> {
+    const existing = found?.manifest;
     const { archive, runId, now } = this.#o;
     const id = read.line.id;
     const files: ManifestFile[] = plans.map(({ file, key }) => ({
@@ -484,7 +548,7 @@ class LineWork {
     ) {
       return existing;
     }
-    const lineDocument = await archive.writeLineDocument(id, read.text);
+    const lineDocument = await archive.writeLineDocument(id, read.bytes);
     const manifest: Manifest = {
       schemaVersion: 2,
       lineId: id,
@@ -495,25 +559,60 @@ class LineWork {
       ...(superseded.length === 0 ? {} : { superseded }),
       lineDocument,
     };
-    await archive.writeManifest(manifest);
+    // Only over the manifest this round was planned against: another pass may have written one since.
+    const written = await archive.writeManifest(
+      manifest,
+      found === undefined ? { IfNoneMatch: '*' } : { IfMatch: found.etag },
+    );
+    if (!written) throw new ArchiveChangedError(archive.manifestKey(id), 'written by another pass meanwhile');
     return manifest;
   }
 
-  /** Sends the DELETE, confirms what it achieved, and keeps the receipt. */
+  /**
+   * Sends the DELETE, confirms what it achieved, and keeps the receipt. Once the DELETE is sent,
+   * its outcome is the service's record: what follows (the confirming GET, the receipt or the
+   * pending marker) runs in a window of its own, even past the run's deadline.
+   */
   async #dismantle(id: string, manifest: Manifest, counts: FileCounts, logger: Logger): Promise<LineOutcome> {
     const { api } = this.#o;
     this.#checkStopped();
-    const reply = await api.deleteLine(id);
+    let reply: DeleteReply | undefined;
+    let unanswered: unknown;
+    try {
+      reply = await api.deleteLine(id);
+    } catch (error) {
+      // A 4xx is the service refusing: it did not act, and the line stays.
+      if (error instanceof TokensApiError && error.status !== undefined && error.status < 500) throw error;
+      // No usable answer (a 5xx from a gateway, a timeout, the deadline, a dropped connection):
+      // the DELETE may have been carried out. Look before saying anything.
+      unanswered = error;
+    }
+    const finishing = this.#finishingSignal();
     let confirmation: string;
     let discrepancy: string | undefined;
-    const replied = this.#confirmedByReply(id, reply);
+    const replied = reply === undefined ? undefined : this.#confirmedByReply(id, reply);
     if (replied !== undefined) {
       confirmation = 'the reply (200, status deleted)';
       discrepancy = replied.files === undefined ? undefined : differences(manifest.files, replied.files);
     } else {
-      const seen = await this.#seenGone(id);
+      let seen: { gone: boolean; how: string };
+      try {
+        seen = await this.#seenGone(id, finishing);
+      } catch (error) {
+        // Neither the DELETE's outcome nor the line's state is known: a later run confirms it.
+        const what =
+          reply === undefined
+            ? `got no usable reply (${describeError(unanswered)})`
+            : `answered ${reply.status}`;
+        const reason = `DELETE ${what}, and the line could not be read after it (${describeError(error)}): pending, a later run confirms it`;
+        await this.#keepPending(id, reply, reason, finishing, logger);
+        return { kind: 'pending', reason, ...counts };
+      }
       if (seen.gone) {
-        confirmation = seen.how;
+        confirmation = reply === undefined ? `${seen.how}, after a DELETE with no usable reply` : seen.how;
+      } else if (reply === undefined) {
+        // The DELETE did not act: the line is still there, and so is its archive.
+        throw deadlineReason(this.#o.signal) ?? unanswered;
       } else if (reply.status === 404 || reply.status === 410) {
         throw new TokensApiError(`DELETE answered ${reply.status} but ${seen.how}`, {
           method: 'DELETE',
@@ -523,7 +622,7 @@ class LineWork {
         });
       } else {
         const reason = `DELETE answered ${reply.status}${reply.status === 200 ? ' with an unexpected reply' : ''}, but ${seen.how}: pending, the next run confirms it`;
-        await this.#keepPending(id, reply, logger);
+        await this.#keepPending(id, reply, reason, finishing, logger);
         return { kind: 'pending', reason, ...counts };
       }
     }
@@ -533,10 +632,11 @@ class LineWork {
         lineId: id,
         runId: this.#o.runId,
         at: new Date(this.#o.now()).toISOString(),
-        ...(isTaken(reply) ? { reply: replyRecord(reply) } : {}),
+        ...(reply !== undefined && isTaken(reply) ? { reply: replyRecord(reply) } : {}),
         confirmation,
         ...(discrepancy === undefined ? {} : { discrepancy }),
       },
+      finishing,
       logger,
     );
     if (discrepancy !== undefined) {
@@ -547,6 +647,14 @@ class LineWork {
       };
     }
     return { kind: 'dismantled', ...counts };
+  }
+
+  /**
+   * The time allowed to record a DELETE's outcome (its confirming GET, the receipt or marker):
+   * half of `DEADLINE_RESERVE_MS`, at least 2 s, from now; not the run's deadline.
+   */
+  #finishingSignal(): AbortSignal {
+    return AbortSignal.timeout(Math.max(2_000, this.#o.config.deadlineReserveMs / 2));
   }
 
   /** The DELETE reply's files when it is a 200 describing this line as deleted; undefined otherwise. */
@@ -561,9 +669,9 @@ class LineWork {
   }
 
   /** Whether a GET shows the line gone, and how. */
-  async #seenGone(id: string): Promise<{ gone: boolean; how: string }> {
+  async #seenGone(id: string, signal?: AbortSignal): Promise<{ gone: boolean; how: string }> {
     try {
-      const { value } = await this.#o.api.getLine(id);
+      const { value } = await this.#o.api.getLine(id, signal === undefined ? {} : { signal });
       const status = (value as { data?: { attributes?: { status?: unknown } } } | undefined)?.data?.attributes
         ?.status;
       if (status === 'deleted') return { gone: true, how: 'GET shows status deleted' };
@@ -580,26 +688,36 @@ class LineWork {
    * that cannot be written is logged, not a failure, which would send an operator after a line
    * that no longer exists.
    */
-  async #keepReceipt(receipt: Receipt, logger: Logger): Promise<void> {
+  async #keepReceipt(receipt: Receipt, signal: AbortSignal, logger: Logger): Promise<void> {
     try {
-      const written = await this.#o.retry(() => this.#o.archive.writeReceipt(receipt), undefined);
+      const written = await this.#o.retry(() => this.#o.archive.writeReceipt(receipt, signal), signal);
       if (written !== 'written') logger.info('receipt', { receipt: written });
     } catch (error) {
       logger.error('line dismantled, but its receipt could not be written', { reason: describeError(error) });
     }
   }
 
-  async #keepPending(id: string, reply: DeleteReply, logger: Logger): Promise<void> {
+  async #keepPending(
+    id: string,
+    reply: DeleteReply | undefined,
+    note: string,
+    signal: AbortSignal,
+    logger: Logger,
+  ): Promise<void> {
     try {
       await this.#o.retry(
         () =>
-          this.#o.archive.writePendingMarker({
-            lineId: id,
-            runId: this.#o.runId,
-            at: new Date(this.#o.now()).toISOString(),
-            reply: replyRecord(reply),
-          }),
-        undefined,
+          this.#o.archive.writePendingMarker(
+            {
+              lineId: id,
+              runId: this.#o.runId,
+              at: new Date(this.#o.now()).toISOString(),
+              ...(reply === undefined ? {} : { reply: replyRecord(reply) }),
+              note,
+            },
+            signal,
+          ),
+        signal,
       );
     } catch (error) {
       logger.error('DELETE pending, and its marker could not be written', { reason: describeError(error) });
@@ -620,7 +738,7 @@ class LineWork {
     id: string,
     logger: Logger,
   ): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed'; files: number }> {
-    let reply: { text: string; value: unknown };
+    let reply: JsonReply;
     try {
       reply = await this.#o.api.getLine(id);
     } catch (error) {
@@ -644,12 +762,12 @@ class LineWork {
       if (files !== undefined) return { kind: 'confirmed', files };
     }
     if (line.status !== 'finished') throw new SkipLine(`status is "${line.status}", not finished`, true);
-    return { kind: 'read', read: { line, text: reply.text } };
+    return { kind: 'read', read: { line, bytes: reply.bytes } };
   }
 
   /** The re-read before DELETE: the line as it is now, or `gone` (the DELETE then confirms it). */
   async #reread(id: string): Promise<ReadLine | 'gone'> {
-    let reply: { text: string; value: unknown };
+    let reply: JsonReply;
     try {
       reply = await this.#o.api.getLine(id);
     } catch (error) {
@@ -664,7 +782,7 @@ class LineWork {
         `line ${id}: status is now "${line.status}", no longer finished; not dismantled`,
       );
     }
-    return { line, text: reply.text };
+    return { line, bytes: reply.bytes };
   }
 
   /**
@@ -672,19 +790,27 @@ class LineWork {
    * manifest states (all archived then), or undefined when there is no such marker.
    */
   async #confirmPending(id: string, how: string, logger: Logger): Promise<number | undefined> {
-    if (this.#o.request.dryRun) return undefined;
-    const marker = await this.#o.retry(() => this.#o.archive.readPendingMarker(id));
+    // A dry or archive-only run dismantles nothing, and confirms nothing either.
+    if (this.#o.request.dryRun || this.#o.request.archiveOnly) return undefined;
+    const { archive } = this.#o;
+    const marker = await this.#o.retry(() => archive.readPendingMarker(id));
     if (marker === undefined) return undefined;
-    const manifest = await this.#o.retry(() => this.#o.archive.readManifest(id));
+    // Confirmed already (by a later DELETE, or another run): that receipt stands, and so does its count.
+    if (await this.#o.retry(() => archive.hasReceipt(id))) {
+      throw new SkipLine(`not found (${how}); already dismantled, its receipt is kept`, true);
+    }
+    const manifest = await this.#o.retry(() => archive.readManifest(id));
+    const finishing = this.#finishingSignal();
     await this.#keepReceipt(
       {
         schemaVersion: 2,
         lineId: id,
         runId: this.#o.runId,
         at: new Date(this.#o.now()).toISOString(),
-        reply: marker.reply,
+        ...(marker.reply === undefined ? {} : { reply: marker.reply }),
         confirmation: `${how} (the DELETE was taken by run ${marker.runId} at ${marker.at})`,
       },
+      finishing,
       logger,
     );
     return manifest?.files.length ?? 0;
@@ -717,8 +843,18 @@ function isTaken(reply: DeleteReply): boolean {
   return reply.status >= 200 && reply.status < 300;
 }
 
+/** The reply as received: its text when it is UTF-8 (JSON always is), otherwise its bytes in base64. */
 function replyRecord(reply: DeleteReply): NonNullable<Receipt['reply']> {
-  return { status: reply.status, contentType: reply.contentType, body: reply.text };
+  const { status, contentType } = reply;
+  try {
+    return {
+      status,
+      contentType,
+      body: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(reply.bytes),
+    };
+  } catch {
+    return { status, contentType, bodyBase64: reply.bytes.toString('base64') };
+  }
 }
 
 function describeFile(file: { readonly size: number; readonly sha256: string }): string {

@@ -73,6 +73,8 @@ export async function streamMultipart(
   abortSignal: AbortSignal,
   // The bench's raw-copy limit turns part checksums off; the product always has them.
   checksumAlgorithm: ChecksumAlgorithm | undefined = ChecksumAlgorithm.SHA256,
+  /** Completes only where there is no object, or only over the one with this ETag. */
+  completeCondition: { readonly IfNoneMatch: '*' } | { readonly IfMatch: string } | undefined = undefined,
 ): Promise<void> {
   const { Bucket, Key } = target;
   // Before any request: a file S3 cannot hold starts no upload.
@@ -150,7 +152,13 @@ export async function streamMultipart(
     // Not retryable either: the verifier refuses a byte more than stated before this sees it.
     if (!end.done) throw new ArchiveError(Key, 'the body has more bytes than stated');
     await s3.send(
-      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
+      new CompleteMultipartUploadCommand({
+        Bucket,
+        Key,
+        UploadId,
+        MultipartUpload: { Parts: parts },
+        ...completeCondition,
+      }),
       {
         abortSignal,
       },

@@ -10,8 +10,14 @@ const JSON_API = 'application/vnd.api+json';
 /** A JSON document larger than this is refused rather than buffered. */
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
+/** Resolves when the next request may be sent; rejects when `signal` aborts first. */
+export type RequestGate = (signal?: AbortSignal) => Promise<void>;
+
 /** A JSON document from the service: its text as received (to archive) and its parsed value. */
 export interface JsonReply {
+  /** The body exactly as received. */
+  readonly bytes: Buffer;
+  /** The body decoded as UTF-8 (a byte-order mark dropped). */
   readonly text: string;
   /** Parsed with {@link parseJsonLimited}: deep values are not materialized. */
   readonly value: unknown;
@@ -24,6 +30,8 @@ export interface DeleteReply {
   readonly contentType: string;
   /** The body as received, `''` when there is none. */
   readonly text: string;
+  /** The body exactly as received. */
+  readonly bytes: Buffer;
   /** The body parsed, when it is JSON; undefined otherwise. */
   readonly document: unknown;
 }
@@ -39,6 +47,11 @@ export interface TokensApiOptions {
   readonly jsonDeadlineMs?: number;
   /** The run's deadline: aborts every request and retry of this client when it fires. */
   readonly signal?: AbortSignal;
+  /**
+   * Waited for before each request to the service (`MAX_REQUESTS_PER_SECOND`): shared by every
+   * client of the process, so the cap holds across lines, files and retries.
+   */
+  readonly gate?: RequestGate;
   /** A floor on the speed of file bodies (`Config['download']`); absent or 0 B/s: no floor. */
   readonly download?: SpeedFloor;
 }
@@ -57,9 +70,14 @@ export class TokensApi {
     return this.#retrying(() => this.#json('GET', url));
   }
 
-  /** `GET /api/tokens/{id}`: the document as received, and parsed. A 404 or 410 throws with that status. */
-  getLine(id: string): Promise<JsonReply> {
-    return this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id)));
+  /**
+   * `GET /api/tokens/{id}`: the document as received, and parsed. A 404 or 410 throws with that
+   * status. `signal` replaces the run's deadline: the check that follows a DELETE already sent must
+   * still be made when the run's deadline has passed (it has its own, short one).
+   */
+  getLine(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<JsonReply> {
+    const signal = options.signal ?? this.#options.signal;
+    return this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id), signal), signal);
   }
 
   /**
@@ -81,21 +99,22 @@ export class TokensApi {
       const contentType = String(response.headers['content-type'] ?? '');
       if (status === 404 || status === 410) {
         await response.body.dump().catch(() => undefined);
-        return { status, contentType, text: '', document: undefined };
+        return { status, contentType, text: '', bytes: Buffer.alloc(0), document: undefined };
       }
       if (status === 200) {
-        const { text, value } = await this.#parseJson('DELETE', url, response);
-        return { status, contentType, text, document: value };
+        const { text, bytes, value } = await this.#parseJson('DELETE', url, response);
+        return { status, contentType, text, bytes, document: value };
       }
       if (status === 202 || status === 204) {
-        const text = await this.#readBody('DELETE', url, response.body);
+        const bytes = await this.#readBody('DELETE', url, response.body);
+        const text = new TextDecoder().decode(bytes);
         let document: unknown;
         try {
           document = text === '' ? undefined : parseJsonLimited(text);
         } catch {
           document = undefined;
         }
-        return { status, contentType, text, document };
+        return { status, contentType, text, bytes, document };
       }
       throw await this.#statusError('DELETE', url, response);
     });
@@ -133,14 +152,13 @@ export class TokensApi {
     });
   }
 
-  #retrying<T>(operation: () => Promise<T>): Promise<T> {
-    return withRetry(this.#options.retry, operation, this.#options.onRetry, this.#options.signal);
+  #retrying<T>(operation: () => Promise<T>, signal = this.#options.signal): Promise<T> {
+    return withRetry(this.#options.retry, operation, this.#options.onRetry, signal);
   }
 
-  /** The signal of one JSON request: its own deadline, and the run's. */
-  #requestSignal(): AbortSignal {
+  /** The signal of one JSON request: its own deadline, and the run's (or the one given). */
+  #requestSignal(run = this.#options.signal): AbortSignal {
     const timeout = AbortSignal.timeout(this.#options.jsonDeadlineMs ?? 300_000);
-    const run = this.#options.signal;
     return run === undefined ? timeout : AbortSignal.any([timeout, run]);
   }
 
@@ -191,14 +209,17 @@ export class TokensApi {
     let keyReread = false;
     for (;;) {
       const current = chain[chain.length - 1] ?? url;
-      const send = async () =>
-        sendOnce(
+      const send = async () => {
+        // Requests to the service count against the cap; a redirect to a CDN does not.
+        if (current.origin === baseUrl.origin) await this.#options.gate?.(signal);
+        return sendOnce(
           dispatcher,
           method,
           current,
           isUnderBase(current, baseUrl) ? await sessionKey.get() : undefined,
           signal,
         );
+      };
       let response = await send();
       if (response.statusCode === 401 && isUnderBase(current, baseUrl) && !keyReread) {
         // The key may have been rotated since we cached it: read it again, once.
@@ -225,8 +246,8 @@ export class TokensApi {
     return (await this.#jsonReply(method, url)).value;
   }
 
-  async #jsonReply(method: string, url: URL): Promise<JsonReply> {
-    const response = await this.#send(method, url, this.#requestSignal());
+  async #jsonReply(method: string, url: URL, run?: AbortSignal): Promise<JsonReply> {
+    const response = await this.#send(method, url, this.#requestSignal(run));
     if (response.statusCode !== 200) throw await this.#statusError(method, url, response);
     return this.#parseJson(method, url, response);
   }
@@ -244,9 +265,21 @@ export class TokensApi {
         retryable: true,
       });
     }
-    const text = await this.#readBody(method, url, response.body);
+    const bytes = await this.#readBody(method, url, response.body);
+    let text: string;
     try {
-      return { text, value: parseJsonLimited(text) };
+      // JSON is UTF-8 (RFC 8259): other bytes would not survive as text, nor be archived as received.
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw new TokensApiError('body is not UTF-8', {
+        method,
+        url: url.href,
+        status: response.statusCode,
+        retryable: false,
+      });
+    }
+    try {
+      return { bytes, text, value: parseJsonLimited(text) };
     } catch {
       throw new TokensApiError('body is not valid JSON', {
         method,
@@ -257,8 +290,8 @@ export class TokensApi {
     }
   }
 
-  #readBody(method: string, url: URL, body: Readable): Promise<string> {
-    return readText(body, MAX_JSON_BYTES, () => {
+  #readBody(method: string, url: URL, body: Readable): Promise<Buffer> {
+    return readBytes(body, MAX_JSON_BYTES, () => {
       throw new TokensApiError(`JSON body larger than ${MAX_JSON_BYTES} bytes`, {
         method,
         url: url.href,
@@ -297,7 +330,7 @@ export function parseRetryAfter(header: string | string[] | undefined, now = Dat
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-async function readText(body: Readable, limit: number, onTooLarge: () => never): Promise<string> {
+async function readBytes(body: Readable, limit: number, onTooLarge: () => never): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
   try {
@@ -309,7 +342,7 @@ async function readText(body: Readable, limit: number, onTooLarge: () => never):
   } finally {
     body.destroy();
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /** One request, with the `Session-Key` header only when a key is given (a URL under TOKENS_API_URL). */

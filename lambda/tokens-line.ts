@@ -22,6 +22,8 @@ export interface TokensLine {
   readonly digits: string | undefined;
   /** Present (non-empty) only for a finished line. */
   readonly files: readonly LineFile[];
+  /** `timestamps.finished` as the service sent it, when it is a string. */
+  readonly finishedAt: string | undefined;
   /** The JSON:API document as fetched, kept for the manifest. */
   readonly document: unknown;
 }
@@ -33,6 +35,8 @@ export interface ListedLine {
   /** Files and bytes as the list states them, for dry-run plans; undefined when not stated. */
   readonly plannedFiles: number | undefined;
   readonly plannedBytes: number | undefined;
+  /** `timestamps.finished` as the list states it, when it is a string. */
+  readonly finishedAt: string | undefined;
 }
 
 export interface ListPage {
@@ -208,8 +212,14 @@ export function parseLineDocument(document: unknown, expectedId: string): Tokens
     alphabet: text(attributes.alphabet),
     digits: text(attributes.digits),
     files,
+    finishedAt: finishedStamp(attributes),
     document,
   };
+}
+
+function finishedStamp(attributes: Record<string, unknown>): string | undefined {
+  const timestamps = attributes.timestamps;
+  return isObject(timestamps) && typeof timestamps.finished === 'string' ? timestamps.finished : undefined;
 }
 
 /**
@@ -266,7 +276,13 @@ export function parseListPage(document: unknown): ListPage {
       if (!isObject(item)) throw new DocumentError(itemWhere, `expected an object, got ${describe(item)}`);
       const { id, status, attributes } = idAndStatus(item, itemWhere);
       const planned = plannedFromList(attributes);
-      lines.push({ id, status, plannedFiles: planned.files, plannedBytes: planned.bytes });
+      lines.push({
+        id,
+        status,
+        plannedFiles: planned.files,
+        plannedBytes: planned.bytes,
+        finishedAt: finishedStamp(attributes),
+      });
     } catch (error) {
       if (!(error instanceof DocumentError)) throw error;
       invalid.push({ id: rawId, reason: error.message });

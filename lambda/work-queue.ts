@@ -19,6 +19,8 @@ export interface WorkMessage {
   readonly archiveOnly: boolean;
   /** An operator's `keep-both` resolution of conflicts (a manual run with ids); absent: fail. */
   readonly onConflict?: 'keep-both';
+  /** The planner run's grace period in seconds, when its payload set one (0: none); absent: `MIN_AGE`. */
+  readonly minAgeSeconds?: number;
 }
 
 /** SendMessageBatch takes at most this many entries. */
@@ -31,17 +33,19 @@ const messageBody = z.strictObject({
   plannedAt: z.optional(z.iso.datetime()),
   archiveOnly: z.optional(z.boolean()),
   onConflict: z.optional(z.literal('keep-both')),
+  minAgeSeconds: z.optional(z.int().check(z.nonnegative())),
 });
 
 /** The JSON body of a {@link WorkMessage}; `archiveOnly` only when set. */
 export function encodeWorkMessage(message: WorkMessage): string {
-  const { lineId, runId, plannedAt, archiveOnly, onConflict } = message;
+  const { lineId, runId, plannedAt, archiveOnly, onConflict, minAgeSeconds } = message;
   return JSON.stringify({
     lineId,
     runId,
     plannedAt,
     ...(archiveOnly ? { archiveOnly: true } : {}),
     ...(onConflict === undefined ? {} : { onConflict }),
+    ...(minAgeSeconds === undefined ? {} : { minAgeSeconds }),
   });
 }
 
@@ -65,6 +69,7 @@ export function parseWorkMessage(body: string, now: () => number): WorkMessage {
     plannedAt: parsed.data.plannedAt ?? new Date(now()).toISOString(),
     archiveOnly: parsed.data.archiveOnly ?? false,
     ...(parsed.data.onConflict === undefined ? {} : { onConflict: parsed.data.onConflict }),
+    ...(parsed.data.minAgeSeconds === undefined ? {} : { minAgeSeconds: parsed.data.minAgeSeconds }),
   };
 }
 

@@ -49,7 +49,10 @@ describe('housekeeping pass over real HTTP', () => {
     const report = keys.filter((key) => key.startsWith('tokens/_runs/'));
     expect(report).toHaveLength(1);
     expect(runDays.map((date) => `tokens/_runs/${date}/${summary.runId}.json`)).toContain(report[0]);
-    expect(keys.filter((key) => !report.includes(key))).toEqual(
+    const documentKey = /line\.sha256-[0-9a-f]{64}\.json$/;
+    expect(
+      keys.filter((key) => !report.includes(key)).map((key) => key.replace(documentKey, 'line.json')),
+    ).toEqual(
       [
         `tokens/${plain}/data`,
         `tokens/${plain}/deleted.json`,
@@ -77,7 +80,7 @@ describe('housekeeping pass over real HTTP', () => {
       };
       expect(manifest.lineId).toBe(id);
       expect(manifest.runId).toBe(summary.runId);
-      expect(manifest.lineDocument.key).toBe(`tokens/${id}/line.json`);
+      expect(manifest.lineDocument.key).toBe(`tokens/${id}/line.sha256-${manifest.lineDocument.sha256}.json`);
       expect(await objectDigest(local.s3Client, local.bucket, manifest.lineDocument.key)).toEqual({
         sha256: manifest.lineDocument.sha256,
         size: manifest.lineDocument.size,
@@ -228,7 +231,7 @@ describe('housekeeping pass over real HTTP', () => {
     expect(first).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 4, filesReused: 0 });
     expect(second).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 0, filesReused: 4, bytes: 0 });
     expect(local.tokens.deleteCount(id)).toBe(0);
-    // Four files, line.json and the manifest.
+    // Four files, the line's document and the manifest.
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(6);
     const puts = local.tokens.requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`));
     expect(puts).toHaveLength(4);

@@ -553,6 +553,29 @@ describe('HousekeepingStack options', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Duration', Threshold: 480_000 });
   });
 
+  it('passes a grace period and a request cap to the function only when asked', () => {
+    const plain = synth();
+    const controlled = synth({ minAge: Duration.hours(24), maxRequestsPerSecond: 5 });
+
+    const variables = (template: typeof plain.template) =>
+      Object.values(template.findResources('AWS::Lambda::Function')).map(
+        (fn) =>
+          (fn as { Properties: { Environment: { Variables: Record<string, string> } } }).Properties
+            .Environment.Variables,
+      );
+    for (const env of variables(plain.template)) {
+      expect(env.MIN_AGE).toBeUndefined();
+      expect(env.MAX_REQUESTS_PER_SECOND).toBeUndefined();
+    }
+    controlled.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ MIN_AGE: '86400', MAX_REQUESTS_PER_SECOND: '5' }) },
+    });
+    expect(() => synth({ maxRequestsPerSecond: 0 })).toThrow(/maxRequestsPerSecond must be an integer/);
+    expect(() => synth({ minAge: Duration.millis(1500) })).toThrow(
+      /minAge must be a whole number of seconds/,
+    );
+  });
+
   it('adds the archive transition and Object Lock in governance mode when asked', () => {
     const synthesized = synth({ archiveTransitionDays: 30, objectLockRetentionDays: 365 });
 

@@ -66,6 +66,11 @@ describe('payloadFromArgs', () => {
     });
   });
 
+  it('maps --min-age to the payload minAge, in seconds', () => {
+    expect(payloadFromArgs(['--min-age', '24h'])).toEqual({ minAge: 86_400 });
+    expect(() => payloadFromArgs(['--min-age', 'later'])).toThrow(/^--min-age: expected a duration/);
+  });
+
   it.each([
     ['30s', 30],
     ['90', 90],

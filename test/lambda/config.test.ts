@@ -183,6 +183,30 @@ describe('loadConfig', () => {
     });
   });
 
+  describe('grace period and request cap', () => {
+    it.each([
+      ['3600', 3_600_000],
+      ['30m', 1_800_000],
+      ['24h', 86_400_000],
+      ['7d', 604_800_000],
+      ['0', undefined],
+    ])('reads MIN_AGE=%s', (raw, ms) => {
+      expect(loadConfig(env({ MIN_AGE: raw })).minAgeMs).toBe(ms);
+    });
+
+    it.each([['soon'], ['-1h'], ['1.5h'], ['10 minutes']])('refuses MIN_AGE=%s, naming it', (raw) => {
+      expect(() => loadConfig(env({ MIN_AGE: raw }))).toThrow(/^MIN_AGE: must be a duration/);
+    });
+
+    it('reads MAX_REQUESTS_PER_SECOND, none by default, and refuses 0', () => {
+      expect(loadConfig(env({})).maxRequestsPerSecond).toBeUndefined();
+      expect(loadConfig(env({ MAX_REQUESTS_PER_SECOND: '5' })).maxRequestsPerSecond).toBe(5);
+      expect(() => loadConfig(env({ MAX_REQUESTS_PER_SECOND: '0' }))).toThrow(
+        /^MAX_REQUESTS_PER_SECOND: must be between/,
+      );
+    });
+  });
+
   describe('listing bounds and download speed floor', () => {
     it('reads the page cap, the run of empty pages and the speed floor', () => {
       const environment = env({

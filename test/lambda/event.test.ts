@@ -89,6 +89,7 @@ describe('parseEvent', () => {
         maxLines: 3,
         onConflict: 'fail',
         maxDurationSeconds: undefined,
+        minAgeSeconds: undefined,
       });
     });
 
@@ -104,6 +105,7 @@ describe('parseEvent', () => {
         maxLines: undefined,
         onConflict: 'fail',
         maxDurationSeconds: undefined,
+        minAgeSeconds: undefined,
       });
     });
 
@@ -113,6 +115,18 @@ describe('parseEvent', () => {
       const request = parseEvent(event);
 
       expect(request).toMatchObject({ ids: [LINE_A], onConflict: 'keep-both', maxDurationSeconds: 60 });
+    });
+
+    it.each([
+      ['30m', 1800],
+      [7, 7],
+      [0, 0],
+    ] as const)('reads minAge %j as %i seconds', (minAge, seconds) => {
+      expect(parseEvent({ minAge }).minAgeSeconds).toBe(seconds);
+    });
+
+    it.each([['soon'], [-1], ['1.5h']] as const)('refuses minAge %j', (minAge) => {
+      expect(() => parseEvent({ minAge })).toThrow(EventError);
     });
 
     it('refuses keep-both without ids: a person resolves named lines', () => {

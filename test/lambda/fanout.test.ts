@@ -334,6 +334,29 @@ describe('planFanout', () => {
     });
   });
 
+  it('applies the grace period on the list before sending: a young line waits, one with no finish time is skipped', async () => {
+    const { config, deps, metrics, ids } = await arrange(
+      [
+        { status: 'finished', finishedAgoMs: 10 * 60_000 },
+        { status: 'finished', finishedAgoMs: 2 * 3600_000 },
+        { status: 'finished', finishedStamp: 'soon' },
+      ],
+      { MIN_AGE: '1h' },
+    );
+    const [young, old, unknown] = ids as [string, string, string];
+    const { queue, sentLineIds } = fakeQueue();
+
+    const plan = await planFanout({ ...deps, now: () => Date.now() }, config, queue, FULL_PASS, {
+      runId: RUN_ID,
+    });
+
+    expect(sentLineIds()).toEqual([old]);
+    expect(plan).toMatchObject({ finished: 3, enqueued: 1, waiting: 1 });
+    expect(plan.skipped).toEqual([{ id: unknown, reason: expect.stringMatching(/MIN_AGE is set/) }]);
+    expect(metrics.values.get('LinesWaiting')).toBe(1);
+    expect(sentLineIds()).not.toContain(young);
+  });
+
   it('follows the marker listing across pages', async () => {
     const { config, deps, ids } = await arrange([{ status: 'finished' }, { status: 'finished' }]);
     const [first, second] = ids as [string, string];
@@ -653,11 +676,11 @@ describe('workBatch', () => {
       expect.objectContaining({ archiveOnly: true, archived: 1, dismantled: 0 }),
     ]);
     expect(local.tokens.deleteCount(id)).toBe(0);
-    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toEqual([
-      `tokens/${id}/data`,
-      `tokens/${id}/line.json`,
-      `tokens/${id}/manifest.json`,
-    ]);
+    expect(
+      (await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).map((key) =>
+        key.replace(/line\.sha256-[0-9a-f]{64}\.json$/, 'line document'),
+      ),
+    ).toEqual([`tokens/${id}/data`, `tokens/${id}/line document`, `tokens/${id}/manifest.json`]);
   });
 
   it('keeps messages of different runs apart, each line under its own run id', async () => {

@@ -124,6 +124,9 @@ function startedDocument(id = LINE_ID) {
   };
 }
 
+/** `timestamps.finished` of the seed list's items. */
+const FINISHED_AT = '2024-03-19T12:52:54.708Z';
+
 /** One item of `GET /api/tokens`, shaped like seeds/003_6492d20457d2755e.txt (no links, no hashes). */
 function listItem(id: string, overrides: Record<string, unknown> = {}) {
   return {
@@ -237,6 +240,7 @@ describe('parseLineDocument', () => {
         alphabet: 'LOWER_LATIN',
         digits: '3',
         files: [{ name: 'data', size: 35151, sha256: DATA_SHA256, link: `/api/tokens/${LINE_ID}/data` }],
+        finishedAt: '2024-03-19T12:53:15.358Z',
         document,
       });
       expect(line.document).toBe(document);
@@ -593,8 +597,8 @@ describe('parseListPage', () => {
 
     expect(page).toEqual({
       lines: [
-        { id: LINE_ID, status: 'finished', plannedFiles: 1, plannedBytes: 124415 },
-        { id: OTHER_ID, status: 'finished', plannedFiles: 1, plannedBytes: 124415 },
+        { id: LINE_ID, status: 'finished', plannedFiles: 1, plannedBytes: 124415, finishedAt: FINISHED_AT },
+        { id: OTHER_ID, status: 'finished', plannedFiles: 1, plannedBytes: 124415, finishedAt: FINISHED_AT },
       ],
       invalid: [],
       next: undefined,
@@ -649,7 +653,13 @@ describe('parseListPage', () => {
     const page = parseListPage(document);
 
     expect(page.lines).toEqual([
-      { id: LINE_ID, status: 'finished', plannedFiles: undefined, plannedBytes: undefined },
+      {
+        id: LINE_ID,
+        status: 'finished',
+        plannedFiles: undefined,
+        plannedBytes: undefined,
+        finishedAt: FINISHED_AT,
+      },
     ]);
     expect(JSON.stringify(page)).not.toMatch(/e\+69|7\.888/);
   });
@@ -664,6 +674,7 @@ describe('parseListPage', () => {
       status: 'requested',
       plannedFiles: undefined,
       plannedBytes: undefined,
+      finishedAt: FINISHED_AT,
     });
   });
 

@@ -32,6 +32,10 @@ export interface LineSpec {
   /** Cosmetic attributes. */
   alphabet?: string;
   digits?: string;
+  /** A finished line: how long ago it finished (its whole history is moved back by this). */
+  finishedAgoMs?: number;
+  /** A finished line: `timestamps.finished` exactly as served, instead of the real time (e.g. unparseable). */
+  finishedStamp?: string;
 }
 
 /** A line as the simulator holds it; `files` is filled once the line is finished and kept after deletion. */
@@ -443,6 +447,7 @@ class Simulator implements TokensService {
   #goneStatus: 404 | 410 = 404;
   #echoRequestedId = false;
   readonly #rawAttributes = new Map<string, Record<string, string>>();
+  readonly #finishedStamps = new Map<string, string>();
   #sessionKey: string;
   readonly #pageSize: number | undefined;
 
@@ -513,6 +518,18 @@ class Simulator implements TokensService {
     this.#lines.set(id, sim);
     this.#states.set(id, state);
     this.#moveTo(state, spec.status, true);
+    if (spec.finishedAgoMs !== undefined) {
+      const ago = validSize(spec.finishedAgoMs, 'finishedAgoMs');
+      const t = state.times;
+      state.times = {
+        requested: t.requested - ago,
+        ...(t.started === undefined ? {} : { started: t.started - ago }),
+        ...(t.ended === undefined ? {} : { ended: t.ended - ago }),
+        ...(t.analyzed === undefined ? {} : { analyzed: t.analyzed - ago }),
+        ...(t.finished === undefined ? {} : { finished: t.finished - ago }),
+      };
+    }
+    if (spec.finishedStamp !== undefined) this.#finishedStamps.set(id, spec.finishedStamp);
     return sim;
   }
 
@@ -583,7 +600,7 @@ class Simulator implements TokensService {
 
   addFile(id: string, name: string, size: number): void {
     const state = this.#states.get(id);
-    if (!state || state.sim.status !== 'finished') throw new Error(`line ${id} is not finished`);
+    if (state?.sim.status !== 'finished') throw new Error(`line ${id} is not finished`);
     this.#state(state, name, validSize(size, 'size'), name);
   }
 
@@ -842,7 +859,7 @@ class Simulator implements TokensService {
         ended: iso(times.ended ?? times.requested),
       };
       if (times.analyzed !== undefined) timestamps.analyzed = iso(times.analyzed);
-      timestamps.finished = iso(times.finished ?? times.requested);
+      timestamps.finished = this.#finishedStamps.get(state.sim.id) ?? iso(times.finished ?? times.requested);
       attributes = {
         ...base,
         rate: state.rate,

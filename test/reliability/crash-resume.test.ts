@@ -74,7 +74,7 @@ describe('a pass killed with SIGKILL, then run again', () => {
     s.fault('SIGKILL while the manifest PUT is in flight (never stored)');
     const killed = await crashed.kill();
 
-    // Four files and line.json (written just before the manifest).
+    // Four files and the line's document (written just before the manifest).
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(5);
     await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
@@ -341,7 +342,8 @@ describe('documents stored verbatim', () => {
     const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [] });
-    const stored = await objectText(local, `tokens/${id}/line.json`);
+    const documentKey = `tokens/${id}/line.sha256-${createHash('sha256').update(document).digest('hex')}.json`;
+    const stored = await objectText(local, documentKey);
     expect(stored).toContain(deep);
     expect(stored).toContain(`"big":${big}`);
     expect(stored === document).toBe(true);
@@ -351,8 +353,8 @@ describe('documents stored verbatim', () => {
     };
     expect(manifest.line).toBeUndefined();
     expect(manifest.lineDocument).toEqual({
-      key: `tokens/${id}/line.json`,
-      ...(await objectDigest(local.s3Client, local.bucket, `tokens/${id}/line.json`)),
+      key: documentKey,
+      ...(await objectDigest(local.s3Client, local.bucket, documentKey)),
     });
     const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
       reply?: { status: number; body: string };
@@ -369,10 +371,14 @@ describe('UUIDs are case-insensitive', () => {
   async function lowerCaseKeysOnly(local: LocalStack, id: string): Promise<void> {
     const keys = await listKeys(local.s3Client, local.bucket);
     expect(keys.filter((key) => key !== key.toLowerCase())).toEqual([]);
-    expect(keys.filter((key) => key.startsWith('tokens/') && !key.startsWith('tokens/_runs/'))).toEqual([
+    expect(
+      keys
+        .filter((key) => key.startsWith('tokens/') && !key.startsWith('tokens/_runs/'))
+        .map((key) => key.replace(/line\.sha256-[0-9a-f]{64}\.json$/, 'line document')),
+    ).toEqual([
       `tokens/${id}/data`,
       `tokens/${id}/deleted.json`,
-      `tokens/${id}/line.json`,
+      `tokens/${id}/line document`,
       `tokens/${id}/manifest.json`,
     ]);
   }

