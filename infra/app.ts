@@ -1,6 +1,6 @@
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { parseDuration } from '../lambda/duration.ts';
+import { parseDuration } from '../lambda/shared/duration.ts';
 import { HousekeepingStack, type HousekeepingStackProps } from './housekeeping-stack.ts';
 
 /**

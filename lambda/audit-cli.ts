@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { auditArchive } from './audit.ts';
-import { archiveAccess } from './deps.ts';
-import { describeError } from './errors.ts';
+import { archiveAccess } from './app/deps.ts';
+import { auditArchive } from './core/audit.ts';
+import { describeError } from './shared/errors.ts';
+import { isLineId } from './shared/ids.ts';
 import { stderrConsole as err, listFlag, printJson, progressLine, reserveStdout } from './terminal.ts';
-import { isLineId } from './tokens-line.ts';
 
 const USAGE = `usage: npm run audit -- [--ids ID,ID...]
 

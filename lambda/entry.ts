@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { SERVICE_NAME, serviceLogger } from './deps.ts';
+import { SERVICE_NAME, serviceLogger } from './app/deps.ts';
 import { nodeRuntimeFacts } from './node-runtime.ts';
 
 /**

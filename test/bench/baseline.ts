@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { Config } from '../../lambda/config.ts';
+import type { Config } from '../../lambda/core/types.ts';
 import type { Moved } from './raw-copy.ts';
 
 interface LineAttributes {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Summary } from '../../lambda/housekeeping.ts';
+import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import type { LineSpec } from '../local/tokens-service.ts';
 import type { Launch } from '../support/lambda-launch.ts';

@@ -2,8 +2,8 @@ import type { Readable } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
-import type { Config } from '../../lambda/config.ts';
-import { streamMultipart } from '../../lambda/multipart.ts';
+import { streamMultipart } from '../../lambda/archive/multipart.ts';
+import type { Config } from '../../lambda/core/types.ts';
 
 /** A file to copy, as the parent process knows it from the simulator. */
 export interface PlanFile {

@@ -6,8 +6,8 @@
  * file named by `BENCH_REPORT` as one JSON {@link WorkerReport}.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { loadConfig } from '../../lambda/app/config.ts';
 import { main } from '../../lambda/cli.ts';
-import { loadConfig } from '../../lambda/config.ts';
 import { naiveArchive } from './baseline.ts';
 import { type Moved, type PlanLine, rawCopy } from './raw-copy.ts';
 import { countRequests, type RequestCounts } from './request-counter.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from '../reliability/invariant.ts';
 import { scenario } from '../reliability/ledger.ts';

@@ -9,11 +9,11 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventError } from '../../lambda/errors.ts';
-import { FULL_PASS } from '../../lambda/event.ts';
-import type { FanoutPlan, LineRecord } from '../../lambda/fanout.ts';
-import { createPlannerHandler, createWorkerHandler } from '../../lambda/fanout-invoke.ts';
-import { type Summary, summarize } from '../../lambda/housekeeping.ts';
+import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
+import { summarize } from '../../lambda/core/pass.ts';
+import { FULL_PASS } from '../../lambda/core/request.ts';
+import type { FanoutPlan, LineRecord, Summary } from '../../lambda/core/types.ts';
+import { EventError } from '../../lambda/shared/errors.ts';
 import { LOCAL_AWS_ENV, type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
 import { checkInvariant, snapshot } from '../reliability/invariant.ts';
 import { scenario } from '../reliability/ledger.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStackOptions } from '../local/stack.ts';
 import { closeAfterEach, localStack as trackedStack } from '../reliability/harness.ts';
 import { listKeys, objectDigest, objectJson, objectMetadata } from '../support/archive-inspect.ts';

@@ -5,7 +5,7 @@
  * archive landed. No AWS account needed.
  */
 import { parseArgs } from 'node:util';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import { startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, localStack } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { createHandler, type PublishingMetrics } from '../../lambda/invoke.ts';
+import { createHandler, type PublishingMetrics } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, localStack, runCli, startFront, waitFor } from './harness.ts';

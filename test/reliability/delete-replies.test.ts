@@ -1,7 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { Archive, type Receipt } from '../../lambda/archive.ts';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
+import { Archive, type Receipt } from '../../lambda/archive/archive.ts';
 import { LOCAL_AWS_ENV } from '../local/stack.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, localStack } from './harness.ts';

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, request, type ServerResponse } from
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
-import type { Summary } from '../../lambda/housekeeping.ts';
+import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
 
 /** The project root: the CLI runs from here, as `npm run housekeep` does. */

@@ -1,7 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import type { Summary } from '../../lambda/housekeeping.ts';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
+import type { Summary } from '../../lambda/core/types.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { closeAfterEach, localStack } from './harness.ts';
 import { inspectInvariant, settle, snapshot } from './invariant.ts';

@@ -1,6 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'vitest';
-import type { Summary } from '../../lambda/housekeeping.ts';
+import type { Summary } from '../../lambda/core/types.ts';
 import type { TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
 import type { CliResult } from './harness.ts';

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import { closeAfterEach, localStack, runCli, startFront, startRecordingServer } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';

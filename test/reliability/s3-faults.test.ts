@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import { closeAfterEach, localStack, runCli, startRecordingServer } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot, storedDigest } from './invariant.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/invoke.ts';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { closeAfterEach, localStack, runCli } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';

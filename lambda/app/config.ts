@@ -1,0 +1,229 @@
+import type { ArchiveConfig, Config, PlannerConfig } from '../core/types.ts';
+import { parseDuration } from '../shared/duration.ts';
+import { ConfigError } from '../shared/errors.ts';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const MIB = 1024 * 1024;
+
+/** Reads the archive's settings only; a {@link ConfigError} names the variable at fault. */
+export function loadArchiveConfig(env: Env): Readonly<ArchiveConfig> {
+  const s3EndpointOverride = s3Endpoint(env);
+  return Object.freeze({
+    archiveBucket: bucketName(env),
+    archivePrefix: archivePrefix(env),
+    s3EndpointOverride,
+    http: httpTimeouts(env),
+    upload: uploadSettings(env, s3EndpointOverride),
+  });
+}
+
+/**
+ * Reads and validates the configuration. Throws a {@link ConfigError} naming the first variable
+ * that is missing or malformed.
+ */
+export function loadConfig(env: Env): Readonly<Config> {
+  return Object.freeze({
+    tokensApiUrl: tokensApiUrl(env),
+    sessionKeySecretId: required(env, 'SESSION_KEY_SECRET_ID'),
+    ...loadArchiveConfig(env),
+    lineConcurrency: integer(env, 'LINE_CONCURRENCY', 8, 1, 64),
+    fileConcurrency: integer(env, 'FILE_CONCURRENCY', 1, 1, 16),
+    retry: {
+      attempts: integer(env, 'RETRY_ATTEMPTS', 5, 1, 20),
+      baseDelayMs: integer(env, 'RETRY_BASE_DELAY_MS', 500, 0, 60_000),
+      maxDelayMs: integer(env, 'RETRY_MAX_DELAY_MS', 20_000, 0, 300_000),
+    },
+    sessionKeyTtlMs: integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400) * 1000,
+    timeReserveMs: integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000),
+    deadlineReserveMs: integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000),
+    minAgeMs: minAge(env),
+    maxRequestsPerSecond: optionalInteger(env, 'MAX_REQUESTS_PER_SECOND', 1, 100_000),
+    secretsEndpointOverride:
+      optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
+    listing: listingBounds(env),
+    download: downloadFloor(env),
+  });
+}
+
+function listingBounds(env: Env): Config['listing'] {
+  return {
+    maxPages: integer(env, 'LIST_MAX_PAGES', 10_000, 1, 1_000_000),
+    maxEmptyPages: integer(env, 'LIST_MAX_EMPTY_PAGES', 20, 1, 1_000_000),
+  };
+}
+
+function downloadFloor(env: Env): Config['download'] {
+  return {
+    minSpeedBytesPerSecond: integer(env, 'DOWNLOAD_MIN_SPEED_BYTES', 1024, 0, 1024 * MIB),
+    speedWindowMs: integer(env, 'DOWNLOAD_SPEED_WINDOW_SECONDS', 30, 1, 3600) * 1000,
+  };
+}
+
+/**
+ * Reads the planner's configuration: everything {@link loadConfig} reads, then `QUEUE_URL`
+ * (required) and `QUEUE_MARKER_TTL_SECONDS`. A {@link ConfigError} names the variable at fault.
+ */
+export function loadPlannerConfig(env: Env): Readonly<PlannerConfig> {
+  const config = loadConfig(env);
+  const sqsEndpointOverride = optional(env, 'AWS_ENDPOINT_URL_SQS') ?? optional(env, 'AWS_ENDPOINT_URL');
+  return Object.freeze({
+    ...config,
+    fanout: Object.freeze({
+      queueUrl: queueUrl(env, sqsEndpointOverride !== undefined),
+      // Markers expire from the bucket after a day (lifecycle rule): a longer TTL could not hold.
+      queueMarkerTtlMs: integer(env, 'QUEUE_MARKER_TTL_SECONDS', 7200, 0, 86_400) * 1000,
+      sqsEndpointOverride,
+    }),
+  });
+}
+
+function httpTimeouts(env: Env): Config['http'] {
+  return {
+    connectTimeoutMs: integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000),
+    headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 30_000, 1, 600_000),
+    bodyTimeoutMs: integer(env, 'HTTP_BODY_TIMEOUT_MS', 30_000, 1, 600_000),
+  };
+}
+
+function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Config['upload'] {
+  return {
+    multipartThresholdBytes: integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+    partSizeBytes: integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+    // AWS S3 verifies the SHA-256 sent with each upload; a local or third-party store may not
+    // (fauxqs stores the checksum header as sent), so there the default re-reads every object.
+    readback: oneOf(
+      env,
+      'VERIFY_READBACK',
+      ['head', 'full'] as const,
+      s3EndpointOverride === undefined ? 'head' : 'full',
+    ),
+  };
+}
+
+function s3Endpoint(env: Env): string | undefined {
+  return optional(env, 'AWS_ENDPOINT_URL_S3') ?? optional(env, 'AWS_ENDPOINT_URL');
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function required(env: Env, name: string): string {
+  const value = optional(env, name);
+  if (value === undefined) throw new ConfigError(name, 'is required but not set');
+  return value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max)
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${raw}`);
+  return value;
+}
+
+function optionalInteger(env: Env, name: string, min: number, max: number): number | undefined {
+  return optional(env, name) === undefined ? undefined : integer(env, name, 0, min, max);
+}
+
+/** `MIN_AGE`: `30m`, `24h`, `7d` or plain seconds; `0` or unset is none. */
+function minAge(env: Env): number | undefined {
+  const raw = optional(env, 'MIN_AGE');
+  if (raw === undefined) return undefined;
+  const seconds = parseDuration(raw, { allowZero: true });
+  if (seconds === undefined) {
+    throw new ConfigError(
+      'MIN_AGE',
+      `must be a duration such as 30m, 24h, 7d or whole seconds, got "${raw}"`,
+    );
+  }
+  return seconds === 0 ? undefined : seconds * 1000;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  const found = allowed.find((value) => value === raw);
+  if (found === undefined) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return found;
+}
+
+/** Loopback hosts may use plain http (local runs and tests); anything else must be https. */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** A required URL variable, parsed, and refused when it carries credentials. */
+function urlVariable(env: Env, name: string): { raw: string; url: URL } {
+  const raw = required(env, name);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a URL: "${raw}"`);
+  }
+  if (url.username || url.password) throw new ConfigError(name, 'must not carry credentials');
+  return { raw, url };
+}
+
+function tokensApiUrl(env: Env): URL {
+  const name = 'TOKENS_API_URL';
+  const { url } = urlVariable(env, name);
+  if (url.search || url.hash) throw new ConfigError(name, 'must not have a query or fragment');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+    throw new ConfigError(
+      name,
+      `must be https (plain http only for loopback), got ${url.protocol}//${url.host}`,
+    );
+  }
+  url.pathname = url.pathname.replace(/\/+$/, '');
+  return url;
+}
+
+function bucketName(env: Env): string {
+  const name = 'ARCHIVE_BUCKET';
+  const value = required(env, name);
+  const shaped = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value);
+  if (!shaped || value.includes('..') || /^\d{1,3}(\.\d{1,3}){3}$/.test(value)) {
+    throw new ConfigError(name, `is not a valid S3 bucket name: "${value}"`);
+  }
+  return value;
+}
+
+function archivePrefix(env: Env): string {
+  const name = 'ARCHIVE_PREFIX';
+  const raw = env[name];
+  if (raw === undefined) return 'tokens/';
+  const value = raw.trim();
+  if (value === '') return '';
+  if (!/^[A-Za-z0-9!_.*'()/-]+\/$/.test(value) || value.startsWith('/') || value.split('/').includes('..')) {
+    throw new ConfigError(
+      name,
+      `must be empty or a relative key prefix of [A-Za-z0-9!_.*'()/-] ending in "/", got "${value}"`,
+    );
+  }
+  return value;
+}
+
+/** An SQS queue URL: https, or any http(s) URL when the SQS endpoint is overridden (local runs). */
+function queueUrl(env: Env, local: boolean): string {
+  const name = 'QUEUE_URL';
+  const { raw, url } = urlVariable(env, name);
+  if (url.protocol !== 'https:' && !(local && url.protocol === 'http:')) {
+    throw new ConfigError(
+      name,
+      `must be https (plain http only with a local SQS endpoint), got ${url.protocol}`,
+    );
+  }
+  if (url.pathname.split('/').filter(Boolean).length !== 2) {
+    throw new ConfigError(
+      name,
+      `must be a queue URL of the form https://host/{account}/{queue}, got "${raw}"`,
+    );
+  }
+  return raw;
+}

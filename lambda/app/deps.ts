@@ -1,0 +1,147 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import pThrottle from 'p-throttle';
+import { Agent } from 'undici';
+import { Archive } from '../archive/archive.ts';
+import type { ArchiveConfig, Config, Deps, FanoutConfig, MetricsSink } from '../core/types.ts';
+import { secretsManagerSessionKey } from '../secrets/session-key.ts';
+import type { RequestGate } from '../tokens/api.ts';
+import { TokensApi } from '../tokens/api.ts';
+import { loadArchiveConfig } from './config.ts';
+
+/** The service name on every log line (and the metrics' service dimension). */
+export const SERVICE_NAME = 'tokens-housekeeper';
+
+/** A logger of the housekeeper, named as its service, in Lambda and at a terminal alike. */
+export function serviceLogger(): Logger {
+  return new Logger({ serviceName: SERVICE_NAME });
+}
+
+/** The AWS SDK's console warnings, sent to our logger instead (we abort failed uploads on purpose). */
+function sdkLogger(logger: Logger) {
+  return {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (...args: unknown[]) => logger.debug('aws sdk warning', { detail: args.map(String).join(' ') }),
+    error: (...args: unknown[]) => logger.debug('aws sdk error', { detail: args.map(String).join(' ') }),
+  };
+}
+
+/** What every SDK client of the housekeeper is given: our logger, the endpoint override, timeouts. */
+function clientOptions(
+  logger: Logger,
+  endpoint: string | undefined,
+  connectTimeoutMs: number,
+  requestTimeoutMs: number,
+) {
+  return {
+    logger: sdkLogger(logger),
+    ...(endpoint === undefined ? {} : { endpoint }),
+    requestHandler: { connectionTimeout: connectTimeoutMs, requestTimeout: requestTimeoutMs },
+  };
+}
+
+/** The S3 client of the archive. Region and credentials come from the standard AWS_* variables. */
+export function createS3Client(config: ArchiveConfig, logger: Logger): S3Client {
+  return new S3Client({
+    // The override was read from AWS_ENDPOINT_URL_S3 and is passed on so the config's
+    // environment is the one that counts; a local or third-party store has no per-bucket DNS names.
+    ...clientOptions(logger, config.s3EndpointOverride, config.http.connectTimeoutMs, 120_000),
+    ...(config.s3EndpointOverride === undefined ? {} : { forcePathStyle: true }),
+  });
+}
+
+/** The SQS client of the fan-out planner. Region and credentials come from the standard AWS_* variables. */
+export function createSqsClient(
+  config: Pick<Config, 'http'> & { fanout: FanoutConfig },
+  logger: Logger,
+): SQSClient {
+  // With an override (local runs) requests go there, not to the host named in the queue URL.
+  return new SQSClient(
+    clientOptions(logger, config.fanout.sqsEndpointOverride, config.http.connectTimeoutMs, 30_000),
+  );
+}
+
+/** The archive over an S3 client, laid out and tuned as the configuration says. */
+export function createArchive(s3: S3Client, config: ArchiveConfig): Archive {
+  return new Archive({ s3, bucket: config.archiveBucket, prefix: config.archivePrefix, ...config.upload });
+}
+
+/** S3 client and archive for the terminal tools that only read the archive (audit, restore). */
+export function archiveAccess(env: Readonly<Record<string, string | undefined>>): {
+  readonly s3: S3Client;
+  readonly archive: Archive;
+} {
+  const config = loadArchiveConfig(env);
+  const s3 = createS3Client(config, serviceLogger());
+  return { s3, archive: createArchive(s3, config) };
+}
+
+/**
+ * The process-wide cap on requests to the tokens service (`MAX_REQUESTS_PER_SECOND`): p-throttle in
+ * strict mode, so no one-second window starts more than the cap. Undefined: no cap.
+ */
+export function requestGate(perSecond: number | undefined): RequestGate | undefined {
+  if (perSecond === undefined) return undefined;
+  const slot = pThrottle({ limit: perSecond, interval: 1000, strict: true })(() => undefined);
+  return async (signal) => {
+    if (signal === undefined) return slot();
+    signal.throwIfAborted();
+    // The run's deadline must not wait for a slot; the slot, once reached, is simply unused.
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([slot(), aborted]);
+    } finally {
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
+  };
+}
+
+/** Production wiring: the only place SDK clients and the HTTP agent are built. */
+export function createDeps(config: Config, options: { logger?: Logger; metrics?: MetricsSink } = {}): Deps {
+  // Region and credentials come from the standard AWS_* variables; the endpoint overrides were
+  // read from them too, and are passed on so the config's environment is the one that counts.
+  const logger = options.logger ?? serviceLogger();
+  const s3 = createS3Client(config, logger);
+  const secrets = new SecretsManagerClient(
+    clientOptions(logger, config.secretsEndpointOverride, config.http.connectTimeoutMs, 30_000),
+  );
+  const http = new Agent({
+    connect: { timeout: config.http.connectTimeoutMs },
+    headersTimeout: config.http.headersTimeoutMs,
+    bodyTimeout: config.http.bodyTimeoutMs,
+    keepAliveTimeout: 10_000,
+  });
+  const now = () => Date.now();
+  const sessionKey = secretsManagerSessionKey({
+    client: secrets,
+    secretId: config.sessionKeySecretId,
+    ttlMs: config.sessionKeyTtlMs,
+    now,
+  });
+  // One per container: the cap holds across every run and line of the process.
+  const gate = requestGate(config.maxRequestsPerSecond);
+  return {
+    archive: createArchive(s3, config),
+    tokens: ({ onRetry, signal }) =>
+      new TokensApi({
+        baseUrl: config.tokensApiUrl,
+        dispatcher: http,
+        sessionKey,
+        retry: config.retry,
+        onRetry,
+        download: config.download,
+        ...(signal === undefined ? {} : { signal }),
+        ...(gate === undefined ? {} : { gate }),
+      }),
+    now,
+    logger,
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+  };
+}

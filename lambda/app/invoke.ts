@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Context } from 'aws-lambda';
+
+import { type AuditReport, auditArchive } from '../core/audit.ts';
+import { remainingOf, runHousekeeping } from '../core/pass.ts';
+import type { Config, Deps, MetricsSink, RunContext, Summary } from '../core/types.ts';
+import { describeError } from '../shared/errors.ts';
+import { loadConfig } from './config.ts';
+import { createDeps } from './deps.ts';
+import { parseInvocation } from './event.ts';
+
+/** A metrics sink that also knows how to flush (Powertools `Metrics`). */
+export interface PublishingMetrics extends MetricsSink {
+  publishStoredMetrics(): void;
+}
+
+type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'>;
+
+/** The invocation function: `{"audit": true}` audits the archive; anything else is a pass. */
+export interface Handler {
+  (
+    event: { readonly audit: true; readonly ids?: readonly string[] },
+    context?: LambdaContext,
+  ): Promise<AuditReport>;
+  (event: unknown, context?: LambdaContext): Promise<Summary>;
+}
+
+/**
+ * Builds the invocation function: config and dependencies once (cold start), then per event:
+ * parse it, run the pass (or the audit), publish metrics, return the summary (or the report).
+ */
+export function createHandler(
+  env: Readonly<Record<string, string | undefined>>,
+  options: HandlerOptions = {},
+): Handler {
+  const config = loadConfig(env);
+  return handlerFor(config, createDeps(config, options), options);
+}
+
+export interface HandlerOptions {
+  readonly logger?: Logger;
+  readonly metrics?: PublishingMetrics;
+  readonly onProgress?: RunContext['onProgress'];
+}
+
+/** The invocation function over configuration and dependencies built elsewhere (the planner's). */
+export function handlerFor(config: Config, deps: Deps, options: HandlerOptions = {}): Handler {
+  const archive = deps.archive;
+  const invoke = (event: unknown, context?: LambdaContext): Promise<Summary | AuditReport> =>
+    asRun(deps, options.metrics, async (runId) => {
+      const invocation = parseInvocation(event);
+      if (invocation.kind === 'audit') {
+        const report = await auditArchive({
+          archive,
+          ...(invocation.ids === undefined ? {} : { ids: invocation.ids }),
+          now: deps.now,
+        });
+        deps.logger.info('audit report', { report });
+        return report;
+      }
+      return await runHousekeeping(deps, config, invocation.request, {
+        runId,
+        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+        ...remainingOf(context),
+      });
+    });
+  return invoke as Handler;
+}
+
+/**
+ * Runs one invocation's work under a fresh run id: every log line of it carries the id (the
+ * SDK's and the failure's included), a failure is logged before it is rethrown, and metrics are
+ * flushed whatever happens.
+ */
+export async function asRun<T>(
+  deps: Deps,
+  metrics: PublishingMetrics | undefined,
+  work: (runId: string) => Promise<T>,
+): Promise<T> {
+  const runId = randomUUID();
+  deps.logger.appendPersistentKeys({ runId });
+  try {
+    return await work(runId);
+  } catch (error) {
+    deps.logger.error('run failed', {
+      errorName: error instanceof Error ? error.name : 'unknown',
+      reason: describeError(error),
+    });
+    throw error;
+  } finally {
+    metrics?.publishStoredMetrics();
+  }
+}

@@ -1,0 +1,458 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { SQSEvent } from 'aws-lambda';
+import pLimit from 'p-limit';
+import type { Archive } from '../archive/archive.ts';
+import {
+  encodeWorkMessage,
+  parseWorkMessage,
+  type QueueEntry,
+  SQS_BATCH_LIMIT,
+  type WorkMessage,
+  type WorkQueue,
+} from '../queue/work-queue.ts';
+import { describeError, EventError, QueueError } from '../shared/errors.ts';
+import { type RetryPolicy, withRetry } from '../shared/retry.ts';
+import { judgeAge, minAgeOf } from './grace.ts';
+import { createLineWorker } from './line.ts';
+import {
+  outOfTime,
+  PASS_METRICS,
+  runDeadline,
+  select,
+  sortById,
+  summarize,
+  withPendingLines,
+} from './pass.ts';
+import { FULL_PASS } from './request.ts';
+import type {
+  Config,
+  Deps,
+  FanoutPlan,
+  LineRecord,
+  LineReport,
+  LineResult,
+  LineWorker,
+  MetricsSink,
+  PlannerConfig,
+  RunContext,
+  RunRequest,
+  Summary,
+  WorkReport,
+} from './types.ts';
+
+/*
+ * Fan-out mode: a scheduled planner lists and selects the lines and sends one SQS message per
+ * finished line; workers consume the queue and run the same per-line archive-then-dismantle
+ * (createLineWorker) on each. Duplicate deliveries are safe because that code is: it reuses
+ * verified files, and confirms a line that is already gone.
+ */
+
+/** Batches of messages the planner sends at once (each batch is followed by its markers). */
+const SEND_CONCURRENCY = 4;
+
+/**
+ * The planner's pass: select the finished lines (as the single-mode pass does), leave out those
+ * already queued (a `{prefix}_queued/{id}.json` marker younger than the TTL; not consulted for
+ * lines named in `ids`), send one message per remaining line in batches of ten, and mark each
+ * line whose message was accepted. A line whose message was refused gets no marker and is
+ * reported as failed. Writes the run report `{prefix}_runs/{date}/{runId}.json`.
+ *
+ * A dry run is not a fan-out: it is the single-mode plan (`runHousekeeping` with `dryRun`).
+ */
+export async function planFanout(
+  deps: Deps,
+  config: PlannerConfig,
+  queue: WorkQueue,
+  request: RunRequest,
+  context: RunContext = {},
+): Promise<FanoutPlan> {
+  if (request.dryRun) throw new EventError('a dry run is planned by the pass itself, not by the fan-out');
+  const started = deps.now();
+  // Unref'd: a planner that throws leaves nothing running.
+  const deadline = runDeadline(context, config, request);
+  const plannedAt = new Date(started).toISOString();
+  const runId = context.runId ?? randomUUID();
+  const logger = deps.logger.createChild({ persistentKeys: { runId } });
+  const { api, archive, tally, retry } = createLineWorker(deps, config, {
+    runId,
+    request: { dryRun: false, archiveOnly: request.archiveOnly },
+    logger,
+    signal: deadline.signal,
+  });
+
+  logger.info('fan-out started', { request: { ...request } });
+  const selection = await withPendingLines(
+    { archive, retry },
+    await select(api, request, logger, { ...config.listing, signal: deadline.signal }),
+    request,
+    logger,
+  );
+
+  // Lines named by id are an operator's explicit request: sent whatever the markers say.
+  const markers =
+    request.ids === undefined ? await retry(() => archive.queuedMarkers()) : new Map<string, Date>();
+  const now = deps.now();
+  const alreadyQueued: string[] = [];
+  const toSend: string[] = [];
+  const skipped: LineReport[] = [...selection.skipped];
+  let waiting = 0;
+  // The grace period, judged on the list's timestamps before anything is sent (lines named by id
+  // have no list entry: their worker judges them on the line's own document).
+  const minAgeMs = minAgeOf(request.minAgeSeconds, config.minAgeMs);
+  for (const id of selection.candidates) {
+    if (selection.finishedAt?.has(id) === true) {
+      const age = judgeAge(selection.finishedAt.get(id), minAgeMs, now);
+      if (age.kind === 'unknown') {
+        skipped.push({ id, reason: age.reason });
+        continue;
+      }
+      if (age.kind === 'waiting') {
+        waiting += 1;
+        continue;
+      }
+    }
+    const markedAt = markers.get(id);
+    if (markedAt !== undefined && now - markedAt.getTime() < config.fanout.queueMarkerTtlMs) {
+      alreadyQueued.push(id);
+    } else {
+      toSend.push(id);
+    }
+  }
+  const allowed = request.maxLines === undefined ? toSend : toSend.slice(0, request.maxLines);
+  let deferred = toSend.length - allowed.length;
+
+  const enqueued: string[] = [];
+  const failed: LineReport[] = [];
+  const limit = pLimit(SEND_CONCURRENCY);
+  await Promise.all(
+    chunk(allowed, SQS_BATCH_LIMIT).map((ids) =>
+      limit(async () => {
+        if (deadline.signal.aborted || outOfTime(context, config)) {
+          deferred += ids.length;
+          return;
+        }
+        const messages = ids.map((lineId) => ({
+          lineId,
+          runId,
+          plannedAt,
+          archiveOnly: request.archiveOnly,
+          ...(request.onConflict === 'keep-both' ? { onConflict: 'keep-both' as const } : {}),
+          ...(request.minAgeSeconds === undefined ? {} : { minAgeSeconds: request.minAgeSeconds }),
+        }));
+        const outcome = await sendMessages(queue, messages, retry);
+        failed.push(...outcome.failed);
+        for (const { id, reason } of outcome.failed)
+          logger.error('line not enqueued', { lineId: id, reason });
+        // Only now: a line whose message was refused must not look queued to the next run.
+        for (const lineId of outcome.sent) {
+          enqueued.push(lineId);
+          await markQueued(archive, lineId, { runId, at: plannedAt }, retry, logger);
+        }
+      }),
+    ),
+  );
+
+  const plan: FanoutPlan = {
+    runId,
+    mode: 'fanout',
+    archiveOnly: request.archiveOnly,
+    listed: selection.listed,
+    finished: selection.finished,
+    enqueued: enqueued.length,
+    alreadyQueued: alreadyQueued.length,
+    deferred,
+    retries: tally.retries,
+    waiting,
+    skipped: sortById(skipped),
+    failed: sortById(failed),
+    durationMs: deps.now() - started,
+  };
+  deadline.clear();
+  emitPlanMetrics(deps.metrics, plan);
+  logger.info('fan-out summary', { summary: plan });
+  try {
+    const key = await archive.writeRunReport(runId, new Date(started), {
+      schemaVersion: 1,
+      mode: 'fanout',
+      startedAt: plannedAt,
+      summary: plan,
+      enqueued: enqueued.sort(),
+      alreadyQueued: alreadyQueued.sort(),
+    });
+    logger.info('run report written', { key });
+  } catch (error) {
+    // The messages are sent: the report describes work that is under way, and is not worth failing it.
+    logger.error('run report could not be written', { reason: describeError(error) });
+  }
+  return plan;
+}
+
+/**
+ * Sends one batch, sending again the entries SQS did not accept (with backoff) until they are
+ * accepted, refused for good, or the attempts are used up.
+ */
+async function sendMessages(
+  queue: WorkQueue,
+  messages: readonly WorkMessage[],
+  retry: LineWorker['retry'],
+): Promise<{ sent: string[]; failed: LineReport[] }> {
+  // Entry ids need only be unique within the batch; the line id travels in the body.
+  const lineOf = new Map(messages.map((message, index) => [`m${index}`, message.lineId]));
+  let pending: QueueEntry[] = messages.map((message, index) => ({
+    id: `m${index}`,
+    body: encodeWorkMessage(message),
+  }));
+  const sent: string[] = [];
+  const failed: LineReport[] = [];
+  const lineId = (entryId: string) => lineOf.get(entryId) ?? entryId;
+  try {
+    await retry(async () => {
+      const failures = await queue.sendBatch(pending);
+      const refused = new Map(failures.map((failure) => [failure.id, failure]));
+      for (const entry of pending) if (!refused.has(entry.id)) sent.push(lineId(entry.id));
+      for (const failure of failures) {
+        if (!failure.retryable)
+          failed.push({ id: lineId(failure.id), reason: `not enqueued: ${failure.reason}` });
+      }
+      pending = pending.filter((entry) => refused.get(entry.id)?.retryable === true);
+      if (pending.length > 0) {
+        const reasons = failures.filter((f) => f.retryable).map((f) => f.reason);
+        throw new QueueError(
+          `${pending.length} of the batch not accepted (${[...new Set(reasons)].join('; ')})`,
+          {
+            retryable: true,
+          },
+        );
+      }
+    });
+  } catch (error) {
+    for (const entry of pending) {
+      failed.push({ id: lineId(entry.id), reason: `not enqueued: ${describeError(error)}` });
+    }
+  }
+  return { sent, failed };
+}
+
+/**
+ * Writes a line's queued marker. A marker that cannot be written is logged, not fatal: the
+ * message is sent, and the worst case is that the next run sends the line again.
+ */
+async function markQueued(
+  archive: Archive,
+  lineId: string,
+  marker: { runId: string; at: string },
+  retry: LineWorker['retry'],
+  logger: Logger,
+): Promise<void> {
+  try {
+    await retry(() => archive.writeQueuedMarker(lineId, marker));
+  } catch (error) {
+    logger.warn('line enqueued, but its queued marker could not be written; the next run may send it again', {
+      lineId,
+      reason: describeError(error),
+    });
+  }
+}
+
+function emitPlanMetrics(metrics: MetricsSink | undefined, plan: FanoutPlan): void {
+  if (metrics === undefined) return;
+  metrics.addMetric('LinesEnqueued', 'Count', plan.enqueued);
+  metrics.addMetric('LinesAlreadyQueued', 'Count', plan.alreadyQueued);
+  metrics.addMetric('LinesFailed', 'Count', plan.failed.length);
+  metrics.addMetric('LinesDeferred', 'Count', plan.deferred);
+  metrics.addMetric('LinesWaiting', 'Count', plan.waiting);
+  metrics.addMetric('LinesSkipped', 'Count', plan.skipped.length);
+  metrics.addMetric('Retries', 'Count', plan.retries);
+  metrics.addMetric('RunDuration', 'Milliseconds', plan.durationMs);
+}
+
+/** The lines of one run within a batch, and the worker that handles them. */
+interface RunWork {
+  readonly runId: string;
+  readonly archiveOnly: boolean;
+  readonly worker: LineWorker;
+  readonly logger: Logger;
+  /** By line id: a line sent twice in one batch is worked once, for both messages. */
+  readonly lines: Map<string, { readonly planned: Date; readonly messageIds: string[] }>;
+  readonly results: LineResult[];
+  deferred: number;
+}
+
+/**
+ * A worker's batch: each message names a line of a planner's run; each line goes through the
+ * same archive-then-dismantle as in the single-mode pass ({@link createLineWorker}), with the
+ * planner's run id, at most `lineConcurrency` at once. The response lists the messages to leave
+ * in the queue (`batchItemFailures`): failed lines, lines not started for lack of time, and
+ * malformed bodies (which SQS then moves to the dead-letter queue). A skipped line (not
+ * finished, gone, invalid) is done with. Never throws for a line or a message.
+ */
+export async function workBatch(
+  deps: Deps,
+  config: Config,
+  event: SQSEvent,
+  context: Pick<RunContext, 'remainingMs'> = {},
+): Promise<WorkReport> {
+  const started = deps.now();
+  const deadline = runDeadline(context, config, FULL_PASS);
+  const failures = new Set<string>();
+  const runs = new Map<string, RunWork>();
+  let malformed = 0;
+  for (const record of event.Records ?? []) {
+    let message: WorkMessage;
+    try {
+      message = parseWorkMessage(record.body, deps.now);
+    } catch (error) {
+      malformed += 1;
+      failures.add(record.messageId);
+      deps.logger.error(
+        'message is not a work message; it goes to the dead-letter queue after its receives',
+        {
+          messageId: record.messageId,
+          receiveCount: record.attributes?.ApproximateReceiveCount,
+          reason: describeError(error),
+        },
+      );
+      continue;
+    }
+    // Messages of one planner run share a request; its parts key the run's worker.
+    const key = JSON.stringify([
+      message.runId,
+      message.archiveOnly,
+      message.onConflict,
+      message.minAgeSeconds,
+    ]);
+    let run = runs.get(key);
+    if (run === undefined) {
+      const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
+      run = {
+        runId: message.runId,
+        archiveOnly: message.archiveOnly,
+        logger,
+        worker: createLineWorker(deps, config, {
+          runId: message.runId,
+          request: {
+            dryRun: false,
+            archiveOnly: message.archiveOnly,
+            ...(message.onConflict === undefined ? {} : { onConflict: message.onConflict }),
+            minAgeMs: minAgeOf(message.minAgeSeconds, config.minAgeMs),
+          },
+          logger,
+          signal: deadline.signal,
+        }),
+        lines: new Map(),
+        results: [],
+        deferred: 0,
+      };
+      runs.set(key, run);
+    }
+    const line = run.lines.get(message.lineId);
+    if (line === undefined) {
+      run.lines.set(message.lineId, { planned: new Date(message.plannedAt), messageIds: [record.messageId] });
+    } else {
+      line.messageIds.push(record.messageId);
+    }
+  }
+
+  const limit = pLimit(config.lineConcurrency);
+  await Promise.all(
+    [...runs.values()].flatMap((run) =>
+      [...run.lines].map(([lineId, line]) =>
+        limit(async () => {
+          if (deadline.signal.aborted || outOfTime(context, config)) {
+            // Back to the queue: another invocation takes it after the visibility timeout.
+            run.deferred += 1;
+            for (const id of line.messageIds) failures.add(id);
+            return;
+          }
+          const logger = run.logger.createChild({ persistentKeys: { lineId } });
+          const result = await run.worker.processLine(lineId, logger);
+          run.results.push(result);
+          if (result.outcome === 'failed') for (const id of line.messageIds) failures.add(id);
+          await recordLine(
+            run.worker.archive,
+            config.retry,
+            logger,
+            {
+              schemaVersion: 1,
+              runId: run.runId,
+              lineId,
+              at: new Date(deps.now()).toISOString(),
+              messageIds: line.messageIds,
+              result,
+            },
+            line.planned,
+          );
+        }),
+      ),
+    ),
+  );
+
+  deadline.clear();
+  const durationMs = deps.now() - started;
+  const summaries = [...runs.values()].map((run) => {
+    const candidates = [...run.lines.keys()];
+    const summary = summarize(
+      run.runId,
+      { ...FULL_PASS, archiveOnly: run.archiveOnly },
+      { listed: candidates.length, finished: candidates.length, candidates, skipped: [] },
+      run.results,
+      { deferred: run.deferred, tally: run.worker.tally, durationMs },
+    );
+    run.logger.info('batch summary', { summary });
+    return summary;
+  });
+  emitBatchMetrics(deps.metrics, summaries);
+  const order = (event.Records ?? []).map((record) => record.messageId).filter((id) => failures.has(id));
+  return {
+    response: { batchItemFailures: order.map((itemIdentifier) => ({ itemIdentifier })) },
+    summaries,
+    malformed,
+  };
+}
+
+/**
+ * Keeps the worker's record of a line. The record of a dismantled line is final: a later or
+ * concurrent delivery that finds the line gone, or fails on it half-way, does not overwrite it.
+ * A record that cannot be written is logged, not a failure: the line's work is done.
+ */
+async function recordLine(
+  archive: Archive,
+  policy: RetryPolicy,
+  logger: Logger,
+  record: LineRecord,
+  planned: Date,
+): Promise<void> {
+  try {
+    await withRetry(policy, async () => {
+      if (record.result.outcome !== 'dismantled') {
+        const earlier = (await archive.readLineRecord(record.runId, planned, record.lineId)) as
+          | { result?: { outcome?: unknown } }
+          | undefined;
+        if (earlier?.result?.outcome === 'dismantled') return;
+      }
+      await archive.writeLineRecord(record.runId, planned, record.lineId, record);
+    });
+  } catch (error) {
+    logger.error('line record could not be written', { reason: describeError(error) });
+  }
+}
+
+/** The pass metrics, per batch (no RunDuration: a batch is not a run). */
+function emitBatchMetrics(metrics: MetricsSink | undefined, summaries: readonly Summary[]): void {
+  if (metrics === undefined || summaries.length === 0) return;
+  for (const [name, unit, value] of PASS_METRICS) {
+    metrics.addMetric(
+      name,
+      unit,
+      summaries.reduce((total, summary) => total + value(summary), 0),
+    );
+  }
+}
+
+/** Splits `items` into runs of at most `size`. */
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+}

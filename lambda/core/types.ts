@@ -1,0 +1,327 @@
+/**
+ * The contracts of the core and its callers: configuration, requests, dependencies, results.
+ * A leaf: it imports only types, so no implementation imports another for a type.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { SQSBatchResponse } from 'aws-lambda';
+import type { Archive } from '../archive/archive.ts';
+import type { RetryListener } from '../shared/retry.ts';
+import type { TokensApi } from '../tokens/api.ts';
+
+/** Everything the housekeeper reads from its environment, parsed once at cold start. */
+export interface Config {
+  /** Origin and base path of the tokens service, without a trailing slash. */
+  readonly tokensApiUrl: URL;
+  readonly sessionKeySecretId: string;
+  readonly archiveBucket: string;
+  /** Key prefix of the archive, `''` or ending in `/`. */
+  readonly archivePrefix: string;
+  readonly lineConcurrency: number;
+  readonly fileConcurrency: number;
+  readonly http: {
+    readonly connectTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+    /** A body that sends nothing for this long is a failed attempt (a stall). */
+    readonly bodyTimeoutMs: number;
+  };
+  readonly retry: {
+    /** Attempts in all, the first included. */
+    readonly attempts: number;
+    readonly baseDelayMs: number;
+    readonly maxDelayMs: number;
+  };
+  readonly upload: {
+    /** Files larger than this go up as a multipart upload. */
+    readonly multipartThresholdBytes: number;
+    readonly partSizeBytes: number;
+    /**
+     * `full` re-reads every uploaded object and hashes it; `head` checks size and stored checksum.
+     * Defaults to `head` on AWS S3 and to `full` with an endpoint override.
+     */
+    readonly readback: 'head' | 'full';
+  };
+  readonly sessionKeyTtlMs: number;
+  /** In Lambda, no new line is started when less than this remains of the invocation. */
+  readonly timeReserveMs: number;
+  /**
+   * In Lambda, in-flight work is aborted when less than this remains, so the run report and
+   * metrics are still written (`DEADLINE_RESERVE_MS`).
+   */
+  readonly deadlineReserveMs: number;
+  /**
+   * `MIN_AGE`: a grace period; a line finished more recently than this waits for a later run.
+   * Undefined: none (every finished line is taken).
+   */
+  readonly minAgeMs: number | undefined;
+  /**
+   * `MAX_REQUESTS_PER_SECOND`: a cap on the requests this process sends to the tokens service
+   * (every line and file, retries included; S3 is not limited). Undefined: no cap.
+   */
+  readonly maxRequestsPerSecond: number | undefined;
+  /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
+  readonly s3EndpointOverride: string | undefined;
+  readonly secretsEndpointOverride: string | undefined;
+  /** Bounds of the list of lines: a list that goes on past them fails the run. */
+  readonly listing: {
+    /** `LIST_MAX_PAGES`: most pages one listing may take. */
+    readonly maxPages: number;
+    /** `LIST_MAX_EMPTY_PAGES`: most pages without items in a row. */
+    readonly maxEmptyPages: number;
+  };
+  /** A floor on download speed, like curl's `--speed-limit`/`--speed-time`. */
+  readonly download: {
+    /** `DOWNLOAD_MIN_SPEED_BYTES`: a body slower than this (bytes/s) over a window fails the attempt; 0 disables. */
+    readonly minSpeedBytesPerSecond: number;
+    /** `DOWNLOAD_SPEED_WINDOW_SECONDS`, as ms: the window the speed is averaged over. */
+    readonly speedWindowMs: number;
+  };
+}
+
+/** The part of the configuration that only concerns the archive (audit and restore need no more). */
+export type ArchiveConfig = Pick<
+  Config,
+  'archiveBucket' | 'archivePrefix' | 's3EndpointOverride' | 'http' | 'upload'
+>;
+
+/** What the fan-out planner needs besides the {@link Config}: where to send work, and when not to. */
+export interface FanoutConfig {
+  /** URL of the work queue (`QUEUE_URL`). */
+  readonly queueUrl: string;
+  /** A line whose queued marker is younger than this is not enqueued again. */
+  readonly queueMarkerTtlMs: number;
+  /** When set, SQS is a local endpoint (tests): requests go there whatever the queue URL's host. */
+  readonly sqsEndpointOverride: string | undefined;
+}
+
+/** The fan-out planner's configuration: the pass's, plus the work queue. */
+export interface PlannerConfig extends Config {
+  readonly fanout: FanoutConfig;
+}
+
+/** What one invocation is asked to do, after parsing. */
+export interface RunRequest {
+  /** List and plan only: nothing is written to S3 and nothing is deleted. */
+  readonly dryRun: boolean;
+  /** Restrict the pass to these lines, read by id (no full listing). */
+  readonly ids: readonly string[] | undefined;
+  /** Archive, but do not send DELETE. */
+  readonly archiveOnly: boolean;
+  /** Start at most this many lines; the rest are deferred to the next run. */
+  readonly maxLines: number | undefined;
+  /**
+   * `keep-both`: an operator resolves conflicts of the named lines: the new version of a file is
+   * archived beside the old one (never over it), the manifest records both, then the line is
+   * dismantled. Only with `ids`. Default `fail`: a conflict keeps the line.
+   */
+  readonly onConflict: 'fail' | 'keep-both';
+  /** A hard deadline for the run, in seconds (the terminal's `--max-duration`). */
+  readonly maxDurationSeconds: number | undefined;
+  /** A grace period for this run, in seconds, instead of `MIN_AGE` (0: none). */
+  readonly minAgeSeconds: number | undefined;
+}
+
+/** A sink for CloudWatch metrics; Powertools `Metrics` fits it. */
+export interface MetricsSink {
+  addMetric(name: string, unit: 'Count' | 'Bytes' | 'Milliseconds', value: number): void;
+}
+
+/**
+ * Everything the core talks to: adapters, built once per container by `createDeps()` (app/deps.ts)
+ * or by a test. The core never builds a client.
+ */
+export interface Deps {
+  /** The archive bucket. */
+  readonly archive: Archive;
+  /**
+   * A tokens service client for one run: its retries reported to `onRetry`, its requests and
+   * retries stopped by `signal` (the run's deadline). The session key, the HTTP agent and the
+   * request cap behind it are the container's.
+   */
+  readonly tokens: (run: { readonly onRetry: RetryListener; readonly signal?: AbortSignal }) => TokensApi;
+  readonly now: () => number;
+  readonly logger: Logger;
+  readonly metrics?: MetricsSink;
+}
+
+/** Per-invocation facts the pass cannot know by itself. */
+export interface RunContext {
+  /** Milliseconds left in this Lambda invocation; absent outside Lambda. */
+  readonly remainingMs?: () => number;
+  readonly runId?: string;
+  /** Called after each line, for progress displays. */
+  readonly onProgress?: (progress: Progress) => void;
+}
+
+export interface LineReport {
+  readonly id: string;
+  readonly reason: string;
+  /** The service states files other than the archive holds (see "Conflicts" in the README). */
+  readonly conflict?: true;
+  /** Failed, and yet gone from the service (its DELETE reply disagreed with the archive). */
+  readonly dismantled?: true;
+}
+
+/** One line of a dry-run plan. */
+export interface PlannedLine {
+  readonly id: string;
+  readonly alphabet: string | null;
+  readonly digits: string | null;
+  readonly files: number;
+  readonly bytes: number;
+  /** `wait`: finished less than the grace period ago; taken by a run at or after `until`. */
+  readonly action: 'archive' | 'archive-and-dismantle' | 'wait';
+  readonly until?: string;
+}
+
+/** What a run did; returned by the handler and logged as one line. */
+export interface Summary {
+  readonly runId: string;
+  readonly dryRun: boolean;
+  readonly archiveOnly: boolean;
+  /** Lines the run looked at: listed by the service, or named in `ids`. */
+  readonly listed: number;
+  /** Of those, lines in state `finished` (for `ids`: found finished when read). */
+  readonly finished: number;
+  /** Lines whose every file and manifest are verified in S3 by this run. */
+  readonly archived: number;
+  /** Lines dismantled (DELETE confirmed) by this run. */
+  readonly dismantled: number;
+  /** Bytes uploaded by this run. */
+  readonly bytes: number;
+  readonly filesUploaded: number;
+  /** Files found already archived and verified, so not uploaded again. */
+  readonly filesReused: number;
+  /** Finished lines not started for lack of time or because of `maxLines`; the next run takes them. */
+  readonly deferred: number;
+  /** Finished lines younger than the grace period (`MIN_AGE`): a later run takes them. */
+  readonly waiting: number;
+  readonly retries: number;
+  readonly hashMismatches: number;
+  /** Lines whose service statement differs from their archive; each is also in `failed`. */
+  readonly conflicts: number;
+  readonly skipped: readonly LineReport[];
+  readonly failed: readonly LineReport[];
+  /** Archived lines whose DELETE was taken (202) but not yet seen done; the next run confirms them. */
+  readonly pending: readonly LineReport[];
+  readonly plan?: readonly PlannedLine[];
+  readonly durationMs: number;
+}
+
+/** Lines done so far, for progress displays. */
+export interface Progress {
+  readonly done: number;
+  readonly total: number;
+  readonly bytes: number;
+}
+
+/** The lines a run chose to work on, and what the listing skipped. */
+export interface Selection {
+  readonly listed: number;
+  readonly finished: number;
+  /** Line ids to process, in order. */
+  readonly candidates: readonly string[];
+  readonly skipped: readonly LineReport[];
+  /** `timestamps.finished` of each listed candidate, as the list states it (none for `ids`). */
+  readonly finishedAt?: ReadonlyMap<string, string | undefined>;
+}
+
+/** What became of one line; never thrown, always reported. */
+export type LineResult = { readonly id: string; readonly durationMs: number } & (
+  | { readonly outcome: 'planned'; readonly plan: PlannedLine }
+  | { readonly outcome: 'skipped'; readonly reason: string; readonly notFinished: boolean }
+  /** Finished less than the grace period (`MIN_AGE`) ago: neither archived nor dismantled yet. */
+  | { readonly outcome: 'waiting'; readonly until: string }
+  | ({ readonly outcome: 'archived' | 'dismantled' } & FileCounts)
+  /** Archived, and the DELETE was taken (202) but the line still shows: the next run confirms it. */
+  | ({ readonly outcome: 'pending'; readonly reason: string } & FileCounts)
+  | ({
+      readonly outcome: 'failed';
+      readonly reason: string;
+      readonly errorName: string;
+      /** The service's statement differs from the archive (a conflict, counted in `Conflicts`). */
+      readonly conflict?: true;
+      /** The line is gone from the service all the same (its DELETE reply disagreed with the archive). */
+      readonly dismantled?: true;
+    } & Partial<FileCounts>)
+);
+
+export interface FileCounts {
+  readonly bytes: number;
+  readonly uploaded: number;
+  readonly reused: number;
+}
+
+/** Counters shared by the concurrent lines of one run. */
+export interface Tally {
+  retries: number;
+  hashMismatches: number;
+}
+
+/** What to do with a file the service now states differently from its verified archive. */
+export type OnConflict = 'fail' | 'keep-both';
+
+/** How lines are to be handled in this run. */
+export interface LineWorkRequest {
+  readonly dryRun: boolean;
+  readonly archiveOnly: boolean;
+  /** `keep-both`: an operator's explicit resolution of conflicts; `fail` (default) keeps the line. */
+  readonly onConflict?: OnConflict;
+  /** The grace period: a line finished less than this ago waits for a later run. */
+  readonly minAgeMs?: number | undefined;
+}
+
+/** The per-line archive-then-dismantle, shared by the pass and the fan-out worker. */
+export interface LineWorker {
+  readonly api: TokensApi;
+  readonly archive: Archive;
+  readonly tally: Tally;
+  /** Runs `operation` with the run's retry policy; each retry is counted in the tally and logged. */
+  retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** Processes one line; every outcome, failures included, is returned, never thrown. */
+  processLine(id: string, logger: Logger): Promise<LineResult>;
+}
+
+/** What the planner did; returned by the planner and kept in its run report. */
+export interface FanoutPlan {
+  readonly runId: string;
+  readonly mode: 'fanout';
+  readonly archiveOnly: boolean;
+  /** Lines the planner looked at: listed by the service, or named in `ids`. */
+  readonly listed: number;
+  /** Of those, lines in state `finished` (for `ids`: as named; the worker reads each). */
+  readonly finished: number;
+  /** Lines sent to the work queue by this run. */
+  readonly enqueued: number;
+  /** Finished lines not sent because a message for them was sent less than the marker TTL ago. */
+  readonly alreadyQueued: number;
+  /** Finished lines not sent because of `maxLines` or the time budget; the next run takes them. */
+  readonly deferred: number;
+  /** Finished lines younger than the grace period (`MIN_AGE`): not sent; a later run sends them. */
+  readonly waiting: number;
+  readonly retries: number;
+  /** Malformed list items. */
+  readonly skipped: readonly LineReport[];
+  /** Lines that could not be enqueued; they stay on the service and the next run takes them. */
+  readonly failed: readonly LineReport[];
+  readonly durationMs: number;
+}
+
+/** What a worker did with one batch. */
+export interface WorkReport {
+  /** The partial batch response: the messages to leave in the queue. */
+  readonly response: SQSBatchResponse;
+  /** One summary per run the batch's messages came from (usually one). */
+  readonly summaries: readonly Summary[];
+  /** Messages whose body is not a work message. */
+  readonly malformed: number;
+}
+
+/** The record of one line kept by a worker, `{prefix}_runs/{date}/{runId}/lines/{lineId}.json`. */
+export interface LineRecord {
+  readonly schemaVersion: 1;
+  readonly runId: string;
+  readonly lineId: string;
+  readonly at: string;
+  readonly messageIds: readonly string[];
+  readonly result: LineResult;
+}

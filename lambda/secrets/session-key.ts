@@ -1,0 +1,82 @@
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SecretError } from '../shared/errors.ts';
+
+/** Reads the tokens service's session key and keeps it for a short while. */
+export interface SessionKeySource {
+  /** The key, from the cache while it is fresh. */
+  get(): Promise<string>;
+  /** Forget the cached key (the service refused it: it may have been rotated). */
+  invalidate(): void;
+}
+
+/**
+ * Extracts the key from a SecretString: either the bare key, or JSON with a `sessionKey`
+ * field. Errors name the secret, never its content.
+ */
+export function parseSessionKey(secretId: string, secretString: string | undefined): string {
+  const text = secretString?.trim() ?? '';
+  if (text === '') throw new SecretError(secretId, 'SecretString is empty or missing');
+  let key: unknown = text;
+  if (text.startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Deliberately no cause: the parser's message can quote the secret.
+      throw new SecretError(secretId, 'SecretString starts with "{" but is not valid JSON');
+    }
+    key =
+      typeof parsed === 'object' && parsed !== null
+        ? (parsed as Record<string, unknown>).sessionKey
+        : undefined;
+    if (typeof key !== 'string') {
+      throw new SecretError(secretId, 'SecretString is JSON without a string "sessionKey" field');
+    }
+  }
+  const value = (key as string).trim();
+  if (value === '') throw new SecretError(secretId, 'the session key is empty');
+  if (/[\r\n\0]/.test(value)) throw new SecretError(secretId, 'the session key contains a line break or NUL');
+  return value;
+}
+
+/**
+ * A {@link SessionKeySource} over Secrets Manager, cached for `ttlMs` across warm invocations.
+ */
+export function secretsManagerSessionKey(options: {
+  readonly client: SecretsManagerClient;
+  readonly secretId: string;
+  readonly ttlMs: number;
+  readonly now: () => number;
+}): SessionKeySource {
+  const { client, secretId, ttlMs, now } = options;
+  let cached: { key: string; until: number } | undefined;
+  let pending: Promise<string> | undefined;
+
+  async function read(): Promise<string> {
+    let secretString: string | undefined;
+    try {
+      const reply = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+      secretString = reply.SecretString;
+    } catch (error) {
+      const name = error instanceof Error ? error.name : 'Error';
+      throw new SecretError(secretId, `GetSecretValue failed (${name})`, { cause: error });
+    }
+    const key = parseSessionKey(secretId, secretString);
+    cached = { key, until: now() + ttlMs };
+    return key;
+  }
+
+  return {
+    get() {
+      if (cached !== undefined && now() < cached.until) return Promise.resolve(cached.key);
+      // Concurrent lines share one read instead of each asking Secrets Manager.
+      pending ??= read().finally(() => {
+        pending = undefined;
+      });
+      return pending;
+    },
+    invalidate() {
+      cached = undefined;
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * What the function and the stack must agree on, written once: read by `lambda/` and by `infra/`.
+ * Nothing here imports anything: a leaf both sides can take.
+ */
+
+/** The service name on every log line, and the one dimension of every metric (`POWERTOOLS_SERVICE_NAME`). */
+export const SERVICE_NAME = 'tokens-housekeeper';
+
+/** The CloudWatch namespace of the EMF metrics (`POWERTOOLS_METRICS_NAMESPACE`). */
+export const METRICS_NAMESPACE = 'TokensHousekeeper';
+
+/** Metrics of a pass (and of a fan-out worker's batch), in the order they are emitted. */
+export const PASS_METRIC_NAMES = [
+  'LinesArchived',
+  'LinesDismantled',
+  'LinesFailed',
+  'LinesDeferred',
+  'LinesWaiting',
+  'LinesSkipped',
+  'LinesPending',
+  'FilesArchived',
+  'BytesArchived',
+  'HashMismatches',
+  'Conflicts',
+  'Retries',
+] as const;
+
+/** Metrics of the fan-out planner besides the ones it shares with a pass. */
+export const PLANNER_METRIC_NAMES = ['LinesEnqueued', 'LinesAlreadyQueued'] as const;
+
+export type PassMetricName = (typeof PASS_METRIC_NAMES)[number];
+export type PlannerMetricName = (typeof PLANNER_METRIC_NAMES)[number];
+/** Every metric the functions emit. */
+export type MetricName = PassMetricName | PlannerMetricName | 'RunDuration';
+
+/** Lines handled in parallel within one pass, unless `LINE_CONCURRENCY` says otherwise. */
+export const DEFAULT_LINE_CONCURRENCY = 8;
+
+/** The archive's key prefix when none is configured. */
+export const DEFAULT_ARCHIVE_PREFIX = 'tokens/';
+
+/**
+ * What is wrong with an archive key prefix, or undefined when nothing is: it is empty (the whole
+ * bucket), or a relative prefix of `[A-Za-z0-9!_.'()/-]` ending in `/`, with no `..` segment.
+ * No `*`: the stack's IAM policy is scoped to `{prefix}*`, where it would be a wildcard.
+ */
+export function archivePrefixProblem(prefix: string): string | undefined {
+  if (prefix === '') return undefined;
+  if (!/^[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*\/$/.test(prefix) || prefix.split('/').includes('..')) {
+    return `must be empty or a relative key prefix of [A-Za-z0-9!_.'()/-] ending in "/", without "..", got "${prefix}"`;
+  }
+  return undefined;
+}
+
+/** The environment variables the stack sets on the functions and `lambda/` reads, by name. */
+export const ENV_NAMES = {
+  tokensApiUrl: 'TOKENS_API_URL',
+  sessionKeySecretId: 'SESSION_KEY_SECRET_ID',
+  archiveBucket: 'ARCHIVE_BUCKET',
+  archivePrefix: 'ARCHIVE_PREFIX',
+  lineConcurrency: 'LINE_CONCURRENCY',
+  minAge: 'MIN_AGE',
+  maxRequestsPerSecond: 'MAX_REQUESTS_PER_SECOND',
+  queueUrl: 'QUEUE_URL',
+  queueMarkerTtlSeconds: 'QUEUE_MARKER_TTL_SECONDS',
+} as const;

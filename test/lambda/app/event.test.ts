@@ -1,0 +1,241 @@
+import { describe, expect, it } from 'vitest';
+import { parseEvent } from '../../../lambda/app/event.ts';
+import { FULL_PASS } from '../../../lambda/core/request.ts';
+import { EventError } from '../../../lambda/shared/errors.ts';
+
+const LINE_A = '0b7c6f2e-3d1a-4c5b-9e8f-7a6b5c4d3e2f';
+const LINE_B = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
+
+/** Runs `parseEvent` and returns the EventError it threw, failing the test otherwise. */
+function eventErrorOf(event: unknown): EventError {
+  try {
+    parseEvent(event);
+  } catch (error) {
+    if (error instanceof EventError) return error;
+    throw error;
+  }
+  throw new Error('parseEvent did not throw');
+}
+
+describe('parseEvent', () => {
+  describe('full pass', () => {
+    it.each([
+      ['undefined', undefined],
+      ['null', null],
+      ['an empty object', {}],
+    ])('reads %s as a full pass', (_what, event) => {
+      const request = parseEvent(event);
+
+      expect(request).toEqual(FULL_PASS);
+    });
+
+    it('reads an EventBridge rule scheduled event as a full pass', () => {
+      const event = {
+        version: '0',
+        id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa',
+        'detail-type': 'Scheduled Event',
+        source: 'aws.events',
+        account: '123456789012',
+        time: '2024-03-19T12:00:00Z',
+        region: 'eu-central-1',
+        resources: ['arn:aws:events:eu-central-1:123456789012:rule/housekeeping'],
+        detail: {},
+      };
+
+      const request = parseEvent(event);
+
+      expect(request).toEqual(FULL_PASS);
+    });
+
+    it('reads an EventBridge Scheduler event as a full pass', () => {
+      const event = {
+        source: 'aws.scheduler',
+        'detail-type': 'Scheduled Event',
+        detail: {},
+        resources: ['arn:aws:scheduler:eu-central-1:123456789012:schedule/default/housekeeping'],
+      };
+
+      const request = parseEvent(event);
+
+      expect(request).toEqual(FULL_PASS);
+    });
+
+    it('does not take an aws.events source without a detail-type for a scheduled event', () => {
+      const event = { source: 'aws.events' };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('source');
+    });
+
+    it('does not take another source for a scheduled event', () => {
+      const event = { source: 'my.app', 'detail-type': 'Scheduled Event' };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('source');
+    });
+  });
+
+  describe('manual payload', () => {
+    it('maps every field of a complete payload', () => {
+      const event = { dryRun: true, ids: [LINE_A, LINE_B], archiveOnly: true, maxLines: 3 };
+
+      const request = parseEvent(event);
+
+      expect(request).toEqual({
+        dryRun: true,
+        ids: [LINE_A, LINE_B],
+        archiveOnly: true,
+        maxLines: 3,
+        onConflict: 'fail',
+        maxDurationSeconds: undefined,
+        minAgeSeconds: undefined,
+      });
+    });
+
+    it('fills the fields it is not given with the full-pass values', () => {
+      const event = { dryRun: true };
+
+      const request = parseEvent(event);
+
+      expect(request).toEqual({
+        dryRun: true,
+        ids: undefined,
+        archiveOnly: false,
+        maxLines: undefined,
+        onConflict: 'fail',
+        maxDurationSeconds: undefined,
+        minAgeSeconds: undefined,
+      });
+    });
+
+    it('takes keep-both and a max duration for named lines, in lower case', () => {
+      const event = { ids: [LINE_A.toUpperCase(), LINE_A], onConflict: 'keep-both', maxDurationSeconds: 60 };
+
+      const request = parseEvent(event);
+
+      expect(request).toMatchObject({ ids: [LINE_A], onConflict: 'keep-both', maxDurationSeconds: 60 });
+    });
+
+    it.each([
+      ['30m', 1800],
+      [7, 7],
+      [0, 0],
+    ] as const)('reads minAge %j as %i seconds', (minAge, seconds) => {
+      expect(parseEvent({ minAge }).minAgeSeconds).toBe(seconds);
+    });
+
+    it.each([['soon'], [-1], ['1.5h']] as const)('refuses minAge %j', (minAge) => {
+      expect(() => parseEvent({ minAge })).toThrow(EventError);
+    });
+
+    it('refuses keep-both without ids: a person resolves named lines', () => {
+      expect(() => parseEvent({ onConflict: 'keep-both' })).toThrow(/keep-both.*give ids/);
+    });
+
+    it.each([[{ onConflict: 'overwrite' }], [{ maxDurationSeconds: 0 }], [{ maxDurationSeconds: 1.5 }]])(
+      'refuses %j',
+      (event) => {
+        expect(() => parseEvent(event)).toThrow(EventError);
+      },
+    );
+
+    it('collapses duplicate ids, keeping the first order', () => {
+      const event = { ids: [LINE_A, LINE_B, LINE_A, LINE_B, LINE_A] };
+
+      const request = parseEvent(event);
+
+      expect(request.ids).toEqual([LINE_A, LINE_B]);
+    });
+
+    it.each([
+      ['dryRun', 'yes'],
+      ['dryRun', 1],
+      ['dryRun', null],
+      ['archiveOnly', 'true'],
+      ['archiveOnly', {}],
+      ['ids', LINE_A],
+      ['ids', [42]],
+      ['ids', { 0: LINE_A }],
+      ['maxLines', '5'],
+      ['maxLines', true],
+      ['maxLines', [5]],
+    ])('refuses %s of the wrong type (%j), naming the field', (field, value) => {
+      const event = { [field]: value };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain(field);
+    });
+
+    it('refuses a field it does not know, naming it', () => {
+      const event = { dryrun: true };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('dryrun');
+    });
+
+    it('refuses an unknown field next to valid ones', () => {
+      const event = { dryRun: true, ids: [LINE_A], force: true };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('force');
+    });
+
+    it('refuses an empty ids list', () => {
+      const event = { ids: [] };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('ids');
+    });
+
+    it.each([
+      'not-a-uuid',
+      '',
+      '../../etc/passwd',
+      `${LINE_A}/data`,
+      `${LINE_A}\n`,
+      '0b7c6f2e3d1a4c5b9e8f7a6b5c4d3e2f',
+    ])('refuses the id %j, naming its position', (id) => {
+      const event = { ids: [LINE_A, id] };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('ids.1');
+      expect(error.message).toContain('UUID');
+    });
+
+    it.each([1.5, 0, -1, -0.5, Number.MAX_SAFE_INTEGER + 2])('refuses maxLines %s', (maxLines) => {
+      const event = { maxLines };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('maxLines');
+    });
+
+    it('accepts maxLines 1', () => {
+      const event = { maxLines: 1 };
+
+      const request = parseEvent(event);
+
+      expect(request.maxLines).toBe(1);
+    });
+  });
+
+  describe('not an object', () => {
+    it.each([
+      ['a string', 'run'],
+      ['a number', 42],
+      ['a boolean', true],
+      ['an array', [LINE_A]],
+    ])('refuses %s', (_what, event) => {
+      const error = eventErrorOf(event);
+
+      expect(error.message).toMatch(/^event: expected an object/);
+    });
+  });
+});
