@@ -1,0 +1,255 @@
+import { Duration, type StackProps } from 'aws-cdk-lib';
+import {
+  archivePrefixProblem,
+  DEFAULT_ARCHIVE_PREFIX,
+  DEFAULT_LINE_CONCURRENCY,
+} from '../lambda/shared/contract.ts';
+import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
+
+/**
+ * The stack's props, their defaults, and {@link resolveSettings}: the one place a prop is checked
+ * and defaulted, so the constructs below only ever see complete, valid {@link Settings}.
+ */
+
+/** Default of {@link HousekeepingStackProps.scheduleExpression}. */
+export const DEFAULT_SCHEDULE = 'rate(1 hour)';
+/** Default of {@link HousekeepingStackProps.timeout}: the most Lambda allows. */
+export const DEFAULT_TIMEOUT = Duration.minutes(15);
+/** Default of {@link HousekeepingStackProps.mode}. */
+export const DEFAULT_MODE = 'single';
+/** Fan-out: worker invocations at once (the event source mapping's maximum concurrency). */
+export const DEFAULT_WORKER_MAX_CONCURRENCY = 8;
+/** Fan-out: messages, so lines, per worker invocation; as many as a worker handles at once by default. */
+export const DEFAULT_WORKER_BATCH_SIZE = 4;
+/** Fan-out: receives of a work message before SQS moves it to the worker dead-letter queue. */
+export const WORK_MAX_RECEIVE_COUNT = 3;
+/** AWS's guidance for SQS event sources: a visibility timeout of at least six function timeouts. */
+const VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT = 6;
+
+/** The other defaults, which the function shares: kept where both sides read them, listed here too. */
+export { DEFAULT_ARCHIVE_PREFIX, DEFAULT_LINE_CONCURRENCY, DEFAULT_MEMORY_SIZE };
+
+/** What the stack is told: where the service and its key are, and how to archive. */
+export interface HousekeepingStackProps extends StackProps {
+  /** Base URL of the tokens service; must be https. Required. */
+  readonly tokensApiUrl: string;
+  /**
+   * Secrets Manager secret holding the session key: a name (`tokens/session-key`) or an ARN.
+   * A complete ARN ends with the 6-character suffix Secrets Manager adds (`-AbC123`); an ARN
+   * without it is treated as a partial ARN. Required.
+   */
+  readonly sessionKeySecret: string;
+  /** EventBridge Scheduler expression: `rate(...)`, `cron(...)` or `at(...)`. @default rate(1 hour) */
+  readonly scheduleExpression?: string;
+  /**
+   * Archive into this existing bucket instead of creating one. The stack then manages neither its
+   * configuration (versioning, lifecycle, logging, Object Lock) nor its lifetime.
+   * @default - a bucket is created and retained
+   */
+  readonly bucketName?: string;
+  /**
+   * Key prefix of all archived objects; ends with `/`. Unlike the function, the stack refuses an
+   * empty prefix and a `*`: its IAM grant is scoped to `{prefix}*`. @default tokens/
+   */
+  readonly archivePrefix?: string;
+  /** Subscribe this address to the alarm topic. @default - no subscription */
+  readonly alarmEmail?: string;
+  /** Function memory in MB. @default 1024 */
+  readonly memorySize?: number;
+  /** Function timeout, at most 15 minutes. @default 15 minutes */
+  readonly timeout?: Duration;
+  /** Lines handled in parallel within one pass. @default 8 (DEFAULT_LINE_CONCURRENCY) */
+  readonly lineConcurrency?: number;
+  /**
+   * A grace period (`MIN_AGE`): a line finished more recently waits for a later run. Whole seconds.
+   * @default - none: every finished line is taken
+   */
+  readonly minAge?: Duration;
+  /**
+   * A cap on the requests each function process sends to the tokens service
+   * (`MAX_REQUESTS_PER_SECOND`), retries included; in fan-out mode the service sees up to
+   * `workerMaxConcurrency` times this.
+   * @default - no cap
+   */
+  readonly maxRequestsPerSecond?: number;
+  /** Move archived objects to Glacier Instant Retrieval after this many days. @default - no transition */
+  readonly archiveTransitionDays?: number;
+  /**
+   * Enable S3 Object Lock on the created bucket with this default retention in governance mode.
+   * Only possible when the stack creates the bucket, and only at creation.
+   * @default - no Object Lock
+   */
+  readonly objectLockRetentionDays?: number;
+  /**
+   * `single`: the scheduled function runs the whole pass. `fanout`: it is a planner that sends one
+   * SQS message per finished line, and a worker function archives and dismantles each line.
+   * @default single
+   */
+  readonly mode?: 'single' | 'fanout';
+  /** Fan-out only: at most this many worker invocations at once (2 to 1000). @default 8 */
+  readonly workerMaxConcurrency?: number;
+  /** Fan-out only: messages (lines) per worker invocation (1 to 10). @default 4 */
+  readonly workerBatchSize?: number;
+  /** Fan-out only: the worker's timeout, at most 15 minutes. @default - the function timeout */
+  readonly workerTimeout?: Duration;
+}
+
+/** The props with every default applied and every value checked; each field is the prop of the same name. */
+export interface Settings {
+  readonly tokensApiUrl: string;
+  readonly sessionKeySecret: string;
+  readonly scheduleExpression: string;
+  /** An existing bucket to archive into, or undefined to create one. */
+  readonly bucketName: string | undefined;
+  readonly archivePrefix: string;
+  readonly alarmEmail: string | undefined;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+  readonly lineConcurrency: number;
+  readonly minAge: Duration | undefined;
+  readonly maxRequestsPerSecond: number | undefined;
+  readonly archiveTransitionDays: number | undefined;
+  readonly objectLockRetentionDays: number | undefined;
+  /** Only in mode `fanout`: what `mode` and the `worker...` props resolve to. */
+  readonly fanout: FanoutSettings | undefined;
+}
+
+/** The fan-out part of {@link Settings}. */
+export interface FanoutSettings {
+  /** `workerBatchSize`. */
+  readonly batchSize: number;
+  /** `workerMaxConcurrency`. */
+  readonly maxConcurrency: number;
+  /** `workerTimeout`, or the function timeout. */
+  readonly workerTimeout: Duration;
+  /** {@link VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT} worker timeouts. */
+  readonly visibilityTimeout: Duration;
+  /**
+   * How long the planner treats a line as queued: as long as its message can be in the queue
+   * between deliveries, `maxReceiveCount` visibility timeouts; after that it is done or dead-lettered.
+   */
+  readonly markerTtl: Duration;
+}
+
+/** Defaults applied and every prop checked, so a mistake fails the synth and names the prop. */
+export function resolveSettings(props: HousekeepingStackProps): Settings {
+  const fail = (message: string): never => {
+    throw new Error(`HousekeepingStack: ${message}`);
+  };
+  const integerBetween = (name: string, value: number, min: number, max: number, unit = ''): number => {
+    if (!Number.isInteger(value) || value < min || value > max) {
+      fail(`${name} must be an integer between ${min} and ${max}${unit}, got ${value}`);
+    }
+    return value;
+  };
+  const upTo15Minutes = (name: string, value: Duration): Duration => {
+    if (value.toSeconds() < 1 || value.toSeconds() > 900) {
+      fail(`${name} must be between 1 second and 15 minutes, got ${value.toHumanString()}`);
+    }
+    return value;
+  };
+
+  let url: URL | undefined;
+  try {
+    url = new URL(props.tokensApiUrl);
+  } catch {
+    fail(`tokensApiUrl is not a URL: "${props.tokensApiUrl}"`);
+  }
+  if (url?.protocol !== 'https:') fail(`tokensApiUrl must be an https URL, got "${props.tokensApiUrl}"`);
+
+  if (props.sessionKeySecret.trim() === '') fail('sessionKeySecret is empty');
+
+  const scheduleExpression = props.scheduleExpression ?? DEFAULT_SCHEDULE;
+  if (!/^(rate|cron|at)\(.+\)$/.test(scheduleExpression)) {
+    fail(`scheduleExpression must be rate(...), cron(...) or at(...), got "${scheduleExpression}"`);
+  }
+
+  // The function's rule, with the stack's on top (`iam`): no empty prefix and no `*`, because the
+  // grant is scoped to `{prefix}*` (lambda/shared/contract.ts).
+  const archivePrefix = props.archivePrefix ?? DEFAULT_ARCHIVE_PREFIX;
+  const prefixProblem = archivePrefixProblem(archivePrefix, { iam: true });
+  if (prefixProblem !== undefined) fail(`archivePrefix ${prefixProblem}`);
+
+  const memorySize = integerBetween('memorySize', props.memorySize ?? DEFAULT_MEMORY_SIZE, 128, 10240, ' MB');
+  const timeout = upTo15Minutes('timeout', props.timeout ?? DEFAULT_TIMEOUT);
+  const lineConcurrency = props.lineConcurrency ?? DEFAULT_LINE_CONCURRENCY;
+  if (!Number.isInteger(lineConcurrency) || lineConcurrency < 1) {
+    fail(`lineConcurrency must be a positive integer, got ${lineConcurrency}`);
+  }
+
+  const minAge = props.minAge;
+  const minAgeSeconds = minAge?.toSeconds({ integral: false });
+  if (minAgeSeconds !== undefined && (!Number.isInteger(minAgeSeconds) || minAgeSeconds < 1)) {
+    fail(`minAge must be a whole number of seconds, at least 1, got ${minAge?.toHumanString()}`);
+  }
+  const maxRequestsPerSecond =
+    props.maxRequestsPerSecond === undefined
+      ? undefined
+      : integerBetween('maxRequestsPerSecond', props.maxRequestsPerSecond, 1, 100_000);
+
+  const positiveDays = (name: string, value: number | undefined): number | undefined => {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      fail(`${name} must be a positive whole number of days, got ${value}`);
+    }
+    if (value !== undefined && props.bucketName !== undefined) {
+      fail(`${name} applies only to a bucket the stack creates; remove it or bucketName`);
+    }
+    return value;
+  };
+
+  const mode = props.mode ?? DEFAULT_MODE;
+  if (mode !== 'single' && mode !== 'fanout') {
+    fail(`mode must be "single" or "fanout", got "${String(mode)}"`);
+  }
+  const fanoutOnly = <T>(name: string, value: T | undefined): T | undefined => {
+    if (value !== undefined && mode !== 'fanout') {
+      fail(`${name} applies only to mode "fanout"; remove it or set mode`);
+    }
+    return value;
+  };
+  const batchSize = integerBetween(
+    'workerBatchSize',
+    fanoutOnly('workerBatchSize', props.workerBatchSize) ?? DEFAULT_WORKER_BATCH_SIZE,
+    1,
+    10,
+  );
+  const maxConcurrency = integerBetween(
+    'workerMaxConcurrency',
+    fanoutOnly('workerMaxConcurrency', props.workerMaxConcurrency) ?? DEFAULT_WORKER_MAX_CONCURRENCY,
+    2,
+    1000,
+  );
+  const workerTimeout = upTo15Minutes(
+    'workerTimeout',
+    fanoutOnly('workerTimeout', props.workerTimeout) ?? timeout,
+  );
+  const visibilityTimeout = Duration.seconds(
+    workerTimeout.toSeconds() * VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT,
+  );
+
+  return {
+    tokensApiUrl: props.tokensApiUrl,
+    sessionKeySecret: props.sessionKeySecret,
+    scheduleExpression,
+    bucketName: props.bucketName,
+    archivePrefix,
+    alarmEmail: props.alarmEmail,
+    memorySize,
+    timeout,
+    lineConcurrency,
+    minAge,
+    maxRequestsPerSecond,
+    archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
+    objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
+    fanout:
+      mode === 'fanout'
+        ? {
+            batchSize,
+            maxConcurrency,
+            workerTimeout,
+            visibilityTimeout,
+            markerTtl: Duration.seconds(visibilityTimeout.toSeconds() * WORK_MAX_RECEIVE_COUNT),
+          }
+        : undefined,
+  };
+}
