@@ -1,0 +1,200 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import {
+  type BundlingOptions,
+  NodejsFunction,
+  type NodejsFunctionProps,
+  OutputFormat,
+} from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/shared/contract.ts';
+import { EXEC_WRAPPER_FILE, EXEC_WRAPPER_PATH, FUNCTION_NODE_OPTIONS } from '../function-runtime.ts';
+import type { Settings } from '../settings.ts';
+import { grantArchiveAccess, grantEnqueueWork, grantSecretRead } from './function-grants.ts';
+
+/** Repository root: bundling resolves the entries under `lambda/` and `package-lock.json` from here. */
+const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The Lambda handlers, as files under `lambda/` without `.ts`. */
+export const LAMBDA_ENTRIES = {
+  /** Mode `single`: the whole pass. */
+  pass: 'handler',
+  /** Mode `fanout`: the scheduled planner. */
+  planner: 'planner-handler',
+  /** Mode `fanout`: the consumer of the work queue. */
+  worker: 'worker-handler',
+} as const;
+
+/** Local esbuild into one minified ESM file with a source map; the same for every function. */
+const BUNDLING: BundlingOptions = {
+  // Local esbuild from devDependencies; never Docker.
+  forceDockerBundling: false,
+  format: OutputFormat.ESM,
+  // CommonJS dependencies bundled into ESM still call require(); give them one.
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  mainFields: ['module', 'main'],
+  minify: true,
+  sourceMap: true,
+  // Stack traces keep file, line and column; the map leaves out the sources themselves, which
+  // made it 5 MB that Node parses at start under --enable-source-maps (memory, cold start).
+  sourcesContent: false,
+  // Bundle the AWS SDK too, so the pinned versions from package-lock.json run, not the runtime's.
+  externalModules: [],
+  // The exec wrapper (AWS_LAMBDA_EXEC_WRAPPER) goes next to the bundle, executable.
+  commandHooks: {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir, outputDir) => {
+      const target = shellQuote(`${outputDir}/${EXEC_WRAPPER_FILE}`);
+      return [`cp ${shellQuote(`${inputDir}/lambda/${EXEC_WRAPPER_FILE}`)} ${target}`, `chmod 755 ${target}`];
+    },
+  },
+};
+
+/** One shell word, whatever the path holds. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** What every function of the stack shares: runtime, architecture, and where its code comes from. */
+const FUNCTION_BASE = {
+  handler: 'handler',
+  projectRoot: PROJECT_ROOT,
+  depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+  runtime: lambda.Runtime.NODEJS_24_X,
+  architecture: lambda.Architecture.ARM_64,
+  loggingFormat: lambda.LoggingFormat.JSON,
+  bundling: BUNDLING,
+} as const;
+
+/** How one function of the stack differs from the others. */
+export interface FunctionOptions
+  extends Pick<
+    NodejsFunctionProps,
+    'reservedConcurrentExecutions' | 'retryAttempts' | 'maxEventAge' | 'onFailure'
+  > {
+  /** Construct id of its log group. */
+  readonly logGroupId: string;
+  /** Construct id of its role. */
+  readonly roleId: string;
+  /** What the role may do, in IAM's description. */
+  readonly roleDescription: string;
+  /** What the function does, in Lambda's description. */
+  readonly description: string;
+  /** The file under lambda/, without `.ts`: one of {@link LAMBDA_ENTRIES}. */
+  readonly entry: string;
+  /** At most 15 minutes, checked by resolveSettings. */
+  readonly timeout: Duration;
+  /** Variables on top of {@link functionEnvironment}. @default - none */
+  readonly extraEnvironment?: Record<string, string>;
+}
+
+/**
+ * A function of the stack (id `id`, created in `scope`): its own retained log group (the logs
+ * record which lines were dismantled; the retention still expires them), its own role that may
+ * write that log group, read the secret and write the archive, and the shared runtime, bundling
+ * and environment.
+ */
+export function createFunction(
+  scope: Construct,
+  id: string,
+  settings: Settings,
+  bucket: s3.IBucket,
+  options: FunctionOptions,
+): { fn: NodejsFunction; role: iam.Role } {
+  const { logGroupId, roleId, roleDescription, entry, extraEnvironment, ...functionProps } = options;
+  const logGroup = new logs.LogGroup(scope, logGroupId, {
+    retention: logs.RetentionDays.THREE_MONTHS,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  const role = new iam.Role(scope, roleId, {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: roleDescription,
+  });
+  logGroup.grantWrite(role);
+  const fn = new NodejsFunction(scope, id, {
+    ...functionProps,
+    entry: `${PROJECT_ROOT}lambda/${entry}.ts`,
+    ...FUNCTION_BASE,
+    // Defaults from the benchmark (see DEFAULT_MEMORY_SIZE), exposed as props.
+    memorySize: settings.memorySize,
+    role,
+    logGroup,
+    environment: { ...functionEnvironment(settings, bucket), ...extraEnvironment },
+  });
+  grantSecretRead(role, settings.sessionKeySecret);
+  grantArchiveAccess(role, bucket, settings.archivePrefix);
+  return { fn, role };
+}
+
+/**
+ * The scheduled function (id `Function`): the whole pass in mode `single`; in mode `fanout` the
+ * planner, which may send to `workQueue` and nothing more. One runs at a time, and a failed or
+ * expired invocation goes to `failureQueue`.
+ */
+export function createScheduledFunction(
+  scope: Construct,
+  settings: Settings,
+  bucket: s3.IBucket,
+  queues: { readonly failureQueue: sqs.IQueue; readonly workQueue: sqs.IQueue | undefined },
+): NodejsFunction {
+  const { failureQueue, workQueue } = queues;
+  const planner = workQueue !== undefined && settings.fanout !== undefined;
+  const { fn, role } = createFunction(scope, 'Function', settings, bucket, {
+    logGroupId: 'FunctionLogs',
+    roleId: 'FunctionRole',
+    // An explicit role instead of the AWSLambdaBasicExecutionRole managed policy: writing to
+    // its own log group is all the function needs besides the grants below.
+    roleDescription: 'tokens-housekeeper: read the session key, write the archive, write its logs',
+    description: planner
+      ? 'Fan-out planner: sends one message per finished tokens line to the work queue'
+      : 'Archives finished tokens lines to S3, verified by SHA-256, then deletes them on the service',
+    entry: planner ? LAMBDA_ENTRIES.planner : LAMBDA_ENTRIES.pass,
+    timeout: settings.timeout,
+    // Overlap guard: a pass never runs next to another one (a manual invoke meanwhile is throttled).
+    reservedConcurrentExecutions: 1,
+    // Asynchronous invocations (the schedule) are not retried: a failed pass is simply re-run by
+    // the next scheduled one, and a retry could start while that one runs. Events that still
+    // fail, or wait longer than maxEventAge (e.g. throttled behind a long pass), go to the
+    // failure queue.
+    retryAttempts: 0,
+    maxEventAge: Duration.hours(1),
+    onFailure: new destinations.SqsDestination(failureQueue),
+    extraEnvironment:
+      planner && settings.fanout !== undefined
+        ? {
+            QUEUE_URL: workQueue.queueUrl,
+            QUEUE_MARKER_TTL_SECONDS: String(settings.fanout.markerTtl.toSeconds()),
+          }
+        : {},
+  });
+  if (planner) grantEnqueueWork(role, workQueue);
+  return fn;
+}
+
+/** The environment contract of the functions (read by lambda/app/config.ts). */
+export function functionEnvironment(settings: Settings, bucket: s3.IBucket): Record<string, string> {
+  return {
+    TOKENS_API_URL: settings.tokensApiUrl,
+    SESSION_KEY_SECRET_ID: settings.sessionKeySecret,
+    ARCHIVE_BUCKET: bucket.bucketName,
+    ARCHIVE_PREFIX: settings.archivePrefix,
+    LINE_CONCURRENCY: String(settings.lineConcurrency),
+    ...(settings.minAge === undefined ? {} : { MIN_AGE: String(settings.minAge.toSeconds()) }),
+    ...(settings.maxRequestsPerSecond === undefined
+      ? {}
+      : { MAX_REQUESTS_PER_SECOND: String(settings.maxRequestsPerSecond) }),
+    POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+    // Node flags and the wrapper that lets them apply: infra/function-runtime.ts.
+    NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+    AWS_LAMBDA_EXEC_WRAPPER: EXEC_WRAPPER_PATH,
+  };
+}
