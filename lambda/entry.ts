@@ -1,7 +1,8 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { SERVICE_NAME, serviceLogger } from './app/deps.ts';
+import { serviceLogger } from './app/deps.ts';
 import { nodeRuntimeFacts } from './node-runtime.ts';
+import { METRICS_NAMESPACE, SERVICE_NAME } from './shared/contract.ts';
 
 /**
  * The logger and metrics of a Lambda entry (pass, planner, worker), made at cold start. All
@@ -12,5 +13,5 @@ import { nodeRuntimeFacts } from './node-runtime.ts';
 export function lambdaEntryTools(): { logger: Logger; metrics: Metrics } {
   const logger = serviceLogger();
   logger.info('node runtime', { ...nodeRuntimeFacts() });
-  return { logger, metrics: new Metrics({ namespace: 'TokensHousekeeper', serviceName: SERVICE_NAME }) };
+  return { logger, metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME }) };
 }

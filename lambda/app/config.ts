@@ -1,4 +1,9 @@
 import type { ArchiveConfig, Config, PlannerConfig } from '../core/types.ts';
+import {
+  archivePrefixProblem,
+  DEFAULT_ARCHIVE_PREFIX,
+  DEFAULT_LINE_CONCURRENCY,
+} from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { ConfigError } from '../shared/errors.ts';
 
@@ -27,7 +32,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     tokensApiUrl: tokensApiUrl(env),
     sessionKeySecretId: required(env, 'SESSION_KEY_SECRET_ID'),
     ...loadArchiveConfig(env),
-    lineConcurrency: integer(env, 'LINE_CONCURRENCY', 8, 1, 64),
+    lineConcurrency: integer(env, 'LINE_CONCURRENCY', DEFAULT_LINE_CONCURRENCY, 1, 64),
     fileConcurrency: integer(env, 'FILE_CONCURRENCY', 1, 1, 16),
     retry: {
       attempts: integer(env, 'RETRY_ATTEMPTS', 5, 1, 20),
@@ -197,15 +202,10 @@ function bucketName(env: Env): string {
 function archivePrefix(env: Env): string {
   const name = 'ARCHIVE_PREFIX';
   const raw = env[name];
-  if (raw === undefined) return 'tokens/';
+  if (raw === undefined) return DEFAULT_ARCHIVE_PREFIX;
   const value = raw.trim();
-  if (value === '') return '';
-  if (!/^[A-Za-z0-9!_.*'()/-]+\/$/.test(value) || value.startsWith('/') || value.split('/').includes('..')) {
-    throw new ConfigError(
-      name,
-      `must be empty or a relative key prefix of [A-Za-z0-9!_.*'()/-] ending in "/", got "${value}"`,
-    );
-  }
+  const problem = archivePrefixProblem(value);
+  if (problem !== undefined) throw new ConfigError(name, problem);
   return value;
 }
 

@@ -7,12 +7,10 @@ import { Agent } from 'undici';
 import { Archive } from '../archive/archive.ts';
 import type { ArchiveConfig, Config, Deps, FanoutConfig, MetricsSink } from '../core/types.ts';
 import { secretsManagerSessionKey } from '../secrets/session-key.ts';
+import { SERVICE_NAME } from '../shared/contract.ts';
 import type { RequestGate } from '../tokens/api.ts';
 import { TokensApi } from '../tokens/api.ts';
 import { loadArchiveConfig } from './config.ts';
-
-/** The service name on every log line (and the metrics' service dimension). */
-export const SERVICE_NAME = 'tokens-housekeeper';
 
 /** A logger of the housekeeper, named as its service, in Lambda and at a terminal alike. */
 export function serviceLogger(): Logger {

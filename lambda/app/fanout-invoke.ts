@@ -1,8 +1,8 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { AuditReport } from '../core/audit.ts';
+import { remainingOf } from '../core/deadline.ts';
 import { planFanout, workBatch } from '../core/fanout.ts';
-import { remainingOf } from '../core/pass.ts';
 import type { FanoutPlan, Summary } from '../core/types.ts';
 import { sqsWorkQueue } from '../queue/work-queue.ts';
 import { describeError } from '../shared/errors.ts';

@@ -3,7 +3,8 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 
 import { type AuditReport, auditArchive } from '../core/audit.ts';
-import { remainingOf, runHousekeeping } from '../core/pass.ts';
+import { remainingOf } from '../core/deadline.ts';
+import { runHousekeeping } from '../core/pass.ts';
 import type { Config, Deps, MetricsSink, RunContext, Summary } from '../core/types.ts';
 import { describeError } from '../shared/errors.ts';
 import { loadConfig } from './config.ts';

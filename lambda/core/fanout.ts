@@ -13,18 +13,12 @@ import {
 } from '../queue/work-queue.ts';
 import { describeError, EventError, QueueError } from '../shared/errors.ts';
 import { type RetryPolicy, withRetry } from '../shared/retry.ts';
+import { outOfTime, runDeadline } from './deadline.ts';
 import { judgeAge, minAgeOf } from './grace.ts';
-import { createLineWorker } from './line.ts';
-import {
-  outOfTime,
-  PASS_METRICS,
-  runDeadline,
-  select,
-  sortById,
-  summarize,
-  withPendingLines,
-} from './pass.ts';
+import { createLineWorker } from './line/worker.ts';
 import { FULL_PASS } from './request.ts';
+import { select, withPendingLines } from './select.ts';
+import { emitPassMetrics, sortById, summarize } from './summary.ts';
 import type {
   Config,
   Deps,
@@ -37,7 +31,6 @@ import type {
   PlannerConfig,
   RunContext,
   RunRequest,
-  Summary,
   WorkReport,
 } from './types.ts';
 
@@ -391,18 +384,22 @@ export async function workBatch(
   deadline.clear();
   const durationMs = deps.now() - started;
   const summaries = [...runs.values()].map((run) => {
-    const candidates = [...run.lines.keys()];
-    const summary = summarize(
-      run.runId,
-      { ...FULL_PASS, archiveOnly: run.archiveOnly },
-      { listed: candidates.length, finished: candidates.length, candidates, skipped: [] },
-      run.results,
-      { deferred: run.deferred, tally: run.worker.tally, durationMs },
-    );
+    const summary = summarize(run.results, {
+      runId: run.runId,
+      dryRun: false,
+      archiveOnly: run.archiveOnly,
+      listed: run.lines.size,
+      finished: run.lines.size,
+      skipped: [],
+      deferred: run.deferred,
+      tally: run.worker.tally,
+      durationMs,
+    });
     run.logger.info('batch summary', { summary });
     return summary;
   });
-  emitBatchMetrics(deps.metrics, summaries);
+  // Per batch, with no RunDuration: a batch is not a run.
+  emitPassMetrics(deps.metrics, summaries, undefined);
   const order = (event.Records ?? []).map((record) => record.messageId).filter((id) => failures.has(id));
   return {
     response: { batchItemFailures: order.map((itemIdentifier) => ({ itemIdentifier })) },
@@ -435,18 +432,6 @@ async function recordLine(
     });
   } catch (error) {
     logger.error('line record could not be written', { reason: describeError(error) });
-  }
-}
-
-/** The pass metrics, per batch (no RunDuration: a batch is not a run). */
-function emitBatchMetrics(metrics: MetricsSink | undefined, summaries: readonly Summary[]): void {
-  if (metrics === undefined || summaries.length === 0) return;
-  for (const [name, unit, value] of PASS_METRICS) {
-    metrics.addMetric(
-      name,
-      unit,
-      summaries.reduce((total, summary) => total + value(summary), 0),
-    );
   }
 }
 

@@ -5,6 +5,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse } from 'aws-lambda';
 import type { Archive } from '../archive/archive.ts';
+import type { MetricName } from '../shared/contract.ts';
 import type { RetryListener } from '../shared/retry.ts';
 import type { TokensApi } from '../tokens/api.ts';
 
@@ -122,7 +123,7 @@ export interface RunRequest {
 
 /** A sink for CloudWatch metrics; Powertools `Metrics` fits it. */
 export interface MetricsSink {
-  addMetric(name: string, unit: 'Count' | 'Bytes' | 'Milliseconds', value: number): void;
+  addMetric(name: MetricName, unit: 'Count' | 'Bytes' | 'Milliseconds', value: number): void;
 }
 
 /**

@@ -41,26 +41,20 @@ export const DEFAULT_ARCHIVE_PREFIX = 'tokens/';
 
 /**
  * What is wrong with an archive key prefix, or undefined when nothing is: it is empty (the whole
- * bucket), or a relative prefix of `[A-Za-z0-9!_.'()/-]` ending in `/`, with no `..` segment.
- * No `*`: the stack's IAM policy is scoped to `{prefix}*`, where it would be a wildcard.
+ * bucket), or a relative prefix of `[A-Za-z0-9!_.*'()/-]` ending in `/`, with no `..` segment.
+ * With `iam` (the stack's rule), it must also be non-empty and hold no `*`: the function's IAM
+ * grant is scoped to `{prefix}*`, where an empty prefix is the whole bucket and `*` a wildcard.
  */
-export function archivePrefixProblem(prefix: string): string | undefined {
+export function archivePrefixProblem(
+  prefix: string,
+  options: { readonly iam?: boolean } = {},
+): string | undefined {
+  if (options.iam === true && (prefix === '' || prefix.includes('*'))) {
+    return `must be a non-empty key prefix ending in "/", not starting with "/", without wildcards, got "${prefix}"`;
+  }
   if (prefix === '') return undefined;
-  if (!/^[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*\/$/.test(prefix) || prefix.split('/').includes('..')) {
-    return `must be empty or a relative key prefix of [A-Za-z0-9!_.'()/-] ending in "/", without "..", got "${prefix}"`;
+  if (!/^[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*\/$/.test(prefix) || prefix.split('/').includes('..')) {
+    return `must be empty or a relative key prefix of [A-Za-z0-9!_.*'()/-] ending in "/", got "${prefix}"`;
   }
   return undefined;
 }
-
-/** The environment variables the stack sets on the functions and `lambda/` reads, by name. */
-export const ENV_NAMES = {
-  tokensApiUrl: 'TOKENS_API_URL',
-  sessionKeySecretId: 'SESSION_KEY_SECRET_ID',
-  archiveBucket: 'ARCHIVE_BUCKET',
-  archivePrefix: 'ARCHIVE_PREFIX',
-  lineConcurrency: 'LINE_CONCURRENCY',
-  minAge: 'MIN_AGE',
-  maxRequestsPerSecond: 'MAX_REQUESTS_PER_SECOND',
-  queueUrl: 'QUEUE_URL',
-  queueMarkerTtlSeconds: 'QUEUE_MARKER_TTL_SECONDS',
-} as const;

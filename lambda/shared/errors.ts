@@ -134,6 +134,21 @@ export class DeadlineError extends HousekeepingError {
   override readonly name = 'DeadlineError';
 }
 
+/**
+ * A line that is not to be touched: not finished when read by id (or gone), or invalid. Reported
+ * as skipped with the reason, never as a failure.
+ */
+export class LineSkippedError extends HousekeepingError {
+  override readonly name = 'LineSkippedError';
+  constructor(
+    reason: string,
+    /** Not finished (or gone): the line does not count among the run's finished lines. */
+    readonly notFinished: boolean,
+  ) {
+    super(reason);
+  }
+}
+
 /** S3 refused a request, or what landed in S3 is not what was sent. */
 export class ArchiveError extends HousekeepingError {
   override readonly name = 'ArchiveError';

@@ -10,8 +10,7 @@ import {
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
-import { summarize } from '../../lambda/core/pass.ts';
-import { FULL_PASS } from '../../lambda/core/request.ts';
+import { summarize } from '../../lambda/core/summary.ts';
 import type { FanoutPlan, LineRecord, Summary } from '../../lambda/core/types.ts';
 import { EventError } from '../../lambda/shared/errors.ts';
 import { LOCAL_AWS_ENV, type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
@@ -154,11 +153,14 @@ async function wholeRun(local: LocalStack, runId: string): Promise<Summary> {
     recordKeys.map(async (key) => (await objectJson(local.s3Client, local.bucket, key)) as LineRecord),
   );
   return summarize(
-    runId,
-    { ...FULL_PASS, archiveOnly: plan.archiveOnly },
-    { listed: plan.listed, finished: plan.finished, candidates: [], skipped: plan.skipped },
     records.map((record) => record.result),
     {
+      runId,
+      dryRun: false,
+      archiveOnly: plan.archiveOnly,
+      listed: plan.listed,
+      finished: plan.finished,
+      skipped: plan.skipped,
       deferred: plan.deferred,
       tally: { retries: plan.retries, hashMismatches: 0 },
       durationMs: plan.durationMs,

@@ -1,0 +1,42 @@
+import type { ManifestFile } from '../../archive/archive.ts';
+import type { LineFile } from '../../shared/ids.ts';
+/** How a line's statement of its files compares with what the archive records. */
+
+export function describeFile(file: { readonly size: number; readonly sha256: string }): string {
+  return `${file.size} bytes, sha256 ${file.sha256}`;
+}
+
+export function sameFile(
+  a: { readonly size: number; readonly sha256: string },
+  b: { readonly size: number; readonly sha256: string },
+): boolean {
+  return a.size === b.size && a.sha256 === b.sha256;
+}
+
+/** Whether the line states exactly the files the manifest records (names, sizes, hashes). */
+export function sameFiles(stated: readonly LineFile[], recorded: readonly ManifestFile[]): boolean {
+  return differences(recorded, stated) === undefined;
+}
+
+export function sameEntries(a: readonly ManifestFile[], b: readonly ManifestFile[]): boolean {
+  const line = (file: ManifestFile) => `${file.name} ${file.key} ${file.size} ${file.sha256}`;
+  return a.map(line).sort().join('\n') === b.map(line).sort().join('\n');
+}
+
+/** How `stated` differs from the archive's `recorded` files, in words; undefined when it does not. */
+export function differences(
+  recorded: readonly ManifestFile[],
+  stated: readonly { readonly name: string; readonly size: number; readonly sha256: string }[],
+): string | undefined {
+  const problems: string[] = [];
+  for (const file of stated) {
+    const entry = recorded.find((candidate) => candidate.name === file.name);
+    if (entry === undefined) problems.push(`${file.name} (${describeFile(file)}) is not archived`);
+    else if (!sameFile(entry, file))
+      problems.push(`${file.name} is archived as ${describeFile(entry)}, stated ${describeFile(file)}`);
+  }
+  for (const entry of recorded) {
+    if (!stated.some((file) => file.name === entry.name)) problems.push(`${entry.name} is no longer stated`);
+  }
+  return problems.length === 0 ? undefined : problems.join('; ');
+}

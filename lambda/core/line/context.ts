@@ -1,0 +1,34 @@
+import type { Archive } from '../../archive/archive.ts';
+import type { TokensApi } from '../../tokens/api.ts';
+import type { TokensLine } from '../../tokens/document.ts';
+import type { Config, FileCounts, LineWorker, LineWorkRequest, PlannedLine, Tally } from '../types.ts';
+/** What every step of one line shares: the run's adapters, settings, request and clock. */
+
+export interface LineContext {
+  readonly api: TokensApi;
+  readonly archive: Archive;
+  readonly config: Config;
+  readonly request: LineWorkRequest;
+  readonly runId: string;
+  readonly now: () => number;
+  readonly retry: LineWorker['retry'];
+  readonly tally: Tally;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** A line as read by id: validated, with its document exactly as the service sent it. */
+export interface ReadLine {
+  readonly line: TokensLine;
+  readonly bytes: Buffer;
+}
+
+export type LineOutcome =
+  | { readonly kind: 'planned'; readonly plan: PlannedLine }
+  | { readonly kind: 'waiting'; readonly until: string }
+  | ({ readonly kind: 'archived' | 'dismantled' } & FileCounts)
+  | ({ readonly kind: 'pending'; readonly reason: string } & FileCounts)
+  /** Dismantled, but the DELETE reply states files other than the archive's: reported loudly. */
+  | ({ readonly kind: 'failed'; readonly reason: string } & FileCounts);
+
+/** How often a line that changes while it is archived is archived again before the pass gives up on it. */
+export const MAX_ROUNDS = 3;

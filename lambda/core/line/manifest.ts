@@ -1,0 +1,63 @@
+import type { Manifest, ManifestFile, SupersededFile } from '../../archive/archive.ts';
+import { ArchiveChangedError } from '../../shared/errors.ts';
+import { sameEntries } from './compare.ts';
+import type { LineContext, ReadLine } from './context.ts';
+import type { FilePlan } from './plan.ts';
+/**
+ * Writes the line's document as received (`line.sha256-{hash}.json`) and the manifest, unless the manifest there
+ * already states the same files. A manifest is only ever replaced by one that states every file
+ * it stated (the plan saw to that), or moves them to `superseded` (keep-both).
+ */
+export async function ensureManifest(
+  ctx: LineContext,
+  read: ReadLine,
+  plans: readonly FilePlan[],
+  found: { readonly manifest: Manifest | undefined; readonly etag: string } | undefined,
+): Promise<Manifest> {
+  const existing = found?.manifest;
+  const { archive, runId, now } = ctx;
+  const id = read.line.id;
+  const files: ManifestFile[] = plans.map(({ file, key }) => ({
+    name: file.name,
+    key,
+    size: file.size,
+    sha256: file.sha256,
+  }));
+  const at = new Date(now()).toISOString();
+  const stated = new Set(files.map((file) => file.name));
+  const newlySuperseded: ManifestFile[] = [
+    ...plans.flatMap((plan) => plan.supersedes),
+    ...(existing?.files ?? []).filter((entry) => !stated.has(entry.name)),
+  ];
+  const superseded: SupersededFile[] = [...(existing?.superseded ?? [])];
+  for (const entry of newlySuperseded) {
+    if (superseded.some((kept) => kept.key === entry.key && kept.sha256 === entry.sha256)) continue;
+    const { name, key, size, sha256 } = entry;
+    superseded.push({ name, key, size, sha256, supersededBy: runId, supersededAt: at });
+  }
+  if (
+    existing !== undefined &&
+    sameEntries(existing.files, files) &&
+    superseded.length === (existing.superseded?.length ?? 0)
+  ) {
+    return existing;
+  }
+  const lineDocument = await archive.writeLineDocument(id, read.bytes);
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    lineId: id,
+    runId,
+    archivedAt: at,
+    bucket: archive.bucket,
+    files,
+    ...(superseded.length === 0 ? {} : { superseded }),
+    lineDocument,
+  };
+  // Only over the manifest this round was planned against: another pass may have written one since.
+  const written = await archive.writeManifest(
+    manifest,
+    found === undefined ? { IfNoneMatch: '*' } : { IfMatch: found.etag },
+  );
+  if (!written) throw new ArchiveChangedError(archive.manifestKey(id), 'written by another pass meanwhile');
+  return manifest;
+}

@@ -1,0 +1,147 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Manifest, ManifestFile, StoredFile, WriteCondition } from '../../archive/archive.ts';
+import { ConflictError } from '../../shared/errors.ts';
+import type { LineFile } from '../../shared/ids.ts';
+import type { TokensLine } from '../../tokens/document.ts';
+import { describeFile, sameFile } from './compare.ts';
+import type { LineContext } from './context.ts';
+
+/** Where one stated file goes, and whether it must be uploaded. */
+export interface FilePlan {
+  readonly file: LineFile;
+  readonly key: string;
+  readonly upload: boolean;
+  /** The condition of its upload: what the plan saw at `key`. */
+  readonly condition: WriteCondition;
+  /** Earlier versions this file replaces in the manifest (keep-both only). */
+  readonly supersedes: readonly ManifestFile[];
+}
+
+/**
+ * Where each stated file goes. A verified archive is never overwritten: a file the archive (its
+ * manifest, or the object at the file's key) holds as another version is a conflict, unless the
+ * operator asked to keep both, when the new version goes beside it at its own key.
+ */
+export async function planFiles(
+  ctx: LineContext,
+  line: TokensLine,
+  manifest: Manifest | undefined,
+  present: ReadonlySet<string>,
+  logger: Logger,
+): Promise<FilePlan[]> {
+  const { archive, retry, request } = ctx;
+  const keepBoth = request.onConflict === 'keep-both';
+  const id = line.id;
+  const stated = new Set(line.files.map((file) => file.name));
+  const plans: FilePlan[] = [];
+  const dropped = (manifest?.files ?? []).filter((entry) => !stated.has(entry.name));
+  for (const entry of dropped) {
+    if (!keepBoth) {
+      throw new ConflictError(
+        id,
+        entry.name,
+        entry,
+        undefined,
+        `archived as ${describeFile(entry)}, the service no longer states it`,
+      );
+    }
+  }
+  const inspect = (key: string): Promise<StoredFile> =>
+    present.has(key.slice(archive.lineKey(id).length))
+      ? retry(() => archive.inspect(key))
+      : Promise.resolve({ kind: 'missing' });
+
+  for (const file of line.files) {
+    const defaultKey = archive.fileKey(id, file.name);
+    const newKey = archive.versionKey(id, file.name, file.sha256);
+    const supersedes: ManifestFile[] = [];
+    const entry = manifest?.files.find((recorded) => recorded.name === file.name);
+    let key = defaultKey;
+    if (entry !== undefined && sameFile(entry, file)) {
+      if (entry.key !== defaultKey && entry.key !== newKey) {
+        throw new ConflictError(
+          id,
+          file.name,
+          entry,
+          file,
+          `the manifest names an unexpected key ${entry.key}`,
+        );
+      }
+      key = entry.key;
+    } else if (entry !== undefined) {
+      if (!keepBoth) {
+        throw new ConflictError(
+          id,
+          file.name,
+          entry,
+          file,
+          `archived as ${describeFile(entry)}, the service now states ${describeFile(file)}`,
+        );
+      }
+      supersedes.push(entry);
+      key = newKey;
+    }
+    let state = await inspect(key);
+    if (state.kind === 'verified' && !sameFile(state.recorded, file)) {
+      // A verified archive of another version where this one belongs.
+      if (!keepBoth || key !== defaultKey) {
+        throw new ConflictError(
+          id,
+          file.name,
+          state.recorded,
+          file,
+          `${key} holds a verified ${describeFile(state.recorded)}, the service states ${describeFile(file)}`,
+        );
+      }
+      supersedes.push({ name: file.name, key, ...state.recorded });
+      key = newKey;
+      state = await inspect(key);
+    } else if (state.kind === 'unrecorded') {
+      if (!keepBoth || key !== defaultKey) {
+        throw new ConflictError(
+          id,
+          file.name,
+          undefined,
+          file,
+          `${key} holds an object this tool did not record`,
+        );
+      }
+      key = newKey;
+      state = await inspect(key);
+    }
+    if (state.kind === 'damaged') {
+      logger.warn('archived object does not hold what it recorded; uploading it again', {
+        file: file.name,
+        key,
+        problem: state.problem,
+      });
+    }
+    if (state.kind === 'verified' && !sameFile(state.recorded, file)) {
+      throw new ConflictError(
+        id,
+        file.name,
+        state.recorded,
+        file,
+        `${key} holds ${describeFile(state.recorded)}`,
+      );
+    }
+    if (state.kind === 'unrecorded') {
+      throw new ConflictError(
+        id,
+        file.name,
+        undefined,
+        file,
+        `${key} holds an object this tool did not record`,
+      );
+    }
+    plans.push({
+      file,
+      key,
+      upload: state.kind !== 'verified',
+      // Only where the plan saw nothing, or only over the damaged object it saw.
+      condition: state.kind === 'damaged' ? { IfMatch: state.etag } : { IfNoneMatch: '*' },
+      supersedes,
+    });
+  }
+  return plans;
+}

@@ -1,0 +1,101 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { ConflictError, deadlineReason, describeError, LineSkippedError } from '../../shared/errors.ts';
+import { type RetryListener, withRetry } from '../../shared/retry.ts';
+import type { Config, Deps, LineWorker, LineWorkRequest, Tally } from '../types.ts';
+import type { LineContext } from './context.ts';
+import { processLine } from './line-work.ts';
+
+/** Builds the {@link LineWorker} of one run from the container's dependencies. */
+export function createLineWorker(
+  deps: Deps,
+  config: Config,
+  options: {
+    readonly runId: string;
+    readonly request: LineWorkRequest;
+    readonly logger: Logger;
+    /** The run's deadline: in-flight work is aborted when it fires. */
+    readonly signal?: AbortSignal;
+  },
+): LineWorker {
+  const tally: Tally = { retries: 0, hashMismatches: 0 };
+  const onRetry: RetryListener = (error, attempt) => {
+    tally.retries += 1;
+    options.logger.warn('retrying', { attempt, error: describeError(error) });
+  };
+  const api = deps.tokens({ onRetry, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+  const archive = deps.archive;
+  const retry = <T>(operation: () => Promise<T>, signal = options.signal) =>
+    withRetry(config.retry, operation, onRetry, signal);
+  const ctx: LineContext = {
+    api,
+    archive,
+    config,
+    request: options.request,
+    runId: options.runId,
+    now: deps.now,
+    retry,
+    tally,
+    signal: options.signal,
+  };
+  return {
+    api,
+    archive,
+    tally,
+    retry,
+    async processLine(id, logger) {
+      const started = deps.now();
+      const took = () => deps.now() - started;
+      try {
+        const outcome = await processLine(ctx, id.toLowerCase(), logger);
+        if (outcome.kind === 'planned')
+          return { id, durationMs: took(), outcome: 'planned', plan: outcome.plan };
+        if (outcome.kind === 'waiting') {
+          logger.info('line waiting', { until: outcome.until });
+          return { id, durationMs: took(), outcome: 'waiting', until: outcome.until };
+        }
+        if (outcome.kind === 'failed') {
+          logger.error('line failed', { reason: outcome.reason, conflict: true, dismantled: true });
+          const { kind: _failed, ...rest } = outcome;
+          return {
+            id,
+            durationMs: took(),
+            ...rest,
+            outcome: 'failed',
+            errorName: 'ConflictError',
+            conflict: true,
+            dismantled: true,
+          };
+        }
+        logger.info(`line ${outcome.kind}`, { ...outcome });
+        const { kind, ...rest } = outcome;
+        if (kind === 'pending')
+          return { id, durationMs: took(), ...rest, reason: outcome.reason, outcome: kind };
+        return { id, durationMs: took(), ...rest, outcome: kind };
+      } catch (error) {
+        if (error instanceof LineSkippedError) {
+          logger.info('line skipped', { reason: error.message });
+          return {
+            id,
+            durationMs: took(),
+            outcome: 'skipped',
+            reason: error.message,
+            notFinished: error.notFinished,
+          };
+        }
+        const failure = deadlineReason(options.signal) ?? error;
+        const reason = describeError(failure);
+        const errorName = failure instanceof Error ? failure.name : 'unknown';
+        const conflict = failure instanceof ConflictError;
+        logger.error('line failed', { reason, errorName, ...(conflict ? { conflict } : {}) });
+        return {
+          id,
+          durationMs: took(),
+          outcome: 'failed',
+          reason,
+          errorName,
+          ...(conflict ? { conflict: true as const } : {}),
+        };
+      }
+    },
+  };
+}

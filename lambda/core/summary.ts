@@ -1,0 +1,137 @@
+import { PASS_METRIC_NAMES, type PassMetricName } from '../shared/contract.ts';
+import type { LineReport, LineResult, MetricsSink, PlannedLine, Summary, Tally } from './types.ts';
+/** What a summary counts besides its line results. */
+export interface SummaryCounts {
+  readonly runId: string;
+  readonly dryRun: boolean;
+  readonly archiveOnly: boolean;
+  /** Lines looked at (listed, named in `ids`, or sent to a worker). */
+  readonly listed: number;
+  /** Of those, the finished ones (a line found not finished when read is taken off). */
+  readonly finished: number;
+  /** Lines skipped before any was read (malformed list items). */
+  readonly skipped: readonly LineReport[];
+  readonly deferred: number;
+  readonly tally: Tally;
+  readonly durationMs: number;
+}
+
+/** The {@link Summary} of a run's (or a fan-out worker's batch's) line results and counts. */
+export function summarize(results: readonly LineResult[], counts: SummaryCounts): Summary {
+  const { runId, dryRun, archiveOnly, listed, tally, durationMs, deferred } = counts;
+  const skipped: LineReport[] = [...counts.skipped];
+  const failed: LineReport[] = [];
+  const pending: LineReport[] = [];
+  const plan: PlannedLine[] = [];
+  let conflicts = 0;
+  let waiting = 0;
+  let finished = counts.finished;
+  let archived = 0;
+  let dismantled = 0;
+  let bytes = 0;
+  let filesUploaded = 0;
+  let filesReused = 0;
+  for (const result of results) {
+    switch (result.outcome) {
+      case 'planned':
+        plan.push(result.plan);
+        break;
+      case 'waiting':
+        waiting += 1;
+        break;
+      case 'skipped':
+        if (result.notFinished) finished -= 1;
+        skipped.push({ id: result.id, reason: result.reason });
+        break;
+      case 'failed':
+        failed.push({
+          id: result.id,
+          reason: result.reason,
+          ...(result.conflict ? { conflict: true } : {}),
+          ...(result.dismantled ? { dismantled: true } : {}),
+        });
+        if (result.conflict) conflicts += 1;
+        if (result.dismantled) {
+          archived += 1;
+          dismantled += 1;
+          bytes += result.bytes ?? 0;
+          filesUploaded += result.uploaded ?? 0;
+          filesReused += result.reused ?? 0;
+        }
+        break;
+      case 'archived':
+      case 'dismantled':
+      case 'pending':
+        archived += 1;
+        if (result.outcome === 'dismantled') dismantled += 1;
+        if (result.outcome === 'pending') pending.push({ id: result.id, reason: result.reason });
+        bytes += result.bytes;
+        filesUploaded += result.uploaded;
+        filesReused += result.reused;
+        break;
+    }
+  }
+  return {
+    runId,
+    dryRun,
+    archiveOnly,
+    listed,
+    finished,
+    archived,
+    dismantled,
+    bytes,
+    filesUploaded,
+    filesReused,
+    deferred,
+    waiting,
+    retries: tally.retries,
+    hashMismatches: tally.hashMismatches,
+    conflicts,
+    skipped: sortById(skipped),
+    failed: sortById(failed),
+    pending: sortById(pending),
+    ...(dryRun ? { plan: sortById(plan) } : {}),
+    durationMs,
+  };
+}
+
+/** Sorts reports by line id, in place, for stable summaries. */
+export function sortById<T extends { id: string }>(items: T[]): T[] {
+  return items.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** The metrics of a pass, each read off a {@link Summary}; a fan-out worker's batch sums them. */
+export const PASS_METRICS: Readonly<
+  Record<PassMetricName, readonly [unit: 'Count' | 'Bytes', value: (summary: Summary) => number]>
+> = {
+  LinesArchived: ['Count', (s) => s.archived],
+  LinesDismantled: ['Count', (s) => s.dismantled],
+  LinesFailed: ['Count', (s) => s.failed.length],
+  LinesDeferred: ['Count', (s) => s.deferred],
+  LinesWaiting: ['Count', (s) => s.waiting],
+  LinesSkipped: ['Count', (s) => s.skipped.length],
+  LinesPending: ['Count', (s) => s.pending.length],
+  FilesArchived: ['Count', (s) => s.filesUploaded],
+  BytesArchived: ['Bytes', (s) => s.bytes],
+  HashMismatches: ['Count', (s) => s.hashMismatches],
+  Conflicts: ['Count', (s) => s.conflicts],
+  Retries: ['Count', (s) => s.retries],
+};
+
+/** Emits a pass's metrics (`summaries` summed: a fan-out worker's batch), unless it was a dry run. */
+export function emitPassMetrics(
+  metrics: MetricsSink | undefined,
+  summaries: readonly Summary[],
+  durationMs: number | undefined,
+): void {
+  if (metrics === undefined || summaries.length === 0 || summaries.every((summary) => summary.dryRun)) return;
+  for (const name of PASS_METRIC_NAMES) {
+    const [unit, value] = PASS_METRICS[name];
+    metrics.addMetric(
+      name,
+      unit,
+      summaries.reduce((total, summary) => total + value(summary), 0),
+    );
+  }
+  if (durationMs !== undefined) metrics.addMetric('RunDuration', 'Milliseconds', durationMs);
+}
