@@ -180,8 +180,12 @@ export class QueueError extends HousekeepingError {
 
 /** A message for logs and summaries, from anything thrown. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  if (error instanceof HousekeepingError) return error.message;
+  if (!(error instanceof Error)) return String(error);
+  // A library's error (the AWS SDK's, undici's): its name and HTTP status say what happened.
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (error.name === 'Error' && status === undefined) return error.message;
+  return `${error.name}${status === undefined ? '' : ` (HTTP ${status})`}: ${error.message}`;
 }
 
 /**

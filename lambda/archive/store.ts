@@ -1,0 +1,208 @@
+import { createHash } from 'node:crypto';
+import {
+  ChecksumMode,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { ArchiveError, describeError } from '../shared/errors.ts';
+import type { WriteCondition } from './records.ts';
+
+/**
+ * The S3 requests of the archive, each turning the SDK's errors into {@link ArchiveError}s that
+ * name the key: JSON documents (plain and conditional), HEAD, listings and hashing a stored object.
+ */
+export class ObjectStore {
+  constructor(
+    readonly s3: S3Client,
+    readonly bucket: string,
+  ) {}
+
+  /** Every object directly or deeper under `folder`, by name relative to it, with its time. */
+  async list(folder: string): Promise<Map<string, Date>> {
+    const objects = new Map<string, Date>();
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: folder,
+            ContinuationToken: token,
+          }),
+        );
+      } catch (error) {
+        throw new ArchiveError(folder, `ListObjectsV2 failed: ${describeError(error)}`, {
+          cause: error,
+          retryable: true,
+        });
+      }
+      for (const object of page.Contents ?? []) {
+        if (object.Key?.startsWith(folder) && object.LastModified !== undefined) {
+          objects.set(object.Key.slice(folder.length), object.LastModified);
+        }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return objects;
+  }
+
+  /** A conditional JSON PUT: false when the store refused the condition (412). */
+  async putJsonIf(
+    key: string,
+    value: unknown,
+    condition: WriteCondition,
+    abortSignal?: AbortSignal,
+  ): Promise<boolean> {
+    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+          ...condition,
+        }),
+        abortSignal === undefined ? {} : { abortSignal },
+      );
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 412) return false;
+      // 409: a conditional write of the same key was in flight; another attempt settles it.
+      throw new ArchiveError(key, `PutObject failed: ${describeError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  /** The object parsed as JSON with its ETag; undefined when there is none or it is not JSON. */
+  async getJsonWithTag(
+    key: string,
+    abortSignal?: AbortSignal,
+  ): Promise<{ value: unknown; etag: string } | undefined> {
+    try {
+      const reply = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        abortSignal === undefined ? {} : { abortSignal },
+      );
+      const text = (await reply.Body?.transformToString('utf8')) ?? '';
+      if (reply.ETag === undefined) return undefined;
+      try {
+        return { value: JSON.parse(text) as unknown, etag: reply.ETag };
+      } catch {
+        return { value: undefined, etag: reply.ETag };
+      }
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  async putJson(key: string, value: unknown, abortSignal?: AbortSignal): Promise<void> {
+    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    const sha256 = createHash('sha256').update(body).digest('base64');
+    await this.put(
+      {
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+        ChecksumSHA256: sha256,
+      },
+      abortSignal,
+    );
+  }
+
+  async put(
+    input: ConstructorParameters<typeof PutObjectCommand>[0],
+    abortSignal?: AbortSignal,
+  ): Promise<void> {
+    try {
+      await this.s3.send(new PutObjectCommand(input), abortSignal === undefined ? {} : { abortSignal });
+    } catch (error) {
+      throw new ArchiveError(input.Key ?? '?', `PutObject failed: ${describeError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  async head(key: string): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.s3.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: ChecksumMode.ENABLED }),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new ArchiveError(key, `HeadObject failed: ${describeError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  /** The object parsed as JSON; undefined when there is none or it is not JSON. */
+  async getJson(key: string): Promise<unknown> {
+    const text = await this.getText(key);
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async getText(key: string): Promise<string | undefined> {
+    try {
+      const reply = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return await reply.Body?.transformToString('utf8');
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
+  /** Streams an object back and hashes it; undefined when there is no such object. */
+  async storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
+    let reply: GetObjectCommandOutput;
+    try {
+      reply = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
+      size += chunk.length;
+      hash.update(chunk);
+    }
+    return { size, sha256: hash.digest('hex') };
+  }
+}
+
+export function statusOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+export function isNotFound(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return name === 'NotFound' || name === 'NoSuchKey' || $metadata?.httpStatusCode === 404;
+}

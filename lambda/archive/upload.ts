@@ -1,0 +1,249 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import {
+  ArchiveChangedError,
+  ArchiveError,
+  deadlineReason,
+  describeError,
+  HousekeepingError,
+  IntegrityError,
+} from '../shared/errors.ts';
+import type { LineFile } from '../shared/ids.ts';
+import { base64ToHex, type Expectation, hexToBase64, Verifier } from '../shared/verify.ts';
+import type { ArchiveKeys } from './keys.ts';
+import { streamMultipart } from './multipart.ts';
+import type { StoredFile, WriteCondition } from './records.ts';
+import { type ObjectStore, statusOf } from './store.ts';
+
+/** How files go up: the multipart threshold and part size, and how much is read back. */
+export interface UploadSettings {
+  readonly multipartThresholdBytes: number;
+  readonly partSizeBytes: number;
+  /** `full` streams every object back and hashes it; `head` trusts S3's own checksum check. */
+  readonly readback: 'head' | 'full';
+}
+
+/**
+ * Files into the archive: judged against their own record ({@link StoredFile}), streamed up
+ * through a {@link Verifier}, and read back before they count.
+ */
+export class FileUploader {
+  readonly #store: ObjectStore;
+  readonly #keys: ArchiveKeys;
+  readonly #settings: UploadSettings;
+
+  constructor(store: ObjectStore, keys: ArchiveKeys, settings: UploadSettings) {
+    this.#store = store;
+    this.#keys = keys;
+    this.#settings = settings;
+  }
+
+  /**
+   * What the object at `key` holds, judged against its own record (see {@link StoredFile}). With
+   * `full` read-back the object is streamed back and hashed: a store that does not check what it
+   * is sent may hold other bytes under a matching checksum.
+   */
+  async inspect(key: string): Promise<StoredFile> {
+    const head = await this.#store.head(key);
+    if (head === undefined) return { kind: 'missing' };
+    const etag = head.ETag ?? '';
+    const sha256 = head.Metadata?.sha256;
+    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded', etag };
+    const size = head.ContentLength ?? -1;
+    const recordedSize = head.Metadata?.size;
+    if (recordedSize !== undefined && recordedSize !== String(size)) {
+      return { kind: 'damaged', problem: `holds ${size} bytes, recorded ${recordedSize}`, etag };
+    }
+    const checksum = head.ChecksumSHA256;
+    // A multipart object carries a checksum of its parts' checksums ("…-N"), not of its bytes.
+    if (checksum !== undefined && !checksum.includes('-') && base64ToHex(checksum) !== sha256) {
+      return {
+        kind: 'damaged',
+        problem: `stored checksum is ${base64ToHex(checksum)}, recorded ${sha256}`,
+        etag,
+      };
+    }
+    if (this.#settings.readback === 'full') {
+      let stored: { size: number; sha256: string } | undefined;
+      try {
+        stored = await this.#store.storedDigest(key);
+      } catch (error) {
+        return { kind: 'damaged', problem: `cannot be read back whole: ${describeError(error)}`, etag };
+      }
+      if (stored === undefined) return { kind: 'missing' };
+      if (stored.sha256 !== sha256) {
+        return { kind: 'damaged', problem: `bytes hash to ${stored.sha256}, recorded ${sha256}`, etag };
+      }
+    }
+    return { kind: 'verified', recorded: { size, sha256 }, etag };
+  }
+
+  /**
+   * Streams `body` through a {@link Verifier} into S3 and reads back what landed. The object is
+   * completed only if the bytes are the stated size and SHA-256; on any failure the body is
+   * destroyed and a multipart upload is aborted.
+   */
+  async uploadVerified(
+    lineId: string,
+    file: LineFile,
+    body: Readable,
+    options: {
+      readonly key?: string;
+      readonly signal?: AbortSignal;
+      /**
+       * Write only where the plan saw no object (`If-None-Match: *`), or only over the damaged one
+       * it saw (`If-Match`): a verified archive another pass wrote meanwhile is never overwritten.
+       */
+      readonly condition?: WriteCondition;
+    } = {},
+  ): Promise<void> {
+    const key = options.key ?? this.#keys.fileKey(lineId, file.name);
+    const expected: Expectation = { lineId, file: file.name, size: file.size, sha256: file.sha256 };
+    const verifier = new Verifier(expected);
+    const params = {
+      Bucket: this.#store.bucket,
+      Key: key,
+      ContentType: 'application/octet-stream',
+      // The record an object is judged against later (Archive.inspect): what was verified.
+      Metadata: { sha256: file.sha256, size: String(file.size), 'line-id': lineId },
+    };
+    const signal = options.signal;
+    try {
+      if (file.size === 0) {
+        // Nothing to hold back in an empty file: verify it fully before the request starts.
+        await pipeline(body, verifier, async (source: AsyncIterable<Buffer>) => {
+          for await (const _ of source) {
+            // The verifier already refuses a single byte more than 0.
+          }
+        });
+        await this.#store.put(
+          { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
+          signal,
+        );
+      } else if (file.size <= this.#settings.multipartThresholdBytes) {
+        await transfer(body, verifier, signal, (abortSignal) =>
+          this.#store.put(
+            {
+              ...params,
+              ...options.condition,
+              Body: verifier,
+              ContentLength: file.size,
+              // Real S3 also verifies the whole object against the stated hash.
+              ChecksumSHA256: hexToBase64(file.sha256),
+            },
+            abortSignal,
+          ),
+        );
+      } else {
+        await transfer(body, verifier, signal, (abortSignal) =>
+          streamMultipart(
+            this.#store.s3,
+            params,
+            verifier,
+            file.size,
+            this.#settings.partSizeBytes,
+            abortSignal,
+            undefined,
+            options.condition,
+          ),
+        );
+      }
+    } catch (error) {
+      body.destroy();
+      verifier.destroy();
+      const stopped = deadlineReason(signal);
+      if (stopped !== undefined) throw stopped;
+      if (statusOf(error) === 412 || statusOf((error as { cause?: unknown }).cause) === 412) {
+        throw new ArchiveChangedError(
+          key,
+          'changed by another pass while this one uploaded it; planned again',
+        );
+      }
+      // Ours already name what failed (the verifier, the download, S3): keep their words.
+      if (error instanceof HousekeepingError) throw error;
+      throw new ArchiveError(key, `upload failed: ${describeError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+    await this.#readBack(key, file);
+  }
+
+  /** What is wrong with a stored object, judged by its HEAD, or undefined when nothing is. */
+  #headProblem(head: HeadObjectCommandOutput, file: LineFile): string | undefined {
+    if (head.ContentLength !== file.size) return `holds ${head.ContentLength} bytes, stated ${file.size}`;
+    const recorded = head.Metadata?.sha256;
+    if (recorded !== file.sha256) return `metadata sha256 is ${recorded ?? 'missing'}, stated ${file.sha256}`;
+    const checksum = head.ChecksumSHA256;
+    // A multipart object carries a checksum of its parts' checksums ("…-N"), not of its bytes.
+    if (checksum !== undefined && !checksum.includes('-') && base64ToHex(checksum) !== file.sha256) {
+      return `stored checksum is ${base64ToHex(checksum)}, stated ${file.sha256}`;
+    }
+    return undefined;
+  }
+
+  /** Confirms what landed before the file counts as archived. */
+  async #readBack(key: string, file: LineFile): Promise<void> {
+    const head = await this.#store.head(key);
+    if (head === undefined) throw new ArchiveError(key, 'not found right after upload', { retryable: true });
+    const problem = this.#headProblem(head, file);
+    if (problem !== undefined) throw new ArchiveError(key, `read-back: ${problem}`, { retryable: true });
+    if (this.#settings.readback === 'full') {
+      let stored: { size: number; sha256: string } | undefined;
+      try {
+        stored = await this.#store.storedDigest(key);
+      } catch (error) {
+        // Includes the SDK's own response checksum check: bad bytes fail here, and are retried.
+        throw new ArchiveError(key, `read-back: GetObject failed: ${describeError(error)}`, {
+          cause: error,
+          retryable: true,
+        });
+      }
+      if (stored === undefined) throw new ArchiveError(key, 'read-back: not found', { retryable: true });
+      if (stored.size !== file.size || stored.sha256 !== file.sha256) {
+        throw new ArchiveError(
+          key,
+          `read-back: stored bytes hash to ${stored.sha256} (${stored.size} bytes), stated ${file.sha256} (${file.size} bytes)`,
+          { retryable: true },
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Runs the download pipeline and the upload together. Whichever fails first stops the other
+ * (the SDK does not notice a failed request body on its own), and the verifier's verdict wins
+ * over the upload's echo of it.
+ */
+async function transfer(
+  body: Readable,
+  verifier: Verifier,
+  signal: AbortSignal | undefined,
+  upload: (abortSignal: AbortSignal) => Promise<unknown>,
+): Promise<void> {
+  const abort = new AbortController();
+  // The run's deadline, or the line's failure elsewhere: stop both sides now.
+  const stop = () => {
+    abort.abort(signal?.reason);
+    body.destroy();
+  };
+  if (signal?.aborted === true) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  const uploading = upload(abort.signal).catch((error: unknown) => {
+    verifier.destroy(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  });
+  const piping = pipeline(body, verifier).catch((error: unknown) => {
+    abort.abort(error);
+    throw error;
+  });
+  const [piped, uploaded] = await Promise.allSettled([piping, uploading]);
+  signal?.removeEventListener('abort', stop);
+  if (piped.status === 'rejected' && piped.reason instanceof IntegrityError) throw piped.reason;
+  // The download failed first and the upload was aborted for it: the download's error says why.
+  if (piped.status === 'rejected' && abort.signal.reason === piped.reason) throw piped.reason;
+  if (uploaded.status === 'rejected') throw uploaded.reason;
+  if (piped.status === 'rejected') throw piped.reason;
+}
