@@ -272,12 +272,19 @@ export interface LineWorkRequest {
 }
 
 /** The per-line archive-then-dismantle, shared by the pass and the fan-out worker. */
-export interface LineWorker {
+export interface RunTools {
   readonly api: TokensApi;
   readonly archive: Archive;
   readonly tally: Tally;
-  /** Runs `operation` with the run's retry policy; each retry is counted in the tally and logged. */
+  /**
+   * Runs `operation` with the run's retry policy; each retry is counted in the tally and logged.
+   * `signal` replaces the run's deadline (for what must finish past it).
+   */
   retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+}
+
+/** The per-line archive-then-dismantle of one run, shared by the pass and the fan-out worker. */
+export interface LineWorker extends RunTools {
   /** Processes one line; every outcome, failures included, is returned, never thrown. */
   processLine(id: string, logger: Logger): Promise<LineResult>;
 }

@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { ConflictError, deadlineReason, describeError, LineSkippedError } from '../../shared/errors.ts';
-import { type RetryListener, withRetry } from '../../shared/retry.ts';
-import type { Config, Deps, LineWorker, LineWorkRequest, Tally } from '../types.ts';
+import { createRunTools } from '../run-tools.ts';
+import type { Config, Deps, LineWorker, LineWorkRequest } from '../types.ts';
 import type { LineContext } from './context.ts';
 import { processLine } from './line-work.ts';
 
@@ -17,15 +17,8 @@ export function createLineWorker(
     readonly signal?: AbortSignal;
   },
 ): LineWorker {
-  const tally: Tally = { retries: 0, hashMismatches: 0 };
-  const onRetry: RetryListener = (error, attempt) => {
-    tally.retries += 1;
-    options.logger.warn('retrying', { attempt, error: describeError(error) });
-  };
-  const api = deps.tokens({ onRetry, ...(options.signal === undefined ? {} : { signal: options.signal }) });
-  const archive = deps.archive;
-  const retry = <T>(operation: () => Promise<T>, signal = options.signal) =>
-    withRetry(config.retry, operation, onRetry, signal);
+  const tools = createRunTools(deps, config, options);
+  const { api, archive, tally, retry } = tools;
   const ctx: LineContext = {
     api,
     archive,
@@ -38,10 +31,7 @@ export function createLineWorker(
     signal: options.signal,
   };
   return {
-    api,
-    archive,
-    tally,
-    retry,
+    ...tools,
     async processLine(id, logger) {
       const started = deps.now();
       const took = () => deps.now() - started;

@@ -6,7 +6,8 @@ import { Agent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, loadPlannerConfig } from '../../../lambda/app/config.ts';
 import { createArchive, createDeps } from '../../../lambda/app/deps.ts';
-import { planFanout, workBatch } from '../../../lambda/core/fanout.ts';
+import { planFanout } from '../../../lambda/core/fanout-planner.ts';
+import { workBatch } from '../../../lambda/core/fanout-worker.ts';
 import { FULL_PASS } from '../../../lambda/core/request.ts';
 import type { Deps, LineRecord, MetricsSink, RunRequest } from '../../../lambda/core/types.ts';
 import {

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { SessionKeySource } from '../../../lambda/secrets/session-key.ts';
 import { UnsafeReferenceError } from '../../../lambda/shared/errors.ts';
 import type { LineFile } from '../../../lambda/shared/ids.ts';
-import { parseRetryAfter, TokensApi } from '../../../lambda/tokens/api.ts';
+import { TokensApi } from '../../../lambda/tokens/api.ts';
+import { parseRetryAfter } from '../../../lambda/tokens/http.ts';
 
 const LINE_ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const SHA256 = 'f6b7af3fc7ce1a1dd7d0a327e1c87d7a51533cd1da2ec973a6283deadd695697';

@@ -6,14 +6,14 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { SessionKeySource } from '../../../lambda/secrets/session-key.ts';
 import { TokensApiError, UnsafeReferenceError } from '../../../lambda/shared/errors.ts';
 import type { LineFile } from '../../../lambda/shared/ids.ts';
+import { TokensApi } from '../../../lambda/tokens/api.ts';
 import {
   isUnderBase,
   MAX_REDIRECTS,
   redirectTarget,
   type SpeedFloor,
-  TokensApi,
   withSpeedFloor,
-} from '../../../lambda/tokens/api.ts';
+} from '../../../lambda/tokens/http.ts';
 import { closeAfterEach, type RecordingServer, startRecordingServer } from '../../reliability/harness.ts';
 
 const track = closeAfterEach();

@@ -1,43 +1,35 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { SQSEvent } from 'aws-lambda';
 import pLimit from 'p-limit';
 import type { Archive } from '../archive/archive.ts';
 import {
   encodeWorkMessage,
-  parseWorkMessage,
   type QueueEntry,
   SQS_BATCH_LIMIT,
   type WorkMessage,
   type WorkQueue,
 } from '../queue/work-queue.ts';
 import { describeError, EventError, QueueError } from '../shared/errors.ts';
-import { type RetryPolicy, withRetry } from '../shared/retry.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
 import { judgeAge, minAgeOf } from './grace.ts';
-import { createLineWorker } from './line/worker.ts';
-import { FULL_PASS } from './request.ts';
+import { createRunTools } from './run-tools.ts';
 import { select, withPendingLines } from './select.ts';
-import { emitPassMetrics, sortById, summarize } from './summary.ts';
+import { sortById } from './summary.ts';
 import type {
-  Config,
   Deps,
   FanoutPlan,
-  LineRecord,
   LineReport,
-  LineResult,
   LineWorker,
   MetricsSink,
   PlannerConfig,
   RunContext,
   RunRequest,
-  WorkReport,
 } from './types.ts';
 
 /*
  * Fan-out mode: a scheduled planner lists and selects the lines and sends one SQS message per
  * finished line; workers consume the queue and run the same per-line archive-then-dismantle
- * (createLineWorker) on each. Duplicate deliveries are safe because that code is: it reuses
+ * (createLineWorker) on each; the planner itself needs only the run's tools (createRunTools). Duplicate deliveries are safe because that code is: it reuses
  * verified files, and confirms a line that is already gone.
  */
 
@@ -67,12 +59,7 @@ export async function planFanout(
   const plannedAt = new Date(started).toISOString();
   const runId = context.runId ?? randomUUID();
   const logger = deps.logger.createChild({ persistentKeys: { runId } });
-  const { api, archive, tally, retry } = createLineWorker(deps, config, {
-    runId,
-    request: { dryRun: false, archiveOnly: request.archiveOnly },
-    logger,
-    signal: deadline.signal,
-  });
+  const { api, archive, tally, retry } = createRunTools(deps, config, { logger, signal: deadline.signal });
 
   logger.info('fan-out started', { request: { ...request } });
   const selection = await withPendingLines(
@@ -258,181 +245,6 @@ function emitPlanMetrics(metrics: MetricsSink | undefined, plan: FanoutPlan): vo
   metrics.addMetric('LinesSkipped', 'Count', plan.skipped.length);
   metrics.addMetric('Retries', 'Count', plan.retries);
   metrics.addMetric('RunDuration', 'Milliseconds', plan.durationMs);
-}
-
-/** The lines of one run within a batch, and the worker that handles them. */
-interface RunWork {
-  readonly runId: string;
-  readonly archiveOnly: boolean;
-  readonly worker: LineWorker;
-  readonly logger: Logger;
-  /** By line id: a line sent twice in one batch is worked once, for both messages. */
-  readonly lines: Map<string, { readonly planned: Date; readonly messageIds: string[] }>;
-  readonly results: LineResult[];
-  deferred: number;
-}
-
-/**
- * A worker's batch: each message names a line of a planner's run; each line goes through the
- * same archive-then-dismantle as in the single-mode pass ({@link createLineWorker}), with the
- * planner's run id, at most `lineConcurrency` at once. The response lists the messages to leave
- * in the queue (`batchItemFailures`): failed lines, lines not started for lack of time, and
- * malformed bodies (which SQS then moves to the dead-letter queue). A skipped line (not
- * finished, gone, invalid) is done with. Never throws for a line or a message.
- */
-export async function workBatch(
-  deps: Deps,
-  config: Config,
-  event: SQSEvent,
-  context: Pick<RunContext, 'remainingMs'> = {},
-): Promise<WorkReport> {
-  const started = deps.now();
-  const deadline = runDeadline(context, config, FULL_PASS);
-  const failures = new Set<string>();
-  const runs = new Map<string, RunWork>();
-  let malformed = 0;
-  for (const record of event.Records ?? []) {
-    let message: WorkMessage;
-    try {
-      message = parseWorkMessage(record.body, deps.now);
-    } catch (error) {
-      malformed += 1;
-      failures.add(record.messageId);
-      deps.logger.error(
-        'message is not a work message; it goes to the dead-letter queue after its receives',
-        {
-          messageId: record.messageId,
-          receiveCount: record.attributes?.ApproximateReceiveCount,
-          reason: describeError(error),
-        },
-      );
-      continue;
-    }
-    // Messages of one planner run share a request; its parts key the run's worker.
-    const key = JSON.stringify([
-      message.runId,
-      message.archiveOnly,
-      message.onConflict,
-      message.minAgeSeconds,
-    ]);
-    let run = runs.get(key);
-    if (run === undefined) {
-      const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
-      run = {
-        runId: message.runId,
-        archiveOnly: message.archiveOnly,
-        logger,
-        worker: createLineWorker(deps, config, {
-          runId: message.runId,
-          request: {
-            dryRun: false,
-            archiveOnly: message.archiveOnly,
-            ...(message.onConflict === undefined ? {} : { onConflict: message.onConflict }),
-            minAgeMs: minAgeOf(message.minAgeSeconds, config.minAgeMs),
-          },
-          logger,
-          signal: deadline.signal,
-        }),
-        lines: new Map(),
-        results: [],
-        deferred: 0,
-      };
-      runs.set(key, run);
-    }
-    const line = run.lines.get(message.lineId);
-    if (line === undefined) {
-      run.lines.set(message.lineId, { planned: new Date(message.plannedAt), messageIds: [record.messageId] });
-    } else {
-      line.messageIds.push(record.messageId);
-    }
-  }
-
-  const limit = pLimit(config.lineConcurrency);
-  await Promise.all(
-    [...runs.values()].flatMap((run) =>
-      [...run.lines].map(([lineId, line]) =>
-        limit(async () => {
-          if (deadline.signal.aborted || outOfTime(context, config)) {
-            // Back to the queue: another invocation takes it after the visibility timeout.
-            run.deferred += 1;
-            for (const id of line.messageIds) failures.add(id);
-            return;
-          }
-          const logger = run.logger.createChild({ persistentKeys: { lineId } });
-          const result = await run.worker.processLine(lineId, logger);
-          run.results.push(result);
-          if (result.outcome === 'failed') for (const id of line.messageIds) failures.add(id);
-          await recordLine(
-            run.worker.archive,
-            config.retry,
-            logger,
-            {
-              schemaVersion: 1,
-              runId: run.runId,
-              lineId,
-              at: new Date(deps.now()).toISOString(),
-              messageIds: line.messageIds,
-              result,
-            },
-            line.planned,
-          );
-        }),
-      ),
-    ),
-  );
-
-  deadline.clear();
-  const durationMs = deps.now() - started;
-  const summaries = [...runs.values()].map((run) => {
-    const summary = summarize(run.results, {
-      runId: run.runId,
-      dryRun: false,
-      archiveOnly: run.archiveOnly,
-      listed: run.lines.size,
-      finished: run.lines.size,
-      skipped: [],
-      deferred: run.deferred,
-      tally: run.worker.tally,
-      durationMs,
-    });
-    run.logger.info('batch summary', { summary });
-    return summary;
-  });
-  // Per batch, with no RunDuration: a batch is not a run.
-  emitPassMetrics(deps.metrics, summaries, undefined);
-  const order = (event.Records ?? []).map((record) => record.messageId).filter((id) => failures.has(id));
-  return {
-    response: { batchItemFailures: order.map((itemIdentifier) => ({ itemIdentifier })) },
-    summaries,
-    malformed,
-  };
-}
-
-/**
- * Keeps the worker's record of a line. The record of a dismantled line is final: a later or
- * concurrent delivery that finds the line gone, or fails on it half-way, does not overwrite it.
- * A record that cannot be written is logged, not a failure: the line's work is done.
- */
-async function recordLine(
-  archive: Archive,
-  policy: RetryPolicy,
-  logger: Logger,
-  record: LineRecord,
-  planned: Date,
-): Promise<void> {
-  try {
-    await withRetry(policy, async () => {
-      if (record.result.outcome !== 'dismantled') {
-        const earlier = (await archive.readLineRecord(record.runId, planned, record.lineId)) as
-          | { result?: { outcome?: unknown } }
-          | undefined;
-        if (earlier?.result?.outcome === 'dismantled') return;
-      }
-      await archive.writeLineRecord(record.runId, planned, record.lineId, record);
-    });
-  } catch (error) {
-    logger.error('line record could not be written', { reason: describeError(error) });
-  }
 }
 
 /** Splits `items` into runs of at most `size`. */

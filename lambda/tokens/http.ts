@@ -1,0 +1,176 @@
+/** HTTP below the tokens API: one request, redirects, the base path rule, body limits, Retry-After. */
+import { performance } from 'node:perf_hooks';
+import { pipeline, type Readable, Transform } from 'node:stream';
+import { type Dispatcher, request } from 'undici';
+import { TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
+
+/** The media type of every request and reply of the service (JSON:API). */
+export const JSON_API = 'application/vnd.api+json';
+
+/** An IMF-fixdate, the HTTP-date form servers send (RFC 9110), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`. */
+const HTTP_DATE =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP date; anything else is ignored. */
+export function parseRetryAfter(header: string | string[] | undefined, now = Date.now()): number | undefined {
+  const value = (Array.isArray(header) ? header[0] : header)?.trim();
+  if (value === undefined || value === '') return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  if (!HTTP_DATE.test(value)) return undefined;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+export async function readBytes(body: Readable, limit: number, onTooLarge: () => never): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of body) {
+      length += (chunk as Buffer).length;
+      if (length > limit) onTooLarge();
+      chunks.push(chunk as Buffer);
+    }
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks);
+}
+
+/** One request, with the `Session-Key` header only when a key is given (a URL under TOKENS_API_URL). */
+export function sendOnce(
+  dispatcher: Dispatcher,
+  method: string,
+  url: URL,
+  key: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Dispatcher.ResponseData> {
+  return request(url, {
+    method: method as Dispatcher.HttpMethod,
+    dispatcher,
+    headers: {
+      accept: JSON_API,
+      'content-type': JSON_API,
+      ...(key === undefined ? {} : { 'session-key': key }),
+    },
+    signal,
+  });
+}
+
+/** The path of TOKENS_API_URL without a trailing slash: `''` for a service at the root. */
+export function basePath(base: URL): string {
+  return base.pathname.replace(/\/+$/, '');
+}
+
+/**
+ * Whether `url` is under TOKENS_API_URL: the same origin, no credentials, and a path that is the
+ * base path itself or below it (`/svc`, `/svc/...`, never `/svcx`). Only such URLs get the key.
+ */
+export function isUnderBase(url: URL, base: URL): boolean {
+  if (url.origin !== base.origin || url.username !== '' || url.password !== '') return false;
+  // An encoded slash or backslash may be decoded by a server into a path outside the base.
+  if (/%2f|%5c/i.test(url.pathname)) return false;
+  const prefix = basePath(base);
+  return prefix === '' || url.pathname === prefix || url.pathname.startsWith(`${prefix}/`);
+}
+
+/** How many redirects one request follows, as `curl -L --max-redirs 5` would. */
+export const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/** A URL for messages: origin and path, never the query (a presigned URL's signature). */
+function shown(url: URL): string {
+  return `${url.origin}${url.pathname}`.slice(0, 300);
+}
+
+/**
+ * Where a reply sends the request next: `undefined` when it is not a redirect (not 301, 302, 303,
+ * 307 or 308, or no `Location`), else the `Location` resolved against the last URL of `chain`
+ * (the URLs requested so far, first to last). Throws when the redirect must not be followed: a
+ * method other than GET (a DELETE is never redirected), more than {@link MAX_REDIRECTS} hops, a
+ * `Location` that is not an http(s) URL or carries credentials, or a step from https to http.
+ */
+export function redirectTarget(
+  method: string,
+  chain: readonly URL[],
+  status: number,
+  location: string | string[] | undefined,
+): URL | undefined {
+  const raw = (Array.isArray(location) ? location[0] : location)?.trim();
+  if (!REDIRECT_STATUSES.has(status) || raw === undefined || raw === '') return undefined;
+  const first = chain[0];
+  const from = chain[chain.length - 1];
+  if (first === undefined || from === undefined) throw new TypeError('a redirect chain starts with a URL');
+  if (method !== 'GET' || chain.length > MAX_REDIRECTS) {
+    const problem =
+      method !== 'GET'
+        ? `a ${method} is never redirected`
+        : `more than ${MAX_REDIRECTS} redirects (a chain of ${chain.length + 1} URLs)`;
+    throw new TokensApiError(`answered ${status} from ${shown(from)}: ${problem}`, {
+      method,
+      url: first.href,
+      status,
+      retryable: false,
+    });
+  }
+  const refused = (problem: string) =>
+    new UnsafeReferenceError(`${method} ${shown(first)}: redirect ${status} refused: ${problem}`);
+  let to: URL;
+  try {
+    to = new URL(raw, from);
+  } catch {
+    throw refused(`Location is not a URL: ${JSON.stringify(raw.slice(0, 200))}`);
+  }
+  if (to.protocol !== 'https:' && to.protocol !== 'http:') {
+    throw refused(`Location has the scheme ${to.protocol.slice(0, 20)}`);
+  }
+  if (to.username !== '' || to.password !== '') throw refused(`Location to ${to.host} carries credentials`);
+  if (to.protocol === 'http:' && chain.some((url) => url.protocol === 'https:')) {
+    throw refused(`from https down to http (${shown(to)})`);
+  }
+  to.hash = '';
+  return to;
+}
+
+/** `Config['download']`: the floor on file download speed. */
+export interface SpeedFloor {
+  /** Bytes per second; 0 disables the floor. */
+  readonly minSpeedBytesPerSecond: number;
+  /** The window the speed is averaged over. */
+  readonly speedWindowMs: number;
+}
+
+/**
+ * `body` through a byte counter that is checked once per window: a window in which the body
+ * delivered less than `minSpeedBytesPerSecond` on average destroys both streams with the error
+ * `tooSlow` makes. A window in which bytes were waiting for the reader (the reader was the holdup,
+ * not the body) does not count. The timer is unref'd and cleared when the stream closes.
+ */
+export function withSpeedFloor(
+  body: Readable,
+  floor: SpeedFloor,
+  tooSlow: (measured: { readonly bytes: number; readonly ms: number }) => Error,
+): Readable {
+  let bytes = 0;
+  let windowStart = performance.now();
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const ms = now - windowStart;
+    const delivered = bytes;
+    bytes = 0;
+    windowStart = now;
+    if (counter.readableLength > 0 || counter.writableNeedDrain) return;
+    if (delivered * 1000 < floor.minSpeedBytesPerSecond * ms)
+      counter.destroy(tooSlow({ bytes: delivered, ms }));
+  }, floor.speedWindowMs);
+  timer.unref();
+  counter.once('close', () => clearInterval(timer));
+  // Errors reach the reader through `counter`; pipeline destroys `body` with it either way.
+  pipeline(body, counter, () => undefined);
+  return counter;
+}
