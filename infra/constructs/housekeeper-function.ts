@@ -87,7 +87,7 @@ export interface FunctionOptions
   readonly roleDescription: string;
   /** What the function does, in Lambda's description. */
   readonly description: string;
-  /** The file under lambda/, without `.ts`: one of {@link LAMBDA_ENTRIES}. */
+  /** The file under lambda/entries/, without `.ts`: one of {@link LAMBDA_ENTRIES}. */
   readonly entry: string;
   /** At most 15 minutes, checked by resolveSettings. */
   readonly timeout: Duration;
@@ -120,7 +120,7 @@ export function createFunction(
   logGroup.grantWrite(role);
   const fn = new NodejsFunction(scope, id, {
     ...functionProps,
-    entry: `${PROJECT_ROOT}lambda/${entry}.ts`,
+    entry: `${PROJECT_ROOT}lambda/entries/${entry}.ts`,
     ...FUNCTION_BASE,
     // Defaults from the benchmark (see DEFAULT_MEMORY_SIZE), exposed as props.
     memorySize: settings.memorySize,

@@ -58,7 +58,7 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
       BENCH_REPORT: reportFile,
       NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
     };
-    // Loaded from --eval rather than as the main module: lambda/cli.ts runs itself when its
+    // Loaded from --eval rather than as the main module: lambda/entries/cli.ts runs itself when its
     // import.meta.url is the main module's, which inside a bundle it would be.
     const loader = `await import(${JSON.stringify(pathToFileURL(workerFile).href)});`;
     const cpuBefore = process.cpuUsage();

@@ -448,8 +448,8 @@ export async function runColdStart(
   sizes: Sizes,
   progress: Progress,
 ): Promise<ColdStartResult> {
-  progress('cold start: bundling lambda/handler.ts as the CDK stack does');
-  const handler = await bundle('lambda/handler.ts', outDir, 'index');
+  progress('cold start: bundling lambda/entries/handler.ts as the CDK stack does');
+  const handler = await bundle('lambda/entries/handler.ts', outDir, 'index');
   progress(`  ${handler.bytes} bytes (+ ${handler.sourceMapBytes} bytes of source map)`);
   const imports: ImportTiming[] = [];
   // Plain node, the stack's NODE_OPTIONS (source maps), and as Lambda starts the function.

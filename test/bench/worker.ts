@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadConfig } from '../../lambda/app/config.ts';
-import { main } from '../../lambda/cli.ts';
+import { main } from '../../lambda/entries/cli.ts';
 import { naiveArchive } from './baseline.ts';
 import { type Moved, type PlanLine, rawCopy } from './raw-copy.ts';
 import { countRequests, type RequestCounts } from './request-counter.ts';

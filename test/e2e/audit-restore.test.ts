@@ -44,7 +44,7 @@ describe('npm run audit', () => {
   it('reports every archived file intact after a pass', async () => {
     const { local } = await archivedStack();
 
-    const result = await runCli([], local.env, 'lambda/audit-cli.ts');
+    const result = await runCli([], local.env, 'lambda/entries/audit-cli.ts');
 
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout) as AuditReport;
@@ -70,7 +70,7 @@ describe('npm run audit', () => {
     );
     await local.s3Client.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: `tokens/${plain}/data` }));
 
-    const result = await runCli([], local.env, 'lambda/audit-cli.ts');
+    const result = await runCli([], local.env, 'lambda/entries/audit-cli.ts');
 
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout) as AuditReport;
@@ -105,7 +105,7 @@ describe('npm run audit', () => {
   it('audits only the given ids', async () => {
     const { local, ids } = await archivedStack();
 
-    const result = await runCli(['--ids', ids[1] as string], local.env, 'lambda/audit-cli.ts');
+    const result = await runCli(['--ids', ids[1] as string], local.env, 'lambda/entries/audit-cli.ts');
 
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ lines: 1, files: 1, intactFiles: 1 });
@@ -118,7 +118,11 @@ describe('npm run restore', () => {
     const [metrics] = ids as [string];
     outDir = await mkdtemp(join(tmpdir(), 'restore-'));
 
-    const result = await runCli(['--id', metrics, '--out', outDir], local.env, 'lambda/restore-cli.ts');
+    const result = await runCli(
+      ['--id', metrics, '--out', outDir],
+      local.env,
+      'lambda/entries/restore-cli.ts',
+    );
 
     expect(result.code).toBe(0);
     expect((await readdir(outDir)).sort()).toEqual(['analysis', 'data', 'delta', 'manifest.json', 'score']);
@@ -140,7 +144,7 @@ describe('npm run restore', () => {
     );
     outDir = await mkdtemp(join(tmpdir(), 'restore-'));
 
-    const result = await runCli(['--id', plain, '--out', outDir], local.env, 'lambda/restore-cli.ts');
+    const result = await runCli(['--id', plain, '--out', outDir], local.env, 'lambda/entries/restore-cli.ts');
 
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('SHA-256');
@@ -161,9 +165,9 @@ describe('a line resolved with keep-both', () => {
     expect((await handler({})).conflicts).toBe(1);
     expect(await handler({ ids: [id], onConflict: 'keep-both' })).toMatchObject({ dismantled: 1 });
 
-    const audit = await runCli(['--ids', id], local.env, 'lambda/audit-cli.ts');
+    const audit = await runCli(['--ids', id], local.env, 'lambda/entries/audit-cli.ts');
     outDir = await mkdtemp(join(tmpdir(), 'restore-both-'));
-    const restore = await runCli(['--id', id, '--out', outDir], local.env, 'lambda/restore-cli.ts');
+    const restore = await runCli(['--id', id, '--out', outDir], local.env, 'lambda/entries/restore-cli.ts');
 
     expect(audit.code).toBe(0);
     expect(JSON.parse(audit.stdout)).toMatchObject({ files: 2, intactFiles: 2, damaged: [], missing: [] });

@@ -99,7 +99,7 @@ describe('HousekeepingStack', () => {
   });
 
   describe('function', () => {
-    it('bundles lambda/handler.ts with local esbuild into one minified ESM file with a source map and the SDK inside', () => {
+    it('bundles lambda/entries/handler.ts with local esbuild into one minified ESM file with a source map and the SDK inside', () => {
       const asset = main.stack.fn.node.findChild('Code') as Asset;
       const dir = join(main.app.outdir, asset.assetPath);
 

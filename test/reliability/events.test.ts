@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { payloadFromArgs } from '../../lambda/cli.ts';
+import { payloadFromArgs } from '../../lambda/entries/cli.ts';
 import { closeAfterEach, localStack, startCli } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';

@@ -179,12 +179,12 @@ export interface CliRun {
 }
 
 /**
- * Starts the CLI (`lambda/cli.ts`, what `npm run housekeep` runs) as a child process of this Node
+ * Starts the CLI (`lambda/entries/cli.ts`, what `npm run housekeep` runs) as a child process of this Node
  * binary with tsx, so that the pid is the process that runs the pass and SIGKILL ends exactly it.
  * Logs at DEBUG, so that a leaked secret in any log line would be seen.
  */
 export function startCli(env: Readonly<Record<string, string>>, args: readonly string[] = []): CliRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'lambda/cli.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'lambda/entries/cli.ts', ...args], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH ?? '', POWERTOOLS_LOG_LEVEL: 'DEBUG', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

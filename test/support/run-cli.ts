@@ -12,13 +12,13 @@ export interface CliResult {
 }
 
 /**
- * Runs a terminal entry (`lambda/cli.ts` by default) in a child process with exactly `env` (plus PATH). Asynchronous on
+ * Runs a terminal entry (`lambda/entries/cli.ts` by default) in a child process with exactly `env` (plus PATH). Asynchronous on
  * purpose: the local servers live in this process and must keep answering.
  */
 export function runCli(
   args: readonly string[],
   env: Record<string, string>,
-  script = 'lambda/cli.ts',
+  script = 'lambda/entries/cli.ts',
 ): Promise<CliResult> {
   const child = spawn(TSX, [script, ...args], {
     cwd: ROOT,

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { archiveAccess } from './app/deps.ts';
-import { auditArchive } from './core/audit.ts';
-import { describeError } from './shared/errors.ts';
-import { isLineId } from './shared/ids.ts';
+import { archiveAccess } from '../app/deps.ts';
+import { auditArchive } from '../core/audit.ts';
+import { describeError } from '../shared/errors.ts';
+import { isLineId } from '../shared/ids.ts';
 import { stderrConsole as err, listFlag, printJson, progressLine, reserveStdout } from './terminal.ts';
 
 const USAGE = `usage: npm run audit -- [--ids ID,ID...]

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { archiveAccess } from './app/deps.ts';
-import { restoreLine } from './core/restore.ts';
-import { describeError, IntegrityError } from './shared/errors.ts';
-import { isLineId } from './shared/ids.ts';
+import { archiveAccess } from '../app/deps.ts';
+import { restoreLine } from '../core/restore.ts';
+import { describeError, IntegrityError } from '../shared/errors.ts';
+import { isLineId } from '../shared/ids.ts';
 import { stderrConsole as err, printJson, progressLine, reserveStdout } from './terminal.ts';
 
 const USAGE = `usage: npm run restore -- --id LINE_ID --out DIR

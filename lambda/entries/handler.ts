@@ -1,5 +1,5 @@
-import { createHandler } from './app/invoke.ts';
-import { lambdaEntryTools } from './entry.ts';
+import { createHandler } from '../app/invoke.ts';
+import { lambdaEntryTools } from './lambda-tools.ts';
 
 /**
  * Lambda entry. Configuration is read here, at cold start, so a bad deployment fails loudly at

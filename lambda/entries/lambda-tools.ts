@@ -1,8 +1,8 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { serviceLogger } from './app/deps.ts';
+import { serviceLogger } from '../app/deps.ts';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../shared/contract.ts';
 import { nodeRuntimeFacts } from './node-runtime.ts';
-import { METRICS_NAMESPACE, SERVICE_NAME } from './shared/contract.ts';
 
 /**
  * The logger and metrics of a Lambda entry (pass, planner, worker), made at cold start. All

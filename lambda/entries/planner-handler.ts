@@ -1,5 +1,5 @@
-import { createPlannerHandler } from './app/fanout-invoke.ts';
-import { lambdaEntryTools } from './entry.ts';
+import { createPlannerHandler } from '../app/fanout-invoke.ts';
+import { lambdaEntryTools } from './lambda-tools.ts';
 
 /**
  * Lambda entry of the fan-out planner (the scheduled function in fan-out mode). Configuration,

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { serviceLogger } from './app/deps.ts';
-import { createHandler } from './app/invoke.ts';
-import type { PlannedLine } from './core/types.ts';
-import { parseDuration } from './shared/duration.ts';
-import { describeError } from './shared/errors.ts';
+import { serviceLogger } from '../app/deps.ts';
+import { createHandler } from '../app/invoke.ts';
+import type { PlannedLine } from '../core/types.ts';
+import { parseDuration } from '../shared/duration.ts';
+import { describeError } from '../shared/errors.ts';
 import {
   stderrConsole as err,
   listFlag,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseEvent } from '../../lambda/app/event.ts';
-import { payloadFromArgs } from '../../lambda/cli.ts';
-import { EventError } from '../../lambda/shared/errors.ts';
+import { parseEvent } from '../../../lambda/app/event.ts';
+import { payloadFromArgs } from '../../../lambda/entries/cli.ts';
+import { EventError } from '../../../lambda/shared/errors.ts';
 
 const LINE_A = '0b7c6f2e-3d1a-4c5b-9e8f-7a6b5c4d3e2f';
 const LINE_B = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';

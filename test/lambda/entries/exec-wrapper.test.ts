@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MEMORY_SIZE, FUNCTION_NODE_OPTIONS } from '../../infra/function-runtime.ts';
-import type { NodeRuntimeFacts } from '../../lambda/node-runtime.ts';
-import { EXEC_WRAPPER_SOURCE, lambdaCommand, lambdaRuntimeFlags } from '../support/lambda-launch.ts';
+import { DEFAULT_MEMORY_SIZE, FUNCTION_NODE_OPTIONS } from '../../../infra/function-runtime.ts';
+import type { NodeRuntimeFacts } from '../../../lambda/entries/node-runtime.ts';
+import { EXEC_WRAPPER_SOURCE, lambdaCommand, lambdaRuntimeFlags } from '../../support/lambda-launch.ts';
 
 const run = promisify(execFile);
-const NODE_RUNTIME_MODULE = fileURLToPath(new URL('../../lambda/node-runtime.ts', import.meta.url));
+const NODE_RUNTIME_MODULE = fileURLToPath(
+  new URL('../../../lambda/entries/node-runtime.ts', import.meta.url),
+);
 
 /** What the started process reports of itself: what the functions log at cold start, and its arguments. */
 interface Seen extends NodeRuntimeFacts {
