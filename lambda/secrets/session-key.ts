@@ -1,13 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretError } from '../shared/errors.ts';
-
-/** Reads the tokens service's session key and keeps it for a short while. */
-export interface SessionKeySource {
-  /** The key, from the cache while it is fresh. */
-  get(): Promise<string>;
-  /** Forget the cached key (the service refused it: it may have been rotated). */
-  invalidate(): void;
-}
+import type { SessionKeySource } from '../shared/session-key-source.ts';
 
 /**
  * Extracts the key from a SecretString: either the bare key, or JSON with a `sessionKey`

@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { SessionKeySource } from '../secrets/session-key.ts';
 import { TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
 import { type LineFile, safeId } from '../shared/ids.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from '../shared/retry.ts';
+import type { SessionKeySource } from '../shared/session-key-source.ts';
 import {
   basePath,
   isUnderBase,

@@ -13,7 +13,7 @@ import { parseDeleteReply } from '../../tokens/document.ts';
 import type { FileCounts } from '../types.ts';
 import { differences } from './compare.ts';
 import type { LineContext, LineOutcome } from './context.ts';
-import { checkStopped } from './line-work.ts';
+import { checkStopped } from './context.ts';
 /**
  * Sends the DELETE, confirms what it achieved, and keeps the receipt. Once the DELETE is sent,
  * its outcome is the service's record: what follows (the confirming GET, the receipt or the

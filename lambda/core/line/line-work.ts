@@ -4,7 +4,6 @@ import {
   ArchiveChangedError,
   ConflictError,
   DocumentError,
-  deadlineReason,
   HousekeepingError,
   LineSkippedError,
   TokensApiError,
@@ -13,7 +12,7 @@ import type { JsonReply } from '../../tokens/api.ts';
 import { parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { judgeAge } from '../grace.ts';
 import { sameFiles } from './compare.ts';
-import { type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
+import { checkStopped, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
 import { confirmPending, dismantle } from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
 import { ensureManifest } from './manifest.ts';
@@ -109,11 +108,6 @@ export async function archiveRound(
   const plans = await planFiles(ctx, read.line, found?.manifest, present, logger);
   await uploadAll(ctx, id, plans, uploads, logger);
   return retry(() => ensureManifest(ctx, read, plans, found));
-}
-
-export function checkStopped(ctx: LineContext): void {
-  const stopped = deadlineReason(ctx.signal);
-  if (stopped !== undefined) throw stopped;
 }
 
 /**

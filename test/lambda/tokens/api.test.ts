@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
-import type { SessionKeySource } from '../../../lambda/secrets/session-key.ts';
 import { UnsafeReferenceError } from '../../../lambda/shared/errors.ts';
 import type { LineFile } from '../../../lambda/shared/ids.ts';
+import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
 import { TokensApi } from '../../../lambda/tokens/api.ts';
 import { parseRetryAfter } from '../../../lambda/tokens/http.ts';
 

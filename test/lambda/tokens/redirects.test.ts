@@ -3,9 +3,9 @@ import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { Agent } from 'undici';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import type { SessionKeySource } from '../../../lambda/secrets/session-key.ts';
 import { TokensApiError, UnsafeReferenceError } from '../../../lambda/shared/errors.ts';
 import type { LineFile } from '../../../lambda/shared/ids.ts';
+import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
 import { TokensApi } from '../../../lambda/tokens/api.ts';
 import {
   isUnderBase,

@@ -1,0 +1,72 @@
+/**
+ * The direction of dependencies, checked by `npm test` (`npm run depcheck`):
+ * entries -> app (wiring) -> core -> adapters (tokens, archive, queue, secrets) -> shared.
+ * Type imports count: a cycle through types is still a cycle.
+ */
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'No two modules depend on each other, directly or through others, not even for types.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'core-stays-below-the-wiring',
+      severity: 'error',
+      comment:
+        'The core never reads the environment nor builds clients: it does not import app/ or entries/.',
+      from: { path: '^lambda/core/' },
+      to: { path: '^lambda/(app|entries)/' },
+    },
+    {
+      name: 'adapters-stay-below-the-core',
+      severity: 'error',
+      comment:
+        'An adapter (tokens, archive, queue, secrets) serves the core; it imports only shared/ and itself.',
+      from: { path: '^lambda/(tokens|archive|queue|secrets)/' },
+      to: { path: '^lambda/(core|app|entries)/' },
+    },
+    {
+      name: 'adapters-stay-apart',
+      severity: 'error',
+      comment: 'Adapters do not import each other: what two of them share lives in shared/.',
+      from: { path: '^lambda/(tokens|archive|queue|secrets)/' },
+      to: { path: '^lambda/(tokens|archive|queue|secrets)/', pathNot: '^lambda/$1/' },
+    },
+    {
+      name: 'shared-is-a-leaf',
+      severity: 'error',
+      comment: 'shared/ (errors, retry, verify, ids, contract) imports nothing else of the function.',
+      from: { path: '^lambda/shared/' },
+      to: { path: '^lambda/(?!shared/)' },
+    },
+    {
+      name: 'app-stays-below-the-entries',
+      severity: 'error',
+      from: { path: '^lambda/app/' },
+      to: { path: '^lambda/entries/' },
+    },
+    {
+      name: 'infra-reads-only-the-contract',
+      severity: 'error',
+      comment: 'The stack shares names with the function through lambda/shared/ only.',
+      from: { path: '^infra/' },
+      to: { path: '^lambda/(?!shared/)' },
+    },
+    {
+      name: 'product-never-imports-tests',
+      severity: 'error',
+      from: { path: '^(lambda|infra)/' },
+      to: { path: '^test/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};
