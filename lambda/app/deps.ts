@@ -68,13 +68,9 @@ export function createArchive(s3: S3Client, config: ArchiveConfig): Archive {
 }
 
 /** S3 client and archive for the terminal tools that only read the archive (audit, restore). */
-export function archiveAccess(env: Readonly<Record<string, string | undefined>>): {
-  readonly s3: S3Client;
-  readonly archive: Archive;
-} {
+export function archiveAccess(env: Readonly<Record<string, string | undefined>>): Archive {
   const config = loadArchiveConfig(env);
-  const s3 = createS3Client(config, serviceLogger());
-  return { s3, archive: createArchive(s3, config) };
+  return createArchive(createS3Client(config, serviceLogger()), config);
 }
 
 /**

@@ -71,6 +71,11 @@ export class Archive extends ArchiveKeys {
     return this.#files.uploadVerified(lineId, file, body, options);
   }
 
+  /** An object's bytes as a stream (the caller consumes or destroys it); undefined when there is none. */
+  openObject(key: string): Promise<Readable | undefined> {
+    return this.#store.openObject(key);
+  }
+
   /** Streams an object back and hashes it; undefined when there is no such object. */
   storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
     return this.#store.storedDigest(key);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import {
   ChecksumMode,
   GetObjectCommand,
@@ -178,6 +179,20 @@ export class ObjectStore {
   }
 
   /** Streams an object back and hashes it; undefined when there is no such object. */
+  /** The object's bytes as a stream (the caller consumes or destroys it); undefined when there is none. */
+  async openObject(key: string): Promise<Readable | undefined> {
+    try {
+      const reply = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return reply.Body as Readable;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+  }
+
   async storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
     let reply: GetObjectCommandOutput;
     try {

@@ -1,11 +1,9 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Archive } from '../archive/archive.ts';
-import { ArchiveError, describeError } from '../shared/errors.ts';
+import { ArchiveError } from '../shared/errors.ts';
 import { Verifier } from '../shared/verify.ts';
 
 export interface RestoredFile {
@@ -16,7 +14,6 @@ export interface RestoredFile {
 }
 
 export interface RestoreOptions {
-  readonly s3: S3Client;
   readonly archive: Archive;
   readonly id: string;
   readonly outDir: string;
@@ -46,13 +43,8 @@ export async function restoreLine(options: RestoreOptions): Promise<readonly Res
     const key = archive.entryKey(id, file);
     const path = join(outDir, name);
     const partial = `${path}.partial`;
-    let body: Readable;
-    try {
-      const reply = await options.s3.send(new GetObjectCommand({ Bucket: archive.bucket, Key: key }));
-      body = reply.Body as Readable;
-    } catch (error) {
-      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
-    }
+    const body = await archive.openObject(key);
+    if (body === undefined) throw new ArchiveError(key, 'no such object: the manifest names it');
     const verifier = new Verifier({ lineId: id, file: file.name, size: file.size, sha256: file.sha256 });
     if (options.onBytes !== undefined) {
       const onBytes = options.onBytes;

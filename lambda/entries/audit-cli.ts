@@ -33,7 +33,7 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const stdout = reserveStdout();
   try {
-    const { archive } = archiveAccess(process.env);
+    const archive = archiveAccess(process.env);
     const progress = progressLine('audit');
     let done = 0;
     let bytes = 0;

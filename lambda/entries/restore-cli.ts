@@ -35,11 +35,10 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const stdout = reserveStdout();
   try {
-    const { s3, archive } = archiveAccess(process.env);
+    const archive = archiveAccess(process.env);
     const progress = progressLine(`restore ${id}`);
     let bytes = 0;
     const files = await restoreLine({
-      s3,
       archive,
       id,
       outDir,

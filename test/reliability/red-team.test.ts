@@ -474,9 +474,7 @@ describe('red team: attacks that bit, now fixed', () => {
     const report = await auditArchive({ archive, now: Date.now });
     const outDir = await mkdtemp(join(tmpdir(), 'red-team-'));
     track({ close: () => rm(outDir, { recursive: true, force: true }) });
-    const restored = await restoreLine({ s3: local.s3Client, archive, id: upper, outDir }).catch(
-      (error: unknown) => error,
-    );
+    const restored = await restoreLine({ archive, id: upper, outDir }).catch((error: unknown) => error);
 
     expect(report).toMatchObject({ intactFiles: 1, missing: [], damaged: [], withoutManifest: [] });
     expect(restored).toEqual([expect.objectContaining({ name: 'data', sha256: hash })]);
