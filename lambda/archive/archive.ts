@@ -13,7 +13,7 @@ import {
   type WriteCondition,
 } from './records.ts';
 import { ObjectStore } from './store.ts';
-import { FileUploader, type UploadSettings } from './upload.ts';
+import { FileUploader, type UploadOptions, type UploadSettings } from './upload.ts';
 
 export type {
   Manifest,
@@ -58,16 +58,7 @@ export class Archive extends ArchiveKeys {
   }
 
   /** Streams `body` verified into S3 and reads back what landed (see {@link FileUploader.uploadVerified}). */
-  uploadVerified(
-    lineId: string,
-    file: LineFile,
-    body: Readable,
-    options: {
-      readonly key?: string;
-      readonly signal?: AbortSignal;
-      readonly condition?: WriteCondition;
-    } = {},
-  ): Promise<void> {
+  uploadVerified(lineId: string, file: LineFile, body: Readable, options: UploadOptions = {}): Promise<void> {
     return this.#files.uploadVerified(lineId, file, body, options);
   }
 

@@ -16,6 +16,19 @@ import { streamMultipart } from './multipart.ts';
 import type { StoredFile, WriteCondition } from './records.ts';
 import { type ObjectStore, statusOf } from './store.ts';
 
+/** Where and under which condition one file goes up. */
+export interface UploadOptions {
+  /** Default: the file's own key. */
+  readonly key?: string;
+  /** The run's deadline or the line's failure: stops the transfer. */
+  readonly signal?: AbortSignal;
+  /**
+   * Write only where the plan saw no object (`If-None-Match: *`), or only over the damaged one
+   * it saw (`If-Match`): a verified archive another pass wrote meanwhile is never overwritten.
+   */
+  readonly condition?: WriteCondition;
+}
+
 /** How files go up: the multipart threshold and part size, and how much is read back. */
 export interface UploadSettings {
   readonly multipartThresholdBytes: number;
@@ -88,15 +101,7 @@ export class FileUploader {
     lineId: string,
     file: LineFile,
     body: Readable,
-    options: {
-      readonly key?: string;
-      readonly signal?: AbortSignal;
-      /**
-       * Write only where the plan saw no object (`If-None-Match: *`), or only over the damaged one
-       * it saw (`If-Match`): a verified archive another pass wrote meanwhile is never overwritten.
-       */
-      readonly condition?: WriteCondition;
-    } = {},
+    options: UploadOptions = {},
   ): Promise<void> {
     const key = options.key ?? this.#keys.fileKey(lineId, file.name);
     const expected: Expectation = { lineId, file: file.name, size: file.size, sha256: file.sha256 };

@@ -80,15 +80,11 @@ export async function dismantle(
   }
   await keepReceipt(
     ctx,
-    {
-      schemaVersion: 2,
-      lineId: id,
-      runId: ctx.runId,
-      at: new Date(ctx.now()).toISOString(),
+    receiptOf(ctx, id, {
       ...(reply !== undefined && isTaken(reply) ? { reply: replyRecord(reply) } : {}),
       confirmation,
       ...(discrepancy === undefined ? {} : { discrepancy }),
-    },
+    }),
     finishing,
     logger,
   );
@@ -213,14 +209,10 @@ export async function confirmPending(
   const finishing = finishingSignal(ctx);
   await keepReceipt(
     ctx,
-    {
-      schemaVersion: 2,
-      lineId: id,
-      runId: ctx.runId,
-      at: new Date(ctx.now()).toISOString(),
+    receiptOf(ctx, id, {
       ...(marker.reply === undefined ? {} : { reply: marker.reply }),
       confirmation: `${how} (the DELETE was taken by run ${marker.runId} at ${marker.at})`,
-    },
+    }),
     finishing,
     logger,
   );
@@ -243,4 +235,13 @@ export function replyRecord(reply: DeleteReply): NonNullable<Receipt['reply']> {
   } catch {
     return { status, contentType, bodyBase64: reply.bytes.toString('base64') };
   }
+}
+
+/** A receipt of this run for line `id`: the reply (when there was one) and how the line was seen gone. */
+function receiptOf(
+  ctx: LineContext,
+  id: string,
+  fields: Pick<Receipt, 'reply' | 'confirmation' | 'discrepancy'>,
+): Receipt {
+  return { schemaVersion: 2, lineId: id, runId: ctx.runId, at: new Date(ctx.now()).toISOString(), ...fields };
 }

@@ -98,13 +98,7 @@ export async function planFiles(
       state = await inspect(key);
     } else if (state.kind === 'unrecorded') {
       if (!keepBoth || key !== defaultKey) {
-        throw new ConflictError(
-          id,
-          file.name,
-          undefined,
-          file,
-          `${key} holds an object this tool did not record`,
-        );
+        throw unrecorded(id, file, key);
       }
       key = newKey;
       state = await inspect(key);
@@ -126,13 +120,7 @@ export async function planFiles(
       );
     }
     if (state.kind === 'unrecorded') {
-      throw new ConflictError(
-        id,
-        file.name,
-        undefined,
-        file,
-        `${key} holds an object this tool did not record`,
-      );
+      throw unrecorded(id, file, key);
     }
     plans.push({
       file,
@@ -144,4 +132,9 @@ export async function planFiles(
     });
   }
   return plans;
+}
+
+/** An object at `key` that this tool did not record: not ours to overwrite. */
+function unrecorded(id: string, file: LineFile, key: string): ConflictError {
+  return new ConflictError(id, file.name, undefined, file, `${key} holds an object this tool did not record`);
 }
