@@ -14,7 +14,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/shared/contract.ts';
-import { EXEC_WRAPPER_FILE, EXEC_WRAPPER_PATH, FUNCTION_NODE_OPTIONS } from '../function-runtime.ts';
+import { FUNCTION_NODE_OPTIONS } from '../function-runtime.ts';
 import type { Settings } from '../settings.ts';
 import { grantArchiveAccess, grantEnqueueWork, grantSecretRead } from './function-grants.ts';
 
@@ -46,21 +46,7 @@ const BUNDLING: BundlingOptions = {
   sourcesContent: false,
   // Bundle the AWS SDK too, so the pinned versions from package-lock.json run, not the runtime's.
   externalModules: [],
-  // The exec wrapper (AWS_LAMBDA_EXEC_WRAPPER) goes next to the bundle, executable.
-  commandHooks: {
-    beforeBundling: () => [],
-    beforeInstall: () => [],
-    afterBundling: (inputDir, outputDir) => {
-      const target = shellQuote(`${outputDir}/${EXEC_WRAPPER_FILE}`);
-      return [`cp ${shellQuote(`${inputDir}/lambda/${EXEC_WRAPPER_FILE}`)} ${target}`, `chmod 755 ${target}`];
-    },
-  },
 };
-
-/** One shell word, whatever the path holds. */
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
 
 /** What every function of the stack shares: runtime, architecture, and where its code comes from. */
 const FUNCTION_BASE = {
@@ -195,6 +181,5 @@ export function functionEnvironment(settings: Settings, bucket: s3.IBucket): Rec
     POWERTOOLS_LOG_LEVEL: 'INFO',
     // Node flags and the wrapper that lets them apply: infra/function-runtime.ts.
     NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
-    AWS_LAMBDA_EXEC_WRAPPER: EXEC_WRAPPER_PATH,
   };
 }

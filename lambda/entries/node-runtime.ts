@@ -10,10 +10,8 @@ export interface NodeRuntimeFacts {
 }
 
 /**
- * The facts that show the exec wrapper took effect in Lambda: the runtime's
- * `--max-semi-space-size` is gone from `execArgv`, and the heap limit is the old generation plus
- * 12 MiB (three 4 MiB semi-spaces), not plus 192 MiB as with the runtime's flag at 1024 MB
- * (test/lambda/exec-wrapper.test.ts starts Node both ways).
+ * The facts of the Node.js process the function runs in: its version, the flags it got (the
+ * runtime's and NODE_OPTIONS), and its heap limit; logged once per cold start.
  */
 export function nodeRuntimeFacts(): NodeRuntimeFacts {
   return {

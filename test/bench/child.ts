@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FUNCTION_NODE_OPTIONS } from '../../infra/function-runtime.ts';
-import { type Launch, lambdaCommand } from '../support/lambda-launch.ts';
+import { lambdaCommand } from '../support/lambda-launch.ts';
 import type { PlanLine } from './raw-copy.ts';
 import type { WorkerMode, WorkerReport } from './worker.ts';
 
@@ -26,8 +26,6 @@ export interface ChildOptions {
   readonly plan?: readonly PlanLine[];
   /** The simulator's key (`raw`, which reads no secret). */
   readonly sessionKey?: string;
-  /** How the process starts: as deployed (the default), or as the Lambda runtime alone would start it. */
-  readonly launch?: Launch;
 }
 
 /** The last bytes of the child's stderr (its logs) kept to explain a failure. */
@@ -62,11 +60,7 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
     // import.meta.url is the main module's, which inside a bundle it would be.
     const loader = `await import(${JSON.stringify(pathToFileURL(workerFile).href)});`;
     const cpuBefore = process.cpuUsage();
-    const [command, args] = lambdaCommand(options.launch ?? 'deployed', [
-      '--input-type=module',
-      '--eval',
-      loader,
-    ]);
+    const [command, args] = lambdaCommand(['--input-type=module', '--eval', loader]);
     const child = spawn(command, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

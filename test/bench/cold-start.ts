@@ -63,8 +63,7 @@ export async function timeImport(
     const started = performance.now();
     const output = await new Promise<string>((resolve, reject) => {
       const entry = ['--input-type=module', '--eval', code];
-      const [command, args] =
-        start === 'lambda' ? lambdaCommand('deployed', entry) : [process.execPath, entry];
+      const [command, args] = start === 'lambda' ? lambdaCommand(entry) : [process.execPath, entry];
       const child = spawn(command, args, {
         env: {
           PATH: process.env.PATH ?? '',

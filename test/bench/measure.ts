@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import type { LineSpec } from '../local/tokens-service.ts';
-import type { Launch } from '../support/lambda-launch.ts';
 import { type ChildRun, runChild } from './child.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import type { PlanLine } from './raw-copy.ts';
@@ -23,8 +22,6 @@ export interface Workload {
   readonly env?: Readonly<Record<string, string>>;
   /** Added to each direction of every tokens-service and S3 connection. */
   readonly oneWayLatencyMs?: number;
-  /** How the measured process starts. @default 'deployed' */
-  readonly launch?: Launch;
 }
 
 /** One measured process. Sizes are bytes, rates are per second of `wallMs`, MB = 10^6 bytes. */
@@ -105,7 +102,6 @@ export async function measure(
       args,
       plan,
       sessionKey: stack.sessionKey,
-      ...(workload.launch === undefined ? {} : { launch: workload.launch }),
     });
     const dryRun = args.includes('--dry-run');
     const outcome =

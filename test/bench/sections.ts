@@ -1,5 +1,4 @@
 import type { LineSpec } from '../local/tokens-service.ts';
-import type { Launch } from '../support/lambda-launch.ts';
 import { bundle, type Contributor, topInputs, topPackages } from './bundles.ts';
 import { type ImportTiming, timeImport } from './cold-start.ts';
 import { type Measurement, measure, type Workload } from './measure.ts';
@@ -40,8 +39,6 @@ interface MemorySpec {
   readonly lines: number;
   /** LINE_CONCURRENCY when not the default (8). */
   readonly lineConcurrency?: number;
-  /** How the process starts when not as deployed (for comparison). */
-  readonly launch?: Launch;
 }
 
 /** Sizes of every section; `--quick` shrinks them. */
@@ -126,7 +123,6 @@ export const FULL: Sizes = {
     // One large file alone: the issue's memory goal is stated for a single 1 GiB file.
     { fileBytes: GIB, lines: 1 },
     // The same without the exec wrapper: the runtime's young generation (51 MB semi-spaces).
-    { fileBytes: GIB, lines: 1, launch: 'runtime' },
   ],
   list: { lines: 10_000, finished: 100, pageSize: 1000 },
   coldStartRuns: 7,
@@ -178,10 +174,7 @@ export const QUICK: Sizes = {
       oneWayLatencyMs: 10,
     },
   ],
-  memory: [
-    { fileBytes: 16 * MIB, lines: 2 },
-    { fileBytes: 16 * MIB, lines: 2, launch: 'runtime' },
-  ],
+  memory: [{ fileBytes: 16 * MIB, lines: 2 }],
   list: { lines: 1000, finished: 10, pageSize: 100 },
   coldStartRuns: 3,
   sweep: { lines: 40, levels: [1, 4, 16], repeats: 1, latencyLines: 16, oneWayLatencyMs: 10 },
@@ -347,9 +340,9 @@ export async function runMemory(
   progress: Progress,
 ): Promise<MemoryResult[]> {
   const results: MemoryResult[] = [];
-  for (const { fileBytes, lines, lineConcurrency, launch } of sizes.memory) {
+  for (const { fileBytes, lines, lineConcurrency } of sizes.memory) {
     const concurrency = lineConcurrency ?? DEFAULT_LINE_CONCURRENCY;
-    const source = launch === 'runtime' ? 'memory run, no exec wrapper (runtime flags win)' : 'memory run';
+    const source = 'memory run';
     progress(
       `memory: ${lines} lines x ${formatBytes(fileBytes)}, LINE_CONCURRENCY=${concurrency}, ${source}`,
     );
@@ -359,7 +352,6 @@ export async function runMemory(
         lines: finishedLines(lines, { fileSize: fileBytes }),
         diskStorage: true,
         env: { LINE_CONCURRENCY: String(concurrency) },
-        ...(launch === undefined ? {} : { launch }),
       },
       'housekeeper',
     );

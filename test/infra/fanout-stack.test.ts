@@ -6,7 +6,6 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXEC_WRAPPER_FILE } from '../../infra/function-runtime.ts';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
 import { offlineEnv, REPO_ROOT, run } from './offline.ts';
 
@@ -97,8 +96,8 @@ describe('HousekeepingStack in fan-out mode', () => {
       const planner = bundleOf(main.stack.fn);
       const worker = bundleOf(main.stack.fanout?.worker);
 
-      expect(planner.files).toEqual([EXEC_WRAPPER_FILE, 'index.mjs', 'index.mjs.map']);
-      expect(worker.files).toEqual([EXEC_WRAPPER_FILE, 'index.mjs', 'index.mjs.map']);
+      expect(planner.files).toEqual(['index.mjs', 'index.mjs.map']);
+      expect(worker.files).toEqual(['index.mjs', 'index.mjs.map']);
       expect(planner.code).toContain('QUEUE_URL');
       expect(worker.code).toContain('batchItemFailures');
       expect(worker.code).not.toMatch(/from\s*["']@aws-sdk\//);
@@ -144,9 +143,8 @@ describe('HousekeepingStack in fan-out mode', () => {
             ARCHIVE_PREFIX: 'tokens/',
             LINE_CONCURRENCY: '8',
             POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
-            // The same Node flags and exec wrapper as the planner: the worker streams the files.
-            NODE_OPTIONS: '--enable-source-maps --max-semi-space-size=4',
-            AWS_LAMBDA_EXEC_WRAPPER: `/var/task/${EXEC_WRAPPER_FILE}`,
+            // The same Node flags as the planner.
+            NODE_OPTIONS: '--enable-source-maps',
           },
         },
       });

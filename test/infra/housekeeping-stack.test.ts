@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
@@ -6,9 +6,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXEC_WRAPPER_FILE } from '../../infra/function-runtime.ts';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
-import { EXEC_WRAPPER_SOURCE } from '../support/lambda-launch.ts';
 import { offlineEnv, REPO_ROOT, run } from './offline.ts';
 
 /** The feature flags from cdk.json, so the tests synthesize what `cdk deploy` would. */
@@ -103,7 +101,7 @@ describe('HousekeepingStack', () => {
       const asset = main.stack.fn.node.findChild('Code') as Asset;
       const dir = join(main.app.outdir, asset.assetPath);
 
-      expect(readdirSync(dir).sort()).toEqual([EXEC_WRAPPER_FILE, 'index.mjs', 'index.mjs.map']);
+      expect(readdirSync(dir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
       const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
       expect(code.startsWith("import { createRequire } from 'node:module';")).toBe(true);
       expect(code).not.toMatch(/from\s*["']@aws-sdk\//);
@@ -135,24 +133,19 @@ describe('HousekeepingStack', () => {
             POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
             POWERTOOLS_METRICS_NAMESPACE: 'TokensHousekeeper',
             POWERTOOLS_LOG_LEVEL: 'INFO',
-            NODE_OPTIONS: '--enable-source-maps --max-semi-space-size=4',
+            NODE_OPTIONS: '--enable-source-maps',
           }),
         },
       });
     });
 
-    it('starts Node through the exec wrapper, shipped executable next to the bundle', () => {
-      const asset = main.stack.fn.node.findChild('Code') as Asset;
-      const shipped = join(main.app.outdir, asset.assetPath, EXEC_WRAPPER_FILE);
-
-      template.hasResourceProperties('AWS::Lambda::Function', {
-        Environment: {
-          Variables: Match.objectLike({ AWS_LAMBDA_EXEC_WRAPPER: `/var/task/${EXEC_WRAPPER_FILE}` }),
-        },
-      });
-      // The CDK CLI zips each file with its mode, so the bit set here reaches Lambda.
-      expect(statSync(shipped).mode & 0o777).toBe(0o755);
-      expect(readFileSync(shipped, 'utf8')).toBe(readFileSync(EXEC_WRAPPER_SOURCE, 'utf8'));
+    it("starts Node with the stack's NODE_OPTIONS only, and leaves the exec wrapper slot to layers", () => {
+      const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+      for (const fn of functions) {
+        const variables = (fn as { Properties: { Environment?: { Variables?: Record<string, string> } } })
+          .Properties.Environment?.Variables;
+        expect(variables?.AWS_LAMBDA_EXEC_WRAPPER).toBeUndefined();
+      }
     });
 
     it('does not retry failed asynchronous invocations and sends them to the failure queue', () => {

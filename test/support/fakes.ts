@@ -1,0 +1,436 @@
+/**
+ * In-memory fakes of the core's adapters (a `TokensApi` and an `Archive`), for unit tests of the
+ * core. Each records what it was asked, in order, in a shared log; each is cast to its real type
+ * only once, in {@link fakeDeps}.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { loadConfig } from '../../lambda/app/config.ts';
+import type { Archive } from '../../lambda/archive/archive.ts';
+import { ArchiveKeys } from '../../lambda/archive/keys.ts';
+import {
+  asManifest,
+  type Manifest,
+  type PendingMarker,
+  type Receipt,
+  type ReceiptWrite,
+  type StoredFile,
+  type WriteCondition,
+} from '../../lambda/archive/records.ts';
+import type { Config, Deps, MetricsSink } from '../../lambda/core/types.ts';
+import type { MetricName } from '../../lambda/shared/contract.ts';
+import { IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
+import type { LineFile } from '../../lambda/shared/ids.ts';
+import type { DeleteReply, JsonReply, TokensApi } from '../../lambda/tokens/api.ts';
+
+export const BASE_URL = 'https://tokens.example.com';
+export const NOW = Date.parse('2026-05-01T10:00:00.000Z');
+
+export const sha256 = (bytes: string | Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+export const silentLogger = (): Logger => new Logger({ serviceName: 'test', logLevel: 'SILENT' });
+
+/** A configuration as `loadConfig` reads it, with retries that do not wait. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    TOKENS_API_URL: BASE_URL,
+    SESSION_KEY_SECRET_ID: 'tokens/session-key',
+    ARCHIVE_BUCKET: 'tokens-archive',
+    RETRY_ATTEMPTS: '2',
+    RETRY_BASE_DELAY_MS: '0',
+    RETRY_MAX_DELAY_MS: '0',
+    ...env,
+  });
+}
+
+/** A line as the service states it: its status, its files by content, its finish time. */
+export interface LineSpec {
+  readonly status?: string;
+  /** File name -> content; the stated hash and size are the content's. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** `timestamps.finished`; an hour before {@link NOW} unless said. */
+  readonly finishedAt?: string;
+}
+
+const DEFAULT_FILES = { data: 'the tokens of the line\n' };
+
+function lineResource(id: string, spec: LineSpec, status: string): Record<string, unknown> {
+  const files = spec.files ?? DEFAULT_FILES;
+  return {
+    id,
+    type: 'tokens',
+    attributes: {
+      status,
+      analysis: 'none',
+      alphabet: 'base32',
+      digits: '8',
+      timestamps: { finished: spec.finishedAt ?? new Date(NOW - 3_600_000).toISOString() },
+      ...(status === 'finished' || status === 'deleted'
+        ? {
+            filehashes: Object.fromEntries(Object.entries(files).map(([name, body]) => [name, sha256(body)])),
+            filesizes: Object.fromEntries(
+              Object.entries(files).map(([name, body]) => [name, Buffer.byteLength(body)]),
+            ),
+          }
+        : {}),
+    },
+  };
+}
+
+/** The reply of `GET /api/tokens/{id}` for a line as `spec` states it. */
+export function lineReply(id: string, spec: LineSpec = {}): JsonReply {
+  const value = { data: lineResource(id, spec, spec.status ?? 'finished') };
+  const text = JSON.stringify(value);
+  return { bytes: Buffer.from(text), text, value };
+}
+
+/** A DELETE reply: a 200 with the line's document, now `deleted`, by default. */
+export function deleteReply(id: string, status = 200, spec: LineSpec = {}): DeleteReply {
+  if (status !== 200)
+    return { status, contentType: '', text: '', bytes: Buffer.alloc(0), document: undefined };
+  const document = { data: lineResource(id, spec, 'deleted') };
+  const text = JSON.stringify(document);
+  return { status, contentType: 'application/vnd.api+json', text, bytes: Buffer.from(text), document };
+}
+
+/** The tokens service's reply to a GET of a line that is not there. */
+export function notFound(id: string, status = 404): TokensApiError {
+  return new TokensApiError(`answered ${status}`, {
+    method: 'GET',
+    url: `${BASE_URL}/api/tokens/${id}`,
+    status,
+    retryable: false,
+  });
+}
+
+type Scripted<T> = T | Error;
+
+/** A `TokensApi`-shaped fake: each line answers its scripted replies in turn, the last one repeated. */
+export class FakeTokens {
+  readonly #log: string[];
+  readonly #lines = new Map<string, Scripted<JsonReply>[]>();
+  readonly #deletes = new Map<string, Scripted<DeleteReply>[]>();
+  /** The last state of each line served by `getLine`: a DELETE reply states its files by default. */
+  readonly #lastServed = new Map<string, LineSpec>();
+  readonly #specs = new Map<JsonReply, LineSpec>();
+  readonly #contents = new Map<string, Buffer>();
+  readonly #openFailures = new Map<string, Error>();
+  readonly #pages: unknown[] = [];
+  /** Files opened for download, by name, in order. */
+  readonly opened: string[] = [];
+
+  constructor(log: string[]) {
+    this.#log = log;
+  }
+
+  /** What `GET /api/tokens/{id}` answers, call after call; the files of each state are served. */
+  line(id: string, ...states: (LineSpec | Error)[]): this {
+    this.#lines.set(
+      id,
+      states.map((state) => {
+        if (state instanceof Error) return state;
+        for (const [name, body] of Object.entries(state.files ?? DEFAULT_FILES)) {
+          this.#contents.set(`${id}/${name}`, Buffer.from(body));
+        }
+        const reply = lineReply(id, state);
+        this.#specs.set(reply, state);
+        return reply;
+      }),
+    );
+    return this;
+  }
+
+  /** What `DELETE /api/tokens/{id}` answers, call after call. */
+  onDelete(id: string, ...replies: Scripted<DeleteReply>[]): this {
+    this.#deletes.set(id, replies);
+    return this;
+  }
+
+  /** Serves `body` for a file instead of the stated content (a corrupt download). */
+  serve(id: string, name: string, body: string): this {
+    this.#contents.set(`${id}/${name}`, Buffer.from(body));
+    return this;
+  }
+
+  /** Makes the download of a file fail with `error`. */
+  failOpen(name: string, error: Error): this {
+    this.#openFailures.set(name, error);
+    return this;
+  }
+
+  /** The pages of `GET /api/tokens`: lines by id and status, plus raw items. */
+  listPages(
+    ...pages: { readonly lines: readonly (readonly [string, string])[]; readonly raw?: unknown[] }[]
+  ) {
+    pages.forEach((page, index) => {
+      this.#pages.push({
+        data: [
+          ...page.lines.map(([id, status]) => ({ id, type: 'tokens', attributes: { status } })),
+          ...(page.raw ?? []),
+        ],
+        links: index + 1 < pages.length ? { next: `${BASE_URL}/api/tokens?page=${index + 1}` } : {},
+      });
+    });
+    return this;
+  }
+
+  async listPage(next?: string): Promise<unknown> {
+    this.#log.push('listPage');
+    const index = next === undefined ? 0 : Number(new URL(next).searchParams.get('page'));
+    return this.#pages[index] ?? { data: [], links: {} };
+  }
+
+  async getLine(id: string, _options: { readonly signal?: AbortSignal } = {}): Promise<JsonReply> {
+    this.#log.push('getLine');
+    const reply = next(this.#lines.get(id), () => notFound(id));
+    const spec = this.#specs.get(reply);
+    if (spec !== undefined) this.#lastServed.set(id, spec);
+    return reply;
+  }
+
+  async deleteLine(id: string): Promise<DeleteReply> {
+    this.#log.push('deleteLine');
+    return next(this.#deletes.get(id), () => deleteReply(id, 200, this.#lastServed.get(id)));
+  }
+
+  lineUrl(id: string): URL {
+    return new URL(`${BASE_URL}/api/tokens/${id}`);
+  }
+
+  fileUrl(lineId: string, file: LineFile): URL {
+    return new URL(`${BASE_URL}/api/tokens/${lineId}/${file.name}`);
+  }
+
+  async openFile(url: URL, _signal?: AbortSignal): Promise<Readable> {
+    const [, , , id = '', name = ''] = url.pathname.split('/');
+    this.#log.push(`openFile ${name}`);
+    this.opened.push(name);
+    const failure = this.#openFailures.get(name);
+    if (failure !== undefined) throw failure;
+    const body = this.#contents.get(`${id}/${name}`);
+    if (body === undefined) throw notFound(id);
+    return Readable.from([body]);
+  }
+}
+
+/** The next scripted answer (the last one repeats), or `otherwise` when none is scripted; errors are thrown. */
+function next<T>(script: Scripted<T>[] | undefined, otherwise: () => Scripted<T>): T {
+  let answer: Scripted<T> | undefined = script?.length === 1 ? script[0] : script?.shift();
+  answer ??= otherwise();
+  if (answer instanceof Error) throw answer;
+  return answer;
+}
+
+/** One object of the fake bucket: its bytes and the SHA-256 its upload recorded (none: not ours). */
+interface StoredObject {
+  readonly bytes: Buffer;
+  readonly recorded: { readonly size: number; readonly sha256: string } | undefined;
+  readonly etag: string;
+}
+
+/** An `Archive`-shaped fake over an in-memory bucket, with the real key layout. */
+export class FakeArchive extends ArchiveKeys {
+  readonly bucket = 'tokens-archive';
+  readonly objects = new Map<string, StoredObject>();
+  /** Every upload, with the key and condition it was made with. */
+  readonly uploads: { readonly name: string; readonly key: string; readonly condition?: WriteCondition }[] =
+    [];
+  readonly #log: string[];
+  #etags = 0;
+
+  constructor(log: string[] = [], prefix = 'tokens/') {
+    super(prefix);
+    this.#log = log;
+  }
+
+  /** Stores `body` at `key` as this tool's upload would: recorded with its own hash, unless said. */
+  put(key: string, body: string | Buffer, recorded?: { size: number; sha256: string } | 'unrecorded'): this {
+    const bytes = Buffer.from(body);
+    this.objects.set(key, {
+      bytes,
+      recorded:
+        recorded === 'unrecorded' ? undefined : (recorded ?? { size: bytes.length, sha256: sha256(bytes) }),
+      etag: `"etag-${++this.#etags}"`,
+    });
+    return this;
+  }
+
+  putJson(key: string, value: unknown): this {
+    return this.put(key, JSON.stringify(value));
+  }
+
+  json(key: string): unknown {
+    const object = this.objects.get(key);
+    return object === undefined ? undefined : JSON.parse(object.bytes.toString('utf8'));
+  }
+
+  manifest(lineId: string): Manifest | undefined {
+    return asManifest(this.json(this.manifestKey(lineId)), lineId);
+  }
+
+  async inspect(key: string): Promise<StoredFile> {
+    const object = this.objects.get(key);
+    if (object === undefined) return { kind: 'missing' };
+    if (object.recorded === undefined) return { kind: 'unrecorded', etag: object.etag };
+    if (object.recorded.size !== object.bytes.length || object.recorded.sha256 !== sha256(object.bytes)) {
+      return { kind: 'damaged', problem: 'does not hash to its record', etag: object.etag };
+    }
+    return { kind: 'verified', recorded: object.recorded, etag: object.etag };
+  }
+
+  async uploadVerified(
+    lineId: string,
+    file: LineFile,
+    body: Readable,
+    options: { readonly key?: string; readonly condition?: WriteCondition } = {},
+  ): Promise<void> {
+    const key = options.key ?? this.fileKey(lineId, file.name);
+    this.#log.push(`uploadVerified ${file.name}`);
+    this.uploads.push({
+      name: file.name,
+      key,
+      ...(options.condition ? { condition: options.condition } : {}),
+    });
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(Buffer.from(chunk as Uint8Array));
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length !== file.size || sha256(bytes) !== file.sha256) {
+      throw new IntegrityError(
+        lineId,
+        file.name,
+        file,
+        { size: bytes.length, sha256: sha256(bytes) },
+        'hash differs',
+      );
+    }
+    this.put(key, bytes);
+  }
+
+  async lineObjects(lineId: string): Promise<ReadonlySet<string>> {
+    const folder = this.lineKey(lineId);
+    return new Set(
+      [...this.objects.keys()].filter((key) => key.startsWith(folder)).map((key) => key.slice(folder.length)),
+    );
+  }
+
+  async readManifest(lineId: string): Promise<Manifest | undefined> {
+    return this.manifest(lineId);
+  }
+
+  async readManifestForUpdate(
+    lineId: string,
+  ): Promise<{ readonly manifest: Manifest | undefined; readonly etag: string } | undefined> {
+    const object = this.objects.get(this.manifestKey(lineId));
+    if (object === undefined) return undefined;
+    return { manifest: this.manifest(lineId), etag: object.etag };
+  }
+
+  async writeManifest(manifest: Manifest, over: WriteCondition): Promise<boolean> {
+    this.#log.push('writeManifest');
+    const existing = this.objects.get(this.manifestKey(manifest.lineId));
+    const allowed = 'IfNoneMatch' in over ? existing === undefined : existing?.etag === over.IfMatch;
+    if (allowed) this.putJson(this.manifestKey(manifest.lineId), manifest);
+    return allowed;
+  }
+
+  async writeLineDocument(
+    lineId: string,
+    body: Buffer,
+  ): Promise<{ key: string; size: number; sha256: string }> {
+    this.#log.push('writeLineDocument');
+    const key = this.lineDocumentKey(lineId, sha256(body));
+    this.put(key, body);
+    return { key, size: body.length, sha256: sha256(body) };
+  }
+
+  async writeReceipt(receipt: Receipt): Promise<ReceiptWrite> {
+    this.#log.push('writeReceipt');
+    this.putJson(this.receiptKey(receipt.lineId), receipt);
+    return 'written';
+  }
+
+  async hasReceipt(lineId: string): Promise<boolean> {
+    return this.objects.has(this.receiptKey(lineId));
+  }
+
+  async writePendingMarker(marker: PendingMarker): Promise<void> {
+    this.#log.push('writePendingMarker');
+    this.putJson(this.pendingMarkerKey(marker.lineId), marker);
+  }
+
+  async readPendingMarker(lineId: string): Promise<PendingMarker | undefined> {
+    return this.json(this.pendingMarkerKey(lineId)) as PendingMarker | undefined;
+  }
+
+  async pendingLineIds(): Promise<string[]> {
+    this.#log.push('pendingLineIds');
+    const folder = `${this.prefix}_pending/`;
+    return [...this.objects.keys()]
+      .filter((key) => key.startsWith(folder))
+      .map((key) => key.slice(folder.length, -'.json'.length))
+      .filter((id) => !this.objects.has(this.receiptKey(id)));
+  }
+
+  async writeRunReport(runId: string, started: Date, report: unknown): Promise<string> {
+    this.#log.push('writeRunReport');
+    const key = this.runReportKey(runId, started);
+    this.putJson(key, report);
+    return key;
+  }
+
+  async lineIds(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const key of this.objects.keys()) {
+      const [id] = key.slice(this.prefix.length).split('/');
+      if (id !== undefined && !id.startsWith('_')) ids.add(id);
+    }
+    return [...ids].sort();
+  }
+
+  async storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
+    const object = this.objects.get(key);
+    return object === undefined ? undefined : { size: object.bytes.length, sha256: sha256(object.bytes) };
+  }
+
+  async openObject(key: string): Promise<Readable | undefined> {
+    const object = this.objects.get(key);
+    return object === undefined ? undefined : Readable.from([object.bytes]);
+  }
+}
+
+/** A metrics sink that remembers each metric added, in order. */
+export function recordingMetrics(): MetricsSink & {
+  readonly added: { name: MetricName; unit: string; value: number }[];
+  value(name: MetricName): number | undefined;
+} {
+  const added: { name: MetricName; unit: string; value: number }[] = [];
+  return {
+    added,
+    addMetric(name, unit, value) {
+      added.push({ name, unit, value });
+    },
+    value: (name) => added.find((metric) => metric.name === name)?.value,
+  };
+}
+
+/** The one place a {@link FakeArchive} becomes the `Archive` the core takes. */
+export function asArchive(fake: FakeArchive): Archive {
+  return fake as unknown as Archive;
+}
+
+/** Fakes wired as the core's {@link Deps}: the one place they are cast to the real types. */
+export function fakeDeps(options: { readonly prefix?: string; readonly now?: () => number } = {}) {
+  const log: string[] = [];
+  const tokens = new FakeTokens(log);
+  const archive = new FakeArchive(log, options.prefix);
+  const metrics = recordingMetrics();
+  const deps: Deps = {
+    archive: asArchive(archive),
+    tokens: () => tokens as unknown as TokensApi,
+    now: options.now ?? (() => NOW),
+    logger: silentLogger(),
+    metrics,
+  };
+  return { deps, tokens, archive, metrics, log };
+}
