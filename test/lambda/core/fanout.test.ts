@@ -1,6 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Agent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,14 +9,7 @@ import { planFanout } from '../../../lambda/core/fanout-planner.ts';
 import { workBatch } from '../../../lambda/core/fanout-worker.ts';
 import { FULL_PASS } from '../../../lambda/core/request.ts';
 import type { Deps, LineRecord, MetricsSink, RunRequest } from '../../../lambda/core/types.ts';
-import {
-  encodeWorkMessage,
-  parseWorkMessage,
-  type QueueEntry,
-  type SendFailure,
-  sqsWorkQueue,
-  type WorkQueue,
-} from '../../../lambda/queue/work-queue.ts';
+import type { QueueEntry, SendFailure, WorkQueue } from '../../../lambda/queue/work-queue.ts';
 import { ConfigError, EventError } from '../../../lambda/shared/errors.ts';
 import { TokensApi } from '../../../lambda/tokens/api.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -119,89 +111,6 @@ describe('loadPlannerConfig', () => {
 
   it('leaves the worker needing no QUEUE_URL', () => {
     expect(() => loadConfig(BASE_ENV)).not.toThrow();
-  });
-});
-
-describe('work messages', () => {
-  it('carry the line id, the run id and the planning time, and archiveOnly only when set', () => {
-    const lineId = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
-    const plannedAt = new Date(NOW).toISOString();
-
-    const plain = JSON.parse(encodeWorkMessage({ lineId, runId: RUN_ID, plannedAt, archiveOnly: false }));
-    const archiveOnly = JSON.parse(
-      encodeWorkMessage({ lineId, runId: RUN_ID, plannedAt, archiveOnly: true }),
-    );
-
-    expect(plain).toEqual({ lineId, runId: RUN_ID, plannedAt });
-    expect(archiveOnly).toEqual({ lineId, runId: RUN_ID, plannedAt, archiveOnly: true });
-  });
-
-  it('parse a body without plannedAt (sent by hand) as planned now', () => {
-    const lineId = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
-
-    const message = parseWorkMessage(JSON.stringify({ lineId, runId: RUN_ID }), () => NOW);
-
-    expect(message).toEqual({
-      lineId,
-      runId: RUN_ID,
-      plannedAt: new Date(NOW).toISOString(),
-      archiveOnly: false,
-    });
-  });
-
-  it.each([
-    ['not JSON', 'hello', /not JSON/],
-    ['JSON but not an object', '[1,2]', /message body/],
-    ['without a line id', JSON.stringify({ runId: RUN_ID }), /lineId/],
-    [
-      'with a line id that is not a UUID',
-      JSON.stringify({ lineId: '../x', runId: RUN_ID }),
-      /lineId: must be a UUID/,
-    ],
-    [
-      'with an unknown field',
-      JSON.stringify({ lineId: RUN_ID, runId: RUN_ID, sessionKey: 'k' }),
-      /unknown field "sessionKey"/,
-    ],
-    [
-      'with a plannedAt that is not a time',
-      JSON.stringify({ lineId: RUN_ID, runId: RUN_ID, plannedAt: 'yesterday' }),
-      /plannedAt: expected an ISO 8601 datetime/,
-    ],
-  ])('refuse a body %s with an EventError', (_what, body, message) => {
-    expect(() => parseWorkMessage(body, () => NOW)).toThrow(EventError);
-    expect(() => parseWorkMessage(body, () => NOW)).toThrow(message);
-  });
-});
-
-describe('sqsWorkQueue', () => {
-  const client = new SQSClient({ region: 'eu-west-1' });
-  const sqs = mockClient(client);
-  afterEach(() => sqs.reset());
-
-  it('returns refused entries, retryable unless SQS blames the sender, and unacknowledged ones', async () => {
-    sqs.on(SendMessageBatchCommand).resolves({
-      Successful: [{ Id: 'm0', MessageId: 'x', MD5OfMessageBody: '' }],
-      Failed: [
-        { Id: 'm1', SenderFault: true, Code: 'InvalidParameterValue', Message: 'bad' },
-        { Id: 'm2', SenderFault: false, Code: 'InternalError', Message: 'try again' },
-      ],
-    });
-    const queue = sqsWorkQueue(client, QUEUE_URL);
-
-    const failures = await queue.sendBatch(
-      ['m0', 'm1', 'm2', 'm3'].map((id) => ({ id, body: `{"id":"${id}"}` })),
-    );
-
-    expect(failures).toEqual([
-      { id: 'm1', reason: 'InvalidParameterValue: bad', retryable: false },
-      { id: 'm2', reason: 'InternalError: try again', retryable: true },
-      { id: 'm3', reason: 'not acknowledged', retryable: true },
-    ]);
-    expect(sqs.commandCalls(SendMessageBatchCommand)[0]?.args[0].input).toMatchObject({
-      QueueUrl: QUEUE_URL,
-      Entries: [{ Id: 'm0', MessageBody: '{"id":"m0"}' }, { Id: 'm1' }, { Id: 'm2' }, { Id: 'm3' }],
-    });
   });
 });
 

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
+import { auditArchive } from '../../../lambda/core/audit.ts';
+import { asArchive, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
+
+const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+const OTHER = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
+const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
+const DATA = 'the tokens of the line\n';
+const SCORE = '42\n';
+
+function entry(archive: FakeArchive, id: string, name: string, body: string): ManifestFile {
+  return { name, key: archive.fileKey(id, name), size: Buffer.byteLength(body), sha256: sha256(body) };
+}
+
+/** A line archived whole: its files and a manifest naming them. */
+function archiveLine(
+  archive: FakeArchive,
+  id: string,
+  files: Record<string, string>,
+  extra: Partial<Manifest> = {},
+) {
+  for (const [name, body] of Object.entries(files)) archive.put(archive.fileKey(id, name), body);
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    lineId: id,
+    runId: RUN_ID,
+    archivedAt: new Date(NOW).toISOString(),
+    bucket: archive.bucket,
+    files: Object.entries(files).map(([name, body]) => entry(archive, id, name, body)),
+    ...extra,
+  };
+  archive.putJson(archive.manifestKey(id), manifest);
+  return manifest;
+}
+
+function audit(archive: FakeArchive, ids?: string[]) {
+  return auditArchive({ archive: asArchive(archive), now: () => NOW, ...(ids ? { ids } : {}) });
+}
+
+describe('auditArchive', () => {
+  it('finds every file of every line intact when each hashes to its manifest', async () => {
+    const archive = new FakeArchive();
+    archiveLine(archive, ID, { data: DATA, score: SCORE });
+    archiveLine(archive, OTHER, { data: DATA });
+
+    const report = await audit(archive);
+
+    expect(report).toMatchObject({
+      lines: 2,
+      files: 3,
+      intactFiles: 3,
+      bytes: 2 * DATA.length + SCORE.length,
+      missing: [],
+      damaged: [],
+      withoutManifest: [],
+    });
+  });
+
+  it('reports a file the manifest names and the bucket does not hold as missing', async () => {
+    const archive = new FakeArchive();
+    archiveLine(archive, ID, { data: DATA, score: SCORE });
+    archive.objects.delete(archive.fileKey(ID, 'score'));
+
+    const report = await audit(archive);
+
+    expect(report.missing).toEqual([
+      { id: ID, file: 'score', key: archive.fileKey(ID, 'score'), problem: 'no such object' },
+    ]);
+    expect(report).toMatchObject({ files: 2, intactFiles: 1, damaged: [] });
+  });
+
+  it('reports a file whose bytes do not hash to the manifest as damaged, with both hashes', async () => {
+    const archive = new FakeArchive();
+    archiveLine(archive, ID, { data: DATA });
+    archive.put(archive.fileKey(ID, 'data'), 'bit rot\n');
+
+    const report = await audit(archive);
+
+    expect(report.damaged).toEqual([
+      {
+        id: ID,
+        file: 'data',
+        key: archive.fileKey(ID, 'data'),
+        problem: `holds 8 bytes hashing to ${sha256('bit rot\n')}; manifest says ${DATA.length} bytes, ${sha256(DATA)}`,
+      },
+    ]);
+    expect(report.intactFiles).toBe(0);
+  });
+
+  it('reports a manifest naming a key outside its line as damaged, and goes on with the other files', async () => {
+    const archive = new FakeArchive();
+    archiveLine(archive, OTHER, { data: DATA });
+    const foreign = { ...entry(archive, OTHER, 'data', DATA), name: 'data' };
+    archiveLine(archive, ID, { score: SCORE });
+    const manifest = archive.manifest(ID);
+    archive.putJson(archive.manifestKey(ID), { ...manifest, files: [...(manifest?.files ?? []), foreign] });
+
+    const report = await audit(archive, [ID]);
+
+    expect(report.damaged).toEqual([
+      {
+        id: ID,
+        file: 'data',
+        key: archive.fileKey(OTHER, 'data'),
+        problem: expect.stringContaining(
+          `names ${JSON.stringify(archive.fileKey(OTHER, 'data'))} for file data`,
+        ),
+      },
+    ]);
+    expect(report).toMatchObject({ files: 2, intactFiles: 1, missing: [] });
+  });
+
+  it('lists the line folders that hold objects but no readable manifest', async () => {
+    const archive = new FakeArchive();
+    archiveLine(archive, ID, { data: DATA });
+    archive.put(archive.fileKey(OTHER, 'data'), DATA);
+
+    const report = await audit(archive);
+
+    expect(report).toMatchObject({ lines: 2, files: 1, intactFiles: 1, withoutManifest: [OTHER] });
+  });
+
+  it('checks the superseded versions kept beside the current ones too', async () => {
+    const archive = new FakeArchive();
+    const older = 'the tokens as first archived\n';
+    const versionKey = archive.versionKey(ID, 'data', sha256(DATA));
+    archive.put(versionKey, DATA);
+    archive.put(archive.fileKey(ID, 'data'), 'overwritten\n');
+    archiveLine(
+      archive,
+      ID,
+      {},
+      {
+        files: [{ ...entry(archive, ID, 'data', DATA), key: versionKey }],
+        superseded: [
+          {
+            ...entry(archive, ID, 'data', older),
+            supersededBy: RUN_ID,
+            supersededAt: '2026-05-01T10:00:00.000Z',
+          },
+        ],
+      },
+    );
+
+    const report = await audit(archive);
+
+    expect(report).toMatchObject({ files: 2, intactFiles: 1, missing: [] });
+    expect(report.damaged).toEqual([
+      expect.objectContaining({ id: ID, file: 'data', key: archive.fileKey(ID, 'data') }),
+    ]);
+  });
+});

@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'vitest';
+import type { Receipt } from '../../../lambda/archive/archive.ts';
+import { createLineWorker } from '../../../lambda/core/line/worker.ts';
+import type { Config, Deps, LineWorkRequest } from '../../../lambda/core/types.ts';
+import { ArchiveError, TokensApiError } from '../../../lambda/shared/errors.ts';
+import {
+  deleteReply,
+  fakeDeps,
+  NOW,
+  notFound,
+  sha256,
+  silentLogger,
+  testConfig,
+} from '../../support/fakes.ts';
+
+const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
+const DATA = 'the tokens of the line\n';
+const FULL: LineWorkRequest = { dryRun: false, archiveOnly: false };
+
+function processLine(deps: Deps, request: LineWorkRequest = FULL, config: Config = testConfig()) {
+  const worker = createLineWorker(deps, config, { runId: RUN_ID, request, logger: silentLogger() });
+  return worker.processLine(ID, silentLogger());
+}
+
+describe('processLine', () => {
+  it('uploads the missing files, writes and re-reads the manifest before the DELETE, then keeps a receipt', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({
+      id: ID,
+      outcome: 'dismantled',
+      uploaded: 1,
+      reused: 0,
+      bytes: DATA.length,
+    });
+    expect(log).toEqual([
+      'getLine',
+      'openFile data',
+      'uploadVerified data',
+      'writeLineDocument',
+      'writeManifest',
+      'getLine',
+      'deleteLine',
+      'writeReceipt',
+    ]);
+    expect(archive.manifest(ID)).toMatchObject({
+      lineId: ID,
+      runId: RUN_ID,
+      files: [{ name: 'data', key: `tokens/${ID}/data`, size: DATA.length, sha256: sha256(DATA) }],
+    });
+    expect(archive.json(archive.receiptKey(ID))).toMatchObject({
+      lineId: ID,
+      runId: RUN_ID,
+      confirmation: 'the reply (200, status deleted)',
+      reply: { status: 200 },
+    });
+  });
+
+  it('reuses a file already archived and verified, without downloading it again', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    archive.put(archive.fileKey(ID, 'data'), DATA);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1, bytes: 0 });
+    expect(tokens.opened).toEqual([]);
+    expect(archive.uploads).toEqual([]);
+  });
+
+  it('fails with a conflict, uploads nothing and sends no DELETE, when a verified archive holds another version', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    const older = 'the tokens as they were archived before\n';
+    tokens.line(ID, { files: { data: DATA } });
+    archive.put(archive.fileKey(ID, 'data'), older);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'failed', conflict: true, errorName: 'ConflictError' });
+    expect(result.outcome === 'failed' && result.reason).toContain(sha256(older));
+    expect(result.outcome === 'failed' && result.reason).toContain(sha256(DATA));
+    expect(archive.uploads).toEqual([]);
+    expect(log).not.toContain('deleteLine');
+    expect(log).not.toContain('writeManifest');
+    expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
+  });
+
+  it('with keep-both, archives the new version at its versioned key and records the old one as superseded', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const older = 'the tokens as they were archived before\n';
+    tokens.line(ID, { files: { data: DATA } });
+    archive.put(archive.fileKey(ID, 'data'), older);
+    const versionKey = archive.versionKey(ID, 'data', sha256(DATA));
+
+    const result = await processLine(deps, { ...FULL, onConflict: 'keep-both' });
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 1 });
+    expect(archive.uploads).toEqual([{ name: 'data', key: versionKey, condition: { IfNoneMatch: '*' } }]);
+    expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
+    expect(archive.manifest(ID)).toMatchObject({
+      files: [{ name: 'data', key: versionKey, sha256: sha256(DATA) }],
+      superseded: [
+        {
+          name: 'data',
+          key: archive.fileKey(ID, 'data'),
+          sha256: sha256(older),
+          supersededBy: RUN_ID,
+          supersededAt: new Date(NOW).toISOString(),
+        },
+      ],
+    });
+  });
+
+  it('skips a line that is not finished, and touches neither the archive nor the service', async () => {
+    const { deps, tokens, log } = fakeDeps();
+    tokens.line(ID, { status: 'started' });
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({
+      outcome: 'skipped',
+      reason: 'status is "started", not finished',
+      notFinished: true,
+    });
+    expect(log).toEqual(['getLine']);
+  });
+
+  it('plans a dry run, and writes or deletes nothing', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA, score: '42\n' } });
+
+    const result = await processLine(deps, { ...FULL, dryRun: true });
+
+    expect(result).toMatchObject({
+      outcome: 'planned',
+      plan: { id: ID, files: 2, bytes: DATA.length + 3, action: 'archive-and-dismantle' },
+    });
+    expect(log).toEqual(['getLine']);
+    expect(archive.objects.size).toBe(0);
+  });
+
+  it('archives without a DELETE when archiveOnly', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+
+    const result = await processLine(deps, { ...FULL, archiveOnly: true });
+
+    expect(result).toMatchObject({ outcome: 'archived', uploaded: 1 });
+    expect(archive.manifest(ID)?.files).toHaveLength(1);
+    expect(log).not.toContain('deleteLine');
+    expect(archive.objects.has(archive.receiptKey(ID))).toBe(false);
+  });
+
+  it('keeps a receipt of a 204 DELETE with the GET 404 that confirmed it', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, notFound(ID));
+    tokens.onDelete(ID, deleteReply(ID, 204));
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled' });
+    const receipt = archive.json(archive.receiptKey(ID)) as Receipt;
+    expect(receipt).toMatchObject({ confirmation: 'GET answered 404', reply: { status: 204 } });
+  });
+
+  it('leaves a pending marker when the DELETE gets no reply and the line cannot be read after it', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    const dropped = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    const unavailable = new TokensApiError('answered 503', {
+      method: 'GET',
+      url: `https://tokens.example.com/api/tokens/${ID}`,
+      status: 503,
+      retryable: true,
+    });
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, unavailable);
+    tokens.onDelete(ID, dropped);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'pending', uploaded: 1 });
+    expect(result.outcome === 'pending' && result.reason).toMatch(
+      /^DELETE got no usable reply \(.*socket hang up/,
+    );
+    expect(archive.json(archive.pendingMarkerKey(ID))).toMatchObject({ lineId: ID, runId: RUN_ID });
+    expect(archive.objects.has(archive.receiptKey(ID))).toBe(false);
+    expect(log.slice(-3)).toEqual(['deleteLine', 'getLine', 'writePendingMarker']);
+  });
+
+  it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
+    tokens.failOpen('data', new ArchiveError('tokens/x/data', 'refused', { retryable: false }));
+
+    const result = await processLine(deps, FULL, testConfig({ FILE_CONCURRENCY: '1' }));
+
+    expect(result).toMatchObject({ outcome: 'failed', errorName: 'ArchiveError' });
+    expect(tokens.opened).toEqual(['data']);
+    expect(archive.uploads).toEqual([]);
+    expect(log).not.toContain('writeManifest');
+    expect(log).not.toContain('deleteLine');
+  });
+
+  it('archives a file the line states on its re-read before sending the DELETE', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    const grown = { files: { data: DATA, extra: 'added late\n' } };
+    tokens.line(ID, { files: { data: DATA } }, grown);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 2 });
+    expect(log.indexOf('uploadVerified extra')).toBeGreaterThan(-1);
+    expect(log.indexOf('uploadVerified extra')).toBeLessThan(log.indexOf('deleteLine'));
+    expect(log.lastIndexOf('writeManifest')).toBeLessThan(log.indexOf('deleteLine'));
+    expect(archive.manifest(ID)?.files.map((file) => file.name)).toEqual(['data', 'extra']);
+  });
+
+  it('leaves a line finished less than MIN_AGE ago waiting, untouched', async () => {
+    const { deps, tokens, log } = fakeDeps();
+    const finishedAt = new Date(NOW - 10 * 60_000).toISOString();
+    tokens.line(ID, { files: { data: DATA }, finishedAt });
+
+    const result = await processLine(deps, { ...FULL, minAgeMs: 3_600_000 });
+
+    expect(result).toMatchObject({ outcome: 'waiting', until: new Date(NOW + 50 * 60_000).toISOString() });
+    expect(log).toEqual(['getLine']);
+  });
+});

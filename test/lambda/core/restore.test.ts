@@ -1,0 +1,113 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
+import { restoreLine } from '../../../lambda/core/restore.ts';
+import { ArchiveError, IntegrityError } from '../../../lambda/shared/errors.ts';
+import { asArchive, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
+
+const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
+const DATA = 'the tokens of the line\n';
+const SCORE = '42\n';
+
+function entry(
+  archive: FakeArchive,
+  name: string,
+  body: string,
+  key = archive.fileKey(ID, name),
+): ManifestFile {
+  return { name, key, size: Buffer.byteLength(body), sha256: sha256(body) };
+}
+
+function writeManifest(archive: FakeArchive, files: ManifestFile[], extra: Partial<Manifest> = {}): Manifest {
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    lineId: ID,
+    runId: RUN_ID,
+    archivedAt: new Date(NOW).toISOString(),
+    bucket: archive.bucket,
+    files,
+    ...extra,
+  };
+  archive.putJson(archive.manifestKey(ID), manifest);
+  return manifest;
+}
+
+describe('restoreLine', () => {
+  let outDir: string;
+  beforeEach(async () => {
+    outDir = join(await mkdtemp(join(tmpdir(), 'restore-test-')), 'out');
+  });
+  afterEach(async () => {
+    await rm(join(outDir, '..'), { recursive: true, force: true });
+  });
+
+  it('writes each verified file and the manifest into the directory, counting the bytes', async () => {
+    const archive = new FakeArchive();
+    archive.put(archive.fileKey(ID, 'data'), DATA).put(archive.fileKey(ID, 'score'), SCORE);
+    const manifest = writeManifest(archive, [entry(archive, 'data', DATA), entry(archive, 'score', SCORE)]);
+    let bytes = 0;
+
+    const restored = await restoreLine({
+      archive: asArchive(archive),
+      id: ID,
+      outDir,
+      onBytes: (count) => {
+        bytes += count;
+      },
+    });
+
+    expect(restored).toEqual([
+      { name: 'data', path: join(outDir, 'data'), size: DATA.length, sha256: sha256(DATA) },
+      { name: 'score', path: join(outDir, 'score'), size: SCORE.length, sha256: sha256(SCORE) },
+    ]);
+    expect(await readFile(join(outDir, 'data'), 'utf8')).toBe(DATA);
+    expect(await readFile(join(outDir, 'score'), 'utf8')).toBe(SCORE);
+    expect(JSON.parse(await readFile(join(outDir, 'manifest.json'), 'utf8'))).toEqual(manifest);
+    expect(bytes).toBe(DATA.length + SCORE.length);
+  });
+
+  it('refuses a file that does not hash to its manifest and leaves no file of it behind', async () => {
+    const archive = new FakeArchive();
+    archive.put(archive.fileKey(ID, 'data'), 'bit rot in the archive\n');
+    writeManifest(archive, [entry(archive, 'data', DATA)]);
+
+    const restoring = restoreLine({ archive: asArchive(archive), id: ID, outDir });
+
+    await expect(restoring).rejects.toBeInstanceOf(IntegrityError);
+    await expect(restoring).rejects.toMatchObject({ lineId: ID, file: 'data' });
+    expect(await readdir(outDir)).toEqual([]);
+  });
+
+  it('restores the superseded versions under {name}.sha256-{hash}, beside the current one', async () => {
+    const archive = new FakeArchive();
+    const older = 'the tokens as first archived\n';
+    const versionKey = archive.versionKey(ID, 'data', sha256(DATA));
+    archive.put(archive.fileKey(ID, 'data'), older).put(versionKey, DATA);
+    writeManifest(archive, [entry(archive, 'data', DATA, versionKey)], {
+      superseded: [
+        { ...entry(archive, 'data', older), supersededBy: RUN_ID, supersededAt: '2026-05-01T10:00:00.000Z' },
+      ],
+    });
+
+    const restored = await restoreLine({ archive: asArchive(archive), id: ID, outDir });
+
+    const olderName = `data.sha256-${sha256(older)}`;
+    expect(restored.map((file) => file.name)).toEqual(['data', olderName]);
+    expect(await readFile(join(outDir, 'data'), 'utf8')).toBe(DATA);
+    expect(await readFile(join(outDir, olderName), 'utf8')).toBe(older);
+  });
+
+  it('refuses a line without a readable manifest, naming its key, and creates nothing', async () => {
+    const archive = new FakeArchive();
+    archive.put(archive.fileKey(ID, 'data'), DATA);
+
+    const restoring = restoreLine({ archive: asArchive(archive), id: ID, outDir });
+
+    await expect(restoring).rejects.toBeInstanceOf(ArchiveError);
+    await expect(restoring).rejects.toMatchObject({ key: archive.manifestKey(ID) });
+    expect(await readdir(join(outDir, '..'))).toEqual([]);
+  });
+});
