@@ -3,7 +3,7 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Config } from '../../lambda/core/types.ts';
-import type { Moved } from './raw-copy.ts';
+import type { Moved } from './plan.ts';
 
 interface LineAttributes {
   readonly status: string;

@@ -1,6 +1,6 @@
 import type { Measurement } from './measure.ts';
 import type { BenchResults } from './report.ts';
-import { formatBytes } from './sections.ts';
+import { formatBytes } from './sets.ts';
 
 /** One series of a panel: a value per category, or none where it was not measured. */
 interface Series {
@@ -24,7 +24,7 @@ interface Panel {
 const WIDTH = 420;
 const HEIGHT = 330;
 const MARGIN = { top: 40, right: 16, bottom: 70, left: 56 };
-const COLORS = { housekeeper: '#1f77b4', raw: '#7f7f7f', baseline: '#d62728', latency: '#ff7f0e' };
+const COLORS = { housekeeper: '#1f77b4', reference: '#7f7f7f', baseline: '#d62728', latency: '#ff7f0e' };
 
 const xml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -59,10 +59,10 @@ function sizeCategories(results: BenchResults): number[] {
 function bySize(
   results: BenchResults,
   value: (m: Measurement) => number,
-): Record<'housekeeper' | 'raw' | 'baseline', Map<number, number>> {
+): Record<'housekeeper' | 'reference' | 'baseline', Map<number, number>> {
   const out = {
     housekeeper: new Map<number, number>(),
-    raw: new Map<number, number>(),
+    reference: new Map<number, number>(),
     baseline: new Map<number, number>(),
   };
   const put = (map: Map<number, number>, size: number, m: Measurement | undefined) => {
@@ -70,7 +70,7 @@ function bySize(
   };
   for (const set of results.throughput ?? []) {
     put(out.housekeeper, set.fileBytes, set.housekeeper);
-    put(out.raw, set.fileBytes, set.raw);
+    put(out.reference, set.fileBytes, set.reference);
   }
   for (const point of results.memory ?? []) put(out.housekeeper, point.fileBytes, point.housekeeper);
   const sizeOf = new Map((results.throughput ?? []).map((set) => [set.key, set.fileBytes]));
@@ -91,8 +91,8 @@ function sizeThroughput(results: BenchResults): Panel | undefined {
     xLabel: 'file size',
     categories: sizes.map(formatBytes),
     kind: 'bars',
-    series: (['raw', 'housekeeper', 'baseline'] as const).map((tool) => ({
-      name: tool === 'raw' ? 'raw-copy limit' : tool,
+    series: (['reference', 'housekeeper', 'baseline'] as const).map((tool) => ({
+      name: tool,
       color: COLORS[tool],
       values: sizes.map((size) => figures[tool].get(size)),
     })),
@@ -103,6 +103,9 @@ function sizeMemory(results: BenchResults): Panel | undefined {
   const sizes = sizeCategories(results);
   if (sizes.length === 0) return undefined;
   const figures = bySize(results, (m) => m.peakRssMB);
+  // Each run's bound is its own RSS at start + the budget + 64 MB: the line shows the lowest.
+  const bounds = (results.memory ?? []).flatMap((row) => (row.boundMB === null ? [] : [row.boundMB]));
+  const bound = bounds.length === 0 ? undefined : Math.min(...bounds);
   return {
     title: 'Size sweep: peak RSS of the process',
     unit: 'MB (log)',
@@ -110,9 +113,9 @@ function sizeMemory(results: BenchResults): Panel | undefined {
     categories: sizes.map(formatBytes),
     kind: 'bars',
     log: true,
-    goal: { value: 200, label: 'goal 200 MB' },
-    series: (['raw', 'housekeeper', 'baseline'] as const).map((tool) => ({
-      name: tool === 'raw' ? 'raw-copy limit' : tool,
+    ...(bound === undefined ? {} : { goal: { value: bound, label: `goal ${bound} MB (lowest bound)` } }),
+    series: (['reference', 'housekeeper', 'baseline'] as const).map((tool) => ({
+      name: tool,
       color: COLORS[tool],
       values: sizes.map((size) => figures[tool].get(size)),
     })),

@@ -3,9 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FUNCTION_NODE_OPTIONS } from '../../infra/function-runtime.ts';
-import { lambdaCommand } from '../support/lambda-launch.ts';
-import type { PlanLine } from './raw-copy.ts';
+import { LAMBDA_NODE_OPTIONS, lambdaNodeCommand } from './lambda-start.ts';
+import type { PlanLine } from './plan.ts';
 import type { WorkerMode, WorkerReport } from './worker.ts';
 
 /** What one measured process did, as seen from both sides. */
@@ -22,19 +21,22 @@ export interface ChildOptions {
   readonly env: Readonly<Record<string, string>>;
   /** CLI flags (`housekeep`). */
   readonly args?: readonly string[];
-  /** Files to copy (`raw`). */
+  /** Files to copy (`reference`). */
   readonly plan?: readonly PlanLine[];
-  /** The simulator's key (`raw`, which reads no secret). */
+  /** The simulator's key (`reference`, which reads no secret). */
   readonly sessionKey?: string;
+  /** Files the reference copies at once. */
+  readonly filesInFlight?: number;
 }
 
 /** The last bytes of the child's stderr (its logs) kept to explain a failure. */
 const STDERR_TAIL = 16 * 1024;
 
 /**
- * Runs the bundled worker in a fresh Node process, started the way Lambda starts the function:
- * the runtime's flags for the default memory size, the stack's NODE_OPTIONS, and (as deployed)
- * its exec wrapper.
+ * Runs the bundled worker in a fresh Node process, started the way Lambda starts the function
+ * (lambda-start.ts): the runtime's flags for the default memory size and the stack's
+ * NODE_OPTIONS. Every mode starts alike, so the reference and the housekeeper share the same
+ * start-up conditions.
  */
 export async function runChild(workerFile: string, options: ChildOptions): Promise<ChildRun> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-run-'));
@@ -53,14 +55,15 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
       BENCH_ARGS: JSON.stringify(options.args ?? []),
       BENCH_PLAN: planFile,
       BENCH_SESSION_KEY: options.sessionKey ?? '',
+      BENCH_FILES_IN_FLIGHT: String(options.filesInFlight ?? ''),
       BENCH_REPORT: reportFile,
-      NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+      NODE_OPTIONS: LAMBDA_NODE_OPTIONS,
     };
     // Loaded from --eval rather than as the main module: lambda/entries/cli.ts runs itself when its
     // import.meta.url is the main module's, which inside a bundle it would be.
     const loader = `await import(${JSON.stringify(pathToFileURL(workerFile).href)});`;
     const cpuBefore = process.cpuUsage();
-    const [command, args] = lambdaCommand(['--input-type=module', '--eval', loader]);
+    const [command, args] = lambdaNodeCommand(['--input-type=module', '--eval', loader]);
     const child = spawn(command, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,20 +1,19 @@
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import { FUNCTION_NODE_OPTIONS } from '../../infra/function-runtime.ts';
-import { lambdaCommand } from '../support/lambda-launch.ts';
+import { LAMBDA_NODE_OPTIONS, lambdaNodeCommand } from './lambda-start.ts';
 import { median, round } from './stats.ts';
 
 /**
  * `plain`: `node` with no flags. `node-options`: the stack's NODE_OPTIONS alone. `lambda`: as
- * Lambda starts the function (test/support/lambda-launch.ts): the runtime's own flags, among them
- * `--expose-gc`, then the exec wrapper and NODE_OPTIONS.
+ * Lambda starts the function (lambda-start.ts): the runtime's own flags, among them
+ * `--expose-gc`, and NODE_OPTIONS.
  */
 export type ImportStart = 'plain' | 'node-options' | 'lambda';
 
 const START_LABELS: Record<ImportStart, string> = {
   plain: '(none)',
-  'node-options': FUNCTION_NODE_OPTIONS,
-  lambda: `${FUNCTION_NODE_OPTIONS}, started as Lambda does (runtime flags, exec wrapper)`,
+  'node-options': LAMBDA_NODE_OPTIONS,
+  lambda: `${LAMBDA_NODE_OPTIONS}, started as Lambda does (runtime flags)`,
 };
 
 /** What the function's bundle costs a fresh process. */
@@ -63,12 +62,12 @@ export async function timeImport(
     const started = performance.now();
     const output = await new Promise<string>((resolve, reject) => {
       const entry = ['--input-type=module', '--eval', code];
-      const [command, args] = start === 'lambda' ? lambdaCommand(entry) : [process.execPath, entry];
+      const [command, args] = start === 'lambda' ? lambdaNodeCommand(entry) : [process.execPath, entry];
       const child = spawn(command, args, {
         env: {
           PATH: process.env.PATH ?? '',
           ...COLD_START_ENV,
-          ...(start === 'plain' ? {} : { NODE_OPTIONS: FUNCTION_NODE_OPTIONS }),
+          ...(start === 'plain' ? {} : { NODE_OPTIONS: LAMBDA_NODE_OPTIONS }),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

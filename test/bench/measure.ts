@@ -1,16 +1,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '../../lambda/app/config.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import type { LineSpec } from '../local/tokens-service.ts';
+import { uploadBufferBytes } from './budget.ts';
 import { type ChildRun, runChild } from './child.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
-import type { PlanLine } from './raw-copy.ts';
+import type { PlanLine } from './plan.ts';
 import { round } from './stats.ts';
 
-/** Who does the work: the product (CLI), the raw-copy limit, or the obvious way. */
-export type Tool = 'housekeeper' | 'raw' | 'baseline';
+/** Who does the work: the product (CLI), the plain parallel copy it is measured against, or the obvious way. */
+export type Tool = 'housekeeper' | 'reference' | 'baseline';
 
 /** A service to archive, served by a fresh local stack for every measurement. */
 export interface Workload {
@@ -35,6 +37,12 @@ export interface Measurement {
   readonly linesPerSec: number;
   readonly requests: number;
   readonly requestsBy: Readonly<Record<string, number>>;
+  /** Requests to the tokens service and S3 over lines done (the secret read is left out). */
+  readonly requestsPerLine: number;
+  /** Files the tool had in flight at most: the housekeeper's LINE_CONCURRENCY x FILE_CONCURRENCY, the reference's p-limit. */
+  readonly filesInFlight: number;
+  /** The housekeeper's budget for part buffers as it read `UPLOAD_BUFFER_BYTES`; null when it has none. */
+  readonly uploadBufferBytes: number | null;
   readonly startRssMB: number;
   readonly peakRssMB: number;
   /** Peaks of the V8 heap (reserved) and of ArrayBuffers outside it: where the RSS above start goes. */
@@ -64,7 +72,11 @@ const BENCH_ENV = {
   HTTP_BODY_TIMEOUT_MS: '30000',
 } as const;
 
-/** Starts a fresh local stack for `workload`, runs `tool` against it in its own process, and tears it down. */
+/**
+ * Starts a fresh local stack for `workload`, runs `tool` against it in its own process, and tears
+ * it down. The reference copies as many files at once as the housekeeper would with the same
+ * workload (its LINE_CONCURRENCY x FILE_CONCURRENCY), so the two are compared at equal concurrency.
+ */
 export async function measure(
   workerFile: string,
   workload: Workload,
@@ -95,6 +107,9 @@ export async function measure(
       files: [...line.files].map(([name, file]) => ({ name, size: file.size })),
     }));
     const expectedBytes = plan.reduce((sum, line) => sum + line.files.reduce((s, f) => s + f.size, 0), 0);
+    const config = loadConfig(env);
+    // The obvious way does one file at a time.
+    const filesInFlight = tool === 'baseline' ? 1 : config.lineConcurrency * config.fileConcurrency;
     const load1 = loadavg()[0] ?? 0;
     const run = await runChild(workerFile, {
       mode: tool === 'housekeeper' ? 'housekeep' : tool,
@@ -102,6 +117,7 @@ export async function measure(
       args,
       plan,
       sessionKey: stack.sessionKey,
+      filesInFlight,
     });
     const dryRun = args.includes('--dry-run');
     const outcome =
@@ -125,6 +141,15 @@ export async function measure(
       linesPerSec: round(outcome.lines / seconds, 1),
       requests: run.requests.total,
       requestsBy: run.requests.byMethod,
+      requestsPerLine:
+        outcome.lines === 0
+          ? 0
+          : round(
+              ((run.requests.byService.tokens ?? 0) + (run.requests.byService.s3 ?? 0)) / outcome.lines,
+              2,
+            ),
+      filesInFlight,
+      uploadBufferBytes: tool === 'housekeeper' ? (uploadBufferBytes(env) ?? null) : null,
       startRssMB: round(run.startRssBytes / 1e6, 0),
       peakRssMB: round(run.peakRssBytes / 1e6, 0),
       heapTotalPeakMB: round(run.heapPeaks.heapTotal / 1e6, 0),

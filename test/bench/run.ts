@@ -3,7 +3,7 @@
  * Prints Markdown tables on stdout, progress on stderr, and writes results/latest.json and
  * results/chart.svg (a complete, full-size run only; `--quick` and `--only` write elsewhere).
  *
- *   npm run bench                      all sections, full sizes (about 6 minutes on 2 cores)
+ *   npm run bench                      all sections, full sizes (under 10 minutes on 2 cores)
  *   npm run bench -- --quick           every section on small sizes (smoke run, under a minute)
  *   npm run bench -- --only memory,list
  *   npm run bench -- --out DIR         where to write the JSON and the chart
@@ -18,8 +18,6 @@ import { renderChart } from './chart.ts';
 import { describeMachine } from './machine.ts';
 import { type BenchResults, renderTables } from './report.ts';
 import {
-  FULL,
-  QUICK,
   runColdStart,
   runConcurrency,
   runListScale,
@@ -29,16 +27,19 @@ import {
   type Section,
   type SectionResults,
 } from './sections.ts';
+import { FULL, QUICK } from './sets.ts';
 
 const NOTES = [
-  'Everything on loopback: the simulator, local S3 (fauxqs) and local Secrets Manager run in the bench process; each measured tool runs in its own child process, bundled like the Lambda function and started with --enable-source-maps.',
+  'Everything on loopback: the simulator, local S3 (fauxqs) and local Secrets Manager run in the bench process; each measured tool runs in its own child process, from one bundle built like the Lambda function, started as Lambda starts it (the runtime flags for 1024 MB, the stack NODE_OPTIONS); each tool loads only its own modules.',
   'Each measurement starts a fresh local stack. MB = 10^6 bytes. Wall time runs from the start of the work to its end, process start-up excluded.',
-  'Peak RSS is VmHWM of the child process (getrusage maxrss of a forked child would include the parent).',
+  'Peak RSS is VmHWM of the child process (getrusage maxrss of a forked child would include the parent); RSS at start is taken once the tool is loaded, before the work.',
   'CPU s proc/servers: CPU seconds of the measured process / of the bench process (simulator + local S3) meanwhile.',
+  'Requests/line: requests to the tokens service and S3 over lines done (listings included, the secret read left out).',
   'Repeated runs keep the fastest: the machine is shared, the fastest run is the least disturbed; all repeats are in repeatsMs.',
-  'The housekeeper runs with the production defaults (LINE_CONCURRENCY 8, FILE_CONCURRENCY 1, multipart above 8 MiB in 8 MiB parts, read-back head, 30 s body timeout).',
-  'raw = the same transport (undici, S3 client, PutObject / the product streamed multipart upload with the same part size and concurrency) with no line GET, HEAD, hashing (SDK checksums off), manifest, DELETE or receipt.',
+  'reference = the plain copy script an operator would write (test/bench/reference-copy.ts): each file streamed from the service (undici request) into @aws-sdk/lib-storage Upload, 8 MiB parts, 4 in flight, as many files at once as the housekeeper run it is compared to (4 in the ratio sets), SDK checksums off; no line GET, hashing, read-back, manifest or DELETE. It shares no code with the product.',
+  'housekeeper = the CLI with the production defaults, but VERIFY_READBACK as the set says, LINE_CONCURRENCY as the set says (4 in the ratio sets, to match the reference), 30 s body timeout. Budget = UPLOAD_BUFFER_BYTES as the product read it (n/a: the product has none).',
   'baseline = one line at a time, each file fetched whole into memory, hashed, PutObject (lib-storage Upload from the buffer above the local S3 11 MiB request limit), then DELETE.',
+  'Memory goal (issue 13): peak RSS <= RSS at start + UPLOAD_BUFFER_BYTES + 64 MB, flat as files grow (one in flight) and as large files in flight grow.',
 ];
 
 function parseOptions(argv: readonly string[]) {
@@ -135,7 +136,7 @@ async function main(): Promise<void> {
     'package-lock.json',
   ]);
   const report: BenchResults = {
-    schemaVersion: 1,
+    schemaVersion: 2,
     generatedAt: new Date().toISOString(),
     commit,
     uncommittedProductFiles: (uncommitted ?? '')
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
     `wrote ${relative(process.cwd(), jsonFile)} and ${relative(process.cwd(), chartFile)} in ${report.durationS} s`,
   );
   const failures = [
-    ...(report.throughput ?? []).flatMap((t) => [t.raw, t.housekeeper]),
+    ...(report.throughput ?? []).flatMap((t) => [t.reference, t.housekeeper]),
     ...(report.baseline ?? []).map((b) => b.baseline),
     ...(report.memory ?? []).map((m) => m.housekeeper),
     ...(report.listScale ?? []).map((l) => l.housekeeper),

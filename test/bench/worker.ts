@@ -3,17 +3,16 @@
  * the function (so the housekeeper runs as minified production code, not through tsx) and starts
  * it in its own process (child.ts): the local servers stay in the parent, and their memory and CPU
  * are not counted here. What to run comes from the environment (`BENCH_*`); the figures go to the
- * file named by `BENCH_REPORT` as one JSON {@link WorkerReport}.
+ * file named by `BENCH_REPORT` as one JSON {@link WorkerReport}. Each mode imports only its own
+ * code (the bundle evaluates a dynamically imported module when it is imported), so the reference
+ * copy does not carry the housekeeper's modules in its RSS, nor the other way round.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { loadConfig } from '../../lambda/app/config.ts';
-import { main } from '../../lambda/entries/cli.ts';
-import { naiveArchive } from './baseline.ts';
-import { type Moved, type PlanLine, rawCopy } from './raw-copy.ts';
+import type { Moved, PlanLine } from './plan.ts';
 import { countRequests, type RequestCounts } from './request-counter.ts';
 
-/** `housekeep`: the CLI's `main()`; `raw`: the raw-copy limit; `baseline`: the obvious way. */
-export type WorkerMode = 'housekeep' | 'raw' | 'baseline';
+/** `housekeep`: the CLI's `main()`; `reference`: the plain parallel copy; `baseline`: the obvious way. */
+export type WorkerMode = 'housekeep' | 'reference' | 'baseline';
 
 export interface WorkerReport {
   readonly mode: WorkerMode;
@@ -21,7 +20,7 @@ export interface WorkerReport {
   readonly wallMs: number;
   /** CPU time of this process (user + system) during the work. */
   readonly cpuMs: number;
-  /** Resident set size once the code is loaded, before the work starts. */
+  /** Resident set size once the mode's code is loaded, before the work starts. */
   readonly startRssBytes: number;
   /** Peak resident set size of this process (VmHWM). */
   readonly peakRssBytes: number;
@@ -29,7 +28,7 @@ export interface WorkerReport {
   readonly heapPeaks: HeapPeaks;
   readonly requests: RequestCounts;
   readonly exitCode: number;
-  /** For `raw` and `baseline`; the housekeeper's summary goes to stdout as the CLI prints it. */
+  /** For `reference` and `baseline`; the housekeeper's summary goes to stdout as the CLI prints it. */
   readonly moved?: Moved;
 }
 
@@ -76,6 +75,41 @@ function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+/** The work of one mode, its modules loaded and ready to start. */
+type Work = () => Promise<{ exitCode: number; moved?: Moved }>;
+
+async function load(mode: WorkerMode, env: NodeJS.ProcessEnv): Promise<Work> {
+  switch (mode) {
+    case 'housekeep': {
+      const { main } = await import('../../lambda/entries/cli.ts');
+      const args = JSON.parse(env.BENCH_ARGS ?? '[]') as string[];
+      return async () => ({ exitCode: await main(args) });
+    }
+    case 'reference': {
+      const { referenceCopy } = await import('./reference-copy.ts');
+      const lines = JSON.parse(readFileSync(env.BENCH_PLAN ?? '', 'utf8')) as PlanLine[];
+      const target = {
+        tokensApiUrl: env.TOKENS_API_URL ?? '',
+        sessionKey: env.BENCH_SESSION_KEY ?? '',
+        bucket: env.ARCHIVE_BUCKET ?? '',
+        s3Endpoint: env.AWS_ENDPOINT_URL_S3,
+        filesInFlight: Number(env.BENCH_FILES_IN_FLIGHT),
+      };
+      return async () => ({ exitCode: 0, moved: await referenceCopy(target, lines) });
+    }
+    case 'baseline': {
+      const [{ naiveArchive }, { loadConfig }] = await Promise.all([
+        import('./baseline.ts'),
+        import('../../lambda/app/config.ts'),
+      ]);
+      const config = loadConfig(env);
+      return async () => ({ exitCode: 0, moved: await naiveArchive(config) });
+    }
+    default:
+      throw new Error(`BENCH_MODE must be housekeep, reference or baseline, got ${String(mode)}`);
+  }
+}
+
 const env = process.env;
 const mode = env.BENCH_MODE as WorkerMode;
 const requests = countRequests({
@@ -84,27 +118,12 @@ const requests = countRequests({
   secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
 });
 
+const work = await load(mode, env);
 const startRssBytes = process.memoryUsage().rss;
 const heapPeaks = sampleHeap();
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
-let exitCode = 0;
-let moved: Moved | undefined;
-switch (mode) {
-  case 'housekeep':
-    exitCode = await main(JSON.parse(env.BENCH_ARGS ?? '[]') as string[]);
-    break;
-  case 'raw': {
-    const lines = JSON.parse(readFileSync(env.BENCH_PLAN ?? '', 'utf8')) as PlanLine[];
-    moved = await rawCopy(loadConfig(env), env.BENCH_SESSION_KEY ?? '', lines);
-    break;
-  }
-  case 'baseline':
-    moved = await naiveArchive(loadConfig(env));
-    break;
-  default:
-    throw new Error(`BENCH_MODE must be housekeep, raw or baseline, got ${String(mode)}`);
-}
+const { exitCode, moved } = await work();
 const wallMs = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
 const report: WorkerReport = {
