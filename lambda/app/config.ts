@@ -92,9 +92,19 @@ function httpTimeouts(env: Env): Config['http'] {
 }
 
 function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Config['upload'] {
+  const partSizeBytes = integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB);
+  const uploadBufferBytes = integer(env, 'UPLOAD_BUFFER_BYTES', 96 * MIB, 5 * MIB, 8 * 1024 * MIB);
+  if (uploadBufferBytes < partSizeBytes) {
+    throw new ConfigError(
+      'UPLOAD_BUFFER_BYTES',
+      `must hold at least one part (MULTIPART_PART_SIZE_BYTES, ${partSizeBytes}), got ${uploadBufferBytes}`,
+    );
+  }
   return {
     multipartThresholdBytes: integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
-    partSizeBytes: integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+    partSizeBytes,
+    uploadBufferBytes,
+    partsInFlight: integer(env, 'UPLOAD_PARTS_IN_FLIGHT', 4, 1, 32),
     // AWS S3 verifies the SHA-256 sent with each upload; a local or third-party store may not
     // (fauxqs stores the checksum header as sent), so there the default re-reads every object.
     readback: oneOf(

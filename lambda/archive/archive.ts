@@ -52,6 +52,11 @@ export class Archive extends ArchiveKeys {
     return this.#store.bucket;
   }
 
+  /** The process's budget of upload part buffers (`UPLOAD_BUFFER_BYTES`), for its peak. */
+  get uploadBudget(): { readonly capacity: number; readonly used: number; readonly peak: number } {
+    return this.#files.budget;
+  }
+
   /** What the object at `key` holds, judged against its own record (see {@link StoredFile}). */
   inspect(key: string): Promise<StoredFile> {
     return this.#files.inspect(key);
@@ -194,22 +199,30 @@ export class Archive extends ArchiveKeys {
   }
 
   /**
-   * Stores the proof of dismantling, never replacing a stronger one. The receipt there, if any, is
-   * read first (stores that ignore conditional headers would let anything through): one holding
-   * the service's reply is kept; one holding only a confirmation is replaced by one holding a
-   * reply, with `If-Match` on what was read. Where there is none, the write is `If-None-Match: *`:
-   * a 412 means another pass wrote first, and its receipt is judged the same way.
+   * Stores the proof of dismantling, never replacing a stronger one. A receipt holding the
+   * service's reply is written where there is none (`If-None-Match: *`: one request in the usual
+   * case); on a 412 the receipt there is read, and one holding only a confirmation is replaced
+   * (`If-Match` on what was read), one holding a reply is kept. A receipt holding only a
+   * confirmation is written only where a look finds none: stores that ignore conditional headers
+   * would otherwise let it replace a reply. Two receipts holding replies for one line cannot both
+   * be written by this tool: only one DELETE is answered with the line, and a pending line is
+   * confirmed only where there is no receipt.
    */
   async writeReceipt(receipt: Receipt, signal?: AbortSignal): Promise<ReceiptWrite> {
     const key = this.receiptKey(receipt.lineId);
+    const strong = receipt.reply !== undefined;
     for (let look = 0; look < 3; look += 1) {
+      if (strong && look === 0) {
+        if (await this.#store.putJsonIf(key, receipt, { IfNoneMatch: '*' }, signal)) return 'written';
+        continue;
+      }
       const existing = await this.#store.getJsonWithTag(key, signal);
       if (existing === undefined) {
         if (await this.#store.putJsonIf(key, receipt, { IfNoneMatch: '*' }, signal)) return 'written';
         continue;
       }
       const held = existing.value as Partial<Receipt> | undefined;
-      if (held?.reply !== undefined || receipt.reply === undefined) return 'kept-existing';
+      if (held?.reply !== undefined || !strong) return 'kept-existing';
       if (await this.#store.putJsonIf(key, receipt, { IfMatch: existing.etag }, signal))
         return 'replaced-weaker';
     }

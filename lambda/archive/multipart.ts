@@ -1,4 +1,5 @@
-import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   ChecksumAlgorithm,
@@ -7,9 +8,9 @@ import {
   CreateMultipartUploadCommand,
   type S3Client,
   UploadPartCommand,
-  type UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
 import { ArchiveError } from '../shared/errors.ts';
+import type { ByteBudget } from './budget.ts';
 
 const MIB = 1024 * 1024;
 
@@ -58,114 +59,161 @@ export interface MultipartTarget {
   readonly Metadata: Record<string, string>;
 }
 
+/** How one multipart upload runs: part sizes, parts in flight, the shared buffer budget. */
+export interface MultipartOptions {
+  /** The configured part size: the minimum (a larger file gets larger parts, {@link partSizeFor}). */
+  readonly minPartSize: number;
+  /** Parts of this file uploaded at once. */
+  readonly partsInFlight: number;
+  /** The process's budget for part buffers: a part waits for room before it is read. */
+  readonly budget: ByteBudget;
+  /** Stops the upload (the download failed, the run's deadline, the line's failure). */
+  readonly abortSignal: AbortSignal;
+  /** Completes only where there is no object, or only over the one with this ETag. */
+  readonly completeCondition?: { readonly IfNoneMatch: '*' } | { readonly IfMatch: string };
+}
+
 /**
- * Streams `source` (exactly `size` bytes) into S3 as a multipart upload. The size is known, so
- * every part's length is too: each part is sent as its bytes arrive, and none is buffered, which
- * keeps memory flat whatever the file size. The upload is completed only when the source ended
- * cleanly after the last byte (the verifier's verdict); any failure aborts it.
+ * Uploads `source` (exactly `size` bytes, the verifier's output) as a multipart upload with
+ * several parts in flight, as lib-storage and rclone do. Each part is read into a buffer held
+ * from the process's {@link ByteBudget}, with its SHA-256 computed on the way in and sent as the
+ * part's checksum (S3 checks it; the SDK need not hash again), so a part can be retried by the SDK
+ * and the download does not wait for each request. The verifier holds back the file's last bytes
+ * until its size and SHA-256 are proven, so the last part exists only for a verified file; the
+ * upload is completed only when the source then ends cleanly, and any failure aborts it.
+ * Returns the completion's checksum (S3's checksum of the parts' checksums), when it gives one.
  */
-export async function streamMultipart(
+export async function uploadMultipart(
   s3: S3Client,
   target: MultipartTarget,
   source: Readable,
   size: number,
-  partSize: number,
-  abortSignal: AbortSignal,
-  // The bench's raw-copy limit turns part checksums off; the product always has them.
-  checksumAlgorithm: ChecksumAlgorithm | undefined = ChecksumAlgorithm.SHA256,
-  /** Completes only where there is no object, or only over the one with this ETag. */
-  completeCondition: { readonly IfNoneMatch: '*' } | { readonly IfMatch: string } | undefined = undefined,
-): Promise<void> {
+  options: MultipartOptions,
+): Promise<string | undefined> {
   const { Bucket, Key } = target;
   // Before any request: a file S3 cannot hold starts no upload.
-  const partLength = partSizeFor(size, partSize, Key);
+  const partLength = partSizeFor(size, options.minPartSize, Key);
   const created = await s3.send(
-    new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: checksumAlgorithm }),
-    { abortSignal },
+    new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: ChecksumAlgorithm.SHA256 }),
+    { abortSignal: options.abortSignal },
   );
   const UploadId = created.UploadId;
   if (UploadId === undefined) {
     // A store's glitch: a fresh attempt creates a fresh upload.
     throw new ArchiveError(Key, 'CreateMultipartUpload answered without an UploadId', { retryable: true });
   }
+  const stop = new AbortController();
+  const signal = AbortSignal.any([options.abortSignal, stop.signal]);
+  const reader = new PartReader(source, Key);
+  const parts: CompletedPart[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let failure: { readonly error: unknown } | undefined;
   try {
-    const chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let carry: Buffer | undefined;
-    let sourceError: unknown;
-    /** The next `length` bytes of the source, chunk by chunk, splitting a chunk at the boundary. */
-    async function* partBytes(length: number): AsyncGenerator<Buffer> {
-      let left = length;
-      while (left > 0) {
-        let chunk = carry;
-        carry = undefined;
-        if (chunk === undefined) {
-          let next: IteratorResult<Buffer>;
-          try {
-            next = await chunks.next();
-          } catch (error) {
-            // The verifier refused the bytes. End this part short instead of erroring its body:
-            // the SDK wraps the body in streams of its own that nobody listens to once the
-            // request is aborted. A short part cannot complete, and the error is thrown below.
-            sourceError = error;
-            return;
-          }
-          // The verifier errors on a short body first; this only guards the arithmetic.
-          // Not retryable: reaching it means the arithmetic is wrong, and would be again.
-          if (next.done) throw new ArchiveError(Key, `the body ended ${left} bytes before part end`);
-          chunk = next.value;
-        }
-        if (chunk.length > left) {
-          carry = chunk.subarray(left);
-          chunk = chunk.subarray(0, left);
-        }
-        left -= chunk.length;
-        yield chunk;
-      }
-    }
-    const parts: CompletedPart[] = [];
     for (let partNumber = 1, offset = 0; offset < size; partNumber += 1) {
+      while (inFlight.size >= options.partsInFlight) await Promise.race(inFlight);
+      if (failure !== undefined) throw failure.error;
       const length = Math.min(partLength, size - offset);
-      let reply: UploadPartCommandOutput;
+      const held = await options.budget.acquire(length, signal);
+      let part: { readonly bytes: Buffer; readonly sha256: string };
       try {
-        reply = await s3.send(
+        part = await reader.read(length);
+      } catch (error) {
+        options.budget.release(held);
+        throw error;
+      }
+      const number = partNumber;
+      const sending: Promise<void> = s3
+        .send(
           new UploadPartCommand({
             Bucket,
             Key,
             UploadId,
-            PartNumber: partNumber,
-            Body: Readable.from(partBytes(length), { objectMode: false }),
+            PartNumber: number,
+            Body: part.bytes,
             ContentLength: length,
-            ChecksumAlgorithm: checksumAlgorithm,
+            ChecksumSHA256: part.sha256,
           }),
-          { abortSignal },
-        );
-      } catch (error) {
-        throw sourceError ?? error;
-      }
-      // Should a store take a short part anyway, the verifier's verdict still stops the upload.
-      if (sourceError !== undefined) throw sourceError;
-      parts.push({ PartNumber: partNumber, ETag: reply.ETag, ChecksumSHA256: reply.ChecksumSHA256 });
+          { abortSignal: signal },
+        )
+        .then((reply) => {
+          parts[number - 1] = { PartNumber: number, ETag: reply.ETag, ChecksumSHA256: reply.ChecksumSHA256 };
+        })
+        .catch((error: unknown) => {
+          failure ??= { error };
+          stop.abort(error);
+        })
+        .finally(() => {
+          options.budget.release(held);
+          inFlight.delete(sending);
+        });
+      inFlight.add(sending);
       offset += length;
     }
-    // All bytes are up; the source must now end without error: that is the verifier's verdict.
-    const end = carry === undefined ? await chunks.next() : { done: false };
-    // Not retryable either: the verifier refuses a byte more than stated before this sees it.
-    if (!end.done) throw new ArchiveError(Key, 'the body has more bytes than stated');
-    await s3.send(
+    // All bytes are read; the source must now end without error: that is the verifier's verdict.
+    await reader.end();
+    await Promise.all(inFlight);
+    if (failure !== undefined) throw failure.error;
+    const completed = await s3.send(
       new CompleteMultipartUploadCommand({
         Bucket,
         Key,
         UploadId,
         MultipartUpload: { Parts: parts },
-        ...completeCondition,
+        ...options.completeCondition,
       }),
-      {
-        abortSignal,
-      },
+      { abortSignal: options.abortSignal },
     );
+    return completed.ChecksumSHA256;
   } catch (error) {
+    stop.abort(error);
+    await Promise.allSettled(inFlight);
     // Not under the (possibly aborted) signal: the parts must go whatever stopped the upload.
     await s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
     throw error;
+  }
+}
+
+/** Reads a stream in parts of exact lengths, splitting chunks at part boundaries. */
+class PartReader {
+  readonly #chunks: AsyncIterator<Buffer>;
+  readonly #key: string;
+  #carry: Buffer | undefined;
+
+  constructor(source: Readable, key: string) {
+    this.#chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    this.#key = key;
+  }
+
+  /** The next `length` bytes in one buffer, and their SHA-256 (base64). Throws the source's error. */
+  async read(length: number): Promise<{ readonly bytes: Buffer; readonly sha256: string }> {
+    const bytes = Buffer.allocUnsafe(length);
+    const hash = createHash('sha256');
+    let filled = 0;
+    while (filled < length) {
+      let chunk = this.#carry;
+      this.#carry = undefined;
+      if (chunk === undefined) {
+        const next = await this.#chunks.next();
+        // The verifier errors on a short body first; this only guards the arithmetic.
+        if (next.done)
+          throw new ArchiveError(this.#key, `the body ended ${length - filled} bytes before part end`);
+        chunk = next.value;
+      }
+      if (chunk.length > length - filled) {
+        this.#carry = chunk.subarray(length - filled);
+        chunk = chunk.subarray(0, length - filled);
+      }
+      chunk.copy(bytes, filled);
+      hash.update(chunk);
+      filled += chunk.length;
+    }
+    return { bytes, sha256: hash.digest('base64') };
+  }
+
+  /** Resolves when the source ends cleanly after the last part; throws its error otherwise. */
+  async end(): Promise<void> {
+    const next = this.#carry === undefined ? await this.#chunks.next() : { done: false };
+    // The verifier refuses a byte more than stated before this sees it.
+    if (!next.done) throw new ArchiveError(this.#key, 'the body has more bytes than stated');
   }
 }

@@ -9,6 +9,7 @@ import {
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
+  type PutObjectCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ArchiveError, describeError } from '../shared/errors.ts';
@@ -129,9 +130,12 @@ export class ObjectStore {
   async put(
     input: ConstructorParameters<typeof PutObjectCommand>[0],
     abortSignal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<PutObjectCommandOutput> {
     try {
-      await this.s3.send(new PutObjectCommand(input), abortSignal === undefined ? {} : { abortSignal });
+      return await this.s3.send(
+        new PutObjectCommand(input),
+        abortSignal === undefined ? {} : { abortSignal },
+      );
     } catch (error) {
       throw new ArchiveError(input.Key ?? '?', `PutObject failed: ${describeError(error)}`, {
         cause: error,

@@ -11,8 +11,9 @@ import {
 } from '../shared/errors.ts';
 import type { LineFile } from '../shared/ids.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from '../shared/verify.ts';
+import { ByteBudget } from './budget.ts';
 import type { ArchiveKeys } from './keys.ts';
-import { streamMultipart } from './multipart.ts';
+import { uploadMultipart } from './multipart.ts';
 import type { StoredFile, WriteCondition } from './records.ts';
 import { type ObjectStore, statusOf } from './store.ts';
 
@@ -32,10 +33,23 @@ export interface UploadOptions {
 /** How files go up: the multipart threshold and part size, and how much is read back. */
 export interface UploadSettings {
   readonly multipartThresholdBytes: number;
+  /** The minimum part size (a file too large for 10,000 of them gets larger parts). */
   readonly partSizeBytes: number;
-  /** `full` streams every object back and hashes it; `head` trusts S3's own checksum check. */
+  /**
+   * `full` streams every object back and hashes it; `head` trusts S3's own checksum check: a
+   * PutObject or CompleteMultipartUpload that returns the checksum S3 validated needs no HEAD.
+   */
   readonly readback: 'head' | 'full';
+  /** Bytes of part buffers the whole process may hold (`UPLOAD_BUFFER_BYTES`). */
+  readonly uploadBufferBytes?: number;
+  /** Parts of one file uploaded at once (`UPLOAD_PARTS_IN_FLIGHT`). */
+  readonly partsInFlight?: number;
 }
+
+/** `UPLOAD_BUFFER_BYTES` when not configured: 96 MiB of part buffers for the whole process. */
+export const DEFAULT_UPLOAD_BUFFER_BYTES = 96 * 1024 * 1024;
+/** `UPLOAD_PARTS_IN_FLIGHT` when not configured, as lib-storage's default queue size. */
+export const DEFAULT_PARTS_IN_FLIGHT = 4;
 
 /**
  * Files into the archive: judged against their own record ({@link StoredFile}), streamed up
@@ -45,11 +59,14 @@ export class FileUploader {
   readonly #store: ObjectStore;
   readonly #keys: ArchiveKeys;
   readonly #settings: UploadSettings;
+  /** Shared by every file this uploader sends: one uploader, one budget, per process. */
+  readonly budget: ByteBudget;
 
   constructor(store: ObjectStore, keys: ArchiveKeys, settings: UploadSettings) {
     this.#store = store;
     this.#keys = keys;
     this.#settings = settings;
+    this.budget = new ByteBudget(settings.uploadBufferBytes ?? DEFAULT_UPLOAD_BUFFER_BYTES);
   }
 
   /**
@@ -114,6 +131,8 @@ export class FileUploader {
       Metadata: { sha256: file.sha256, size: String(file.size), 'line-id': lineId },
     };
     const signal = options.signal;
+    // The checksum S3 answered with, having validated it against the bytes it received.
+    let validated: string | undefined;
     try {
       if (file.size === 0) {
         // Nothing to hold back in an empty file: verify it fully before the request starts.
@@ -122,13 +141,15 @@ export class FileUploader {
             // The verifier already refuses a single byte more than 0.
           }
         });
-        await this.#store.put(
-          { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
-          signal,
-        );
+        validated = (
+          await this.#store.put(
+            { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
+            signal,
+          )
+        ).ChecksumSHA256;
       } else if (file.size <= this.#settings.multipartThresholdBytes) {
-        await transfer(body, verifier, signal, (abortSignal) =>
-          this.#store.put(
+        await transfer(body, verifier, signal, async (abortSignal) => {
+          const reply = await this.#store.put(
             {
               ...params,
               ...options.condition,
@@ -138,21 +159,19 @@ export class FileUploader {
               ChecksumSHA256: hexToBase64(file.sha256),
             },
             abortSignal,
-          ),
-        );
+          );
+          validated = reply.ChecksumSHA256;
+        });
       } else {
-        await transfer(body, verifier, signal, (abortSignal) =>
-          streamMultipart(
-            this.#store.s3,
-            params,
-            verifier,
-            file.size,
-            this.#settings.partSizeBytes,
+        await transfer(body, verifier, signal, async (abortSignal) => {
+          validated = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
+            minPartSize: this.#settings.partSizeBytes,
+            partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
+            budget: this.budget,
             abortSignal,
-            undefined,
-            options.condition,
-          ),
-        );
+            ...(options.condition === undefined ? {} : { completeCondition: options.condition }),
+          });
+        });
       }
     } catch (error) {
       body.destroy();
@@ -172,6 +191,9 @@ export class FileUploader {
         retryable: true,
       });
     }
+    // On S3, a checksum in the reply is proof of what landed (a single object's equals ours; a
+    // multipart object's is over its parts' checksums, each checked by S3 on upload).
+    if (this.#settings.readback === 'head' && confirms(validated, file.sha256)) return;
     await this.#readBack(key, file);
   }
 
@@ -251,4 +273,10 @@ async function transfer(
   if (piped.status === 'rejected' && abort.signal.reason === piped.reason) throw piped.reason;
   if (uploaded.status === 'rejected') throw uploaded.reason;
   if (piped.status === 'rejected') throw piped.reason;
+}
+
+/** Whether S3's answered checksum proves the bytes: ours for one object, any for parts ("…-N"). */
+function confirms(validated: string | undefined, sha256: string): boolean {
+  if (validated === undefined) return false;
+  return validated.includes('-') || base64ToHex(validated) === sha256;
 }

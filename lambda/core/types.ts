@@ -40,6 +40,13 @@ export interface Config {
      * Defaults to `head` on AWS S3 and to `full` with an endpoint override.
      */
     readonly readback: 'head' | 'full';
+    /**
+     * Bytes of multipart part buffers the whole process may hold (`UPLOAD_BUFFER_BYTES`): a part
+     * waits for room, so memory does not grow with line concurrency or file size.
+     */
+    readonly uploadBufferBytes: number;
+    /** Parts of one file uploaded at once (`UPLOAD_PARTS_IN_FLIGHT`). */
+    readonly partsInFlight: number;
   };
   readonly sessionKeyTtlMs: number;
   /** In Lambda, no new line is started when less than this remains of the invocation. */

@@ -93,6 +93,8 @@ describe('loadConfig', () => {
           multipartThresholdBytes: 8 * 1024 * 1024,
           partSizeBytes: 8 * 1024 * 1024,
           readback: 'head',
+          uploadBufferBytes: 96 * 1024 * 1024,
+          partsInFlight: 4,
         },
         sessionKeyTtlMs: 300_000,
         timeReserveMs: 90_000,
@@ -180,6 +182,25 @@ describe('loadConfig', () => {
 
       expect(error.variable).toBe(variable);
       expect(error.message).toMatch(/between/);
+    });
+  });
+
+  describe('upload buffer budget', () => {
+    it('reads UPLOAD_BUFFER_BYTES and UPLOAD_PARTS_IN_FLIGHT', () => {
+      const config = loadConfig(
+        env({ UPLOAD_BUFFER_BYTES: String(64 * 2 ** 20), UPLOAD_PARTS_IN_FLIGHT: '2' }),
+      );
+
+      expect(config.upload).toMatchObject({ uploadBufferBytes: 64 * 2 ** 20, partsInFlight: 2 });
+    });
+
+    it('refuses a budget that cannot hold one part, naming both variables', () => {
+      const error = configErrorOf(
+        env({ UPLOAD_BUFFER_BYTES: String(6 * 2 ** 20), MULTIPART_PART_SIZE_BYTES: String(8 * 2 ** 20) }),
+      );
+
+      expect(error.variable).toBe('UPLOAD_BUFFER_BYTES');
+      expect(error.message).toMatch(/at least one part \(MULTIPART_PART_SIZE_BYTES/);
     });
   });
 

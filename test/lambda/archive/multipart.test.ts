@@ -1,14 +1,22 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { CreateMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ByteBudget } from '../../../lambda/archive/budget.ts';
 import {
   MAX_OBJECT_SIZE,
   MAX_PART_SIZE,
   MAX_PARTS,
   partSizeFor,
-  streamMultipart,
+  uploadMultipart,
 } from '../../../lambda/archive/multipart.ts';
 import { ArchiveError } from '../../../lambda/shared/errors.ts';
 
@@ -19,7 +27,7 @@ const TIB = 1024 * GIB;
 const DEFAULT_PART = 8 * MIB;
 const KEY = 'tokens/0b9a6f1e-4c47-4a1b-9a7e-2f6a4c1d8e3b/data';
 
-/** How many parts `streamMultipart` sends for `size` bytes in parts of `part`, in exact arithmetic. */
+/** How many parts `uploadMultipart` sends for `size` bytes in parts of `part`, in exact arithmetic. */
 function partsOf(size: number, part: number): bigint {
   return (BigInt(size) + BigInt(part) - 1n) / BigInt(part);
 }
@@ -132,24 +140,144 @@ describe('partSizeFor', () => {
   });
 });
 
-describe('streamMultipart', () => {
+describe('uploadMultipart', () => {
   it('starts no upload for a file larger than S3 holds', async () => {
     const client = new S3Client({ region: 'us-east-1' });
     const s3 = mockClient(client);
     const target = { Bucket: 'b', Key: KEY, ContentType: 'application/octet-stream', Metadata: {} };
 
-    const upload = streamMultipart(
-      client,
-      target,
-      Readable.from([]),
-      MAX_OBJECT_SIZE + 1,
-      DEFAULT_PART,
-      new AbortController().signal,
-    );
+    const upload = uploadMultipart(client, target, Readable.from([]), MAX_OBJECT_SIZE + 1, {
+      minPartSize: DEFAULT_PART,
+      partsInFlight: 4,
+      budget: new ByteBudget(DEFAULT_PART),
+      abortSignal: new AbortController().signal,
+    });
 
     await expect(upload).rejects.toThrow(ArchiveError);
     expect(s3.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
     s3.restore();
     client.destroy();
+  });
+});
+
+describe('uploadMultipart with parts in flight', () => {
+  const target = { Bucket: 'b', Key: KEY, ContentType: 'application/octet-stream', Metadata: {} };
+  const MIB = 1024 * 1024;
+
+  /** A mocked S3 whose UploadPart answers only when the test says so, recording what is in flight. */
+  function slowStore() {
+    const client = new S3Client({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
+    const s3 = mockClient(client);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const releases: (() => void)[] = [];
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    s3.on(UploadPartCommand).callsFake(async (input: { PartNumber?: number }) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise<void>((resolve) => releases.push(resolve));
+      inFlight -= 1;
+      return { ETag: `e${input.PartNumber}` };
+    });
+    s3.on(CompleteMultipartUploadCommand).resolves({ ChecksumSHA256: 'abc-3' });
+    s3.on(AbortMultipartUploadCommand).resolves({});
+    const drain = async () => {
+      while (releases.length > 0 || inFlight > 0) {
+        releases.shift()?.();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    return { client, s3, maxInFlight: () => maxInFlight, release: () => releases.shift()?.(), drain };
+  }
+
+  it('sends several parts at once but never holds more part bytes than the budget', async () => {
+    const store = slowStore();
+    const budget = new ByteBudget(12 * MIB);
+    const body = Buffer.alloc(30 * MIB, 7);
+
+    const upload = uploadMultipart(store.client, target, Readable.from([body]), body.length, {
+      minPartSize: 5 * MIB,
+      partsInFlight: 4,
+      budget,
+      abortSignal: new AbortController().signal,
+    });
+    const drained = (async () => {
+      for (let i = 0; i < 200 && budget.used === 0; i++) await new Promise((r) => setImmediate(r));
+      await store.drain();
+    })();
+    const [checksum] = await Promise.all([upload, drained]);
+
+    expect(checksum).toBe('abc-3');
+    // 12 MiB hold two 5 MiB parts: more than one part in flight, never more than the budget.
+    expect(store.maxInFlight()).toBe(2);
+    expect(budget.peak).toBeLessThanOrEqual(12 * MIB);
+    expect(budget.used).toBe(0);
+    const parts = store.s3.commandCalls(UploadPartCommand).map((call) => call.args[0].input);
+    expect(parts.map((part) => part.PartNumber)).toEqual([1, 2, 3, 4, 5, 6]);
+    // Each part carries its own SHA-256, computed on the way in.
+    const first = parts[0];
+    expect(first?.ChecksumSHA256).toBe(
+      createHash('sha256')
+        .update(body.subarray(0, 5 * MIB))
+        .digest('base64'),
+    );
+    store.s3.restore();
+  });
+
+  it('aborts the upload, and completes nothing, when the source fails after some parts', async () => {
+    const client = new S3Client({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
+    const s3 = mockClient(client);
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    s3.on(UploadPartCommand).resolves({ ETag: 'e' });
+    s3.on(AbortMultipartUploadCommand).resolves({});
+    const budget = new ByteBudget(20 * MIB);
+    async function* failing() {
+      yield Buffer.alloc(6 * MIB);
+      throw new Error('SHA-256 mismatch in the last bytes');
+    }
+
+    const upload = uploadMultipart(client, target, Readable.from(failing()), 12 * MIB, {
+      minPartSize: 5 * MIB,
+      partsInFlight: 4,
+      budget,
+      abortSignal: new AbortController().signal,
+    });
+
+    await expect(upload).rejects.toThrow('SHA-256 mismatch');
+    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+    expect(s3.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+    expect(budget.used).toBe(0);
+    s3.restore();
+  });
+
+  it('aborts the upload and gives its budget back when a part fails for good', async () => {
+    const client = new S3Client({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
+    const s3 = mockClient(client);
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    s3.on(UploadPartCommand).rejects(new Error('part refused'));
+    s3.on(AbortMultipartUploadCommand).resolves({});
+    const budget = new ByteBudget(20 * MIB);
+
+    const upload = uploadMultipart(client, target, Readable.from([Buffer.alloc(12 * MIB)]), 12 * MIB, {
+      minPartSize: 5 * MIB,
+      partsInFlight: 2,
+      budget,
+      abortSignal: new AbortController().signal,
+    });
+
+    await expect(upload).rejects.toThrow('part refused');
+    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+    expect(s3.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+    expect(budget.used).toBe(0);
+    s3.restore();
   });
 });

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lambda/app/config.ts';
+import { createDeps } from '../../lambda/app/deps.ts';
+import { runHousekeeping } from '../../lambda/core/pass.ts';
+import { FULL_PASS } from '../../lambda/core/request.ts';
+import { closeAfterEach, localStack } from '../reliability/harness.ts';
+import { checkInvariant, settle, snapshot } from '../reliability/invariant.ts';
+import { scenario } from '../reliability/ledger.ts';
+
+const track = closeAfterEach();
+const MIB = 1024 * 1024;
+
+describe('the upload buffer budget', () => {
+  it('keeps every part buffer of several large files in flight within UPLOAD_BUFFER_BYTES, and archives them all', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: Array.from({ length: 4 }, () => ({ status: 'finished' as const, fileSize: 21 * MIB })),
+      env: {
+        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
+        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        UPLOAD_BUFFER_BYTES: String(12 * MIB),
+        UPLOAD_PARTS_IN_FLIGHT: '4',
+        LINE_CONCURRENCY: '4',
+      },
+    });
+    s.fault('four 21 MiB files at once in 5 MiB parts, with room for two parts in the whole process');
+    const config = loadConfig(local.env);
+    const deps = createDeps(config);
+    const before = snapshot(local.tokens);
+
+    const run = await settle(runHousekeeping(deps, config, FULL_PASS));
+
+    expect(run.summary).toMatchObject({ dismantled: 4, failed: [] });
+    const budget = deps.archive.uploadBudget;
+    expect(budget.capacity).toBe(12 * MIB);
+    // Parts were in flight side by side, and never more of them than the budget holds.
+    expect(budget.peak).toBeGreaterThan(5 * MIB);
+    expect(budget.peak).toBeLessThanOrEqual(12 * MIB);
+    expect(budget.used).toBe(0);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
