@@ -104,7 +104,7 @@ function sizeMemory(results: BenchResults): Panel | undefined {
   if (sizes.length === 0) return undefined;
   const figures = bySize(results, (m) => m.peakRssMB);
   // Each run's bound is its own RSS at start + the budget + 64 MB: the line shows the lowest.
-  const bounds = (results.memory ?? []).flatMap((row) => (row.boundMB === null ? [] : [row.boundMB]));
+  const bounds = (results.memory ?? []).map((row) => row.boundMB);
   const bound = bounds.length === 0 ? undefined : Math.min(...bounds);
   return {
     title: 'Size sweep: peak RSS of the process',

@@ -5,7 +5,6 @@ import { loadConfig } from '../../lambda/app/config.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import type { LineSpec } from '../local/tokens-service.ts';
-import { uploadBufferBytes } from './budget.ts';
 import { type ChildRun, runChild } from './child.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import type { PlanLine } from './plan.ts';
@@ -41,7 +40,7 @@ export interface Measurement {
   readonly requestsPerLine: number;
   /** Files the tool had in flight at most: the housekeeper's LINE_CONCURRENCY x FILE_CONCURRENCY, the reference's p-limit. */
   readonly filesInFlight: number;
-  /** The housekeeper's budget for part buffers as it read `UPLOAD_BUFFER_BYTES`; null when it has none. */
+  /** The housekeeper's budget for part buffers, `UPLOAD_BUFFER_BYTES` as the product reads it; null for the other tools. */
   readonly uploadBufferBytes: number | null;
   readonly startRssMB: number;
   readonly peakRssMB: number;
@@ -149,7 +148,7 @@ export async function measure(
               2,
             ),
       filesInFlight,
-      uploadBufferBytes: tool === 'housekeeper' ? (uploadBufferBytes(env) ?? null) : null,
+      uploadBufferBytes: tool === 'housekeeper' ? config.upload.uploadBufferBytes : null,
       startRssMB: round(run.startRssBytes / 1e6, 0),
       peakRssMB: round(run.peakRssBytes / 1e6, 0),
       heapTotalPeakMB: round(run.heapPeaks.heapTotal / 1e6, 0),

@@ -31,7 +31,7 @@ export function table(headers: readonly string[], rows: readonly (readonly (stri
 const seconds = (ms: number) => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
 const cpu = (m: Measurement) => `${seconds(m.cpuMs)} / ${seconds(m.serverCpuMs)}`;
 /** The budget a measurement ran with, as the product read it. */
-const budget = (m: Measurement) => (m.uploadBufferBytes === null ? 'n/a' : formatBytes(m.uploadBufferBytes));
+const budget = (m: Measurement) => (m.uploadBufferBytes === null ? '' : formatBytes(m.uploadBufferBytes));
 const rss = (m: Measurement) => `${m.startRssMB} / ${m.peakRssMB}`;
 const check = (m: Measurement) =>
   m.ok ? `ok${m.retries ? `, ${m.retries} retries` : ''}` : `FAILED: ${m.check}`;
@@ -141,14 +141,12 @@ export function renderTables(results: BenchResults): string {
           r.housekeeper.heapTotalPeakMB,
           r.housekeeper.arrayBuffersPeakMB,
           budget(r.housekeeper),
-          r.boundMB ?? 'n/a',
-          r.met === null
-            ? 'n/a'
-            : r.met
-              ? 'met'
-              : r.boundMB !== null && r.housekeeper.peakRssMB > r.boundMB
-                ? `missed by ${r.housekeeper.peakRssMB - r.boundMB} MB`
-                : 'FAILED',
+          r.boundMB,
+          r.met
+            ? 'met'
+            : r.housekeeper.peakRssMB > r.boundMB
+              ? `missed by ${r.housekeeper.peakRssMB - r.boundMB} MB`
+              : 'FAILED',
           r.source,
           check(r.housekeeper),
         ]),
@@ -264,7 +262,7 @@ function throughputRow(set: string, m: Measurement, ratio: string, goal: string)
     m.linesPerSec,
     m.requestsPerLine,
     rss(m),
-    m.tool === 'housekeeper' ? budget(m) : '',
+    budget(m),
     cpu(m),
     ratio,
     goal,

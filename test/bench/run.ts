@@ -37,7 +37,7 @@ const NOTES = [
   'Requests/line: requests to the tokens service and S3 over lines done (listings included, the secret read left out).',
   'Repeated runs keep the fastest: the machine is shared, the fastest run is the least disturbed; all repeats are in repeatsMs.',
   'reference = the plain copy script an operator would write (test/bench/reference-copy.ts): each file streamed from the service (undici request) into @aws-sdk/lib-storage Upload, 8 MiB parts, 4 in flight, as many files at once as the housekeeper run it is compared to (4 in the ratio sets), SDK checksums off; no line GET, hashing, read-back, manifest or DELETE. It shares no code with the product.',
-  'housekeeper = the CLI with the production defaults, but VERIFY_READBACK as the set says, LINE_CONCURRENCY as the set says (4 in the ratio sets, to match the reference), 30 s body timeout. Budget = UPLOAD_BUFFER_BYTES as the product read it (n/a: the product has none).',
+  'housekeeper = the CLI with the production defaults, but VERIFY_READBACK as the set says, LINE_CONCURRENCY as the set says (4 in the ratio sets, to match the reference), 30 s body timeout. Budget = UPLOAD_BUFFER_BYTES as the product reads it.',
   'baseline = one line at a time, each file fetched whole into memory, hashed, PutObject (lib-storage Upload from the buffer above the local S3 11 MiB request limit), then DELETE.',
   'Memory goal (issue 13): peak RSS <= RSS at start + UPLOAD_BUFFER_BYTES + 64 MB, flat as files grow (one in flight) and as large files in flight grow.',
 ];

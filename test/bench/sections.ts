@@ -46,9 +46,9 @@ export interface MemoryResult {
   readonly lines: number;
   readonly sweeps: readonly MemorySweep[];
   readonly housekeeper: Measurement;
-  /** RSS at start + UPLOAD_BUFFER_BYTES + 64 MB (MB = 10^6 bytes); null when the product has no budget. */
-  readonly boundMB: number | null;
-  readonly met: boolean | null;
+  /** RSS at start + UPLOAD_BUFFER_BYTES + 64 MB (MB = 10^6 bytes). */
+  readonly boundMB: number;
+  readonly met: boolean;
   readonly source: string;
 }
 
@@ -237,19 +237,9 @@ function memoryResult(
   m: Measurement,
   source: string,
 ): MemoryResult {
-  const boundMB =
-    m.uploadBufferBytes === null
-      ? null
-      : Math.round(m.startRssMB + m.uploadBufferBytes / 1e6 + MEMORY_ALLOWANCE_MB);
-  return {
-    fileBytes,
-    lines,
-    sweeps,
-    housekeeper: m,
-    boundMB,
-    met: boundMB === null ? null : m.ok && m.peakRssMB <= boundMB,
-    source,
-  };
+  if (m.uploadBufferBytes === null) throw new Error(`a ${m.tool} run has no budget to judge its memory by`);
+  const boundMB = Math.round(m.startRssMB + m.uploadBufferBytes / 1e6 + MEMORY_ALLOWANCE_MB);
+  return { fileBytes, lines, sweeps, housekeeper: m, boundMB, met: m.ok && m.peakRssMB <= boundMB, source };
 }
 
 /** Section 4: a long list, mostly unfinished lines: the time and memory to list and select (dry run). */
