@@ -6,10 +6,10 @@ import { parseDuration } from '../shared/duration.ts';
 import { describeError } from '../shared/errors.ts';
 import {
   stderrConsole as err,
-  listFlag,
+  idsFlag,
   printJson,
   progressLine,
-  reserveStdout,
+  terminalCommand,
   textTable,
 } from './terminal.ts';
 
@@ -42,19 +42,32 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) throw new UsageRequested();
   const payload: Record<string, unknown> = {};
   if (values['dry-run']) payload.dryRun = true;
   if (values['archive-only']) payload.archiveOnly = true;
-  if (values.ids !== undefined) payload.ids = listFlag(values.ids);
+  if (values.ids !== undefined) payload.ids = idsFlag(values.ids);
   const maxLines = values['max-lines'];
   // Digits only: Number() would also take "0x10" or "1e3".
-  if (maxLines !== undefined) payload.maxLines = /^\d+$/.test(maxLines) ? Number(maxLines) : maxLines;
+  if (maxLines !== undefined) {
+    if (!/^\d{1,9}$/.test(maxLines) || Number(maxLines) < 1) {
+      throw new Error(`--max-lines: expected a positive integer, got ${JSON.stringify(maxLines)}`);
+    }
+    payload.maxLines = Number(maxLines);
+  }
   const maxDuration = values['max-duration'];
   if (maxDuration !== undefined) payload.maxDurationSeconds = durationFlag('--max-duration', maxDuration);
   const minAge = values['min-age'];
   if (minAge !== undefined) payload.minAge = durationFlag('--min-age', minAge);
-  if (values['on-conflict'] !== undefined) payload.onConflict = values['on-conflict'];
+  const onConflict = values['on-conflict'];
+  if (onConflict !== undefined) {
+    if (onConflict !== 'keep-both' && onConflict !== 'fail') {
+      throw new Error(`--on-conflict: expected keep-both or fail, got ${JSON.stringify(onConflict)}`);
+    }
+    if (onConflict === 'keep-both' && values.ids === undefined) {
+      throw new Error('--on-conflict keep-both: resolves the conflicts of named lines only: give --ids');
+    }
+    payload.onConflict = onConflict;
+  }
   return payload;
 }
 
@@ -66,8 +79,6 @@ function durationFlag(flag: string, text: string): number {
   }
   return seconds;
 }
-
-class UsageRequested extends Error {}
 
 /** The dry run's plan for a person: one row per line, totals last. */
 export function planTable(plan: readonly PlannedLine[]): string {
@@ -86,32 +97,30 @@ export function planTable(plan: readonly PlannedLine[]): string {
 }
 
 /** Runs one pass from the terminal; resolves to the process exit code. */
-export async function main(args: readonly string[]): Promise<number> {
-  let payload: Record<string, unknown>;
-  try {
-    payload = payloadFromArgs(args);
-  } catch (error) {
-    err.log(error instanceof UsageRequested ? USAGE : `housekeep: ${describeError(error)}\n\n${USAGE}`);
-    return error instanceof UsageRequested ? 0 : 2;
-  }
-  const stdout = reserveStdout();
-  try {
-    const progress = progressLine('housekeep');
-    const handler = createHandler(process.env, {
-      logger: serviceLogger(),
-      onProgress: (state) => progress.update(state),
-    });
-    const summary = await handler(payload);
-    progress.finish();
-    if (summary.plan !== undefined) err.log(planTable(summary.plan));
-    printJson(stdout, summary);
-    return summary.failed.length > 0 ? 1 : 0;
-  } catch (error) {
-    err.log(
-      `housekeep: run failed: ${error instanceof Error ? `${error.name}: ` : ''}${describeError(error)}`,
-    );
-    return 2;
-  }
+export function main(args: readonly string[]): Promise<number> {
+  return terminalCommand(
+    { name: 'housekeep', usage: USAGE, args },
+    payloadFromArgs,
+    async (payload, stdout) => {
+      try {
+        const progress = progressLine('housekeep');
+        const handler = createHandler(process.env, {
+          logger: serviceLogger(),
+          onProgress: (state) => progress.update(state),
+        });
+        const summary = await handler(payload);
+        progress.finish();
+        if (summary.plan !== undefined) err.log(planTable(summary.plan));
+        printJson(stdout, summary);
+        return summary.failed.length > 0 ? 1 : 0;
+      } catch (error) {
+        err.log(
+          `housekeep: run failed: ${error instanceof Error ? `${error.name}: ` : ''}${describeError(error)}`,
+        );
+        return 2;
+      }
+    },
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

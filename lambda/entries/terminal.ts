@@ -1,4 +1,37 @@
 import { Console } from 'node:console';
+import { isLineId } from '../shared/ids.ts';
+
+/**
+ * A terminal command's frame: `--help`/`-h` prints `usage` on stdout and exits 0; a flag that
+ * `parse` refuses is reported on stderr as `name: problem`, with the usage, and exits 2 (before
+ * any configuration is read); then `run` gets the parsed options and the stdout kept for its
+ * result, which ends quietly when the reader goes away (`... | head`).
+ */
+export async function terminalCommand<T>(
+  command: { readonly name: string; readonly usage: string; readonly args: readonly string[] },
+  parse: (args: readonly string[]) => T,
+  run: (options: T, stdout: NodeJS.WriteStream) => Promise<number>,
+): Promise<number> {
+  const { name, usage, args } = command;
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  let options: T;
+  try {
+    options = parse(args);
+  } catch (error) {
+    // A flag's problem, in its own words (no error class name: it is not a crash).
+    stderrConsole.log(`${name}: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`);
+    return 2;
+  }
+  const stdout = reserveStdout();
+  stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // The reader is gone (a pipe to head, jq that quit): nothing more to say to it.
+    if (error.code !== 'EPIPE') throw error;
+  });
+  return run(options, stdout);
+}
 
 /**
  * Keeps the real stdout for the command's result alone. Powertools builds a Console over
@@ -71,4 +104,13 @@ export function listFlag(value: string): string[] {
 /** Writes a result as pretty JSON on the reserved stdout. */
 export function printJson(stdout: NodeJS.WriteStream, value: unknown): void {
   stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** `--ids a,b`: each a line id (UUID), named by the flag when it is not. */
+export function idsFlag(value: string): string[] {
+  const ids = listFlag(value);
+  const bad = ids.find((id) => !isLineId(id));
+  if (bad !== undefined) throw new Error(`--ids: ${JSON.stringify(bad)} is not a line id (a UUID)`);
+  if (ids.length === 0) throw new Error('--ids: expected at least one line id');
+  return ids;
 }

@@ -71,7 +71,7 @@ describe('npm run housekeep (cli)', () => {
     const result = await runCli(['--max-lines', 'many'], local.env);
 
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('maxLines');
+    expect(result.stderr).toContain('--max-lines: expected a positive integer');
     expect(local.tokens.requests).toEqual([]);
   });
 

@@ -6,58 +6,94 @@
  */
 import { parseArgs } from 'node:util';
 import { createHandler } from '../../lambda/app/invoke.ts';
+import { terminalCommand } from '../../lambda/entries/terminal.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import { startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';
 
-const { values } = parseArgs({
-  options: {
-    lines: { type: 'string', default: '12' },
-    'file-size': { type: 'string', default: String(256 * 1024) },
-    corrupt: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm start -- [--lines N] [--file-size BYTES] [--corrupt]
 
-const local = await startLocalStack({
-  lines: mixedLines(Number(values.lines), { fileSize: Number(values['file-size']) }),
-});
-try {
-  const finished = [...local.tokens.lines.values()].filter((line) => line.status === 'finished');
-  // Transient faults a real service shows now and then; the pass retries through them.
-  local.tokens.inject({ target: 'list', fault: { kind: 'status', status: 503 } });
-  if (finished[0] !== undefined) {
-    local.tokens.inject({ target: 'file', id: finished[0].id, fault: { kind: 'truncate' } });
-  }
-  if (finished[1] !== undefined) {
-    local.tokens.inject({
-      target: 'get',
-      id: finished[1].id,
-      fault: { kind: 'status', status: 429, retryAfterSeconds: 1 },
-    });
-  }
-  if (values.corrupt && finished[2] !== undefined) {
-    // A line whose bytes never match its stated hash: it must be reported and never deleted.
-    local.tokens.inject({ target: 'file', id: finished[2].id, fault: { kind: 'corrupt' }, times: Infinity });
-  }
+Starts the tokens-service simulator, a local S3 server and a local Secrets Manager, runs one
+housekeeping pass against them and prints its summary and the archive on stdout.
+--lines: lines in the simulator (default 12: requested, started and finished ones);
+--file-size: bytes of each file (default 262144); --corrupt: one line whose bytes never match.`;
 
-  process.stderr.write(
-    `tokens service ${local.tokens.url}, S3 ${local.s3.address} (bucket ${local.bucket}), ` +
-      `Secrets Manager ${local.secrets.url}\n`,
-  );
-  // The AWS SDK reads region and credentials from the process environment, like in Lambda.
-  Object.assign(process.env, local.env);
-  const summary = await createHandler(process.env)({});
-  const keys = await listKeys(local.s3Client, local.bucket);
-  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-  process.stdout.write(
-    `\nArchive: s3://${local.bucket}/ (local S3 at ${local.s3.address}), ${keys.length} objects:\n`,
-  );
-  for (const key of keys) process.stdout.write(`  ${key}\n`);
-  const left = [...local.tokens.lines.values()].filter((line) => line.status !== 'deleted');
-  process.stdout.write(
-    `\nService now holds ${left.length} lines: ${left.map((line) => `${line.id} (${line.status})`).join(', ')}\n`,
-  );
-  process.exitCode = summary.failed.length > 0 ? 1 : 0;
-} finally {
-  await local.close();
+/** A flag's whole number, refused by name when it is not one. */
+function positive(flag: string, text: string): number {
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
+    throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
 }
+
+process.exitCode = await terminalCommand(
+  { name: 'start', usage: USAGE, args: process.argv.slice(2) },
+  (args) => {
+    const { values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        lines: { type: 'string', default: '12' },
+        'file-size': { type: 'string', default: String(256 * 1024) },
+        corrupt: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    return {
+      lines: positive('--lines', values.lines),
+      fileSize: positive('--file-size', values['file-size']),
+      corrupt: values.corrupt,
+    };
+  },
+  async (options, stdout) => {
+    const local = await startLocalStack({ lines: mixedLines(options.lines, { fileSize: options.fileSize }) });
+    try {
+      const finished = [...local.tokens.lines.values()].filter((line) => line.status === 'finished');
+      // Transient faults a real service shows now and then; the pass retries through them.
+      local.tokens.inject({ target: 'list', fault: { kind: 'status', status: 503 } });
+      if (finished[0] !== undefined) {
+        local.tokens.inject({ target: 'file', id: finished[0].id, fault: { kind: 'truncate' } });
+      }
+      if (finished[1] !== undefined) {
+        local.tokens.inject({
+          target: 'get',
+          id: finished[1].id,
+          fault: { kind: 'status', status: 429, retryAfterSeconds: 1 },
+        });
+      }
+      if (options.corrupt && finished[2] !== undefined) {
+        // A line whose bytes never match its stated hash: it must be reported and never deleted.
+        local.tokens.inject({
+          target: 'file',
+          id: finished[2].id,
+          fault: { kind: 'corrupt' },
+          times: Infinity,
+        });
+      }
+      process.stderr.write(
+        `tokens service ${local.tokens.url}, S3 ${local.s3.address} (bucket ${local.bucket}), ` +
+          `Secrets Manager ${local.secrets.url}\n` +
+          'The demo injects faults on purpose: a 503 on the list, a truncated download and a 429 ' +
+          `with Retry-After${options.corrupt ? ', and one line corrupted on every download' : ''}; ` +
+          'the "retrying" warnings below are those.\n',
+      );
+      // The AWS SDK reads region and credentials from the process environment, like in Lambda.
+      Object.assign(process.env, local.env);
+      const summary = await createHandler(process.env)({});
+      const keys = await listKeys(local.s3Client, local.bucket);
+      stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      stdout.write(
+        `\nArchive: s3://${local.bucket}/ (local S3 at ${local.s3.address}), ${keys.length} objects:\n`,
+      );
+      for (const key of keys) stdout.write(`  ${key}\n`);
+      const left = [...local.tokens.lines.values()].filter((line) => line.status !== 'deleted');
+      stdout.write(
+        `\nService now holds ${left.length} lines: ${left.map((line) => `${line.id} (${line.status})`).join(', ')}\n`,
+      );
+      return summary.failed.length > 0 ? 1 : 0;
+    } finally {
+      await local.close();
+    }
+  },
+);

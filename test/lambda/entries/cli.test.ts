@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEvent } from '../../../lambda/app/event.ts';
 import { payloadFromArgs } from '../../../lambda/entries/cli.ts';
-import { EventError } from '../../../lambda/shared/errors.ts';
 
 const LINE_A = '0b7c6f2e-3d1a-4c5b-9e8f-7a6b5c4d3e2f';
 const LINE_B = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
@@ -103,27 +102,20 @@ describe('payloadFromArgs', () => {
     expect(attempt).toThrow();
   });
 
-  it('throws when help is asked for', () => {
-    const attempt = () => payloadFromArgs(['--help']);
+  it.each(['abc', '0', '-1', '1.5', ''])('refuses --max-lines %j, naming the flag', (value) => {
+    const attempt = () => payloadFromArgs([`--max-lines=${value}`]);
 
-    expect(attempt).toThrow();
+    expect(attempt).toThrow(/^--max-lines: expected a positive integer/);
   });
 
-  it.each(['abc', '0', '-1', '1.5'])('leaves --max-lines %s for the event parser to refuse', (value) => {
-    const payload = payloadFromArgs([`--max-lines=${value}`]);
-
-    const attempt = () => parseEvent(payload);
-
-    expect(attempt).toThrow(EventError);
-    expect(attempt).toThrow(/maxLines/);
+  it.each([[' , '], ['not-a-uuid'], ['../x']])('refuses --ids %j, naming the flag', (value) => {
+    expect(() => payloadFromArgs(['--ids', value])).toThrow(/^--ids: /);
   });
 
-  it('leaves an empty --ids list for the event parser to refuse', () => {
-    const payload = payloadFromArgs(['--ids', ' , ']);
-
-    const attempt = () => parseEvent(payload);
-
-    expect(payload.ids).toEqual([]);
-    expect(attempt).toThrow(/ids/);
+  it('refuses --on-conflict keep-both without --ids, and an unknown resolution', () => {
+    expect(() => payloadFromArgs(['--on-conflict', 'keep-both'])).toThrow(/give --ids/);
+    expect(() => payloadFromArgs(['--ids', LINE_A, '--on-conflict', 'overwrite'])).toThrow(
+      /^--on-conflict: /,
+    );
   });
 });
