@@ -11,12 +11,47 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const MIB = 1024 * 1024;
 
-/** Reads the archive's settings only; a {@link ConfigError} names the variable at fault. */
+/**
+ * The problems found by the variable reads of one load: every read goes on after a problem, so
+ * one {@link ConfigError} names every missing or malformed variable at once.
+ */
+let found: ConfigError[] | undefined;
+
+/** One variable's read: its value, or (a problem noted) a stand-in the load never returns. */
+function field<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof ConfigError) || found === undefined) throw error;
+    found.push(...error.all);
+    return undefined as T;
+  }
+}
+
+/** Runs a load, then throws one ConfigError for all its problems, if any. */
+function gathering<T>(load: () => T): T {
+  if (found !== undefined) return load();
+  found = [];
+  try {
+    const value = load();
+    const problems = found;
+    if (problems.length > 0) throw ConfigError.of(problems);
+    return value;
+  } finally {
+    found = undefined;
+  }
+}
+
+/** Reads the archive's settings only; a {@link ConfigError} names every variable at fault. */
 export function loadArchiveConfig(env: Env): Readonly<ArchiveConfig> {
+  return gathering(() => archiveConfig(env));
+}
+
+function archiveConfig(env: Env): Readonly<ArchiveConfig> {
   const s3EndpointOverride = s3Endpoint(env);
   return Object.freeze({
-    archiveBucket: bucketName(env),
-    archivePrefix: archivePrefix(env),
+    archiveBucket: field(() => bucketName(env)),
+    archivePrefix: field(() => archivePrefix(env)),
     s3EndpointOverride,
     http: httpTimeouts(env),
     upload: uploadSettings(env, s3EndpointOverride),
@@ -24,26 +59,30 @@ export function loadArchiveConfig(env: Env): Readonly<ArchiveConfig> {
 }
 
 /**
- * Reads and validates the configuration. Throws a {@link ConfigError} naming the first variable
+ * Reads and validates the configuration. Throws one {@link ConfigError} naming every variable
  * that is missing or malformed.
  */
 export function loadConfig(env: Env): Readonly<Config> {
+  return gathering(() => config(env));
+}
+
+function config(env: Env): Readonly<Config> {
   return Object.freeze({
-    tokensApiUrl: tokensApiUrl(env),
-    sessionKeySecretId: required(env, 'SESSION_KEY_SECRET_ID'),
-    ...loadArchiveConfig(env),
-    lineConcurrency: integer(env, 'LINE_CONCURRENCY', DEFAULT_LINE_CONCURRENCY, 1, 64),
-    fileConcurrency: integer(env, 'FILE_CONCURRENCY', 1, 1, 16),
+    tokensApiUrl: field(() => tokensApiUrl(env)),
+    sessionKeySecretId: field(() => required(env, 'SESSION_KEY_SECRET_ID')),
+    ...archiveConfig(env),
+    lineConcurrency: field(() => integer(env, 'LINE_CONCURRENCY', DEFAULT_LINE_CONCURRENCY, 1, 64)),
+    fileConcurrency: field(() => integer(env, 'FILE_CONCURRENCY', 1, 1, 16)),
     retry: {
-      attempts: integer(env, 'RETRY_ATTEMPTS', 5, 1, 20),
-      baseDelayMs: integer(env, 'RETRY_BASE_DELAY_MS', 500, 0, 60_000),
-      maxDelayMs: integer(env, 'RETRY_MAX_DELAY_MS', 20_000, 0, 300_000),
+      attempts: field(() => integer(env, 'RETRY_ATTEMPTS', 5, 1, 20)),
+      baseDelayMs: field(() => integer(env, 'RETRY_BASE_DELAY_MS', 500, 0, 60_000)),
+      maxDelayMs: field(() => integer(env, 'RETRY_MAX_DELAY_MS', 20_000, 0, 300_000)),
     },
-    sessionKeyTtlMs: integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400) * 1000,
-    timeReserveMs: integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000),
-    deadlineReserveMs: integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000),
-    minAgeMs: minAge(env),
-    maxRequestsPerSecond: optionalInteger(env, 'MAX_REQUESTS_PER_SECOND', 1, 100_000),
+    sessionKeyTtlMs: field(() => integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400)) * 1000,
+    timeReserveMs: field(() => integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000)),
+    deadlineReserveMs: field(() => integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000)),
+    minAgeMs: field(() => minAge(env)),
+    maxRequestsPerSecond: field(() => optionalInteger(env, 'MAX_REQUESTS_PER_SECOND', 1, 100_000)),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
     listing: listingBounds(env),
@@ -53,15 +92,15 @@ export function loadConfig(env: Env): Readonly<Config> {
 
 function listingBounds(env: Env): Config['listing'] {
   return {
-    maxPages: integer(env, 'LIST_MAX_PAGES', 10_000, 1, 1_000_000),
-    maxEmptyPages: integer(env, 'LIST_MAX_EMPTY_PAGES', 20, 1, 1_000_000),
+    maxPages: field(() => integer(env, 'LIST_MAX_PAGES', 10_000, 1, 1_000_000)),
+    maxEmptyPages: field(() => integer(env, 'LIST_MAX_EMPTY_PAGES', 20, 1, 1_000_000)),
   };
 }
 
 function downloadFloor(env: Env): Config['download'] {
   return {
-    minSpeedBytesPerSecond: integer(env, 'DOWNLOAD_MIN_SPEED_BYTES', 1024, 0, 1024 * MIB),
-    speedWindowMs: integer(env, 'DOWNLOAD_SPEED_WINDOW_SECONDS', 30, 1, 3600) * 1000,
+    minSpeedBytesPerSecond: field(() => integer(env, 'DOWNLOAD_MIN_SPEED_BYTES', 1024, 0, 1024 * MIB)),
+    speedWindowMs: field(() => integer(env, 'DOWNLOAD_SPEED_WINDOW_SECONDS', 30, 1, 3600)) * 1000,
   };
 }
 
@@ -70,14 +109,18 @@ function downloadFloor(env: Env): Config['download'] {
  * (required) and `QUEUE_MARKER_TTL_SECONDS`. A {@link ConfigError} names the variable at fault.
  */
 export function loadPlannerConfig(env: Env): Readonly<PlannerConfig> {
-  const config = loadConfig(env);
+  return gathering(() => plannerConfig(env));
+}
+
+function plannerConfig(env: Env): Readonly<PlannerConfig> {
+  const base = config(env);
   const sqsEndpointOverride = optional(env, 'AWS_ENDPOINT_URL_SQS') ?? optional(env, 'AWS_ENDPOINT_URL');
   return Object.freeze({
-    ...config,
+    ...base,
     fanout: Object.freeze({
-      queueUrl: queueUrl(env, sqsEndpointOverride !== undefined),
+      queueUrl: field(() => queueUrl(env, sqsEndpointOverride !== undefined)),
       // Markers expire from the bucket after a day (lifecycle rule): a longer TTL could not hold.
-      queueMarkerTtlMs: integer(env, 'QUEUE_MARKER_TTL_SECONDS', 7200, 0, 86_400) * 1000,
+      queueMarkerTtlMs: field(() => integer(env, 'QUEUE_MARKER_TTL_SECONDS', 7200, 0, 86_400)) * 1000,
       sqsEndpointOverride,
     }),
   });
@@ -85,33 +128,43 @@ export function loadPlannerConfig(env: Env): Readonly<PlannerConfig> {
 
 function httpTimeouts(env: Env): Config['http'] {
   return {
-    connectTimeoutMs: integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000),
-    headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 30_000, 1, 600_000),
-    bodyTimeoutMs: integer(env, 'HTTP_BODY_TIMEOUT_MS', 30_000, 1, 600_000),
+    connectTimeoutMs: field(() => integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000)),
+    headersTimeoutMs: field(() => integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 30_000, 1, 600_000)),
+    bodyTimeoutMs: field(() => integer(env, 'HTTP_BODY_TIMEOUT_MS', 30_000, 1, 600_000)),
   };
 }
 
 function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Config['upload'] {
-  const partSizeBytes = integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB);
-  const uploadBufferBytes = integer(env, 'UPLOAD_BUFFER_BYTES', 96 * MIB, 5 * MIB, 8 * 1024 * MIB);
-  if (uploadBufferBytes < partSizeBytes) {
-    throw new ConfigError(
-      'UPLOAD_BUFFER_BYTES',
-      `must hold at least one part (MULTIPART_PART_SIZE_BYTES, ${partSizeBytes}), got ${uploadBufferBytes}`,
-    );
-  }
+  const partSizeBytes = field(() =>
+    integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+  );
+  const uploadBufferBytes = field(() =>
+    integer(env, 'UPLOAD_BUFFER_BYTES', 96 * MIB, 5 * MIB, 8 * 1024 * MIB),
+  );
+  field(() => {
+    if (uploadBufferBytes < partSizeBytes) {
+      throw new ConfigError(
+        'UPLOAD_BUFFER_BYTES',
+        `must hold at least one part (MULTIPART_PART_SIZE_BYTES, ${partSizeBytes}), got ${uploadBufferBytes}`,
+      );
+    }
+  });
   return {
-    multipartThresholdBytes: integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+    multipartThresholdBytes: field(() =>
+      integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
+    ),
     partSizeBytes,
     uploadBufferBytes,
-    partsInFlight: integer(env, 'UPLOAD_PARTS_IN_FLIGHT', 4, 1, 32),
+    partsInFlight: field(() => integer(env, 'UPLOAD_PARTS_IN_FLIGHT', 4, 1, 32)),
     // AWS S3 verifies the SHA-256 sent with each upload; a local or third-party store may not
     // (fauxqs stores the checksum header as sent), so there the default re-reads every object.
-    readback: oneOf(
-      env,
-      'VERIFY_READBACK',
-      ['head', 'full'] as const,
-      s3EndpointOverride === undefined ? 'head' : 'full',
+    readback: field(() =>
+      oneOf(
+        env,
+        'VERIFY_READBACK',
+        ['head', 'full'] as const,
+        s3EndpointOverride === undefined ? 'head' : 'full',
+      ),
     ),
   };
 }

@@ -8,6 +8,7 @@ import { Archive } from '../archive/archive.ts';
 import type { ArchiveConfig, Config, Deps, FanoutConfig, MetricsSink } from '../core/types.ts';
 import { secretsManagerSessionKey } from '../secrets/session-key.ts';
 import { SERVICE_NAME } from '../shared/contract.ts';
+import { describeError } from '../shared/errors.ts';
 import type { RequestGate } from '../tokens/api.ts';
 import { TokensApi } from '../tokens/api.ts';
 import { loadArchiveConfig } from './config.ts';
@@ -22,8 +23,8 @@ function sdkLogger(logger: Logger) {
   return {
     debug: () => undefined,
     info: () => undefined,
-    warn: (...args: unknown[]) => logger.debug('aws sdk warning', { detail: args.map(String).join(' ') }),
-    error: (...args: unknown[]) => logger.debug('aws sdk error', { detail: args.map(String).join(' ') }),
+    warn: (...args: unknown[]) => logger.debug('aws sdk warning', { detail: args.map(sdkDetail).join(' ') }),
+    error: (...args: unknown[]) => logger.debug('aws sdk error', { detail: args.map(sdkDetail).join(' ') }),
   };
 }
 
@@ -118,6 +119,7 @@ export function createDeps(config: Config, options: { logger?: Logger; metrics?:
     secretId: config.sessionKeySecretId,
     ttlMs: config.sessionKeyTtlMs,
     now,
+    endpoint: config.secretsEndpointOverride,
   });
   // One per container: the cap holds across every run and line of the process.
   const gate = requestGate(config.maxRequestsPerSecond);
@@ -138,4 +140,15 @@ export function createDeps(config: Config, options: { logger?: Logger; metrics?:
     logger,
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   };
+}
+
+/** One argument of an SDK log call in words: an error's name and message, an object as JSON. */
+function sdkDetail(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value instanceof Error) return describeError(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

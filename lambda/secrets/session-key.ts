@@ -40,8 +40,10 @@ export function secretsManagerSessionKey(options: {
   readonly secretId: string;
   readonly ttlMs: number;
   readonly now: () => number;
+  /** The Secrets Manager endpoint override, named in errors (where the request went). */
+  readonly endpoint?: string | undefined;
 }): SessionKeySource {
-  const { client, secretId, ttlMs, now } = options;
+  const { client, secretId, ttlMs, now, endpoint } = options;
   let cached: { key: string; until: number } | undefined;
   let pending: Promise<string> | undefined;
 
@@ -51,8 +53,11 @@ export function secretsManagerSessionKey(options: {
       const reply = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
       secretString = reply.SecretString;
     } catch (error) {
-      const name = error instanceof Error ? error.name : 'Error';
-      throw new SecretError(secretId, `GetSecretValue failed (${name})`, { cause: error });
+      // The SDK's name and message say why (no region, endpoint unreachable, access denied);
+      // they never hold the secret's value, which was not read.
+      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      const where = endpoint === undefined ? '' : ` at ${endpoint}`;
+      throw new SecretError(secretId, `GetSecretValue failed${where} (${what})`, { cause: error });
     }
     const key = parseSessionKey(secretId, secretString);
     cached = { key, until: now() + ttlMs };

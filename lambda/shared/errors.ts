@@ -15,11 +15,29 @@ export class HousekeepingError extends Error {
 /** A configuration variable is missing or malformed. Thrown at cold start. */
 export class ConfigError extends HousekeepingError {
   override readonly name = 'ConfigError';
+  /** Every problem of the load, this one first (one when only one variable is at fault). */
+  readonly all: readonly ConfigError[];
   constructor(
+    /** The first variable at fault. */
     readonly variable: string,
     problem: string,
+    others: readonly ConfigError[] = [],
   ) {
-    super(`${variable}: ${problem}`);
+    super([`${variable}: ${problem}`, ...others.map((other) => other.message)].join('; '));
+    this.all = [this, ...others];
+  }
+
+  /** One error for all the problems of a load: every variable named at once. */
+  static of(problems: readonly ConfigError[]): ConfigError {
+    const [first, ...others] = problems;
+    if (first === undefined) throw new RangeError('no configuration problem to report');
+    if (others.length === 0) return first;
+    return new ConfigError(first.variable, first.message.slice(first.variable.length + 2), others);
+  }
+
+  /** The names of every variable at fault. */
+  get variables(): readonly string[] {
+    return this.all.map((error) => error.variable);
   }
 }
 

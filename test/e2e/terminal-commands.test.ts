@@ -59,6 +59,26 @@ describe('the terminal commands', () => {
     expect(result.stderr).toMatch(/^housekeep: --max-lines: expected a positive integer, got "abc"/);
   });
 
+  it('names every missing configuration variable in one run, not one per run', async () => {
+    const result = await runCli([], { LINE_CONCURRENCY: 'lots' });
+
+    expect(result.code).toBe(2);
+    for (const name of ['TOKENS_API_URL', 'SESSION_KEY_SECRET_ID', 'ARCHIVE_BUCKET', 'LINE_CONCURRENCY']) {
+      expect(result.stderr).toContain(`${name}: `);
+    }
+  });
+
+  it('says why the secret could not be read, and where it was asked for', async () => {
+    const local = await localStack(track, { lines: [] });
+
+    const result = await runCli([], { ...local.env, SESSION_KEY_SECRET_ID: 'tokens/nowhere' });
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `secret tokens/nowhere: GetSecretValue failed at ${local.env.AWS_ENDPOINT_URL_SECRETS_MANAGER} (ResourceNotFoundException: `,
+    );
+  });
+
   it('ends quietly when the reader of its stdout goes away (a pipe to head)', async () => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const child = spawn(TSX, ['lambda/entries/cli.ts', '--dry-run'], {

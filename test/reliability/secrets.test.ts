@@ -22,7 +22,7 @@ const broken: readonly BrokenSecret[] = [
       local.secrets.deleteSecret(local.secretId);
       return undefined;
     },
-    reason: /GetSecretValue failed \(ResourceNotFoundException\)/,
+    reason: /GetSecretValue failed at http:\/\/127\.0\.0\.1:\d+ \(ResourceNotFoundException: /,
   },
   {
     what: 'empty',

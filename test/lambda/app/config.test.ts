@@ -185,6 +185,29 @@ describe('loadConfig', () => {
     });
   });
 
+  describe('every problem at once', () => {
+    it('names every missing and malformed variable in one error', () => {
+      const error = configErrorOf({ LINE_CONCURRENCY: 'many', VERIFY_READBACK: 'sometimes' });
+
+      expect(error.variables).toEqual([
+        'TOKENS_API_URL',
+        'SESSION_KEY_SECRET_ID',
+        'ARCHIVE_BUCKET',
+        'VERIFY_READBACK',
+        'LINE_CONCURRENCY',
+      ]);
+      expect(error.variable).toBe('TOKENS_API_URL');
+      for (const name of error.variables) expect(error.message).toContain(`${name}: `);
+    });
+
+    it('keeps a single problem as it was: one variable, one message', () => {
+      const error = configErrorOf(env({ LINE_CONCURRENCY: '0' }));
+
+      expect(error.variables).toEqual(['LINE_CONCURRENCY']);
+      expect(error.message).toBe('LINE_CONCURRENCY: must be between 1 and 64, got 0');
+    });
+  });
+
   describe('upload buffer budget', () => {
     it('reads UPLOAD_BUFFER_BYTES and UPLOAD_PARTS_IN_FLIGHT', () => {
       const config = loadConfig(
