@@ -21,12 +21,21 @@ interface Synthesized {
   readonly template: Template;
 }
 
+/** Every synth's output folder, removed after the file's tests: nothing is left in the temp dir. */
+const synthOutdirs: string[] = [];
+afterAll(() => {
+  for (const dir of synthOutdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 /**
  * One app with one stack and the AWS Solutions checks registered, as in infra/app.ts. Only the
  * main stack runs esbuild; the variants skip bundling to keep the file fast.
  */
 function synth(props: Partial<HousekeepingStackProps> = {}, { bundle = false } = {}): Synthesized {
+  const outdir = mkdtempSync(join(tmpdir(), 'cdk.out-test-'));
+  synthOutdirs.push(outdir);
   const app = new App({
+    outdir,
     context: { ...CDK_CONTEXT, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
