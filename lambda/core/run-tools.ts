@@ -17,7 +17,7 @@ export function createRunTools(
     readonly signal?: AbortSignal | undefined;
   },
 ): RunTools {
-  const tally: Tally = { retries: 0, hashMismatches: 0 };
+  const tally: Tally = { retries: 0, hashMismatches: 0, hashMismatchAttempts: 0 };
   const onRetry: RetryListener = (error, attempt) => {
     tally.retries += 1;
     options.logger.warn('retrying', { attempt, error: describeError(error) });

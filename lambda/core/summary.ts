@@ -86,6 +86,7 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
     waiting,
     retries: tally.retries,
     hashMismatches: tally.hashMismatches,
+    hashMismatchAttempts: tally.hashMismatchAttempts,
     conflicts,
     skipped: sortById(skipped),
     failed: sortById(failed),

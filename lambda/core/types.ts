@@ -204,7 +204,10 @@ export interface Summary {
   /** Finished lines younger than the grace period (`MIN_AGE`): a later run takes them. */
   readonly waiting: number;
   readonly retries: number;
+  /** Files whose bytes did not match their stated size or SHA-256 (each once). */
   readonly hashMismatches: number;
+  /** The downloads of those files that did not match, retries included. */
+  readonly hashMismatchAttempts: number;
   /** Lines whose service statement differs from their archive; each is also in `failed`. */
   readonly conflicts: number;
   readonly skipped: readonly LineReport[];
@@ -262,7 +265,10 @@ export interface FileCounts {
 /** Counters shared by the concurrent lines of one run. */
 export interface Tally {
   retries: number;
+  /** Files whose bytes did not match their stated size or SHA-256, each counted once. */
   hashMismatches: number;
+  /** Downloads of those files that did not match (a file retried five times counts five). */
+  hashMismatchAttempts: number;
 }
 
 /** What to do with a file the service now states differently from its verified archive. */

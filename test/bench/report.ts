@@ -46,6 +46,12 @@ export function renderTables(results: BenchResults): string {
       `${results.uncommittedProductFiles.length > 0 ? ` + uncommitted ${results.uncommittedProductFiles.join(', ')}` : ''}` +
       `${results.quick ? ' (QUICK run)' : ''}`,
   );
+  const load = highestLoad(results);
+  if (load !== undefined && load > m.nproc) {
+    out.push(
+      `Load average (1 min) reached ${load} on ${m.nproc} CPUs when a run started: other work shared the machine, figures are disturbed.`,
+    );
+  }
 
   if (results.throughput !== undefined) {
     const rows: (string | number)[][] = [];
@@ -268,4 +274,16 @@ function throughputRow(set: string, m: Measurement, ratio: string, goal: string)
     goal,
     check(m),
   ];
+}
+
+/** The highest 1-minute load average seen at the start of any measurement. */
+function highestLoad(results: BenchResults): number | undefined {
+  const runs: Measurement[] = [
+    ...(results.throughput ?? []).flatMap((t) => [t.reference, t.housekeeper]),
+    ...(results.baseline ?? []).map((b) => b.baseline),
+    ...(results.memory ?? []).map((r) => r.housekeeper),
+    ...(results.listScale ?? []).map((r) => r.housekeeper),
+    ...(results.concurrency ?? []).map((r) => r.housekeeper),
+  ];
+  return runs.length === 0 ? undefined : Math.max(...runs.map((run) => run.load1));
 }

@@ -94,6 +94,18 @@ async function main(): Promise<void> {
     );
   };
   const machine = describeMachine();
+  const commit = git(['rev-parse', '--short', 'HEAD']);
+  // Read before bundling: the figures are for the tree the measured process was built from, even
+  // if commits land while the bench runs. Product files that differ from the commit are listed.
+  const uncommitted = git([
+    'status',
+    '--porcelain',
+    '--',
+    'lambda',
+    'infra',
+    'package.json',
+    'package-lock.json',
+  ]);
   progress(
     `bench on ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}${options.quick ? ', QUICK sizes' : ''}`,
   );
@@ -124,17 +136,6 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
 
-  const commit = git(['rev-parse', '--short', 'HEAD']);
-  // Files of the product that differ from the commit: the figures are for the working tree.
-  const uncommitted = git([
-    'status',
-    '--porcelain',
-    '--',
-    'lambda',
-    'infra',
-    'package.json',
-    'package-lock.json',
-  ]);
   const report: BenchResults = {
     schemaVersion: 2,
     generatedAt: new Date().toISOString(),

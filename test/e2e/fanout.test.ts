@@ -162,7 +162,7 @@ async function wholeRun(local: LocalStack, runId: string): Promise<Summary> {
       finished: plan.finished,
       skipped: plan.skipped,
       deferred: plan.deferred,
-      tally: { retries: plan.retries, hashMismatches: 0 },
+      tally: { retries: plan.retries, hashMismatches: 0, hashMismatchAttempts: 0 },
       durationMs: plan.durationMs,
     },
   );

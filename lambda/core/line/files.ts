@@ -50,6 +50,7 @@ export async function uploadAll(
       .map(({ file, key, condition }) =>
         limit(async () => {
           if (signal.aborted) return;
+          let mismatched = false;
           try {
             await retry(async () => {
               const body = await api.openFile(api.fileUrl(id, file), signal);
@@ -57,7 +58,9 @@ export async function uploadAll(
                 await archive.uploadVerified(id, file, body, { key, signal, condition });
               } catch (error) {
                 if (error instanceof IntegrityError) {
-                  ctx.tally.hashMismatches += 1;
+                  ctx.tally.hashMismatchAttempts += 1;
+                  if (!mismatched) ctx.tally.hashMismatches += 1;
+                  mismatched = true;
                   logger.warn('file does not match its stated size or hash', {
                     file: file.name,
                     error: error.message,

@@ -491,7 +491,7 @@ describe('workBatch', () => {
       result: { outcome: 'failed', errorName: 'IntegrityError' },
     });
     expect(metrics.values.get('LinesFailed')).toBe(1);
-    expect(metrics.values.get('HashMismatches')).toBe(2);
+    expect(metrics.values.get('HashMismatches')).toBe(1);
     expect(metrics.values.get('LinesDismantled')).toBe(1);
     expect(metrics.values.has('RunDuration')).toBe(false);
   });

@@ -72,7 +72,8 @@ describe('runHousekeeping', () => {
       deferred: 1,
       conflicts: 1,
       retries: 1,
-      hashMismatches: 2,
+      hashMismatches: 1,
+      hashMismatchAttempts: 2,
       pending: [{ id: PENDING }],
       failed: [
         { id: CONFLICT, conflict: true },
@@ -132,7 +133,7 @@ describe('runHousekeeping', () => {
       LinesPending: 1,
       FilesArchived: 2,
       Conflicts: 1,
-      HashMismatches: 2,
+      HashMismatches: 1,
       Retries: 1,
       RunDuration: 0,
     });
