@@ -7,6 +7,7 @@ import { describeError } from '../shared/errors.ts';
 import {
   stderrConsole as err,
   idsFlag,
+  positiveIntegerFlag,
   printJson,
   progressLine,
   terminalCommand,
@@ -47,13 +48,7 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
   if (values['archive-only']) payload.archiveOnly = true;
   if (values.ids !== undefined) payload.ids = idsFlag(values.ids);
   const maxLines = values['max-lines'];
-  // Digits only: Number() would also take "0x10" or "1e3".
-  if (maxLines !== undefined) {
-    if (!/^\d{1,9}$/.test(maxLines) || Number(maxLines) < 1) {
-      throw new Error(`--max-lines: expected a positive integer, got ${JSON.stringify(maxLines)}`);
-    }
-    payload.maxLines = Number(maxLines);
-  }
+  if (maxLines !== undefined) payload.maxLines = positiveIntegerFlag('--max-lines', maxLines);
   const maxDuration = values['max-duration'];
   if (maxDuration !== undefined) payload.maxDurationSeconds = durationFlag('--max-duration', maxDuration);
   const minAge = values['min-age'];

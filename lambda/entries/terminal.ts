@@ -114,3 +114,11 @@ export function idsFlag(value: string): string[] {
   if (ids.length === 0) throw new Error('--ids: expected at least one line id');
   return ids;
 }
+
+/** A flag's positive whole number (digits only: not "0x10", "1e3" or "1.5"), refused by the flag's name. */
+export function positiveIntegerFlag(flag: string, text: string): number {
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
+    throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}

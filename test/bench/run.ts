@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the housekeeper against the local simulator and local S3 on loopback.
  * Prints Markdown tables on stdout, progress on stderr, and writes results/latest.json and
- * results/chart.svg (a complete, full-size run only; `--quick` and `--only` write elsewhere).
+ * results/chart.svg (a complete, full-size run only; `--quick` and `--only` write results/quick.json
+ * and results/quick-chart.svg, which git ignores).
  *
  *   npm run bench                      all sections, full sizes (under 10 minutes on 2 cores)
  *   npm run bench -- --quick           every section on small sizes (smoke run, under a minute)
@@ -11,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundle, PROJECT_ROOT } from './bundles.ts';
 import { renderChart } from './chart.ts';
@@ -153,9 +154,8 @@ async function main(): Promise<void> {
   process.stdout.write(renderTables(report));
 
   const official = !options.quick && !options.partial;
-  const outDir =
-    options.out ??
-    (official ? join(PROJECT_ROOT, 'test/bench/results') : join(tmpdir(), 'tokens-housekeeper-bench'));
+  // Smoke and partial runs write beside the official results, under names git ignores.
+  const outDir = options.out ?? join(PROJECT_ROOT, 'test/bench/results');
   await mkdir(outDir, { recursive: true });
   const jsonFile = join(outDir, official || options.out !== undefined ? 'latest.json' : 'quick.json');
   const chartFile = join(outDir, official || options.out !== undefined ? 'chart.svg' : 'quick-chart.svg');
@@ -163,7 +163,7 @@ async function main(): Promise<void> {
   await writeFile(chartFile, renderChart(report));
   formatJson(jsonFile);
   progress(
-    `wrote ${relative(process.cwd(), jsonFile)} and ${relative(process.cwd(), chartFile)} in ${report.durationS} s`,
+    `wrote ${jsonFile} and ${chartFile} in ${report.durationS} s`,
   );
   const failures = [
     ...(report.throughput ?? []).flatMap((t) => [t.reference, t.housekeeper]),

@@ -5,7 +5,7 @@
  * Ctrl-C (SIGINT) or SIGTERM, then stops everything it started.
  */
 import { parseArgs } from 'node:util';
-import { terminalCommand } from '../../lambda/entries/terminal.ts';
+import { positiveIntegerFlag, terminalCommand } from '../../lambda/entries/terminal.ts';
 import { startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';
 
@@ -14,14 +14,6 @@ const USAGE = `usage: npm run -s local -- [--lines N] [--file-size BYTES]
 Starts a local tokens service, S3 and Secrets Manager for the operator commands, prints the
 environment to use as export lines on stdout (eval them in another terminal), and stays up until
 Ctrl-C. --lines: lines in the simulator (default 12); --file-size: bytes of each file (default 262144).`;
-
-/** A flag's whole number, refused by name when it is not one. */
-function positive(flag: string, text: string): number {
-  if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
-    throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
-  }
-  return Number(text);
-}
 
 /** A value as one shell word. */
 function shellWord(value: string): string {
@@ -42,8 +34,8 @@ process.exitCode = await terminalCommand(
       },
     });
     return {
-      lines: positive('--lines', values.lines),
-      fileSize: positive('--file-size', values['file-size']),
+      lines: positiveIntegerFlag('--lines', values.lines),
+      fileSize: positiveIntegerFlag('--file-size', values['file-size']),
     };
   },
   async (options, stdout) => {

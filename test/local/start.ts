@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { terminalCommand } from '../../lambda/entries/terminal.ts';
+import { positiveIntegerFlag, terminalCommand } from '../../lambda/entries/terminal.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import { startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';
@@ -17,14 +17,6 @@ Starts the tokens-service simulator, a local S3 server and a local Secrets Manag
 housekeeping pass against them and prints its summary and the archive on stdout.
 --lines: lines in the simulator (default 12: requested, started and finished ones);
 --file-size: bytes of each file (default 262144); --corrupt: one line whose bytes never match.`;
-
-/** A flag's whole number, refused by name when it is not one. */
-function positive(flag: string, text: string): number {
-  if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
-    throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
-  }
-  return Number(text);
-}
 
 process.exitCode = await terminalCommand(
   { name: 'start', usage: USAGE, args: process.argv.slice(2) },
@@ -41,8 +33,8 @@ process.exitCode = await terminalCommand(
       },
     });
     return {
-      lines: positive('--lines', values.lines),
-      fileSize: positive('--file-size', values['file-size']),
+      lines: positiveIntegerFlag('--lines', values.lines),
+      fileSize: positiveIntegerFlag('--file-size', values['file-size']),
       corrupt: values.corrupt,
     };
   },
