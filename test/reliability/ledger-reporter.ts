@@ -28,7 +28,8 @@ export default class LedgerReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     const rows: Row[] = [];
     for (const module of testModules) {
-      const file = module.moduleId.replace(/^.*\/test\/reliability\//, '');
+      // Relative names: test/reliability/ files by their name, others from test/.
+      const file = module.moduleId.replace(/^.*\/test\/reliability\//, '').replace(/^.*\/(test\/)/, '$1');
       for (const test of module.children.allTests()) {
         const ledger = test.meta().reliability;
         if (ledger === undefined) continue;
