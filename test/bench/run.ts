@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundle, PROJECT_ROOT } from './bundles.ts';
 import { renderChart } from './chart.ts';
@@ -162,9 +162,7 @@ async function main(): Promise<void> {
   await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(chartFile, renderChart(report));
   formatJson(jsonFile);
-  progress(
-    `wrote ${jsonFile} and ${chartFile} in ${report.durationS} s`,
-  );
+  progress(`wrote ${jsonFile} and ${chartFile} in ${report.durationS} s`);
   const failures = [
     ...(report.throughput ?? []).flatMap((t) => [t.reference, t.housekeeper]),
     ...(report.baseline ?? []).map((b) => b.baseline),
