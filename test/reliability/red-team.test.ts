@@ -494,15 +494,7 @@ describe('red team: attacks that bit, now fixed', () => {
     const [id, other] = [...local.tokens.lines.keys()] as [string, string];
     const handler = createHandler(local.env);
     await handler({ archiveOnly: true });
-    const key = `tokens/${id}/manifest.json`;
-    const manifest = (await objectJson(local.s3Client, local.bucket, key)) as ManifestShape;
-    const foreign = {
-      ...manifest,
-      files: manifest.files.map((file) => ({ ...file, key: `tokens/${other}/${file.name}` })),
-    };
-    await local.s3Client.send(
-      new PutObjectCommand({ Bucket: local.bucket, Key: key, Body: JSON.stringify(foreign) }),
-    );
+    await pointManifestAt(local, id, other);
     s.fault('one manifest names the key of another line for its file');
 
     const audited = await handler({ audit: true }).then(
@@ -572,15 +564,7 @@ describe('red team: holds', () => {
     const [id, other] = [...local.tokens.lines.keys()] as [string, string];
     const handler = createHandler(local.env);
     await handler({ archiveOnly: true });
-    const key = `tokens/${id}/manifest.json`;
-    const manifest = (await objectJson(local.s3Client, local.bucket, key)) as ManifestShape;
-    const foreign = {
-      ...manifest,
-      files: manifest.files.map((file) => ({ ...file, key: `tokens/${other}/${file.name}` })),
-    };
-    await local.s3Client.send(
-      new PutObjectCommand({ Bucket: local.bucket, Key: key, Body: JSON.stringify(foreign) }),
-    );
+    const restore = await pointManifestAt(local, id, other);
     s.fault('the manifest names the key of another line for data');
     const before = snapshot(local.tokens);
 
@@ -590,9 +574,7 @@ describe('red team: holds', () => {
     expect(run.summary?.failed[0]?.reason).toMatch(/unexpected key/);
     expect(local.tokens.deleteCount(id)).toBe(0);
     // The foreign manifest is left for an operator: restore it before the invariant judges the bucket.
-    await local.s3Client.send(
-      new PutObjectCommand({ Bucket: local.bucket, Key: key, Body: JSON.stringify(manifest) }),
-    );
+    await restore();
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
@@ -741,3 +723,24 @@ describe('red team: holds', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 });
+
+/**
+ * Rewrites line `id`'s manifest so that each file names the key of line `other` instead; returns
+ * what puts the original back.
+ */
+async function pointManifestAt(local: LocalStack, id: string, other: string): Promise<() => Promise<void>> {
+  const key = `tokens/${id}/manifest.json`;
+  const manifest = (await objectJson(local.s3Client, local.bucket, key)) as ManifestShape;
+  const foreign = {
+    ...manifest,
+    files: manifest.files.map((file) => ({ ...file, key: `tokens/${other}/${file.name}` })),
+  };
+  await local.s3Client.send(
+    new PutObjectCommand({ Bucket: local.bucket, Key: key, Body: JSON.stringify(foreign) }),
+  );
+  return async () => {
+    await local.s3Client.send(
+      new PutObjectCommand({ Bucket: local.bucket, Key: key, Body: JSON.stringify(manifest) }),
+    );
+  };
+}
