@@ -1,3 +1,4 @@
+import { DEFAULT_PARTS_IN_FLIGHT, DEFAULT_UPLOAD_BUFFER_BYTES } from '../archive/upload.ts';
 import type { ArchiveConfig, Config, PlannerConfig } from '../core/types.ts';
 import {
   archivePrefixProblem,
@@ -139,7 +140,7 @@ function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Confi
     integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
   );
   const uploadBufferBytes = field(() =>
-    integer(env, 'UPLOAD_BUFFER_BYTES', 96 * MIB, 5 * MIB, 8 * 1024 * MIB),
+    integer(env, 'UPLOAD_BUFFER_BYTES', DEFAULT_UPLOAD_BUFFER_BYTES, 5 * MIB, 8 * 1024 * MIB),
   );
   field(() => {
     if (uploadBufferBytes < partSizeBytes) {
@@ -155,7 +156,7 @@ function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Confi
     ),
     partSizeBytes,
     uploadBufferBytes,
-    partsInFlight: field(() => integer(env, 'UPLOAD_PARTS_IN_FLIGHT', 4, 1, 32)),
+    partsInFlight: field(() => integer(env, 'UPLOAD_PARTS_IN_FLIGHT', DEFAULT_PARTS_IN_FLIGHT, 1, 32)),
     // AWS S3 verifies the SHA-256 sent with each upload; a local or third-party store may not
     // (fauxqs stores the checksum header as sent), so there the default re-reads every object.
     readback: field(() =>

@@ -57,6 +57,25 @@ async function proxied(local: LocalStack, decide: (operation: string, key: strin
   return { proxy, env: { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url } };
 }
 
+/**
+ * A proxied environment whose first PutObject of a key ending in `suffix` is held: `held` resolves
+ * when it arrives, and it goes on to the store only once `release` is opened.
+ */
+async function holdFirstPut(local: LocalStack, suffix: string) {
+  const held = gate();
+  const release = gate();
+  let holding = false;
+  const { env } = await proxied(local, (operation, key) => {
+    if (operation === 'PutObject' && key.endsWith(suffix) && !holding) {
+      holding = true;
+      held.open();
+      return { after: release.promise };
+    }
+    return 'forward';
+  });
+  return { held, release, env };
+}
+
 /** Sends the request on to the simulator (which acts on it), then answers with `answer` instead of its reply. */
 function forwardThen(
   target: string,
@@ -121,21 +140,11 @@ describe('red team: attacks that bit, now fixed', () => {
     const s = scenario(task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const id = onlyLine(local.tokens.lines);
-    const held = gate();
-    const release = gate();
-    let holding = false;
-    const a = await proxied(local, (operation, key) => {
-      if (operation === 'PutObject' && key.endsWith(`${id}/manifest.json`) && !holding) {
-        holding = true;
-        held.open();
-        return { after: release.promise };
-      }
-      return 'forward';
-    });
+    const { held, release, env: a } = await holdFirstPut(local, `${id}/manifest.json`);
     s.fault("pass A's manifest PUT is held while the line gains a file and pass B dismantles it");
     const before = snapshot(local.tokens);
 
-    const runA = settle(createHandler(a.env)({}));
+    const runA = settle(createHandler(a)({}));
     await held.promise;
     local.tokens.addFile(id, 'score', 500);
     const runB = await settle(createHandler(local.env)({}));
@@ -160,21 +169,11 @@ describe('red team: attacks that bit, now fixed', () => {
     const s = scenario(task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const id = onlyLine(local.tokens.lines);
-    const held = gate();
-    const release = gate();
-    let holding = false;
-    const a = await proxied(local, (operation, key) => {
-      if (operation === 'PutObject' && key.endsWith(`${id}/data`) && !holding) {
-        holding = true;
-        held.open();
-        return { after: release.promise };
-      }
-      return 'forward';
-    });
+    const { held, release, env: a } = await holdFirstPut(local, `${id}/data`);
     s.fault("pass A's upload of data is held while the service restates data and pass B dismantles the line");
     const before = snapshot(local.tokens);
 
-    const runA = settle(createHandler(a.env)({}));
+    const runA = settle(createHandler(a)({}));
     await held.promise;
     local.tokens.restateFile(id, 'data');
     const stated = local.tokens.lines.get(id)?.files.get('data');

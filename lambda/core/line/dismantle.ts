@@ -102,7 +102,7 @@ export async function dismantle(
  * The time allowed to record a DELETE's outcome (its confirming GET, the receipt or marker):
  * half of `DEADLINE_RESERVE_MS`, at least 2 s, from now; not the run's deadline.
  */
-export function finishingSignal(ctx: LineContext): AbortSignal {
+function finishingSignal(ctx: LineContext): AbortSignal {
   return AbortSignal.timeout(Math.max(2_000, ctx.config.deadlineReserveMs / 2));
 }
 
@@ -219,12 +219,12 @@ export async function confirmPending(
   return manifest?.files.length ?? 0;
 }
 
-export function isTaken(reply: DeleteReply): boolean {
+function isTaken(reply: DeleteReply): boolean {
   return reply.status >= 200 && reply.status < 300;
 }
 
 /** The reply as received: its text when it is UTF-8 (JSON always is), otherwise its bytes in base64. */
-export function replyRecord(reply: DeleteReply): NonNullable<Receipt['reply']> {
+function replyRecord(reply: DeleteReply): NonNullable<Receipt['reply']> {
   const { status, contentType } = reply;
   try {
     return {

@@ -83,7 +83,7 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
 }
 
 /** Plans, uploads and records the line's files once: the manifest that states them. */
-export async function archiveRound(
+async function archiveRound(
   ctx: LineContext,
   read: ReadLine,
   uploads: Uploads,
