@@ -7,6 +7,7 @@ import { Agent } from 'undici';
 import { Archive } from '../archive/archive.ts';
 import type { ArchiveConfig, Config, Deps, FanoutConfig, MetricsSink } from '../core/types.ts';
 import { secretsManagerSessionKey } from '../secrets/session-key.ts';
+import { untilAborted } from '../shared/abort.ts';
 import { SERVICE_NAME } from '../shared/contract.ts';
 import { describeError } from '../shared/errors.ts';
 import type { RequestGate } from '../tokens/api.ts';
@@ -85,16 +86,7 @@ export function requestGate(perSecond: number | undefined): RequestGate | undefi
     if (signal === undefined) return slot();
     signal.throwIfAborted();
     // The run's deadline must not wait for a slot; the slot, once reached, is simply unused.
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_resolve, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      await Promise.race([slot(), aborted]);
-    } finally {
-      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
-    }
+    await untilAborted(Promise.resolve(slot()), signal);
   };
 }
 

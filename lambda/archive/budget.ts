@@ -61,8 +61,8 @@ export class ByteBudget {
 
   /** Gives back what {@link acquire} granted. */
   release(bytes: number): void {
+    if (bytes > this.#used) throw new RangeError(`released ${bytes} bytes, ${this.#used} held`);
     this.#used -= bytes;
-    if (this.#used < 0) throw new RangeError(`released ${bytes} bytes more than held`);
     this.#grantWaiting();
   }
 

@@ -9,6 +9,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { untilAborted } from '../shared/abort.ts';
 import { ArchiveError } from '../shared/errors.ts';
 import type { ByteBudget } from './budget.ts';
 
@@ -81,7 +82,8 @@ export interface MultipartOptions {
  * and the download does not wait for each request. The verifier holds back the file's last bytes
  * until its size and SHA-256 are proven, so the last part exists only for a verified file; the
  * upload is completed only when the source then ends cleanly, and any failure aborts it.
- * Returns the completion's checksum (S3's checksum of the parts' checksums), when it gives one.
+ * Returns the completion's checksum (S3's checksum of the parts' checksums) when it gives one,
+ * and the one S3 gives for exactly the parts sent: only an equal pair proves what was assembled.
  */
 export async function uploadMultipart(
   s3: S3Client,
@@ -89,7 +91,7 @@ export async function uploadMultipart(
   source: Readable,
   size: number,
   options: MultipartOptions,
-): Promise<string | undefined> {
+): Promise<{ readonly checksum: string | undefined; readonly expected: string }> {
   const { Bucket, Key } = target;
   // Before any request: a file S3 cannot hold starts no upload.
   const partLength = partSizeFor(size, options.minPartSize, Key);
@@ -106,22 +108,25 @@ export async function uploadMultipart(
   const signal = AbortSignal.any([options.abortSignal, stop.signal]);
   const reader = new PartReader(source, Key);
   const parts: CompletedPart[] = [];
+  const digests: Buffer[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: { readonly error: unknown } | undefined;
   try {
     for (let partNumber = 1, offset = 0; offset < size; partNumber += 1) {
-      while (inFlight.size >= options.partsInFlight) await Promise.race(inFlight);
+      while (inFlight.size >= Math.max(1, options.partsInFlight)) await Promise.race(inFlight);
       if (failure !== undefined) throw failure.error;
       const length = Math.min(partLength, size - offset);
       const held = await options.budget.acquire(length, signal);
       let part: { readonly bytes: Buffer; readonly sha256: string };
       try {
-        part = await reader.read(length);
+        // A part that failed for good stops the upload now, not when a stalled download moves.
+        part = await untilAborted(reader.read(length), signal);
       } catch (error) {
         options.budget.release(held);
         throw error;
       }
       const number = partNumber;
+      digests[number - 1] = Buffer.from(part.sha256, 'base64');
       const sending: Promise<void> = s3
         .send(
           new UploadPartCommand({
@@ -150,7 +155,7 @@ export async function uploadMultipart(
       offset += length;
     }
     // All bytes are read; the source must now end without error: that is the verifier's verdict.
-    await reader.end();
+    await untilAborted(reader.end(), signal);
     await Promise.all(inFlight);
     if (failure !== undefined) throw failure.error;
     const completed = await s3.send(
@@ -163,7 +168,7 @@ export async function uploadMultipart(
       }),
       { abortSignal: options.abortSignal },
     );
-    return completed.ChecksumSHA256;
+    return { checksum: completed.ChecksumSHA256, expected: compositeChecksum(digests) };
   } catch (error) {
     stop.abort(error);
     await Promise.allSettled(inFlight);
@@ -171,6 +176,14 @@ export async function uploadMultipart(
     await s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * S3's composite checksum of a multipart object: the SHA-256 of its parts' raw SHA-256 digests
+ * in order, base64, then "-" and the part count ("Checking object integrity", Amazon S3 guide).
+ */
+function compositeChecksum(digests: readonly Buffer[]): string {
+  return `${createHash('sha256').update(Buffer.concat(digests)).digest('base64')}-${digests.length}`;
 }
 
 /** Reads a stream in parts of exact lengths, splitting chunks at part boundaries. */

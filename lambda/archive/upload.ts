@@ -131,8 +131,8 @@ export class FileUploader {
       Metadata: { sha256: file.sha256, size: String(file.size), 'line-id': lineId },
     };
     const signal = options.signal;
-    // The checksum S3 answered with, having validated it against the bytes it received.
-    let validated: string | undefined;
+    // S3 answered with the checksum of exactly what was sent, having validated it on receipt.
+    let confirmed = false;
     try {
       if (file.size === 0) {
         // Nothing to hold back in an empty file: verify it fully before the request starts.
@@ -141,12 +141,11 @@ export class FileUploader {
             // The verifier already refuses a single byte more than 0.
           }
         });
-        validated = (
-          await this.#store.put(
-            { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
-            signal,
-          )
-        ).ChecksumSHA256;
+        const reply = await this.#store.put(
+          { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
+          signal,
+        );
+        confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
       } else if (file.size <= this.#settings.multipartThresholdBytes) {
         await transfer(body, verifier, signal, async (abortSignal) => {
           const reply = await this.#store.put(
@@ -160,17 +159,18 @@ export class FileUploader {
             },
             abortSignal,
           );
-          validated = reply.ChecksumSHA256;
+          confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
         });
       } else {
         await transfer(body, verifier, signal, async (abortSignal) => {
-          validated = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
+          const completed = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
             minPartSize: this.#settings.partSizeBytes,
             partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
             budget: this.budget,
             abortSignal,
             ...(options.condition === undefined ? {} : { completeCondition: options.condition }),
           });
+          confirmed = completed.checksum === completed.expected;
         });
       }
     } catch (error) {
@@ -191,9 +191,9 @@ export class FileUploader {
         retryable: true,
       });
     }
-    // On S3, a checksum in the reply is proof of what landed (a single object's equals ours; a
-    // multipart object's is over its parts' checksums, each checked by S3 on upload).
-    if (this.#settings.readback === 'head' && confirms(validated, file.sha256)) return;
+    // On S3, a checksum in the reply is proof of what landed: a single object's equals the file's;
+    // a multipart object's equals the composite over the parts sent, each checked by S3 on upload.
+    if (this.#settings.readback === 'head' && confirmed) return;
     await this.#readBack(key, file);
   }
 
@@ -275,8 +275,7 @@ async function transfer(
   if (piped.status === 'rejected') throw piped.reason;
 }
 
-/** Whether S3's answered checksum proves the bytes: ours for one object, any for parts ("…-N"). */
-function confirms(validated: string | undefined, sha256: string): boolean {
-  if (validated === undefined) return false;
-  return validated.includes('-') || base64ToHex(validated) === sha256;
+/** Whether a PutObject reply's checksum (base64) is the file's SHA-256: anything else is no proof. */
+function isChecksumOf(validated: string | undefined, sha256: string): boolean {
+  return validated !== undefined && base64ToHex(validated) === sha256;
 }

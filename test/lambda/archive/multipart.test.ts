@@ -208,9 +208,9 @@ describe('uploadMultipart with parts in flight', () => {
       for (let i = 0; i < 200 && budget.used === 0; i++) await new Promise((r) => setImmediate(r));
       await store.drain();
     })();
-    const [checksum] = await Promise.all([upload, drained]);
+    const [completed] = await Promise.all([upload, drained]);
 
-    expect(checksum).toBe('abc-3');
+    expect(completed.checksum).toBe('abc-3');
     // 12 MiB hold two 5 MiB parts: more than one part in flight, never more than the budget.
     expect(store.maxInFlight()).toBe(2);
     expect(budget.peak).toBeLessThanOrEqual(12 * MIB);
