@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import {
   ArchiveChangedError,
   ArchiveError,
@@ -197,44 +196,26 @@ export class FileUploader {
     await this.#readBack(key, file);
   }
 
-  /** What is wrong with a stored object, judged by its HEAD, or undefined when nothing is. */
-  #headProblem(head: HeadObjectCommandOutput, file: LineFile): string | undefined {
-    if (head.ContentLength !== file.size) return `holds ${head.ContentLength} bytes, stated ${file.size}`;
-    const recorded = head.Metadata?.sha256;
-    if (recorded !== file.sha256) return `metadata sha256 is ${recorded ?? 'missing'}, stated ${file.sha256}`;
-    const checksum = head.ChecksumSHA256;
-    // A multipart object carries a checksum of its parts' checksums ("…-N"), not of its bytes.
-    if (checksum !== undefined && !checksum.includes('-') && base64ToHex(checksum) !== file.sha256) {
-      return `stored checksum is ${base64ToHex(checksum)}, stated ${file.sha256}`;
-    }
-    return undefined;
-  }
-
-  /** Confirms what landed before the file counts as archived. */
+  /** Confirms what landed, judged as {@link inspect} judges it, before the file counts as archived. */
   async #readBack(key: string, file: LineFile): Promise<void> {
-    const head = await this.#store.head(key);
-    if (head === undefined) throw new ArchiveError(key, 'not found right after upload', { retryable: true });
-    const problem = this.#headProblem(head, file);
-    if (problem !== undefined) throw new ArchiveError(key, `read-back: ${problem}`, { retryable: true });
-    if (this.#settings.readback === 'full') {
-      let stored: { size: number; sha256: string } | undefined;
-      try {
-        stored = await this.#store.storedDigest(key);
-      } catch (error) {
-        // Includes the SDK's own response checksum check: bad bytes fail here, and are retried.
-        throw new ArchiveError(key, `read-back: GetObject failed: ${describeError(error)}`, {
-          cause: error,
-          retryable: true,
-        });
-      }
-      if (stored === undefined) throw new ArchiveError(key, 'read-back: not found', { retryable: true });
-      if (stored.size !== file.size || stored.sha256 !== file.sha256) {
-        throw new ArchiveError(
-          key,
-          `read-back: stored bytes hash to ${stored.sha256} (${stored.size} bytes), stated ${file.sha256} (${file.size} bytes)`,
-          { retryable: true },
-        );
-      }
+    const problem = readBackProblem(await this.inspect(key), file);
+    if (problem !== undefined) throw new ArchiveError(key, problem, { retryable: true });
+  }
+}
+
+/** What is wrong with a file's object right after its upload, or undefined when nothing is. */
+function readBackProblem(stored: StoredFile, file: LineFile): string | undefined {
+  switch (stored.kind) {
+    case 'missing':
+      return 'not found right after upload';
+    case 'unrecorded':
+      return 'read-back: no sha256 recorded in its metadata';
+    case 'damaged':
+      return `read-back: ${stored.problem}`;
+    case 'verified': {
+      const { size, sha256 } = stored.recorded;
+      if (size === file.size && sha256 === file.sha256) return undefined;
+      return `read-back: holds ${size} bytes recorded as ${sha256}, stated ${file.size} bytes, ${file.sha256}`;
     }
   }
 }
