@@ -263,16 +263,13 @@ export class TokensApi {
 
   /** The JSON body of a 200 reply, as text and parsed; anything else is a retryable failure. */
   async #parseJson(method: string, url: URL, response: Dispatcher.ResponseData): Promise<JsonReply> {
+    const refused = (problem: string, retryable: boolean) =>
+      new TokensApiError(problem, { method, url: url.href, status: response.statusCode, retryable });
     const contentType = String(response.headers['content-type'] ?? '');
     if (!/^application\/(vnd\.api\+)?json\b/i.test(contentType)) {
       await response.body.dump().catch(() => undefined);
       // A proxy's HTML error page is usually passing: worth another attempt.
-      throw new TokensApiError(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, {
-        method,
-        url: url.href,
-        status: response.statusCode,
-        retryable: true,
-      });
+      throw refused(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, true);
     }
     const bytes = await this.#readBody(method, url, response.body);
     let text: string;
@@ -280,22 +277,12 @@ export class TokensApi {
       // JSON is UTF-8 (RFC 8259): other bytes would not survive as text, nor be archived as received.
       text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     } catch {
-      throw new TokensApiError('body is not UTF-8', {
-        method,
-        url: url.href,
-        status: response.statusCode,
-        retryable: false,
-      });
+      throw refused('body is not UTF-8', false);
     }
     try {
       return { bytes, text, value: parseJsonLimited(text) };
     } catch {
-      throw new TokensApiError('body is not valid JSON', {
-        method,
-        url: url.href,
-        status: response.statusCode,
-        retryable: true,
-      });
+      throw refused('body is not valid JSON', true);
     }
   }
 
