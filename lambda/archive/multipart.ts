@@ -141,7 +141,16 @@ export async function uploadMultipart(
           { abortSignal: signal },
         )
         .then((reply) => {
-          parts[number - 1] = { PartNumber: number, ETag: reply.ETag, ChecksumSHA256: reply.ChecksumSHA256 };
+          // S3 names the bytes it took: any other digest than the one sent is not this part.
+          if (reply.ChecksumSHA256 !== undefined && reply.ChecksumSHA256 !== part.sha256) {
+            throw new ArchiveError(
+              Key,
+              `part ${number}: S3 answered checksum ${reply.ChecksumSHA256}, sent ${part.sha256}`,
+              { retryable: true },
+            );
+          }
+          // Our own digest: S3 checks it again at completion.
+          parts[number - 1] = { PartNumber: number, ETag: reply.ETag, ChecksumSHA256: part.sha256 };
         })
         .catch((error: unknown) => {
           failure ??= { error };

@@ -258,5 +258,5 @@ async function transfer(
 
 /** Whether a PutObject reply's checksum (base64) is the file's SHA-256: anything else is no proof. */
 function isChecksumOf(validated: string | undefined, sha256: string): boolean {
-  return validated !== undefined && base64ToHex(validated) === sha256;
+  return validated === hexToBase64(sha256);
 }

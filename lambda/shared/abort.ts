@@ -3,6 +3,8 @@
  * itself is not stopped (its owner does that); a later rejection of it is handled here.
  */
 export async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  // Handled first: when the signal wins (or has already aborted), the work may still fail later.
+  work.catch(() => undefined);
   signal.throwIfAborted();
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_resolve, reject) => {
@@ -13,6 +15,5 @@ export async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Pr
     return await Promise.race([work, aborted]);
   } finally {
     if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
-    work.catch(() => undefined);
   }
 }

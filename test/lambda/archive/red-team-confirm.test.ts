@@ -22,8 +22,8 @@ import { untilAborted } from '../../../lambda/shared/abort.ts';
  * Red-team review of fa01a36: head read-back skipped only on a PutObject checksum equal to the
  * file's, or a completion checksum equal to the composite over the parts sent; part reads and the
  * request gate racing the abort signal through `untilAborted`; ByteBudget.release refusing an
- * over-release. The S3 here is a hostile or flaky one. Tests marked `it.skip` with `// OPEN:` fail
- * on the current code; the rest hold.
+ * over-release. The S3 here is a hostile or flaky one. Tests marked `// Was open:` failed on the
+ * code they were written against and were fixed; all hold now.
  */
 
 const MIB = 1024 * 1024;
@@ -220,7 +220,7 @@ describe('head read-back under a hostile S3', () => {
     }
   });
 
-  // OPEN: lambda/archive/multipart.ts uploadMultipart: an UploadPart reply whose ChecksumSHA256
+  // Was open: lambda/archive/multipart.ts uploadMultipart: an UploadPart reply whose ChecksumSHA256
   // is not the digest sent (S3 says it holds other bytes for that part) is taken as is and passed
   // into CompleteMultipartUpload; the completion's composite then differs from `expected`, so a
   // HEAD is made, but in head mode `#headProblem` ignores any dashed checksum, so size + metadata
@@ -229,7 +229,7 @@ describe('head read-back under a hostile S3', () => {
   // (and send our own `part.sha256` in the CompletedPart, so real S3 checks it again at
   // completion); and/or return `expected` to upload.ts and have #readBack refuse a dashed HEAD
   // checksum that is not it.
-  it.skip('refuses a multipart object whose part reply names other bytes than were sent (head)', async () => {
+  it('refuses a multipart object whose part reply names other bytes than were sent (head)', async () => {
     const other = sha256(Buffer.from('not part 2'), 'base64');
     const s3 = fakeS3({
       CreateMultipartUpload: created,
@@ -282,12 +282,12 @@ describe('untilAborted under attack', () => {
     expect(unhandled).toEqual([]);
   });
 
-  // OPEN: lambda/shared/abort.ts untilAborted: `signal.throwIfAborted()` runs before `work` gets
+  // Was open: lambda/shared/abort.ts untilAborted: `signal.throwIfAborted()` runs before `work` gets
   // any handler (neither Promise.race nor the `finally`'s `work.catch` is reached), so when the
   // signal is already aborted and `work` later rejects, that rejection is unhandled (on Lambda's
   // Node runtime: Runtime.UnhandledPromiseRejection, the process exits). Fix: attach
   // `work.catch(() => undefined)` as the first statement, before `signal.throwIfAborted()`.
-  it.skip('leaves no unhandled rejection when the signal was already aborted and the work fails later', async () => {
+  it('leaves no unhandled rejection when the signal was already aborted and the work fails later', async () => {
     const unhandled = await unhandledDuring(async () => {
       const run = new AbortController();
       run.abort(new Error('deadline'));
@@ -301,7 +301,7 @@ describe('untilAborted under attack', () => {
     expect(unhandled).toEqual([]);
   });
 
-  // OPEN: lambda/archive/multipart.ts uploadMultipart (through lambda/shared/abort.ts
+  // Was open: lambda/archive/multipart.ts uploadMultipart (through lambda/shared/abort.ts
   // untilAborted): when the run aborts between a budget grant and the part's read (the deadline
   // fires as another holder releases), `reader.read(length)` is started and then untilAborted
   // throws at once on the aborted signal without handling it; the transfer then destroys the
@@ -309,7 +309,7 @@ describe('untilAborted under attack', () => {
   // the Lambda process down. The same holds for `untilAborted(reader.end(), signal)`. Fix: in
   // untilAborted, `work.catch(() => undefined)` before `signal.throwIfAborted()`; or in
   // uploadMultipart, `signal.throwIfAborted()` before calling `reader.read()` / `reader.end()`.
-  it.skip('leaves no unhandled rejection when the run aborts just as the budget grants a part', async () => {
+  it('leaves no unhandled rejection when the run aborts just as the budget grants a part', async () => {
     const unhandled = await unhandledDuring(async () => {
       const s3 = fakeS3({ CreateMultipartUpload: created, AbortMultipartUpload: aborted });
       const budget = new ByteBudget(5 * MIB);
