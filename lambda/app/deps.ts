@@ -1,4 +1,4 @@
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -8,16 +8,11 @@ import { Archive } from '../archive/archive.ts';
 import type { ArchiveConfig, Config, Deps, FanoutConfig, MetricsSink } from '../core/types.ts';
 import { secretsManagerSessionKey } from '../secrets/session-key.ts';
 import { untilAborted } from '../shared/abort.ts';
-import { SERVICE_NAME } from '../shared/contract.ts';
 import { describeError } from '../shared/errors.ts';
 import type { RequestGate } from '../tokens/api.ts';
 import { TokensApi } from '../tokens/api.ts';
 import { loadArchiveConfig } from './config.ts';
-
-/** A logger of the housekeeper, named as its service, in Lambda and at a terminal alike. */
-export function serviceLogger(): Logger {
-  return new Logger({ serviceName: SERVICE_NAME });
-}
+import { serviceLogger } from './logging.ts';
 
 /** The AWS SDK's console warnings, sent to our logger instead (we abort failed uploads on purpose). */
 function sdkLogger(logger: Logger) {

@@ -2,14 +2,22 @@ import { parseArgs } from 'node:util';
 import { archiveAccess } from '../app/deps.ts';
 import { auditArchive } from '../core/audit.ts';
 import { describeError } from '../shared/errors.ts';
-import { stderrConsole as err, idsFlag, printJson, progressLine, terminalCommand } from './terminal.ts';
+import {
+  stderrConsole as err,
+  idsFlag,
+  LOG_USAGE,
+  printJson,
+  progressLine,
+  terminalCommand,
+} from './terminal.ts';
 
-const USAGE = `usage: npm run audit -- [--ids ID,ID...]
+const USAGE = `usage: npm run audit -- [--ids ID,ID...] [--json-logs]
 
 Re-reads the archived objects (all lines under ARCHIVE_PREFIX, or the given ids) and
 recomputes their SHA-256 against each manifest. Prints the report JSON on stdout.
 Exit 0: every file intact; 1: missing or damaged files, or lines without a manifest;
-2: the audit could not run.`;
+2: the audit could not run.
+${LOG_USAGE}`;
 
 /** `npm run audit`: resolves to the process exit code. */
 export function main(args: readonly string[]): Promise<number> {

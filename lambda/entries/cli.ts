@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
-import { serviceLogger } from '../app/deps.ts';
 import { createHandler } from '../app/invoke.ts';
+import { serviceLogger } from '../app/logging.ts';
 import type { PlannedLine } from '../core/types.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { describeError } from '../shared/errors.ts';
 import {
   stderrConsole as err,
   idsFlag,
+  LOG_USAGE,
   positiveIntegerFlag,
   printJson,
   progressLine,
@@ -14,7 +15,7 @@ import {
   textTable,
 } from './terminal.ts';
 
-const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N]
+const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N] [--json-logs]
                               [--max-duration 30s|10m|1h] [--min-age 30m|24h|7d]
                               [--ids ID,... --on-conflict keep-both]
 
@@ -24,7 +25,8 @@ Runs one housekeeping pass with the configuration in the environment (see README
 --on-conflict keep-both: resolve conflicts of the named lines by archiving the new version of a
 file beside the old one (never over it), recording both, and only then dismantling.
 Prints the summary JSON on stdout, logs on stderr. Exit 0: nothing failed; 1: some line
-failed; 2: the run itself failed (configuration, secret, listing, bad flags).`;
+failed; 2: the run itself failed (configuration, secret, listing, bad flags).
+${LOG_USAGE}`;
 
 /** The manual payload the flags stand for; validated by the same parser as a Lambda event. */
 export function payloadFromArgs(args: readonly string[]): Record<string, unknown> {

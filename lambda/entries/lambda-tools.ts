@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { serviceLogger } from '../app/deps.ts';
+import { serviceLogger } from '../app/logging.ts';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../shared/contract.ts';
 import { nodeRuntimeFacts } from './node-runtime.ts';
 

@@ -3,14 +3,15 @@ import { archiveAccess } from '../app/deps.ts';
 import { restoreLine } from '../core/restore.ts';
 import { describeError, IntegrityError } from '../shared/errors.ts';
 import { isLineId } from '../shared/ids.ts';
-import { stderrConsole as err, printJson, progressLine, terminalCommand } from './terminal.ts';
+import { stderrConsole as err, LOG_USAGE, printJson, progressLine, terminalCommand } from './terminal.ts';
 
-const USAGE = `usage: npm run restore -- --id LINE_ID --out DIR
+const USAGE = `usage: npm run restore -- --id LINE_ID --out DIR [--json-logs]
 
 Downloads a line's files and manifest from the archive into DIR and verifies each file
 against the manifest (size and SHA-256). Prints the restored files as JSON on stdout.
 Exit 0: restored and verified; 1: a file did not verify (nothing left for it in DIR);
-2: the restore could not run.`;
+2: the restore could not run.
+${LOG_USAGE}`;
 
 /** `npm run restore`: resolves to the process exit code. */
 export function main(args: readonly string[]): Promise<number> {

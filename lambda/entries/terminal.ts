@@ -1,11 +1,21 @@
-import { Console } from 'node:console';
+import { clearLine, cursorTo } from 'node:readline';
+import { format } from 'node:util';
+import { type LogFormat, logToTerminal } from '../app/logging.ts';
 import { isLineId } from '../shared/ids.ts';
+
+/** The flag every terminal command takes for Powertools' raw JSON logs. */
+export const JSON_LOGS_FLAG = '--json-logs';
+
+/** What every command's usage ends with: where the logs go and how to get them raw. */
+export const LOG_USAGE = `${JSON_LOGS_FLAG}: logs as Powertools JSON lines (also LOG_FORMAT=json); on a terminal they
+are short lines (LOG_FORMAT=text forces those), otherwise JSON. Logs and progress go to stderr.`;
 
 /**
  * A terminal command's frame: `--help`/`-h` prints `usage` on stdout and exits 0; a flag that
  * `parse` refuses is reported on stderr as `name: problem`, with the usage, and exits 2 (before
- * any configuration is read); then `run` gets the parsed options and the stdout kept for its
- * result, which ends quietly when the reader goes away (`... | head`).
+ * any configuration is read); the logs are set up (see {@link chooseLogFormat}); then `run` gets
+ * the parsed options and the stdout kept for its result, which ends quietly when the reader goes
+ * away (`... | head`).
  */
 export async function terminalCommand<T>(
   command: { readonly name: string; readonly usage: string; readonly args: readonly string[] },
@@ -18,25 +28,48 @@ export async function terminalCommand<T>(
     return 0;
   }
   let options: T;
+  let logFormat: LogFormat;
   try {
-    options = parse(args);
+    options = parse(args.filter((arg) => arg !== JSON_LOGS_FLAG));
+    logFormat = chooseLogFormat(args.includes(JSON_LOGS_FLAG), process.env.LOG_FORMAT, screen.isTerminal);
   } catch (error) {
     // A flag's problem, in its own words (no error class name: it is not a crash).
     stderrConsole.log(`${name}: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`);
     return 2;
   }
+  logToTerminal({ format: logFormat, write: (line) => screen.print(line), color: screen.hasColors });
   const stdout = reserveStdout();
   stdout.on('error', (error: NodeJS.ErrnoException) => {
     // The reader is gone (a pipe to head, jq that quit): nothing more to say to it.
     if (error.code !== 'EPIPE') throw error;
   });
-  return run(options, stdout);
+  try {
+    return await run(options, stdout);
+  } finally {
+    screen.endStatus();
+  }
+}
+
+/**
+ * How a terminal command logs: `--json-logs` or `LOG_FORMAT=json` ask for Powertools' JSON,
+ * `LOG_FORMAT=text` for short lines; otherwise short lines on a terminal and JSON elsewhere (a
+ * file, a pipe, a log collector). Any other `LOG_FORMAT` is refused, naming it.
+ */
+export function chooseLogFormat(
+  jsonLogs: boolean,
+  variable: string | undefined,
+  isTerminal: boolean,
+): LogFormat {
+  if (jsonLogs) return 'json';
+  if (variable === undefined || variable === '') return isTerminal ? 'text' : 'json';
+  if (variable === 'json' || variable === 'text') return variable;
+  throw new Error(`LOG_FORMAT: expected json or text, got ${JSON.stringify(variable)}`);
 }
 
 /**
  * Keeps the real stdout for the command's result alone. Powertools builds a Console over
  * whatever `process.stdout` is when each (child) logger is made, so pointing it at stderr sends
- * every log line there.
+ * any log line that does not go through the terminal's output there too.
  */
 export function reserveStdout(): NodeJS.WriteStream {
   const stdout = process.stdout;
@@ -44,8 +77,61 @@ export function reserveStdout(): NodeJS.WriteStream {
   return stdout;
 }
 
-/** Messages for the operator, on stderr. */
-export const stderrConsole = new Console({ stdout: process.stderr, stderr: process.stderr });
+/**
+ * The operator's stderr: whole lines (logs, messages) and, on a terminal, one progress line kept
+ * below them. A line printed while the progress line shows clears it first and draws it again
+ * underneath, so the two never share a line.
+ */
+export class StderrScreen {
+  #status: string | undefined;
+
+  constructor(readonly stream: NodeJS.WriteStream = process.stderr) {}
+
+  get isTerminal(): boolean {
+    return this.stream.isTTY === true;
+  }
+
+  /** Whether colour may be used (a terminal, and NO_COLOR / FORCE_COLOR say so). */
+  get hasColors(): boolean {
+    return this.isTerminal && typeof this.stream.hasColors === 'function' && this.stream.hasColors();
+  }
+
+  /** Prints one whole line above the progress line. */
+  print(text: string): void {
+    const status = this.#status;
+    if (status !== undefined) this.#clear();
+    this.stream.write(`${text}\n`);
+    if (status !== undefined) this.stream.write(status);
+  }
+
+  /** Shows, or redraws, the progress line (nothing off a terminal). */
+  status(text: string): void {
+    if (!this.isTerminal) return;
+    if (this.#status !== undefined) this.#clear();
+    this.stream.write(text);
+    this.#status = text;
+  }
+
+  /** Leaves the progress line as last drawn; what is printed next starts below it. */
+  endStatus(): void {
+    if (this.#status === undefined) return;
+    this.stream.write('\n');
+    this.#status = undefined;
+  }
+
+  #clear(): void {
+    clearLine(this.stream, 0);
+    cursorTo(this.stream, 0);
+  }
+}
+
+/** The process's stderr, shared by the logs, the messages and the progress line. */
+export const screen = new StderrScreen();
+
+/** Messages for the operator, on stderr (never on the progress line). */
+export const stderrConsole = {
+  log: (...args: unknown[]): void => screen.print(format(...args)),
+};
 
 /** What a progress display shows. */
 export interface ProgressState {
@@ -56,26 +142,25 @@ export interface ProgressState {
 
 /**
  * A one-line progress display on stderr when it is a terminal (items done / total, bytes,
- * rate); silent otherwise, so logs stay plain JSON.
+ * rate), kept apart from the log lines; silent otherwise.
  */
-export function progressLine(label: string, stream: NodeJS.WriteStream = process.stderr) {
+export function progressLine(label: string, on: StderrScreen = screen) {
   const started = Date.now();
   let last = 0;
-  const enabled = stream.isTTY === true;
   return {
     update(state: ProgressState, force = false) {
-      if (!enabled) return;
+      if (!on.isTerminal) return;
       const now = Date.now();
       if (!force && now - last < 200) return;
       last = now;
       const seconds = Math.max((now - started) / 1000, 0.001);
       const mb = state.bytes / 1e6;
-      stream.write(
-        `\r${label}: ${state.done}/${state.total} · ${mb.toFixed(1)} MB · ${(mb / seconds).toFixed(1)} MB/s   `,
+      on.status(
+        `${label}: ${state.done}/${state.total} · ${mb.toFixed(1)} MB · ${(mb / seconds).toFixed(1)} MB/s`,
       );
     },
     finish() {
-      if (enabled) stream.write('\n');
+      on.endStatus();
     },
   };
 }

@@ -6,17 +6,18 @@
  */
 import { parseArgs } from 'node:util';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { positiveIntegerFlag, terminalCommand } from '../../lambda/entries/terminal.ts';
+import { LOG_USAGE, positiveIntegerFlag, terminalCommand } from '../../lambda/entries/terminal.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import { startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';
 
-const USAGE = `usage: npm start -- [--lines N] [--file-size BYTES] [--corrupt]
+const USAGE = `usage: npm start -- [--lines N] [--file-size BYTES] [--corrupt] [--json-logs]
 
 Starts the tokens-service simulator, a local S3 server and a local Secrets Manager, runs one
 housekeeping pass against them and prints its summary and the archive on stdout.
 --lines: lines in the simulator (default 12: requested, started and finished ones);
---file-size: bytes of each file (default 262144); --corrupt: one line whose bytes never match.`;
+--file-size: bytes of each file (default 262144); --corrupt: one line whose bytes never match.
+${LOG_USAGE}`;
 
 process.exitCode = await terminalCommand(
   { name: 'start', usage: USAGE, args: process.argv.slice(2) },
