@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/run-cli.ts';
@@ -16,8 +19,31 @@ function exportsOf(stdout: string): Record<string, string> {
   return env;
 }
 
+const SCRIPTS: Record<string, string> = {
+  housekeep: 'lambda/entries/cli.ts',
+  audit: 'lambda/entries/audit-cli.ts',
+  restore: 'lambda/entries/restore-cli.ts',
+};
+
+/** The commands of the README's sandbox session ("terminal 2"), as [script, args], comments dropped. */
+async function readmeSession(): Promise<{ text: string; script: string; args: string[] }[]> {
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  const block = /# terminal 2[^\n]*\n([\s\S]*?)```/.exec(readme)?.[1];
+  if (block === undefined) throw new Error('README.md: no "# terminal 2" block');
+  return block
+    .split('\n')
+    .map((line) => line.replace(/\s+#.*$/, '').trim())
+    .filter((line) => line !== '')
+    .map((text) => {
+      const match = /^npm run -s (\w+)(?: -- (.*))?$/.exec(text);
+      const script = match?.[1] === undefined ? undefined : SCRIPTS[match[1]];
+      if (script === undefined) throw new Error(`README.md session: not a terminal command: ${text}`);
+      return { text, script, args: (match?.[2] ?? '').split(/\s+(?![^<]*>)/).filter((arg) => arg !== '') };
+    });
+}
+
 describe('npm run local (the operator sandbox)', () => {
-  it('prints the environment as export lines, serves a dry run, an archive-only pass and an audit, and stops on Ctrl-C', async () => {
+  it('prints the environment as export lines, serves the README session as written (dry run, archive-only, audit, restore, full pass), and stops on Ctrl-C', async () => {
     const child = spawn(TSX, ['test/local/sandbox.ts', '--lines', '4'], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
@@ -38,6 +64,7 @@ describe('npm run local (the operator sandbox)', () => {
         if (stderr.includes('Ctrl-C stops them')) resolve();
       });
     });
+    const outDir = await mkdtemp(join(tmpdir(), 'sandbox-session-'));
     try {
       await ready;
       const env = exportsOf(stdout);
@@ -50,18 +77,44 @@ describe('npm run local (the operator sandbox)', () => {
         ]),
       );
 
-      const plan = await runCli(['--dry-run'], env);
-      const pass = await runCli(['--archive-only'], env);
-      const audit = await runCli([], env, 'lambda/entries/audit-cli.ts');
+      // The README's session, command by command, as written (its one placeholder filled in).
+      const session = await readmeSession();
+      const results: Record<string, unknown>[] = [];
+      let archivedId: string | undefined;
+      for (const { text, script, args } of session) {
+        const filled = args.map((arg) => {
+          if (!/^<.*>$/.test(arg)) return arg === './restored' ? join(outDir, 'restored') : arg;
+          if (archivedId === undefined) throw new Error(`${text}: no line archived yet`);
+          return archivedId;
+        });
+        const result = await runCli(filled, env, script);
+        expect(result.code, `${text}: ${result.stderr}`).toBe(0);
+        results.push(JSON.parse(result.stdout) as Record<string, unknown>);
+        // Not a terminal here: the logs are JSON, and name the line archived.
+        const archivedLog = result.stderr
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as { message?: string; lineId?: string })
+          .find((log) => log.message === 'line archived');
+        archivedId ??= archivedLog?.lineId;
+      }
 
-      expect(plan.code).toBe(0);
-      expect(JSON.parse(plan.stdout)).toMatchObject({ dryRun: true, finished: 2 });
-      expect(pass.code).toBe(0);
-      expect(JSON.parse(pass.stdout)).toMatchObject({ archived: 2, dismantled: 0 });
-      expect(audit.code).toBe(0);
-      expect(JSON.parse(audit.stdout)).toMatchObject({ lines: 2, damaged: [], missing: [] });
+      expect(session.map(({ text }) => text)).toEqual([
+        'npm run -s housekeep -- --dry-run',
+        'npm run -s housekeep -- --archive-only --max-lines 1',
+        'npm run -s audit',
+        'npm run -s restore -- --id <a line archived above> --out ./restored',
+        'npm run -s housekeep',
+      ]);
+      const [plan, archiveOnly, audit, restore, full] = results;
+      expect(plan).toMatchObject({ dryRun: true, finished: 2 });
+      expect(archiveOnly).toMatchObject({ archived: 1, dismantled: 0 });
+      expect(audit).toMatchObject({ lines: 1, damaged: [], missing: [] });
+      expect(restore).toMatchObject({ id: archivedId });
+      expect(full).toMatchObject({ archived: 2, dismantled: 2, failed: [] });
     } finally {
       child.kill('SIGINT');
+      await rm(outDir, { recursive: true, force: true });
     }
     expect(await closed).toBe(0);
     expect(stderr).toContain('local: stopped');
