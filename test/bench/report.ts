@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import { judgeGoals } from './goals.ts';
 import type { Machine } from './machine.ts';
 import type { Measurement } from './measure.ts';
@@ -286,4 +287,23 @@ function highestLoad(results: BenchResults): number | undefined {
     ...(results.concurrency ?? []).map((r) => r.housekeeper),
   ];
   return runs.length === 0 ? undefined : Math.max(...runs.map((run) => run.load1));
+}
+
+/**
+ * Where a bench run writes its JSON and chart: `--out DIR` (as latest.json, chart.svg), else
+ * test/bench/results/ of the project, as latest.* for a complete full-size run and as quick.*
+ * (ignored by git) for `--quick` and `--only`. Absolute paths, so the run can say where.
+ */
+export function resultFiles(
+  projectRoot: string,
+  options: { readonly quick: boolean; readonly partial: boolean; readonly out?: string | undefined },
+): { dir: string; json: string; chart: string } {
+  const official = !options.quick && !options.partial;
+  const dir = resolve(options.out ?? join(projectRoot, 'test/bench/results'));
+  const named = official || options.out !== undefined;
+  return {
+    dir,
+    json: join(dir, named ? 'latest.json' : 'quick.json'),
+    chart: join(dir, named ? 'chart.svg' : 'quick-chart.svg'),
+  };
 }

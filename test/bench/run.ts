@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { bundle, PROJECT_ROOT } from './bundles.ts';
 import { renderChart } from './chart.ts';
 import { describeMachine } from './machine.ts';
-import { type BenchResults, renderTables } from './report.ts';
+import { type BenchResults, renderTables, resultFiles } from './report.ts';
 import {
   runColdStart,
   runConcurrency,
@@ -153,12 +153,9 @@ async function main(): Promise<void> {
   };
   process.stdout.write(renderTables(report));
 
-  const official = !options.quick && !options.partial;
   // Smoke and partial runs write beside the official results, under names git ignores.
-  const outDir = options.out ?? join(PROJECT_ROOT, 'test/bench/results');
+  const { dir: outDir, json: jsonFile, chart: chartFile } = resultFiles(PROJECT_ROOT, options);
   await mkdir(outDir, { recursive: true });
-  const jsonFile = join(outDir, official || options.out !== undefined ? 'latest.json' : 'quick.json');
-  const chartFile = join(outDir, official || options.out !== undefined ? 'chart.svg' : 'quick-chart.svg');
   await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(chartFile, renderChart(report));
   formatJson(jsonFile);
