@@ -3,7 +3,6 @@ import { pipeline } from 'node:stream/promises';
 import {
   ArchiveChangedError,
   ArchiveError,
-  DownloadError,
   deadlineReason,
   describeError,
   HousekeepingError,
@@ -147,7 +146,7 @@ export class FileUploader {
         );
         confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
       } else if (file.size <= this.#settings.multipartThresholdBytes) {
-        await transfer(body, verifier, expected, signal, async (abortSignal) => {
+        await transfer(body, verifier, signal, async (abortSignal) => {
           const reply = await this.#store.put(
             {
               ...params,
@@ -162,7 +161,7 @@ export class FileUploader {
           confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
         });
       } else {
-        await transfer(body, verifier, expected, signal, async (abortSignal) => {
+        await transfer(body, verifier, signal, async (abortSignal) => {
           const completed = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
             minPartSize: this.#settings.partSizeBytes,
             partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
@@ -229,7 +228,6 @@ function readBackProblem(stored: StoredFile, file: LineFile): string | undefined
 async function transfer(
   body: Readable,
   verifier: Verifier,
-  expected: Expectation,
   signal: AbortSignal | undefined,
   upload: (abortSignal: AbortSignal) => Promise<unknown>,
 ): Promise<void> {
@@ -253,20 +251,9 @@ async function transfer(
   signal?.removeEventListener('abort', stop);
   if (piped.status === 'rejected' && piped.reason instanceof IntegrityError) throw piped.reason;
   // The download failed first and the upload was aborted for it: the download's error says why.
-  if (piped.status === 'rejected' && abort.signal.reason === piped.reason) {
-    throw downloadFailure(expected, piped.reason);
-  }
+  if (piped.status === 'rejected' && abort.signal.reason === piped.reason) throw piped.reason;
   if (uploaded.status === 'rejected') throw uploaded.reason;
-  if (piped.status === 'rejected') throw downloadFailure(expected, piped.reason);
-}
-
-/**
- * The download side's failure, named as the download of the line's file: a socket closed by the
- * service is not S3's fault. Our own errors (the speed floor's, the deadline's) keep their words.
- */
-function downloadFailure({ lineId, file }: Expectation, error: unknown): unknown {
-  if (error instanceof HousekeepingError) return error;
-  return new DownloadError(lineId, file, describeError(error), { cause: error });
+  if (piped.status === 'rejected') throw piped.reason;
 }
 
 /** Whether a PutObject reply's checksum (base64) is the file's SHA-256: anything else is no proof. */

@@ -109,23 +109,6 @@ export class IntegrityError extends HousekeepingError {
   }
 }
 
-/**
- * A file's download from the tokens service broke off (the connection closed, reset or timed out
- * mid-body). Nothing of it was archived; a fresh download may succeed.
- */
-export class DownloadError extends HousekeepingError {
-  override readonly name = 'DownloadError';
-  override readonly retryable = true;
-  constructor(
-    readonly lineId: string,
-    readonly file: string,
-    problem: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`line ${lineId} file ${file}: download failed: ${problem}`, options);
-  }
-}
-
 /** A file as one side states it: the service now, or the archive from an earlier run. */
 export interface FileStatement {
   readonly size: number;

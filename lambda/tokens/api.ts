@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
+import { describeError, TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
 import { type LineFile, safeId } from '../shared/ids.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from '../shared/retry.ts';
 import type { SessionKeySource } from '../shared/session-key-source.ts';
@@ -12,7 +12,7 @@ import {
   redirectTarget,
   type SpeedFloor,
   sendOnce,
-  withSpeedFloor,
+  watchedBody,
 } from './http.ts';
 import { parseJsonLimited } from './json.ts';
 
@@ -151,13 +151,20 @@ export class TokensApi {
       throw await this.#statusError('GET', url, response);
     }
     const floor = this.#options.download;
-    if (floor === undefined || floor.minSpeedBytesPerSecond <= 0) return response.body;
-    return withSpeedFloor(response.body, floor, ({ bytes, ms }) => {
-      const rate = Math.floor((bytes * 1000) / ms);
-      return new TokensApiError(
-        `body delivered ${bytes} bytes in ${(ms / 1000).toFixed(1)} s (${rate} B/s), below the floor of ${floor.minSpeedBytesPerSecond} B/s`,
+    const failure = (problem: string, cause?: unknown) =>
+      new TokensApiError(
+        problem,
         { method: 'GET', url: url.href, status: response.statusCode, retryable: true },
+        cause === undefined ? undefined : { cause },
       );
+    return watchedBody(response.body, {
+      floor,
+      tooSlow: ({ bytes, ms }) =>
+        failure(
+          `body delivered ${bytes} bytes in ${(ms / 1000).toFixed(1)} s (${Math.floor((bytes * 1000) / ms)} B/s), below the floor of ${floor?.minSpeedBytesPerSecond} B/s`,
+        ),
+      brokeOff: (error, received) =>
+        failure(`body broke off after ${received} bytes: ${describeError(error)}`, error),
     });
   }
 

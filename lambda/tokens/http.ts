@@ -1,6 +1,6 @@
 /** HTTP below the tokens API: one request, redirects, the base path rule, body limits, Retry-After. */
 import { performance } from 'node:perf_hooks';
-import { pipeline, type Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
 import { TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
 
@@ -139,38 +139,57 @@ export interface SpeedFloor {
   readonly speedWindowMs: number;
 }
 
+/** How a file download is watched: its speed floor, and the errors its failures become. */
+export interface DownloadWatch {
+  /** The floor on speed; none when undefined or 0 bytes per second. */
+  readonly floor?: SpeedFloor | undefined;
+  /** The error of a window below the floor. */
+  readonly tooSlow: (measured: { readonly bytes: number; readonly ms: number }) => Error;
+  /** The error a body that broke off (closed, reset, timed out) becomes, given the bytes it delivered. */
+  readonly brokeOff: (error: unknown, received: number) => Error;
+}
+
 /**
- * `body` through a byte counter that is checked once per window: a window in which the body
- * delivered less than `minSpeedBytesPerSecond` on average destroys both streams with the error
- * `tooSlow` makes. A window in which bytes were waiting for the reader (the reader was the holdup,
- * not the body) does not count. The timer is unref'd and cleared when the stream closes.
+ * `body` through a byte counter, as its reader gets it. An error of the body itself (the service
+ * closed or reset the connection, undici's body timeout) reaches the reader as `brokeOff`, so it
+ * names the download; the reader destroying the stream (its upload failed) only stops the body.
+ * With a floor, the counter is checked once per window: a window in which the body delivered less
+ * than `minSpeedBytesPerSecond` on average destroys both streams with `tooSlow`. A window in which
+ * bytes were waiting for the reader (the reader was the holdup, not the body) does not count. The
+ * timer is unref'd and cleared when the stream closes.
  */
-export function withSpeedFloor(
-  body: Readable,
-  floor: SpeedFloor,
-  tooSlow: (measured: { readonly bytes: number; readonly ms: number }) => Error,
-): Readable {
-  let bytes = 0;
+export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
+  let received = 0;
+  let windowBytes = 0;
   let windowStart = performance.now();
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      bytes += chunk.length;
+      received += chunk.length;
+      windowBytes += chunk.length;
       callback(null, chunk);
     },
   });
-  const timer = setInterval(() => {
-    const now = performance.now();
-    const ms = now - windowStart;
-    const delivered = bytes;
-    bytes = 0;
-    windowStart = now;
-    if (counter.readableLength > 0 || counter.writableNeedDrain) return;
-    if (delivered * 1000 < floor.minSpeedBytesPerSecond * ms)
-      counter.destroy(tooSlow({ bytes: delivered, ms }));
-  }, floor.speedWindowMs);
-  timer.unref();
-  counter.once('close', () => clearInterval(timer));
-  // Errors reach the reader through `counter`; pipeline destroys `body` with it either way.
-  pipeline(body, counter, () => undefined);
+  // Every error of the body (undici may add one as it is destroyed) is handled here.
+  body.on('error', (error) => counter.destroy(watch.brokeOff(error, received)));
+  const floor = watch.floor;
+  const timer =
+    floor === undefined || floor.minSpeedBytesPerSecond <= 0
+      ? undefined
+      : setInterval(() => {
+          const now = performance.now();
+          const ms = now - windowStart;
+          const delivered = windowBytes;
+          windowBytes = 0;
+          windowStart = now;
+          if (counter.readableLength > 0 || counter.writableNeedDrain) return;
+          if (delivered * 1000 < floor.minSpeedBytesPerSecond * ms)
+            counter.destroy(watch.tooSlow({ bytes: delivered, ms }));
+        }, floor.speedWindowMs);
+  timer?.unref();
+  counter.once('close', () => {
+    clearInterval(timer);
+    if (!body.destroyed) body.destroy();
+  });
+  body.pipe(counter);
   return counter;
 }

@@ -35,7 +35,39 @@ describe('archive store faults', () => {
       [...local.tokens.lines.keys()].sort(),
     );
     expect(local.tokens.requests.filter((r) => r.method === 'DELETE')).toEqual([]);
+    // The store's failure is named as the store's, not as the download breaking off.
+    for (const line of result.summary?.failed ?? []) {
+      expect(line.reason).toMatch(/^s3 object .*: [A-Za-z0-9]+ failed: /);
+      expect(line.reason).not.toContain('broke off');
+    }
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
+  });
+
+  it('names the store, not the download, when every part of a streamed multipart upload fails', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 6 * MIB + 17 }],
+      env: {
+        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
+        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        RETRY_ATTEMPTS: '2',
+      },
+    });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const proxy = track(await startS3Proxy(local.s3.address));
+    proxy.decide = ({ operation }) => (operation === 'UploadPart' ? { fail: 500 } : 'forward');
+    s.fault('S3: 500 to every UploadPart');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+
+    expect(run.summary?.failed).toEqual([
+      { id, reason: expect.stringMatching(/^s3 object .*\/data: upload failed/) },
+    ]);
+    expect(run.summary?.failed[0]?.reason).not.toContain('broke off');
+    await checkInvariant(s, local, { before, runs: [run] });
   });
 
   it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async ({

@@ -12,7 +12,7 @@ import {
   MAX_REDIRECTS,
   redirectTarget,
   type SpeedFloor,
-  withSpeedFloor,
+  watchedBody,
 } from '../../../lambda/tokens/http.ts';
 import { closeAfterEach, type RecordingServer, startRecordingServer } from '../../reliability/harness.ts';
 
@@ -417,13 +417,15 @@ describe('TokensApi speed floor', () => {
   });
 });
 
-describe('withSpeedFloor', () => {
+describe('watchedBody', () => {
   const floor: SpeedFloor = { minSpeedBytesPerSecond: 1_000_000, speedWindowMs: 30 };
+  const brokeOff = (error: unknown, received: number) =>
+    new Error(`broke off after ${received} bytes: ${(error as Error).message}`, { cause: error });
 
   it('does not count a window in which the reader, not the body, held things up', async () => {
     const source = new PassThrough();
     const tooSlow = vi.fn(() => new Error('too slow'));
-    const body = withSpeedFloor(source, floor, tooSlow);
+    const body = watchedBody(source, { floor, tooSlow, brokeOff });
     source.end(Buffer.alloc(64 * 1024));
 
     // Nobody reads for several windows: the bytes wait in the counter.
@@ -438,7 +440,11 @@ describe('withSpeedFloor', () => {
     const setSpy = vi.spyOn(globalThis, 'setInterval');
     const clearSpy = vi.spyOn(globalThis, 'clearInterval');
     try {
-      const body = withSpeedFloor(Readable.from(['a', 'b']), floor, () => new Error('too slow'));
+      const body = watchedBody(Readable.from(['a', 'b']), {
+        floor,
+        tooSlow: () => new Error('too slow'),
+        brokeOff,
+      });
 
       await text(body);
       await new Promise((resolve) => (body.closed ? resolve(undefined) : body.once('close', resolve)));
@@ -454,10 +460,32 @@ describe('withSpeedFloor', () => {
 
   it('destroys the source with the error when the floor trips', async () => {
     const source = new PassThrough();
-    const body = withSpeedFloor(source, floor, () => new Error('too slow'));
+    const body = watchedBody(source, { floor, tooSlow: () => new Error('too slow'), brokeOff });
 
     await expect(text(body)).rejects.toThrow('too slow');
 
+    expect(source.destroyed).toBe(true);
+  });
+
+  it('names an error of the body itself as the download broke off, after how many bytes', async () => {
+    const source = new PassThrough();
+    const body = watchedBody(source, { tooSlow: () => new Error('too slow'), brokeOff });
+    const reading = text(body);
+    source.write(Buffer.alloc(1000));
+    await new Promise((resolve) => setImmediate(resolve));
+    source.destroy(new Error('other side closed'));
+
+    await expect(reading).rejects.toThrow('broke off after 1000 bytes: other side closed');
+  });
+
+  it('lets the reader stop it with its own error, which is not taken for the download breaking off', async () => {
+    const source = new PassThrough();
+    const body = watchedBody(source, { floor, tooSlow: () => new Error('too slow'), brokeOff });
+    const failed = new Promise<unknown>((resolve) => body.once('error', resolve));
+
+    body.destroy(new Error('PutObject failed'));
+
+    await expect(failed).resolves.toMatchObject({ message: 'PutObject failed' });
     expect(source.destroyed).toBe(true);
   });
 });
