@@ -31,7 +31,7 @@ export function logToTerminal(output: TerminalLogOutput | undefined): void {
 export function serviceLogger(): Logger {
   const output = terminalOutput;
   if (output === undefined) return new Logger({ serviceName: SERVICE_NAME });
-  return new TerminalLogger(
+  return terminalLogger(
     {
       serviceName: SERVICE_NAME,
       ...(output.format === 'text' ? { logFormatter: new TextLogFormatter() } : {}),
@@ -44,35 +44,27 @@ type LoggerOptions = ConstructorParameters<typeof Logger>[0];
 
 /**
  * Powertools' Logger, printing through a terminal's output: its extension points are
- * `printLog` (how one item is printed) and `createLogger` (what `createChild` builds).
+ * `printLog` (how one item is printed) and `createLogger` (what `createChild` builds). The class
+ * closes over `output` because the base constructor may already print (the sampling-rate notice)
+ * before a field of the subclass would be set.
  */
-class TerminalLogger extends Logger {
-  readonly #output: TerminalLogOutput;
-
-  constructor(options: LoggerOptions, output: TerminalLogOutput) {
-    super(options);
-    this.#output = output;
-  }
-
-  protected override createLogger(options?: LoggerOptions): Logger {
-    return new TerminalLogger(options, this.#output);
-  }
-
-  protected override printLog(logLevel: number, log: LogItem): void {
-    // The base constructor may print (a warning about its options) before #output is set.
-    const output = this.#output as TerminalLogOutput | undefined;
-    if (output === undefined) {
-      super.printLog(logLevel, log);
-      return;
+function terminalLogger(options: LoggerOptions, output: TerminalLogOutput): Logger {
+  class TerminalLogger extends Logger {
+    protected override createLogger(childOptions?: LoggerOptions): Logger {
+      return new TerminalLogger(childOptions);
     }
-    log.prepareForPrint();
-    const attributes = log.getAttributes();
-    output.write(
-      output.format === 'json'
-        ? JSON.stringify(attributes, this.getJsonReplacer())
-        : textLogLine(attributes, output.color),
-    );
+
+    protected override printLog(_logLevel: number, log: LogItem): void {
+      log.prepareForPrint();
+      const attributes = log.getAttributes();
+      output.write(
+        output.format === 'json'
+          ? JSON.stringify(attributes, this.getJsonReplacer())
+          : textLogLine(attributes, output.color),
+      );
+    }
   }
+  return new TerminalLogger(options);
 }
 
 /**
@@ -106,35 +98,65 @@ const LEVEL_STYLE: Record<string, Parameters<typeof styleText>[0]> = {
  * One log item as a line: `13:24:08 WARN  line <id>: retrying  attempt=2 error="…"` (the
  * details as `key=value`, strings quoted when they hold spaces, nested objects flattened; what
  * says nothing happened (0, false, null, an empty list) is left out: the JSON logs keep it).
+ * Control characters from anywhere (a file name the service sent) are escaped, never sent to the
+ * terminal as they are.
  */
 export function textLogLine(attributes: LogAttributes, color = false): string {
   const { time, level, message, lineId, ...details } = attributes;
   const levelName = String(level ?? 'INFO');
-  const padded = levelName.padEnd(5);
+  const padded = safe(levelName).padEnd(5);
   const shownLevel = color
     ? styleText(LEVEL_STYLE[levelName] ?? 'reset', padded, { validateStream: false })
     : padded;
-  const subject = typeof lineId === 'string' ? `line ${lineId}: ` : '';
-  const fields = flatten(details).map(([key, value]) => `${key}=${value}`);
-  return [`${String(time ?? '')} ${shownLevel} ${subject}${String(message ?? '')}`, ...fields].join('  ');
+  const subject = typeof lineId === 'string' ? `line ${safe(lineId)}: ` : '';
+  const fields = flatten(details, '', new Set()).map(([key, value]) => `${safe(key)}=${value}`);
+  return [
+    `${safe(String(time ?? ''))} ${shownLevel} ${subject}${safe(String(message ?? ''))}`,
+    ...fields,
+  ].join('  ');
 }
 
-/** `{ request: { dryRun: false } }` as `[['request.dryRun', 'false']]`; an error as `Name: message`. */
-function flatten(value: Record<string, unknown>, prefix = ''): [string, string][] {
+/**
+ * `{ request: { dryRun: false } }` as `[['request.dryRun', 'false']]`; an error as `Name: message`;
+ * a value with `toJSON` (a Date, a URL) as what it gives; an object met again (a cycle) as `[circular]`.
+ */
+function flatten(value: Record<string, unknown>, prefix: string, seen: Set<object>): [string, string][] {
   const out: [string, string][] = [];
-  for (const [key, item] of Object.entries(value)) {
+  seen.add(value);
+  for (const [key, raw] of Object.entries(value)) {
     const name = `${prefix}${key}`;
+    const item = hasToJson(raw) ? raw.toJSON() : raw;
     if (item === undefined || item === null || item === false || item === 0) continue;
     if (Array.isArray(item) && item.length === 0) continue;
     if (item instanceof Error) out.push([name, shown(`${item.name}: ${item.message}`)]);
-    else if (item !== null && typeof item === 'object' && !Array.isArray(item)) {
-      out.push(...flatten(item as Record<string, unknown>, `${name}.`));
+    else if (typeof item === 'object' && seen.has(item)) out.push([name, '[circular]']);
+    else if (typeof item === 'object' && !Array.isArray(item)) {
+      out.push(...flatten(item as Record<string, unknown>, `${name}.`, seen));
     } else out.push([name, shown(item)]);
   }
   return out;
 }
 
+function hasToJson(value: unknown): value is { toJSON: () => unknown } {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  );
+}
+
+/** A string with its control characters (C0, DEL, C1) escaped as `\u001b` is, never sent raw to the terminal. */
+function safe(text: string): string {
+  return text.replace(/\p{Cc}/gu, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function shown(value: unknown): string {
-  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
-  return typeof value === 'bigint' ? value.toString() : JSON.stringify(value);
+  if (typeof value === 'string') return /^[^\s"=\p{Cc}]+$/u.test(value) ? value : safe(JSON.stringify(value));
+  if (typeof value === 'bigint') return value.toString();
+  try {
+    return safe(JSON.stringify(value) ?? String(value));
+  } catch {
+    // A list holding a cycle: its name is enough at a terminal (the JSON logs handle cycles).
+    return '[unprintable]';
+  }
 }

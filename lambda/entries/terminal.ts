@@ -18,26 +18,40 @@ are short lines (LOG_FORMAT=text forces those), otherwise JSON. Logs and progres
  * away (`... | head`).
  */
 export async function terminalCommand<T>(
-  command: { readonly name: string; readonly usage: string; readonly args: readonly string[] },
+  command: {
+    readonly name: string;
+    readonly usage: string;
+    readonly args: readonly string[];
+    /** Whether the command logs (and so takes `--json-logs` and reads LOG_FORMAT); default true. */
+    readonly logs?: boolean;
+  },
   parse: (args: readonly string[]) => T,
   run: (options: T, stdout: NodeJS.WriteStream) => Promise<number>,
 ): Promise<number> {
-  const { name, usage, args } = command;
+  const { name, usage, args, logs = true } = command;
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(`${usage}\n`);
     return 0;
   }
+  // The flag counts only among the options (before a `--`), like every other flag.
+  const end = args.indexOf('--');
+  const flags = end === -1 ? args : args.slice(0, end);
+  const jsonLogs = logs && flags.includes(JSON_LOGS_FLAG);
   let options: T;
-  let logFormat: LogFormat;
+  let logFormat: LogFormat | undefined;
   try {
-    options = parse(args.filter((arg) => arg !== JSON_LOGS_FLAG));
-    logFormat = chooseLogFormat(args.includes(JSON_LOGS_FLAG), process.env.LOG_FORMAT, screen.isTerminal);
+    options = parse(
+      jsonLogs ? args.filter((arg, at) => arg !== JSON_LOGS_FLAG || (end !== -1 && at > end)) : args,
+    );
+    if (logs) logFormat = chooseLogFormat(jsonLogs, process.env.LOG_FORMAT, screen.isTerminal);
   } catch (error) {
     // A flag's problem, in its own words (no error class name: it is not a crash).
     stderrConsole.log(`${name}: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`);
     return 2;
   }
-  logToTerminal({ format: logFormat, write: (line) => screen.print(line), color: screen.hasColors });
+  if (logFormat !== undefined) {
+    logToTerminal({ format: logFormat, write: (line) => screen.print(line), color: screen.hasColors });
+  }
   const stdout = reserveStdout();
   stdout.on('error', (error: NodeJS.ErrnoException) => {
     // The reader is gone (a pipe to head, jq that quit): nothing more to say to it.
@@ -52,8 +66,8 @@ export async function terminalCommand<T>(
 
 /**
  * How a terminal command logs: `--json-logs` or `LOG_FORMAT=json` ask for Powertools' JSON,
- * `LOG_FORMAT=text` for short lines; otherwise short lines on a terminal and JSON elsewhere (a
- * file, a pipe, a log collector). Any other `LOG_FORMAT` is refused, naming it.
+ * `LOG_FORMAT=text` for short lines (in any case); otherwise short lines on a terminal and JSON
+ * elsewhere (a file, a pipe, a log collector). Any other `LOG_FORMAT` is refused, naming it.
  */
 export function chooseLogFormat(
   jsonLogs: boolean,
@@ -61,8 +75,9 @@ export function chooseLogFormat(
   isTerminal: boolean,
 ): LogFormat {
   if (jsonLogs) return 'json';
-  if (variable === undefined || variable === '') return isTerminal ? 'text' : 'json';
-  if (variable === 'json' || variable === 'text') return variable;
+  const asked = variable?.trim().toLowerCase();
+  if (asked === undefined || asked === '') return isTerminal ? 'text' : 'json';
+  if (asked === 'json' || asked === 'text') return asked;
   throw new Error(`LOG_FORMAT: expected json or text, got ${JSON.stringify(variable)}`);
 }
 

@@ -98,6 +98,23 @@ describe('the logs of a terminal command', () => {
     expect(result.stderr).not.toContain('TOKENS_API_URL');
   });
 
+  it('takes --json-logs only among the options: after "--" it is an argument like any other', async () => {
+    const after = await runCli(['--', '--json-logs'], {});
+
+    expect(after.code).toBe(2);
+    expect(after.stderr).toMatch(/^housekeep: Unexpected argument '--json-logs'/);
+  });
+
+  it('runs with debug sampling on (POWERTOOLS_LOGGER_SAMPLE_RATE=1), its DEBUG lines as short lines', async () => {
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+
+    const result = await runCli([], { ...local.env, LOG_FORMAT: 'text', POWERTOOLS_LOGGER_SAMPLE_RATE: '1' });
+
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/^\d\d:\d\d:\d\d DEBUG /m);
+    for (const line of linesOf(result.stderr)) expect(line).toMatch(TEXT_LINE);
+  });
+
   it.skipIf(!HAS_SCRIPT)(
     'on a terminal: coloured short lines, a progress line that never shares a row with them, the result on stdout',
     async () => {

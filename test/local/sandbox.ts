@@ -21,7 +21,7 @@ function shellWord(value: string): string {
 }
 
 process.exitCode = await terminalCommand(
-  { name: 'local', usage: USAGE, args: process.argv.slice(2) },
+  { name: 'local', usage: USAGE, args: process.argv.slice(2), logs: false },
   (args) => {
     const { values } = parseArgs({
       args: [...args],

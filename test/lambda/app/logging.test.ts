@@ -79,6 +79,21 @@ describe('serviceLogger at a terminal', () => {
     expect(coloured[0]).toContain('\u001b[31mERROR\u001b[39m');
   });
 
+  it('builds and prints with debug sampling on (the base constructor prints before the subclass is set up)', () => {
+    vi.stubEnv('POWERTOOLS_LOGGER_SAMPLE_RATE', '1');
+    for (const format of ['text', 'json'] as const) {
+      const lines = captured(format);
+
+      serviceLogger()
+        .createChild({ persistentKeys: { lineId: LINE } })
+        .debug('file archived');
+
+      // The sampling notice and the DEBUG line both come through the terminal's output.
+      expect(lines.some((line) => line.includes('sampling rate'))).toBe(true);
+      expect(lines.some((line) => line.includes('file archived'))).toBe(true);
+    }
+  });
+
   it('leaves a Lambda (no terminal output chosen) with Powertools’ own logger', () => {
     const logger = serviceLogger();
 
@@ -104,5 +119,39 @@ describe('textLogLine', () => {
     const line = textLogLine({ time: 't', level: 'ERROR', message: 'm', failed: [{ id: LINE }] });
 
     expect(line).toBe(`t ERROR m  failed=[{"id":"${LINE}"}]`);
+  });
+
+  it('escapes control characters from anywhere (a file name the service sent), never passing them raw', () => {
+    const line = textLogLine({
+      time: 't',
+      level: 'DEBUG',
+      message: 'file \u001b[2J archived',
+      lineId: 'x\u009by',
+      file: 'a\u001b[2Jb',
+      note: 'two\u0007 words',
+    });
+
+    expect(line).not.toMatch(/\p{Cc}/u);
+    expect(line).toBe(
+      't DEBUG line x\\u009by: file \\u001b[2J archived  file="a\\u001b[2Jb"  note="two\\u0007 words"',
+    );
+  });
+
+  it('shows a circular detail without overflowing, and a Date or URL as its JSON form', () => {
+    const detail: Record<string, unknown> = { a: 1 };
+    detail.self = detail;
+
+    const line = textLogLine({
+      time: 't',
+      level: 'INFO',
+      message: 'm',
+      detail,
+      at: new Date(0),
+      url: new URL('http://x/y'),
+    });
+
+    expect(line).toBe(
+      't INFO  m  detail.a=1  detail.self=[circular]  at=1970-01-01T00:00:00.000Z  url=http://x/y',
+    );
   });
 });

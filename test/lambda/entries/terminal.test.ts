@@ -88,6 +88,7 @@ describe('chooseLogFormat', () => {
     [false, undefined, false, 'json'],
     [false, 'json', true, 'json'],
     [false, 'text', false, 'text'],
+    [false, ' JSON ', true, 'json'],
   ] as const)('--json-logs %s, LOG_FORMAT %s, terminal %s: %s', (flag, variable, terminal, expected) => {
     expect(chooseLogFormat(flag, variable, terminal)).toBe(expected);
   });
