@@ -158,7 +158,8 @@ async function main(): Promise<void> {
   await mkdir(outDir, { recursive: true });
   await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(chartFile, renderChart(report));
-  formatJson(jsonFile);
+  // Only the committed results need biome's layout (quick.json is ignored by git and by biome).
+  if (jsonFile.endsWith('latest.json')) formatJson(jsonFile);
   progress(`wrote ${jsonFile} and ${chartFile} in ${report.durationS} s`);
   const failures = [
     ...(report.throughput ?? []).flatMap((t) => [t.reference, t.housekeeper]),
