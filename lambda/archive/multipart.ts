@@ -72,6 +72,8 @@ export interface MultipartOptions {
   readonly abortSignal: AbortSignal;
   /** Completes only where there is no object, or only over the one with this ETag. */
   readonly completeCondition?: { readonly IfNoneMatch: '*' } | { readonly IfMatch: string };
+  /** Told of the upload's failure at once, before the cleanup (abort) the rejection waits for. */
+  readonly onFailure?: (error: unknown) => void;
 }
 
 /**
@@ -180,6 +182,7 @@ export async function uploadMultipart(
     return { checksum: completed.ChecksumSHA256, expected: compositeChecksum(digests) };
   } catch (error) {
     stop.abort(error);
+    options.onFailure?.(error);
     await Promise.allSettled(inFlight);
     // Not under the (possibly aborted) signal: the parts must go whatever stopped the upload.
     await s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);

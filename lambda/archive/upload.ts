@@ -167,6 +167,8 @@ export class FileUploader {
             partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
             budget: this.budget,
             abortSignal,
+            // The store failed first: fail the pipe now, not after the abort's round trip.
+            onFailure: (error) => verifier.destroy(error instanceof Error ? error : new Error(String(error))),
             ...(options.condition === undefined ? {} : { completeCondition: options.condition }),
           });
           confirmed = completed.checksum === completed.expected;

@@ -1,6 +1,6 @@
 /** HTTP below the tokens API: one request, redirects, the base path rule, body limits, Retry-After. */
 import { performance } from 'node:perf_hooks';
-import { type Readable, Transform } from 'node:stream';
+import { finished, type Readable, Transform } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
 import { TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
 
@@ -155,7 +155,8 @@ export interface DownloadWatch {
  * names the download; the reader destroying the stream (its upload failed) only stops the body.
  * With a floor, the counter is checked once per window: a window in which the body delivered less
  * than `minSpeedBytesPerSecond` on average destroys both streams with `tooSlow`. A window in which
- * bytes were waiting for the reader (the reader was the holdup, not the body) does not count. The
+ * the reader held the body back at any time (it was paused, or bytes were waiting for the reader:
+ * the reader was the holdup, not the body) does not count. The
  * timer is unref'd and cleared when the stream closes.
  */
 export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
@@ -169,9 +170,20 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
       callback(null, chunk);
     },
   });
-  // Every error of the body (undici may add one as it is destroyed) is handled here.
-  body.on('error', (error) => counter.destroy(watch.brokeOff(error, received)));
+  // Every error of the body (undici may add one as it is destroyed) is handled here; so is a
+  // close before its end without one (ERR_STREAM_PREMATURE_CLOSE): both become `brokeOff`.
+  body.on('error', () => undefined);
+  finished(body, (error) => {
+    if (error !== undefined && error !== null) counter.destroy(watch.brokeOff(error, received));
+  });
+  // An error before the reader attaches stays on the counter for it (as pipeline() kept it).
+  counter.on('error', () => undefined);
   const floor = watch.floor;
+  // Whether the body was held back by the reader (pipe paused it) at any time in the window.
+  let heldUp = false;
+  body.on('pause', () => {
+    heldUp = true;
+  });
   const timer =
     floor === undefined || floor.minSpeedBytesPerSecond <= 0
       ? undefined
@@ -181,7 +193,9 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
           const delivered = windowBytes;
           windowBytes = 0;
           windowStart = now;
-          if (counter.readableLength > 0 || counter.writableNeedDrain) return;
+          const wasHeld = heldUp;
+          heldUp = body.isPaused();
+          if (wasHeld || counter.readableLength > 0 || counter.writableNeedDrain) return;
           if (delivered * 1000 < floor.minSpeedBytesPerSecond * ms)
             counter.destroy(watch.tooSlow({ bytes: delivered, ms }));
         }, floor.speedWindowMs);
