@@ -162,19 +162,27 @@ export interface ProgressState {
 export function progressLine(label: string, on: StderrScreen = screen) {
   const started = Date.now();
   let last = 0;
+  let latest: ProgressState | undefined;
+  let drawn: ProgressState | undefined;
+  const draw = (state: ProgressState, now: number) => {
+    last = now;
+    drawn = state;
+    const seconds = Math.max((now - started) / 1000, 0.001);
+    const mb = state.bytes / 1e6;
+    on.status(
+      `${label}: ${state.done}/${state.total} · ${mb.toFixed(1)} MB · ${(mb / seconds).toFixed(1)} MB/s`,
+    );
+  };
   return {
     update(state: ProgressState, force = false) {
       if (!on.isTerminal) return;
+      latest = state;
       const now = Date.now();
-      if (!force && now - last < 200) return;
-      last = now;
-      const seconds = Math.max((now - started) / 1000, 0.001);
-      const mb = state.bytes / 1e6;
-      on.status(
-        `${label}: ${state.done}/${state.total} · ${mb.toFixed(1)} MB · ${(mb / seconds).toFixed(1)} MB/s`,
-      );
+      if (force || now - last >= 200) draw(state, now);
     },
+    /** Draws the last state if a redraw was skipped, and leaves the line as the final figures. */
     finish() {
+      if (latest !== undefined && latest !== drawn) draw(latest, Date.now());
       on.endStatus();
     },
   };

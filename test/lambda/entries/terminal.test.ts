@@ -50,6 +50,17 @@ describe('progressLine', () => {
     expect(written).toHaveLength(1);
   });
 
+  it('ends on the last figures, even when their redraw was skipped', () => {
+    const { screen, written } = fakeScreen(true);
+    const progress = progressLine('housekeep', screen);
+
+    progress.update({ done: 1, total: 3, bytes: 0 });
+    progress.update({ done: 3, total: 3, bytes: 0 });
+    progress.finish();
+
+    expect(rows(written).at(-2)).toMatch(/^housekeep: 3\/3 · /);
+  });
+
   it('never shares a row with a log line: the log goes above, the progress is drawn again below', () => {
     const { screen, written } = fakeScreen(true);
     const progress = progressLine('housekeep', screen);
