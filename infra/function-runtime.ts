@@ -2,7 +2,7 @@
 
 /**
  * Function memory in MB. Memory is governed by the upload buffer budget (`UPLOAD_BUFFER_BYTES`,
- * see the README's Benchmarks for the measured peaks), which leaves ample room in 1024 MB; a pass
+ * see docs/benchmarks.md for the measured peaks), which leaves ample room in 1024 MB; a pass
  * is bounded by time, not memory.
  */
 export const DEFAULT_MEMORY_SIZE = 1024;

@@ -84,7 +84,7 @@ export function createAlarms(
     name: 'function-errors',
     description:
       'The housekeeping function ended with an error (crash, timeout, bad config or event). ' +
-      'The next scheduled pass retries; see README.md#alarms.',
+      'The next scheduled pass retries; see docs/operations.md#alarms.',
     metric: fn.metricErrors(sum),
   });
   factory.addAlarm('LinesFailed', {
@@ -107,7 +107,7 @@ export function createAlarms(
       'The tokens service states a file of a line other than the one already archived and verified ' +
       '(another size or SHA-256). The archive was not overwritten and the line was not dismantled: it ' +
       'fails on every run until an operator resolves it. Also raised when a DELETE reply differs from ' +
-      'the manifest (the line changed at the last moment; the reply is kept). See README.md#alarms.',
+      'the manifest (the line changed at the last moment; the reply is kept). See docs/operations.md#alarms.',
     metric: emfMetric('Conflicts', { period: ALARM_PERIOD }),
   });
   factory.addAlarm('FunctionThrottles', {

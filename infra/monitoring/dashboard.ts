@@ -42,11 +42,11 @@ export function createDashboard(
         fanout === undefined
           ? `# Tokens housekeeper\nSchedule \`${props.scheduleExpression}\`, one pass at a time ` +
             `(reserved concurrency 1), timeout ${timeout.toHumanString()}. Graphs are hourly sums; ` +
-            'runbook in README.md.'
+            'runbook in docs/operations.md.'
           : `# Tokens housekeeper (fan-out)\nSchedule \`${props.scheduleExpression}\`: one planner at a time ` +
             `(timeout ${timeout.toHumanString()}) sends one message per finished line; at most ` +
             `${fanout.maxConcurrency} workers (timeout ${fanout.workerTimeout.toHumanString()}) ` +
-            'archive them. Graphs are hourly sums; runbook in README.md.',
+            'archive them. Graphs are hourly sums; runbook in docs/operations.md.',
       width: 24,
       height: 2,
     }),

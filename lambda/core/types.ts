@@ -163,7 +163,7 @@ export interface RunContext {
 export interface LineReport {
   readonly id: string;
   readonly reason: string;
-  /** The service states files other than the archive holds (see "Conflicts" in the README). */
+  /** The service states files other than the archive holds (see "Conflicts" in docs/configuration.md). */
   readonly conflict?: true;
   /** Failed, and yet gone from the service (its DELETE reply disagreed with the archive). */
   readonly dismantled?: true;

@@ -19,7 +19,7 @@ const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archi
                               [--max-duration 30s|10m|1h] [--min-age 30m|24h|7d]
                               [--ids ID,... --on-conflict keep-both]
 
-Runs one housekeeping pass with the configuration in the environment (see README).
+Runs one housekeeping pass with the configuration in the environment (see docs/configuration.md).
 --max-duration: a hard deadline; in-flight lines are stopped and reported failed.
 --min-age: a grace period: lines finished more recently wait for a later run (overrides MIN_AGE).
 --on-conflict keep-both: resolve conflicts of the named lines by archiving the new version of a

@@ -397,7 +397,7 @@ describe('HousekeepingStack', () => {
           TreatMissingData: 'notBreaching',
           AlarmActions: [topicRef()],
           OKActions: [topicRef()],
-          AlarmDescription: Match.stringLikeRegexp('README.md#alarms'),
+          AlarmDescription: Match.stringLikeRegexp('docs/operations.md#alarms'),
         }),
       );
     });

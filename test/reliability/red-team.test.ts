@@ -425,7 +425,7 @@ describe('red team: attacks that bit, now fixed', () => {
   // Was open: archive.ts lineKey lower-cases every id (tokens-line.ts safeId), but the previous
   // release (ca88db7) keyed the archive by the id as given: its upper-case archives are out of
   // reach of restore and the audit.
-  // Known limit, documented in the README: archives keyed by an upper-case id are reached by an
+  // Known limit, documented in docs/reliability.md: archives keyed by an upper-case id are reached by an
   // operator with the AWS CLI (the previous release refused such ids unless the service echoed them).
   it.skip('restores and audits a line the previous release archived under an upper-case id', async ({
     task,
