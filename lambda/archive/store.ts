@@ -62,17 +62,9 @@ export class ObjectStore {
     condition: WriteCondition,
     abortSignal?: AbortSignal,
   ): Promise<boolean> {
-    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
     try {
       await this.s3.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: body,
-          ContentType: 'application/json',
-          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
-          ...condition,
-        }),
+        new PutObjectCommand({ ...this.#jsonObject(key, value), ...condition }),
         abortSignal === undefined ? {} : { abortSignal },
       );
       return true;
@@ -113,18 +105,19 @@ export class ObjectStore {
   }
 
   async putJson(key: string, value: unknown, abortSignal?: AbortSignal): Promise<void> {
+    await this.put(this.#jsonObject(key, value), abortSignal);
+  }
+
+  /** A JSON document as a PutObject input: pretty-printed, with its SHA-256 for S3 to check. */
+  #jsonObject(key: string, value: unknown) {
     const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
-    const sha256 = createHash('sha256').update(body).digest('base64');
-    await this.put(
-      {
-        Bucket: this.bucket,
-        Key: key,
-        Body: body,
-        ContentType: 'application/json',
-        ChecksumSHA256: sha256,
-      },
-      abortSignal,
-    );
+    return {
+      Bucket: this.bucket,
+      Key: key,
+      Body: body,
+      ContentType: 'application/json',
+      ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+    };
   }
 
   async put(
@@ -182,7 +175,6 @@ export class ObjectStore {
     }
   }
 
-  /** Streams an object back and hashes it; undefined when there is no such object. */
   /** The object's bytes as a stream (the caller consumes or destroys it); undefined when there is none. */
   async openObject(key: string): Promise<Readable | undefined> {
     try {
@@ -197,6 +189,7 @@ export class ObjectStore {
     }
   }
 
+  /** Streams an object back and hashes it; undefined when there is no such object. */
   async storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
     let reply: GetObjectCommandOutput;
     try {

@@ -89,17 +89,17 @@ export class TokensApi {
     return this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id), signal), signal);
   }
 
+  /** `{base}/api/tokens/{id}`, for messages. */
+  lineUrl(id: string): URL {
+    return this.#lineUrl(id);
+  }
+
   /**
    * `DELETE /api/tokens/{id}`, retried on 5xx and network failures. Any 2xx reply is returned as
    * received (200 with its JSON document; 202 and 204 often with no body), and so are 404 and 410
    * (typically on a retry after a lost reply): the caller confirms what they mean. A 200 that is
    * not JSON (a proxy's page) was never acted on and is retried.
    */
-  /** `{base}/api/tokens/{id}`, for messages. */
-  lineUrl(id: string): URL {
-    return this.#lineUrl(id);
-  }
-
   deleteLine(id: string): Promise<DeleteReply> {
     const url = this.#lineUrl(id);
     return this.#retrying(async () => {

@@ -4,9 +4,8 @@
  * environment the commands need as `export NAME=value` lines on stdout, and keeps them up until
  * Ctrl-C (SIGINT) or SIGTERM, then stops everything it started.
  */
-import { parseArgs } from 'node:util';
-import { positiveIntegerFlag, terminalCommand } from '../../lambda/entries/terminal.ts';
-import { startLocalStack } from './stack.ts';
+import { terminalCommand } from '../../lambda/entries/terminal.ts';
+import { simulatorFlags, startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';
 
 const USAGE = `usage: npm run -s local -- [--lines N] [--file-size BYTES]
@@ -22,22 +21,7 @@ function shellWord(value: string): string {
 
 process.exitCode = await terminalCommand(
   { name: 'local', usage: USAGE, args: process.argv.slice(2), logs: false },
-  (args) => {
-    const { values } = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        lines: { type: 'string', default: '12' },
-        'file-size': { type: 'string', default: String(256 * 1024) },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    return {
-      lines: positiveIntegerFlag('--lines', values.lines),
-      fileSize: positiveIntegerFlag('--file-size', values['file-size']),
-    };
-  },
+  (args) => simulatorFlags(args),
   async (options, stdout) => {
     const local = await startLocalStack({ lines: mixedLines(options.lines, { fileSize: options.fileSize }) });
     for (const [name, value] of Object.entries(local.env))

@@ -1,8 +1,37 @@
 import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import { positiveIntegerFlag } from '../../lambda/entries/terminal.ts';
 import { type LocalSecretsManager, startSecretsManager } from './secrets-manager.ts';
 import { type LineSpec, startTokensService, type TokensService } from './tokens-service.ts';
+
+/**
+ * The flags of the local commands (`npm start`, `npm run local`): `--lines N` (default 12) and
+ * `--file-size BYTES` (default 256 KiB) of the simulator's mix, and, where `corrupt` is allowed,
+ * `--corrupt`. Refused by the flag's name.
+ */
+export function simulatorFlags(
+  args: readonly string[],
+  allow: { readonly corrupt?: boolean } = {},
+): { readonly lines: number; readonly fileSize: number; readonly corrupt: boolean } {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      lines: { type: 'string', default: '12' },
+      'file-size': { type: 'string', default: String(256 * 1024) },
+      ...(allow.corrupt === true ? { corrupt: { type: 'boolean', default: false } as const } : {}),
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  return {
+    lines: positiveIntegerFlag('--lines', values.lines),
+    fileSize: positiveIntegerFlag('--file-size', values['file-size']),
+    corrupt: values.corrupt === true,
+  };
+}
 
 /** The three local servers a pass needs, and the environment that points the housekeeper at them. */
 export interface LocalStack {

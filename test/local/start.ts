@@ -4,11 +4,10 @@
  * and a local Secrets Manager endpoint, runs one pass, and prints the summary and where the
  * archive landed. No AWS account needed.
  */
-import { parseArgs } from 'node:util';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { LOG_USAGE, positiveIntegerFlag, terminalCommand } from '../../lambda/entries/terminal.ts';
+import { LOG_USAGE, terminalCommand } from '../../lambda/entries/terminal.ts';
 import { listKeys } from '../support/archive-inspect.ts';
-import { startLocalStack } from './stack.ts';
+import { simulatorFlags, startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';
 
 const USAGE = `usage: npm start -- [--lines N] [--file-size BYTES] [--corrupt] [--json-logs]
@@ -21,24 +20,7 @@ ${LOG_USAGE}`;
 
 process.exitCode = await terminalCommand(
   { name: 'start', usage: USAGE, args: process.argv.slice(2) },
-  (args) => {
-    const { values } = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        lines: { type: 'string', default: '12' },
-        'file-size': { type: 'string', default: String(256 * 1024) },
-        corrupt: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    return {
-      lines: positiveIntegerFlag('--lines', values.lines),
-      fileSize: positiveIntegerFlag('--file-size', values['file-size']),
-      corrupt: values.corrupt,
-    };
-  },
+  (args) => simulatorFlags(args, { corrupt: true }),
   async (options, stdout) => {
     const local = await startLocalStack({ lines: mixedLines(options.lines, { fileSize: options.fileSize }) });
     try {

@@ -1,7 +1,9 @@
 import type { ManifestFile } from '../../archive/archive.ts';
 import type { LineFile } from '../../shared/ids.ts';
-/** How a line's statement of its files compares with what the archive records. */
 
+// How a line's statement of its files compares with what the archive records.
+
+/** A file's size and hash, in words. */
 export function describeFile(file: { readonly size: number; readonly sha256: string }): string {
   return `${file.size} bytes, sha256 ${file.sha256}`;
 }

@@ -1,10 +1,10 @@
 import type { Archive } from '../../archive/archive.ts';
-import { deadlineReason } from '../../shared/errors.ts';
-import type { TokensApi } from '../../tokens/api.ts';
+import { deadlineReason, TokensApiError } from '../../shared/errors.ts';
+import type { JsonReply, TokensApi } from '../../tokens/api.ts';
 import type { TokensLine } from '../../tokens/document.ts';
 import type { Config, FileCounts, LineWorker, LineWorkRequest, PlannedLine, Tally } from '../types.ts';
-/** What every step of one line shares: the run's adapters, settings, request and clock. */
 
+/** What every step of one line shares: the run's adapters, settings, request and clock. */
 export interface LineContext {
   readonly api: TokensApi;
   readonly archive: Archive;
@@ -37,4 +37,22 @@ export const MAX_ROUNDS = 3;
 export function checkStopped(ctx: LineContext): void {
   const stopped = deadlineReason(ctx.signal);
   if (stopped !== undefined) throw stopped;
+}
+
+/**
+ * `GET` of the line: its document, or the status that says it is gone (404, 410). `signal`
+ * replaces the run's deadline (see {@link TokensApi.getLine}).
+ */
+export async function getLineOrGone(
+  ctx: LineContext,
+  id: string,
+  signal?: AbortSignal,
+): Promise<JsonReply | 404 | 410> {
+  try {
+    return await ctx.api.getLine(id, signal === undefined ? {} : { signal });
+  } catch (error) {
+    const status = error instanceof TokensApiError ? error.status : undefined;
+    if (status === 404 || status === 410) return status;
+    throw error;
+  }
 }

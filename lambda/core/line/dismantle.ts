@@ -13,7 +13,7 @@ import { parseDeleteReply } from '../../tokens/document.ts';
 import type { FileCounts } from '../types.ts';
 import { differences } from './compare.ts';
 import type { LineContext, LineOutcome } from './context.ts';
-import { checkStopped } from './context.ts';
+import { checkStopped, getLineOrGone } from './context.ts';
 /**
  * Sends the DELETE, confirms what it achieved, and keeps the receipt. Once the DELETE is sent,
  * its outcome is the service's record: what follows (the confirming GET, the receipt or the
@@ -126,17 +126,12 @@ export async function seenGone(
   id: string,
   signal?: AbortSignal,
 ): Promise<{ gone: boolean; how: string }> {
-  try {
-    const { value } = await ctx.api.getLine(id, signal === undefined ? {} : { signal });
-    const status = (value as { data?: { attributes?: { status?: unknown } } } | undefined)?.data?.attributes
-      ?.status;
-    if (status === 'deleted') return { gone: true, how: 'GET shows status deleted' };
-    return { gone: false, how: `GET still shows the line (status ${String(status)})` };
-  } catch (error) {
-    const status = error instanceof TokensApiError ? error.status : undefined;
-    if (status === 404 || status === 410) return { gone: true, how: `GET answered ${status}` };
-    throw error;
-  }
+  const reply = await getLineOrGone(ctx, id, signal);
+  if (typeof reply === 'number') return { gone: true, how: `GET answered ${reply}` };
+  const status = (reply.value as { data?: { attributes?: { status?: unknown } } } | undefined)?.data
+    ?.attributes?.status;
+  if (status === 'deleted') return { gone: true, how: 'GET shows status deleted' };
+  return { gone: false, how: `GET still shows the line (status ${String(status)})` };
 }
 
 /**

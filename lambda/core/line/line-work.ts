@@ -6,17 +6,27 @@ import {
   DocumentError,
   HousekeepingError,
   LineSkippedError,
-  TokensApiError,
 } from '../../shared/errors.ts';
-import type { JsonReply } from '../../tokens/api.ts';
 import { parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { judgeAge } from '../grace.ts';
 import { sameFiles } from './compare.ts';
-import { checkStopped, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
+import {
+  checkStopped,
+  getLineOrGone,
+  type LineContext,
+  type LineOutcome,
+  MAX_ROUNDS,
+  type ReadLine,
+} from './context.ts';
 import { confirmPending, dismantle } from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
 import { ensureManifest } from './manifest.ts';
 import { planFiles } from './plan.ts';
+
+/**
+ * One line, start to end: read it, archive its files and manifest (again, while it changes), read
+ * it once more, and only then dismantle it; a dry run plans it, a young line waits.
+ */
 export async function processLine(ctx: LineContext, id: string, logger: Logger): Promise<LineOutcome> {
   const { request } = ctx;
   const first = await read(ctx, id, logger);
@@ -120,17 +130,11 @@ export async function read(
   id: string,
   logger: Logger,
 ): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed'; files: number }> {
-  let reply: JsonReply;
-  try {
-    reply = await ctx.api.getLine(id);
-  } catch (error) {
-    const status = error instanceof TokensApiError ? error.status : undefined;
-    if (status === 404 || status === 410) {
-      const files = await confirmPending(ctx, id, `GET answered ${status}`, logger);
-      if (files !== undefined) return { kind: 'confirmed', files };
-      throw new LineSkippedError(`not found (${status})`, true);
-    }
-    throw error;
+  const reply = await getLineOrGone(ctx, id);
+  if (typeof reply === 'number') {
+    const files = await confirmPending(ctx, id, `GET answered ${reply}`, logger);
+    if (files !== undefined) return { kind: 'confirmed', files };
+    throw new LineSkippedError(`not found (${reply})`, true);
   }
   let line: TokensLine;
   try {
@@ -150,14 +154,8 @@ export async function read(
 
 /** The re-read before DELETE: the line as it is now, or `gone` (the DELETE then confirms it). */
 export async function reread(ctx: LineContext, id: string): Promise<ReadLine | 'gone'> {
-  let reply: JsonReply;
-  try {
-    reply = await ctx.api.getLine(id);
-  } catch (error) {
-    const status = error instanceof TokensApiError ? error.status : undefined;
-    if (status === 404 || status === 410) return 'gone';
-    throw error;
-  }
+  const reply = await getLineOrGone(ctx, id);
+  if (typeof reply === 'number') return 'gone';
   const line = parseLineDocument(reply.value, id);
   if (line.status === 'deleted') return 'gone';
   if (line.status !== 'finished') {
