@@ -3,6 +3,8 @@ import {
   archivePrefixProblem,
   DEFAULT_ARCHIVE_PREFIX,
   DEFAULT_LINE_CONCURRENCY,
+  LINE_CONCURRENCY_RANGE,
+  MAX_REQUESTS_PER_SECOND_RANGE,
 } from '../lambda/shared/contract.ts';
 import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
 
@@ -172,10 +174,14 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
 
   const memorySize = integerBetween('memorySize', props.memorySize ?? DEFAULT_MEMORY_SIZE, 128, 10240, ' MB');
   const timeout = upTo15Minutes('timeout', props.timeout ?? DEFAULT_TIMEOUT);
-  const lineConcurrency = props.lineConcurrency ?? DEFAULT_LINE_CONCURRENCY;
-  if (!Number.isInteger(lineConcurrency) || lineConcurrency < 1) {
-    fail(`lineConcurrency must be a positive integer, got ${lineConcurrency}`);
-  }
+  // The function's own ranges (lambda/shared/contract.ts): a value it would refuse on every run
+  // fails the synth instead.
+  const lineConcurrency = integerBetween(
+    'lineConcurrency',
+    props.lineConcurrency ?? DEFAULT_LINE_CONCURRENCY,
+    LINE_CONCURRENCY_RANGE.min,
+    LINE_CONCURRENCY_RANGE.max,
+  );
 
   const minAge = props.minAge;
   const minAgeSeconds = minAge?.toSeconds({ integral: false });
@@ -185,7 +191,12 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
   const maxRequestsPerSecond =
     props.maxRequestsPerSecond === undefined
       ? undefined
-      : integerBetween('maxRequestsPerSecond', props.maxRequestsPerSecond, 1, 100_000);
+      : integerBetween(
+          'maxRequestsPerSecond',
+          props.maxRequestsPerSecond,
+          MAX_REQUESTS_PER_SECOND_RANGE.min,
+          MAX_REQUESTS_PER_SECOND_RANGE.max,
+        );
 
   const positiveDays = (name: string, value: number | undefined): number | undefined => {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {

@@ -4,6 +4,8 @@ import {
   archivePrefixProblem,
   DEFAULT_ARCHIVE_PREFIX,
   DEFAULT_LINE_CONCURRENCY,
+  LINE_CONCURRENCY_RANGE,
+  MAX_REQUESTS_PER_SECOND_RANGE,
 } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { ConfigError } from '../shared/errors.ts';
@@ -72,7 +74,13 @@ function config(env: Env): Readonly<Config> {
     tokensApiUrl: field(() => tokensApiUrl(env)),
     sessionKeySecretId: field(() => required(env, 'SESSION_KEY_SECRET_ID')),
     ...archiveConfig(env),
-    lineConcurrency: field(() => integer(env, 'LINE_CONCURRENCY', DEFAULT_LINE_CONCURRENCY, 1, 64)),
+    lineConcurrency: field(() => integer(
+        env,
+        'LINE_CONCURRENCY',
+        DEFAULT_LINE_CONCURRENCY,
+        LINE_CONCURRENCY_RANGE.min,
+        LINE_CONCURRENCY_RANGE.max,
+      )),
     fileConcurrency: field(() => integer(env, 'FILE_CONCURRENCY', 1, 1, 16)),
     retry: {
       attempts: field(() => integer(env, 'RETRY_ATTEMPTS', 5, 1, 20)),
@@ -83,7 +91,12 @@ function config(env: Env): Readonly<Config> {
     timeReserveMs: field(() => integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000)),
     deadlineReserveMs: field(() => integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000)),
     minAgeMs: field(() => minAge(env)),
-    maxRequestsPerSecond: field(() => optionalInteger(env, 'MAX_REQUESTS_PER_SECOND', 1, 100_000)),
+    maxRequestsPerSecond: field(() => optionalInteger(
+        env,
+        'MAX_REQUESTS_PER_SECOND',
+        MAX_REQUESTS_PER_SECOND_RANGE.min,
+        MAX_REQUESTS_PER_SECOND_RANGE.max,
+      )),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
     listing: listingBounds(env),

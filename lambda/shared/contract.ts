@@ -35,6 +35,10 @@ export type MetricName = PassMetricName | PlannerMetricName | 'RunDuration';
 
 /** Lines handled in parallel within one pass, unless `LINE_CONCURRENCY` says otherwise. */
 export const DEFAULT_LINE_CONCURRENCY = 8;
+/** The range of `LINE_CONCURRENCY` the function accepts (and so the stack's `lineConcurrency`). */
+export const LINE_CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
+/** The range of `MAX_REQUESTS_PER_SECOND` the function accepts (and so the stack's prop). */
+export const MAX_REQUESTS_PER_SECOND_RANGE = { min: 1, max: 100_000 } as const;
 
 /** The archive's key prefix when none is configured. */
 export const DEFAULT_ARCHIVE_PREFIX = 'tokens/';

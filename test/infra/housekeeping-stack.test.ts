@@ -625,6 +625,10 @@ describe('HousekeepingStack options', () => {
     [{ archivePrefix: 'tokens' }, /archivePrefix must be .* ending in "\/"/],
     [{ archivePrefix: '/tokens/' }, /archivePrefix must be/],
     [{ timeout: Duration.minutes(20) }, /timeout must be between/],
+    // The function's own ranges: a value it would refuse on every run fails the synth.
+    [{ lineConcurrency: 65 }, /lineConcurrency must be an integer between 1 and 64, got 65/],
+    [{ lineConcurrency: 0 }, /lineConcurrency must be an integer between 1 and 64/],
+    [{ maxRequestsPerSecond: 100_001 }, /maxRequestsPerSecond must be an integer between 1 and 100000/],
     [
       { bucketName: 'existing', objectLockRetentionDays: 30 },
       /objectLockRetentionDays applies only to a bucket the stack creates/,
