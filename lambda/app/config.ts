@@ -74,13 +74,15 @@ function config(env: Env): Readonly<Config> {
     tokensApiUrl: field(() => tokensApiUrl(env)),
     sessionKeySecretId: field(() => required(env, 'SESSION_KEY_SECRET_ID')),
     ...archiveConfig(env),
-    lineConcurrency: field(() => integer(
+    lineConcurrency: field(() =>
+      integer(
         env,
         'LINE_CONCURRENCY',
         DEFAULT_LINE_CONCURRENCY,
         LINE_CONCURRENCY_RANGE.min,
         LINE_CONCURRENCY_RANGE.max,
-      )),
+      ),
+    ),
     fileConcurrency: field(() => integer(env, 'FILE_CONCURRENCY', 1, 1, 16)),
     retry: {
       attempts: field(() => integer(env, 'RETRY_ATTEMPTS', 5, 1, 20)),
@@ -91,12 +93,14 @@ function config(env: Env): Readonly<Config> {
     timeReserveMs: field(() => integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000)),
     deadlineReserveMs: field(() => integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000)),
     minAgeMs: field(() => minAge(env)),
-    maxRequestsPerSecond: field(() => optionalInteger(
+    maxRequestsPerSecond: field(() =>
+      optionalInteger(
         env,
         'MAX_REQUESTS_PER_SECOND',
         MAX_REQUESTS_PER_SECOND_RANGE.min,
         MAX_REQUESTS_PER_SECOND_RANGE.max,
-      )),
+      ),
+    ),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
     listing: listingBounds(env),
