@@ -28,7 +28,7 @@ export function createArchiveBucket(scope: Construct, settings: Settings): s3.IB
       Annotations.of(scope).addWarningV2(
         'tokens-housekeeper:queuedMarkersLifecycle',
         `Fan-out into an existing bucket: add a lifecycle rule expiring "${settings.archivePrefix}_queued/" ` +
-          'after 1 day (and its noncurrent versions) yourself; the stack cannot.',
+          `after ${QUEUED_MARKER_EXPIRATION.toHumanString()} (and its noncurrent versions) yourself; the stack cannot.`,
       );
     }
     return s3.Bucket.fromBucketName(scope, 'ArchiveBucket', settings.bucketName);
@@ -69,7 +69,7 @@ export function createArchiveBucket(scope: Construct, settings: Settings): s3.IB
  * What S3 cleans up on its own: unfinished multipart uploads, pending-DELETE markers, in fan-out
  * mode the queued markers, and, when asked, the move of the archive to Glacier Instant Retrieval.
  */
-export function archiveLifecycleRules(settings: Settings): s3.LifecycleRule[] {
+function archiveLifecycleRules(settings: Settings): s3.LifecycleRule[] {
   const rules: s3.LifecycleRule[] = [
     {
       id: 'abort-incomplete-multipart-uploads',

@@ -60,7 +60,7 @@ const FUNCTION_BASE = {
 } as const;
 
 /** How one function of the stack differs from the others. */
-export interface FunctionOptions
+interface FunctionOptions
   extends Pick<
     NodejsFunctionProps,
     'reservedConcurrentExecutions' | 'retryAttempts' | 'maxEventAge' | 'onFailure'
@@ -165,7 +165,7 @@ export function createScheduledFunction(
 }
 
 /** The environment contract of the functions (read by lambda/app/config.ts). */
-export function functionEnvironment(settings: Settings, bucket: s3.IBucket): Record<string, string> {
+function functionEnvironment(settings: Settings, bucket: s3.IBucket): Record<string, string> {
   return {
     TOKENS_API_URL: settings.tokensApiUrl,
     SESSION_KEY_SECRET_ID: settings.sessionKeySecret,

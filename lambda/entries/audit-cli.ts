@@ -28,7 +28,7 @@ export function main(args: readonly string[]): Promise<number> {
         args: [...flags],
         strict: true,
         allowPositionals: false,
-        options: { ids: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+        options: { ids: { type: 'string' } },
       });
       return values.ids === undefined ? undefined : idsFlag(values.ids);
     },

@@ -42,7 +42,6 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
       'max-duration': { type: 'string' },
       'on-conflict': { type: 'string' },
       'min-age': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   const payload: Record<string, unknown> = {};

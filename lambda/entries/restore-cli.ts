@@ -22,7 +22,7 @@ export function main(args: readonly string[]): Promise<number> {
         args: [...flags],
         strict: true,
         allowPositionals: false,
-        options: { id: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+        options: { id: { type: 'string' }, out: { type: 'string' } },
       });
       if (!isLineId(values.id)) throw new Error('--id: a line id (UUID) is required');
       if (values.out === undefined || values.out === '') throw new Error('--out: a directory is required');

@@ -11,7 +11,7 @@ export const LOG_USAGE = `${JSON_LOGS_FLAG}: logs as Powertools JSON lines (also
 are short lines (LOG_FORMAT=text forces those), otherwise JSON. Logs and progress go to stderr.`;
 
 /**
- * A terminal command's frame: `--help`/`-h` prints `usage` on stdout and exits 0; a flag that
+ * A terminal command's frame: `--help`/`-h` prints `usage` on stdout and exits 0 (so `parse` never sees it); a flag that
  * `parse` refuses is reported on stderr as `name: problem`, with the usage, and exits 2 (before
  * any configuration is read); the logs are set up (see {@link chooseLogFormat}); then `run` gets
  * the parsed options and the stdout kept for its result, which ends quietly when the reader goes

@@ -7,7 +7,7 @@ import { type BuildOptions, build, type Metafile } from 'esbuild';
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
- * esbuild options equal to the `NodejsFunction` bundling in infra/housekeeping-stack.ts: what
+ * esbuild options equal to the `NodejsFunction` bundling in infra/constructs/housekeeper-function.ts: what
  * `cdk synth` runs (`esbuild --bundle entry --target=node24 --platform=node --format=esm
  * --outfile=index.mjs --minify --sourcemap --banner:js=... --main-fields=module,main`, no
  * externals).

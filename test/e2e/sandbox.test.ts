@@ -2,12 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../support/run-cli.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+import { childEnv, ROOT, runCli, TSX } from '../support/run-cli.ts';
 
 /** The `export NAME=value` lines of the sandbox, as an environment (values are single words here). */
 function exportsOf(stdout: string): Record<string, string> {
@@ -46,7 +42,7 @@ describe('npm run local (the operator sandbox)', () => {
   it('prints the environment as export lines, serves the README session as written (dry run, archive-only, audit, restore, full pass), and stops on Ctrl-C', async () => {
     const child = spawn(TSX, ['test/local/sandbox.ts', '--lines', '4'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+      env: childEnv({}),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));

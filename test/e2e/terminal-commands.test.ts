@@ -1,12 +1,9 @@
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { closeAfterEach, localStack } from '../reliability/harness.ts';
-import { runCli } from '../support/run-cli.ts';
+import { childEnv, ROOT, runCli, TSX } from '../support/run-cli.ts';
 
 const track = closeAfterEach();
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 const COMMANDS = [
   ['housekeep', 'lambda/entries/cli.ts'],
   ['audit', 'lambda/entries/audit-cli.ts'],
@@ -83,7 +80,7 @@ describe('the terminal commands', () => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const child = spawn(TSX, ['lambda/entries/cli.ts', '--dry-run'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...local.env },
+      env: childEnv(local.env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // The reader quits before the summary is written.

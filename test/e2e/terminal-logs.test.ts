@@ -2,15 +2,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeAfterEach, localStack } from '../reliability/harness.ts';
-import { runCli } from '../support/run-cli.ts';
+import { childEnv, ROOT, runCli, TSX } from '../support/run-cli.ts';
 
 const track = closeAfterEach();
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 /** util-linux `script` gives the command a real terminal (a pty) for its stderr. */
 const HAS_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0;
 const TEXT_LINE = /^\d\d:\d\d:\d\d (DEBUG|INFO |WARN |ERROR) /;
@@ -36,7 +33,7 @@ async function housekeepOnATerminal(args: string[], env: Record<string, string>)
   const command = [TSX, 'lambda/entries/cli.ts', ...args].map((word) => `'${word}'`).join(' ');
   const child = spawn('script', ['-qec', `${command} > '${out}'`, '/dev/null'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', TERM: 'xterm-256color', ...env },
+    env: childEnv({ TERM: 'xterm-256color', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let terminal = '';

@@ -1,19 +1,18 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { expect, it } from 'vitest';
+import { run } from './offline.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const VITEST = fileURLToPath(new URL('../../node_modules/.bin/vitest', import.meta.url));
 
 it('the stack tests leave nothing in the temp dir: every synthesized app is removed', async () => {
   // A temp dir of their own, so other tests running beside this one do not count.
   const tmp = await mkdtemp(join(tmpdir(), 'stack-tests-tmp-'));
   try {
-    const child = spawn(
+    const { code, output } = await run(
       VITEST,
       [
         'run',
@@ -22,16 +21,8 @@ it('the stack tests leave nothing in the temp dir: every synthesized app is remo
         '-t',
         'uses the given schedule expression|lets the planner only send to the work queue',
       ],
-      { cwd: ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { ...process.env, TMPDIR: tmp },
     );
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
 
     expect(code, output).toBe(0);
     expect(stripVTControlCharacters(output)).toMatch(/Tests +2 passed/);

@@ -23,7 +23,6 @@ export function simulatorFlags(
       lines: { type: 'string', default: '12' },
       'file-size': { type: 'string', default: String(256 * 1024) },
       ...(allow.corrupt === true ? { corrupt: { type: 'boolean', default: false } as const } : {}),
-      help: { type: 'boolean', short: 'h' },
     },
   });
   return {

@@ -5,7 +5,7 @@
  * archive landed. No AWS account needed.
  */
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { LOG_USAGE, terminalCommand } from '../../lambda/entries/terminal.ts';
+import { LOG_USAGE, printJson, terminalCommand } from '../../lambda/entries/terminal.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import { simulatorFlags, startLocalStack } from './stack.ts';
 import { mixedLines } from './tokens-service.ts';
@@ -57,7 +57,7 @@ process.exitCode = await terminalCommand(
       Object.assign(process.env, local.env);
       const summary = await createHandler(process.env)({});
       const keys = await listKeys(local.s3Client, local.bucket);
-      stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      printJson(stdout, summary);
       stdout.write(
         `\nArchive: s3://${local.bucket}/ (local S3 at ${local.s3.address}), ${keys.length} objects:\n`,
       );

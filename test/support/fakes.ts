@@ -24,7 +24,7 @@ import { IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
 import type { LineFile } from '../../lambda/shared/ids.ts';
 import type { DeleteReply, JsonReply, TokensApi } from '../../lambda/tokens/api.ts';
 
-export const BASE_URL = 'https://tokens.example.com';
+const BASE_URL = 'https://tokens.example.com';
 export const NOW = Date.parse('2026-05-01T10:00:00.000Z');
 
 export const sha256 = (bytes: string | Buffer): string => createHash('sha256').update(bytes).digest('hex');
@@ -79,7 +79,7 @@ function lineResource(id: string, spec: LineSpec, status: string): Record<string
 }
 
 /** The reply of `GET /api/tokens/{id}` for a line as `spec` states it. */
-export function lineReply(id: string, spec: LineSpec = {}): JsonReply {
+function lineReply(id: string, spec: LineSpec = {}): JsonReply {
   const value = { data: lineResource(id, spec, spec.status ?? 'finished') };
   const text = JSON.stringify(value);
   return { bytes: Buffer.from(text), text, value };
@@ -107,7 +107,7 @@ export function notFound(id: string, status = 404): TokensApiError {
 type Scripted<T> = T | Error;
 
 /** A `TokensApi`-shaped fake: each line answers its scripted replies in turn, the last one repeated. */
-export class FakeTokens {
+class FakeTokens {
   readonly #log: string[];
   readonly #lines = new Map<string, Scripted<JsonReply>[]>();
   readonly #deletes = new Map<string, Scripted<DeleteReply>[]>();

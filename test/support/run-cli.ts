@@ -1,8 +1,15 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+/** The project's root, where the terminal entries run from. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The project's tsx, which runs a TypeScript entry directly. */
+export const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+
+/** A child's environment: exactly `env`, plus PATH and HOME (nothing else of this process leaks in). */
+export function childEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env };
+}
 
 export interface CliResult {
   readonly code: number | null;
@@ -22,7 +29,7 @@ export function runCli(
 ): Promise<CliResult> {
   const child = spawn(TSX, [script, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -1,22 +1,25 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  type S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { requestGate } from '../../../lambda/app/deps.ts';
 import { Archive } from '../../../lambda/archive/archive.ts';
 import { ByteBudget } from '../../../lambda/archive/budget.ts';
 import { uploadMultipart } from '../../../lambda/archive/multipart.ts';
 import { untilAborted } from '../../../lambda/shared/abort.ts';
+import {
+  aborted,
+  created,
+  fakeS3,
+  type Input,
+  LINE,
+  MIB,
+  sha256,
+  TARGET,
+  tick,
+  within,
+} from '../../support/fake-s3.ts';
 
 /*
  * Red-team review of fa01a36: head read-back skipped only on a PutObject checksum equal to the
@@ -26,64 +29,6 @@ import { untilAborted } from '../../../lambda/shared/abort.ts';
  * code they were written against and were fixed; all hold now.
  */
 
-const MIB = 1024 * 1024;
-const LINE = '6f1f0d2e-8b9a-4c3d-9e8f-0a1b2c3d4e5f';
-const TARGET = {
-  Bucket: 'b',
-  Key: 'tokens/line/data',
-  ContentType: 'application/octet-stream',
-  Metadata: {},
-};
-
-type Input = Record<string, unknown>;
-type Handler = (input: Input, signal: AbortSignal | undefined) => Promise<unknown>;
-interface Call {
-  readonly command: string;
-  readonly input: Input;
-}
-
-const COMMANDS = [
-  ['CreateMultipartUpload', CreateMultipartUploadCommand],
-  ['UploadPart', UploadPartCommand],
-  ['CompleteMultipartUpload', CompleteMultipartUploadCommand],
-  ['AbortMultipartUpload', AbortMultipartUploadCommand],
-  ['PutObject', PutObjectCommand],
-  ['HeadObject', HeadObjectCommand],
-  ['GetObject', GetObjectCommand],
-] as const;
-
-/** A fake S3Client at the SDK boundary that hands each handler the request's abort signal. */
-function fakeS3(handlers: Partial<Record<(typeof COMMANDS)[number][0], Handler>>) {
-  const calls: Call[] = [];
-  const client = {
-    send(command: object, options?: { abortSignal?: AbortSignal }): Promise<unknown> {
-      const found = COMMANDS.find(([, type]) => command instanceof type);
-      const name = found?.[0] ?? 'Other';
-      const input = (command as { input: Input }).input;
-      calls.push({ command: name, input });
-      const handler = found === undefined ? undefined : handlers[found[0]];
-      if (handler === undefined) return Promise.reject(new Error(`unexpected ${name}`));
-      return handler(input, options?.abortSignal);
-    },
-  };
-  const of = (name: string) => calls.filter((call) => call.command === name).map((call) => call.input);
-  return { client: client as unknown as S3Client, calls, of };
-}
-
-const created = async () => ({ UploadId: 'u1' });
-const aborted = async () => ({});
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
-/** Settles with the promise, or with 'timed out' after `ms`: a hang shows as a failed assertion. */
-const within = <T>(promise: Promise<T>, ms: number) =>
-  Promise.race([
-    promise.then(
-      (value) => ({ value }),
-      (error: unknown) => ({ error }),
-    ),
-    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref()),
-  ]);
-const sha256 = (bytes: Buffer, encoding: 'hex' | 'base64') =>
-  createHash('sha256').update(bytes).digest(encoding);
 /** S3's composite checksum over raw part digests (base64 each), "-N". */
 const compositeOf = (digests: readonly string[]) =>
   `${createHash('sha256')
