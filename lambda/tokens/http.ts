@@ -154,10 +154,11 @@ export interface DownloadWatch {
  * closed or reset the connection, undici's body timeout) reaches the reader as `brokeOff`, so it
  * names the download; the reader destroying the stream (its upload failed) only stops the body.
  * With a floor, the counter is checked once per window: a window in which the body delivered less
- * than `minSpeedBytesPerSecond` on average destroys both streams with `tooSlow`. A window in which
- * the reader held the body back at any time (it was paused, or bytes were waiting for the reader:
- * the reader was the holdup, not the body) does not count. The
- * timer is unref'd and cleared when the stream closes.
+ * than `minSpeedBytesPerSecond` on average, over the time the reader let it flow (not the time the
+ * pipe held it paused), destroys both streams with `tooSlow`. A window in which the body was held
+ * back for more than three quarters of it, or ends with bytes waiting for the reader, does not
+ * count: the reader was the holdup, not the body. The timer is unref'd and cleared when the stream
+ * closes.
  */
 export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
   let received = 0;
@@ -179,10 +180,17 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
   // An error before the reader attaches stays on the counter for it (as pipeline() kept it).
   counter.on('error', () => undefined);
   const floor = watch.floor;
-  // Whether the body was held back by the reader (pipe paused it) at any time in the window.
-  let heldUp = false;
+  // How long the reader held the body back (the pipe paused it) in the current window: the floor
+  // judges the body only on the time it was free to flow.
+  let heldMs = 0;
+  let heldSince: number | undefined;
   body.on('pause', () => {
-    heldUp = true;
+    heldSince ??= performance.now();
+  });
+  body.on('resume', () => {
+    if (heldSince === undefined) return;
+    heldMs += performance.now() - heldSince;
+    heldSince = undefined;
   });
   const timer =
     floor === undefined || floor.minSpeedBytesPerSecond <= 0
@@ -190,14 +198,19 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
       : setInterval(() => {
           const now = performance.now();
           const ms = now - windowStart;
+          if (heldSince !== undefined) {
+            heldMs += now - heldSince;
+            heldSince = now;
+          }
+          const free = ms - heldMs;
           const delivered = windowBytes;
           windowBytes = 0;
+          heldMs = 0;
           windowStart = now;
-          const wasHeld = heldUp;
-          heldUp = body.isPaused();
-          if (wasHeld || counter.readableLength > 0 || counter.writableNeedDrain) return;
-          if (delivered * 1000 < floor.minSpeedBytesPerSecond * ms)
-            counter.destroy(watch.tooSlow({ bytes: delivered, ms }));
+          // Too little free time to judge, or bytes waiting for the reader: the reader was the holdup.
+          if (free < ms / 4 || counter.readableLength > 0 || counter.writableNeedDrain) return;
+          if (delivered * 1000 < floor.minSpeedBytesPerSecond * free)
+            counter.destroy(watch.tooSlow({ bytes: delivered, ms: free }));
         }, floor.speedWindowMs);
   timer?.unref();
   counter.once('close', () => {
