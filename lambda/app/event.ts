@@ -25,27 +25,64 @@ const manualPayload = z.strictObject({
   minAge: z.optional(z.union([z.int().check(z.nonnegative()), z.string()])),
 });
 
-/** The shape of an EventBridge (rule or Scheduler) scheduled event. */
-function isScheduledEvent(value: Record<string, unknown>): boolean {
-  return (
-    (value.source === 'aws.events' || value.source === 'aws.scheduler') &&
-    typeof value['detail-type'] === 'string'
-  );
+/**
+ * What an EventBridge rule with a schedule expression delivers (and the same envelope from
+ * `aws.scheduler`), field by field. A scheduled event says nothing but "run": any other field,
+ * or a `detail` that says something, is refused rather than read as a full pass.
+ */
+const scheduledEvent = z.strictObject({
+  version: z.optional(z.string()),
+  id: z.optional(z.string()),
+  'detail-type': z.literal('Scheduled Event'),
+  source: z.enum(['aws.events', 'aws.scheduler']),
+  account: z.optional(z.string()),
+  time: z.optional(z.string()),
+  region: z.optional(z.string()),
+  resources: z.optional(z.array(z.string())),
+  detail: z.optional(z.strictObject({})),
+});
+
+/** The fields that make a payload claim to be a scheduled event. */
+const SCHEDULED_MARKERS: readonly string[] = ['source', 'detail-type'];
+
+/** The fields that ask for something: a manual pass's, and the audit's. */
+const REQUEST_FIELDS: ReadonlySet<string> = new Set([...Object.keys(manualPayload.shape), 'audit']);
+
+/**
+ * Refuses a payload that is a scheduled event and a request at once: which was meant cannot be
+ * told, and reading it as either may do what nobody asked (a full pass instead of a dry run).
+ */
+function refuseMixedShapes(record: Record<string, unknown>): void {
+  const keys = Object.keys(record);
+  const markers = keys.filter((key) => SCHEDULED_MARKERS.includes(key));
+  const requested = keys.filter((key) => REQUEST_FIELDS.has(key));
+  if (markers.length > 0 && requested.length > 0) {
+    throw new EventError(
+      `event: scheduled-event fields (${markers.join(', ')}) mixed with request fields (${requested.join(', ')}): send one or the other`,
+    );
+  }
 }
 
 /**
- * Parses the invocation payload: a scheduled event, `{}` or nothing is a full pass; anything
- * else must be a valid manual payload, or an {@link EventError} says what is wrong.
+ * Parses the invocation payload: `{}` (what the schedule sends), nothing, or an exact scheduled
+ * event is a full pass; anything else must be a valid manual payload. A payload that mixes the
+ * two, or a scheduled event with any other field, is refused: an {@link EventError} names the
+ * fields.
  */
 export function parseEvent(event: unknown): RunRequest {
   if (event === undefined || event === null) return FULL_PASS;
-  if (typeof event !== 'object' || Array.isArray(event)) {
-    throw new EventError(
-      `event: expected an object, got ${Array.isArray(event) ? 'an array' : typeof event}`,
-    );
+  const record = objectOf(event);
+  refuseMixedShapes(record);
+  const markers = SCHEDULED_MARKERS.filter((key) => key in record);
+  if (markers.length > 0) {
+    const scheduled = scheduledEvent.safeParse(record);
+    if (!scheduled.success) {
+      throw new EventError(
+        `event: has ${markers.join(' and ')} but is not a scheduled event: ${describeIssues(scheduled.error.issues)}`,
+      );
+    }
+    return FULL_PASS;
   }
-  const record = event as Record<string, unknown>;
-  if (isScheduledEvent(record)) return FULL_PASS;
   const parsed = manualPayload.safeParse(record);
   if (!parsed.success) {
     throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
@@ -89,6 +126,7 @@ const auditPayload = z.strictObject({
  */
 export function parseInvocation(event: unknown): Invocation {
   if (typeof event === 'object' && event !== null && !Array.isArray(event) && 'audit' in event) {
+    refuseMixedShapes(event as Record<string, unknown>);
     const parsed = auditPayload.safeParse(event);
     if (!parsed.success) throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
     return { kind: 'audit', ids: parsed.data.ids === undefined ? undefined : uniqueIds(parsed.data.ids) };
@@ -99,4 +137,14 @@ export function parseInvocation(event: unknown): Invocation {
 /** Ids in lower case (UUIDs are case-insensitive), each once, in order. */
 function uniqueIds(ids: readonly string[]): string[] {
   return [...new Set(ids.map((id) => id.toLowerCase()))];
+}
+
+/** The payload as an object, or an {@link EventError} saying what it is instead. */
+function objectOf(event: unknown): Record<string, unknown> {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw new EventError(
+      `event: expected an object, got ${Array.isArray(event) ? 'an array' : typeof event}`,
+    );
+  }
+  return event as Record<string, unknown>;
 }

@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { parseEvent } from '../../../lambda/app/event.ts';
+import { parseEvent, parseInvocation } from '../../../lambda/app/event.ts';
 import { FULL_PASS } from '../../../lambda/core/request.ts';
 import { EventError } from '../../../lambda/shared/errors.ts';
 
 const LINE_A = '0b7c6f2e-3d1a-4c5b-9e8f-7a6b5c4d3e2f';
 const LINE_B = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
+
+/** What an EventBridge rule with a schedule expression delivers, every field of it. */
+const RULE_EVENT = Object.freeze({
+  version: '0',
+  id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa',
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  account: '123456789012',
+  time: '2024-03-19T12:00:00Z',
+  region: 'eu-central-1',
+  resources: ['arn:aws:events:eu-central-1:123456789012:rule/housekeeping'],
+  detail: {},
+});
 
 /** Runs `parseEvent` and returns the EventError it threw, failing the test otherwise. */
 function eventErrorOf(event: unknown): EventError {
@@ -30,17 +43,7 @@ describe('parseEvent', () => {
     });
 
     it('reads an EventBridge rule scheduled event as a full pass', () => {
-      const event = {
-        version: '0',
-        id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa',
-        'detail-type': 'Scheduled Event',
-        source: 'aws.events',
-        account: '123456789012',
-        time: '2024-03-19T12:00:00Z',
-        region: 'eu-central-1',
-        resources: ['arn:aws:events:eu-central-1:123456789012:rule/housekeeping'],
-        detail: {},
-      };
+      const event = RULE_EVENT;
 
       const request = parseEvent(event);
 
@@ -74,6 +77,102 @@ describe('parseEvent', () => {
       const error = eventErrorOf(event);
 
       expect(error.message).toContain('source');
+    });
+
+    it('does not take another detail-type for a scheduled event', () => {
+      const event = { ...RULE_EVENT, 'detail-type': 'Object Created' };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('detail-type');
+    });
+  });
+
+  describe('a scheduled event is only a scheduled event', () => {
+    it('refuses a scheduled event that also asks for a dry run of named lines, naming the fields', () => {
+      const event = { source: 'aws.events', 'detail-type': 'Scheduled Event', dryRun: true, ids: [LINE_A] };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('dryRun');
+      expect(error.message).toContain('ids');
+      expect(error.message).toMatch(/source.*detail-type|detail-type.*source/);
+    });
+
+    it.each([
+      ['dryRun', true],
+      ['dryRun', false],
+      ['ids', [LINE_A]],
+      ['archiveOnly', true],
+      ['maxLines', 1],
+      ['onConflict', 'fail'],
+      ['minAge', '7d'],
+      ['maxDurationSeconds', 60],
+      ['audit', true],
+    ])('refuses an EventBridge rule event carrying the manual field %s, naming it', (field, value) => {
+      const event = { ...RULE_EVENT, [field]: value };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain(field);
+    });
+
+    it.each([
+      ['source', { source: 'aws.scheduler', archiveOnly: true }],
+      ['detail-type', { 'detail-type': 'Scheduled Event', ids: [LINE_A] }],
+    ])('refuses manual fields next to a lone %s, naming both', (marker, event) => {
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain(marker);
+      expect(error.message).toContain(Object.keys(event).find((key) => key !== marker));
+    });
+
+    it('refuses a scheduled event with a field it does not know, naming it', () => {
+      const event = { ...RULE_EVENT, force: true };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('force');
+    });
+
+    it('refuses an EventBridge Scheduler event with a field it does not know, naming it', () => {
+      const event = { source: 'aws.scheduler', 'detail-type': 'Scheduled Event', dryrun: true };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('dryrun');
+    });
+
+    it('refuses a scheduled event whose detail says something, naming the field', () => {
+      const event = { ...RULE_EVENT, detail: { dryRun: true } };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain('detail');
+      expect(error.message).toContain('dryRun');
+    });
+
+    it.each([
+      ['resources', 'arn:aws:events:eu-central-1:123456789012:rule/housekeeping'],
+      ['detail', 'none'],
+      ['time', 1710849600],
+    ])('refuses a scheduled event whose %s has the wrong type, naming it', (field, value) => {
+      const event = { ...RULE_EVENT, [field]: value };
+
+      const error = eventErrorOf(event);
+
+      expect(error.message).toContain(field);
+    });
+
+    it('refuses an audit that carries scheduled-event fields, naming them', () => {
+      const event = { audit: true, source: 'aws.events', 'detail-type': 'Scheduled Event' };
+
+      expect(() => parseInvocation(event)).toThrow(EventError);
+      expect(() => parseInvocation(event)).toThrow(/source/);
+    });
+
+    it('reads a complete EventBridge rule event through parseInvocation as a full pass', () => {
+      expect(parseInvocation(RULE_EVENT)).toEqual({ kind: 'pass', request: FULL_PASS });
     });
   });
 

@@ -1,0 +1,51 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HousekeepingStack } from '../../../infra/housekeeping-stack.ts';
+import { parseInvocation } from '../../../lambda/app/event.ts';
+import { FULL_PASS } from '../../../lambda/core/request.ts';
+import { REPO_ROOT } from '../../infra/offline.ts';
+
+/** The feature flags from cdk.json, so the stack is synthesized as `cdk deploy` would. */
+const CDK_CONTEXT = (JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: object })
+  .context;
+
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The `Input` of every schedule the stack deploys in this mode (bundling skipped: not needed). */
+function scheduleInputs(mode: 'single' | 'fanout'): string[] {
+  const outdir = mkdtempSync(join(tmpdir(), 'cdk.out-test-'));
+  outdirs.push(outdir);
+  const app = new App({ outdir, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+  const stack = new HousekeepingStack(app, 'Housekeeper', {
+    env: { account: '123456789012', region: 'eu-west-1' },
+    tokensApiUrl: 'https://tokens.example.com',
+    sessionKeySecret: 'tokens/session-key',
+    mode,
+  });
+  const schedules = Template.fromStack(stack).findResources('AWS::Scheduler::Schedule');
+  return Object.values(schedules).map((schedule) => schedule.Properties.Target.Input as string);
+}
+
+describe('parseInvocation', () => {
+  // The schedule is the one caller that sends no request of its own: whatever it delivers must
+  // stay a full pass, or a stricter parser would stop housekeeping without anyone asking.
+  it.each(['single', 'fanout'] as const)(
+    'reads the input the %s stack schedule delivers as a full pass',
+    (mode) => {
+      const inputs = scheduleInputs(mode);
+
+      expect(inputs).toHaveLength(1);
+      for (const input of inputs) {
+        // Lambda hands the function the target's Input parsed as JSON.
+        expect(parseInvocation(JSON.parse(input))).toEqual({ kind: 'pass', request: FULL_PASS });
+      }
+    },
+  );
+});
