@@ -6,7 +6,7 @@ import { planFanout } from '../core/fanout-planner.ts';
 import { workBatch } from '../core/fanout-worker.ts';
 import type { FanoutPlan, Summary } from '../core/types.ts';
 import { sqsWorkQueue } from '../queue/work-queue.ts';
-import { describeError } from '../shared/errors.ts';
+import { describeError, EventError } from '../shared/errors.ts';
 import { loadConfig, loadPlannerConfig } from './config.ts';
 import { createDeps, createSqsClient } from './deps.ts';
 import { type Invocation, parseInvocation } from './event.ts';
@@ -61,10 +61,11 @@ export function createWorkerHandler(
 
   return async (event, context) => {
     try {
-      const report = await workBatch(deps, config, event, remainingOf(context));
+      const report = await workBatch(deps, config, sqsBatchOf(event), remainingOf(context));
       return report.response;
     } catch (error) {
-      // Not expected (lines and messages never throw): the whole batch goes back to the queue.
+      // Not a batch (nothing was done), or not expected (lines and messages never throw): a
+      // batch goes back to the queue whole.
       deps.logger.error('batch failed', {
         errorName: error instanceof Error ? error.name : 'unknown',
         reason: describeError(error),
@@ -74,4 +75,21 @@ export function createWorkerHandler(
       options.metrics?.publishStoredMetrics();
     }
   };
+}
+
+/**
+ * The event as the SQS batch the worker takes. Anything else (a manual payload sent to the worker
+ * by mistake) is refused by name: read as a batch of no records, it would answer "done" for a
+ * request nobody carried out.
+ */
+function sqsBatchOf(event: unknown): SQSEvent {
+  const expected = 'worker event: expected an SQS batch (Records)';
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    const got = Array.isArray(event) ? 'an array' : event === null ? 'null' : typeof event;
+    throw new EventError(`${expected}, got ${got}`);
+  }
+  if (Array.isArray((event as { Records?: unknown }).Records)) return event as SQSEvent;
+  const fields = Object.keys(event);
+  const got = fields.length === 0 ? 'no fields' : `fields ${fields.slice(0, 10).join(', ')}`;
+  throw new EventError(`${expected}, got ${got}: send a manual request to the planner`);
 }

@@ -1,12 +1,18 @@
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { payloadFromArgs } from '../../lambda/entries/cli.ts';
+import { LOCAL_AWS_ENV } from '../local/stack.ts';
 import { closeAfterEach, localStack, startCli } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 const UUID = '00000000-0000-4000-8000-000000000001';
+/** An EventBridge rule's scheduled event: on its own, a full pass. */
+const SCHEDULED = { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} } as const;
 
 /** Payloads that must be refused whole: nothing read, nothing written, nothing deleted. */
 const badPayloads: readonly [string, unknown][] = [
@@ -27,6 +33,11 @@ const badPayloads: readonly [string, unknown][] = [
   ['maxLines infinite', { maxLines: Number.POSITIVE_INFINITY }],
   ['an unknown field', { dryrun: true }],
   ['a scheduled-event look-alike without detail-type', { source: 'aws.events' }],
+  ['a scheduled event asking for a dry run', { ...SCHEDULED, dryRun: true, ids: [UUID] }],
+  ['a scheduled event asking to archive only', { ...SCHEDULED, archiveOnly: true }],
+  ['a scheduled event with an unknown field', { ...SCHEDULED, force: true }],
+  ['a scheduled event whose detail says something', { ...SCHEDULED, detail: { dryRun: true } }],
+  ['manual fields beside a lone detail-type', { 'detail-type': 'Scheduled Event', maxLines: 1 }],
   ['a string', 'run'],
   ['a number', 7],
   ['a boolean', true],
@@ -70,6 +81,91 @@ describe('a bad manual payload', () => {
       unknown.map((id) => `/api/tokens/${id}`).sort(),
     );
     await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+describe('a payload that mixes a scheduled event with a manual request', () => {
+  /** What an operator who meant a dry run of one line sent, on a scheduled event's envelope. */
+  const mixed = (id: string) => ({ ...SCHEDULED, dryRun: true, ids: [id] });
+
+  it('is refused by the function, and no DELETE reaches the service', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', fileSize: 1000 },
+        { status: 'finished', fileSize: 10 },
+      ],
+    });
+    const ids = [...local.tokens.lines.keys()];
+    s.fault('event: scheduled event carrying dryRun and ids');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)(mixed(ids[0] as string)));
+
+    expect(run.error).toMatchObject({ name: 'EventError', message: expect.stringMatching(/dryRun.*ids/) });
+    for (const id of ids) expect(local.tokens.deleteCount(id), id).toBe(0);
+    expect(local.tokens.requests).toEqual([]);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('is refused by the fan-out planner: nothing is queued and no DELETE reaches the service', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    local.s3.createQueue('tokens-work');
+    const queueUrl = `${local.s3.address}/000000000000/tokens-work`;
+    const env = { ...local.env, QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: local.s3.address };
+    const sqs = new SQSClient({
+      endpoint: local.s3.address,
+      region: LOCAL_AWS_ENV.AWS_REGION,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    track({ close: async () => sqs.destroy() });
+    s.fault('planner event: scheduled event carrying dryRun and ids');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createPlannerHandler(env)(mixed(id)) as Promise<never>);
+
+    expect(run.error).toMatchObject({ name: 'EventError', message: expect.stringMatching(/dryRun.*ids/) });
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+    );
+    expect(Messages).toEqual([]);
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    expect(local.tokens.requests).toEqual([]);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('is refused by the fan-out worker, which takes SQS batches only, naming what it got', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    s.fault('worker event: a manual payload instead of an SQS batch');
+    const before = snapshot(local.tokens);
+    // Lambda hands the worker whatever an invoker sent, typed or not.
+    const worker = createWorkerHandler(local.env) as (
+      event: unknown,
+    ) => ReturnType<ReturnType<typeof createWorkerHandler>>;
+
+    const refused = await worker({ dryRun: true, ids: [id] }).catch((error: unknown) => error);
+
+    expect(refused).toMatchObject({ name: 'EventError', message: expect.stringMatching(/Records.*dryRun/) });
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    expect(local.tokens.requests).toEqual([]);
+    await checkInvariant(s, local, { before, runs: [] });
+  });
+
+  it('leaves the worker taking a real SQS batch of no records as an empty batch', async () => {
+    const local = await localStack(track);
+    const event: SQSEvent = { Records: [] };
+
+    const response = await createWorkerHandler(local.env)(event);
+
+    expect(response).toEqual({ batchItemFailures: [] });
   });
 });
 
