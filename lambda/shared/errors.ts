@@ -1,16 +1,14 @@
-/**
- * The error family of the housekeeper. Every message names what was wrong (the variable, the
- * line id, the file) and never contains the session key.
- */
-export class HousekeepingError extends Error {
-  override readonly name: string = 'HousekeepingError';
-  /** Whether a fresh attempt of the same operation may succeed. */
-  readonly retryable: boolean = false;
+import { HousekeepingError } from './errors/base.ts';
 
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+// The error family of the housekeeper, split by what happened. The kinds of a failed request to
+// the tokens service and of a failed read of the archive live in errors/, one file each.
+export { ArchiveReadError } from './errors/archive-read-error.ts';
+export { HousekeepingError } from './errors/base.ts';
+export { HttpStatusError } from './errors/http-status-error.ts';
+export { NetworkError } from './errors/network-error.ts';
+export { type RequestDetails, TokensApiError } from './errors/tokens-api-error.ts';
+export { TokensTimeoutError } from './errors/tokens-timeout-error.ts';
+export { UnreadableReplyError } from './errors/unreadable-reply-error.ts';
 
 /** A configuration variable is missing or malformed. Thrown at cold start. */
 export class ConfigError extends HousekeepingError {
@@ -55,30 +53,6 @@ export class SecretError extends HousekeepingError {
     options?: { cause?: unknown },
   ) {
     super(`secret ${secretId}: ${problem}`, options);
-  }
-}
-
-/** The tokens service answered with an error status, an unreadable body, or not at all. */
-export class TokensApiError extends HousekeepingError {
-  override readonly name = 'TokensApiError';
-  override readonly retryable: boolean;
-  constructor(
-    message: string,
-    readonly details: {
-      readonly method: string;
-      readonly url: string;
-      readonly status?: number;
-      readonly retryable: boolean;
-      readonly retryAfterMs?: number;
-    },
-    options?: { cause?: unknown },
-  ) {
-    super(`${details.method} ${details.url}: ${message}`, options);
-    this.retryable = details.retryable;
-  }
-
-  get status(): number | undefined {
-    return this.details.status;
   }
 }
 
@@ -230,5 +204,20 @@ export class ListingError extends HousekeepingError {
     problem: string,
   ) {
     super(`list of lines: ${problem} (after ${pages} pages); nothing is dismantled on a partial list`);
+  }
+}
+
+/**
+ * The service sent the session key back in a document the archive would keep (the line's
+ * document): it is not stored, and the line is kept (no DELETE) until the service stops echoing
+ * it. The message names the line and the document, never the key.
+ */
+export class SessionKeyEchoError extends HousekeepingError {
+  override readonly name = 'SessionKeyEchoError';
+  constructor(
+    readonly lineId: string,
+    readonly document: string,
+  ) {
+    super(`line ${lineId}: ${document} echoes the session key; not stored, and the line is kept (no DELETE)`);
   }
 }

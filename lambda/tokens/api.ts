@@ -1,6 +1,14 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { describeError, TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
+import {
+  describeError,
+  HousekeepingError,
+  HttpStatusError,
+  NetworkError,
+  TokensTimeoutError,
+  UnreadableReplyError,
+  UnsafeReferenceError,
+} from '../shared/errors.ts';
 import { type LineFile, safeId } from '../shared/ids.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from '../shared/retry.ts';
 import type { SessionKeySource } from '../shared/session-key-source.ts';
@@ -103,7 +111,8 @@ export class TokensApi {
   deleteLine(id: string): Promise<DeleteReply> {
     const url = this.#lineUrl(id);
     return this.#retrying(async () => {
-      const response = await this.#send('DELETE', url, this.#requestSignal());
+      const signal = this.#requestSignal();
+      const response = await this.#send('DELETE', url, signal);
       const status = response.statusCode;
       const contentType = String(response.headers['content-type'] ?? '');
       if (status === 404 || status === 410) {
@@ -111,11 +120,11 @@ export class TokensApi {
         return { status, contentType, text: '', bytes: Buffer.alloc(0), document: undefined };
       }
       if (status === 200) {
-        const { text, bytes, value } = await this.#parseJson('DELETE', url, response);
+        const { text, bytes, value } = await this.#parseJson('DELETE', url, response, signal);
         return { status, contentType, text, bytes, document: value };
       }
       if (status === 202 || status === 204) {
-        const bytes = await this.#readBody('DELETE', url, response.body);
+        const bytes = await this.#readBody('DELETE', url, response.body, signal);
         const text = new TextDecoder().decode(bytes);
         let document: unknown;
         try {
@@ -143,7 +152,8 @@ export class TokensApi {
   /**
    * Opens the download of one file, following redirects. The caller owns the returned body: it
    * must consume or destroy it. No retry here: a failed download is retried whole, from the first
-   * byte. A body slower than the speed floor fails with a retryable {@link TokensApiError}.
+   * byte. A body slower than the speed floor fails with a {@link TokensTimeoutError}, one that
+   * breaks off with a {@link NetworkError}.
    */
   async openFile(url: URL, signal?: AbortSignal): Promise<Readable> {
     const response = await this.#send('GET', url, signal);
@@ -151,20 +161,18 @@ export class TokensApi {
       throw await this.#statusError('GET', url, response);
     }
     const floor = this.#options.download;
-    const failure = (problem: string, cause?: unknown) =>
-      new TokensApiError(
-        problem,
-        { method: 'GET', url: url.href, status: response.statusCode, retryable: true },
-        cause === undefined ? undefined : { cause },
-      );
+    const details = { method: 'GET', url: url.href, status: response.statusCode };
     return watchedBody(response.body, {
       floor,
       tooSlow: ({ bytes, ms }) =>
-        failure(
+        new TokensTimeoutError(
           `body delivered ${bytes} bytes in ${(ms / 1000).toFixed(1)} s (${Math.floor((bytes * 1000) / ms)} B/s), below the floor of ${floor?.minSpeedBytesPerSecond} B/s`,
+          details,
         ),
       brokeOff: (error, received) =>
-        failure(`body broke off after ${received} bytes: ${describeError(error)}`, error),
+        new NetworkError(`body broke off after ${received} bytes: ${describeError(error)}`, details, {
+          cause: error,
+        }),
     });
   }
 
@@ -228,13 +236,10 @@ export class TokensApi {
       const send = async () => {
         // Requests to the service count against the cap; a redirect to a CDN does not.
         if (current.origin === baseUrl.origin) await this.#options.gate?.(signal);
-        return sendOnce(
-          dispatcher,
-          method,
-          current,
-          isUnderBase(current, baseUrl) ? await sessionKey.get() : undefined,
-          signal,
-        );
+        const key = isUnderBase(current, baseUrl) ? await sessionKey.get() : undefined;
+        return sendOnce(dispatcher, method, current, key, signal).catch((error: unknown) => {
+          throw transportFailure(method, url, error, signal, 'no reply');
+        });
       };
       let response = await send();
       if (response.statusCode === 401 && isUnderBase(current, baseUrl) && !keyReread) {
@@ -263,22 +268,28 @@ export class TokensApi {
   }
 
   async #jsonReply(method: string, url: URL, run?: AbortSignal): Promise<JsonReply> {
-    const response = await this.#send(method, url, this.#requestSignal(run));
+    const signal = this.#requestSignal(run);
+    const response = await this.#send(method, url, signal);
     if (response.statusCode !== 200) throw await this.#statusError(method, url, response);
-    return this.#parseJson(method, url, response);
+    return this.#parseJson(method, url, response, signal);
   }
 
   /** The JSON body of a 200 reply, as text and parsed; anything else is a retryable failure. */
-  async #parseJson(method: string, url: URL, response: Dispatcher.ResponseData): Promise<JsonReply> {
+  async #parseJson(
+    method: string,
+    url: URL,
+    response: Dispatcher.ResponseData,
+    signal?: AbortSignal,
+  ): Promise<JsonReply> {
     const refused = (problem: string, retryable: boolean) =>
-      new TokensApiError(problem, { method, url: url.href, status: response.statusCode, retryable });
+      new UnreadableReplyError(problem, { method, url: url.href, status: response.statusCode, retryable });
     const contentType = String(response.headers['content-type'] ?? '');
     if (!/^application\/(vnd\.api\+)?json\b/i.test(contentType)) {
       await response.body.dump().catch(() => undefined);
       // A proxy's HTML error page is usually passing: worth another attempt.
       throw refused(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, true);
     }
-    const bytes = await this.#readBody(method, url, response.body);
+    const bytes = await this.#readBody(method, url, response.body, signal);
     let text: string;
     try {
       // JSON is UTF-8 (RFC 8259): other bytes would not survive as text, nor be archived as received.
@@ -293,23 +304,28 @@ export class TokensApi {
     }
   }
 
-  #readBody(method: string, url: URL, body: Readable): Promise<Buffer> {
-    return readBytes(body, MAX_JSON_BYTES, () => {
-      throw new TokensApiError(`JSON body larger than ${MAX_JSON_BYTES} bytes`, {
-        method,
-        url: url.href,
-        retryable: false,
-      });
+  async #readBody(method: string, url: URL, body: Readable, signal?: AbortSignal): Promise<Buffer> {
+    const tooLarge = new UnreadableReplyError(`JSON body larger than ${MAX_JSON_BYTES} bytes`, {
+      method,
+      url: url.href,
+      retryable: false,
     });
+    try {
+      return await readBytes(body, MAX_JSON_BYTES, () => {
+        throw tooLarge;
+      });
+    } catch (error) {
+      throw transportFailure(method, url, error, signal, 'body broke off');
+    }
   }
 
-  async #statusError(method: string, url: URL, response: Dispatcher.ResponseData): Promise<TokensApiError> {
+  async #statusError(method: string, url: URL, response: Dispatcher.ResponseData): Promise<HttpStatusError> {
     await response.body.dump().catch(() => undefined);
     const status = response.statusCode;
     const retryable = status === 408 || status === 429 || status >= 500;
     const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
     const hint = status === 401 ? ' (the session key was refused, also after re-reading it)' : '';
-    return new TokensApiError(`answered ${status}${hint}`, {
+    return new HttpStatusError(`answered ${status}${hint}`, {
       method,
       url: url.href,
       status,
@@ -317,4 +333,26 @@ export class TokensApi {
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
   }
+}
+
+/**
+ * What a failure below a reply becomes: ours pass as they are, and so does the run's deadline
+ * (the caller names it); the request's own time limit is a {@link TokensTimeoutError}; anything
+ * else (refused, reset, closed, a body cut short) a {@link NetworkError}.
+ */
+function transportFailure(
+  method: string,
+  url: URL,
+  error: unknown,
+  signal: AbortSignal | undefined,
+  what: string,
+): unknown {
+  if (error instanceof HousekeepingError) return error;
+  const details = { method, url: url.href };
+  if (signal?.aborted === true) {
+    const reason: unknown = signal.reason;
+    const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+    return timedOut ? new TokensTimeoutError(`${what}: timed out`, details, { cause: error }) : error;
+  }
+  return new NetworkError(`${what}: ${describeError(error)}`, details, { cause: error });
 }

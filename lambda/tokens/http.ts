@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import { finished, type Readable, Transform } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
-import { TokensApiError, UnsafeReferenceError } from '../shared/errors.ts';
+import { HttpStatusError, UnsafeReferenceError } from '../shared/errors.ts';
 
 /** The media type of every request and reply of the service (JSON:API). */
 export const JSON_API = 'application/vnd.api+json';
@@ -105,7 +105,7 @@ export function redirectTarget(
       method !== 'GET'
         ? `a ${method} is never redirected`
         : `more than ${MAX_REDIRECTS} redirects (a chain of ${chain.length + 1} URLs)`;
-    throw new TokensApiError(`answered ${status} from ${shown(from)}: ${problem}`, {
+    throw new HttpStatusError(`answered ${status} from ${shown(from)}: ${problem}`, {
       method,
       url: first.href,
       status,

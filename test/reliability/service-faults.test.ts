@@ -298,7 +298,7 @@ describe('tokens service faults', () => {
 
     const run = await settle(createHandler(local.env)({}));
 
-    expect(run.error).toMatchObject({ name: 'TokensApiError', status: 401 });
+    expect(run.error).toMatchObject({ name: 'HttpStatusError', status: 401 });
     expect(local.tokens.requests.map((r) => r.status)).toEqual([401, 401]);
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
@@ -324,7 +324,7 @@ describe('tokens service faults', () => {
 
     const broken = await settle(handler({}));
 
-    expect(broken.error).toMatchObject({ name: 'TokensApiError', status: 502 });
+    expect(broken.error).toMatchObject({ name: 'HttpStatusError', status: 502 });
     await checkInvariant(s, local, { before, runs: [broken] });
   });
 });

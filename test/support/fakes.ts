@@ -20,7 +20,7 @@ import {
 } from '../../lambda/archive/records.ts';
 import type { Config, Deps, MetricsSink } from '../../lambda/core/types.ts';
 import type { MetricName } from '../../lambda/shared/contract.ts';
-import { IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
+import { HttpStatusError, IntegrityError } from '../../lambda/shared/errors.ts';
 import type { LineFile } from '../../lambda/shared/ids.ts';
 import type { DeleteReply, JsonReply, TokensApi } from '../../lambda/tokens/api.ts';
 
@@ -95,8 +95,8 @@ export function deleteReply(id: string, status = 200, spec: LineSpec = {}): Dele
 }
 
 /** The tokens service's reply to a GET of a line that is not there. */
-export function notFound(id: string, status = 404): TokensApiError {
-  return new TokensApiError(`answered ${status}`, {
+export function notFound(id: string, status = 404): HttpStatusError {
+  return new HttpStatusError(`answered ${status}`, {
     method: 'GET',
     url: `${BASE_URL}/api/tokens/${id}`,
     status,
@@ -396,6 +396,61 @@ export class FakeArchive extends ArchiveKeys {
   async openObject(key: string): Promise<Readable | undefined> {
     const object = this.objects.get(key);
     return object === undefined ? undefined : Readable.from([object.bytes]);
+  }
+
+  /** The JSON at `key` with its ETag, as the archive's `...ForUpdate` reads return it. */
+  jsonWithTag(key: string): { readonly value: unknown; readonly etag: string } | undefined {
+    const object = this.objects.get(key);
+    if (object === undefined) return undefined;
+    try {
+      return { value: JSON.parse(object.bytes.toString('utf8')) as unknown, etag: object.etag };
+    } catch {
+      return { value: undefined, etag: object.etag };
+    }
+  }
+
+  /** A conditional JSON write as S3 judges it: false (a 412) when the condition does not hold. */
+  putJsonIf(key: string, value: unknown, over: WriteCondition): boolean {
+    const existing = this.objects.get(key);
+    const allowed = 'IfNoneMatch' in over ? existing === undefined : existing?.etag === over.IfMatch;
+    if (allowed) this.putJson(key, value);
+    return allowed;
+  }
+
+  async readLineRecordForUpdate(
+    runId: string,
+    planned: Date,
+    lineId: string,
+  ): Promise<{ readonly record: unknown; readonly etag: string } | undefined> {
+    const found = this.jsonWithTag(this.lineRecordKey(runId, planned, lineId));
+    return found === undefined ? undefined : { record: found.value, etag: found.etag };
+  }
+
+  async writeLineRecordIf(
+    runId: string,
+    planned: Date,
+    lineId: string,
+    record: unknown,
+    over: WriteCondition,
+  ): Promise<boolean> {
+    this.#log.push('writeLineRecordIf');
+    return this.putJsonIf(this.lineRecordKey(runId, planned, lineId), record, over);
+  }
+
+  async readQueuedMarkerForUpdate(
+    lineId: string,
+  ): Promise<{ readonly marker: unknown; readonly etag: string } | undefined> {
+    const found = this.jsonWithTag(this.queuedMarkerKey(lineId));
+    return found === undefined ? undefined : { marker: found.value, etag: found.etag };
+  }
+
+  async writeQueuedMarkerIf(
+    lineId: string,
+    marker: { readonly runId: string; readonly at: string },
+    over: WriteCondition,
+  ): Promise<boolean> {
+    this.#log.push('writeQueuedMarkerIf');
+    return this.putJsonIf(this.queuedMarkerKey(lineId), { lineId, ...marker }, over);
   }
 }
 

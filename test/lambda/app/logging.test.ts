@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type LogFormat, logToTerminal, serviceLogger, textLogLine } from '../../../lambda/app/logging.ts';
-import { TokensApiError } from '../../../lambda/shared/errors.ts';
+import { HttpStatusError } from '../../../lambda/shared/errors.ts';
 
 const LINE = 'cb06671a-7270-462f-a50d-cc892f676647';
 
@@ -37,7 +37,7 @@ describe('serviceLogger at a terminal', () => {
 
   it('names an error by its name and message, without its stack', () => {
     const lines = captured('text');
-    const error = new TokensApiError('answered 503', {
+    const error = new HttpStatusError('answered 503', {
       method: 'GET',
       url: 'http://127.0.0.1:1/api/tokens',
       status: 503,
@@ -47,7 +47,7 @@ describe('serviceLogger at a terminal', () => {
     serviceLogger().warn('retrying', { attempt: 2, error });
 
     expect(lines[0]).toMatch(
-      /WARN {2}retrying {2}attempt=2 {2}error="TokensApiError: GET http:\/\/127\.0\.0\.1:1\/api\/tokens: answered 503"$/,
+      /WARN {2}retrying {2}attempt=2 {2}error="HttpStatusError: GET http:\/\/127\.0\.0\.1:1\/api\/tokens: answered 503"$/,
     );
     expect(lines[0]).not.toContain(' at ');
   });

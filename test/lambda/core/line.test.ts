@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Receipt } from '../../../lambda/archive/archive.ts';
 import { createLineWorker } from '../../../lambda/core/line/worker.ts';
 import type { Config, Deps, LineWorkRequest } from '../../../lambda/core/types.ts';
-import { ArchiveError, TokensApiError } from '../../../lambda/shared/errors.ts';
+import { ArchiveError, HttpStatusError } from '../../../lambda/shared/errors.ts';
 import {
   deleteReply,
   fakeDeps,
@@ -170,7 +170,7 @@ describe('processLine', () => {
   it('leaves a pending marker when the DELETE gets no reply and the line cannot be read after it', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     const dropped = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-    const unavailable = new TokensApiError('answered 503', {
+    const unavailable = new HttpStatusError('answered 503', {
       method: 'GET',
       url: `https://tokens.example.com/api/tokens/${ID}`,
       status: 503,

@@ -3,6 +3,7 @@ import {
   ArchiveError,
   ConfigError,
   DocumentError,
+  HttpStatusError,
   IntegrityError,
   SecretError,
   TokensApiError,
@@ -12,8 +13,8 @@ import { isRetryable, type RetryPolicy, withRetry } from '../../../lambda/shared
 const POLICY: RetryPolicy = { attempts: 3, baseDelayMs: 1, maxDelayMs: 20 };
 const URL_OF_LINE = 'https://tokens.example.com/api/tokens/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 
-function apiError(status: number, retryAfterMs?: number): TokensApiError {
-  return new TokensApiError(`answered ${status}`, {
+function apiError(status: number, retryAfterMs?: number): HttpStatusError {
+  return new HttpStatusError(`answered ${status}`, {
     method: 'GET',
     url: URL_OF_LINE,
     status,

@@ -178,7 +178,7 @@ describe('TokensApi redirects', () => {
     const attempt = api.deleteLine(LINE_ID);
 
     await expect(attempt).rejects.toMatchObject({
-      name: 'TokensApiError',
+      name: 'HttpStatusError',
       status: 307,
       retryable: false,
       message: expect.stringContaining('a DELETE is never redirected'),
@@ -229,7 +229,7 @@ describe('TokensApi redirects', () => {
 
     const attempt = api.openFile(new URL(`${service.url}/api/files/1`));
 
-    await expect(attempt).rejects.toMatchObject({ name: 'TokensApiError', status: 302 });
+    await expect(attempt).rejects.toMatchObject({ name: 'HttpStatusError', status: 302 });
   });
 });
 
