@@ -1,0 +1,97 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  forgetSecrets,
+  holdsSecret,
+  jsonHoldsSecret,
+  REDACTED,
+  redactedJson,
+  redactJsonText,
+  redactText,
+  registerSecret,
+} from '../../../lambda/shared/redact.ts';
+
+const KEY = 'k3y-0f-the-sess10n';
+
+/** `text` with every character as a `\uXXXX` escape (a JSON string holding it, whose bytes do not). */
+function escaped(text: string): string {
+  return [...text].map((char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+}
+
+beforeEach(() => registerSecret(KEY));
+afterEach(() => forgetSecrets());
+
+describe('redactText', () => {
+  it('replaces every occurrence of a registered secret by the marker', () => {
+    expect(redactText(`status is "${KEY}", and ${KEY}x`)).toBe(`status is "${REDACTED}", and ${REDACTED}x`);
+  });
+
+  it('replaces a secret as JSON and a terminal write it (quote, backslash, control character escaped)', () => {
+    const odd = 'a"b\\c\td';
+    registerSecret(odd);
+
+    expect(redactText(JSON.stringify({ note: odd }))).toBe(`{"note":"${REDACTED}"}`);
+    expect(redactText('a"b\\c\\u0009d')).toBe(REDACTED);
+    expect(redactText(odd)).toBe(REDACTED);
+  });
+
+  it('leaves text alone when no secret is registered', () => {
+    forgetSecrets();
+
+    expect(redactText(`x ${KEY}`)).toBe(`x ${KEY}`);
+    expect(holdsSecret(`x ${KEY}`)).toBe(false);
+  });
+
+  it('ignores an empty secret (it would match everywhere)', () => {
+    registerSecret('');
+
+    expect(redactText('abc')).toBe('abc');
+  });
+});
+
+describe('redactedJson', () => {
+  it('redacts string values and property names at any depth, and errors by their messages', () => {
+    const value = { a: [{ deep: `x${KEY}` }], [KEY]: 1, when: new Date(0), error: new Error(KEY) };
+
+    const text = redactedJson(value, 2);
+
+    expect(text).not.toContain(KEY);
+    expect(JSON.parse(text)).toMatchObject({ a: [{ deep: `x${REDACTED}` }], [REDACTED]: 1 });
+  });
+});
+
+describe('jsonHoldsSecret', () => {
+  it('finds a secret in the raw text, in a value written with escapes, or in a property name', () => {
+    expect(jsonHoldsSecret(`{"meta":{"echo":"${KEY}"}}`)).toBe(true);
+    expect(jsonHoldsSecret(`{"data":{"attributes":{"note":"${escaped(KEY)}"}}}`)).toBe(true);
+    expect(jsonHoldsSecret(`{"${escaped(KEY)}":true}`)).toBe(true);
+    expect(jsonHoldsSecret(`{"note":"\\"${escaped(KEY.slice(0, 4))}${KEY.slice(4)}"}`)).toBe(true);
+  });
+
+  it('finds a secret nested deeper than the pass reads', () => {
+    const deep = `${'['.repeat(100_000)}"${escaped(KEY)}"${']'.repeat(100_000)}`;
+
+    expect(jsonHoldsSecret(deep)).toBe(true);
+  });
+
+  it('does not find what is not there (a neighbour of the key, an escaped quote before a name)', () => {
+    expect(jsonHoldsSecret(`{"note":"${KEY.slice(1)}","x":"\\"${KEY.slice(0, -1)}\\""}`)).toBe(false);
+  });
+});
+
+describe('redactJsonText', () => {
+  it('replaces the secret in raw and escaped strings and keeps every other byte', () => {
+    const text = `{"meta": {"echo": "${KEY}"},\n "data": {"note": "a${escaped(KEY)}\\n"}}`;
+
+    const redacted = redactJsonText(text);
+
+    expect(redacted).toBe(`{"meta": {"echo": "${REDACTED}"},\n "data": {"note": "a${REDACTED}\\n"}}`);
+    expect(JSON.parse(redacted ?? '')).toEqual({
+      meta: { echo: REDACTED },
+      data: { note: `a${REDACTED}\n` },
+    });
+  });
+
+  it('is undefined when there is nothing to remove', () => {
+    expect(redactJsonText('{"note":"\\u0041"}')).toBeUndefined();
+  });
+});
