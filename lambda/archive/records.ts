@@ -69,6 +69,11 @@ export interface Receipt {
     readonly body?: string;
     /** The body as received, base64, when it is not UTF-8. */
     readonly bodyBase64?: string;
+    /**
+     * Set when the service echoed the session key in its reply: the body (and content type) are
+     * kept with the key replaced by `[session key removed]`, and are otherwise as received.
+     */
+    readonly sessionKeyRedacted?: true;
   };
   /** How the line was seen to be gone: "the reply", "GET answered 404", ... */
   readonly confirmation: string;

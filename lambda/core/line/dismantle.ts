@@ -8,6 +8,7 @@ import {
   TokensApiError,
 } from '../../shared/errors.ts';
 import type { LineFile } from '../../shared/ids.ts';
+import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts';
 import type { DeleteReply } from '../../tokens/api.ts';
 import { parseDeleteReply } from '../../tokens/document.ts';
 import type { FileCounts } from '../types.ts';
@@ -218,18 +219,32 @@ function isTaken(reply: DeleteReply): boolean {
   return reply.status >= 200 && reply.status < 300;
 }
 
-/** The reply as received: its text when it is UTF-8 (JSON always is), otherwise its bytes in base64. */
+/**
+ * The reply as received: its text when it is UTF-8 (JSON always is), otherwise its bytes in base64;
+ * a session key the service echoed in it is replaced by a marker, and the record says so.
+ */
 function replyRecord(reply: DeleteReply): NonNullable<Receipt['reply']> {
-  const { status, contentType } = reply;
+  const status = reply.status;
+  const contentType = redactText(reply.contentType);
+  let text: string;
   try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(reply.bytes);
+  } catch {
+    const bytes = redactBytes(reply.bytes);
     return {
       status,
       contentType,
-      body: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(reply.bytes),
+      bodyBase64: (bytes ?? reply.bytes).toString('base64'),
+      ...(bytes !== undefined || contentType !== reply.contentType ? { sessionKeyRedacted: true } : {}),
     };
-  } catch {
-    return { status, contentType, bodyBase64: reply.bytes.toString('base64') };
   }
+  const body = redactJsonText(text);
+  return {
+    status,
+    contentType,
+    body: body ?? text,
+    ...(body !== undefined || contentType !== reply.contentType ? { sessionKeyRedacted: true } : {}),
+  };
 }
 
 /** A receipt of this run for line `id`: the reply (when there was one) and how the line was seen gone. */

@@ -1,12 +1,14 @@
 import type { Manifest, ManifestFile, SupersededFile } from '../../archive/archive.ts';
-import { ArchiveChangedError } from '../../shared/errors.ts';
+import { ArchiveChangedError, SessionKeyEchoError } from '../../shared/errors.ts';
+import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { sameEntries } from './compare.ts';
 import type { LineContext, ReadLine } from './context.ts';
 import type { FilePlan } from './plan.ts';
 /**
  * Writes the line's document as received (`line.sha256-{hash}.json`) and the manifest, unless the manifest there
  * already states the same files. A manifest is only ever replaced by one that states every file
- * it stated (the plan saw to that), or moves them to `superseded` (keep-both).
+ * it stated (the plan saw to that), or moves them to `superseded` (keep-both). A document that
+ * echoes the session key is never stored: {@link SessionKeyEchoError}, and the line is kept.
  */
 export async function ensureManifest(
   ctx: LineContext,
@@ -17,6 +19,9 @@ export async function ensureManifest(
   const existing = found?.manifest;
   const { archive, runId, now } = ctx;
   const id = read.line.id;
+  // Kept byte for byte, so it cannot be stored with the key cut out: refused, whether or not this
+  // round would write it, so that a line whose service echoes the key is never dismantled unseen.
+  if (jsonHoldsSecret(read.bytes.toString('utf8'))) throw new SessionKeyEchoError(id, "the line's document");
   const files: ManifestFile[] = plans.map(({ file, key }) => ({
     name: file.name,
     key,

@@ -1,0 +1,122 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Receipt } from '../../../lambda/archive/archive.ts';
+import { createLineWorker } from '../../../lambda/core/line/worker.ts';
+import type { Deps } from '../../../lambda/core/types.ts';
+import { forgetSecrets, REDACTED, registerSecret } from '../../../lambda/shared/redact.ts';
+import type { DeleteReply, JsonReply } from '../../../lambda/tokens/api.ts';
+import { deleteReply, fakeDeps, silentLogger, testConfig } from '../../support/fakes.ts';
+
+const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
+const KEY = 'SK-echoed-ZEBRA-41d7';
+
+function processLine(deps: Deps) {
+  const worker = createLineWorker(deps, testConfig(), {
+    runId: RUN_ID,
+    request: { dryRun: false, archiveOnly: false },
+    logger: silentLogger(),
+  });
+  return worker.processLine(ID, silentLogger());
+}
+
+/** `text` with every character as a `\uXXXX` escape. */
+function escaped(text: string): string {
+  return [...text].map((char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+}
+
+/** A reply whose JSON text is `text` (the value parsed from it). */
+function replyOf(text: string): JsonReply {
+  return { text, bytes: Buffer.from(text), value: JSON.parse(text) as unknown };
+}
+
+/** The line's document as the fake serves it, with `echo` spliced into its `meta` as raw JSON text. */
+function withEcho(reply: JsonReply, echo: string): JsonReply {
+  return replyOf(`{"meta":{"echo":${echo}},${reply.text.slice(1)}`);
+}
+
+beforeEach(() => registerSecret(KEY));
+afterEach(() => forgetSecrets());
+
+describe('a line document that echoes the session key', () => {
+  it.for([
+    ['as it is', JSON.stringify(`you sent ${KEY}`)],
+    ['written with escapes', `"${escaped(KEY)}"`],
+    ['as a property name', `{"${escaped(KEY)}":true}`],
+  ] as const)('is never stored, and the line fails and is kept (no DELETE): the key %s', async ([, echo]) => {
+    const { deps, tokens, log } = fakeDeps();
+    tokens.line(ID, {});
+    const served = tokens.getLine.bind(tokens);
+    tokens.getLine = async (id, options) => withEcho(await served(id, options), echo);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({
+      outcome: 'failed',
+      errorName: 'SessionKeyEchoError',
+      reason: `line ${ID}: the line's document echoes the session key; not stored, and the line is kept (no DELETE)`,
+    });
+    expect(JSON.stringify(result)).not.toContain(KEY);
+    expect(log).not.toContain('writeLineDocument');
+    expect(log).not.toContain('writeManifest');
+    expect(log).not.toContain('deleteLine');
+  });
+});
+
+describe('a DELETE reply that echoes the session key', () => {
+  it('is kept in the receipt with the key replaced by a marker, and the receipt says so', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, {});
+    const taken = deleteReply(ID);
+    const text = `{"meta":{"echo":"${KEY}","escaped":"a${escaped(KEY)}"},${taken.text.slice(1)}`;
+    tokens.onDelete(ID, { ...taken, text, bytes: Buffer.from(text), document: JSON.parse(text) });
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled' });
+    const receipt = archive.json(archive.receiptKey(ID)) as Receipt;
+    expect(receipt.reply).toMatchObject({ status: 200, sessionKeyRedacted: true });
+    expect(receipt.reply?.body).not.toContain(KEY);
+    expect(JSON.parse(receipt.reply?.body ?? '')).toMatchObject({
+      meta: { echo: REDACTED, escaped: `a${REDACTED}` },
+      data: { id: ID, attributes: { status: 'deleted' } },
+    });
+  });
+
+  it('is kept in the pending marker with the key replaced in its bytes when it is not UTF-8 text', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, {});
+    const bytes = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`key=${KEY};`)]);
+    const accepted: DeleteReply = {
+      status: 202,
+      contentType: `text/x-${KEY}`,
+      text: '',
+      bytes,
+      document: undefined,
+    };
+    tokens.onDelete(ID, accepted);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'pending' });
+    const marker = archive.json(archive.pendingMarkerKey(ID)) as { reply: NonNullable<Receipt['reply']> };
+    expect(marker.reply).toMatchObject({
+      status: 202,
+      contentType: `text/x-${REDACTED}`,
+      sessionKeyRedacted: true,
+    });
+    expect(Buffer.from(marker.reply.bodyBase64 ?? '', 'base64')).toEqual(
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`key=${REDACTED};`)]),
+    );
+  });
+
+  it('is kept as received, with no flag, when it holds no key', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, {});
+
+    await processLine(deps);
+
+    const receipt = archive.json(archive.receiptKey(ID)) as Receipt;
+    expect(receipt.reply).not.toHaveProperty('sessionKeyRedacted');
+    expect(receipt.reply?.body).toBe(deleteReply(ID).text);
+  });
+});
