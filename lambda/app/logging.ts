@@ -2,6 +2,7 @@ import { styleText } from 'node:util';
 import { LogFormatter, Logger, LogItem } from '@aws-lambda-powertools/logger';
 import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { SERVICE_NAME } from '../shared/contract.ts';
+import { redactingReplacer, redactText } from '../shared/redact.ts';
 
 /** How a terminal command shows its logs: Powertools' JSON, or one short line for a person. */
 export type LogFormat = 'json' | 'text';
@@ -30,10 +31,14 @@ export function logToTerminal(output: TerminalLogOutput | undefined): void {
  */
 export function serviceLogger(): Logger {
   const output = terminalOutput;
-  if (output === undefined) return new Logger({ serviceName: SERVICE_NAME });
+  // Powertools' extension point for serialization: every string and property name of a log item
+  // is cleaned of the session key (a reason can quote what the service sent); children inherit it.
+  const jsonReplacerFn = redactingReplacer;
+  if (output === undefined) return new Logger({ serviceName: SERVICE_NAME, jsonReplacerFn });
   return terminalLogger(
     {
       serviceName: SERVICE_NAME,
+      jsonReplacerFn,
       ...(output.format === 'text' ? { logFormatter: new TextLogFormatter() } : {}),
     },
     output,
@@ -57,10 +62,13 @@ function terminalLogger(options: LoggerOptions, output: TerminalLogOutput): Logg
     protected override printLog(_logLevel: number, log: LogItem): void {
       log.prepareForPrint();
       const attributes = log.getAttributes();
+      // The text line is not JSON, so the replacer never sees it: the line itself is cleaned.
       output.write(
-        output.format === 'json'
-          ? JSON.stringify(attributes, this.getJsonReplacer())
-          : textLogLine(attributes, output.color),
+        redactText(
+          output.format === 'json'
+            ? JSON.stringify(attributes, this.getJsonReplacer())
+            : textLogLine(attributes, output.color),
+        ),
       );
     }
   }

@@ -13,6 +13,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ArchiveError, describeError } from '../shared/errors.ts';
+import { redactedJson } from '../shared/redact.ts';
 import type { WriteCondition } from './records.ts';
 
 /**
@@ -108,9 +109,13 @@ export class ObjectStore {
     await this.put(this.#jsonObject(key, value), abortSignal);
   }
 
-  /** A JSON document as a PutObject input: pretty-printed, with its SHA-256 for S3 to check. */
+  /**
+   * A JSON document as a PutObject input: pretty-printed, with its SHA-256 for S3 to check. Every
+   * record may quote the service (a reason, a reply), so the session key is cut out of it here,
+   * whatever a caller missed.
+   */
   #jsonObject(key: string, value: unknown) {
-    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    const body = Buffer.from(`${redactedJson(value, 2)}\n`);
     return {
       Bucket: this.bucket,
       Key: key,

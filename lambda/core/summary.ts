@@ -1,4 +1,5 @@
 import { PASS_METRIC_NAMES, type PassMetricName } from '../shared/contract.ts';
+import { redactText } from '../shared/redact.ts';
 import type { LineReport, LineResult, MetricsSink, PlannedLine, Summary, Tally } from './types.ts';
 /** What a summary counts besides its line results. */
 export interface SummaryCounts {
@@ -16,10 +17,14 @@ export interface SummaryCounts {
   readonly durationMs: number;
 }
 
-/** The {@link Summary} of a run's (or a fan-out worker's batch's) line results and counts. */
+/**
+ * The {@link Summary} of a run's (or a fan-out worker's batch's) line results and counts. A reason
+ * can quote the service, so each is cleaned of the session key: the summary is printed, logged,
+ * stored and returned.
+ */
 export function summarize(results: readonly LineResult[], counts: SummaryCounts): Summary {
   const { runId, dryRun, archiveOnly, listed, tally, durationMs, deferred } = counts;
-  const skipped: LineReport[] = [...counts.skipped];
+  const skipped: LineReport[] = counts.skipped.map(({ id, reason }) => ({ id, reason: redactText(reason) }));
   const failed: LineReport[] = [];
   const pending: LineReport[] = [];
   const plan: PlannedLine[] = [];
@@ -34,19 +39,19 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
   for (const result of results) {
     switch (result.outcome) {
       case 'planned':
-        plan.push(result.plan);
+        plan.push(redactedPlan(result.plan));
         break;
       case 'waiting':
         waiting += 1;
         break;
       case 'skipped':
         if (result.notFinished) finished -= 1;
-        skipped.push({ id: result.id, reason: result.reason });
+        skipped.push({ id: result.id, reason: redactText(result.reason) });
         break;
       case 'failed':
         failed.push({
           id: result.id,
-          reason: result.reason,
+          reason: redactText(result.reason),
           ...(result.conflict ? { conflict: true } : {}),
           ...(result.dismantled ? { dismantled: true } : {}),
         });
@@ -64,7 +69,7 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
       case 'pending':
         archived += 1;
         if (result.outcome === 'dismantled') dismantled += 1;
-        if (result.outcome === 'pending') pending.push({ id: result.id, reason: result.reason });
+        if (result.outcome === 'pending') pending.push({ id: result.id, reason: redactText(result.reason) });
         bytes += result.bytes;
         filesUploaded += result.uploaded;
         filesReused += result.reused;
@@ -93,6 +98,15 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
     pending: sortById(pending),
     ...(dryRun ? { plan: sortById(plan) } : {}),
     durationMs,
+  };
+}
+
+/** A dry run's plan of a line, its words from the service (alphabet, digits) cleaned of the session key. */
+function redactedPlan(plan: PlannedLine): PlannedLine {
+  return {
+    ...plan,
+    alphabet: plan.alphabet === null ? null : redactText(plan.alphabet),
+    digits: plan.digits === null ? null : redactText(plan.digits),
   };
 }
 

@@ -2,6 +2,7 @@ import { clearLine, cursorTo } from 'node:readline';
 import { format } from 'node:util';
 import { type LogFormat, logToTerminal } from '../app/logging.ts';
 import { isLineId } from '../shared/ids.ts';
+import { redactedJson, redactText } from '../shared/redact.ts';
 
 /** The flag every terminal command takes for Powertools' raw JSON logs. */
 export const JSON_LOGS_FLAG = '--json-logs';
@@ -111,11 +112,11 @@ export class StderrScreen {
     return this.isTerminal && typeof this.stream.hasColors === 'function' && this.stream.hasColors();
   }
 
-  /** Prints one whole line above the progress line. */
+  /** Prints one whole line above the progress line, cleaned of the session key (it may quote the service). */
   print(text: string): void {
     const status = this.#status;
     if (status !== undefined) this.#clear();
-    this.stream.write(`${text}\n`);
+    this.stream.write(`${redactText(text)}\n`);
     if (status !== undefined) this.stream.write(status);
   }
 
@@ -209,9 +210,9 @@ export function listFlag(value: string): string[] {
     .filter((item) => item !== '');
 }
 
-/** Writes a result as pretty JSON on the reserved stdout. */
+/** Writes a result as pretty JSON on the reserved stdout, cleaned of the session key. */
 export function printJson(stdout: NodeJS.WriteStream, value: unknown): void {
-  stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  stdout.write(`${redactedJson(value, 2)}\n`);
 }
 
 /** `--ids a,b`: each a line id (UUID), named by the flag when it is not. */

@@ -1,5 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretError } from '../shared/errors.ts';
+import { registerSecret } from '../shared/redact.ts';
 import type { SessionKeySource } from '../shared/session-key-source.ts';
 
 /**
@@ -34,6 +35,7 @@ export function parseSessionKey(secretId: string, secretString: string | undefin
 
 /**
  * A {@link SessionKeySource} over Secrets Manager, cached for `ttlMs` across warm invocations.
+ * Each key read is registered as a secret (shared/redact.ts), a rotated one too.
  */
 export function secretsManagerSessionKey(options: {
   readonly client: SecretsManagerClient;
@@ -60,6 +62,8 @@ export function secretsManagerSessionKey(options: {
       throw new SecretError(secretId, `GetSecretValue failed${where} (${what})`, { cause: error });
     }
     const key = parseSessionKey(secretId, secretString);
+    // From here on, every log line, record and printed result of the process is cleaned of it.
+    registerSecret(key);
     cached = { key, until: now() + ttlMs };
     return key;
   }
