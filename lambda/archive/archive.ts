@@ -132,21 +132,51 @@ export class Archive extends ArchiveKeys {
     return key;
   }
 
-  /** Writes a fan-out worker's record of one line. Returns the key. */
-  async writeLineRecord(runId: string, planned: Date, lineId: string, record: unknown): Promise<string> {
-    const key = this.lineRecordKey(runId, planned, lineId);
-    await this.#store.putJson(key, record);
-    return key;
+  /**
+   * A fan-out worker's record of a line for a run, with its ETag, for a conditional rewrite:
+   * `undefined` when there is none; `record: undefined` when it is not JSON.
+   */
+  async readLineRecordForUpdate(
+    runId: string,
+    planned: Date,
+    lineId: string,
+  ): Promise<{ readonly record: unknown; readonly etag: string } | undefined> {
+    const found = await this.#store.getJsonWithTag(this.lineRecordKey(runId, planned, lineId));
+    return found === undefined ? undefined : { record: found.value, etag: found.etag };
   }
 
-  /** A worker's earlier record of this line for this run, or undefined when there is none or it is not JSON. */
-  readLineRecord(runId: string, planned: Date, lineId: string): Promise<unknown> {
-    return this.#store.getJson(this.lineRecordKey(runId, planned, lineId));
+  /**
+   * Writes a fan-out worker's record of a line only where there is none (`If-None-Match: *`), or
+   * only over the one read (`If-Match` its ETag): false when another worker wrote it meanwhile.
+   */
+  writeLineRecordIf(
+    runId: string,
+    planned: Date,
+    lineId: string,
+    record: unknown,
+    over: WriteCondition,
+  ): Promise<boolean> {
+    return this.#store.putJsonIf(this.lineRecordKey(runId, planned, lineId), record, over);
   }
 
-  /** Marks a line as enqueued by `runId` at `at` (ISO 8601); overwrites an older marker. */
-  async writeQueuedMarker(lineId: string, marker: { runId: string; at: string }): Promise<void> {
-    await this.#store.putJson(this.queuedMarkerKey(lineId), { lineId, ...marker });
+  /** A line's queued marker with its ETag, for a conditional rewrite; `marker: undefined` when not JSON. */
+  async readQueuedMarkerForUpdate(
+    lineId: string,
+  ): Promise<{ readonly marker: unknown; readonly etag: string } | undefined> {
+    const found = await this.#store.getJsonWithTag(this.queuedMarkerKey(lineId));
+    return found === undefined ? undefined : { marker: found.value, etag: found.etag };
+  }
+
+  /**
+   * Marks a line as enqueued by `runId` at `at` (ISO 8601), only where there is no marker, or only
+   * over the one read (its ETag): false when another planner marked it meanwhile.
+   */
+  writeQueuedMarkerIf(
+    lineId: string,
+    marker: { readonly runId: string; readonly at: string },
+    over: WriteCondition,
+  ): Promise<boolean> {
+    return this.#store.putJsonIf(this.queuedMarkerKey(lineId), { lineId, ...marker }, over);
   }
 
   /**

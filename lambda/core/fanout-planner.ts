@@ -11,6 +11,7 @@ import {
 } from '../queue/work-queue.ts';
 import { describeError, EventError, QueueError } from '../shared/errors.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
+import { keepQueuedMarker, type QueuedMarker } from './fanout-records.ts';
 import { judgeAge, minAgeOf } from './grace.ts';
 import { createRunTools } from './run-tools.ts';
 import { select, withPendingLines } from './select.ts';
@@ -215,18 +216,20 @@ async function sendMessages(
 }
 
 /**
- * Writes a line's queued marker. A marker that cannot be written is logged, not fatal: the
- * message is sent, and the worst case is that the next run sends the line again.
+ * Writes a line's queued marker, never over the marker of a run planned later (an operator's run
+ * by id overlapping a scheduled one; see {@link keepQueuedMarker}). A marker that cannot be
+ * written is logged, not fatal: the message is sent, and the worst case is that the next run
+ * sends the line again.
  */
 async function markQueued(
   archive: Archive,
   lineId: string,
-  marker: { runId: string; at: string },
+  marker: QueuedMarker,
   retry: LineWorker['retry'],
   logger: Logger,
 ): Promise<void> {
   try {
-    await retry(() => archive.writeQueuedMarker(lineId, marker));
+    await retry(() => keepQueuedMarker(archive, lineId, marker));
   } catch (error) {
     logger.warn('line enqueued, but its queued marker could not be written; the next run may send it again', {
       lineId,

@@ -6,6 +6,7 @@ import { parseWorkMessage, type WorkMessage } from '../queue/work-queue.ts';
 import { describeError } from '../shared/errors.ts';
 import { type RetryPolicy, withRetry } from '../shared/retry.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
+import { keepLineRecord } from './fanout-records.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
 import { FULL_PASS } from './request.ts';
@@ -16,7 +17,8 @@ import type { Config, Deps, LineRecord, LineResult, LineWorker, RunContext, Work
  * Fan-out mode: a scheduled planner lists and selects the lines and sends one SQS message per
  * finished line; workers consume the queue and run the same per-line archive-then-dismantle
  * (createLineWorker) on each. Duplicate deliveries are safe because that code is: it reuses
- * verified files, and confirms a line that is already gone.
+ * verified files, and confirms a line that is already gone; and a line's record is written
+ * conditionally, so a copy never replaces a record that got further (fanout-records.ts).
  */
 
 /** The lines of one run within a batch, and the worker that handles them. */
@@ -168,9 +170,10 @@ export async function workBatch(
 }
 
 /**
- * Keeps the worker's record of a line. The record of a dismantled line is final: a later or
- * concurrent delivery that finds the line gone, or fails on it half-way, does not overwrite it.
- * A record that cannot be written is logged, not a failure: the line's work is done.
+ * Keeps the worker's record of a line, never weakening the one there ({@link keepLineRecord}): a
+ * later or concurrent delivery that finds the line gone, or fails on it half-way, does not replace
+ * the record of its dismantling. A record that cannot be written is logged, not a failure: the
+ * line's work is done.
  */
 async function recordLine(
   archive: Archive,
@@ -180,15 +183,12 @@ async function recordLine(
   planned: Date,
 ): Promise<void> {
   try {
-    await withRetry(policy, async () => {
-      if (record.result.outcome !== 'dismantled') {
-        const earlier = (await archive.readLineRecord(record.runId, planned, record.lineId)) as
-          | { result?: { outcome?: unknown } }
-          | undefined;
-        if (earlier?.result?.outcome === 'dismantled') return;
-      }
-      await archive.writeLineRecord(record.runId, planned, record.lineId, record);
-    });
+    const write = await withRetry(policy, () => keepLineRecord(archive, record, planned));
+    if (write === 'kept')
+      logger.info(
+        'line record not replaced: the one there got as far or further, or is not one this version reads',
+      );
+    if (write === 'contended') logger.warn('line record not written: other workers kept changing it');
   } catch (error) {
     logger.error('line record could not be written', { reason: describeError(error) });
   }

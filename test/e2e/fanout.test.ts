@@ -1,23 +1,28 @@
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
-import type { FanoutPlan, Summary } from '../../lambda/core/types.ts';
+import type { FanoutPlan, LineResult, Summary } from '../../lambda/core/types.ts';
 import { EventError } from '../../lambda/shared/errors.ts';
 import type { LocalStackOptions } from '../local/stack.ts';
 import { checkInvariant, snapshot } from '../reliability/invariant.ts';
 import { scenario } from '../reliability/ledger.ts';
+import { type S3Proxy, startS3Proxy } from '../reliability/s3-proxy.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
   bodiesIn,
   drain,
   type FanoutStack,
+  lineRecordOf,
   messagesIn,
   startFanoutStack,
   wholeRun,
 } from '../support/fanout-stack.ts';
+import { sqsEvent } from '../support/sqs-event.ts';
 
 let open: FanoutStack | undefined;
+const proxies: S3Proxy[] = [];
 afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
   await open?.close();
   open = undefined;
 });
@@ -184,5 +189,141 @@ describe('fan-out over real HTTP and SQS', () => {
     await expect(planner({ dryRun: 'yes' })).rejects.toThrow(EventError);
     expect(await messagesIn(stack, stack.queueUrl)).toBe(0);
     expect(await listKeys(stack.local.s3Client, stack.local.bucket)).toEqual([]);
+  });
+});
+
+/** A promise with its opener, to order two workers step by step. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+/**
+ * The stack's environment with S3 behind a proxy that enforces conditional writes as S3 does, and
+ * holds the first PutObject of a key ending in `suffix`: `held` opens when it arrives, and it goes
+ * on to the store only once `release` is opened.
+ */
+async function holdFirstPut(stack: FanoutStack, suffix: string) {
+  const held = gate();
+  const release = gate();
+  const proxy = await startS3Proxy(stack.local.s3.address, { enforceConditionalWrites: true });
+  proxies.push(proxy);
+  let holding = false;
+  proxy.decide = ({ operation, key }) => {
+    if (operation !== 'PutObject' || !key.endsWith(suffix) || holding) return 'forward';
+    holding = true;
+    held.open();
+    return { after: release.promise };
+  };
+  /** Whether S3 refused a conditional write of that key (412) since. */
+  const refused = () => proxy.requests.some((r) => r.key.endsWith(suffix) && r.preconditionFailed === true);
+  return { held, release, refused, env: { ...stack.env, AWS_ENDPOINT_URL_S3: proxy.url } };
+}
+
+/** Whether a worker's result says the line left the service by its DELETE. */
+const saysDismantled = (result: LineResult): boolean =>
+  result.outcome === 'dismantled' || (result.outcome === 'failed' && result.dismantled === true);
+
+describe('fan-out line records never go backwards', () => {
+  it('keeps the record of a line dismantled with a discrepancy when its message comes back and finds the line gone', async () => {
+    const stack = await fanoutStack({ lines: [{ status: 'finished', fileSize: 3000 }] });
+    const { local } = stack;
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    local.tokens.onRequest((method, path) => {
+      if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.restateFile(id, 'data');
+    });
+    const plan = (await createPlannerHandler(stack.env)({})) as FanoutPlan;
+    const [message] = bodiesIn(stack, 'tokens-work') as [string];
+    const worker = createWorkerHandler(stack.env);
+    await worker(sqsEvent([{ messageId: 'first', body: message }]));
+    const dismantling = await lineRecordOf(local, plan.runId, id);
+
+    // The message goes back to the queue (or SQS delivers it twice): the copy finds the line gone.
+    await worker(sqsEvent([{ messageId: 'first', body: message, receiveCount: 2 }]));
+
+    expect(saysDismantled(dismantling.result)).toBe(true);
+    expect(local.tokens.deleteCount(id)).toBe(1);
+    expect(await lineRecordOf(local, plan.runId, id)).toEqual(dismantling);
+  });
+
+  it('keeps a dismantled record when a copy that found the line gone writes its skip after it', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const stack = await fanoutStack({ lines: [{ status: 'finished' }] });
+    const { local } = stack;
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const before = snapshot(local.tokens);
+    const plan = (await createPlannerHandler(stack.env)({})) as FanoutPlan;
+    const [message] = bodiesIn(stack, 'tokens-work') as [string];
+    const { held, release, refused, env } = await holdFirstPut(stack, `/${plan.runId}/lines/${id}.json`);
+    s.fault('sqs: a copy of the message, worked at the same time; its read answers 404');
+    local.tokens.inject({ target: 'get', id, fault: { kind: 'status', status: 404 } });
+
+    // The copy records its skip first, but its write reaches S3 only after the dismantling's.
+    const copy = createWorkerHandler(env)(sqsEvent([{ messageId: 'copy', body: message }]));
+    await held.promise;
+    const first = await createWorkerHandler(env)(sqsEvent([{ messageId: 'first', body: message }]));
+    release.open();
+    const late = await copy;
+
+    expect(first.batchItemFailures).toEqual([]);
+    expect(late.batchItemFailures).toEqual([]);
+    expect(refused(), 'the late write was refused by S3 (412)').toBe(true);
+    expect(local.tokens.deleteCount(id)).toBe(1);
+    expect(await lineRecordOf(local, plan.runId, id)).toMatchObject({
+      messageIds: ['first'],
+      result: { outcome: 'dismantled' },
+    });
+    await checkInvariant(s, local, { before, runs: [{ summary: await wholeRun(local, plan.runId) }] });
+  });
+
+  it('replaces the skip of a copy that wrote first with the record of the dismantling', async () => {
+    const stack = await fanoutStack({ lines: [{ status: 'finished' }] });
+    const { local } = stack;
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const plan = (await createPlannerHandler(stack.env)({})) as FanoutPlan;
+    const [message] = bodiesIn(stack, 'tokens-work') as [string];
+    const { held, release, refused, env } = await holdFirstPut(stack, `/${plan.runId}/lines/${id}.json`);
+
+    // The dismantling's record write is held; the copy then finds the line gone and records a skip.
+    const first = createWorkerHandler(env)(sqsEvent([{ messageId: 'first', body: message }]));
+    await held.promise;
+    await createWorkerHandler(env)(sqsEvent([{ messageId: 'copy', body: message }]));
+    const skip = await lineRecordOf(local, plan.runId, id);
+    release.open();
+    await first;
+
+    expect(skip.result).toMatchObject({ outcome: 'skipped' });
+    expect(refused(), "the dismantling's first write was refused by S3 (412)").toBe(true);
+    expect(await lineRecordOf(local, plan.runId, id)).toMatchObject({
+      messageIds: ['first'],
+      result: { outcome: 'dismantled' },
+    });
+  });
+
+  it("keeps the queued marker of a later planner's run when an earlier planner marks the line after it", async () => {
+    const stack = await fanoutStack({ lines: [{ status: 'finished' }] });
+    const { local } = stack;
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const { held, release, refused, env } = await holdFirstPut(stack, `_queued/${id}.json`);
+
+    // A scheduled planner sends the line; an operator's run by id sends and marks it meanwhile.
+    const scheduled = createPlannerHandler(env)({}) as Promise<FanoutPlan>;
+    await held.promise;
+    const manual = (await createPlannerHandler(env)({ ids: [id] })) as FanoutPlan;
+    release.open();
+    const earlier = await scheduled;
+
+    expect(earlier.enqueued).toBe(1);
+    expect(manual.enqueued).toBe(1);
+    const marker = (await objectJson(local.s3Client, local.bucket, `tokens/_queued/${id}.json`)) as {
+      runId: string;
+    };
+    expect(marker.runId).toBe(manual.runId);
+    expect(refused(), "the earlier planner's marker was refused by S3 (412)").toBe(true);
   });
 });

@@ -1,0 +1,149 @@
+import type { Archive, WriteCondition } from '../archive/archive.ts';
+import type { LineRecord, LineResult } from './types.ts';
+
+/*
+ * The fan-out's own records never go backwards. SQS delivers at least once and two workers may
+ * hold copies of one message at the same time, so a record is written conditionally, as receipts
+ * are: `If-None-Match: *` where there is none, `If-Match` on the ETag read for a replacement, and a
+ * 412 (another writer got there first) means read again and decide again.
+ */
+
+/** How a conditional record write ended. */
+export type RecordWrite = 'written' | 'replaced' | 'kept' | 'contended';
+
+/** Looks at the record before giving up: each lost race costs one. */
+const LOOKS = 3;
+
+/**
+ * How far a result says its line got in the run. A line that left the service by our DELETE is
+ * final (a discrepancy recorded with it included); otherwise archived, then its DELETE taken,
+ * are steps forward, and the rest (skipped, waiting, failed before any of that) says nothing was
+ * done that a later attempt could undo.
+ */
+const STANDING: Readonly<Record<LineResult['outcome'], number>> = {
+  planned: 0,
+  waiting: 0,
+  skipped: 0,
+  failed: 0,
+  archived: 1,
+  pending: 2,
+  dismantled: 3,
+};
+const FINAL = STANDING.dismantled;
+
+function standing(result: LineResult): number {
+  return result.outcome === 'failed' && result.dismantled === true ? FINAL : STANDING[result.outcome];
+}
+
+/**
+ * Whether a worker's record of a line may replace the one there (`held`; undefined when it is not
+ * a record this version reads, which is never replaced). A record is never weakened: a line
+ * dismantled is final, and one archived or with its DELETE taken is only replaced by one that got
+ * as far. Among records that got equally far (short of final), the later write is the latest word.
+ */
+export function mayReplaceRecord(held: LineResult | undefined, next: LineResult): boolean {
+  if (held === undefined) return false;
+  const there = standing(held);
+  return there < FINAL && standing(next) >= there;
+}
+
+/** The result of a stored line record this version reads, or undefined. */
+function resultOf(value: unknown): LineResult | undefined {
+  const record = value as Partial<LineRecord> | undefined;
+  const outcome = (record?.result as { outcome?: unknown } | undefined)?.outcome;
+  if (record?.schemaVersion !== 1 || typeof outcome !== 'string' || !Object.hasOwn(STANDING, outcome)) {
+    return undefined;
+  }
+  return record.result;
+}
+
+/** What a planner stores in `{prefix}_queued/{id}.json` (besides the line id). */
+export interface QueuedMarker {
+  readonly runId: string;
+  /** When the run was planned (ISO 8601). */
+  readonly at: string;
+}
+
+/**
+ * Whether a planner's marker may replace the one there (`held`, as stored): only one of a run
+ * planned later. A marker with no readable time is replaced (it only spaces out sends; nothing is
+ * lost with it).
+ */
+export function mayReplaceMarker(held: unknown, next: QueuedMarker): boolean {
+  const at = (held as { at?: unknown } | undefined)?.at;
+  const heldAt = typeof at === 'string' ? Date.parse(at) : Number.NaN;
+  return Number.isNaN(heldAt) || Date.parse(next.at) > heldAt;
+}
+
+/** One conditionally written object: read with its ETag, write under a condition (false on a 412). */
+interface Slot {
+  read(): Promise<{ readonly value: unknown; readonly etag: string } | undefined>;
+  write(over: WriteCondition): Promise<boolean>;
+}
+
+/**
+ * Writes unless the object there is to be kept: where there is none (`If-None-Match: *`), else
+ * over the one read (`If-Match`) when `mayReplace` allows it; a 412 sends it back to read and
+ * decide again, at most {@link LOOKS} times. `lookFirst` reads before the first write, so a
+ * store that ignores conditional headers cannot let it land on one to be kept.
+ */
+async function keep(
+  slot: Slot,
+  mayReplace: (held: unknown) => boolean,
+  lookFirst: boolean,
+): Promise<RecordWrite> {
+  for (let look = 0; look < LOOKS; look += 1) {
+    if (look === 0 && !lookFirst) {
+      if (await slot.write({ IfNoneMatch: '*' })) return 'written';
+      continue;
+    }
+    const held = await slot.read();
+    if (held === undefined) {
+      if (await slot.write({ IfNoneMatch: '*' })) return 'written';
+      continue;
+    }
+    if (!mayReplace(held.value)) return 'kept';
+    if (await slot.write({ IfMatch: held.etag })) return 'replaced';
+  }
+  return 'contended';
+}
+
+/**
+ * Keeps a worker's record of a line, never over one it may not replace ({@link mayReplaceRecord}).
+ * A final record is written where there is none at once (the usual case: one request); any other
+ * only after a look, so a store that ignores conditional headers (some S3-compatible ones do)
+ * still does not let a copy's skip land on a dismantling written before it.
+ */
+export function keepLineRecord(archive: Archive, record: LineRecord, planned: Date): Promise<RecordWrite> {
+  const { runId, lineId } = record;
+  return keep(
+    {
+      read: async () => {
+        const found = await archive.readLineRecordForUpdate(runId, planned, lineId);
+        return found === undefined ? undefined : { value: found.record, etag: found.etag };
+      },
+      write: (over) => archive.writeLineRecordIf(runId, planned, lineId, record, over),
+    },
+    (held) => mayReplaceRecord(resultOf(held), record.result),
+    standing(record.result) < FINAL,
+  );
+}
+
+/** Keeps a line's queued marker, never over one of a run planned later ({@link mayReplaceMarker}). */
+export function keepQueuedMarker(
+  archive: Archive,
+  lineId: string,
+  marker: QueuedMarker,
+): Promise<RecordWrite> {
+  return keep(
+    {
+      read: async () => {
+        const found = await archive.readQueuedMarkerForUpdate(lineId);
+        return found === undefined ? undefined : { value: found.marker, etag: found.etag };
+      },
+      write: (over) => archive.writeQueuedMarkerIf(lineId, marker, over),
+    },
+    (held) => mayReplaceMarker(held, marker),
+    false,
+  );
+}
