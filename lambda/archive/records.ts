@@ -41,7 +41,8 @@ export interface Manifest {
  * with (its `sha256` metadata, set by the upload that verified it):
  * - `verified`: its bytes are the recorded ones (read back and hashed with `full`; with `head`, its
  *   size and S3's own checksum), so it is an archive that is never to be overwritten;
- * - `damaged`: its bytes are not the recorded ones, or it cannot be read whole; uploading again is safe;
+ * - `damaged`: a read that completed shows bytes other than the recorded ones; only the version it
+ *   records may be uploaded over it (a read that failed is no proof: `inspect` throws instead);
  * - `unrecorded`: an object with no record of ours: not ours to overwrite;
  * - `missing`.
  */
@@ -52,7 +53,13 @@ export type StoredFile =
       readonly recorded: { readonly size: number; readonly sha256: string };
       readonly etag: string;
     }
-  | { readonly kind: 'damaged'; readonly problem: string; readonly etag: string }
+  | {
+      readonly kind: 'damaged';
+      /** The version of the file the object records: only that version may replace it. */
+      readonly recorded: { readonly size: number; readonly sha256: string };
+      readonly problem: string;
+      readonly etag: string;
+    }
   | { readonly kind: 'unrecorded'; readonly etag: string };
 
 /** A receipt of dismantling, `{prefix}{id}/deleted.json`. */

@@ -12,7 +12,7 @@ import {
   type PutObjectCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { ArchiveError, describeError } from '../shared/errors.ts';
+import { ArchiveError, ArchiveReadError, describeError } from '../shared/errors.ts';
 import { redactedJson } from '../shared/redact.ts';
 import type { WriteCondition } from './records.ts';
 
@@ -149,10 +149,7 @@ export class ObjectStore {
       );
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw new ArchiveError(key, `HeadObject failed: ${describeError(error)}`, {
-        cause: error,
-        retryable: true,
-      });
+      throw new ArchiveReadError(key, `HeadObject failed: ${describeError(error)}`, { cause: error });
     }
   }
 
@@ -194,20 +191,44 @@ export class ObjectStore {
     }
   }
 
-  /** Streams an object back and hashes it; undefined when there is no such object. */
-  async storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
+  /**
+   * Streams an object back and hashes it; undefined when there is no such object. A read that does
+   * not complete (no reply, a 5xx, a body that breaks off or ends short of its Content-Length)
+   * throws an {@link ArchiveReadError}: it proves nothing about the object. `mismatch` says the
+   * bytes read whole did not hash to the store's own checksum (`sha256` is then empty).
+   */
+  async storedDigest(key: string): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
+    const inconclusive = (what: string, error?: unknown) =>
+      new ArchiveReadError(
+        key,
+        `read back ${what}${error === undefined ? '' : `: ${describeError(error)}`}`,
+        error === undefined ? undefined : { cause: error },
+      );
     let reply: GetObjectCommandOutput;
     try {
       reply = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw error;
+      throw inconclusive('failed', error);
     }
     const hash = createHash('sha256');
     let size = 0;
-    for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
-      size += chunk.length;
-      hash.update(chunk);
+    try {
+      for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
+        size += chunk.length;
+        hash.update(chunk);
+      }
+    } catch (error) {
+      // The SDK hashes the body too and fails it at its end when it is not what the store's own
+      // checksum says: a read that completed, and showed other bytes than were stored.
+      if (error instanceof Error && error.message.startsWith('Checksum mismatch')) {
+        return { size: reply.ContentLength ?? size, sha256: '', mismatch: error.message };
+      }
+      throw inconclusive(`broke off after ${size} bytes`, error);
+    }
+    const length = reply.ContentLength;
+    if (length !== undefined && length !== size) {
+      throw inconclusive(`ended after ${size} of ${length} bytes`);
     }
     return { size, sha256: hash.digest('hex') };
   }

@@ -81,29 +81,24 @@ export class FileUploader {
     if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded', etag };
     const size = head.ContentLength ?? -1;
     const recordedSize = head.Metadata?.size;
+    // What the object says it holds: a damaged object may be replaced by this version only.
+    const recorded = { size: recordedSize === undefined ? size : Number(recordedSize), sha256 };
+    const damaged = (problem: string): StoredFile => ({ kind: 'damaged', recorded, problem, etag });
     if (recordedSize !== undefined && recordedSize !== String(size)) {
-      return { kind: 'damaged', problem: `holds ${size} bytes, recorded ${recordedSize}`, etag };
+      return damaged(`holds ${size} bytes, recorded ${recordedSize}`);
     }
     const checksum = head.ChecksumSHA256;
     // A multipart object carries a checksum of its parts' checksums ("…-N"), not of its bytes.
     if (checksum !== undefined && !checksum.includes('-') && base64ToHex(checksum) !== sha256) {
-      return {
-        kind: 'damaged',
-        problem: `stored checksum is ${base64ToHex(checksum)}, recorded ${sha256}`,
-        etag,
-      };
+      return damaged(`stored checksum is ${base64ToHex(checksum)}, recorded ${sha256}`);
     }
     if (this.#settings.readback === 'full') {
-      let stored: { size: number; sha256: string } | undefined;
-      try {
-        stored = await this.#store.storedDigest(key);
-      } catch (error) {
-        return { kind: 'damaged', problem: `cannot be read back whole: ${describeError(error)}`, etag };
-      }
+      // Only a read that completed can show damage: one that failed (dropped, 5xx, timed out)
+      // throws an ArchiveReadError, inconclusive, and never leads to an overwrite.
+      const stored = await this.#store.storedDigest(key);
       if (stored === undefined) return { kind: 'missing' };
-      if (stored.sha256 !== sha256) {
-        return { kind: 'damaged', problem: `bytes hash to ${stored.sha256}, recorded ${sha256}`, etag };
-      }
+      if (stored.mismatch !== undefined) return damaged(`read back whole: ${stored.mismatch}`);
+      if (stored.sha256 !== sha256) return damaged(`bytes hash to ${stored.sha256}, recorded ${sha256}`);
     }
     return { kind: 'verified', recorded: { size, sha256 }, etag };
   }

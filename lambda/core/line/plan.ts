@@ -103,6 +103,16 @@ export async function planFiles(
       key = newKey;
       state = await inspect(key);
     }
+    if (state.kind === 'damaged' && !sameFile(state.recorded, file)) {
+      // It records another version of the file: damaged or not, never replaced by this one.
+      throw new ConflictError(
+        id,
+        file.name,
+        state.recorded,
+        file,
+        `${key} records ${describeFile(state.recorded)} (and does not hold it whole: ${state.problem}), the service states ${describeFile(file)}`,
+      );
+    }
     if (state.kind === 'damaged') {
       logger.warn('archived object does not hold what it recorded; uploading it again', {
         file: file.name,

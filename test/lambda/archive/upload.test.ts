@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Archive } from '../../../lambda/archive/archive.ts';
@@ -59,9 +59,12 @@ describe('FileUploader read-back', () => {
   it('always reads back with full, whatever the reply says (a store that does not check)', async () => {
     s3.on(PutObjectCommand).resolves({ ChecksumSHA256: SHA256.toString('base64') });
     s3.on(HeadObjectCommand).resolves(stored);
+    // What the store holds: other bytes of the same length, read back whole.
+    const other = Buffer.alloc(BYTES.length, 1);
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: Readable.from([other]), ContentLength: other.length }));
 
     await expect(archive('full').uploadVerified(LINE, FILE, Readable.from([BYTES]))).rejects.toThrow(
-      /read-back/,
+      /read-back: bytes hash to/,
     );
 
     expect(s3.commandCalls(HeadObjectCommand)).toHaveLength(1);
