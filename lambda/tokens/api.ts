@@ -354,5 +354,16 @@ function transportFailure(
     const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
     return timedOut ? new TokensTimeoutError(`${what}: timed out`, details, { cause: error }) : error;
   }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && UNDICI_TIMEOUTS.has(code)) {
+    return new TokensTimeoutError(`${what}: ${describeError(error)}`, details, { cause: error });
+  }
   return new NetworkError(`${what}: ${describeError(error)}`, details, { cause: error });
 }
+
+/** undici's own time limits (connect, headers, body): a timeout, not a broken connection. */
+const UNDICI_TIMEOUTS: ReadonlySet<string> = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
