@@ -1,4 +1,5 @@
 /** The documents the archive keeps besides the files: manifests, receipts, pending markers. */
+import { FILE_NAME } from '../shared/ids.ts';
 
 /** One archived file, as the manifest records it. */
 export interface ManifestFile {
@@ -116,4 +117,105 @@ export function asManifest(value: unknown, lineId: string): Manifest | undefined
     return undefined;
   }
   return manifest as Manifest;
+}
+
+/** A lower-case hex SHA-256, as manifests record it. */
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** A manifest entry checked before any key or path is built from it. */
+export interface CheckedEntry {
+  /** Where the manifest lists it: `files[0]`, `superseded[1]`. */
+  readonly place: string;
+  readonly file: ManifestFile;
+  /** An earlier version kept beside the current one (keep-both). */
+  readonly superseded: boolean;
+  /** Where its bytes are: the file's own key or its versioned key, in the line's folder. */
+  readonly key: string;
+}
+
+/** A manifest entry refused: where it is listed, its name and key when they are text, and why. */
+export interface RefusedEntry {
+  readonly place: string;
+  readonly name: string | undefined;
+  readonly key: string | undefined;
+  readonly problem: string;
+}
+
+/**
+ * Checks every entry of a manifest (`files`, then `superseded`) before a key or a path is built
+ * from it: the name a safe file name, the SHA-256 64 lower-case hex digits, the size a byte count,
+ * the key the one `entryKey` gives for it (the file's own or versioned key in the line's folder;
+ * it throws otherwise). A manifest is our record, but a bucket can be written by others: a
+ * tampered entry must be refused by name, never followed.
+ */
+export function checkManifestEntries(
+  manifest: Manifest,
+  entryKey: (file: ManifestFile) => string,
+): { readonly checked: readonly CheckedEntry[]; readonly refused: readonly RefusedEntry[] } {
+  const checked: CheckedEntry[] = [];
+  const refused: RefusedEntry[] = [];
+  const lists: [string, unknown][] = [
+    ['files', manifest.files],
+    ['superseded', manifest.superseded ?? []],
+  ];
+  for (const [list, entries] of lists) {
+    if (!Array.isArray(entries)) {
+      refused.push({
+        place: list,
+        name: undefined,
+        key: undefined,
+        problem: `${quote(entries)} is not a list of entries`,
+      });
+      continue;
+    }
+    entries.forEach((raw: unknown, index) => {
+      const place = `${list}[${index}]`;
+      const entry = isRecord(raw) ? raw : undefined;
+      const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+      const name = text(entry?.name);
+      const key = text(entry?.key);
+      const problem = entryProblem(raw, entryKey);
+      if (problem === undefined) {
+        checked.push({ place, file: raw as ManifestFile, superseded: list === 'superseded', key: key ?? '' });
+      } else {
+        refused.push({ place, name, key, problem });
+      }
+    });
+  }
+  return { checked, refused };
+}
+
+/** What is wrong with one manifest entry, in words; undefined when it is sound. */
+function entryProblem(raw: unknown, entryKey: (file: ManifestFile) => string): string | undefined {
+  if (!isRecord(raw)) return `${quote(raw)} is not a manifest entry`;
+  const { name, key, size, sha256 } = raw;
+  const problems: string[] = [];
+  if (typeof name !== 'string' || !FILE_NAME.test(name)) {
+    problems.push(`name ${quote(name)} is not a safe file name`);
+  }
+  if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) {
+    problems.push(`sha256 ${quote(sha256)} is not 64 lower-case hex digits`);
+  }
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    problems.push(`size ${quote(size)} is not a byte count`);
+  }
+  if (typeof key !== 'string') problems.push(`key ${quote(key)} is not text`);
+  if (problems.length > 0) return problems.join('; ');
+  try {
+    // Only now: the name and hash are safe to build this line's keys from.
+    if (entryKey(raw as unknown as ManifestFile) !== key) throw new Error('another key');
+  } catch {
+    return `key ${quote(key)} is not this file's key in the line's folder`;
+  }
+  return undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A value from a stored record, quoted for a message, and cut short: it may be anything. */
+function quote(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

@@ -1,16 +1,18 @@
 import { parseArgs } from 'node:util';
 import { archiveAccess } from '../app/deps.ts';
 import { restoreLine } from '../core/restore.ts';
-import { describeError, IntegrityError } from '../shared/errors.ts';
+import { describeError, IntegrityError, UnsafeReferenceError } from '../shared/errors.ts';
 import { isLineId } from '../shared/ids.ts';
 import { stderrConsole as err, LOG_USAGE, printJson, progressLine, terminalCommand } from './terminal.ts';
 
 const USAGE = `usage: npm run restore -- --id LINE_ID --out DIR [--json-logs]
 
 Downloads a line's files and manifest from the archive into DIR and verifies each file
-against the manifest (size and SHA-256). Prints the restored files as JSON on stdout.
-Exit 0: restored and verified; 1: a file did not verify (nothing left for it in DIR);
-2: the restore could not run.
+against the manifest (size and SHA-256). Every manifest entry is checked first: one whose
+name, hash or key is not this line's (a tampered manifest) is refused by name, and nothing
+is written. Prints the restored files as JSON on stdout.
+Exit 0: restored and verified; 1: a file did not verify (nothing left for it in DIR), or the
+manifest names an unsafe entry (nothing written); 2: the restore could not run.
 ${LOG_USAGE}`;
 
 /** `npm run restore`: resolves to the process exit code. */
@@ -47,7 +49,8 @@ export function main(args: readonly string[]): Promise<number> {
         return 0;
       } catch (error) {
         err.log(`restore: failed: ${describeError(error)}`);
-        return error instanceof IntegrityError ? 1 : 2;
+        // The archive is at fault (damaged bytes, a tampered manifest), not the run.
+        return error instanceof IntegrityError || error instanceof UnsafeReferenceError ? 1 : 2;
       }
     },
   );
