@@ -219,3 +219,42 @@ function quote(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
+
+/**
+ * The receipt the release before schema 2 wrote: the DELETE reply's document itself (`reply`),
+ * or how the line was found gone (`alreadyGone`).
+ */
+export interface LegacyReceipt {
+  readonly lineId: string;
+  readonly runId: string;
+  readonly at: string;
+  readonly reply?: unknown;
+  readonly alreadyGone?: string;
+}
+
+/** A receipt read back: this version's, or the previous release's. */
+export type StoredReceipt =
+  | { readonly schemaVersion: 2; readonly receipt: Receipt }
+  | { readonly schemaVersion: 1; readonly receipt: LegacyReceipt };
+
+/** The value as a receipt this version reads (its own or the previous release's), or undefined. */
+export function asReceipt(value: unknown): StoredReceipt | undefined {
+  if (!isRecord(value)) return undefined;
+  const { lineId, runId, at } = value;
+  if (typeof lineId !== 'string' || typeof runId !== 'string' || typeof at !== 'string') return undefined;
+  if (!('schemaVersion' in value)) {
+    const legacy = 'reply' in value || typeof value.alreadyGone === 'string';
+    return legacy ? { schemaVersion: 1, receipt: value as unknown as LegacyReceipt } : undefined;
+  }
+  const { schemaVersion, confirmation, discrepancy, reply } = value;
+  if (schemaVersion !== 2 || typeof confirmation !== 'string') return undefined;
+  if (discrepancy !== undefined && typeof discrepancy !== 'string') return undefined;
+  if (reply !== undefined) {
+    if (!isRecord(reply) || typeof reply.status !== 'number' || typeof reply.contentType !== 'string') {
+      return undefined;
+    }
+    if (reply.body !== undefined && typeof reply.body !== 'string') return undefined;
+    if (reply.bodyBase64 !== undefined && typeof reply.bodyBase64 !== 'string') return undefined;
+  }
+  return { schemaVersion: 2, receipt: value as unknown as Receipt };
+}

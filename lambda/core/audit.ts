@@ -1,16 +1,23 @@
+import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import type { Archive, Manifest } from '../archive/archive.ts';
-import { ArchiveError, describeError } from '../shared/errors.ts';
+import type { Archive, Manifest, ManifestFile } from '../archive/archive.ts';
+import { asReceipt, checkManifestEntries, type StoredReceipt } from '../archive/records.ts';
+import { ArchiveError, DocumentError, describeError } from '../shared/errors.ts';
+import { sameLineId } from '../shared/ids.ts';
+import { parseDeleteReply } from '../tokens/document.ts';
+import { parseJsonLimited } from '../tokens/json.ts';
+import { differences } from './line/compare.ts';
 
-/** A file of the archive that is not what its manifest says. */
+/** An object or record of the archive that is not what its manifest says. */
 export interface AuditFinding {
   readonly id: string;
+  /** The file's name; `deleted.json` for a receipt. */
   readonly file: string;
   readonly key: string;
   readonly problem: string;
 }
 
-/** What an audit found; `damaged` and `missing` empty means every archived byte is intact. */
+/** What an audit found; every list empty (see {@link auditFindings}) means the archive is as recorded. */
 export interface AuditReport {
   readonly lines: number;
   readonly files: number;
@@ -20,6 +27,17 @@ export interface AuditReport {
   readonly damaged: readonly AuditFinding[];
   /** Line folders with objects but no readable manifest (an interrupted archive, or damage). */
   readonly withoutManifest: readonly string[];
+  /** Manifest entries refused before use: a name, hash, size or key that is not this line's. */
+  readonly unsafeEntries: readonly AuditFinding[];
+  /** Receipts read (dismantled lines). */
+  readonly receipts: number;
+  /** Lines dismantled with a discrepancy their receipt records (the line changed at the last moment). */
+  readonly discrepancies: readonly AuditFinding[];
+  /**
+   * Receipts that do not agree with their line's manifest: of another line, a DELETE reply stating
+   * other files (and no discrepancy recorded), no manifest beside it, or not readable as a receipt.
+   */
+  readonly receiptMismatches: readonly AuditFinding[];
   readonly durationMs: number;
 }
 
@@ -33,44 +51,82 @@ export interface AuditOptions {
   readonly onFile?: (done: { readonly bytes: number }) => void;
 }
 
+/** How many findings a report holds: 0 when every archived byte and record is as recorded. */
+export function auditFindings(report: AuditReport): number {
+  return (
+    report.missing.length +
+    report.damaged.length +
+    report.withoutManifest.length +
+    report.unsafeEntries.length +
+    report.discrepancies.length +
+    report.receiptMismatches.length
+  );
+}
+
+/** A receipt is a small JSON document; one this large is not ours (a DELETE reply is at most 64 MiB). */
+const MAX_RECEIPT_BYTES = 96 * 2 ** 20;
+
 /**
- * Re-reads archived objects and recomputes their SHA-256 against each manifest: the
- * equivalent of `rclone check` for the archive. Never writes or deletes anything.
+ * Re-reads archived objects and recomputes their SHA-256 against each manifest (the equivalent
+ * of `rclone check` for the archive), and reads each dismantled line's receipt against its
+ * manifest. Every entry is checked before a key is built from it. Never writes or deletes anything.
  */
 export async function auditArchive(options: AuditOptions): Promise<AuditReport> {
+  const { archive } = options;
   const started = options.now();
-  const ids = options.ids ?? (await options.archive.lineIds());
+  const ids = options.ids ?? (await archive.lineIds());
   const missing: AuditFinding[] = [];
   const damaged: AuditFinding[] = [];
   const withoutManifest: string[] = [];
+  const unsafeEntries: AuditFinding[] = [];
+  const discrepancies: AuditFinding[] = [];
+  const receiptMismatches: AuditFinding[] = [];
   let files = 0;
   let bytes = 0;
   let intactFiles = 0;
+  let receipts = 0;
   const limit = pLimit(options.concurrency ?? 4);
 
-  const manifests = await Promise.all(
-    ids.map((id) => limit(async () => ({ id, manifest: await options.archive.readManifest(id) }))),
+  const records = await Promise.all(
+    ids.map((id) =>
+      limit(async () => ({
+        id,
+        manifest: await archive.readManifest(id),
+        receipt: await readReceipt(archive, id),
+      })),
+    ),
   );
   const checks: Promise<void>[] = [];
-  for (const { id, manifest } of manifests) {
+  for (const { id, manifest, receipt } of records) {
+    if (receipt.kind !== 'none') {
+      receipts += 1;
+      const key = archive.receiptKey(id);
+      const finding = (problem: string) => ({ id, file: 'deleted.json', key, problem });
+      for (const problem of receiptProblems(id, receipt, manifest)) receiptMismatches.push(finding(problem));
+      const discrepancy = receipt.kind === 'read' ? recordedDiscrepancy(receipt.stored) : undefined;
+      if (discrepancy !== undefined) {
+        discrepancies.push(finding(`the line was dismantled with a discrepancy recorded: ${discrepancy}`));
+      }
+    }
     if (manifest === undefined) {
       withoutManifest.push(id);
       continue;
     }
     // Earlier versions kept beside the current ones (keep-both) are archive too.
-    for (const file of [...manifest.files, ...(manifest.superseded ?? [])]) {
+    const { checked, refused } = checkManifestEntries(manifest, (file) => archive.entryKey(id, file));
+    files += checked.length + refused.length;
+    for (const entry of refused) {
+      unsafeEntries.push({
+        id,
+        file: entry.name ?? entry.place,
+        key: entry.key ?? '',
+        problem: `${entry.place}: ${entry.problem}`,
+      });
+    }
+    for (const { file, key } of checked) {
       checks.push(
         limit(async () => {
-          files += 1;
-          let key: string;
-          try {
-            key = options.archive.entryKey(id, file);
-          } catch (error) {
-            // A manifest naming a key outside its line is damage to report, not a reason to stop.
-            damaged.push({ id, file: file.name, key: String(file.key), problem: describeError(error) });
-            return;
-          }
-          const problem = await checkObject(options.archive, key, file);
+          const problem = await checkObject(archive, key, file);
           if (problem === undefined) {
             intactFiles += 1;
             bytes += file.size;
@@ -86,14 +142,20 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
   }
   await Promise.all(checks);
   const byKey = (a: AuditFinding, b: AuditFinding) => a.key.localeCompare(b.key);
+  // Entries keep the manifest's order within a line: `files[2]` after `files[1]`.
+  const byLine = (a: AuditFinding, b: AuditFinding) => a.id.localeCompare(b.id);
   return {
-    lines: manifests.length,
+    lines: records.length,
     files,
     bytes,
     intactFiles,
     missing: missing.sort(byKey),
     damaged: damaged.sort(byKey),
     withoutManifest: withoutManifest.sort(),
+    unsafeEntries: unsafeEntries.sort(byLine),
+    receipts,
+    discrepancies: discrepancies.sort(byKey),
+    receiptMismatches: receiptMismatches.sort(byLine),
     durationMs: options.now() - started,
   };
 }
@@ -102,7 +164,7 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
 async function checkObject(
   archive: Archive,
   key: string,
-  expected: Manifest['files'][number],
+  expected: ManifestFile,
 ): Promise<string | undefined> {
   let stored: { size: number; sha256: string } | undefined;
   try {
@@ -115,4 +177,113 @@ async function checkObject(
     return `holds ${stored.size} bytes hashing to ${stored.sha256}; manifest says ${expected.size} bytes, ${expected.sha256}`;
   }
   return undefined;
+}
+
+/** A line's receipt as the audit found it. */
+type ReceiptFound =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'read'; readonly stored: StoredReceipt }
+  | { readonly kind: 'unreadable'; readonly problem: string };
+
+/** The line's receipt. A failed read is thrown: the audit cannot say the line is as recorded. */
+async function readReceipt(archive: Archive, id: string): Promise<ReceiptFound> {
+  const key = archive.receiptKey(id);
+  let body: Readable | undefined;
+  try {
+    body = await archive.openObject(key);
+  } catch (error) {
+    throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
+  }
+  if (body === undefined) return { kind: 'none' };
+  const unreadable = (why: string): ReceiptFound => ({
+    kind: 'unreadable',
+    problem: `the receipt cannot be read as one: ${why}`,
+  });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > MAX_RECEIPT_BYTES) {
+      body.destroy();
+      return unreadable(`larger than ${MAX_RECEIPT_BYTES} bytes`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return unreadable('not JSON');
+  }
+  const stored = asReceipt(value);
+  return stored === undefined
+    ? unreadable('not a receipt of this version nor of the previous one')
+    : { kind: 'read', stored };
+}
+
+/** The discrepancy a receipt records, when it records one. */
+function recordedDiscrepancy(stored: StoredReceipt): string | undefined {
+  if (stored.schemaVersion !== 2) return undefined;
+  const { discrepancy } = stored.receipt;
+  return discrepancy === undefined || discrepancy === '' ? undefined : discrepancy;
+}
+
+/** How a receipt disagrees with its line and the line's manifest, in words; empty when it agrees. */
+function receiptProblems(
+  id: string,
+  found: Exclude<ReceiptFound, { kind: 'none' }>,
+  manifest: Manifest | undefined,
+): string[] {
+  if (found.kind === 'unreadable') return [found.problem];
+  const { stored } = found;
+  const problems: string[] = [];
+  if (!sameLineId(stored.receipt.lineId, id)) {
+    problems.push(
+      `the receipt is of line ${JSON.stringify(stored.receipt.lineId.slice(0, 80))}, not of this line`,
+    );
+  }
+  if (manifest === undefined) {
+    problems.push(
+      'a receipt, and no readable manifest: the line was dismantled with no record of what was archived',
+    );
+    return problems;
+  }
+  // A recorded discrepancy says this already, as a finding of its own.
+  if (recordedDiscrepancy(stored) !== undefined) return problems;
+  const stated = replyFiles(id, stored);
+  const difference = stated === undefined ? undefined : differences(manifest.files, stated);
+  if (difference !== undefined) {
+    problems.push(`the DELETE reply states other files than the manifest: ${difference}`);
+  }
+  return problems;
+}
+
+/**
+ * The files the recorded DELETE reply states, when it is this line's document with status
+ * `deleted` and files (the same reading the pass gives a reply); undefined otherwise: a reply
+ * that is no such document (204, 202, a gateway's page) confirmed nothing, and states nothing.
+ */
+function replyFiles(
+  id: string,
+  stored: StoredReceipt,
+): readonly { name: string; size: number; sha256: string }[] | undefined {
+  let document: unknown;
+  if (stored.schemaVersion === 1) {
+    document = stored.receipt.reply;
+  } else {
+    const body = stored.receipt.reply?.body;
+    if (body === undefined || body === '') return undefined;
+    try {
+      document = parseJsonLimited(body);
+    } catch {
+      return undefined;
+    }
+  }
+  if (document === undefined) return undefined;
+  try {
+    return parseDeleteReply(document, id).files;
+  } catch (error) {
+    if (error instanceof DocumentError) return undefined;
+    throw error;
+  }
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { archiveAccess } from '../app/deps.ts';
-import { auditArchive } from '../core/audit.ts';
+import { auditArchive, auditFindings } from '../core/audit.ts';
 import { describeError } from '../shared/errors.ts';
 import {
   stderrConsole as err,
@@ -14,9 +14,11 @@ import {
 const USAGE = `usage: npm run audit -- [--ids ID,ID...] [--json-logs]
 
 Re-reads the archived objects (all lines under ARCHIVE_PREFIX, or the given ids) and
-recomputes their SHA-256 against each manifest. Prints the report JSON on stdout.
-Exit 0: every file intact; 1: missing or damaged files, or lines without a manifest;
-2: the audit could not run.
+recomputes their SHA-256 against each manifest, and reads each dismantled line's receipt
+against its manifest. Prints the report JSON on stdout.
+Exit 0: every file intact, every receipt in agreement; 1: any finding (missing or damaged
+files, lines without a manifest, unsafe manifest entries, receipts recording a discrepancy
+or disagreeing with their manifest); 2: the audit could not run.
 ${LOG_USAGE}`;
 
 /** `npm run audit`: resolves to the process exit code. */
@@ -50,9 +52,7 @@ export function main(args: readonly string[]): Promise<number> {
         });
         progress.finish();
         printJson(stdout, report);
-        const clean =
-          report.missing.length === 0 && report.damaged.length === 0 && report.withoutManifest.length === 0;
-        return clean ? 0 : 1;
+        return auditFindings(report) === 0 ? 0 : 1;
       } catch (error) {
         err.log(`audit: failed: ${describeError(error)}`);
         return 2;

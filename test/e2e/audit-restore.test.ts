@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import { objectJson } from '../support/archive-inspect.ts';
 import { runCli } from '../support/run-cli.ts';
 
 let stack: LocalStack | undefined;
@@ -178,5 +179,54 @@ describe('a line resolved with keep-both', () => {
         .digest('hex');
     expect(await sha('data')).toBe(restated?.sha256);
     expect(await sha(`data.sha256-${original?.sha256}`)).toBe(original?.sha256);
+  });
+});
+
+describe('a tampered manifest', () => {
+  it('is refused by restore by name, with nothing written outside --out, and reported by the audit', async () => {
+    const { local, ids } = await archivedStack();
+    const [id] = ids as [string];
+    const manifestKey = `tokens/${id}/manifest.json`;
+    const manifest = (await objectJson(local.s3Client, local.bucket, manifestKey)) as {
+      files: { name: string; key: string; size: number; sha256: string }[];
+    };
+    const data = manifest.files.find((file) => file.name === 'data');
+    // An earlier version whose hash is a path: restored as `data.sha256-{hash}`, it would climb out of --out.
+    const tampered = {
+      ...manifest,
+      superseded: [
+        { ...data, sha256: '/../../victim', supersededBy: id, supersededAt: '2026-05-01T10:00:00.000Z' },
+      ],
+    };
+    await local.s3Client.send(
+      new PutObjectCommand({ Bucket: local.bucket, Key: manifestKey, Body: JSON.stringify(tampered) }),
+    );
+    outDir = await mkdtemp(join(tmpdir(), 'restore-tampered-'));
+    await writeFile(join(outDir, 'victim.partial'), 'precious\n');
+
+    const restore = await runCli(
+      ['--id', id, '--out', join(outDir, 'out')],
+      local.env,
+      'lambda/entries/restore-cli.ts',
+    );
+    const audit = await runCli(['--ids', id], local.env, 'lambda/entries/audit-cli.ts');
+
+    expect(restore.code).toBe(1);
+    expect(restore.stderr).toContain(`line ${id}: manifest entry superseded[0]: sha256 "/../../victim"`);
+    expect(await readdir(outDir)).toEqual(['victim.partial']);
+    expect(await readFile(join(outDir, 'victim.partial'), 'utf8')).toBe('precious\n');
+    expect(audit.code).toBe(1);
+    expect(JSON.parse(audit.stdout)).toMatchObject({
+      damaged: [],
+      missing: [],
+      unsafeEntries: [
+        {
+          id,
+          file: 'data',
+          key: data?.key,
+          problem: 'superseded[0]: sha256 "/../../victim" is not 64 lower-case hex digits',
+        },
+      ],
+    });
   });
 });

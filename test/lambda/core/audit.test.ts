@@ -88,7 +88,7 @@ describe('auditArchive', () => {
     expect(report.intactFiles).toBe(0);
   });
 
-  it('reports a manifest naming a key outside its line as damaged, and goes on with the other files', async () => {
+  it('reports a manifest naming a key outside its line as an unsafe entry, and goes on with the other files', async () => {
     const archive = new FakeArchive();
     archiveLine(archive, OTHER, { data: DATA });
     const foreign = { ...entry(archive, OTHER, 'data', DATA), name: 'data' };
@@ -98,17 +98,65 @@ describe('auditArchive', () => {
 
     const report = await audit(archive, [ID]);
 
-    expect(report.damaged).toEqual([
+    expect(report.unsafeEntries).toEqual([
       {
         id: ID,
         file: 'data',
         key: archive.fileKey(OTHER, 'data'),
-        problem: expect.stringContaining(
-          `names ${JSON.stringify(archive.fileKey(OTHER, 'data'))} for file data`,
-        ),
+        problem: `files[1]: key ${JSON.stringify(archive.fileKey(OTHER, 'data'))} is not this file's key in the line's folder`,
       },
     ]);
-    expect(report).toMatchObject({ files: 2, intactFiles: 1, missing: [] });
+    expect(report).toMatchObject({ files: 2, intactFiles: 1, missing: [], damaged: [] });
+  });
+
+  it.for([
+    [
+      'a name that climbs out of the folder',
+      { name: '../../etc/x' },
+      /name "\.\.\/\.\.\/etc\/x" is not a safe file name/,
+    ],
+    ['a name with a slash', { name: 'a/b' }, /name "a\/b" is not a safe file name/],
+    ['an absolute name', { name: '/etc/x' }, /name "\/etc\/x" is not a safe file name/],
+    [
+      'a hash with a slash',
+      { sha256: '/../../victim' },
+      /sha256 "\/\.\.\/\.\.\/victim" is not 64 lower-case hex digits/,
+    ],
+    ['a key outside the line', { key: '/etc/passwd' }, /key "\/etc\/passwd" is not this file's key/],
+    ['a size that is not a byte count', { size: -1 }, /size -1 is not a byte count/],
+  ] as const)(
+    'reports a manifest entry with %s as unsafe, and audits the rest',
+    async ([, change, problem]) => {
+      const archive = new FakeArchive();
+      const manifest = archiveLine(archive, ID, { data: DATA, score: SCORE });
+      const [data, score] = manifest.files as [ManifestFile, ManifestFile];
+      archive.putJson(archive.manifestKey(ID), { ...manifest, files: [data, { ...score, ...change }] });
+
+      const report = await audit(archive, [ID]);
+
+      expect(report.unsafeEntries).toEqual([
+        expect.objectContaining({ id: ID, problem: expect.stringMatching(/^files\[1\]: /) }),
+      ]);
+      expect(report.unsafeEntries[0]?.problem).toMatch(problem);
+      expect(report).toMatchObject({ files: 2, intactFiles: 1, missing: [], damaged: [] });
+    },
+  );
+
+  it('reports entries that are not entries at all, and a superseded list that is not a list, instead of failing', async () => {
+    const archive = new FakeArchive();
+    const manifest = archiveLine(archive, ID, { data: DATA });
+    archive.putJson(archive.manifestKey(ID), { ...manifest, files: [...manifest.files, null, 'score'] });
+    const other = archiveLine(archive, OTHER, { data: DATA });
+    archive.putJson(archive.manifestKey(OTHER), { ...other, superseded: { name: 'data' } });
+
+    const report = await audit(archive);
+
+    expect(report.unsafeEntries.map((finding) => [finding.id, finding.problem])).toEqual([
+      [ID, 'files[1]: null is not a manifest entry'],
+      [ID, 'files[2]: "score" is not a manifest entry'],
+      [OTHER, 'superseded: {"name":"data"} is not a list of entries'],
+    ]);
+    expect(report).toMatchObject({ lines: 2, intactFiles: 2 });
   });
 
   it('lists the line folders that hold objects but no readable manifest', async () => {
