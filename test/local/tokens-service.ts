@@ -123,6 +123,8 @@ export interface TokensService {
   fileBytes(id: string, name: string): Buffer;
   /** Faults are consumed in order of injection, each `times` times. */
   inject(rule: FaultRule): void;
+  /** Forgets every fault not yet consumed. */
+  clearFaults(): void;
   setSessionKey(key: string): void;
   /** Replaces/adds links in the single-line reply (e.g. pointing at another origin). */
   setLinkOverride(id: string, links: Record<string, string>): void;
@@ -140,6 +142,17 @@ export interface TokensService {
   completeDeletion(id: string): void;
   /** Called with each request's method and path before it is handled (to change a line mid-run). */
   onRequest(hook: ((method: string, path: string) => void) | undefined): void;
+  /**
+   * Like {@link onRequest}, called after it; a promise it returns holds the request until it settles
+   * (to look at the archive at the very moment a DELETE arrives, before the line is deleted).
+   */
+  beforeRequest(hook: ((method: string, path: string) => Promise<void> | undefined) | undefined): void;
+  /** The line states one file fewer (dropped from its statement; its history keeps it). */
+  dropFile(id: string, name: string): void;
+  /** Serves the line again as it is, after {@link setRawLine}. */
+  clearRawLine(id: string): void;
+  /** Resolves once no request is being handled (a killed client's last requests included). */
+  idle(): Promise<void>;
   /** The status a deleted or unknown line answers on GET (404 by default; 410 Gone). */
   setGoneStatus(status: 404 | 410): void;
   /** Echo the id as the request spelled it (upper case), as a case-insensitive service may. */
@@ -433,17 +446,24 @@ class Simulator implements TokensService {
   readonly #rawLines = new Map<string, unknown>();
   readonly #sockets = new Set<Socket>();
   readonly #server = createServer((req, res) => {
-    this.#handle(req, res).catch(() => {
-      // A bug in the simulator must not crash the test process: report it as a 500 when still possible.
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': JSON_API }).end(errorDoc(500));
-      } else {
-        res.destroy();
-      }
-    });
+    this.#inFlight += 1;
+    this.#handle(req, res)
+      .catch(() => {
+        // A bug in the simulator must not crash the test process: report it as a 500 when still possible.
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': JSON_API }).end(errorDoc(500));
+        } else {
+          res.destroy();
+        }
+      })
+      .finally(() => {
+        this.#inFlight -= 1;
+      });
   });
   #rawListItems: unknown[] = [];
   #onRequest: ((method: string, path: string) => void) | undefined;
+  #beforeRequest: ((method: string, path: string) => Promise<void> | undefined) | undefined;
+  #inFlight = 0;
   #goneStatus: 404 | 410 = 404;
   #echoRequestedId = false;
   readonly #rawAttributes = new Map<string, Record<string, string>>();
@@ -615,6 +635,27 @@ class Simulator implements TokensService {
     this.#onRequest = hook;
   }
 
+  beforeRequest(hook: ((method: string, path: string) => Promise<void> | undefined) | undefined): void {
+    this.#beforeRequest = hook;
+  }
+
+  dropFile(id: string, name: string): void {
+    const state = this.#states.get(id);
+    if (!state?.sim.files.delete(name)) throw new Error(`no file ${name} for line ${id}`);
+  }
+
+  clearRawLine(id: string): void {
+    this.#rawLines.delete(id);
+  }
+
+  async idle(): Promise<void> {
+    // Two quiet turns in a row: a request whose bytes had arrived is read and counted by then.
+    for (let quiet = 0; quiet < 2; ) {
+      await new Promise((resolve) => setImmediate(resolve));
+      quiet = this.#inFlight === 0 ? quiet + 1 : 0;
+    }
+  }
+
   setGoneStatus(status: 404 | 410): void {
     this.#goneStatus = status;
   }
@@ -631,6 +672,10 @@ class Simulator implements TokensService {
     const times = rule.times ?? 1;
     if (!(times > 0)) throw new Error(`times must be positive, got ${times}`);
     this.#faults.push({ rule, left: times });
+  }
+
+  clearFaults(): void {
+    this.#faults.length = 0;
   }
 
   setSessionKey(key: string): void {
@@ -695,6 +740,8 @@ class Simulator implements TokensService {
       parts = [];
     }
     this.#onRequest?.(method, req.url ?? '');
+    const held = this.#beforeRequest?.(method, req.url ?? '');
+    if (held !== undefined) await held;
     const [api, tokens, requestedId, sub, ...rest] = parts;
     // UUIDs are case-insensitive: the service finds a line whatever the case of the request.
     const id = requestedId === undefined ? undefined : requestedId.toLowerCase();

@@ -29,14 +29,20 @@ export interface S3ProxyRequest {
  * - `flip`: forward it with one byte of the body inverted (a store that stores what it was not sent);
  * - `hold`: read the body and never answer (a hung request);
  * - `hold-reply`: forward it (the store acts on it), then never pass the reply on;
+ * - `drop-reply`: forward it (the store acts on it), then close the connection without a reply;
+ * - `break-body`: forward it, pass on the reply's headers and half its body, then close the connection;
  * - `after`: forward it once the promise settles (to order two passes deterministically).
+ *
+ * `fail` answers with the S3 error `code` when given (e.g. `AccessDenied`), `InternalError` otherwise.
  */
 export type S3ProxyAction =
   | 'forward'
   | 'flip'
   | 'hold'
   | 'hold-reply'
-  | { readonly fail: number }
+  | 'drop-reply'
+  | 'break-body'
+  | { readonly fail: number; readonly code?: string }
   | { readonly after: Promise<unknown> };
 
 export interface S3ProxyRecord extends S3ProxyRequest {
@@ -69,6 +75,8 @@ export interface S3Proxy {
    * are one step per key: a conditional PutObject waits for the one before it on the same key.
    */
   enforceConditionalWrites: boolean;
+  /** Resolves once no request is being handled (forwarded requests of a killed client included). */
+  idle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -117,6 +125,23 @@ function entityTags(header: string): string[] {
       .replace(/^W\//, '')
       .replace(/^"(.*)"$/, '$1'),
   );
+}
+
+/**
+ * Passes on the reply's status, headers and the first half of its body (by its Content-Length),
+ * then destroys the connection: a body that breaks off after a reply began.
+ */
+async function breakBody(reply: IncomingMessage, res: ServerResponse): Promise<void> {
+  const length = Number(reply.headers['content-length'] ?? 0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of reply) chunks.push(chunk as Buffer);
+  const whole = Buffer.concat(chunks);
+  const headers = { ...reply.headers, 'content-length': String(length || whole.length) };
+  delete headers['transfer-encoding'];
+  res.writeHead(reply.statusCode ?? 502, headers);
+  const half = whole.subarray(0, Math.floor(whole.length / 2));
+  await new Promise<void>((resolve) => res.write(half, () => resolve()));
+  res.destroy();
 }
 
 /** Starts the proxy on an OS-assigned loopback port, in front of `target` (e.g. fauxqs's address). */
@@ -220,7 +245,7 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
     requests.push(record);
 
     const body = await readBody(req);
-    if (typeof action === 'object' && 'fail' in action) return s3Error(res, action.fail);
+    if (typeof action === 'object' && 'fail' in action) return s3Error(res, action.fail, action.code);
     if (typeof action === 'object') await action.after.catch(() => undefined);
     if (action === 'hold') return;
     if (action === 'flip' && body.length > 0) {
@@ -231,6 +256,14 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
     if (action === 'hold-reply') {
       reply?.resume();
       return;
+    }
+    if (action === 'drop-reply' && reply !== undefined) {
+      reply.resume();
+      req.socket.destroy();
+      return;
+    }
+    if (action === 'break-body' && reply !== undefined) {
+      return breakBody(reply, res);
     }
     if (reply === undefined) {
       return s3Error(
@@ -244,11 +277,17 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
     reply.pipe(res);
   };
 
+  let inFlight = 0;
   const server = createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) s3Error(res, 502);
-      else res.destroy();
-    });
+    inFlight += 1;
+    handle(req, res)
+      .catch(() => {
+        if (!res.headersSent) s3Error(res, 502);
+        else res.destroy();
+      })
+      .finally(() => {
+        inFlight -= 1;
+      });
   });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -262,6 +301,13 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
     requests,
     decide: () => 'forward',
     enforceConditionalWrites: options.enforceConditionalWrites ?? false,
+    async idle() {
+      // Two quiet turns in a row: a request whose bytes had arrived is read and counted by then.
+      for (let quiet = 0; quiet < 2; ) {
+        await new Promise((resolve) => setImmediate(resolve));
+        quiet = inFlight === 0 ? quiet + 1 : 0;
+      }
+    },
     close() {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
