@@ -1,0 +1,201 @@
+/**
+ * One schedule, start to end: its runs (the faulty ones it was drawn with, then clean full runs
+ * until nothing is left to do), the invariants after each, then tampering, audit and restore.
+ * Never throws for a violation: it returns them, with the figures of what was injected.
+ */
+import type { Summary } from '../../lambda/core/types.ts';
+import { forgetSecrets } from '../../lambda/shared/redact.ts';
+import type { RunOutcome } from '../reliability/invariant.ts';
+import { BucketLedger } from './bucket-ledger.ts';
+import { applyBetweenRuns, clearRawLines, injectServiceFaults, type RawLines } from './changes.ts';
+import { campaignSnapshot, checkRun } from './checks.ts';
+import { finale, tamper } from './finale.ts';
+import { type DeleteMoment, RunObserver } from './observer.ts';
+import { eventOf, handlerRun, type RunResult, startCliRun } from './runs.ts';
+import { describeSchedule, faultKind, type RunStep, type Schedule } from './schedule.ts';
+import { BucketView } from './store-read.ts';
+import { type Stage, stageFor, type World } from './world.ts';
+
+/** What one schedule did and found. */
+export interface ScheduleResult {
+  readonly seed: number;
+  readonly description: string;
+  runs: number;
+  cliRuns: number;
+  crashes: number;
+  deletes: number;
+  /** DELETEs at whose arrival the line had just changed (a file added, restated or dropped). */
+  races: number;
+  /** Lines the service lost to a DELETE (each checked archived). */
+  dismantled: number;
+  readonly serviceFaults: Record<string, number>;
+  readonly storeFaults: Record<string, number>;
+  readonly changes: Record<string, number>;
+  tamper?: string;
+  readonly violations: string[];
+  durationMs: number;
+}
+
+/** A run with nothing injected: what the schedule ends with until nothing is left to do. */
+const CLEAN_RUN: RunStep = {
+  kind: 'full',
+  executor: 'handler',
+  before: [],
+  triggers: [],
+  serviceFaults: [],
+  storeFaults: [],
+};
+
+/** A run that stopped at nothing: one past it might still do work. */
+function didSomething(outcome: RunOutcome): boolean {
+  const summary: Summary | undefined = outcome.summary;
+  if (summary === undefined || outcome.killed === true) return true;
+  return (
+    summary.archived > 0 || summary.dismantled > 0 || summary.pending.length > 0 || summary.filesUploaded > 0
+  );
+}
+
+function bump(counts: Record<string, number>, key: string, by = 1): void {
+  counts[key] = (counts[key] ?? 0) + by;
+}
+
+/** How long one run may take before the campaign calls it hung (and a violation). */
+const RUN_TIMEOUT_MS = 60_000;
+
+async function withinTimeout(run: Promise<RunResult>, what: string): Promise<RunResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<RunResult>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          outcome: { error: new Error(`${what} did not end within ${RUN_TIMEOUT_MS} ms`) },
+          logs: [],
+        }),
+      RUN_TIMEOUT_MS,
+    );
+  });
+  try {
+    return await Promise.race([run, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function oneRun(
+  stage: Stage,
+  schedule: Schedule,
+  step: RunStep,
+  raw: RawLines,
+  result: ScheduleResult,
+): Promise<{ run: RunResult; observer: RunObserver }> {
+  let kill: (() => void) | undefined;
+  const observer = new RunObserver(stage, schedule, step, raw, () => kill?.());
+  observer.install();
+  try {
+    if (step.executor === 'cli') {
+      result.cliRuns += 1;
+      const cli = await startCliRun(stage, schedule, step);
+      kill = () => cli.kill();
+      const run = await withinTimeout(cli.done, 'the CLI run');
+      if (run.outcome.killed === true) result.crashes += 1;
+      return { run, observer };
+    }
+    return { run: await withinTimeout(handlerRun(stage, eventOf(schedule, step)), 'the run'), observer };
+  } finally {
+    // A killed CLI's last requests are still being answered: the state settles before it is judged.
+    await stage.tokens.idle();
+    await stage.proxy.idle();
+    observer.uninstall();
+  }
+}
+
+/** Runs one schedule on a worker's servers. */
+export async function runSchedule(world: World, schedule: Schedule): Promise<ScheduleResult> {
+  const started = performance.now();
+  const result: ScheduleResult = {
+    seed: schedule.seed,
+    description: describeSchedule(schedule),
+    runs: 0,
+    cliRuns: 0,
+    crashes: 0,
+    deletes: 0,
+    races: 0,
+    dismantled: 0,
+    serviceFaults: {},
+    storeFaults: {},
+    changes: {},
+    violations: [],
+    durationMs: 0,
+  };
+  // Each schedule is a process of its own as far as the key's redaction knows (the keys of earlier
+  // schedules would otherwise pile up in the process-wide list every log line is checked against).
+  forgetSecrets();
+  const stage = await stageFor(world, schedule);
+  const raw: RawLines = new Set();
+  const ledger = new BucketLedger();
+  const lastDelete = new Map<string, DeleteMoment>();
+  const changedAtDelete = new Set<string>();
+  const view = new BucketView(world.s3Client, world.s3.address, stage.bucket);
+  try {
+    let before = campaignSnapshot(stage.tokens);
+    let last: RunOutcome | undefined;
+    for (let i = 0; i < schedule.maxRuns; i++) {
+      const planned = schedule.runs[i];
+      if (planned === undefined && i > schedule.runs.length && last !== undefined && !didSomething(last))
+        break;
+      const step = planned ?? CLEAN_RUN;
+      clearRawLines(stage, raw);
+      stage.tokens.clearFaults();
+      for (const change of step.before) {
+        if (await applyBetweenRuns(stage, schedule, change, raw)) bump(result.changes, change.kind);
+      }
+      injectServiceFaults(stage, schedule, step.serviceFaults);
+      for (const fault of step.serviceFaults)
+        bump(result.serviceFaults, `${fault.target} ${faultKind(fault.fault)}`);
+      const deletedBefore = [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length;
+      const { run, observer } = await oneRun(stage, schedule, step, raw, result);
+      result.runs += 1;
+      for (const trigger of step.triggers)
+        bump(result.changes, `at ${trigger.at.kind}: ${trigger.change.kind}`);
+      for (const [action, n] of observer.storeFaults) bump(result.storeFaults, action, n);
+      const check = await checkRun(stage, {
+        before,
+        outcome: run.outcome,
+        logs: run.logs,
+        observer,
+        ledger,
+        view,
+        lastDelete,
+        changedAtDelete,
+      });
+      result.deletes += check.moments.length;
+      result.races += check.moments.filter((m) => m.race).length;
+      result.dismantled +=
+        [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length - deletedBefore;
+      result.violations.push(...check.problems.map((p) => `run ${i + 1}: ${p}`));
+      before = campaignSnapshot(stage.tokens);
+      last = run.outcome;
+    }
+    clearRawLines(stage, raw);
+    stage.tokens.clearFaults();
+    if (schedule.tamper !== undefined) {
+      const changed = await tamper(stage, schedule, schedule.tamper);
+      if (changed !== undefined) {
+        result.tamper = schedule.tamper.kind;
+        for (const key of changed) ledger.release(key);
+      }
+    }
+    result.violations.push(...(await finale(stage, schedule, view)).map((p) => `end: ${p}`));
+  } catch (error) {
+    result.violations.push(
+      `the campaign itself failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+  } finally {
+    await stage.close();
+    result.durationMs = performance.now() - started;
+  }
+  // Nothing of the key in what is printed: a violation quotes what it saw.
+  for (const [i, v] of result.violations.entries())
+    result.violations[i] = v.replaceAll(schedule.sessionKey, '<KEY>');
+  return result;
+}

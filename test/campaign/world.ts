@@ -1,0 +1,107 @@
+/**
+ * The servers a campaign worker keeps for all its schedules (the local S3, which also serves the
+ * fan-out queues), and the stage of one schedule: a fresh simulator, Secrets Manager and
+ * enforcing S3 proxy, and the bucket emptied.
+ */
+import { S3Client } from '@aws-sdk/client-s3';
+import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import { type LocalSecretsManager, startSecretsManager } from '../local/secrets-manager.ts';
+import { LOCAL_AWS_ENV } from '../local/stack.ts';
+import { startTokensService, type TokensService } from '../local/tokens-service.ts';
+import type { ArchiveUnderTest } from '../reliability/invariant.ts';
+import { type S3Proxy, startS3Proxy } from '../reliability/s3-proxy.ts';
+import type { Schedule } from './schedule.ts';
+
+export const BUCKET = 'tokens-archive';
+export const PREFIX = 'tokens/';
+const SECRET_ID = 'tokens/session-key';
+
+/** What a worker starts once: the local S3 (and SQS) server, and a client that reads it unchecked. */
+export interface World {
+  readonly s3: FauxqsServer;
+  /** Hands back stored bytes as they are (no response checksum check: tampered objects must be read). */
+  readonly s3Client: S3Client;
+  close(): Promise<void>;
+}
+
+export async function startWorld(): Promise<World> {
+  const s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  s3.createBucket(BUCKET);
+  const s3Client = new S3Client({
+    endpoint: s3.address,
+    forcePathStyle: true,
+    region: LOCAL_AWS_ENV.AWS_REGION,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return {
+    s3,
+    s3Client,
+    async close() {
+      s3Client.destroy();
+      await s3.stop();
+    },
+  };
+}
+
+/** One schedule's servers, as the invariant checker knows an archive under test. */
+export interface Stage extends ArchiveUnderTest {
+  readonly world: World;
+  readonly tokens: TokensService;
+  readonly proxy: S3Proxy;
+  readonly secrets: LocalSecretsManager;
+  /** The housekeeper's environment: the store behind the enforcing proxy. */
+  readonly env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** The stage of a schedule: its lines created, the bucket empty, the session key its own. */
+export async function stageFor(world: World, schedule: Schedule): Promise<Stage> {
+  world.s3.emptyBucket(BUCKET);
+  const { sessionKey, settings } = schedule;
+  const tokens = await startTokensService({
+    sessionKey,
+    lines: schedule.lines.map((line) => ({
+      id: line.id,
+      status: line.status,
+      analysis: line.analysis,
+      fileSize: line.fileSize,
+    })),
+  });
+  const proxy = await startS3Proxy(world.s3.address, { enforceConditionalWrites: true });
+  const secrets = await startSecretsManager();
+  secrets.setSecret(SECRET_ID, JSON.stringify({ sessionKey }));
+  const env: Record<string, string> = {
+    ...LOCAL_AWS_ENV,
+    TOKENS_API_URL: tokens.url,
+    SESSION_KEY_SECRET_ID: SECRET_ID,
+    ARCHIVE_BUCKET: BUCKET,
+    ARCHIVE_PREFIX: PREFIX,
+    AWS_ENDPOINT_URL_S3: proxy.url,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+    // Short backoff and a low cap: a Retry-After of 1 s ends the retries instead of waiting.
+    RETRY_BASE_DELAY_MS: '2',
+    RETRY_MAX_DELAY_MS: '100',
+    RETRY_ATTEMPTS: String(settings.retryAttempts),
+    HTTP_BODY_TIMEOUT_MS: '2000',
+    LINE_CONCURRENCY: String(settings.lineConcurrency),
+    FILE_CONCURRENCY: String(settings.fileConcurrency),
+    VERIFY_READBACK: settings.readback,
+  };
+  return {
+    world,
+    tokens,
+    proxy,
+    secrets,
+    sessionKey,
+    bucket: BUCKET,
+    s3: { address: world.s3.address },
+    s3Client: world.s3Client,
+    env,
+    async close() {
+      tokens.onRequest(undefined);
+      tokens.beforeRequest(undefined);
+      await Promise.all([tokens.close(), proxy.close(), secrets.close()]);
+    },
+  };
+}
