@@ -24,6 +24,9 @@ import {
 } from './http.ts';
 import { parseJsonLimited } from './json.ts';
 
+/** The media types of a JSON reply: JSON:API's, or plain JSON. */
+const JSON_TYPE = /^application\/(vnd\.api\+)?json\b/i;
+
 /** A JSON document larger than this is refused rather than buffered. */
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
@@ -104,9 +107,9 @@ export class TokensApi {
 
   /**
    * `DELETE /api/tokens/{id}`, retried on 5xx and network failures. Any 2xx reply is returned as
-   * received (200 with its JSON document; 202 and 204 often with no body), and so are 404 and 410
-   * (typically on a retry after a lost reply): the caller confirms what they mean. A 200 that is
-   * not JSON (a proxy's page) was never acted on and is retried.
+   * received, with its document when the body is UTF-8 JSON (200 usually; 202 and 204 often have no
+   * body), and so are 404 and 410 (typically on a retry after a lost reply): the caller confirms
+   * what they mean. A 200 whose body is unreadable is not retried: it may have acted.
    */
   deleteLine(id: string): Promise<DeleteReply> {
     const url = this.#lineUrl(id);
@@ -119,20 +122,28 @@ export class TokensApi {
         await response.body.dump().catch(() => undefined);
         return { status, contentType, text: '', bytes: Buffer.alloc(0), document: undefined };
       }
-      if (status === 200) {
-        const { text, bytes, value } = await this.#parseJson('DELETE', url, response, signal);
-        return { status, contentType, text, bytes, document: value };
+      if (status === 200 && !JSON_TYPE.test(contentType)) {
+        // Another media type on a 200: a page put in front of the service (a proxy's, a login's),
+        // which did not take the DELETE. Sent again; if it stays, a GET says what happened.
+        await response.body.dump().catch(() => undefined);
+        throw new UnreadableReplyError(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, {
+          method: 'DELETE',
+          url: url.href,
+          status,
+          retryable: true,
+        });
       }
-      if (status === 202 || status === 204) {
+      if (status === 200 || status === 202 || status === 204) {
+        // The service took the DELETE: whatever its body, the line is confirmed by what it says
+        // or, when it says nothing readable (not UTF-8, not JSON), by a GET.
         const bytes = await this.#readBody('DELETE', url, response.body, signal);
-        const text = new TextDecoder().decode(bytes);
-        let document: unknown;
-        try {
-          document = text === '' ? undefined : parseJsonLimited(text);
-        } catch {
-          document = undefined;
-        }
-        return { status, contentType, text, bytes, document };
+        return {
+          status,
+          contentType,
+          text: new TextDecoder().decode(bytes),
+          bytes,
+          document: readableJson(bytes),
+        };
       }
       throw await this.#statusError('DELETE', url, response);
     });
@@ -284,7 +295,7 @@ export class TokensApi {
     const refused = (problem: string, retryable: boolean) =>
       new UnreadableReplyError(problem, { method, url: url.href, status: response.statusCode, retryable });
     const contentType = String(response.headers['content-type'] ?? '');
-    if (!/^application\/(vnd\.api\+)?json\b/i.test(contentType)) {
+    if (!JSON_TYPE.test(contentType)) {
       await response.body.dump().catch(() => undefined);
       // A proxy's HTML error page is usually passing: worth another attempt.
       throw refused(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, true);
@@ -332,6 +343,16 @@ export class TokensApi {
       retryable,
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
+  }
+}
+
+/** The body parsed, when it is UTF-8 JSON; undefined otherwise (empty, not UTF-8, not JSON). */
+function readableJson(bytes: Buffer): unknown {
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return text === '' ? undefined : parseJsonLimited(text);
+  } catch {
+    return undefined;
   }
 }
 

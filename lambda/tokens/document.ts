@@ -53,7 +53,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  // Quoted whole or not at all: a cut string could carry part of the session key past its redaction.
+  if (typeof value === 'string')
+    return value.length > 80 ? `a string of ${value.length} characters` : JSON.stringify(value);
   if (Array.isArray(value)) return 'an array';
   if (value === null) return 'null';
   return typeof value;

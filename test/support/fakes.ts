@@ -274,7 +274,12 @@ export class FakeArchive extends ArchiveKeys {
     if (object === undefined) return { kind: 'missing' };
     if (object.recorded === undefined) return { kind: 'unrecorded', etag: object.etag };
     if (object.recorded.size !== object.bytes.length || object.recorded.sha256 !== sha256(object.bytes)) {
-      return { kind: 'damaged', problem: 'does not hash to its record', etag: object.etag };
+      return {
+        kind: 'damaged',
+        recorded: object.recorded,
+        problem: 'does not hash to its record',
+        etag: object.etag,
+      };
     }
     return { kind: 'verified', recorded: object.recorded, etag: object.etag };
   }

@@ -1,102 +1,99 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Manifest, Receipt } from '../../archive/archive.ts';
+import type { Receipt } from '../../archive/archive.ts';
 import {
   DocumentError,
   deadlineReason,
   describeError,
+  HousekeepingError,
+  HttpStatusError,
   LineSkippedError,
-  TokensApiError,
 } from '../../shared/errors.ts';
 import type { LineFile } from '../../shared/ids.ts';
 import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts';
 import type { DeleteReply } from '../../tokens/api.ts';
-import { parseDeleteReply } from '../../tokens/document.ts';
+import { parseDeleteReply, parseLineDocument } from '../../tokens/document.ts';
 import type { FileCounts } from '../types.ts';
 import { differences } from './compare.ts';
 import type { LineContext, LineOutcome } from './context.ts';
-import { checkStopped, getLineOrGone } from './context.ts';
+import { getLineOrGone } from './context.ts';
+import { type DeletePermit, sendDelete } from './gate.ts';
+
 /**
- * Sends the DELETE, confirms what it achieved, and keeps the receipt. Once the DELETE is sent,
- * its outcome is the service's record: what follows (the confirming GET, the receipt or the
- * pending marker) runs in a window of its own, even past the run's deadline.
+ * Sends the DELETE the gate allowed, confirms what it achieved, and keeps the receipt. Once the
+ * DELETE is sent, its outcome is the service's record: what follows (the confirming GET, the
+ * receipt or the pending marker) runs in a window of its own, even past the run's deadline.
+ * Whatever document confirms the DELETE (its reply, or a GET after it) must describe this line,
+ * deleted, and the files it states are compared with the manifest every time.
  */
 export async function dismantle(
   ctx: LineContext,
-  id: string,
-  manifest: Manifest,
+  permit: DeletePermit,
   counts: FileCounts,
   logger: Logger,
 ): Promise<LineOutcome> {
-  const { api } = ctx;
-  checkStopped(ctx);
+  const { id, manifest } = permit;
   let reply: DeleteReply | undefined;
-  let unanswered: unknown;
+  let failure: unknown;
   try {
-    reply = await api.deleteLine(id);
+    reply = await sendDelete(ctx.api, permit);
   } catch (error) {
-    // A 4xx is the service refusing: it did not act, and the line stays.
-    if (error instanceof TokensApiError && error.status !== undefined && error.status < 500) throw error;
-    // No usable answer (a 5xx from a gateway, a timeout, the deadline, a dropped connection):
-    // the DELETE may have been carried out. Look before saying anything.
-    unanswered = error;
+    // A refusal, or no usable answer (a gateway's 5xx, a timeout, the deadline, a dropped
+    // connection): either way the line is looked at before anything is said of it.
+    failure = error;
   }
   const finishing = finishingSignal(ctx);
-  let confirmation: string;
-  let discrepancy: string | undefined;
-  const replied = reply === undefined ? undefined : confirmedByReply(id, reply);
-  if (replied !== undefined) {
-    confirmation = 'the reply (200, status deleted)';
-    discrepancy = replied.files === undefined ? undefined : differences(manifest.files, replied.files);
-  } else {
-    let seen: { gone: boolean; how: string };
-    try {
-      seen = await seenGone(ctx, id, finishing);
-    } catch (error) {
-      // Neither the DELETE's outcome nor the line's state is known: a later run confirms it.
-      const what =
-        reply === undefined
-          ? `got no usable reply (${describeError(unanswered)})`
-          : `answered ${reply.status}`;
-      const reason = `DELETE ${what}, and the line could not be read after it (${describeError(error)}): pending, a later run confirms it`;
-      await keepPending(ctx, id, reply, reason, finishing, logger);
-      return { kind: 'pending', reason, ...counts };
-    }
-    if (seen.gone) {
-      confirmation = reply === undefined ? `${seen.how}, after a DELETE with no usable reply` : seen.how;
-    } else if (reply === undefined) {
-      // The DELETE did not act: the line is still there, and so is its archive.
-      throw deadlineReason(ctx.signal) ?? unanswered;
-    } else if (reply.status === 404 || reply.status === 410) {
-      throw new TokensApiError(`DELETE answered ${reply.status} but ${seen.how}`, {
-        method: 'DELETE',
-        url: api.lineUrl(id).href,
-        status: reply.status,
-        retryable: false,
-      });
-    } else {
-      const reason = `DELETE answered ${reply.status}${reply.status === 200 ? ' with an unexpected reply' : ''}, but ${seen.how}: pending, the next run confirms it`;
-      await keepPending(ctx, id, reply, reason, finishing, logger);
-      return { kind: 'pending', reason, ...counts };
-    }
-  }
-  await keepReceipt(
-    ctx,
-    receiptOf(ctx, id, {
-      ...(reply !== undefined && isTaken(reply) ? { reply: replyRecord(reply) } : {}),
-      confirmation,
-      ...(discrepancy === undefined ? {} : { discrepancy }),
-    }),
-    finishing,
-    logger,
-  );
-  if (discrepancy !== undefined) {
+  const sent = describeDelete(reply, failure);
+  const seen =
+    (reply === undefined ? undefined : confirmedByReply(id, reply)) ?? (await lookAfter(ctx, id, finishing));
+  if (seen.state === 'gone') {
+    const discrepancy = seen.files === undefined ? undefined : differences(manifest.files, seen.files);
+    await keepReceipt(
+      ctx,
+      receiptOf(ctx, id, {
+        ...(reply !== undefined && isTaken(reply) ? { reply: replyRecord(reply) } : {}),
+        confirmation: reply !== undefined ? seen.how : `${seen.how}, after a DELETE that ${sent}`,
+        ...(discrepancy === undefined ? {} : { discrepancy }),
+      }),
+      finishing,
+      logger,
+    );
+    if (discrepancy === undefined) return { kind: 'dismantled', ...counts };
     return {
       kind: 'failed',
-      reason: `line ${id}: dismantled, but its DELETE reply states files other than the archive: ${discrepancy}`,
+      reason: `line ${id}: dismantled, but ${seen.how === REPLY_CONFIRMS ? 'its DELETE reply' : 'the document confirming its DELETE'} states files other than the archive: ${discrepancy}`,
       ...counts,
     };
   }
-  return { kind: 'dismantled', ...counts };
+  // The service refused, and the line is (or may be) still there: it did not act.
+  if (failure instanceof HttpStatusError && !failure.retryable) throw failure;
+  if (seen.state === 'there') {
+    // No usable reply and the line is still there: the DELETE did not act.
+    if (reply === undefined) throw deadlineReason(ctx.signal) ?? failure;
+    if (reply.status === 404 || reply.status === 410) {
+      throw new HousekeepingError(`line ${id}: DELETE answered ${reply.status} but ${seen.how}; kept`);
+    }
+  }
+  // Taken but not done (202), or nothing known: a later run confirms it.
+  const reason = `DELETE ${sent}, but ${seen.how}: pending, a later run confirms it`;
+  await keepPending(ctx, id, reply, reason, finishing, logger);
+  return { kind: 'pending', reason, ...counts };
+}
+
+/** What is known of the line after its DELETE, and how. */
+type Seen =
+  | { readonly state: 'gone'; readonly how: string; readonly files: readonly LineFile[] | undefined }
+  | { readonly state: 'there' | 'unknown'; readonly how: string };
+
+const REPLY_CONFIRMS = 'the reply (200, status deleted)';
+
+/** The DELETE as it went, in words: `answered 204`, `got no usable reply (…)`. */
+function describeDelete(reply: DeleteReply | undefined, failure: unknown): string {
+  if (reply !== undefined) {
+    return `answered ${reply.status}${reply.status === 200 && reply.document === undefined ? ' with a body that is not a readable document' : ''}`;
+  }
+  if (failure instanceof HttpStatusError && !failure.retryable)
+    return `was refused (${describeError(failure)})`;
+  return `got no usable reply (${describeError(failure)})`;
 }
 
 /**
@@ -107,32 +104,40 @@ function finishingSignal(ctx: LineContext): AbortSignal {
   return AbortSignal.timeout(Math.max(2_000, ctx.config.deadlineReserveMs / 2));
 }
 
-/** The DELETE reply's files when it is a 200 describing this line as deleted; undefined otherwise. */
-function confirmedByReply(
-  id: string,
-  reply: DeleteReply,
-): { files: readonly LineFile[] | undefined } | undefined {
-  if (reply.status !== 200) return undefined;
+/** What a 200 reply confirms: this line, deleted, with the files it states; undefined otherwise. */
+function confirmedByReply(id: string, reply: DeleteReply): Seen | undefined {
+  if (reply.status !== 200 || reply.document === undefined) return undefined;
   try {
-    return parseDeleteReply(reply.document, id);
+    return { state: 'gone', how: REPLY_CONFIRMS, files: parseDeleteReply(reply.document, id).files };
   } catch (error) {
     if (error instanceof DocumentError) return undefined;
     throw error;
   }
 }
 
-/** Whether a GET shows the line gone, and how. */
-export async function seenGone(
-  ctx: LineContext,
-  id: string,
-  signal?: AbortSignal,
-): Promise<{ gone: boolean; how: string }> {
-  const reply = await getLineOrGone(ctx, id, signal);
-  if (typeof reply === 'number') return { gone: true, how: `GET answered ${reply}` };
-  const status = (reply.value as { data?: { attributes?: { status?: unknown } } } | undefined)?.data
-    ?.attributes?.status;
-  if (status === 'deleted') return { gone: true, how: 'GET shows status deleted' };
-  return { gone: false, how: `GET still shows the line (status ${String(status)})` };
+/**
+ * A GET of the line after its DELETE: `gone` (404, 410, or this line's document with status
+ * deleted, and the files it states), `there` (this line, another status), or `unknown` (the GET
+ * failed, or its document is not this line's or not readable: it confirms nothing).
+ */
+async function lookAfter(ctx: LineContext, id: string, signal: AbortSignal): Promise<Seen> {
+  let reply: Awaited<ReturnType<typeof getLineOrGone>>;
+  try {
+    reply = await getLineOrGone(ctx, id, signal);
+  } catch (error) {
+    return { state: 'unknown', how: `the line could not be read after it (${describeError(error)})` };
+  }
+  if (typeof reply === 'number') return { state: 'gone', how: `GET answered ${reply}`, files: undefined };
+  try {
+    const line = parseLineDocument(reply.value, id);
+    if (line.status !== 'deleted') {
+      return { state: 'there', how: `GET still shows the line (status ${line.status})` };
+    }
+    return { state: 'gone', how: 'GET shows status deleted', files: parseDeleteReply(reply.value, id).files };
+  } catch (error) {
+    if (!(error instanceof DocumentError)) throw error;
+    return { state: 'unknown', how: `the GET after it confirms nothing (${error.message})` };
+  }
 }
 
 /**
@@ -184,17 +189,19 @@ export async function keepPending(
 
 /**
  * Writes the receipt of a line whose DELETE an earlier run saw taken (202): the files its
- * manifest states (all archived then), or undefined when there is no such marker.
+ * manifest states (all archived then), and how the files the confirming document states (when it
+ * states them) differ from them; undefined when there is no such marker.
  */
 export async function confirmPending(
   ctx: LineContext,
   id: string,
-  how: string,
+  seen: { readonly how: string; readonly files: readonly LineFile[] | undefined },
   logger: Logger,
-): Promise<number | undefined> {
+): Promise<{ readonly files: number; readonly discrepancy?: string } | undefined> {
   // A dry or archive-only run dismantles nothing, and confirms nothing either.
   if (ctx.request.dryRun || ctx.request.archiveOnly) return undefined;
   const { archive } = ctx;
+  const { how } = seen;
   const marker = await ctx.retry(() => archive.readPendingMarker(id));
   if (marker === undefined) return undefined;
   // Confirmed already (by a later DELETE, or another run): that receipt stands, and so does its count.
@@ -202,17 +209,24 @@ export async function confirmPending(
     throw new LineSkippedError(`not found (${how}); already dismantled, its receipt is kept`, true);
   }
   const manifest = await ctx.retry(() => archive.readManifest(id));
+  const discrepancy =
+    seen.files === undefined
+      ? undefined
+      : manifest === undefined
+        ? `the line states ${seen.files.length} files, and no manifest of it can be read`
+        : differences(manifest.files, seen.files);
   const finishing = finishingSignal(ctx);
   await keepReceipt(
     ctx,
     receiptOf(ctx, id, {
       ...(marker.reply === undefined ? {} : { reply: marker.reply }),
       confirmation: `${how} (the DELETE was taken by run ${marker.runId} at ${marker.at})`,
+      ...(discrepancy === undefined ? {} : { discrepancy }),
     }),
     finishing,
     logger,
   );
-  return manifest?.files.length ?? 0;
+  return { files: manifest?.files.length ?? 0, ...(discrepancy === undefined ? {} : { discrepancy }) };
 }
 
 function isTaken(reply: DeleteReply): boolean {

@@ -8,10 +8,16 @@ import type { FilePlan } from './plan.ts';
 
 /** The files one line's processing uploaded, across its rounds, to count uploads and reuses once. */
 export class Uploads {
-  readonly #sizes = new Map<string, number>();
+  readonly #files = new Map<string, { readonly size: number; readonly sha256: string }>();
 
-  add(key: string, size: number): void {
-    this.#sizes.set(key, size);
+  /** `key` holds `file`'s bytes: uploaded through the verifier and read back. */
+  add(key: string, file: { readonly size: number; readonly sha256: string }): void {
+    this.#files.set(key, { size: file.size, sha256: file.sha256 });
+  }
+
+  /** What this line's work verified at `key`, if it uploaded it. */
+  verified(key: string): { readonly size: number; readonly sha256: string } | undefined {
+    return this.#files.get(key);
   }
 
   /** Uploaded and reused files of the line as the manifest states it. */
@@ -19,7 +25,7 @@ export class Uploads {
     let uploaded = 0;
     let bytes = 0;
     for (const file of manifest.files) {
-      const size = this.#sizes.get(file.key);
+      const size = this.#files.get(file.key)?.size;
       if (size === undefined) continue;
       uploaded += 1;
       bytes += size;
@@ -69,7 +75,7 @@ export async function uploadAll(
                 throw error;
               }
             }, signal);
-            uploads.add(key, file.size);
+            uploads.add(key, file);
             logger.debug('file archived', { file: file.name, key, size: file.size });
           } catch (error) {
             if (failure === undefined) {

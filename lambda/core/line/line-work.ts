@@ -4,22 +4,16 @@ import {
   ArchiveChangedError,
   ConflictError,
   DocumentError,
+  deadlineReason,
   HousekeepingError,
   LineSkippedError,
 } from '../../shared/errors.ts';
-import { parseLineDocument, type TokensLine } from '../../tokens/document.ts';
+import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { judgeAge } from '../grace.ts';
-import { sameFiles } from './compare.ts';
-import {
-  checkStopped,
-  getLineOrGone,
-  type LineContext,
-  type LineOutcome,
-  MAX_ROUNDS,
-  type ReadLine,
-} from './context.ts';
+import { getLineOrGone, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
 import { confirmPending, dismantle } from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
+import { type DeletePermit, type DenyKind, decideDelete, type VerifiedFile } from './gate.ts';
 import { ensureManifest } from './manifest.ts';
 import { planFiles } from './plan.ts';
 
@@ -30,7 +24,15 @@ import { planFiles } from './plan.ts';
 export async function processLine(ctx: LineContext, id: string, logger: Logger): Promise<LineOutcome> {
   const { request } = ctx;
   const first = await read(ctx, id, logger);
-  if (first.kind === 'confirmed') return { kind: 'dismantled', bytes: 0, uploaded: 0, reused: first.files };
+  if (first.kind === 'confirmed') {
+    const counts = { bytes: 0, uploaded: 0, reused: first.files };
+    if (first.discrepancy === undefined) return { kind: 'dismantled', ...counts };
+    return {
+      kind: 'failed',
+      reason: `line ${id}: dismantled, but the document confirming its DELETE states files other than the archive: ${first.discrepancy}`,
+      ...counts,
+    };
+  }
   const { line } = first.read;
   const age = judgeAge(line.finishedAt, request.minAgeMs, ctx.now());
   if (age.kind === 'unknown') throw new LineSkippedError(age.reason, false);
@@ -53,11 +55,11 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
 
   const uploads = new Uploads();
   let current = first.read;
-  let manifest: Manifest;
+  let permit: DeletePermit;
   // The line is read again right before its DELETE: one that changed while its files were
   // streamed (a file added, restated or dropped) is archived again, or kept as a conflict.
   for (let round = 1; ; round += 1) {
-    let archived: Manifest | 'changed';
+    let archived: ArchivedRound | 'changed';
     try {
       archived = await archiveRound(ctx, current, uploads, logger);
     } catch (error) {
@@ -69,16 +71,22 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
       archived = 'changed';
     }
     if (archived === 'changed') continue;
-    manifest = archived;
+    const { manifest, verified } = archived;
     if (request.archiveOnly) return { kind: 'archived', ...uploads.counts(manifest) };
-    checkStopped(ctx);
-    const fresh = await reread(ctx, id);
-    // Gone, or unreadable, right before the DELETE: another pass may have dismantled it, or a
-    // flaky front answered 404. Either way no DELETE is sent; a later run looks again.
-    if (fresh === 'gone') {
-      throw new LineSkippedError('not found (404 or 410) right before its DELETE: no DELETE sent', true);
+    const fresh = stopped(ctx) ? undefined : await reread(ctx, id);
+    const verdict = decideDelete({
+      id,
+      request,
+      line: fresh === undefined || fresh === 'gone' ? 'gone' : fresh.line,
+      manifest,
+      verified,
+      stopped: stopped(ctx),
+    });
+    if (verdict.allow) {
+      permit = verdict.permit;
+      break;
     }
-    if (sameFiles(fresh.line.files, manifest.files)) break;
+    if (verdict.why !== 'changed') throw keptBy(verdict.why, verdict.reason, id, ctx);
     if (round >= MAX_ROUNDS) {
       throw new HousekeepingError(
         `line ${id}: its files changed ${round} times while being archived; kept, the next run tries again`,
@@ -87,9 +95,27 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
     logger.warn('the line states other files than were just archived; archiving again before any DELETE', {
       round,
     });
-    current = fresh;
+    // Not 'gone' here: the gate said 'changed' of a line it read.
+    current = fresh as ReadLine;
   }
-  return dismantle(ctx, id, manifest, uploads.counts(manifest), logger);
+  return dismantle(ctx, permit, uploads.counts(permit.manifest), logger);
+}
+
+/** What one archive round leaves: the manifest, and each object verified in S3 by key. */
+interface ArchivedRound {
+  readonly manifest: Manifest;
+  readonly verified: ReadonlyMap<string, VerifiedFile>;
+}
+
+function stopped(ctx: LineContext): boolean {
+  return deadlineReason(ctx.signal) !== undefined;
+}
+
+/** The error a line kept by the gate fails with (or is skipped with, when it is gone). */
+function keptBy(why: DenyKind, reason: string, id: string, ctx: LineContext): Error {
+  if (why === 'gone') return new LineSkippedError(reason, true);
+  if (why === 'stopped') return deadlineReason(ctx.signal) ?? new HousekeepingError(`line ${id}: ${reason}`);
+  return new HousekeepingError(`line ${id}: ${reason}`);
 }
 
 /** Plans, uploads and records the line's files once: the manifest that states them. */
@@ -98,7 +124,7 @@ async function archiveRound(
   read: ReadLine,
   uploads: Uploads,
   logger: Logger,
-): Promise<Manifest> {
+): Promise<ArchivedRound> {
   const { archive, retry } = ctx;
   const id = read.line.id;
   // What the line already has in the archive (a re-run, a crash): only those are checked.
@@ -117,7 +143,14 @@ async function archiveRound(
   }
   const plans = await planFiles(ctx, read.line, found?.manifest, present, logger);
   await uploadAll(ctx, id, plans, uploads, logger);
-  return retry(() => ensureManifest(ctx, read, plans, found));
+  const manifest = await retry(() => ensureManifest(ctx, read, plans, found));
+  const verified = new Map<string, VerifiedFile>();
+  for (const plan of plans) {
+    // Inspected and found verified by the plan, or uploaded and read back in this line's work.
+    const object = plan.upload ? uploads.verified(plan.key) : plan.verified;
+    if (object !== undefined) verified.set(plan.key, { key: plan.key, ...object });
+  }
+  return { manifest, verified };
 }
 
 /**
@@ -129,11 +162,16 @@ export async function read(
   ctx: LineContext,
   id: string,
   logger: Logger,
-): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed'; files: number }> {
+): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed'; files: number; discrepancy?: string }> {
   const reply = await getLineOrGone(ctx, id);
   if (typeof reply === 'number') {
-    const files = await confirmPending(ctx, id, `GET answered ${reply}`, logger);
-    if (files !== undefined) return { kind: 'confirmed', files };
+    const confirmed = await confirmPending(
+      ctx,
+      id,
+      { how: `GET answered ${reply}`, files: undefined },
+      logger,
+    );
+    if (confirmed !== undefined) return { kind: 'confirmed', ...confirmed };
     throw new LineSkippedError(`not found (${reply})`, true);
   }
   let line: TokensLine;
@@ -144,24 +182,21 @@ export async function read(
     throw error;
   }
   if (line.status === 'deleted') {
-    const files = await confirmPending(ctx, id, 'GET shows status deleted', logger);
-    if (files !== undefined) return { kind: 'confirmed', files };
+    // The files the deleted line still states, to compare with what was archived before its DELETE.
+    const { files } = parseDeleteReply(reply.value, id);
+    const confirmed = await confirmPending(ctx, id, { how: 'GET shows status deleted', files }, logger);
+    if (confirmed !== undefined) return { kind: 'confirmed', ...confirmed };
   }
   if (line.status !== 'finished')
     throw new LineSkippedError(`status is "${line.status}", not finished`, true);
   return { kind: 'read', read: { line, bytes: reply.bytes } };
 }
 
-/** The re-read before DELETE: the line as it is now, or `gone` (the DELETE then confirms it). */
+/** The re-read before DELETE: the line as it is now (the gate judges it), or `gone`. */
 export async function reread(ctx: LineContext, id: string): Promise<ReadLine | 'gone'> {
   const reply = await getLineOrGone(ctx, id);
   if (typeof reply === 'number') return 'gone';
   const line = parseLineDocument(reply.value, id);
   if (line.status === 'deleted') return 'gone';
-  if (line.status !== 'finished') {
-    throw new HousekeepingError(
-      `line ${id}: status is now "${line.status}", no longer finished; not dismantled`,
-    );
-  }
   return { line, bytes: reply.bytes };
 }

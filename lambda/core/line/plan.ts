@@ -15,6 +15,8 @@ export interface FilePlan {
   readonly condition: WriteCondition;
   /** Earlier versions this file replaces in the manifest (keep-both only). */
   readonly supersedes: readonly ManifestFile[];
+  /** What the object at `key` was inspected and verified to hold, when it need not be uploaded. */
+  readonly verified?: { readonly size: number; readonly sha256: string };
 }
 
 /**
@@ -139,6 +141,7 @@ export async function planFiles(
       // Only where the plan saw nothing, or only over the damaged object it saw.
       condition: state.kind === 'damaged' ? { IfMatch: state.etag } : { IfNoneMatch: '*' },
       supersedes,
+      ...(state.kind === 'verified' ? { verified: state.recorded } : {}),
     });
   }
   return plans;

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { createHandler } from '../../lambda/app/invoke.ts';
+import type { Fault, TokensService } from '../local/tokens-service.ts';
+import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { closeAfterEach, localStack } from './harness.ts';
+import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { scenario } from './ledger.ts';
+
+const track = closeAfterEach();
+
+function onlyLine(lines: ReadonlyMap<string, unknown>): string {
+  const [id] = [...lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return id;
+}
+
+/** The line's document as the service shows it once deleted, stating the files it states now. */
+function deletedDocument(tokens: TokensService, id: string, documentId = id): unknown {
+  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
+  return {
+    links: { self: `/api/tokens/${documentId}` },
+    data: {
+      type: 'tokens',
+      id: documentId,
+      attributes: {
+        status: 'deleted',
+        analysis: 'none',
+        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
+        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
+      },
+    },
+  };
+}
+
+interface StoredReceipt {
+  readonly confirmation: string;
+  readonly discrepancy?: string;
+}
+
+describe('the document that confirms a DELETE', () => {
+  it.for([
+    ['204 with no body', { kind: 'delete-reply', status: 204, acts: true, body: 'none' }],
+    ['202 with no body', { kind: 'delete-reply', status: 202, acts: true, body: 'none' }],
+    [
+      '502 from a gateway, after the service acted',
+      { kind: 'delete-reply', status: 502, acts: true, body: 'none' },
+    ],
+  ] as const satisfies readonly (readonly [string, Fault])[])(
+    'is compared with the manifest when a GET confirms a DELETE answered %s: a file stated at the DELETE and not archived is a discrepancy',
+    async ([_label, fault], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+      const id = onlyLine(local.tokens.lines);
+      s.inject(local.tokens, { target: 'delete', id, fault });
+      // After the read before the DELETE, the line gains a file; the GET after the DELETE shows it.
+      local.tokens.onRequest((method, path) => {
+        if (method !== 'DELETE' || path !== `/api/tokens/${id}`) return;
+        if (local.tokens.lines.get(id)?.files.has('extra')) return;
+        local.tokens.addFile(id, 'extra', 100);
+        local.tokens.setRawLine(id, deletedDocument(local.tokens, id));
+      });
+      s.fault('the line gains a file between the read before its DELETE and the DELETE');
+      const before = snapshot(local.tokens);
+
+      const run = await settle(createHandler(local.env)({}));
+
+      expect(run.summary).toMatchObject({ dismantled: 1, conflicts: 1 });
+      expect(run.summary?.failed).toEqual([
+        expect.objectContaining({
+          id,
+          conflict: true,
+          dismantled: true,
+          reason: expect.stringContaining('extra (100 bytes'),
+        }),
+      ]);
+      const receipt = (await objectJson(
+        local.s3Client,
+        local.bucket,
+        `tokens/${id}/deleted.json`,
+      )) as StoredReceipt;
+      expect(receipt.confirmation).toMatch(/^GET shows status deleted/);
+      expect(receipt.discrepancy).toContain('extra (100 bytes');
+      await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
+    },
+  );
+
+  it('is compared with the manifest when a later run confirms a DELETE left pending', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+    const id = onlyLine(local.tokens.lines);
+    s.inject(local.tokens, {
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const before = snapshot(local.tokens);
+    const first = await settle(createHandler(local.env)({}));
+    expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
+
+    // The service carries the DELETE out later, stating a file the archive never saw.
+    local.tokens.addFile(id, 'extra', 100);
+    local.tokens.completeDeletion(id);
+    local.tokens.setRawLine(id, deletedDocument(local.tokens, id));
+    s.fault('the line gains a file before its pending DELETE is carried out');
+    const second = await settle(createHandler(local.env)({}));
+
+    expect(second.summary?.failed).toEqual([
+      expect.objectContaining({ id, conflict: true, reason: expect.stringContaining('extra (100 bytes') }),
+    ]);
+    const receipt = (await objectJson(
+      local.s3Client,
+      local.bucket,
+      `tokens/${id}/deleted.json`,
+    )) as StoredReceipt;
+    expect(receipt.discrepancy).toContain('extra (100 bytes');
+    await checkInvariant(s, local, { before, runs: [first, second], changedAtDelete: [id] });
+  });
+
+  it('must name the same line: a DELETE that never acted, confirmed by a GET of another line deleted, stays pending with no receipt', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 1000 }],
+      env: { RETRY_ATTEMPTS: '1' },
+    });
+    const id = onlyLine(local.tokens.lines);
+    const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
+    s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 502 } });
+    local.tokens.onRequest((method, path) => {
+      // After the (refused) DELETE, the GET answers another line's deleted document.
+      if (method === 'DELETE' && path === `/api/tokens/${id}`) {
+        local.tokens.setRawLine(id, deletedDocument(local.tokens, id, other));
+      }
+    });
+    s.fault('a 502 DELETE that never acted, and a GET answering another line, deleted');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 0 });
+    expect(run.summary?.pending).toEqual([
+      expect.objectContaining({ id, reason: expect.stringContaining(`another line (${other})`) }),
+    ]);
+    expect(local.tokens.lines.get(id)?.status).toBe('finished');
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('may be missing from a 200 reply that is not valid UTF-8 or JSON: the DELETE is confirmed by a GET and its receipt kept', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const id = onlyLine(local.tokens.lines);
+    s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'corrupt' } });
+    s.fault('a DELETE that acts and answers 200 with a body that is not UTF-8 JSON');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
+    const receipt = (await objectJson(
+      local.s3Client,
+      local.bucket,
+      `tokens/${id}/deleted.json`,
+    )) as StoredReceipt;
+    expect(receipt.confirmation).toBe('GET answered 404');
+    expect(local.tokens.deleteCount(id)).toBe(1);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
