@@ -41,10 +41,7 @@ export class ObjectStore {
           }),
         );
       } catch (error) {
-        throw new ArchiveError(folder, `ListObjectsV2 failed: ${describeError(error)}`, {
-          cause: error,
-          retryable: true,
-        });
+        throw new ArchiveReadError(folder, `ListObjectsV2 failed: ${describeError(error)}`, { cause: error });
       }
       for (const object of page.Contents ?? []) {
         if (object.Key?.startsWith(folder) && object.LastModified !== undefined) {
@@ -98,10 +95,7 @@ export class ObjectStore {
       }
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, {
-        cause: error,
-        retryable: true,
-      });
+      throw new ArchiveReadError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
     }
   }
 
@@ -170,10 +164,7 @@ export class ObjectStore {
       return await reply.Body?.transformToString('utf8');
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, {
-        cause: error,
-        retryable: true,
-      });
+      throw new ArchiveReadError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
     }
   }
 
@@ -184,10 +175,7 @@ export class ObjectStore {
       return reply.Body as Readable;
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, {
-        cause: error,
-        retryable: true,
-      });
+      throw new ArchiveReadError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
     }
   }
 

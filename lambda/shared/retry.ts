@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry, { AbortError } from 'p-retry';
-import { deadlineReason, HousekeepingError, TokensApiError } from './errors.ts';
+import { deadlineReason, HousekeepingError, HttpStatusError } from './errors.ts';
 
 /** How often and how patiently a failed operation is tried again. */
 export interface RetryPolicy {
@@ -100,7 +100,7 @@ function retrying<T>(
       ...(signal === undefined ? {} : { signal }),
       shouldRetry: async ({ error, attemptNumber }) => {
         if (!isRetryable(error)) return false;
-        const retryAfterMs = error instanceof TokensApiError ? error.details.retryAfterMs : undefined;
+        const retryAfterMs = error instanceof HttpStatusError ? error.details.retryAfterMs : undefined;
         if (retryAfterMs !== undefined) {
           // Waiting less than the server asked would only be refused again; waiting longer
           // than our cap would stall the run, so a long Retry-After ends the retries.

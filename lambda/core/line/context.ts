@@ -1,5 +1,5 @@
 import type { Archive } from '../../archive/archive.ts';
-import { deadlineReason, TokensApiError } from '../../shared/errors.ts';
+import { deadlineReason, HttpStatusError } from '../../shared/errors.ts';
 import type { JsonReply, TokensApi } from '../../tokens/api.ts';
 import type { TokensLine } from '../../tokens/document.ts';
 import type { Config, FileCounts, LineWorker, LineWorkRequest, PlannedLine, Tally } from '../types.ts';
@@ -51,7 +51,8 @@ export async function getLineOrGone(
   try {
     return await ctx.api.getLine(id, signal === undefined ? {} : { signal });
   } catch (error) {
-    const status = error instanceof TokensApiError ? error.status : undefined;
+    // Only a reply with a status says the line is gone; a failure of any other kind proves nothing.
+    const status = error instanceof HttpStatusError ? error.status : undefined;
     if (status === 404 || status === 410) return status;
     throw error;
   }
