@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Fault, TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack } from './harness.ts';
+import { closeAfterEach, localStack, startFront } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -168,5 +168,118 @@ describe('the document that confirms a DELETE', () => {
     expect(receipt.confirmation).toBe('GET answered 404');
     expect(local.tokens.deleteCount(id)).toBe(1);
     await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+const JSON_API = 'application/vnd.api+json';
+
+/**
+ * The line's deleted document as a hostile but faithful service may spell it: the id in upper
+ * case, its files in reverse order, the first name JSON-escaped, hashes in upper case, a size as
+ * a digit string, and whitespace everywhere.
+ */
+function oddlySpelledDeletedDocument(tokens: TokensService, id: string): string {
+  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()].reverse();
+  const name = (file: string, index: number) =>
+    index === 0
+      ? JSON.stringify(file).replace(/[a-z]/, (c) => `\\u00${c.charCodeAt(0).toString(16)}`)
+      : JSON.stringify(file);
+  const hashes = files.map(([file, { sha256 }], i) => `\n\t${name(file, i)} :  "${sha256.toUpperCase()}"`);
+  const sizes = files.map(([file, { size }], i) => `\n\t${name(file, i)}: ${i === 0 ? `"${size}"` : size}`);
+  return `  {\n "data" : {\n "id":"${id.toUpperCase()}",  "type" : "tokens",\n "attributes": { "status" : "deleted", "analysis":"none",\n "filehashes": {${hashes.join(',')} },\n "filesizes": {${sizes.join(',')} } } } }\n`;
+}
+
+describe('a document confirming a DELETE, spelled oddly', () => {
+  it.for([
+    ['its 200 reply', 'reply'],
+    ['a GET after a 204', 'get'],
+  ] as const)(
+    'confirms the line cleanly when %s names it in upper case, with its files reordered, escaped, upper-case hashes and whitespace',
+    async ([_label, via], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, {
+        lines: [{ status: 'finished', fileSize: 1000, fileSizes: { notes: 500 } }],
+      });
+      const id = onlyLine(local.tokens.lines);
+      const path = `/api/tokens/${id}`;
+      const front = track(
+        await startFront(local.tokens.url, (req, res) => {
+          const deleted = local.tokens.lines.get(id)?.status === 'deleted';
+          if (req.method === 'DELETE' && req.url === path) {
+            local.tokens.completeDeletion(id);
+            if (via === 'reply')
+              res
+                .writeHead(200, { 'content-type': JSON_API })
+                .end(oddlySpelledDeletedDocument(local.tokens, id));
+            else res.writeHead(204).end();
+            return true;
+          }
+          if (req.method === 'GET' && req.url === path && deleted && via === 'get') {
+            res
+              .writeHead(200, { 'content-type': JSON_API })
+              .end(oddlySpelledDeletedDocument(local.tokens, id));
+            return true;
+          }
+          return false;
+        }),
+      );
+      s.fault(`the document confirming the DELETE (${via}) spells the line oddly`);
+      const before = snapshot(local.tokens);
+
+      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+
+      expect(run.summary).toMatchObject({ dismantled: 1, conflicts: 0, failed: [], pending: [] });
+      const receipt = (await objectJson(
+        local.s3Client,
+        local.bucket,
+        `tokens/${id}/deleted.json`,
+      )) as StoredReceipt;
+      expect(receipt.discrepancy).toBeUndefined();
+      expect(receipt.confirmation).toMatch(via === 'reply' ? /^the reply/ : /^GET shows status deleted/);
+      await checkInvariant(s, local, { before, runs: [run] });
+    },
+  );
+});
+
+describe('a later run confirming a pending DELETE', () => {
+  it('writes no receipt when the GET of the line answers another line deleted, and confirms it once the line itself is gone', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const id = onlyLine(local.tokens.lines);
+    const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
+    s.inject(local.tokens, {
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const before = snapshot(local.tokens);
+    const first = await settle(createHandler(local.env)({}));
+    expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
+
+    // The service carries the DELETE out; a GET of the line answers another line, deleted.
+    local.tokens.completeDeletion(id);
+    local.tokens.setRawLine(id, deletedDocument(local.tokens, id, other));
+    s.fault('the GET confirming a pending DELETE answers another line, deleted');
+    const second = await settle(createHandler(local.env)({}));
+
+    expect(second.summary).toMatchObject({ dismantled: 0 });
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/_pending/${id}.json`)).toEqual([
+      `tokens/_pending/${id}.json`,
+    ]);
+
+    local.tokens.clearRawLine(id);
+    const third = await settle(createHandler(local.env)({}));
+
+    expect(third.summary).toMatchObject({ dismantled: 1, failed: [] });
+    const receipt = (await objectJson(
+      local.s3Client,
+      local.bucket,
+      `tokens/${id}/deleted.json`,
+    )) as StoredReceipt;
+    expect(receipt.confirmation).toMatch(/^GET answered 404 \(the DELETE was taken by run /);
+    await checkInvariant(s, local, { before, runs: [third] });
   });
 });

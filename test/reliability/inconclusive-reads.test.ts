@@ -6,6 +6,7 @@ import { closeAfterEach, localStack } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
+import { type Rewrite, startRewritingS3Front } from './s3-rewriting-front.ts';
 
 const track = closeAfterEach();
 
@@ -103,4 +104,160 @@ describe('a read of the archive that fails', () => {
     expect(await objectDigest(local.s3Client, local.bucket, dataKey)).toMatchObject({ size: 1500 });
     await checkInvariant(s, local, { before, runs: [run], expectedBadObjects: [dataKey] });
   });
+});
+
+/**
+ * A line whose `data` was archived and verified in a first run that could not write the manifest,
+ * behind the enforcing S3 proxy and a front that rewrites the store's replies (`rewrite`, set
+ * after the first run). Returns what the second run needs.
+ */
+async function archivedWithoutManifest(s: ReturnType<typeof scenario>) {
+  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
+  const [id] = [...local.tokens.lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+  let rewrite: Rewrite = () => undefined;
+  const front = track(await startRewritingS3Front(proxy.url, (request, reply) => rewrite(request, reply)));
+  const env = { ...local.env, AWS_ENDPOINT_URL_S3: front.url, VERIFY_READBACK: 'full' };
+  proxy.decide = ({ operation, key }) =>
+    operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 403 } : 'forward';
+  s.fault('the manifest PUT is refused');
+  const first = await settle(createHandler(env)({}));
+  expect(first.summary?.failed.map((line) => line.id)).toEqual([id]);
+  proxy.decide = () => 'forward';
+  const dataKey = `tokens/${id}/data`;
+  const original = await objectDigest(local.s3Client, local.bucket, dataKey);
+  return {
+    local,
+    id,
+    env,
+    proxy,
+    dataKey,
+    original,
+    setRewrite(next: Rewrite) {
+      rewrite = next;
+    },
+  };
+}
+
+/** Asserts `data` holds what the first run verified, alone, and the line is still on the service. */
+async function expectUntouched(at: Awaited<ReturnType<typeof archivedWithoutManifest>>): Promise<void> {
+  const { local, id, dataKey, original } = at;
+  expect(local.tokens.deleteCount(id)).toBe(0);
+  expect(local.tokens.lines.get(id)?.status).toBe('finished');
+  expect(await objectDigest(local.s3Client, local.bucket, dataKey)).toEqual(original);
+  const keys = await listKeys(local.s3Client, local.bucket, `tokens/${id}/`);
+  expect(keys.filter((key) => key.startsWith(dataKey))).toEqual([dataKey]);
+}
+
+describe('a read of the archive that completes, and lies', () => {
+  it.for([
+    ["with the store's checksum header", true],
+    ['with no checksum header', false],
+  ] as const)(
+    'is never a reason to replace another version: a GET of the object that ends early and cleanly (%s) leaves it, a conflict',
+    async ([_label, keepChecksum], { task }) => {
+      const s = scenario(task);
+      const at = await archivedWithoutManifest(s);
+      at.local.tokens.restateFile(at.id, 'data', 3500);
+      s.fault('the service restates file data after it was archived');
+      at.setRewrite((request, reply) => {
+        if (request.method !== 'GET' || request.key !== at.dataKey || reply.status !== 200) return undefined;
+        s.fault('a GET of the archived object ends cleanly after half its bytes');
+        const headers = Object.fromEntries(
+          Object.entries(reply.headers).filter(
+            ([name]) => keepChecksum || !name.startsWith('x-amz-checksum'),
+          ),
+        );
+        return { ...reply, headers, body: reply.body.subarray(0, reply.body.length / 2) };
+      });
+      const before = snapshot(at.local.tokens);
+
+      const run = await settle(createHandler(at.env)({}));
+
+      expect(run.summary).toMatchObject({ dismantled: 0, conflicts: 1 });
+      expect(run.summary?.failed).toEqual([expect.objectContaining({ id: at.id, conflict: true })]);
+      await expectUntouched(at);
+      await checkInvariant(s, at.local, { before, runs: [run] });
+    },
+  );
+
+  it.for([
+    ['without its recorded sha256', 'x-amz-meta-sha256', undefined],
+    ['with its recorded size cut short', 'x-amz-meta-size', '30'],
+  ] as const)(
+    'never leads to an overwrite: a HEAD of the verified object answered %s keeps it, and the line',
+    async ([_label, header, value], { task }) => {
+      const s = scenario(task);
+      const at = await archivedWithoutManifest(s);
+      at.setRewrite((request, reply) => {
+        if (request.method !== 'HEAD' || request.key !== at.dataKey || reply.status !== 200) return undefined;
+        s.fault(`a HEAD of the archived object comes back with ${header} ${value ?? 'missing'}`);
+        const headers = { ...reply.headers };
+        if (value === undefined) delete headers[header];
+        else headers[header] = value;
+        return { ...reply, headers };
+      });
+      const before = snapshot(at.local.tokens);
+
+      const run = await settle(createHandler(at.env)({}));
+
+      expect(run.summary).toMatchObject({ dismantled: 0 });
+      expect(run.summary?.failed).toEqual([expect.objectContaining({ id: at.id, conflict: true })]);
+      await expectUntouched(at);
+      await checkInvariant(s, at.local, { before, runs: [run] });
+    },
+  );
+});
+
+describe('a listing of the archive that fails or omits keys', () => {
+  it.for([
+    ['fails every time', 'fails'],
+    ['omits every key of the line every time', 'omits'],
+  ] as const)(
+    'never lets a restated file replace the archived one, nor the line go, when it %s',
+    async ([_label, how], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
+      const [id] = [...local.tokens.lines.keys()];
+      if (id === undefined) throw new Error('no line');
+      const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+      let listing: 'true' | 'fails' | 'omits' = 'true';
+      const front = track(
+        await startRewritingS3Front(proxy.url, (request, reply) => {
+          if (listing !== 'omits' || request.method !== 'GET' || request.key !== '') return undefined;
+          if (request.query.get('prefix') !== `tokens/${id}/`) return undefined;
+          const empty = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${local.bucket}</Name><Prefix>tokens/${id}/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>`;
+          return { ...reply, body: Buffer.from(empty) };
+        }),
+      );
+      proxy.decide = ({ operation }) =>
+        listing === 'fails' && operation === 'ListObjects' ? { fail: 500 } : 'forward';
+      const env = { ...local.env, AWS_ENDPOINT_URL_S3: front.url, RETRY_ATTEMPTS: '2' };
+      const first = await settle(createHandler(env)({ archiveOnly: true }));
+      expect(first.summary).toMatchObject({ archived: 1, failed: [] });
+      const dataKey = `tokens/${id}/data`;
+      const original = await objectDigest(local.s3Client, local.bucket, dataKey);
+      const manifest = await objectDigest(local.s3Client, local.bucket, `tokens/${id}/manifest.json`);
+
+      local.tokens.restateFile(id, 'data', 3500);
+      s.fault('the service restates file data after it was archived');
+      listing = how;
+      s.fault(`ListObjectsV2 of the line ${how === 'fails' ? 'answers 500' : 'omits every key'}, every time`);
+      const before = snapshot(local.tokens);
+
+      const run = await settle(createHandler(env)({}));
+
+      expect(run.summary).toMatchObject({ dismantled: 0 });
+      expect(run.summary?.failed).toEqual([expect.objectContaining({ id })]);
+      expect(local.tokens.deleteCount(id)).toBe(0);
+      expect(await objectDigest(local.s3Client, local.bucket, dataKey)).toEqual(original);
+      expect(await objectDigest(local.s3Client, local.bucket, `tokens/${id}/manifest.json`)).toEqual(
+        manifest,
+      );
+      const keys = await listKeys(local.s3Client, local.bucket, `tokens/${id}/`);
+      expect(keys.filter((key) => key.startsWith(dataKey))).toEqual([dataKey]);
+      await checkInvariant(s, local, { before, runs: [run] });
+    },
+  );
 });

@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import { createHandler } from '../../lambda/app/invoke.ts';
+import type { Fault, TokensService } from '../local/tokens-service.ts';
+import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { closeAfterEach, localStack, startFront } from './harness.ts';
+import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { scenario } from './ledger.ts';
+
+// What a DELETE's refusals, lies and silences may and may not lead to: only the service's word
+// that the line is gone ends it, and a DELETE that may have acted is confirmed by a later run.
+
+const track = closeAfterEach();
+
+function onlyLine(lines: ReadonlyMap<string, unknown>): string {
+  const [id] = [...lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return id;
+}
+
+/** The line's document with status deleted, as a service that lies about it would serve it. */
+function deletedDocument(tokens: TokensService, id: string): unknown {
+  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
+  return {
+    data: {
+      type: 'tokens',
+      id,
+      attributes: {
+        status: 'deleted',
+        analysis: 'none',
+        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
+        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
+      },
+    },
+  };
+}
+
+/** Asserts the line is on the service as it was, with no receipt and no pending marker of it. */
+async function expectKept(local: Awaited<ReturnType<typeof localStack>>, id: string): Promise<void> {
+  expect(local.tokens.lines.get(id)?.status).toBe('finished');
+  expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
+  expect(await listKeys(local.s3Client, local.bucket, `tokens/_pending/${id}.json`)).toEqual([]);
+}
+
+describe('a DELETE the service did not carry out', () => {
+  it.for([
+    ['410 Gone', 'gone', 'DELETE answered 410 but GET still shows the line'],
+    ['307 to the same URL (a DELETE is never redirected)', 'redirect', 'a DELETE is never redirected'],
+    ['200 with an HTML page every time', 'html', 'expected JSON, got Content-Type "text/html'],
+  ] as const)(
+    'keeps the line when its DELETE is answered %s while the line is still there: failed, no receipt, no marker',
+    async ([_label, how, reason], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, {
+        lines: [{ status: 'finished', fileSize: 1000 }],
+        env: { RETRY_ATTEMPTS: '2' },
+      });
+      const id = onlyLine(local.tokens.lines);
+      const path = `/api/tokens/${id}`;
+      const faults: Record<typeof how, Fault | undefined> = {
+        gone: { kind: 'delete-reply', status: 410, acts: false, body: 'none' },
+        redirect: undefined,
+        html: { kind: 'wrong-content-type' },
+      };
+      const fault = faults[how];
+      if (fault !== undefined) s.inject(local.tokens, { target: 'delete', id, fault, times: Infinity });
+      const front = track(
+        await startFront(local.tokens.url, (req, res) => {
+          if (how !== 'redirect' || req.method !== 'DELETE' || req.url !== path) return false;
+          res.writeHead(307, { location: path }).end();
+          return true;
+        }),
+      );
+      if (fault === undefined) s.fault('the DELETE is answered 307 to its own URL');
+      const before = snapshot(local.tokens);
+
+      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+
+      expect(run.summary).toMatchObject({ dismantled: 0, pending: [] });
+      expect(run.summary?.failed).toEqual([
+        expect.objectContaining({ id, reason: expect.stringContaining(reason) }),
+      ]);
+      expect(run.summary?.failed[0]?.dismantled).toBeUndefined();
+      await expectKept(local, id);
+      await checkInvariant(s, local, { before, runs: [run] });
+    },
+  );
+});
+
+describe('a DELETE and the GET after it that both time out', () => {
+  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 1000 }],
+      env: { RETRY_ATTEMPTS: '1', HTTP_BODY_TIMEOUT_MS: '200', HTTP_HEADERS_TIMEOUT_MS: '200' },
+    });
+    const id = onlyLine(local.tokens.lines);
+    const path = `/api/tokens/${id}`;
+    // The DELETE acts, and its reply stalls half way.
+    s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
+    const front = track(
+      await startFront(local.tokens.url, (req) => {
+        // Every GET of the line once it is deleted gets no reply at all.
+        return req.method === 'GET' && req.url === path && local.tokens.lines.get(id)?.status === 'deleted';
+      }),
+    );
+    s.fault('every GET of the line after its DELETE gets no reply');
+    const before = snapshot(local.tokens);
+
+    const first = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+
+    expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+    expect(first.summary).toMatchObject({ dismantled: 0, failed: [] });
+    expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
+
+    const second = await settle(createHandler(local.env)({}));
+
+    expect(second.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
+    const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
+      confirmation: string;
+    };
+    expect(receipt.confirmation).toMatch(/^GET answered 404 \(the DELETE was taken by run /);
+    expect(local.tokens.deleteCount(id)).toBe(1);
+    await checkInvariant(s, local, { before, runs: [second] });
+  });
+});
+
+describe('the read right before a DELETE', () => {
+  it.for([
+    ['shows the line deleted while it is still there', 'deleted'],
+    ['answers 404, and the line is back on the next run', '404'],
+  ] as const)(
+    'sends no DELETE when it %s; the next run dismantles the line once',
+    async ([_label, how], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+      const id = onlyLine(local.tokens.lines);
+      const path = `/api/tokens/${id}`;
+      let gets = 0;
+      local.tokens.onRequest((method, url) => {
+        if (method !== 'GET' || url !== path) return;
+        gets += 1;
+        // The first GET reads the line, the second is the read right before the DELETE.
+        if (gets === 2 && how === 'deleted') local.tokens.setRawLine(id, deletedDocument(local.tokens, id));
+        if (gets === 2 && how === '404') {
+          local.tokens.inject({ target: 'get', id, fault: { kind: 'status', status: 404 } });
+        }
+        if (gets === 3) local.tokens.clearRawLine(id);
+      });
+      s.fault(`the read right before the DELETE ${how === '404' ? 'answers 404' : 'shows status deleted'}`);
+      const before = snapshot(local.tokens);
+
+      const first = await settle(createHandler(local.env)({}));
+
+      expect(local.tokens.deleteCount(id)).toBe(0);
+      expect(first.summary).toMatchObject({ dismantled: 0, failed: [] });
+      expect(first.summary?.skipped).toEqual([expect.objectContaining({ id })]);
+      await expectKept(local, id);
+      await checkInvariant(s, local, { before, runs: [first] });
+
+      const again = snapshot(local.tokens);
+      const second = await settle(createHandler(local.env)({}));
+
+      expect(second.summary).toMatchObject({ dismantled: 1, failed: [] });
+      expect(local.tokens.deleteCount(id)).toBe(1);
+      await checkInvariant(s, local, { before: again, runs: [second] });
+    },
+  );
+});
