@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Fault, TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startFront } from './harness.ts';
+import { closeAfterEach, localStack, startFront, waitFor } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -168,4 +168,43 @@ describe('the read right before a DELETE', () => {
       await checkInvariant(s, local, { before: again, runs: [second] });
     },
   );
+});
+
+describe('two passes that both get past the gate', () => {
+  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const id = onlyLine(local.tokens.lines);
+    let deletes = 0;
+    let releaseFirst: (() => void) | undefined;
+    // The first DELETE is held until the second pass has read the line again and sent its own.
+    local.tokens.beforeRequest((method, path) => {
+      if (method !== 'DELETE' || path !== `/api/tokens/${id}`) return undefined;
+      deletes += 1;
+      if (deletes === 1) return new Promise<void>((resolve) => (releaseFirst = resolve));
+      releaseFirst?.();
+      return waitFor('the first DELETE to act', () => local.tokens.lines.get(id)?.status === 'deleted').then(
+        () => undefined,
+      );
+    });
+    s.fault('two passes each read the line finished right before their DELETE; the first DELETE is held');
+    const before = snapshot(local.tokens);
+
+    const runs = await Promise.all([
+      settle(createHandler(local.env)({})),
+      settle(createHandler(local.env)({ ids: [id] })),
+    ]);
+
+    expect(local.tokens.deleteCount(id)).toBe(2);
+    for (const run of runs) expect(run.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
+    const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
+      reply?: { status: number };
+      discrepancy?: string;
+    };
+    expect(receipt.reply?.status).toBe(200);
+    expect(receipt.discrepancy).toBeUndefined();
+    await checkInvariant(s, local, { before, runs });
+  });
 });
