@@ -8,113 +8,64 @@ import type { Summary } from '../../lambda/core/types.ts';
 import type { TokensService } from '../local/tokens-service.ts';
 import { inspectInvariant, type RunOutcome, type Snapshot } from '../reliability/invariant.ts';
 import type { BucketLedger } from './bucket-ledger.ts';
+import { readBackSummary } from './fanout.ts';
 import type { DeleteMoment, RunObserver } from './observer.ts';
+import { checkLineRecords, checkRecords } from './records.ts';
 import type { BucketView } from './store-read.ts';
 import { PREFIX, type Stage } from './world.ts';
 
+type LineBefore = Snapshot['lines'] extends ReadonlyMap<string, infer L> ? L : never;
+
 /**
- * The service's state before a run, as the invariant judges it: a line that was finished once
- * and has moved back since (the service changed its mind) may have an archive, so it counts as
- * finished here; a DELETE of it while it is not finished is caught at the DELETE itself.
+ * The service's state before a run. A line the service deleted whose DELETE the archive records
+ * as pending (a marker: the run that sent it could not see it done) counts as not yet deleted:
+ * the run that confirms it must keep its receipt and count it dismantled.
  */
-export function campaignSnapshot(tokens: TokensService): Snapshot {
-  const lines = new Map<string, Snapshot['lines'] extends ReadonlyMap<string, infer L> ? L : never>();
+export function campaignSnapshot(tokens: TokensService, pendingMarked: ReadonlySet<string>): Snapshot {
+  const lines = new Map<string, LineBefore>();
   for (const [id, line] of tokens.lines) {
-    const onceFinished = line.status !== 'deleted' && line.status !== 'finished' && line.history.size > 0;
-    lines.set(id, {
-      status: onceFinished ? 'finished' : line.status,
-      deletes: tokens.deleteCount(id),
-      files: new Map(line.files),
-    });
+    const status = line.status === 'deleted' && pendingMarked.has(id) ? 'finished' : line.status;
+    lines.set(id, { status, deletes: tokens.deleteCount(id), files: new Map(line.files) });
   }
   return { lines };
 }
 
-interface LineResultShape {
-  readonly id?: unknown;
-  readonly outcome?: unknown;
-  readonly dismantled?: unknown;
-}
-
-interface ReceiptShape {
-  readonly lineId?: unknown;
-  readonly runId?: unknown;
-  readonly discrepancy?: unknown;
-  readonly reply?: { readonly status?: unknown; readonly body?: unknown };
-}
-
-interface DocumentShape {
-  readonly data?: { readonly id?: unknown; readonly attributes?: { status?: unknown; filehashes?: unknown } };
-}
-
-/** The files (name -> sha256) a DELETE reply body states for line `id`, when it is that line's deleted document. */
-function replyFiles(body: unknown, id: string): Map<string, string> | undefined {
-  if (typeof body !== 'string') return undefined;
-  let document: DocumentShape;
-  try {
-    document = JSON.parse(body) as DocumentShape;
-  } catch {
-    return undefined;
+/** Lines whose DELETE the archive records as pending, and not yet confirmed (no receipt). */
+export function pendingMarked(view: BucketView): Set<string> {
+  const ids = new Set<string>();
+  for (const key of view.tags.keys()) {
+    const match = new RegExp(`^${PREFIX}_pending/([^/]+)\\.json$`).exec(key);
+    const id = match?.[1];
+    if (id !== undefined && !view.tags.has(`${PREFIX}${id}/deleted.json`)) ids.add(id);
   }
-  const data = document?.data;
-  if (String(data?.id).toLowerCase() !== id || data?.attributes?.status !== 'deleted') return undefined;
-  const hashes = data.attributes.filehashes;
-  if (typeof hashes !== 'object' || hashes === null) return undefined;
-  return new Map(
-    Object.entries(hashes as Record<string, unknown>).map(([name, hash]) => [name, String(hash)]),
-  );
+  return ids;
 }
 
-/** Receipts and run reports against the service's state and against the manifests. */
-async function checkRecords(stage: Stage, view: BucketView, summary: Summary | undefined): Promise<string[]> {
-  const problems: string[] = [];
-  const keys = await view.keys();
-  const lineOf = (id: string) => stage.tokens.lines.get(id);
-  for (const key of keys.filter((k) => k.endsWith('/deleted.json') && !k.startsWith(`${PREFIX}_`))) {
-    const id = key.slice(PREFIX.length, -'/deleted.json'.length);
-    const receipt = (await view.json(key)) as ReceiptShape | undefined;
-    const manifest = (await view.json(`${PREFIX}${id}/manifest.json`)) as
-      | { files?: { name?: unknown; sha256?: unknown }[] }
-      | undefined;
-    const stated = replyFiles(receipt?.reply?.body, id);
-    const archived = new Map((manifest?.files ?? []).map((f) => [String(f.name), String(f.sha256)]));
-    // A file dropped at the last moment loses nothing; one added or restated is not in the archive.
-    const unarchived = [...(stated ?? [])]
-      .filter(([name, hash]) => archived.get(name) !== hash)
-      .map(([n]) => n);
-    if (unarchived.length > 0 && receipt?.discrepancy === undefined) {
-      problems.push(
-        `${key}: its DELETE reply states ${unarchived.join(', ')} as the manifest does not, and it records no discrepancy`,
-      );
-    }
-    if (receipt?.discrepancy !== undefined && summary !== undefined && receipt.runId === summary.runId) {
-      const reported = summary.failed.some((line) => line.id === id && line.dismantled === true);
-      if (!reported) problems.push(`${key}: records a discrepancy the run's summary does not report`);
-    }
+/**
+ * `before` as the run is judged: a line finished at any point, before or during the run (the
+ * service changed its mind), may have an archive, so it counts as finished (a DELETE of it while
+ * not finished is caught at the DELETE itself); a line the service has deleted whose DELETE is
+ * recorded pending (its confirmation was inconclusive), by this run or an earlier one, and not
+ * confirmed yet (no receipt), is judged by the run that confirms it.
+ */
+function judged(
+  before: Snapshot,
+  tokens: TokensService,
+  summary: Summary | undefined,
+  view: BucketView,
+  pendingBefore: ReadonlySet<string>,
+): Snapshot {
+  const lines = new Map<string, LineBefore>();
+  const pending = new Set([...(summary?.pending ?? []).map((line) => line.id), ...pendingBefore]);
+  for (const [id, line] of before.lines) {
+    const now = tokens.lines.get(id);
+    const onceFinished =
+      line.status !== 'finished' && line.status !== 'deleted' && (now?.history.size ?? 0) > 0;
+    const unconfirmed = !view.tags.has(`${PREFIX}${id}/deleted.json`);
+    const leftPending = pending.has(id) && now?.status === 'deleted' && unconfirmed;
+    lines.set(id, { ...line, status: leftPending ? 'deleted' : onceFinished ? 'finished' : line.status });
   }
-  if (summary === undefined || summary.dryRun) return problems;
-  const reportKey = keys.find((k) => k.startsWith(`${PREFIX}_runs/`) && k.endsWith(`/${summary.runId}.json`));
-  if (reportKey === undefined) return problems;
-  const report = (await view.json(reportKey)) as { lines?: LineResultShape[] } | undefined;
-  for (const result of report?.lines ?? []) {
-    const id = String(result.id);
-    const deleted = lineOf(id)?.status === 'deleted';
-    const saysGone =
-      result.outcome === 'dismantled' || (result.outcome === 'failed' && result.dismantled === true);
-    const saysKept =
-      (result.outcome === 'failed' && result.dismantled !== true) ||
-      result.outcome === 'archived' ||
-      result.outcome === 'waiting';
-    if (saysGone && !deleted)
-      problems.push(
-        `${reportKey}: line ${id} reported ${String(result.outcome)}, but the service still has it`,
-      );
-    if (saysKept && deleted)
-      problems.push(
-        `${reportKey}: line ${id} reported ${String(result.outcome)} (kept), but the service deleted it`,
-      );
-  }
-  return problems;
+  return { lines };
 }
 
 /** The DELETEs of the run: each had every stated file archived, unless the line changed at the DELETE itself. */
@@ -143,34 +94,62 @@ export interface RunCheck {
   readonly lastDelete: Map<string, DeleteMoment>;
   /** Schedule-wide: lines deleted by a DELETE at whose arrival they had just changed. */
   readonly changedAtDelete: Set<string>;
+  /** Schedule-wide: keys the store was made to write other bytes to than it was sent. */
+  readonly flipped: ReadonlySet<string>;
+  /** Schedule-wide: how far each fan-out line record has said its line got. */
+  readonly furthest: Map<string, number>;
+  /** Lines whose DELETE the archive recorded pending, unconfirmed, when `before` was taken. */
+  readonly pendingBefore: ReadonlySet<string>;
+  /** A fan-out run: the planner's run id (undefined when the planner failed). */
+  readonly fanout?: { readonly runId: string | undefined };
+}
+
+/**
+ * The runs to judge the service against: the pass itself; for fan-out, the run as read back
+ * from the workers' records (none when they cannot all be read: a store fault hit them).
+ */
+async function judgedRuns(check: RunCheck, changed: readonly string[]): Promise<RunOutcome[]> {
+  if (check.fanout === undefined) return [check.outcome];
+  const { runId } = check.fanout;
+  // A record the store refused is a line the account misses: nothing to check the service against.
+  if (check.observer.reportsBroken) return [];
+  const summary = runId === undefined ? undefined : await readBackSummary(check.view, changed, runId);
+  return summary === undefined ? [] : [{ summary }];
 }
 
 /** Everything that must hold after one run; an empty list when it does. */
 export async function checkRun(
   stage: Stage,
   check: RunCheck,
-): Promise<{ problems: string[]; moments: DeleteMoment[] }> {
+): Promise<{ problems: string[]; moments: DeleteMoment[]; summary: Summary | undefined }> {
   const moments = await Promise.all(check.observer.moments);
   for (const moment of moments) if (moment.live) check.lastDelete.set(moment.id, moment);
   // A line is deleted by its last DELETE that found it there (or by the deferred completion of it).
   for (const [id, line] of stage.tokens.lines) {
     if (line.status === 'deleted' && check.lastDelete.get(id)?.race === true) check.changedAtDelete.add(id);
   }
-  await check.view.refresh();
+  const seen = new Map(check.view.tags);
+  const changed = [...(await check.view.refresh())]
+    .filter(([key, tag]) => seen.get(key) !== tag)
+    .map(([key]) => key);
+  const runs = await judgedRuns(check, changed);
+  const summary = runs[0]?.killed === true ? undefined : runs[0]?.summary;
   const invariant = await inspectInvariant(stage, {
-    before: check.before,
-    runs: [check.outcome],
+    before: judged(check.before, stage.tokens, summary, check.view, check.pendingBefore),
+    runs,
+    // A flipped write is the store's damage: a failed line's leftover, unless a manifest vouches for it.
+    expectedBadObjects: [...check.flipped],
     receipts: check.observer.recordsBroken ? 'optional' : 'required',
     changedAtDelete: [...check.changedAtDelete],
     reader: check.view,
   });
-  const summary = check.outcome.killed === true ? undefined : check.outcome.summary;
   const problems = [
     ...checkMoments(moments),
     ...invariant.problems,
     ...checkLogs(check.logs, stage.sessionKey),
     ...(await check.ledger.update(stage, check.view)),
     ...(await checkRecords(stage, check.view, summary)),
+    ...(check.fanout === undefined ? [] : await checkLineRecords(stage, check.view, check.furthest)),
   ];
-  return { problems, moments };
+  return { problems, moments, summary };
 }

@@ -14,6 +14,7 @@ import { archiveAccess } from '../../lambda/app/deps.ts';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { restoreLine } from '../../lambda/core/restore.ts';
 import { capturingLogger } from './logs.ts';
+import { replyFiles } from './records.ts';
 import type { Schedule, Tamper } from './schedule.ts';
 import { type BucketView, readJson, readObject } from './store-read.ts';
 import { PREFIX, type Stage } from './world.ts';
@@ -100,8 +101,17 @@ async function lineDamage(view: BucketView, id: string): Promise<string[]> {
     if (stored?.sha256 !== sha256 || stored.size !== entry.size)
       problems.push(`${id}/${name}: not its recorded bytes`);
   }
-  const receipt = (await view.json(`${PREFIX}${id}/deleted.json`)) as { discrepancy?: unknown } | undefined;
+  const receipt = (await view.json(`${PREFIX}${id}/deleted.json`)) as
+    | { discrepancy?: unknown; reply?: { body?: unknown } }
+    | undefined;
   if (receipt?.discrepancy !== undefined) problems.push(`${id}: its receipt records a discrepancy`);
+  // The DELETE reply a receipt keeps, when it is the line's deleted document, states the manifest's files.
+  const stated = replyFiles(receipt?.reply?.body, id);
+  const archived = new Map(manifest.files.map((f) => [String(f.name), String(f.sha256)]));
+  const agree =
+    stated === undefined ||
+    (stated.size === archived.size && [...stated].every(([n, h]) => archived.get(n) === h));
+  if (!agree) problems.push(`${id}: its receipt's DELETE reply states other files than the manifest`);
   return problems;
 }
 
@@ -163,9 +173,8 @@ export async function finale(stage: Stage, schedule: Schedule, view: BucketView)
     } catch (error) {
       failure = error;
     }
-    // The receipt's discrepancy is the audit's to report; the files themselves may be intact.
-    const filesIntact =
-      damage.has(id) && (damage.get(id) ?? []).every((d) => d.endsWith('records a discrepancy'));
+    // What the receipt says is the audit's to report; the files themselves may be intact.
+    const filesIntact = damage.has(id) && (damage.get(id) ?? []).every((d) => d.includes('its receipt'));
     if (restored !== undefined && !filesIntact)
       problems.push(`restore: restored line ${id}, whose archive is damaged`);
     if (restored === undefined && filesIntact) {

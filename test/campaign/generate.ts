@@ -7,6 +7,7 @@
 import type { Fault, LineStatus } from '../local/tokens-service.ts';
 import { Random } from './prng.ts';
 import type {
+  Delivery,
   LinePlan,
   Mode,
   RequestPoint,
@@ -249,8 +250,8 @@ function storeFault(rng: Random, lines: readonly LinePlan[], readback: 'full' | 
   ])();
 }
 
-function times<T>(rng: Random, weights: readonly (readonly [number, number])[], draw: () => T): T[] {
-  return Array.from({ length: rng.weighted(weights) }, draw);
+function times<T>(rng: Random, weights: readonly number[], draw: () => T): T[] {
+  return Array.from({ length: rng.count(weights) }, draw);
 }
 
 function runKind(rng: Random, index: number, lines: readonly LinePlan[]): Pick<RunStep, 'kind' | 'ids'> {
@@ -265,72 +266,51 @@ function runKind(rng: Random, index: number, lines: readonly LinePlan[]): Pick<R
   return { kind, ids: ids.length > 0 ? ids : [rng.int(0, lines.length - 1)] };
 }
 
-function drawRun(rng: Random, lines: readonly LinePlan[], index: number, readback: 'full' | 'head'): RunStep {
+/** How the queue misdelivers a fan-out run's messages. */
+function drawDelivery(rng: Random): Delivery {
+  return {
+    batchSize: rng.int(1, 4),
+    duplicate: rng.count([4, 3, 2, 0, 1]),
+    redeliver: rng.count([5, 3, 1]),
+    shuffle: rng.chance(0.5),
+    workers: rng.int(1, 3),
+    late: rng.count([6, 3, 1]),
+  };
+}
+
+function drawRun(
+  rng: Random,
+  lines: readonly LinePlan[],
+  index: number,
+  settings: Settings,
+  mode: Mode,
+): RunStep {
   const faulty = rng.chance(0.85);
   return {
     ...runKind(rng, index, lines),
     executor: 'handler',
-    before:
-      index === 0
-        ? []
-        : times(
-            rng,
-            [
-              [5, 0],
-              [4, 1],
-              [1, 2],
-            ],
-            () => betweenRuns(rng, lines),
-          ),
-    triggers: times(
-      rng,
-      [
-        [5, 0],
-        [4, 1],
-        [1, 2],
-      ],
-      () => trigger(rng, lines),
-    ),
-    serviceFaults: faulty
-      ? times(
-          rng,
-          [
-            [2, 0],
-            [4, 1],
-            [3, 2],
-            [2, 4],
-          ],
-          () => serviceFault(rng, lines),
-        )
-      : [],
-    storeFaults: faulty
-      ? times(
-          rng,
-          [
-            [4, 0],
-            [4, 1],
-            [2, 2],
-          ],
-          () => storeFault(rng, lines, readback),
-        )
-      : [],
+    before: index === 0 ? [] : times(rng, [5, 4, 1], () => betweenRuns(rng, lines)),
+    triggers: times(rng, [5, 4, 1], () => trigger(rng, lines)),
+    serviceFaults: faulty ? times(rng, [2, 4, 3, 0, 2], () => serviceFault(rng, lines)) : [],
+    storeFaults: faulty ? times(rng, [4, 4, 2], () => storeFault(rng, lines, settings.readback)) : [],
+    ...(mode === 'fanout' ? { delivery: drawDelivery(rng) } : {}),
   };
 }
 
+const TAMPERING = [
+  'overwrite',
+  'delete-object',
+  'manifest-hash',
+  'manifest-name',
+  'delete-manifest',
+] as const;
+
 function drawTamper(rng: Random, lines: readonly LinePlan[]): Tamper | undefined {
   if (!rng.chance(0.4)) return undefined;
-  const line = rng.int(0, lines.length - 1);
-  return {
-    kind: rng.pick([
-      'overwrite',
-      'delete-object',
-      'manifest-hash',
-      'manifest-name',
-      'delete-manifest',
-    ] as const),
-    line,
-  };
+  return { kind: rng.pick(TAMPERING), line: rng.int(0, lines.length - 1) };
 }
+
+type Settings = Schedule['settings'];
 
 /** The schedule of one seed: the same seed gives the same schedule. */
 export function generateSchedule(seed: number, options: GenerateOptions = {}): Schedule {
@@ -338,21 +318,18 @@ export function generateSchedule(seed: number, options: GenerateOptions = {}): S
   const mode = rng.pick<Mode>(options.modes ?? ['pass']);
   const sessionKey = rng.uuid();
   const lines = drawLines(rng);
-  const settings = {
+  const settings: Settings = {
     lineConcurrency: rng.pick([1, 2, 4]),
     fileConcurrency: rng.pick([1, 2]),
-    readback: rng.chance(0.6) ? ('full' as const) : ('head' as const),
+    readback: rng.chance(0.6) ? 'full' : 'head',
     retryAttempts: rng.pick([2, 3, 5]),
   };
-  const runs = Array.from({ length: rng.int(1, 3) }, (_, i) => drawRun(rng, lines, i, settings.readback));
+  const runs = Array.from({ length: rng.int(1, 3) }, (_, i) => drawRun(rng, lines, i, settings, mode));
   if (mode === 'pass' && rng.chance(options.cliShare ?? 0.1)) {
     const at = rng.int(0, runs.length - 1);
     const run = runs[at] as RunStep;
-    runs[at] = {
-      ...run,
-      executor: 'cli',
-      ...(rng.chance(0.8) ? { kill: { line: rng.int(0, lines.length - 1), nth: rng.int(1, 12) } } : {}),
-    };
+    const kill = rng.chance(0.8) ? { kill: { line: rng.int(0, lines.length - 1), nth: rng.int(1, 12) } } : {};
+    runs[at] = { ...run, executor: 'cli', ...kill };
   }
   const tamper = drawTamper(rng, lines);
   return {

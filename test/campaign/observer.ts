@@ -68,6 +68,10 @@ export class RunObserver {
   readonly storeFaults = new Map<StoreAction, number>();
   /** A store fault hit a receipt or a pending marker: the run may rightly have none. */
   recordsBroken = false;
+  /** A store fault hit a run report or a fan-out line record: the run's own account may be short. */
+  reportsBroken = false;
+  /** Keys of the writes the store was made to flip. */
+  readonly flipped = new Set<string>();
   killed = false;
   readonly #stage: Stage;
   readonly #schedule: Schedule;
@@ -199,6 +203,8 @@ export class RunObserver {
       if (n < fault.nth || n >= fault.nth + fault.count) continue;
       this.storeFaults.set(fault.action, (this.storeFaults.get(fault.action) ?? 0) + 1);
       if (kind === 'receipt' || kind === 'marker') this.recordsBroken = true;
+      if (kind === 'report') this.reportsBroken = true;
+      if (fault.action === 'flip') this.flipped.add(request.key);
       return ACTIONS[fault.action];
     }
     return 'forward';

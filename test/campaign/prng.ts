@@ -44,6 +44,11 @@ export class Random {
     return (choices[choices.length - 1] as readonly [number, T])[1];
   }
 
+  /** A count: `n` as likely as `weights[n]` (`[5, 4, 1]`: 0 half the time, 1 or 2 otherwise). */
+  count(weights: readonly number[]): number {
+    return this.weighted(weights.map((weight, n) => [weight, n] as const));
+  }
+
   /** A lower-case UUID (version 4 layout) drawn from this generator, so ids replay with the seed. */
   uuid(): string {
     const hex = Array.from({ length: 32 }, () => this.int(0, 15).toString(16));

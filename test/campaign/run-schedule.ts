@@ -8,7 +8,8 @@ import { forgetSecrets } from '../../lambda/shared/redact.ts';
 import type { RunOutcome } from '../reliability/invariant.ts';
 import { BucketLedger } from './bucket-ledger.ts';
 import { applyBetweenRuns, clearRawLines, injectServiceFaults, type RawLines } from './changes.ts';
-import { campaignSnapshot, checkRun } from './checks.ts';
+import { campaignSnapshot, checkRun, pendingMarked } from './checks.ts';
+import { fanoutRun, type HeldMessages } from './fanout.ts';
 import { finale, tamper } from './finale.ts';
 import { type DeleteMoment, RunObserver } from './observer.ts';
 import { eventOf, handlerRun, type RunResult, startCliRun } from './runs.ts';
@@ -62,45 +63,70 @@ function bump(counts: Record<string, number>, key: string, by = 1): void {
 /** How long one run may take before the campaign calls it hung (and a violation). */
 const RUN_TIMEOUT_MS = 60_000;
 
-async function withinTimeout(run: Promise<RunResult>, what: string): Promise<RunResult> {
+async function withinTimeout<T extends { run: RunResult }>(
+  work: Promise<T>,
+  what: string,
+): Promise<T | { run: RunResult }> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<RunResult>((resolve) => {
+  const timeout = new Promise<{ run: RunResult }>((resolve) => {
     timer = setTimeout(
       () =>
         resolve({
-          outcome: { error: new Error(`${what} did not end within ${RUN_TIMEOUT_MS} ms`) },
-          logs: [],
+          run: { outcome: { error: new Error(`${what} did not end within ${RUN_TIMEOUT_MS} ms`) }, logs: [] },
         }),
       RUN_TIMEOUT_MS,
     );
   });
   try {
-    return await Promise.race([run, timeout]);
+    return await Promise.race([work, timeout]);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What one schedule carries from run to run besides the store. */
+interface Carried {
+  readonly raw: RawLines;
+  /** Fan-out: messages of the last run held back, delivered during the next. */
+  held: HeldMessages;
 }
 
 async function oneRun(
   stage: Stage,
   schedule: Schedule,
   step: RunStep,
-  raw: RawLines,
+  index: number,
+  carried: Carried,
   result: ScheduleResult,
-): Promise<{ run: RunResult; observer: RunObserver }> {
+): Promise<{ run: RunResult; observer: RunObserver; fanout?: { runId: string | undefined } }> {
   let kill: (() => void) | undefined;
-  const observer = new RunObserver(stage, schedule, step, raw, () => kill?.());
+  const observer = new RunObserver(stage, schedule, step, carried.raw, () => kill?.());
   observer.install();
   try {
+    if (schedule.mode === 'fanout') {
+      const done = await withinTimeout(
+        fanoutRun(stage, schedule, step, index, carried.held),
+        'the fan-out run',
+      );
+      carried.held = 'held' in done ? done.held : [];
+      return { run: done.run, observer, fanout: { runId: 'runId' in done ? done.runId : undefined } };
+    }
     if (step.executor === 'cli') {
       result.cliRuns += 1;
       const cli = await startCliRun(stage, schedule, step);
       kill = () => cli.kill();
-      const run = await withinTimeout(cli.done, 'the CLI run');
+      const { run } = await withinTimeout(
+        cli.done.then((r) => ({ run: r })),
+        'the CLI run',
+      );
       if (run.outcome.killed === true) result.crashes += 1;
       return { run, observer };
     }
-    return { run: await withinTimeout(handlerRun(stage, eventOf(schedule, step)), 'the run'), observer };
+    const { run } = await withinTimeout(
+      handlerRun(stage, eventOf(schedule, step)).then((r) => ({ run: r })),
+      'the run',
+    );
+    return { run, observer };
   } finally {
     // A killed CLI's last requests are still being answered: the state settles before it is judged.
     await stage.tokens.idle();
@@ -132,12 +158,16 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
   forgetSecrets();
   const stage = await stageFor(world, schedule);
   const raw: RawLines = new Set();
+  const carried: Carried = { raw, held: [] };
+  const furthest = new Map<string, number>();
   const ledger = new BucketLedger();
   const lastDelete = new Map<string, DeleteMoment>();
   const changedAtDelete = new Set<string>();
+  const flipped = new Set<string>();
   const view = new BucketView(world.s3Client, world.s3.address, stage.bucket);
   try {
-    let before = campaignSnapshot(stage.tokens);
+    let pendingBefore = new Set<string>();
+    let before = campaignSnapshot(stage.tokens, pendingBefore);
     let last: RunOutcome | undefined;
     for (let i = 0; i < schedule.maxRuns; i++) {
       const planned = schedule.runs[i];
@@ -153,11 +183,12 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
       for (const fault of step.serviceFaults)
         bump(result.serviceFaults, `${fault.target} ${faultKind(fault.fault)}`);
       const deletedBefore = [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length;
-      const { run, observer } = await oneRun(stage, schedule, step, raw, result);
+      const { run, observer, fanout } = await oneRun(stage, schedule, step, i, carried, result);
       result.runs += 1;
       for (const trigger of step.triggers)
         bump(result.changes, `at ${trigger.at.kind}: ${trigger.change.kind}`);
       for (const [action, n] of observer.storeFaults) bump(result.storeFaults, action, n);
+      for (const key of observer.flipped) flipped.add(key);
       const check = await checkRun(stage, {
         before,
         outcome: run.outcome,
@@ -167,14 +198,21 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
         view,
         lastDelete,
         changedAtDelete,
+        flipped,
+        furthest,
+        pendingBefore,
+        ...(fanout === undefined ? {} : { fanout }),
       });
       result.deletes += check.moments.length;
       result.races += check.moments.filter((m) => m.race).length;
       result.dismantled +=
         [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length - deletedBefore;
       result.violations.push(...check.problems.map((p) => `run ${i + 1}: ${p}`));
-      before = campaignSnapshot(stage.tokens);
-      last = run.outcome;
+      pendingBefore = pendingMarked(view);
+      before = campaignSnapshot(stage.tokens, pendingBefore);
+      // Fan-out: the run as read back from its records.
+      last =
+        fanout === undefined ? run.outcome : check.summary === undefined ? {} : { summary: check.summary };
     }
     clearRawLines(stage, raw);
     stage.tokens.clearFaults();

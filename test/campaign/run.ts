@@ -1,6 +1,8 @@
 /**
  * `npm run campaign -- --schedules N [--seed S] [--concurrency C] [--cli-share P] [--modes pass,fanout] [--out FILE]`
  *
+ * Defaults: 100 schedules, a random base seed (printed), one worker more than the cores, both modes.
+ *
  * Runs N schedules of the randomized fault campaign on C worker processes (each with its own
  * local servers), prints progress on stderr, then the figures and every violation (seed, what
  * broke, the schedule) on stdout. Exit 1 when any schedule broke an invariant. `CAMPAIGN_SEED=n`
@@ -8,6 +10,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { campaignSeeds, randomBase } from './campaign.ts';
@@ -33,9 +36,10 @@ function flags(args: readonly string[]) {
     options: {
       schedules: { type: 'string', default: '100' },
       seed: { type: 'string' },
-      concurrency: { type: 'string', default: '2' },
+      // One more than the cores: a worker waiting on a backoff or a child leaves its core to another.
+      concurrency: { type: 'string', default: String(availableParallelism() + 1) },
       'cli-share': { type: 'string', default: '0.1' },
-      modes: { type: 'string', default: 'pass' },
+      modes: { type: 'string', default: 'pass,fanout' },
       out: { type: 'string' },
     },
   });

@@ -103,6 +103,8 @@ export interface Delivery {
   readonly redeliver: number;
   readonly shuffle: boolean;
   readonly workers: number;
+  /** Messages held back, delivered during the next run. */
+  readonly late: number;
 }
 
 /** Damage done to the archive directly in the store, before the audit and the restore. */
@@ -203,7 +205,7 @@ function describeRun(step: RunStep, index: number): string[] {
   const d = step.delivery;
   if (d !== undefined) {
     out.push(
-      `  queue: ${d.workers} workers, batches of ${d.batchSize}, ${d.duplicate} duplicated, ${d.redeliver} redelivered${d.shuffle ? ', out of order' : ''}`,
+      `  queue: ${d.workers} workers, batches of ${d.batchSize}, ${d.duplicate} duplicated, ${d.redeliver} redelivered, ${d.late} late${d.shuffle ? ', out of order' : ''}`,
     );
   }
   return out;

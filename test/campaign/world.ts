@@ -52,6 +52,8 @@ export interface Stage extends ArchiveUnderTest {
   readonly secrets: LocalSecretsManager;
   /** The housekeeper's environment: the store behind the enforcing proxy. */
   readonly env: Record<string, string>;
+  /** Fan-out mode: the schedule's own work queue (on the local S3 server, which serves SQS too). */
+  readonly queueUrl: string;
   close(): Promise<void>;
 }
 
@@ -71,6 +73,10 @@ export async function stageFor(world: World, schedule: Schedule): Promise<Stage>
   const proxy = await startS3Proxy(world.s3.address, { enforceConditionalWrites: true });
   const secrets = await startSecretsManager();
   secrets.setSecret(SECRET_ID, JSON.stringify({ sessionKey }));
+  const queue = `work-${schedule.seed}`;
+  // fauxqs names queue URLs by a host that is not a valid URL host: build it on the server's address.
+  const queueUrl = `${world.s3.address}/000000000000/${queue}`;
+  if (schedule.mode === 'fanout') world.s3.createQueue(queue, { attributes: { VisibilityTimeout: '60' } });
   const env: Record<string, string> = {
     ...LOCAL_AWS_ENV,
     TOKENS_API_URL: tokens.url,
@@ -87,6 +93,10 @@ export async function stageFor(world: World, schedule: Schedule): Promise<Stage>
     LINE_CONCURRENCY: String(settings.lineConcurrency),
     FILE_CONCURRENCY: String(settings.fileConcurrency),
     VERIFY_READBACK: settings.readback,
+    // Fan-out: every run enqueues every line again (a queued marker would hold a line back for hours).
+    ...(schedule.mode === 'fanout'
+      ? { QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: world.s3.address, QUEUE_MARKER_TTL_SECONDS: '0' }
+      : {}),
   };
   return {
     world,
@@ -98,9 +108,11 @@ export async function stageFor(world: World, schedule: Schedule): Promise<Stage>
     s3: { address: world.s3.address },
     s3Client: world.s3Client,
     env,
+    queueUrl,
     async close() {
       tokens.onRequest(undefined);
       tokens.beforeRequest(undefined);
+      if (schedule.mode === 'fanout') world.s3.deleteQueue(queue);
       await Promise.all([tokens.close(), proxy.close(), secrets.close()]);
     },
   };
