@@ -86,6 +86,8 @@ export function applyChange(
     case 'echo-key':
       if (change.where === 'attribute') {
         tokens.setRawAttribute(id, 'note', JSON.stringify(stage.sessionKey));
+      } else if (change.where === 'delete-reply') {
+        tokens.setDeleteReplyMeta(id, { echo: stage.sessionKey });
       } else {
         tokens.setRawLine(id, { data: { id, type: 'tokens', attributes: { status: stage.sessionKey } } });
         raw.add(id);

@@ -23,6 +23,7 @@ import type {
 } from './schedule.ts';
 
 const METRICS_FILES = ['data', 'score', 'analysis', 'delta'] as const;
+const ECHOES = ['attribute', 'status', 'delete-reply'] as const;
 
 /** What the generator may draw; the test and the command choose. */
 export interface GenerateOptions {
@@ -78,7 +79,7 @@ function betweenRuns(rng: Random, lines: readonly LinePlan[]): ServiceChange {
     [6, () => fileChange(rng, lines, line)],
     [3, () => ({ kind: 'complete-deletion', line })],
     [1, () => ({ kind: 'gone-status', status: rng.pick([404, 410] as const) })],
-    [1, () => ({ kind: 'echo-key', line, where: rng.pick(['attribute', 'status'] as const) })],
+    [1, () => ({ kind: 'echo-key', line, where: rng.pick(ECHOES) })],
   ])();
 }
 
@@ -99,7 +100,7 @@ function trigger(rng: Random, lines: readonly LinePlan[]): Trigger {
     return { at, change: change.kind === 'status' ? { kind: 'foreign-document', line } : change };
   }
   const change = rng.chance(0.1)
-    ? ({ kind: 'echo-key', line, where: rng.pick(['attribute', 'status'] as const) } as const)
+    ? ({ kind: 'echo-key', line, where: rng.pick(ECHOES) } as const)
     : fileChange(rng, lines, line);
   return { at, change };
 }

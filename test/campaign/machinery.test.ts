@@ -109,6 +109,25 @@ describe('BucketLedger', () => {
   });
 });
 
+describe('BucketLedger, on secrets', () => {
+  it('finds the session key in any object of the bucket', async () => {
+    const problems = await withStage(oneLine(4), async (stage) => {
+      await world.s3Client.send(
+        new PutObjectCommand({
+          Bucket: stage.bucket,
+          Key: `${PREFIX}_runs/report.json`,
+          Body: JSON.stringify({ note: `echo ${stage.sessionKey}` }),
+        }),
+      );
+      const view = new BucketView(world.s3Client, world.s3.address, stage.bucket);
+      await view.refresh();
+      return new BucketLedger().update(stage, view);
+    });
+
+    expect(problems).toEqual([`${PREFIX}_runs/report.json: holds the session key`]);
+  });
+});
+
 describe('the store faults added to the S3 proxy', () => {
   it('stores a PUT whose reply it drops, and breaks off a GET body half way', async () => {
     await withStage(oneLine(3), async (stage) => {

@@ -26,8 +26,12 @@ export type ServiceChange =
   | { readonly kind: 'complete-deletion'; readonly line: number }
   /** `GET /api/tokens/{id}` serves another line's deleted document, until the next run starts. */
   | { readonly kind: 'foreign-document'; readonly line: number }
-  /** The service echoes the session key: in an attribute (for good) or as the status (one run). */
-  | { readonly kind: 'echo-key'; readonly line: number; readonly where: 'attribute' | 'status' }
+  /** The service echoes the session key: in an attribute or its DELETE replies (for good), or as the status (one run). */
+  | {
+      readonly kind: 'echo-key';
+      readonly line: number;
+      readonly where: 'attribute' | 'status' | 'delete-reply';
+    }
   | { readonly kind: 'gone-status'; readonly status: 404 | 410 };
 
 /** A request of one run, counted per line: the n-th GET of its document, of a file, or DELETE. */
@@ -158,7 +162,7 @@ export function describeChange(change: ServiceChange): string {
     case 'foreign-document':
       return `GET L${change.line} serves another line's deleted document`;
     case 'echo-key':
-      return `L${change.line} echoes the session key in ${change.where === 'status' ? 'its status' : 'an attribute'}`;
+      return `L${change.line} echoes the session key in ${{ status: 'its status', attribute: 'an attribute', 'delete-reply': 'its DELETE replies' }[change.where]}`;
     case 'gone-status':
       return `gone lines answer ${change.status}`;
   }

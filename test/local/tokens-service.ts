@@ -159,6 +159,8 @@ export interface TokensService {
   setEchoRequestedId(echo: boolean): void;
   /** Adds an attribute to the single-line reply as raw JSON text (e.g. nested a million levels deep). */
   setRawAttribute(id: string, name: string, json: string): void;
+  /** A `meta` object the line's DELETE replies carry (e.g. echoing a header back). */
+  setDeleteReplyMeta(id: string, meta: Record<string, unknown>): void;
   /** Closes the server and destroys every open socket, stalled ones included. */
   close(): Promise<void>;
 }
@@ -467,6 +469,7 @@ class Simulator implements TokensService {
   #goneStatus: 404 | 410 = 404;
   #echoRequestedId = false;
   readonly #rawAttributes = new Map<string, Record<string, string>>();
+  readonly #deleteReplyMeta = new Map<string, Record<string, unknown>>();
   readonly #finishedStamps = new Map<string, string>();
   #sessionKey: string;
   readonly #pageSize: number | undefined;
@@ -662,6 +665,10 @@ class Simulator implements TokensService {
 
   setEchoRequestedId(echo: boolean): void {
     this.#echoRequestedId = echo;
+  }
+
+  setDeleteReplyMeta(id: string, meta: Record<string, unknown>): void {
+    this.#deleteReplyMeta.set(id, meta);
   }
 
   setRawAttribute(id: string, name: string, json: string): void {
@@ -864,15 +871,17 @@ class Simulator implements TokensService {
       state.sim.status = 'deleted';
     }
     const data = this.#resource(state, 'deleted', true);
+    const extra = this.#deleteReplyMeta.get(id);
+    const meta = extra === undefined ? {} : { meta: extra };
     if (fault?.kind === 'delete-reply') {
       if (fault.body === 'other-id') data.id = randomUUID();
       const reply =
         fault.body === 'none'
           ? { status: fault.status, headers: {}, body: bufferSource(Buffer.alloc(0)), chunked: false }
-          : jsonReply(fault.status, { links: { self: `/api/tokens/${id}` }, data });
+          : jsonReply(fault.status, { ...meta, links: { self: `/api/tokens/${id}` }, data });
       return this.#send(req, res, record, reply);
     }
-    const doc = { links: { self: `/api/tokens/${id}` }, data };
+    const doc = { ...meta, links: { self: `/api/tokens/${id}` }, data };
     return this.#send(req, res, record, jsonReply(200, doc), fault);
   }
 
