@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   ArchiveChangedError,
   ArchiveError,
+  ArchiveReadError,
   deadlineReason,
   describeError,
   HousekeepingError,
@@ -97,6 +98,10 @@ export class FileUploader {
       // throws an ArchiveReadError, inconclusive, and never leads to an overwrite.
       const stored = await this.#store.storedDigest(key);
       if (stored === undefined) return { kind: 'missing' };
+      // A read of another length than the object has ended early, however cleanly: not the object.
+      if (stored.size !== size) {
+        throw new ArchiveReadError(key, `read back ${stored.size} bytes of an object of ${size}: incomplete`);
+      }
       if (stored.mismatch !== undefined) return damaged(`read back whole: ${stored.mismatch}`);
       if (stored.sha256 !== sha256) return damaged(`bytes hash to ${stored.sha256}, recorded ${sha256}`);
     }

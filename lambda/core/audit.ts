@@ -6,7 +6,7 @@ import { ArchiveError, DocumentError, describeError } from '../shared/errors.ts'
 import { sameLineId } from '../shared/ids.ts';
 import { parseDeleteReply } from '../tokens/document.ts';
 import { parseJsonLimited } from '../tokens/json.ts';
-import { differences } from './line/compare.ts';
+import { type FilesStatement, statedDifference } from './line/compare.ts';
 
 /** An object or record of the archive that is not what its manifest says. */
 export interface AuditFinding {
@@ -251,7 +251,7 @@ function receiptProblems(
   // A recorded discrepancy says this already, as a finding of its own.
   if (recordedDiscrepancy(stored) !== undefined) return problems;
   const stated = replyFiles(id, stored);
-  const difference = stated === undefined ? undefined : differences(manifest.files, stated);
+  const difference = stated === undefined ? undefined : statedDifference(manifest.files, stated);
   if (difference !== undefined) {
     problems.push(`the DELETE reply states other files than the manifest: ${difference}`);
   }
@@ -263,10 +263,7 @@ function receiptProblems(
  * `deleted` and files (the same reading the pass gives a reply); undefined otherwise: a reply
  * that is no such document (204, 202, a gateway's page) confirmed nothing, and states nothing.
  */
-function replyFiles(
-  id: string,
-  stored: StoredReceipt,
-): readonly { name: string; size: number; sha256: string }[] | undefined {
+function replyFiles(id: string, stored: StoredReceipt): FilesStatement | undefined {
   let document: unknown;
   if (stored.schemaVersion === 1) {
     document = stored.receipt.reply;
@@ -281,7 +278,7 @@ function replyFiles(
   }
   if (document === undefined) return undefined;
   try {
-    return parseDeleteReply(document, id).files;
+    return parseDeleteReply(document, id);
   } catch (error) {
     if (error instanceof DocumentError) return undefined;
     throw error;

@@ -267,7 +267,11 @@ export class TokensApi {
         await response.body.dump().catch(() => undefined);
         throw error;
       }
-      if (next === undefined) return response;
+      if (next === undefined) {
+        // Where the reply came from, when a redirect led there: its status speaks for that URL.
+        if (chain.length > 1) redirectedTo.set(response, current);
+        return response;
+      }
       // A redirect's body is not read: drain it, so the connection can be reused.
       await response.body.dump().catch(() => undefined);
       chain.push(next);
@@ -331,20 +335,28 @@ export class TokensApi {
   }
 
   async #statusError(method: string, url: URL, response: Dispatcher.ResponseData): Promise<HttpStatusError> {
+    const at = redirectedTo.get(response);
     await response.body.dump().catch(() => undefined);
     const status = response.statusCode;
     const retryable = status === 408 || status === 429 || status >= 500;
     const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
-    const hint = status === 401 ? ' (the session key was refused, also after re-reading it)' : '';
+    const shownAt = at === undefined ? undefined : `${at.origin}${at.pathname}`.slice(0, 300);
+    const hint =
+      (status === 401 ? ' (the session key was refused, also after re-reading it)' : '') +
+      (shownAt === undefined ? '' : ` (at ${shownAt}, where redirects led)`);
     return new HttpStatusError(`answered ${status}${hint}`, {
       method,
       url: url.href,
       status,
       retryable,
+      ...(shownAt === undefined ? {} : { redirectedTo: shownAt }),
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
   }
 }
+
+/** The URL a reply came from, when redirects led there from the URL asked for. */
+const redirectedTo = new WeakMap<Dispatcher.ResponseData, URL>();
 
 /** The body parsed, when it is UTF-8 JSON; undefined otherwise (empty, not UTF-8, not JSON). */
 function readableJson(bytes: Buffer): unknown {
@@ -377,7 +389,7 @@ function transportFailure(
   }
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && UNDICI_TIMEOUTS.has(code)) {
-    return new TokensTimeoutError(`${what}: ${describeError(error)}`, details, { cause: error });
+    return new TokensTimeoutError(`timed out: ${describeError(error)}`, details, { cause: error });
   }
   return new NetworkError(`${what}: ${describeError(error)}`, details, { cause: error });
 }

@@ -185,26 +185,33 @@ function finishedStamp(attributes: Record<string, unknown>): string | undefined 
 }
 
 /**
- * Validates the DELETE reply: it must describe this line, now `deleted`. Its files, when it states
- * them readably, are returned to be compared with the manifest (the line may have changed in the
- * last milliseconds); `undefined` when it states none or states them malformed.
+ * Validates a document that confirms a DELETE (its reply, or a GET after it): it must describe
+ * this line, now `deleted`. Its files are returned to be compared with the manifest (the line may
+ * have changed in the last milliseconds): `files` when it states them readably, undefined when it
+ * states none (neither `filehashes` nor `filesizes`), and `filesProblem` when it states them in a
+ * way that cannot be read, which is no clean confirmation.
  */
 export function parseDeleteReply(
   document: unknown,
   expectedId: string,
-): { readonly document: unknown; readonly files: readonly LineFile[] | undefined } {
+): {
+  readonly document: unknown;
+  readonly files: readonly LineFile[] | undefined;
+  readonly filesProblem?: string;
+} {
   const where = `DELETE reply for line ${expectedId}`;
   const { id, status, attributes } = idAndStatus(resourceOf(document, where), where);
   if (!sameLineId(id, expectedId)) throw new DocumentError(where, `the reply describes another line (${id})`);
   if (status !== 'deleted') throw new DocumentError(where, `status is "${status}", expected "deleted"`);
-  let files: LineFile[] | undefined;
+  if (attributes.filehashes === undefined && attributes.filesizes === undefined) {
+    return { document, files: undefined };
+  }
   try {
-    files = parseFiles(attributes, {}, where);
+    return { document, files: parseFiles(attributes, {}, where) };
   } catch (error) {
     if (!(error instanceof DocumentError)) throw error;
-    files = undefined;
+    return { document, files: undefined, filesProblem: error.message };
   }
-  return { document, files };
 }
 
 function plannedFromList(attributes: Record<string, unknown>): { files?: number; bytes?: number } {

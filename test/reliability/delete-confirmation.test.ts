@@ -283,3 +283,115 @@ describe('a later run confirming a pending DELETE', () => {
     await checkInvariant(s, local, { before, runs: [third] });
   });
 });
+
+type Bend = (files: { hashes: Record<string, string>; sizes: Record<string, number> }) => void;
+
+/** The line's deleted document stating its files now, bent by `bend` (a hash or size malformed). */
+function bentDeletedDocument(tokens: TokensService, id: string, bend: Bend): unknown {
+  const document = deletedDocument(tokens, id) as {
+    data: { attributes: { filehashes: Record<string, string>; filesizes: Record<string, number> } };
+  };
+  bend({ hashes: document.data.attributes.filehashes, sizes: document.data.attributes.filesizes });
+  return document;
+}
+
+describe('a document confirming a DELETE that states its files malformed', () => {
+  it.for([
+    [
+      'its 200 reply names in filehashes a file that filesizes lacks',
+      'reply',
+      ({ sizes }) => {
+        delete sizes.extra;
+      },
+    ],
+    [
+      'a GET after a 204 states the new file under an upper-case name',
+      'get',
+      ({ hashes, sizes }) => {
+        hashes.EXTRA = hashes.extra ?? '';
+        sizes.EXTRA = sizes.extra ?? 0;
+        delete hashes.extra;
+        delete sizes.extra;
+      },
+    ],
+    [
+      'a GET after a 204 states the new file with a 63-character hash',
+      'get',
+      ({ hashes }) => {
+        hashes.extra = (hashes.extra ?? '').slice(1);
+      },
+    ],
+  ] as const satisfies readonly (readonly [string, 'reply' | 'get', Bend])[])(
+    'is no clean confirmation when %s: the line gained a file at its DELETE, and the receipt records a discrepancy',
+    async ([_label, via, bend], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+      const id = onlyLine(local.tokens.lines);
+      const front = track(
+        await startFront(local.tokens.url, (req, res) => {
+          if (req.method !== 'DELETE' || req.url !== `/api/tokens/${id}`) return false;
+          // The line gains a file after the read right before its DELETE; the DELETE acts.
+          local.tokens.addFile(id, 'extra', 100);
+          local.tokens.completeDeletion(id);
+          const document = bentDeletedDocument(local.tokens, id, bend);
+          if (via === 'reply') res.writeHead(200, { 'content-type': JSON_API }).end(JSON.stringify(document));
+          else {
+            local.tokens.setRawLine(id, document);
+            res.writeHead(204).end();
+          }
+          return true;
+        }),
+      );
+      s.fault('the line gains a file at its DELETE; the document confirming it states its files malformed');
+      const before = snapshot(local.tokens);
+
+      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+
+      expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+      const receipt = (await objectJson(
+        local.s3Client,
+        local.bucket,
+        `tokens/${id}/deleted.json`,
+      )) as StoredReceipt;
+      expect(receipt.discrepancy).toBeDefined();
+      expect(run.summary?.failed).toEqual([expect.objectContaining({ id, dismantled: true })]);
+      await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
+    },
+  );
+});
+
+describe('a DELETE reply that is not a 200 but states the line deleted', () => {
+  it('is compared with the manifest too: a 202 whose document states a file the archive lacks is a discrepancy, as the audit finds', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const id = onlyLine(local.tokens.lines);
+    s.inject(local.tokens, {
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 202, acts: true, body: 'document' },
+    });
+    local.tokens.onRequest((method, path) => {
+      // The line gains a file after the read right before its DELETE; the 202's document states it.
+      if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.addFile(id, 'extra', 100);
+    });
+    s.fault('the line gains a file at its DELETE, answered 202 with the deleted document stating it');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+    const audit = await createHandler(local.env)({ audit: true, ids: [id] });
+
+    expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+    const receipt = (await objectJson(
+      local.s3Client,
+      local.bucket,
+      `tokens/${id}/deleted.json`,
+    )) as StoredReceipt;
+    expect(receipt.discrepancy).toContain('extra (100 bytes');
+    // The pass and the audit read the same reply alike: recorded as a discrepancy, not a mismatch.
+    expect(audit.receiptMismatches).toEqual([]);
+    expect(run.summary?.failed).toEqual([expect.objectContaining({ id, dismantled: true })]);
+    await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
+  });
+});

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Fault, TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startFront, waitFor } from './harness.ts';
+import { closeAfterEach, localStack, startFront, startRecordingServer, waitFor } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -10,6 +10,7 @@ import { scenario } from './ledger.ts';
 // that the line is gone ends it, and a DELETE that may have acted is confirmed by a later run.
 
 const track = closeAfterEach();
+const JSON_API = 'application/vnd.api+json';
 
 function onlyLine(lines: ReadonlyMap<string, unknown>): string {
   const [id] = [...lines.keys()];
@@ -206,5 +207,107 @@ describe('two passes that both get past the gate', () => {
     expect(receipt.reply?.status).toBe(200);
     expect(receipt.discrepancy).toBeUndefined();
     await checkInvariant(s, local, { before, runs });
+  });
+});
+
+describe('a GET confirming a DELETE that is redirected', () => {
+  it.for([
+    ['to another path of the service that answers 404', 'same-origin'],
+    ['to another origin that answers 404', 'other-origin'],
+  ] as const)(
+    'does not say the line is gone when it is redirected %s: a DELETE that never acted leaves no receipt',
+    async ([_label, where], { task }) => {
+      const s = scenario(task);
+      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+      const id = onlyLine(local.tokens.lines);
+      const path = `/api/tokens/${id}`;
+      const elsewhere = track(
+        await startRecordingServer((_req, res) => {
+          res.writeHead(404, { 'content-type': JSON_API }).end('{"errors":[{"status":"404"}]}');
+        }),
+      );
+      let deleteSeen = false;
+      const front = track(
+        await startFront(local.tokens.url, (req, res) => {
+          if (req.method === 'DELETE' && req.url === path) {
+            deleteSeen = true;
+            res.writeHead(502, { 'content-type': 'text/html' }).end('<h1>Bad Gateway</h1>');
+            return true;
+          }
+          if (req.method === 'GET' && req.url === path && deleteSeen) {
+            const location = where === 'same-origin' ? `${path}/moved` : `${elsewhere.url}${path}`;
+            res.writeHead(302, { location }).end();
+            return true;
+          }
+          return false;
+        }),
+      );
+      s.fault(`every DELETE answered 502 without acting; the GET after it redirected (${where}) to a 404`);
+      const before = snapshot(local.tokens);
+
+      const run = await settle(
+        createHandler({ ...local.env, TOKENS_API_URL: front.url, RETRY_ATTEMPTS: '2' })({}),
+      );
+
+      expect(local.tokens.lines.get(id)?.status).toBe('finished');
+      expect(run.summary).toMatchObject({ dismantled: 0 });
+      expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
+      await checkInvariant(s, local, { before, runs: [run] });
+    },
+  );
+});
+
+describe('a DELETE refused on a retry', () => {
+  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
+    const id = onlyLine(local.tokens.lines);
+    const path = `/api/tokens/${id}`;
+    // The first DELETE acts, and its gateway answers 502.
+    s.inject(local.tokens, {
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 502, acts: true, body: 'none' },
+    });
+    let deletes = 0;
+    const front = track(
+      await startFront(local.tokens.url, (req, res) => {
+        if (req.method === 'DELETE' && req.url === path) {
+          deletes += 1;
+          if (deletes === 1) return false;
+          // The retry: the service is still busy with the first DELETE, and says so.
+          res.writeHead(409, { 'content-type': JSON_API }).end('{"errors":[{"status":"409"}]}');
+          return true;
+        }
+        if (req.method === 'GET' && req.url === path && deletes > 0) {
+          res.writeHead(503, { 'content-type': JSON_API }).end('{"errors":[{"status":"503"}]}');
+          return true;
+        }
+        return false;
+      }),
+    );
+    s.fault('a DELETE that acts behind a 502, a 409 on its retry, and 503 to every GET after it');
+    const before = snapshot(local.tokens);
+
+    const first = await settle(
+      createHandler({ ...local.env, TOKENS_API_URL: front.url, RETRY_ATTEMPTS: '2' })({}),
+    );
+
+    expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+    // The line is gone: it must not be reported as failed and kept, and a later run must confirm it.
+    expect(first.summary?.failed).toEqual([]);
+    expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/_pending/${id}.json`)).toEqual([
+      `tokens/_pending/${id}.json`,
+    ]);
+
+    const second = await settle(createHandler(local.env)({}));
+    expect(second.summary).toMatchObject({ dismantled: 1, failed: [] });
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([
+      `tokens/${id}/deleted.json`,
+    ]);
+    await checkInvariant(s, local, { before, runs: [second] });
   });
 });

@@ -42,3 +42,24 @@ export function differences(
   }
   return problems.length === 0 ? undefined : problems.join('; ');
 }
+
+/** The files a document that confirms a DELETE states: readable, none, or unreadable (`problem`). */
+export interface FilesStatement {
+  readonly files:
+    | readonly { readonly name: string; readonly size: number; readonly sha256: string }[]
+    | undefined;
+  readonly filesProblem?: string;
+}
+
+/**
+ * How a confirming document's statement of the files differs from the archive's: undefined when it
+ * states the same files, or none; files it states unreadably are a difference too.
+ */
+export function statedDifference(
+  recorded: readonly ManifestFile[],
+  stated: FilesStatement,
+): string | undefined {
+  if (stated.filesProblem !== undefined)
+    return `it states files that cannot be read (${stated.filesProblem})`;
+  return stated.files === undefined ? undefined : differences(recorded, stated.files);
+}

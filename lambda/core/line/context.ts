@@ -53,7 +53,9 @@ export async function getLineOrGone(
   } catch (error) {
     // Only a reply with a status says the line is gone; a failure of any other kind proves nothing.
     const status = error instanceof HttpStatusError ? error.status : undefined;
-    if (status === 404 || status === 410) return status;
+    // ...and only for the line's own URL: a redirect that ends in a 404 says nothing of the line.
+    const own = error instanceof HttpStatusError && error.details.redirectedTo === undefined;
+    if (own && (status === 404 || status === 410)) return status;
     throw error;
   }
 }

@@ -8,12 +8,11 @@ import {
   HttpStatusError,
   LineSkippedError,
 } from '../../shared/errors.ts';
-import type { LineFile } from '../../shared/ids.ts';
 import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts';
 import type { DeleteReply } from '../../tokens/api.ts';
 import { parseDeleteReply, parseLineDocument } from '../../tokens/document.ts';
 import type { FileCounts } from '../types.ts';
-import { differences } from './compare.ts';
+import { type FilesStatement, statedDifference } from './compare.ts';
 import type { LineContext, LineOutcome } from './context.ts';
 import { getLineOrGone } from './context.ts';
 import { type DeletePermit, sendDelete } from './gate.ts';
@@ -43,10 +42,20 @@ export async function dismantle(
   }
   const finishing = finishingSignal(ctx);
   const sent = describeDelete(reply, failure);
-  const seen =
-    (reply === undefined ? undefined : confirmedByReply(id, reply)) ?? (await lookAfter(ctx, id, finishing));
+  // What the reply says of this line, deleted, whatever its 2xx status: a 200 confirms by itself.
+  const replied = reply === undefined ? undefined : replyStatement(id, reply);
+  const seen: Seen =
+    replied !== undefined && reply?.status === 200
+      ? { state: 'gone', how: REPLY_CONFIRMS, stated: replied }
+      : await lookAfter(ctx, id, finishing);
   if (seen.state === 'gone') {
-    const discrepancy = seen.files === undefined ? undefined : differences(manifest.files, seen.files);
+    // Every document that speaks of the DELETE is held to the manifest: the reply, and the GET.
+    const discrepancy =
+      [replied, seen.stated]
+        .filter((stated, at, all) => stated !== undefined && all.indexOf(stated) === at)
+        .map((stated) => (stated === undefined ? undefined : statedDifference(manifest.files, stated)))
+        .filter((difference) => difference !== undefined)
+        .join('; ') || undefined;
     await keepReceipt(
       ctx,
       receiptOf(ctx, id, {
@@ -60,13 +69,14 @@ export async function dismantle(
     if (discrepancy === undefined) return { kind: 'dismantled', ...counts };
     return {
       kind: 'failed',
-      reason: `line ${id}: dismantled, but ${seen.how === REPLY_CONFIRMS ? 'its DELETE reply' : 'the document confirming its DELETE'} states files other than the archive: ${discrepancy}`,
+      reason: `line ${id}: dismantled, but ${seen.how === REPLY_CONFIRMS ? 'its DELETE reply' : 'what confirmed its DELETE'} states files other than the archive: ${discrepancy}`,
       ...counts,
     };
   }
-  // The service refused, and the line is (or may be) still there: it did not act.
-  if (failure instanceof HttpStatusError && !failure.retryable) throw failure;
   if (seen.state === 'there') {
+    // The service refused, and the line is still there: it did not act. (A refusal seen with the
+    // line's state unknown proves nothing: an earlier attempt of the same DELETE may have acted.)
+    if (failure instanceof HttpStatusError && !failure.retryable) throw failure;
     // No usable reply and the line is still there: the DELETE did not act.
     if (reply === undefined) throw deadlineReason(ctx.signal) ?? failure;
     if (reply.status === 404 || reply.status === 410) {
@@ -81,7 +91,7 @@ export async function dismantle(
 
 /** What is known of the line after its DELETE, and how. */
 type Seen =
-  | { readonly state: 'gone'; readonly how: string; readonly files: readonly LineFile[] | undefined }
+  | { readonly state: 'gone'; readonly how: string; readonly stated: FilesStatement | undefined }
   | { readonly state: 'there' | 'unknown'; readonly how: string };
 
 const REPLY_CONFIRMS = 'the reply (200, status deleted)';
@@ -104,11 +114,11 @@ function finishingSignal(ctx: LineContext): AbortSignal {
   return AbortSignal.timeout(Math.max(2_000, ctx.config.deadlineReserveMs / 2));
 }
 
-/** What a 200 reply confirms: this line, deleted, with the files it states; undefined otherwise. */
-function confirmedByReply(id: string, reply: DeleteReply): Seen | undefined {
-  if (reply.status !== 200 || reply.document === undefined) return undefined;
+/** What a 2xx reply's document states of this line, deleted; undefined when it is no such document. */
+function replyStatement(id: string, reply: DeleteReply): FilesStatement | undefined {
+  if (!isTaken(reply) || reply.document === undefined) return undefined;
   try {
-    return { state: 'gone', how: REPLY_CONFIRMS, files: parseDeleteReply(reply.document, id).files };
+    return parseDeleteReply(reply.document, id);
   } catch (error) {
     if (error instanceof DocumentError) return undefined;
     throw error;
@@ -127,13 +137,13 @@ async function lookAfter(ctx: LineContext, id: string, signal: AbortSignal): Pro
   } catch (error) {
     return { state: 'unknown', how: `the line could not be read after it (${describeError(error)})` };
   }
-  if (typeof reply === 'number') return { state: 'gone', how: `GET answered ${reply}`, files: undefined };
+  if (typeof reply === 'number') return { state: 'gone', how: `GET answered ${reply}`, stated: undefined };
   try {
     const line = parseLineDocument(reply.value, id);
     if (line.status !== 'deleted') {
       return { state: 'there', how: `GET still shows the line (status ${line.status})` };
     }
-    return { state: 'gone', how: 'GET shows status deleted', files: parseDeleteReply(reply.value, id).files };
+    return { state: 'gone', how: 'GET shows status deleted', stated: parseDeleteReply(reply.value, id) };
   } catch (error) {
     if (!(error instanceof DocumentError)) throw error;
     return { state: 'unknown', how: `the GET after it confirms nothing (${error.message})` };
@@ -195,7 +205,7 @@ export async function keepPending(
 export async function confirmPending(
   ctx: LineContext,
   id: string,
-  seen: { readonly how: string; readonly files: readonly LineFile[] | undefined },
+  seen: { readonly how: string; readonly stated: FilesStatement | undefined },
   logger: Logger,
 ): Promise<{ readonly files: number; readonly discrepancy?: string } | undefined> {
   // A dry or archive-only run dismantles nothing, and confirms nothing either.
@@ -209,12 +219,13 @@ export async function confirmPending(
     throw new LineSkippedError(`not found (${how}); already dismantled, its receipt is kept`, true);
   }
   const manifest = await ctx.retry(() => archive.readManifest(id));
+  const stated = seen.stated;
   const discrepancy =
-    seen.files === undefined
+    stated === undefined || (stated.files === undefined && stated.filesProblem === undefined)
       ? undefined
       : manifest === undefined
-        ? `the line states ${seen.files.length} files, and no manifest of it can be read`
-        : differences(manifest.files, seen.files);
+        ? 'the line states files, and no manifest of it can be read'
+        : statedDifference(manifest.files, stated);
   const finishing = finishingSignal(ctx);
   await keepReceipt(
     ctx,

@@ -168,7 +168,7 @@ export async function read(
     const confirmed = await confirmPending(
       ctx,
       id,
-      { how: `GET answered ${reply}`, files: undefined },
+      { how: `GET answered ${reply}`, stated: undefined },
       logger,
     );
     if (confirmed !== undefined) return { kind: 'confirmed', ...confirmed };
@@ -183,8 +183,8 @@ export async function read(
   }
   if (line.status === 'deleted') {
     // The files the deleted line still states, to compare with what was archived before its DELETE.
-    const { files } = parseDeleteReply(reply.value, id);
-    const confirmed = await confirmPending(ctx, id, { how: 'GET shows status deleted', files }, logger);
+    const stated = parseDeleteReply(reply.value, id);
+    const confirmed = await confirmPending(ctx, id, { how: 'GET shows status deleted', stated }, logger);
     if (confirmed !== undefined) return { kind: 'confirmed', ...confirmed };
   }
   if (line.status !== 'finished')

@@ -8,6 +8,8 @@ export interface RequestDetails {
   readonly status?: number;
   readonly retryable: boolean;
   readonly retryAfterMs?: number;
+  /** The URL (origin and path) that answered `status`, when redirects led there from `url`. */
+  readonly redirectedTo?: string;
 }
 
 /**
