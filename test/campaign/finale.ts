@@ -105,13 +105,14 @@ async function lineDamage(view: BucketView, id: string): Promise<string[]> {
     | { discrepancy?: unknown; reply?: { body?: unknown } }
     | undefined;
   if (receipt?.discrepancy !== undefined) problems.push(`${id}: its receipt records a discrepancy`);
-  // The DELETE reply a receipt keeps, when it is the line's deleted document, states the manifest's files.
-  const stated = replyFiles(receipt?.reply?.body, id);
+  // The DELETE reply a receipt keeps, when it is the line's deleted document, states no file the
+  // manifest lacks (one dropped at the last moment loses nothing).
   const archived = new Map(manifest.files.map((f) => [String(f.name), String(f.sha256)]));
-  const agree =
-    stated === undefined ||
-    (stated.size === archived.size && [...stated].every(([n, h]) => archived.get(n) === h));
-  if (!agree) problems.push(`${id}: its receipt's DELETE reply states other files than the manifest`);
+  const unarchived = [...(replyFiles(receipt?.reply?.body, id) ?? [])].filter(
+    ([n, h]) => archived.get(n) !== h,
+  );
+  if (unarchived.length > 0)
+    problems.push(`${id}: its receipt's DELETE reply states files the manifest lacks`);
   return problems;
 }
 
