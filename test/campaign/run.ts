@@ -71,6 +71,8 @@ async function main(args: readonly string[]): Promise<number> {
   );
   const bundle = await cliBundle();
   const figures = emptyFigures();
+  /** A replay of one seed prints its schedule, violations or not. */
+  let replayed: string | undefined;
   const started = Date.now();
   let next = 0;
   let lastShown = 0;
@@ -99,6 +101,7 @@ async function main(args: readonly string[]): Promise<number> {
         if ('result' in message) {
           seedOf.seed = undefined;
           addResult(figures, message.result);
+          if (seeds.length === 1) replayed = message.result.description;
           if (message.result.violations.length > 0) {
             console.error(`  seed ${message.result.seed}: ${message.result.violations[0]}`);
           }
@@ -144,6 +147,7 @@ async function main(args: readonly string[]): Promise<number> {
   const wall = Date.now() - started;
   console.log(`## Campaign from base seed ${base}: ${figures.schedules} schedules in ${minutes(wall)}\n`);
   console.log(figuresTable(figures, wall));
+  if (replayed !== undefined) console.log(`\n## The schedule\n\n${replayed}`);
   if (figures.violating.length > 0) console.log(`\n## Violations\n\n${violationsText(figures, 50)}`);
   if (out !== undefined)
     await writeFile(out, `${JSON.stringify({ base, wallMs: wall, figures }, null, 2)}\n`);
