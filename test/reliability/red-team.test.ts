@@ -654,7 +654,7 @@ describe('red team: holds', () => {
     ['200 deleted, its files malformed', 200, 'malformed'],
     ['200 deleted, no files at all', 200, 'no-files'],
   ] as const)(
-    'dismantles a line whose DELETE is answered %s, and keeps that reply',
+    'dismantles a line whose DELETE is answered %s, and keeps that reply (a discrepancy when its files cannot be read)',
     async ([_label, status, body], { task }) => {
       const s = scenario(task);
       const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
@@ -681,13 +681,20 @@ describe('red team: holds', () => {
 
       const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
 
-      expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], pending: [] });
       const receipt = (await objectJson(
         local.s3Client,
         local.bucket,
         `tokens/${id}/deleted.json`,
-      )) as ReceiptShape;
+      )) as ReceiptShape & { discrepancy?: string };
       expect(receipt.reply).toMatchObject({ status, body: text });
+      if (body === 'malformed') {
+        // Files stated unreadably are no clean confirmation: dismantled, with a discrepancy.
+        expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, conflicts: 1, pending: [] });
+        expect(receipt.discrepancy).toMatch(/states files that cannot be read/);
+      } else {
+        expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], pending: [] });
+        expect(receipt.discrepancy).toBeUndefined();
+      }
       await checkInvariant(s, local, { before, runs: [run] });
     },
   );
