@@ -73,6 +73,8 @@ export class RunObserver {
   /** Keys of the writes the store was made to flip. */
   readonly flipped = new Set<string>();
   killed = false;
+  /** The triggers that fired and changed the service, as `at {kind}: {change}`. */
+  readonly changed: string[] = [];
   readonly #stage: Stage;
   readonly #schedule: Schedule;
   readonly #step: RunStep;
@@ -142,7 +144,9 @@ export class RunObserver {
       const { at } = trigger;
       if (this.#fired.has(i) || at.line !== line || at.kind !== kind || counters[kind] !== at.nth) continue;
       this.#fired.add(i);
-      applyChange(this.#stage, this.#schedule, trigger.change, this.#raw);
+      if (applyChange(this.#stage, this.#schedule, trigger.change, this.#raw)) {
+        this.changed.push(`at ${at.kind}: ${trigger.change.kind}`);
+      }
     }
     if (kind === 'get' && !this.#raw.has(id)) this.#lastServed.set(id, signature(this.#stage, id));
     if (kind !== 'delete') return undefined;

@@ -185,8 +185,7 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
       const deletedBefore = [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length;
       const { run, observer, fanout } = await oneRun(stage, schedule, step, i, carried, result);
       result.runs += 1;
-      for (const trigger of step.triggers)
-        bump(result.changes, `at ${trigger.at.kind}: ${trigger.change.kind}`);
+      for (const change of observer.changed) bump(result.changes, change);
       for (const [action, n] of observer.storeFaults) bump(result.storeFaults, action, n);
       for (const key of observer.flipped) flipped.add(key);
       const check = await checkRun(stage, {
