@@ -62,7 +62,11 @@ export function applyChange(
       tokens.addFile(id, change.file, change.size);
       return true;
     case 'drop-file':
-      if (line.status !== 'finished' || !line.files.has(change.file) || line.files.size < 2) return false;
+      // Only an extra file: a line without its data (or a metrics line without its analysis files)
+      // is a malformed document, refused as such, not a change of mind.
+      if (line.status !== 'finished' || !change.file.startsWith('extra') || !line.files.has(change.file)) {
+        return false;
+      }
       tokens.dropFile(id, change.file);
       return true;
     case 'status':

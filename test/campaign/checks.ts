@@ -56,7 +56,12 @@ function judged(
   pendingBefore: ReadonlySet<string>,
 ): Snapshot {
   const lines = new Map<string, LineBefore>();
-  const pending = new Set([...(summary?.pending ?? []).map((line) => line.id), ...pendingBefore]);
+  // Recorded pending before the run, by it (its summary, or a marker: its account may be unreadable).
+  const pending = new Set([
+    ...(summary?.pending ?? []).map((line) => line.id),
+    ...pendingBefore,
+    ...pendingMarked(view),
+  ]);
   for (const [id, line] of before.lines) {
     const now = tokens.lines.get(id);
     const onceFinished =

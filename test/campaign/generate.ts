@@ -68,7 +68,7 @@ function fileChange(rng: Random, lines: readonly LinePlan[], line: number): Serv
   return rng.weighted<() => ServiceChange>([
     [4, () => ({ kind: 'restate', line, file: anyFile(rng, plan), size: fileSize(rng) })],
     [3, () => ({ kind: 'add-file', line, file: `extra${rng.int(1, 2)}`, size: fileSize(rng) })],
-    [1, () => ({ kind: 'drop-file', line, file: anyFile(rng, plan) })],
+    [1, () => ({ kind: 'drop-file', line, file: `extra${rng.int(1, 2)}` })],
     [1, () => ({ kind: 'status', line, status: rng.pick<LineStatus>(['started', 'finished', 'requested']) })],
   ])();
 }

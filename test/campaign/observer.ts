@@ -55,11 +55,24 @@ export function objectOf(key: string): { kind: ObjectKind; id?: string } {
   return { kind: 'file', id: head };
 }
 
+/** A line's status and files as one comparable text. */
+function statement(
+  status: string,
+  files: Iterable<{ name: unknown; size: unknown; sha256: unknown }>,
+): string {
+  return `${status}|${[...files]
+    .map((f) => `${String(f.name)}:${String(f.size)}:${String(f.sha256)}`)
+    .sort()
+    .join(',')}`;
+}
+
 function signature(stage: Stage, id: string): string {
   const line = stage.tokens.lines.get(id);
   if (line === undefined) return 'unknown';
-  const files = [...line.files].map(([name, f]) => `${name}:${f.size}:${f.sha256}`).sort();
-  return `${line.status}|${files.join(',')}`;
+  return statement(
+    line.status,
+    [...line.files].map(([name, f]) => ({ name, ...f })),
+  );
 }
 
 export class RunObserver {
@@ -84,6 +97,13 @@ export class RunObserver {
   readonly #fired = new Set<number>();
   readonly #matched = new Map<StoreFault, number>();
   readonly #lastServed = new Map<string, string>();
+  /** Every statement of each line a GET served this run. */
+  readonly #served = new Map<string, Set<string>>();
+  /**
+   * Fan-out with several workers: a line can be read by one worker and deleted by another, so the
+   * read before a DELETE is not necessarily the last one served.
+   */
+  readonly #concurrent: boolean;
   readonly #index: Map<string, number>;
 
   constructor(stage: Stage, schedule: Schedule, step: RunStep, raw: RawLines, onKill?: () => void) {
@@ -93,6 +113,7 @@ export class RunObserver {
     this.#raw = raw;
     this.#onKill = onKill;
     this.#index = new Map(schedule.lines.map((line, i) => [line.id, i]));
+    this.#concurrent = schedule.mode === 'fanout' && (step.delivery?.workers ?? 1) > 1;
   }
 
   install(): void {
@@ -148,7 +169,11 @@ export class RunObserver {
         this.changed.push(`at ${at.kind}: ${trigger.change.kind}`);
       }
     }
-    if (kind === 'get' && !this.#raw.has(id)) this.#lastServed.set(id, signature(this.#stage, id));
+    if (kind === 'get' && !this.#raw.has(id)) {
+      const served = signature(this.#stage, id);
+      this.#lastServed.set(id, served);
+      this.#served.set(id, (this.#served.get(id) ?? new Set()).add(served));
+    }
     if (kind !== 'delete') return undefined;
     const now = signature(this.#stage, id);
     const seen = this.#lastServed.get(id);
@@ -157,11 +182,19 @@ export class RunObserver {
     return moment.then(() => undefined);
   }
 
-  /** Every file the line states now: a manifest entry, and bytes in the store that hash to it. */
-  async #inspect(id: string, race: boolean): Promise<DeleteMoment> {
+  /**
+   * Every file the line states now: a manifest entry, and bytes in the store that hash to it.
+   * `race`: the statement changed since the last read; with workers side by side, also when the
+   * manifest states what some read served (the worker that sent the DELETE may have read that).
+   */
+  async #inspect(id: string, changed: boolean): Promise<DeleteMoment> {
     const line = this.#stage.tokens.lines.get(id);
     if (line === undefined || line.status === 'deleted')
       return { id, live: false, race: false, problems: [] };
+    // As the DELETE found it: another worker's read may change the line while the store is read.
+    const stated = new Map(line.files);
+    const now = signature(this.#stage, id);
+    let race = changed;
     const problems: string[] = [];
     if (line.status !== 'finished') problems.push(`the line is ${line.status}, not finished`);
     const client = this.#stage.world.s3Client;
@@ -174,24 +207,26 @@ export class RunObserver {
         files?: typeof entries;
       };
       entries = Array.isArray(manifest?.files) ? manifest.files : [];
+      const archived = statement('finished', entries as { name: unknown; size: unknown; sha256: unknown }[]);
+      if (this.#concurrent && archived !== now && this.#served.get(id)?.has(archived)) race = true;
     } catch {
       problems.push('no readable manifest');
     }
-    for (const [name, stated] of line.files) {
-      const entry = entries.find(
-        (e) => e.name === name && e.sha256 === stated.sha256 && e.size === stated.size,
-      );
+    for (const [name, file] of stated) {
+      const entry = entries.find((e) => e.name === name && e.sha256 === file.sha256 && e.size === file.size);
       if (entry === undefined) {
-        problems.push(`${name}: no manifest entry for its stated ${stated.size} bytes ${stated.sha256}`);
+        problems.push(`${name}: no manifest entry for its stated ${file.size} bytes ${file.sha256}`);
         continue;
       }
       const key = String(entry.key);
-      const ownKeys = [`${PREFIX}${id}/${name}`, `${PREFIX}${id}/${name}.sha256-${stated.sha256}`];
+      const ownKeys = [`${PREFIX}${id}/${name}`, `${PREFIX}${id}/${name}.sha256-${file.sha256}`];
       const stored = ownKeys.includes(key) ? await digestOf(client, this.#stage.bucket, key) : undefined;
-      if (stored?.sha256 !== stated.sha256 || stored.size !== stated.size) {
+      if (stored?.sha256 !== file.sha256 || stored.size !== file.size) {
         problems.push(`${name}: ${key} does not hold its stated bytes`);
       }
     }
+    // Changed while the DELETE was held (another worker's read set a change off): as at the DELETE itself.
+    if (signature(this.#stage, id) !== now) race = true;
     return { id, live: true, race, problems };
   }
 
