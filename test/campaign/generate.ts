@@ -46,7 +46,7 @@ function filesOf(line: LinePlan): readonly string[] {
 }
 
 function drawLines(rng: Random): LinePlan[] {
-  return Array.from({ length: rng.int(1, 4) }, () => ({
+  return Array.from({ length: 1 + rng.count([3, 3, 2, 2]) }, () => ({
     id: rng.uuid(),
     status: rng.weighted<LineStatus>([
       [8, 'finished'],
@@ -58,6 +58,14 @@ function drawLines(rng: Random): LinePlan[] {
   }));
 }
 
+/**
+ * The line an event hits: half the time the schedule's first line, so that what happens to a line
+ * in one run (a store outage, a change of mind) often meets what happens to it in the next.
+ */
+function target(rng: Random, lines: readonly LinePlan[]): number {
+  return rng.chance(0.5) ? 0 : rng.int(0, lines.length - 1);
+}
+
 function anyFile(rng: Random, line: LinePlan): string {
   return rng.pick(filesOf(line));
 }
@@ -66,7 +74,7 @@ function anyFile(rng: Random, line: LinePlan): string {
 function fileChange(rng: Random, lines: readonly LinePlan[], line: number): ServiceChange {
   const plan = lines[line] as LinePlan;
   return rng.weighted<() => ServiceChange>([
-    [4, () => ({ kind: 'restate', line, file: anyFile(rng, plan), size: fileSize(rng) })],
+    [5, () => ({ kind: 'restate', line, file: anyFile(rng, plan), size: fileSize(rng) })],
     [3, () => ({ kind: 'add-file', line, file: `extra${rng.int(1, 2)}`, size: fileSize(rng) })],
     [1, () => ({ kind: 'drop-file', line, file: `extra${rng.int(1, 2)}` })],
     [1, () => ({ kind: 'status', line, status: rng.pick<LineStatus>(['started', 'finished', 'requested']) })],
@@ -74,7 +82,7 @@ function fileChange(rng: Random, lines: readonly LinePlan[], line: number): Serv
 }
 
 function betweenRuns(rng: Random, lines: readonly LinePlan[]): ServiceChange {
-  const line = rng.int(0, lines.length - 1);
+  const line = target(rng, lines);
   return rng.weighted<() => ServiceChange>([
     [6, () => fileChange(rng, lines, line)],
     [3, () => ({ kind: 'complete-deletion', line })],
@@ -84,7 +92,7 @@ function betweenRuns(rng: Random, lines: readonly LinePlan[]): ServiceChange {
 }
 
 function trigger(rng: Random, lines: readonly LinePlan[]): Trigger {
-  const line = rng.int(0, lines.length - 1);
+  const line = target(rng, lines);
   const kind = rng.weighted<RequestPoint['kind']>([
     [4, 'get'],
     [2, 'file'],
@@ -133,7 +141,7 @@ function deleteFault(rng: Random): Fault {
 }
 
 function serviceFault(rng: Random, lines: readonly LinePlan[]): ServiceFault {
-  const line = rng.int(0, lines.length - 1);
+  const line = target(rng, lines);
   const times = rng.weighted([
     [6, 1],
     [3, 2],
@@ -191,12 +199,12 @@ function serviceFault(rng: Random, lines: readonly LinePlan[]): ServiceFault {
  * does and the local S3 does not.
  */
 function storeFault(rng: Random, lines: readonly LinePlan[], readback: 'full' | 'head'): StoreFault {
-  const line = rng.chance(0.8) ? rng.int(0, lines.length - 1) : undefined;
+  const line = rng.chance(0.8) ? target(rng, lines) : undefined;
   const count = rng.weighted([
     [5, 1],
     [2, 2],
     [1, 3],
-    [2, 60],
+    [3, 60],
   ] as const);
   const nth = rng.weighted([
     [6, 1],
@@ -232,10 +240,10 @@ function storeFault(rng: Random, lines: readonly LinePlan[], readback: 'full' | 
   });
   return rng.weighted<() => StoreFault>([
     [4, () => put('file')],
-    [3, () => put('manifest')],
+    [4, () => put('manifest')],
     [1, () => put('document')],
     [2, () => put(rng.pick(['receipt', 'marker', 'report'] as const))],
-    [4, () => read('GetObject', 'file')],
+    [5, () => read('GetObject', 'file')],
     [1, () => read('GetObject', rng.pick(['manifest', 'marker', 'document'] as const))],
     [2, () => read('HeadObject', 'file')],
     [
@@ -290,10 +298,10 @@ function drawRun(
   return {
     ...runKind(rng, index, lines),
     executor: 'handler',
-    before: index === 0 ? [] : times(rng, [5, 4, 1], () => betweenRuns(rng, lines)),
+    before: index === 0 ? [] : times(rng, [3, 4, 2], () => betweenRuns(rng, lines)),
     triggers: times(rng, [5, 4, 1], () => trigger(rng, lines)),
     serviceFaults: faulty ? times(rng, [2, 4, 3, 0, 2], () => serviceFault(rng, lines)) : [],
-    storeFaults: faulty ? times(rng, [4, 4, 2], () => storeFault(rng, lines, settings.readback)) : [],
+    storeFaults: faulty ? times(rng, [2, 4, 3, 1], () => storeFault(rng, lines, settings.readback)) : [],
     ...(mode === 'fanout' ? { delivery: drawDelivery(rng) } : {}),
   };
 }
@@ -325,7 +333,10 @@ export function generateSchedule(seed: number, options: GenerateOptions = {}): S
     readback: rng.chance(0.6) ? 'full' : 'head',
     retryAttempts: rng.pick([2, 3, 5]),
   };
-  const runs = Array.from({ length: rng.int(1, 3) }, (_, i) => drawRun(rng, lines, i, settings, mode));
+  // Most schedules have two or three runs with faults: what one run leaves is what the next meets.
+  const runs = Array.from({ length: 1 + rng.count([1, 3, 3]) }, (_, i) =>
+    drawRun(rng, lines, i, settings, mode),
+  );
   if (mode === 'pass' && rng.chance(options.cliShare ?? 0.1)) {
     const at = rng.int(0, runs.length - 1);
     const run = runs[at] as RunStep;
