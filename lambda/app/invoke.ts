@@ -7,6 +7,7 @@ import { remainingOf } from '../core/deadline.ts';
 import { runHousekeeping } from '../core/pass.ts';
 import type { Config, Deps, MetricsSink, RunContext, Summary } from '../core/types.ts';
 import { describeError } from '../shared/errors.ts';
+import { redactText } from '../shared/redact.ts';
 import { loadConfig } from './config.ts';
 import { createDeps } from './deps.ts';
 import { parseInvocation } from './event.ts';
@@ -88,8 +89,23 @@ export async function asRun<T>(
       errorName: error instanceof Error ? error.name : 'unknown',
       reason: describeError(error),
     });
-    throw error;
+    throw redactedError(error);
   } finally {
     metrics?.publishStoredMetrics();
   }
+}
+
+/**
+ * The error as it leaves the process (the Lambda runtime logs and returns it, outside our logger):
+ * its message and stack with the session key cut out. Its class and fields are kept.
+ */
+function redactedError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const message = redactText(error.message);
+  const stack = error.stack === undefined ? undefined : redactText(error.stack);
+  if (message === error.message && stack === error.stack) return error;
+  Object.defineProperty(error, 'message', { value: message, configurable: true, writable: true });
+  if (stack !== undefined)
+    Object.defineProperty(error, 'stack', { value: stack, configurable: true, writable: true });
+  return error;
 }

@@ -73,7 +73,7 @@ export class Archive extends ArchiveKeys {
   }
 
   /** Streams an object back and hashes it; undefined when there is no such object. */
-  storedDigest(key: string): Promise<{ size: number; sha256: string } | undefined> {
+  storedDigest(key: string): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
     return this.#store.storedDigest(key);
   }
 

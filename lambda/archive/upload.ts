@@ -80,7 +80,10 @@ export class FileUploader {
     const etag = head.ETag ?? '';
     const sha256 = head.Metadata?.sha256;
     if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded', etag };
-    const size = head.ContentLength ?? -1;
+    // A HEAD that does not say how long the object is says too little to judge it by.
+    if (head.ContentLength === undefined)
+      throw new ArchiveReadError(key, 'HeadObject gave no Content-Length');
+    const size = head.ContentLength;
     const recordedSize = head.Metadata?.size;
     // What the object says it holds: a damaged object may be replaced by this version only.
     const recorded = { size: recordedSize === undefined ? size : Number(recordedSize), sha256 };

@@ -2,11 +2,11 @@ import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Archive, Manifest, ManifestFile } from '../archive/archive.ts';
 import { asReceipt, checkManifestEntries, type StoredReceipt } from '../archive/records.ts';
-import { ArchiveError, DocumentError, describeError } from '../shared/errors.ts';
+import { ArchiveError, describeError } from '../shared/errors.ts';
 import { sameLineId } from '../shared/ids.ts';
-import { parseDeleteReply } from '../tokens/document.ts';
-import { parseJsonLimited } from '../tokens/json.ts';
-import { type FilesStatement, statedDifference } from './line/compare.ts';
+import { shownWhole } from '../shared/redact.ts';
+import { confirmingStatement, type FilesStatement, statedDifference } from './line/compare.ts';
+import { keptReplyStatement } from './line/dismantle.ts';
 
 /** An object or record of the archive that is not what its manifest says. */
 export interface AuditFinding {
@@ -166,13 +166,11 @@ async function checkObject(
   key: string,
   expected: ManifestFile,
 ): Promise<string | undefined> {
-  let stored: { size: number; sha256: string } | undefined;
-  try {
-    stored = await archive.storedDigest(key);
-  } catch (error) {
-    throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
-  }
+  // A read that fails throws (ArchiveReadError, naming the key): inconclusive, never "intact".
+  const stored = await archive.storedDigest(key);
   if (stored === undefined) return 'missing';
+  if (stored.mismatch !== undefined)
+    return `its bytes, read whole, do not match the store's checksum: ${stored.mismatch}`;
   if (stored.size !== expected.size || stored.sha256 !== expected.sha256) {
     return `holds ${stored.size} bytes hashing to ${stored.sha256}; manifest says ${expected.size} bytes, ${expected.sha256}`;
   }
@@ -239,7 +237,7 @@ function receiptProblems(
   const problems: string[] = [];
   if (!sameLineId(stored.receipt.lineId, id)) {
     problems.push(
-      `the receipt is of line ${JSON.stringify(stored.receipt.lineId.slice(0, 80))}, not of this line`,
+      `the receipt is of line ${JSON.stringify(shownWhole(stored.receipt.lineId, 80))}, not of this line`,
     );
   }
   if (manifest === undefined) {
@@ -264,23 +262,6 @@ function receiptProblems(
  * that is no such document (204, 202, a gateway's page) confirmed nothing, and states nothing.
  */
 function replyFiles(id: string, stored: StoredReceipt): FilesStatement | undefined {
-  let document: unknown;
-  if (stored.schemaVersion === 1) {
-    document = stored.receipt.reply;
-  } else {
-    const body = stored.receipt.reply?.body;
-    if (body === undefined || body === '') return undefined;
-    try {
-      document = parseJsonLimited(body);
-    } catch {
-      return undefined;
-    }
-  }
-  if (document === undefined) return undefined;
-  try {
-    return parseDeleteReply(document, id);
-  } catch (error) {
-    if (error instanceof DocumentError) return undefined;
-    throw error;
-  }
+  if (stored.schemaVersion === 1) return confirmingStatement(id, stored.receipt.reply);
+  return keptReplyStatement(id, stored.receipt.reply);
 }

@@ -1,3 +1,5 @@
+import { shownWhole } from '../shared/redact.ts';
+
 /** ISO 8601 in UTC as the service writes it: `2024-03-19T12:57:48.270Z` (milliseconds optional). */
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
@@ -18,7 +20,7 @@ export function judgeAge(finishedAt: string | undefined, minAgeMs: number | unde
   if (minAgeMs === undefined) return { kind: 'old-enough' };
   const finished = finishedAt !== undefined && ISO_UTC.test(finishedAt) ? Date.parse(finishedAt) : Number.NaN;
   if (Number.isNaN(finished)) {
-    const shown = finishedAt === undefined ? 'none' : JSON.stringify(finishedAt.slice(0, 40));
+    const shown = finishedAt === undefined ? 'none' : JSON.stringify(shownWhole(finishedAt, 40));
     return { kind: 'unknown', reason: `no readable timestamps.finished (${shown}) while MIN_AGE is set` };
   }
   const until = finished + minAgeMs;

@@ -3,6 +3,7 @@ import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod/mini';
 import { EventError, QueueError } from '../shared/errors.ts';
 import { isLineId } from '../shared/ids.ts';
+import { shownWhole } from '../shared/redact.ts';
 import { describeIssues } from '../shared/zod-issues.ts';
 
 /**
@@ -59,7 +60,7 @@ export function parseWorkMessage(body: string, now: () => number): WorkMessage {
   try {
     json = JSON.parse(body);
   } catch {
-    throw new EventError(`message body is not JSON: ${JSON.stringify(body.slice(0, 80))}`);
+    throw new EventError(`message body is not JSON: ${JSON.stringify(shownWhole(body, 80))}`);
   }
   const parsed = messageBody.safeParse(json);
   if (!parsed.success) throw new EventError(`message body: ${describeIssues(parsed.error.issues, '(body)')}`);

@@ -40,6 +40,14 @@ export function holdsSecret(text: string): boolean {
   return forms.some((form) => text.includes(form));
 }
 
+/**
+ * A text from elsewhere, for a message: whole when it is at most `max` characters, else only its
+ * length. Never cut: a cut could end inside a secret, and redaction only knows whole ones.
+ */
+export function shownWhole(text: string, max: number): string {
+  return text.length <= max ? text : `(${text.length} characters, not shown)`;
+}
+
 /** `text` with every registered secret replaced by {@link REDACTED}. */
 export function redactText(text: string): string {
   let out = text;

@@ -2,7 +2,6 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import {
   describeError,
-  HousekeepingError,
   HttpStatusError,
   NetworkError,
   TokensTimeoutError,
@@ -10,16 +9,19 @@ import {
   UnsafeReferenceError,
 } from '../shared/errors.ts';
 import { type LineFile, safeId } from '../shared/ids.ts';
+import { shownWhole } from '../shared/redact.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from '../shared/retry.ts';
 import type { SessionKeySource } from '../shared/session-key-source.ts';
 import {
   basePath,
   isUnderBase,
   parseRetryAfter,
+  readableJson,
   readBytes,
   redirectTarget,
   type SpeedFloor,
   sendOnce,
+  transportFailure,
   watchedBody,
 } from './http.ts';
 import { parseJsonLimited } from './json.ts';
@@ -48,7 +50,7 @@ export interface DeleteReply {
   /** 200, 202 or 204 (the DELETE was taken), or 404 / 410 (the line was gone already). */
   readonly status: number;
   readonly contentType: string;
-  /** The body as received, `''` when there is none. */
+  /** The body decoded leniently (invalid bytes replaced), `''` when there is none: for reading, not keeping. */
   readonly text: string;
   /** The body exactly as received. */
   readonly bytes: Buffer;
@@ -100,11 +102,6 @@ export class TokensApi {
     return this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id), signal), signal);
   }
 
-  /** `{base}/api/tokens/{id}`, for messages. */
-  lineUrl(id: string): URL {
-    return this.#lineUrl(id);
-  }
-
   /**
    * `DELETE /api/tokens/{id}`, retried on 5xx and network failures. Any 2xx reply is returned as
    * received, with its document when the body is UTF-8 JSON (200 usually; 202 and 204 often have no
@@ -126,7 +123,7 @@ export class TokensApi {
         // Another media type on a 200: a page put in front of the service (a proxy's, a login's),
         // which did not take the DELETE. Sent again; if it stays, a GET says what happened.
         await response.body.dump().catch(() => undefined);
-        throw new UnreadableReplyError(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, {
+        throw new UnreadableReplyError(`expected JSON, got Content-Type "${shownWhole(contentType, 100)}"`, {
           method: 'DELETE',
           url: url.href,
           status,
@@ -217,7 +214,7 @@ export class TokensApi {
     try {
       url = new URL(link, `${base.href.replace(/\/+$/, '')}/`);
     } catch {
-      throw new UnsafeReferenceError(`${what} is not a URL: ${JSON.stringify(link.slice(0, 200))}`);
+      throw new UnsafeReferenceError(`${what} is not a URL: ${JSON.stringify(shownWhole(link, 200))}`);
     }
     if (url.origin !== base.origin) {
       throw new UnsafeReferenceError(
@@ -227,7 +224,7 @@ export class TokensApi {
     if (url.username || url.password) throw new UnsafeReferenceError(`${what} carries credentials`);
     if (!isUnderBase(url, base)) {
       throw new UnsafeReferenceError(
-        `${what} points outside the base path of TOKENS_API_URL (${url.pathname.slice(0, 200)} is not under ${basePath(base) || '/'}); the session key is only sent under it`,
+        `${what} points outside the base path of TOKENS_API_URL (${shownWhole(url.pathname, 200)} is not under ${basePath(base) || '/'}); the session key is only sent under it`,
       );
     }
     return url;
@@ -302,7 +299,7 @@ export class TokensApi {
     if (!JSON_TYPE.test(contentType)) {
       await response.body.dump().catch(() => undefined);
       // A proxy's HTML error page is usually passing: worth another attempt.
-      throw refused(`expected JSON, got Content-Type "${contentType.slice(0, 100)}"`, true);
+      throw refused(`expected JSON, got Content-Type "${shownWhole(contentType, 100)}"`, true);
     }
     const bytes = await this.#readBody(method, url, response.body, signal);
     let text: string;
@@ -340,7 +337,7 @@ export class TokensApi {
     const status = response.statusCode;
     const retryable = status === 408 || status === 429 || status >= 500;
     const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
-    const shownAt = at === undefined ? undefined : `${at.origin}${at.pathname}`.slice(0, 300);
+    const shownAt = at === undefined ? undefined : shownWhole(`${at.origin}${at.pathname}`, 300);
     const hint =
       (status === 401 ? ' (the session key was refused, also after re-reading it)' : '') +
       (shownAt === undefined ? '' : ` (at ${shownAt}, where redirects led)`);
@@ -357,46 +354,3 @@ export class TokensApi {
 
 /** The URL a reply came from, when redirects led there from the URL asked for. */
 const redirectedTo = new WeakMap<Dispatcher.ResponseData, URL>();
-
-/** The body parsed, when it is UTF-8 JSON; undefined otherwise (empty, not UTF-8, not JSON). */
-function readableJson(bytes: Buffer): unknown {
-  try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return text === '' ? undefined : parseJsonLimited(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * What a failure below a reply becomes: ours pass as they are, and so does the run's deadline
- * (the caller names it); the request's own time limit is a {@link TokensTimeoutError}; anything
- * else (refused, reset, closed, a body cut short) a {@link NetworkError}.
- */
-function transportFailure(
-  method: string,
-  url: URL,
-  error: unknown,
-  signal: AbortSignal | undefined,
-  what: string,
-): unknown {
-  if (error instanceof HousekeepingError) return error;
-  const details = { method, url: url.href };
-  if (signal?.aborted === true) {
-    const reason: unknown = signal.reason;
-    const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
-    return timedOut ? new TokensTimeoutError(`${what}: timed out`, details, { cause: error }) : error;
-  }
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && UNDICI_TIMEOUTS.has(code)) {
-    return new TokensTimeoutError(`timed out: ${describeError(error)}`, details, { cause: error });
-  }
-  return new NetworkError(`${what}: ${describeError(error)}`, details, { cause: error });
-}
-
-/** undici's own time limits (connect, headers, body): a timeout, not a broken connection. */
-const UNDICI_TIMEOUTS: ReadonlySet<string> = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);

@@ -2,7 +2,16 @@
 import { performance } from 'node:perf_hooks';
 import { finished, type Readable, Transform } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
-import { HttpStatusError, UnsafeReferenceError } from '../shared/errors.ts';
+import {
+  describeError,
+  HousekeepingError,
+  HttpStatusError,
+  NetworkError,
+  TokensTimeoutError,
+  UnsafeReferenceError,
+} from '../shared/errors.ts';
+import { shownWhole } from '../shared/redact.ts';
+import { parseJsonLimited } from './json.ts';
 
 /** The media type of every request and reply of the service (JSON:API). */
 export const JSON_API = 'application/vnd.api+json';
@@ -79,7 +88,7 @@ const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]
 
 /** A URL for messages: origin and path, never the query (a presigned URL's signature). */
 function shown(url: URL): string {
-  return `${url.origin}${url.pathname}`.slice(0, 300);
+  return shownWhole(`${url.origin}${url.pathname}`, 300);
 }
 
 /**
@@ -118,7 +127,7 @@ export function redirectTarget(
   try {
     to = new URL(raw, from);
   } catch {
-    throw refused(`Location is not a URL: ${JSON.stringify(raw.slice(0, 200))}`);
+    throw refused(`Location is not a URL: ${JSON.stringify(shownWhole(raw, 200))}`);
   }
   if (to.protocol !== 'https:' && to.protocol !== 'http:') {
     throw refused(`Location has the scheme ${to.protocol.slice(0, 20)}`);
@@ -220,3 +229,46 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
   body.pipe(counter);
   return counter;
 }
+
+/** The body parsed, when it is UTF-8 JSON; undefined otherwise (empty, not UTF-8, not JSON). */
+export function readableJson(bytes: Buffer): unknown {
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return text === '' ? undefined : parseJsonLimited(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What a failure below a reply becomes: ours pass as they are, and so does the run's deadline
+ * (the caller names it); the request's own time limit is a {@link TokensTimeoutError}; anything
+ * else (refused, reset, closed, a body cut short) a {@link NetworkError}.
+ */
+export function transportFailure(
+  method: string,
+  url: URL,
+  error: unknown,
+  signal: AbortSignal | undefined,
+  what: string,
+): unknown {
+  if (error instanceof HousekeepingError) return error;
+  const details = { method, url: url.href };
+  if (signal?.aborted === true) {
+    const reason: unknown = signal.reason;
+    const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+    return timedOut ? new TokensTimeoutError(`${what}: timed out`, details, { cause: error }) : error;
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && UNDICI_TIMEOUTS.has(code)) {
+    return new TokensTimeoutError(`timed out: ${describeError(error)}`, details, { cause: error });
+  }
+  return new NetworkError(`${what}: ${describeError(error)}`, details, { cause: error });
+}
+
+/** undici's own time limits (connect, headers, body): a timeout, not a broken connection. */
+const UNDICI_TIMEOUTS: ReadonlySet<string> = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);

@@ -194,10 +194,6 @@ class FakeTokens {
     return next(this.#deletes.get(id), () => deleteReply(id, 200, this.#lastServed.get(id)));
   }
 
-  lineUrl(id: string): URL {
-    return new URL(`${BASE_URL}/api/tokens/${id}`);
-  }
-
   fileUrl(lineId: string, file: LineFile): URL {
     return new URL(`${BASE_URL}/api/tokens/${lineId}/${file.name}`);
   }

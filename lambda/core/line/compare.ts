@@ -1,5 +1,6 @@
 import type { ManifestFile } from '../../archive/archive.ts';
-import type { LineFile } from '../../shared/ids.ts';
+import { DocumentError } from '../../shared/errors.ts';
+import { parseDeleteReply } from '../../tokens/document.ts';
 
 // How a line's statement of its files compares with what the archive records.
 
@@ -13,11 +14,6 @@ export function sameFile(
   b: { readonly size: number; readonly sha256: string },
 ): boolean {
   return a.size === b.size && a.sha256 === b.sha256;
-}
-
-/** Whether the line states exactly the files the manifest records (names, sizes, hashes). */
-export function sameFiles(stated: readonly LineFile[], recorded: readonly ManifestFile[]): boolean {
-  return differences(recorded, stated) === undefined;
 }
 
 export function sameEntries(a: readonly ManifestFile[], b: readonly ManifestFile[]): boolean {
@@ -62,4 +58,19 @@ export function statedDifference(
   if (stated.filesProblem !== undefined)
     return `it states files that cannot be read (${stated.filesProblem})`;
   return stated.files === undefined ? undefined : differences(recorded, stated.files);
+}
+
+/**
+ * What a document that speaks of a DELETE (its reply, kept or not, or a GET after it) states of
+ * this line, deleted: its files; undefined when it is no such document (not this line, not deleted,
+ * not a JSON:API document), which confirms nothing and states nothing.
+ */
+export function confirmingStatement(id: string, document: unknown): FilesStatement | undefined {
+  if (document === undefined) return undefined;
+  try {
+    return parseDeleteReply(document, id);
+  } catch (error) {
+    if (error instanceof DocumentError) return undefined;
+    throw error;
+  }
 }

@@ -1,5 +1,5 @@
 import type { Archive } from '../../archive/archive.ts';
-import { deadlineReason, HttpStatusError } from '../../shared/errors.ts';
+import { HttpStatusError } from '../../shared/errors.ts';
 import type { JsonReply, TokensApi } from '../../tokens/api.ts';
 import type { TokensLine } from '../../tokens/document.ts';
 import type { Config, FileCounts, LineWorker, LineWorkRequest, PlannedLine, Tally } from '../types.ts';
@@ -33,11 +33,6 @@ export type LineOutcome =
 
 /** How often a line that changes while it is archived is archived again before the pass gives up on it. */
 export const MAX_ROUNDS = 3;
-
-export function checkStopped(ctx: LineContext): void {
-  const stopped = deadlineReason(ctx.signal);
-  if (stopped !== undefined) throw stopped;
-}
 
 /**
  * `GET` of the line: its document, or the status that says it is gone (404, 410). `signal`

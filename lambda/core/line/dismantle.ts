@@ -11,8 +11,9 @@ import {
 import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts';
 import type { DeleteReply } from '../../tokens/api.ts';
 import { parseDeleteReply, parseLineDocument } from '../../tokens/document.ts';
+import { parseJsonLimited } from '../../tokens/json.ts';
 import type { FileCounts } from '../types.ts';
-import { type FilesStatement, statedDifference } from './compare.ts';
+import { confirmingStatement, type FilesStatement, statedDifference } from './compare.ts';
 import type { LineContext, LineOutcome } from './context.ts';
 import { getLineOrGone } from './context.ts';
 import { type DeletePermit, sendDelete } from './gate.ts';
@@ -33,8 +34,10 @@ export async function dismantle(
   const { id, manifest } = permit;
   let reply: DeleteReply | undefined;
   let failure: unknown;
+  // Outside the try: a permit the gate refuses means no DELETE went out, and nothing is to confirm.
+  const sending = sendDelete(ctx.api, permit);
   try {
-    reply = await sendDelete(ctx.api, permit);
+    reply = await sending;
   } catch (error) {
     // A refusal, or no usable answer (a gateway's 5xx, a timeout, the deadline, a dropped
     // connection): either way the line is looked at before anything is said of it.
@@ -116,13 +119,7 @@ function finishingSignal(ctx: LineContext): AbortSignal {
 
 /** What a 2xx reply's document states of this line, deleted; undefined when it is no such document. */
 function replyStatement(id: string, reply: DeleteReply): FilesStatement | undefined {
-  if (!isTaken(reply) || reply.document === undefined) return undefined;
-  try {
-    return parseDeleteReply(reply.document, id);
-  } catch (error) {
-    if (error instanceof DocumentError) return undefined;
-    throw error;
-  }
+  return isTaken(reply) ? confirmingStatement(id, reply.document) : undefined;
 }
 
 /**
@@ -219,13 +216,19 @@ export async function confirmPending(
     throw new LineSkippedError(`not found (${how}); already dismantled, its receipt is kept`, true);
   }
   const manifest = await ctx.retry(() => archive.readManifest(id));
-  const stated = seen.stated;
+  // Both documents that speak of this DELETE: the reply the marker kept, and what confirms it now.
   const discrepancy =
-    stated === undefined || (stated.files === undefined && stated.filesProblem === undefined)
-      ? undefined
-      : manifest === undefined
-        ? 'the line states files, and no manifest of it can be read'
-        : statedDifference(manifest.files, stated);
+    [keptReplyStatement(id, marker.reply), seen.stated]
+      .filter(
+        (stated) => stated !== undefined && (stated.files !== undefined || stated.filesProblem !== undefined),
+      )
+      .map((stated) =>
+        manifest === undefined
+          ? 'the line states files, and no manifest of it can be read'
+          : statedDifference(manifest.files, stated as FilesStatement),
+      )
+      .filter((difference) => difference !== undefined)
+      .join('; ') || undefined;
   const finishing = finishingSignal(ctx);
   await keepReceipt(
     ctx,
@@ -238,6 +241,20 @@ export async function confirmPending(
     logger,
   );
   return { files: manifest?.files.length ?? 0, ...(discrepancy === undefined ? {} : { discrepancy }) };
+}
+
+/** What a reply kept in a marker or receipt states of this line, deleted (its JSON text). */
+export function keptReplyStatement(
+  id: string,
+  kept: Receipt['reply'] | undefined,
+): FilesStatement | undefined {
+  if (kept?.body === undefined || kept.body === '' || kept.status < 200 || kept.status >= 300)
+    return undefined;
+  try {
+    return confirmingStatement(id, parseJsonLimited(kept.body));
+  } catch {
+    return undefined;
+  }
 }
 
 function isTaken(reply: DeleteReply): boolean {

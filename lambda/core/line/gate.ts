@@ -20,8 +20,8 @@ export interface DeleteFacts {
   /** The line, lower case. */
   readonly id: string;
   readonly request: { readonly dryRun: boolean; readonly archiveOnly: boolean };
-  /** The line as read right before the DELETE, or `gone` (404, 410, status deleted). */
-  readonly line: TokensLine | 'gone';
+  /** The line as read right before the DELETE, `gone` (404, 410, status deleted), or `not-read`. */
+  readonly line: TokensLine | 'gone' | 'not-read';
   /** The manifest as written or found in this round; undefined when there is none. */
   readonly manifest: Manifest | undefined;
   /** The objects verified in this round, by key. */
@@ -71,6 +71,7 @@ export function decideDelete(facts: DeleteFacts): DeleteVerdict {
   if (manifest === undefined || !sameLineId(manifest.lineId, id)) {
     return deny('no-manifest', 'no manifest of this line was written or found');
   }
+  if (line === 'not-read') return deny('stopped', 'the line was not read again right before its DELETE');
   if (line === 'gone') {
     return deny('gone', 'not found (404 or 410, or status deleted) right before its DELETE: no DELETE sent');
   }

@@ -7,7 +7,9 @@ import {
   deadlineReason,
   HousekeepingError,
   LineSkippedError,
+  SessionKeyEchoError,
 } from '../../shared/errors.ts';
+import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { judgeAge } from '../grace.ts';
 import { getLineOrGone, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
@@ -77,7 +79,7 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
     const verdict = decideDelete({
       id,
       request,
-      line: fresh === undefined || fresh === 'gone' ? 'gone' : fresh.line,
+      line: fresh === undefined ? 'not-read' : fresh === 'gone' ? 'gone' : fresh.line,
       manifest,
       verified,
       stopped: stopped(ctx),
@@ -189,6 +191,9 @@ export async function read(
   }
   if (line.status !== 'finished')
     throw new LineSkippedError(`status is "${line.status}", not finished`, true);
+  // A document that echoes the session key is never stored, so the line could never be dismantled
+  // truthfully: it fails here, before any file is uploaded for it.
+  if (jsonHoldsSecret(reply.text)) throw new SessionKeyEchoError(id, "the line's document");
   return { kind: 'read', read: { line, bytes: reply.bytes } };
 }
 

@@ -69,4 +69,16 @@ describe('FileUploader read-back', () => {
 
     expect(s3.commandCalls(HeadObjectCommand)).toHaveLength(1);
   });
+
+  it('judges no object by a HEAD that does not say its length: inconclusive, never damaged', async () => {
+    const { ContentLength: _dropped, ...withoutLength } = stored;
+    s3.on(HeadObjectCommand).resolves(withoutLength);
+
+    const inspecting = archive('head').inspect(`tokens/${LINE}/data`);
+
+    await expect(inspecting).rejects.toMatchObject({
+      name: 'ArchiveReadError',
+      message: `s3 object tokens/${LINE}/data: HeadObject gave no Content-Length`,
+    });
+  });
 });

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../../lambda/archive/archive.ts';
+import { dismantle } from '../../../lambda/core/line/dismantle.ts';
 import {
   type DeleteFacts,
   type DenyKind,
@@ -11,10 +12,13 @@ import {
   sendDelete,
   type VerifiedFile,
 } from '../../../lambda/core/line/gate.ts';
+import { createRunTools } from '../../../lambda/core/run-tools.ts';
 import type { TokensLine } from '../../../lambda/tokens/document.ts';
+import { fakeDeps, notFound, silentLogger, testConfig } from '../../support/fakes.ts';
 
 const ID = '6f1f0d2e-8b9a-4c3d-9e8f-0a1b2c3d4e5f';
 const OTHER = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
+const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
 const H1 = '1'.repeat(64);
 const H2 = '2'.repeat(64);
 const H3 = '3'.repeat(64);
@@ -190,6 +194,26 @@ describe('sendDelete', () => {
       /without a permit of the gate/,
     );
     expect(tokens.sent).toEqual([]);
+  });
+});
+
+describe('dismantle', () => {
+  it('sends nothing and records nothing for a permit the gate did not issue', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, notFound(ID));
+    const config = testConfig();
+    const request = { dryRun: false, archiveOnly: false };
+    const tools = createRunTools(deps, config, { logger: silentLogger() });
+    const ctx = { ...tools, config, request, runId: RUN_ID, now: deps.now, signal: undefined };
+    const forged = { id: ID, manifest: manifest(FILES) };
+
+    const outcome = dismantle(ctx, forged, { bytes: 0, uploaded: 0, reused: 0 }, silentLogger());
+
+    await expect(outcome).rejects.toThrow(/without a permit of the gate/);
+    expect(log).not.toContain('deleteLine');
+    expect(log).not.toContain('writeReceipt');
+    expect(log).not.toContain('writePendingMarker');
+    expect(archive.objects.has(archive.receiptKey(ID))).toBe(false);
   });
 });
 

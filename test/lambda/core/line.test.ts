@@ -190,6 +190,29 @@ describe('processLine', () => {
     expect(log.slice(-3)).toEqual(['deleteLine', 'getLine', 'writePendingMarker']);
   });
 
+  it('holds the reply a pending marker kept to the manifest when a later run confirms it: a file it states and the archive lacks is a discrepancy', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const unavailable = new HttpStatusError('answered 503', {
+      method: 'GET',
+      url: `https://tokens.example.com/api/tokens/${ID}`,
+      status: 503,
+      retryable: true,
+    });
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, unavailable);
+    // Taken (202), and its document states a file the line gained at the DELETE.
+    const taken = deleteReply(ID, 200, { files: { data: DATA, extra: 'added at the DELETE\n' } });
+    tokens.onDelete(ID, { ...taken, status: 202 });
+    const first = await processLine(deps);
+    expect(first).toMatchObject({ outcome: 'pending' });
+
+    tokens.line(ID, notFound(ID));
+    const second = await processLine(deps);
+
+    expect(second).toMatchObject({ outcome: 'failed', conflict: true, dismantled: true });
+    const receipt = archive.json(archive.receiptKey(ID)) as Receipt;
+    expect(receipt.discrepancy).toContain('extra');
+  });
+
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });

@@ -42,24 +42,29 @@ describe('a line document that echoes the session key', () => {
     ['as it is', JSON.stringify(`you sent ${KEY}`)],
     ['written with escapes', `"${escaped(KEY)}"`],
     ['as a property name', `{"${escaped(KEY)}":true}`],
-  ] as const)('is never stored, and the line fails and is kept (no DELETE): the key %s', async ([, echo]) => {
-    const { deps, tokens, log } = fakeDeps();
-    tokens.line(ID, {});
-    const served = tokens.getLine.bind(tokens);
-    tokens.getLine = async (id, options) => withEcho(await served(id, options), echo);
+  ] as const)(
+    'is never stored, and the line fails before any upload and is kept (no DELETE): the key %s',
+    async ([, echo]) => {
+      const { deps, tokens, log, archive } = fakeDeps();
+      tokens.line(ID, {});
+      const served = tokens.getLine.bind(tokens);
+      tokens.getLine = async (id, options) => withEcho(await served(id, options), echo);
 
-    const result = await processLine(deps);
+      const result = await processLine(deps);
 
-    expect(result).toMatchObject({
-      outcome: 'failed',
-      errorName: 'SessionKeyEchoError',
-      reason: `line ${ID}: the line's document echoes the session key; not stored, and the line is kept (no DELETE)`,
-    });
-    expect(JSON.stringify(result)).not.toContain(KEY);
-    expect(log).not.toContain('writeLineDocument');
-    expect(log).not.toContain('writeManifest');
-    expect(log).not.toContain('deleteLine');
-  });
+      expect(result).toMatchObject({
+        outcome: 'failed',
+        errorName: 'SessionKeyEchoError',
+        reason: `line ${ID}: the line's document echoes the session key; not stored, and the line is kept (no DELETE)`,
+      });
+      expect(JSON.stringify(result)).not.toContain(KEY);
+      expect(log).not.toContain('writeLineDocument');
+      expect(log).not.toContain('writeManifest');
+      expect(log).not.toContain('deleteLine');
+      // Refused when read: none of its files was uploaded, so no archive is left without a manifest.
+      expect([...archive.objects.keys()].filter((key) => key.includes(ID))).toEqual([]);
+    },
+  );
 });
 
 describe('a DELETE reply that echoes the session key', () => {

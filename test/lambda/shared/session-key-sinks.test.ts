@@ -2,13 +2,16 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { asRun } from '../../../lambda/app/invoke.ts';
 import { type LogFormat, logToTerminal, serviceLogger } from '../../../lambda/app/logging.ts';
 import { ObjectStore } from '../../../lambda/archive/store.ts';
 import { summarize } from '../../../lambda/core/summary.ts';
+import type { Deps } from '../../../lambda/core/types.ts';
 import { printJson, StderrScreen } from '../../../lambda/entries/terminal.ts';
 import { secretsManagerSessionKey } from '../../../lambda/secrets/session-key.ts';
+import { ListingError } from '../../../lambda/shared/errors.ts';
 import { forgetSecrets, REDACTED, redactText, registerSecret } from '../../../lambda/shared/redact.ts';
-import { sha256 } from '../../support/fakes.ts';
+import { sha256, silentLogger } from '../../support/fakes.ts';
 
 const KEY = 'SK-9f3e-ZEBRA-QUARTZ-41d7';
 const LINE = 'cb06671a-7270-462f-a50d-cc892f676647';
@@ -174,5 +177,22 @@ describe('what the terminal commands print', () => {
       `${JSON.stringify({ failed: [{ reason: `status is "${REDACTED}"` }] }, null, 2)}\n`,
       `housekeep: run failed: ${REDACTED}\n`,
     ]);
+  });
+});
+
+describe('asRun', () => {
+  it('throws a failed run to the Lambda runtime with the session key cut out of its message and stack', async () => {
+    const deps = { logger: silentLogger() } as unknown as Deps;
+    const failure = new ListingError(3, `links.next repeats /api/tokens?page=${KEY}`);
+
+    const running = asRun(deps, undefined, async () => {
+      throw failure;
+    });
+
+    await expect(running).rejects.toBeInstanceOf(ListingError);
+    const thrown = await running.catch((error: unknown) => error as Error);
+    expect(thrown.message).toContain(REDACTED);
+    expect(thrown.message).not.toContain(KEY);
+    expect(thrown.stack).not.toContain(KEY);
   });
 });
