@@ -13,6 +13,12 @@ export type RecordWrite = 'written' | 'replaced' | 'kept' | 'contended';
 
 /** Looks at the record before giving up: each lost race costs one. */
 const LOOKS = 3;
+/**
+ * Looks for a final record (a dismantling), which must not be lost: only a record that got
+ * further may replace another, so the writers it can lose races to are bounded (at most one per
+ * step forward), and these looks outlast them.
+ */
+const FINAL_LOOKS = 8;
 
 /**
  * How far a result says its line got in the run. A line that left the service by our DELETE is
@@ -37,14 +43,14 @@ function standing(result: LineResult): number {
 
 /**
  * Whether a worker's record of a line may replace the one there (`held`; undefined when it is not
- * a record this version reads, which is never replaced). A record is never weakened: a line
- * dismantled is final, and one archived or with its DELETE taken is only replaced by one that got
- * as far. Among records that got equally far (short of final), the later write is the latest word.
+ * a record this version reads, which is never replaced). Only a record that got further: a line
+ * dismantled is final, and copies that got equally far keep the first word (they would otherwise
+ * churn the record, and a dismantling could lose every race to them).
  */
 export function mayReplaceRecord(held: LineResult | undefined, next: LineResult): boolean {
   if (held === undefined) return false;
   const there = standing(held);
-  return there < FINAL && standing(next) >= there;
+  return there < FINAL && standing(next) > there;
 }
 
 /** The result of a stored line record this version reads, or undefined. */
@@ -91,8 +97,9 @@ async function keep(
   slot: Slot,
   mayReplace: (held: unknown) => boolean,
   lookFirst: boolean,
+  looks = LOOKS,
 ): Promise<RecordWrite> {
-  for (let look = 0; look < LOOKS; look += 1) {
+  for (let look = 0; look < looks; look += 1) {
     if (look === 0 && !lookFirst) {
       if (await slot.write({ IfNoneMatch: '*' })) return 'written';
       continue;
@@ -126,6 +133,7 @@ export function keepLineRecord(archive: Archive, record: LineRecord, planned: Da
     },
     (held) => mayReplaceRecord(resultOf(held), record.result),
     standing(record.result) < FINAL,
+    standing(record.result) < FINAL ? LOOKS : FINAL_LOOKS,
   );
 }
 

@@ -52,11 +52,11 @@ const record = (kind: Kind, messageId: string = kind): LineRecord => ({
  */
 const MAY_REPLACE: Record<Kind | 'unreadable', string> = {
   //                   skipped waiting failed archived pending dismantled failed-gone
-  skipped: /*       */ 'y y y y y y y',
-  waiting: /*       */ 'y y y y y y y',
-  failed: /*        */ 'y y y y y y y',
-  archived: /*      */ '. . . y y y y',
-  pending: /*       */ '. . . . y y y',
+  skipped: /*       */ '. . . y y y y',
+  waiting: /*       */ '. . . y y y y',
+  failed: /*        */ '. . . y y y y',
+  archived: /*      */ '. . . . y y y',
+  pending: /*       */ '. . . . . y y',
   dismantled: /*    */ '. . . . . . .',
   'failed, line gone': '. . . . . . .',
   unreadable: /*    */ '. . . . . . .',
@@ -154,15 +154,25 @@ describe('keepLineRecord', () => {
     expect(archive.objects.get(key)?.bytes.toString()).toBe(body);
   });
 
-  it('gives up after three looks when every write loses a race, leaving the last record there', async () => {
-    const racers = [record('pending', 'a'), record('pending', 'b'), record('pending', 'c')];
+  it('writes a dismantling that loses its first races to copies that got less far', async () => {
+    const racers = [record('archived', 'a'), record('pending', 'b'), record('pending', 'c')];
     const archive = new RacedArchive([...racers]);
 
     const outcome = await keepLineRecord(asArchive(archive), record('dismantled'), PLANNED);
 
-    expect(outcome).toBe('contended');
-    expect(archive.conditions).toHaveLength(3);
-    expect(archive.json(key)).toEqual(racers[2]);
+    expect(outcome).toBe('replaced');
+    expect(archive.conditions).toHaveLength(4);
+    expect(archive.json(key)).toEqual(record('dismantled'));
+  });
+
+  it('gives up after three looks when every write of a record short of final loses a race', async () => {
+    const racers = [record('pending', 'a'), record('pending', 'b'), record('pending', 'c')];
+    const archive = new RacedArchive([...racers]);
+
+    const outcome = await keepLineRecord(asArchive(archive), record('archived'), PLANNED);
+
+    expect(outcome).toBe('kept');
+    expect(archive.json(key)).toEqual(racers[0]);
   });
 });
 
