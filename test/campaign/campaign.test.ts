@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaignProcessEnv, campaignSeeds, runSeed } from './campaign.ts';
+import { removeCliBundle } from './runs.ts';
 import { startWorld, type World } from './world.ts';
 
 /** The schedules of `npm test`: about twenty seconds on two cores (forty schedules). */
@@ -28,6 +29,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await world.close();
+  await removeCliBundle();
 });
 
 describe('the randomized fault campaign', () => {

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { campaignSeeds, randomBase } from './campaign.ts';
 import { addResult, emptyFigures, figuresTable, violationsText } from './figures.ts';
 import type { GenerateOptions } from './generate.ts';
-import { cliBundle } from './runs.ts';
+import { cliBundle, removeCliBundle } from './runs.ts';
 import type { Mode } from './schedule.ts';
 import type { FromWorker, ToWorker } from './worker.ts';
 
@@ -144,6 +144,7 @@ async function main(args: readonly string[]): Promise<number> {
     for (let i = 0; i < Math.min(concurrency, seeds.length); i++) start();
   });
 
+  await removeCliBundle();
   const wall = Date.now() - started;
   console.log(`## Campaign from base seed ${base}: ${figures.schedules} schedules in ${minutes(wall)}\n`);
   console.log(figuresTable(figures, wall));

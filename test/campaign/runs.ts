@@ -4,9 +4,9 @@
  * process with esbuild, as the Lambda bundle is built (starting tsx costs a second a run).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Summary } from '../../lambda/core/types.ts';
@@ -82,6 +82,15 @@ export function cliBundle(): Promise<string> {
     return outfile;
   })();
   return bundle;
+}
+
+/** Removes the bundle this process built (not one it was handed), if it built one. */
+export async function removeCliBundle(): Promise<void> {
+  const built = bundle;
+  bundle = undefined;
+  if (built === undefined || process.env.CAMPAIGN_CLI_BUNDLE) return;
+  const file = await built.catch(() => undefined);
+  if (file !== undefined) await rm(dirname(file), { recursive: true, force: true });
 }
 
 /** A CLI run in progress: `kill` sends SIGKILL (from a request hook, at the schedule's point). */
