@@ -35,22 +35,29 @@ const STANDING: Readonly<Record<LineResult['outcome'], number>> = {
   pending: 2,
   dismantled: 3,
 };
+/** A line that left the service by our DELETE: nothing that did less replaces its record. */
 const FINAL = STANDING.dismantled;
+/**
+ * A dismantling whose confirmation disagreed with the archive (a discrepancy) says more than a
+ * plain one: two copies of a message may both see the line go, only one of them the discrepancy.
+ */
+const FINAL_WITH_DISCREPANCY = FINAL + 1;
 
 function standing(result: LineResult): number {
-  return result.outcome === 'failed' && result.dismantled === true ? FINAL : STANDING[result.outcome];
+  return result.outcome === 'failed' && result.dismantled === true
+    ? FINAL_WITH_DISCREPANCY
+    : STANDING[result.outcome];
 }
 
 /**
  * Whether a worker's record of a line may replace the one there (`held`; undefined when it is not
  * a record this version reads, which is never replaced). Only a record that got further: a line
- * dismantled is final, and copies that got equally far keep the first word (they would otherwise
+ * dismantled is final (but for the record of its discrepancy, which says more), and copies that got equally far keep the first word (they would otherwise
  * churn the record, and a dismantling could lose every race to them).
  */
 export function mayReplaceRecord(held: LineResult | undefined, next: LineResult): boolean {
   if (held === undefined) return false;
-  const there = standing(held);
-  return there < FINAL && standing(next) > there;
+  return standing(next) > standing(held);
 }
 
 /** The result of a stored line record this version reads, or undefined. */

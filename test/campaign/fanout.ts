@@ -143,8 +143,9 @@ export async function fanoutRun(
 
 /** How far a line record says its line got (the order the workers keep records in). */
 export function standing(result: { outcome?: unknown; dismantled?: unknown } | undefined): number {
-  if (result?.outcome === 'dismantled' || (result?.outcome === 'failed' && result.dismantled === true))
-    return 3;
+  // A dismantling with a discrepancy says more than a plain one (as lambda/core/fanout-records.ts ranks them).
+  if (result?.outcome === 'failed' && result.dismantled === true) return 4;
+  if (result?.outcome === 'dismantled') return 3;
   return result?.outcome === 'pending' ? 2 : result?.outcome === 'archived' ? 1 : 0;
 }
 

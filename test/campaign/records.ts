@@ -117,7 +117,7 @@ export async function checkLineRecords(
       problems.push(`${key}: the line record went backwards, to ${String(record?.result?.outcome)}`);
     furthest.set(key, Math.max(now, before));
     const id = String(record?.lineId);
-    if (now === 3 && stage.tokens.lines.get(id)?.status !== 'deleted') {
+    if (now >= 3 && stage.tokens.lines.get(id)?.status !== 'deleted') {
       problems.push(
         `${key}: line ${id} recorded ${String(record?.result?.outcome)}, but the service still has it`,
       );

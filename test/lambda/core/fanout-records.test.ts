@@ -57,7 +57,7 @@ const MAY_REPLACE: Record<Kind | 'unreadable', string> = {
   failed: /*        */ '. . . y y y y',
   archived: /*      */ '. . . . y y y',
   pending: /*       */ '. . . . . y y',
-  dismantled: /*    */ '. . . . . . .',
+  dismantled: /*    */ '. . . . . . y',
   'failed, line gone': '. . . . . . .',
   unreadable: /*    */ '. . . . . . .',
 };
@@ -163,6 +163,17 @@ describe('keepLineRecord', () => {
     expect(outcome).toBe('replaced');
     expect(archive.conditions).toHaveLength(4);
     expect(archive.json(key)).toEqual(record('dismantled'));
+  });
+
+  it("keeps the discrepancy of a dismantling over a copy's plain dismantling written first", async () => {
+    const archive = new FakeArchive();
+    await keepLineRecord(asArchive(archive), record('dismantled', 'copy'), PLANNED);
+
+    const outcome = await keepLineRecord(asArchive(archive), record('failed, line gone'), PLANNED);
+
+    expect(outcome).toBe('replaced');
+    expect(archive.json(key)).toEqual(record('failed, line gone'));
+    expect(await keepLineRecord(asArchive(archive), record('dismantled', 'late'), PLANNED)).toBe('kept');
   });
 
   it('gives up after three looks when every write of a record short of final loses a race', async () => {
