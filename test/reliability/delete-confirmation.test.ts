@@ -32,6 +32,21 @@ function deletedDocument(tokens: TokensService, id: string, documentId = id): un
   };
 }
 
+/** A finished line whose first run's DELETE was taken (202) and not acted on: left pending. */
+async function leftPending(s: ReturnType<typeof scenario>) {
+  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
+  const id = onlyLine(local.tokens.lines);
+  s.inject(local.tokens, {
+    target: 'delete',
+    id,
+    fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+  });
+  const before = snapshot(local.tokens);
+  const first = await settle(createHandler(local.env)({}));
+  expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
+  return { local, id, before, first };
+}
+
 interface StoredReceipt {
   readonly confirmation: string;
   readonly discrepancy?: string;
@@ -86,16 +101,7 @@ describe('the document that confirms a DELETE', () => {
 
   it('is compared with the manifest when a later run confirms a DELETE left pending', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const id = onlyLine(local.tokens.lines);
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
-    });
-    const before = snapshot(local.tokens);
-    const first = await settle(createHandler(local.env)({}));
-    expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
+    const { local, id, before, first } = await leftPending(s);
 
     // The service carries the DELETE out later, stating a file the archive never saw.
     local.tokens.addFile(id, 'extra', 100);
@@ -246,17 +252,8 @@ describe('a later run confirming a pending DELETE', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id, before } = await leftPending(s);
     const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
-    });
-    const before = snapshot(local.tokens);
-    const first = await settle(createHandler(local.env)({}));
-    expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
 
     // The service carries the DELETE out; a GET of the line answers another line, deleted.
     local.tokens.completeDeletion(id);
