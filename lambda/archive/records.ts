@@ -100,6 +100,11 @@ export interface PendingMarker {
   /** The 202 reply; absent when the DELETE was sent but no reply came (a timeout, the deadline). */
   readonly reply?: NonNullable<Receipt['reply']>;
   readonly note?: string;
+  /**
+   * The files the line stated when a later run read it still there and could not archive them
+   * (a conflict, a failure): the DELETE, if the service carries it out late, loses them.
+   */
+  readonly statedSince?: readonly { readonly name: string; readonly size: number; readonly sha256: string }[];
 }
 
 /** A conditional write: only where there is no object, or only over the one with this ETag. */

@@ -216,9 +216,12 @@ export async function confirmPending(
     throw new LineSkippedError(`not found (${how}); already dismantled, its receipt is kept`, true);
   }
   const manifest = await ctx.retry(() => archive.readManifest(id));
-  // Both documents that speak of this DELETE: the reply the marker kept, and what confirms it now.
+  // Every statement that speaks of this DELETE: the reply the marker kept, what a later run saw
+  // the line state while it was still there, and what confirms it now.
+  const statedSince: FilesStatement | undefined =
+    marker.statedSince === undefined ? undefined : { files: marker.statedSince };
   const discrepancy =
-    [keptReplyStatement(id, marker.reply), seen.stated]
+    [keptReplyStatement(id, marker.reply), statedSince, seen.stated]
       .filter(
         (stated) => stated !== undefined && (stated.files !== undefined || stated.filesProblem !== undefined),
       )
@@ -241,6 +244,29 @@ export async function confirmPending(
     logger,
   );
   return { files: manifest?.files.length ?? 0, ...(discrepancy === undefined ? {} : { discrepancy }) };
+}
+
+/**
+ * Keeps, in the line's pending marker (when there is one), what the line states now: it was read
+ * still there, and its files are not all archived as stated. Never fails the line for it.
+ */
+export async function notePendingStatement(
+  ctx: LineContext,
+  id: string,
+  line: {
+    readonly files: readonly { readonly name: string; readonly size: number; readonly sha256: string }[];
+  },
+  logger: Logger,
+): Promise<void> {
+  if (ctx.request.dryRun) return;
+  try {
+    const marker = await ctx.retry(() => ctx.archive.readPendingMarker(id));
+    if (marker === undefined) return;
+    const statedSince = line.files.map(({ name, size, sha256 }) => ({ name, size, sha256 }));
+    await ctx.retry(() => ctx.archive.writePendingMarker({ ...marker, statedSince }));
+  } catch (error) {
+    logger.warn('a pending DELETE could not note what the line states now', { reason: describeError(error) });
+  }
 }
 
 /** What a reply kept in a marker or receipt states of this line, deleted (its JSON text). */

@@ -13,7 +13,7 @@ import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { judgeAge } from '../grace.ts';
 import { getLineOrGone, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
-import { confirmPending, dismantle } from './dismantle.ts';
+import { confirmPending, dismantle, notePendingStatement } from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
 import { type DeletePermit, type DenyKind, decideDelete, type VerifiedFile } from './gate.ts';
 import { ensureManifest } from './manifest.ts';
@@ -55,8 +55,22 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
   }
   if (age.kind === 'waiting') return { kind: 'waiting', until: age.until };
 
+  try {
+    return await archiveAndDismantle(ctx, first.read, logger);
+  } catch (error) {
+    // Still there, and not archived as it states itself now: a DELETE taken earlier and carried
+    // out late would lose what it states. The marker keeps it, for the confirmation to compare.
+    if (!(error instanceof LineSkippedError)) await notePendingStatement(ctx, id, first.read.line, logger);
+    throw error;
+  }
+}
+
+/** The rounds of one read line: archive, read again, and the DELETE the gate allows. */
+async function archiveAndDismantle(ctx: LineContext, read: ReadLine, logger: Logger): Promise<LineOutcome> {
+  const { request } = ctx;
+  const id = read.line.id;
   const uploads = new Uploads();
-  let current = first.read;
+  let current = read;
   let permit: DeletePermit;
   // The line is read again right before its DELETE: one that changed while its files were
   // streamed (a file added, restated or dropped) is archived again, or kept as a conflict.

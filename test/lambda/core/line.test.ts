@@ -213,6 +213,23 @@ describe('processLine', () => {
     expect(receipt.discrepancy).toContain('extra');
   });
 
+  it('holds a pending DELETE carried out late to what the line stated while still there: files never archived are a discrepancy', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    tokens.onDelete(ID, deleteReply(ID, 202));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+
+    // Still there, restated: a conflict, kept; then the service carries out the old DELETE.
+    tokens.line(ID, { files: { data: 'restated by the service\n' } });
+    expect(await processLine(deps)).toMatchObject({ outcome: 'failed', conflict: true });
+    tokens.line(ID, notFound(ID));
+    const confirmed = await processLine(deps);
+
+    expect(confirmed).toMatchObject({ outcome: 'failed', conflict: true, dismantled: true });
+    const receipt = archive.json(archive.receiptKey(ID)) as Receipt;
+    expect(receipt.discrepancy).toContain(`data is archived as ${DATA.length} bytes`);
+  });
+
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
