@@ -230,6 +230,53 @@ describe('processLine', () => {
     expect(receipt.discrepancy).toContain(`data is archived as ${DATA.length} bytes`);
   });
 
+  it('confirms a pending DELETE with no discrepancy when a later run failed for a reason other than the files (a 503 read)', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    tokens.onDelete(ID, deleteReply(ID, 202));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+
+    tokens.line(ID, { files: { data: DATA } }, notFound(ID, 503));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'failed' });
+    const marker = await archive.readPendingMarker(ID);
+    expect(marker?.statedSince).toEqual([{ name: 'data', size: DATA.length, sha256: sha256(DATA) }]);
+    tokens.line(ID, notFound(ID));
+
+    expect(await processLine(deps)).toMatchObject({ outcome: 'dismantled' });
+    expect((archive.json(archive.receiptKey(ID)) as Receipt).discrepancy).toBeUndefined();
+  });
+
+  it('notes nothing in the pending marker on a dry run', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    tokens.onDelete(ID, deleteReply(ID, 202));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const before = await archive.readPendingMarker(ID);
+
+    tokens.line(ID, { files: { data: 'restated by the service\n' } });
+    await processLine(deps, { dryRun: true, archiveOnly: false });
+
+    expect(await archive.readPendingMarker(ID)).toEqual(before);
+  });
+
+  it('holds a pending DELETE to what the line stated even when a later run restated it only archive-only', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    tokens.onDelete(ID, deleteReply(ID, 202));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+
+    tokens.line(ID, { files: { data: 'restated by the service\n' } });
+    expect(await processLine(deps, { dryRun: false, archiveOnly: true })).toMatchObject({
+      outcome: 'failed',
+      conflict: true,
+    });
+    tokens.line(ID, notFound(ID));
+
+    expect(await processLine(deps)).toMatchObject({ outcome: 'failed', dismantled: true });
+    expect((archive.json(archive.receiptKey(ID)) as Receipt).discrepancy).toContain(
+      `data is archived as ${DATA.length} bytes`,
+    );
+  });
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
