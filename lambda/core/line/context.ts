@@ -28,7 +28,7 @@ export type LineOutcome =
   | { readonly kind: 'waiting'; readonly until: string }
   | ({ readonly kind: 'archived' | 'dismantled' } & FileCounts)
   | ({ readonly kind: 'pending'; readonly reason: string } & FileCounts)
-  /** Dismantled, but the DELETE reply states files other than the archive's: reported loudly. */
+  /** Dismantled, but what confirmed its DELETE states files other than the archive's: reported loudly. */
   | ({ readonly kind: 'failed'; readonly reason: string } & FileCounts);
 
 /** How often a line that changes while it is archived is archived again before the pass gives up on it. */

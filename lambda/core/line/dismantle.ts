@@ -69,12 +69,8 @@ export async function dismantle(
       finishing,
       logger,
     );
-    if (discrepancy === undefined) return { kind: 'dismantled', ...counts };
-    return {
-      kind: 'failed',
-      reason: `line ${id}: dismantled, but ${seen.how === REPLY_CONFIRMS ? 'its DELETE reply' : 'what confirmed its DELETE'} states files other than the archive: ${discrepancy}`,
-      ...counts,
-    };
+    const what = seen.how === REPLY_CONFIRMS ? 'its DELETE reply' : 'what confirmed its DELETE';
+    return dismantledOutcome(id, what, discrepancy, counts);
   }
   if (seen.state === 'there') {
     // The service refused, and the line is still there: it did not act. (A refusal seen with the
@@ -90,6 +86,24 @@ export async function dismantle(
   const reason = `DELETE ${sent}, but ${seen.how}: pending, a later run confirms it`;
   await keepPending(ctx, id, reply, reason, finishing, logger);
   return { kind: 'pending', reason, ...counts };
+}
+
+/**
+ * A line gone by our DELETE: dismantled, or, when what spoke of the DELETE (`what`) stated other
+ * files than the archive, failed with the discrepancy (reported loudly, as a conflict).
+ */
+export function dismantledOutcome(
+  id: string,
+  what: string,
+  discrepancy: string | undefined,
+  counts: FileCounts,
+): LineOutcome {
+  if (discrepancy === undefined) return { kind: 'dismantled', ...counts };
+  return {
+    kind: 'failed',
+    reason: `line ${id}: dismantled, but ${what} states files other than the archive: ${discrepancy}`,
+    ...counts,
+  };
 }
 
 /** What is known of the line after its DELETE, and how. */

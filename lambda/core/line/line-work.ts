@@ -13,7 +13,7 @@ import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { judgeAge } from '../grace.ts';
 import { getLineOrGone, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
-import { confirmPending, dismantle, notePendingStatement } from './dismantle.ts';
+import { confirmPending, dismantle, dismantledOutcome, notePendingStatement } from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
 import { type DeletePermit, type DenyKind, decideDelete, type VerifiedFile } from './gate.ts';
 import { ensureManifest } from './manifest.ts';
@@ -28,12 +28,7 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
   const first = await read(ctx, id, logger);
   if (first.kind === 'confirmed') {
     const counts = { bytes: 0, uploaded: 0, reused: first.files };
-    if (first.discrepancy === undefined) return { kind: 'dismantled', ...counts };
-    return {
-      kind: 'failed',
-      reason: `line ${id}: dismantled, but the document confirming its DELETE states files other than the archive: ${first.discrepancy}`,
-      ...counts,
-    };
+    return dismantledOutcome(id, 'the document confirming its DELETE', first.discrepancy, counts);
   }
   const { line } = first.read;
   const age = judgeAge(line.finishedAt, request.minAgeMs, ctx.now());
