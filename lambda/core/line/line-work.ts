@@ -50,29 +50,34 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
   }
   if (age.kind === 'waiting') return { kind: 'waiting', until: age.until };
 
+  // The line as last read: the rounds move it on as they read the line again.
+  const last = { read: first.read };
   try {
-    return await archiveAndDismantle(ctx, first.read, logger);
+    return await archiveAndDismantle(ctx, last, logger);
   } catch (error) {
     // Still there, and not archived as it states itself now: a DELETE taken earlier and carried
     // out late would lose what it states. The marker keeps it, for the confirmation to compare.
-    if (!(error instanceof LineSkippedError)) await notePendingStatement(ctx, id, first.read.line, logger);
+    if (!(error instanceof LineSkippedError)) await notePendingStatement(ctx, id, last.read.line, logger);
     throw error;
   }
 }
 
-/** The rounds of one read line: archive, read again, and the DELETE the gate allows. */
-async function archiveAndDismantle(ctx: LineContext, read: ReadLine, logger: Logger): Promise<LineOutcome> {
+/** The rounds of one read line (`last`, moved on as it is read again): archive, read again, DELETE. */
+async function archiveAndDismantle(
+  ctx: LineContext,
+  last: { read: ReadLine },
+  logger: Logger,
+): Promise<LineOutcome> {
   const { request } = ctx;
-  const id = read.line.id;
+  const id = last.read.line.id;
   const uploads = new Uploads();
-  let current = read;
   let permit: DeletePermit;
   // The line is read again right before its DELETE: one that changed while its files were
   // streamed (a file added, restated or dropped) is archived again, or kept as a conflict.
   for (let round = 1; ; round += 1) {
     let archived: ArchivedRound | 'changed';
     try {
-      archived = await archiveRound(ctx, current, uploads, logger);
+      archived = await archiveRound(ctx, last.read, uploads, logger);
     } catch (error) {
       // Another pass wrote this line's archive meanwhile: plan again from what is there now.
       if (!(error instanceof ArchiveChangedError) || round >= MAX_ROUNDS) throw error;
@@ -107,7 +112,7 @@ async function archiveAndDismantle(ctx: LineContext, read: ReadLine, logger: Log
       round,
     });
     // Not 'gone' here: the gate said 'changed' of a line it read.
-    current = fresh as ReadLine;
+    last.read = fresh as ReadLine;
   }
   return dismantle(ctx, permit, uploads.counts(permit.manifest), logger);
 }

@@ -277,6 +277,23 @@ describe('processLine', () => {
       `data is archived as ${DATA.length} bytes`,
     );
   });
+  it('holds a pending DELETE carried out late to the files the line stated on its last read, not its first', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    tokens.onDelete(ID, deleteReply(ID, 202));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+
+    // Read as archived, then restated before its DELETE: a conflict in the next round, kept.
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: 'restated before the DELETE\n' } });
+    expect(await processLine(deps)).toMatchObject({ outcome: 'failed', conflict: true });
+    tokens.line(ID, notFound(ID));
+    const confirmed = await processLine(deps);
+
+    expect(confirmed).toMatchObject({ outcome: 'failed', dismantled: true });
+    const receipt = archive.json(archive.receiptKey(ID)) as Receipt;
+    expect(receipt.discrepancy).toContain(`data is archived as ${DATA.length} bytes`);
+  });
+
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
