@@ -237,6 +237,10 @@ async function transfer(
   upload: (abortSignal: AbortSignal) => Promise<unknown>,
 ): Promise<void> {
   const abort = new AbortController();
+  // Once the download has been piped in whole, nothing else listens to the verifier: an upload
+  // that fails then destroys it with its error only to stop the SDK reading it, and that error
+  // (already the upload's rejection below) must not reach the process as an unhandled 'error'.
+  verifier.on('error', () => {});
   // The run's deadline, or the line's failure elsewhere: stop both sides now.
   const stop = () => {
     abort.abort(signal?.reason);

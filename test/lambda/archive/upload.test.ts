@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Archive } from '../../../lambda/archive/archive.ts';
@@ -80,5 +87,54 @@ describe('FileUploader read-back', () => {
       name: 'ArchiveReadError',
       message: `s3 object tokens/${LINE}/data: HeadObject gave no Content-Length`,
     });
+  });
+
+  /** Uncaught exceptions while `during` runs and a moment after: a stream error nobody listened to. */
+  const uncaughtDuring = async (during: () => Promise<unknown>): Promise<unknown[]> => {
+    const uncaught: unknown[] = [];
+    const note = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', note);
+    try {
+      await during().catch(() => undefined);
+      await new Promise((settled) => setImmediate(settled));
+    } finally {
+      process.off('uncaughtException', note);
+    }
+    return uncaught;
+  };
+  const hangUp = async () => {
+    // The request fails only after the whole (small) body was verified and buffered for it.
+    await new Promise((later) => setTimeout(later, 10));
+    throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+  };
+
+  it('fails the file, not the process, when the store drops a PutObject after the body was verified', async () => {
+    s3.on(PutObjectCommand).callsFake(hangUp);
+
+    const uploading = archive('head').uploadVerified(LINE, FILE, Readable.from([BYTES]));
+
+    await expect(uploading).rejects.toMatchObject({ name: 'ArchiveError', message: /socket hang up/ });
+    expect(await uncaughtDuring(() => uploading)).toEqual([]);
+  });
+
+  it('fails the file, not the process, when the store drops a part after the body was verified', async () => {
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u' });
+    s3.on(UploadPartCommand).callsFake(hangUp);
+    const multipart = new Archive({
+      s3: client,
+      bucket: 'tokens-archive',
+      prefix: 'tokens/',
+      multipartThresholdBytes: 8,
+      partSizeBytes: 5 * 2 ** 20,
+      readback: 'head',
+    });
+
+    const uncaught = await uncaughtDuring(async () => {
+      await expect(multipart.uploadVerified(LINE, FILE, Readable.from([BYTES]))).rejects.toThrow(
+        /socket hang up/,
+      );
+    });
+
+    expect(uncaught).toEqual([]);
   });
 });
