@@ -105,6 +105,11 @@ export interface PendingMarker {
    * (a conflict, a failure): the DELETE, if the service carries it out late, loses them.
    */
   readonly statedSince?: readonly { readonly name: string; readonly size: number; readonly sha256: string }[];
+  /**
+   * A discrepancy found when the DELETE was seen done by a run that could not write the receipt
+   * (what confirmed it stated files other than the archive): the receipt written later keeps it.
+   */
+  readonly discrepancy?: string;
 }
 
 /** A conditional write: only where there is no object, or only over the one with this ETag. */

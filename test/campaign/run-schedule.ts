@@ -135,6 +135,20 @@ async function oneRun(
   }
 }
 
+/**
+ * With `CAMPAIGN_TRACE` set (a replay of one seed), each run's outcome and log lines on stderr,
+ * the key replaced: what an analysis of a violation starts from.
+ */
+function trace(index: number, run: RunResult, key: string): void {
+  const { summary, error } = run.outcome;
+  const lines = [
+    `--- run ${index + 1}: ${error === undefined ? 'returned' : `threw ${String(error)}`}`,
+    ...(summary === undefined ? [] : [JSON.stringify(summary, null, 1)]),
+    ...run.logs,
+  ];
+  process.stderr.write(`${lines.join('\n').replaceAll(key, '<KEY>')}\n`);
+}
+
 /** Runs one schedule on a worker's servers. */
 export async function runSchedule(world: World, schedule: Schedule): Promise<ScheduleResult> {
   const started = performance.now();
@@ -207,6 +221,7 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
       result.dismantled +=
         [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length - deletedBefore;
       result.violations.push(...check.problems.map((p) => `run ${i + 1}: ${p}`));
+      if (process.env.CAMPAIGN_TRACE !== undefined) trace(i, run, schedule.sessionKey);
       pendingBefore = pendingMarked(view);
       before = campaignSnapshot(stage.tokens, pendingBefore);
       // Fan-out: the run as read back from its records.

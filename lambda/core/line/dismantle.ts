@@ -59,17 +59,27 @@ export async function dismantle(
         .map((stated) => (stated === undefined ? undefined : statedDifference(manifest.files, stated)))
         .filter((difference) => difference !== undefined)
         .join('; ') || undefined;
-    await keepReceipt(
+    const confirmation = reply !== undefined ? seen.how : `${seen.how}, after a DELETE that ${sent}`;
+    const unrecorded = await keepReceipt(
       ctx,
       receiptOf(ctx, id, {
         ...(reply !== undefined && isTaken(reply) ? { reply: replyRecord(reply) } : {}),
-        confirmation: reply !== undefined ? seen.how : `${seen.how}, after a DELETE that ${sent}`,
+        confirmation,
         ...(discrepancy === undefined ? {} : { discrepancy }),
       }),
       finishing,
       logger,
     );
     const what = seen.how === REPLY_CONFIRMS ? 'its DELETE reply' : 'what confirmed its DELETE';
+    if (unrecorded !== undefined) {
+      // Gone, with no receipt: the run that writes it counts the line, once. A marker says so.
+      const reason =
+        `dismantled (${confirmation}), but its receipt could not be written (${unrecorded}): ` +
+        `pending, a later run writes it${discrepancy === undefined ? '' : `; ${what} states files other than the archive: ${discrepancy}`}`;
+      if (await keepPending(ctx, id, reply, reason, finishing, logger, discrepancy)) {
+        return { kind: 'pending', reason, ...counts };
+      }
+    }
     return dismantledOutcome(id, what, discrepancy, counts);
   }
   if (seen.state === 'there') {
@@ -162,32 +172,40 @@ async function lookAfter(ctx: LineContext, id: string, signal: AbortSignal): Pro
 }
 
 /**
- * Keeps the receipt. The line is gone from the service and its archive is complete: a receipt
- * that cannot be written is logged, not a failure, which would send an operator after a line
- * that no longer exists.
+ * Keeps the receipt: undefined once it is written (or another pass's stands), otherwise why not.
+ * The line is gone from the service and its archive is complete: a receipt that cannot be written
+ * is logged, and the line is left pending (its marker says so) for a later run to write it.
  */
-export async function keepReceipt(
+async function keepReceipt(
   ctx: LineContext,
   receipt: Receipt,
   signal: AbortSignal,
   logger: Logger,
-): Promise<void> {
+): Promise<string | undefined> {
   try {
     const written = await ctx.retry(() => ctx.archive.writeReceipt(receipt, signal), signal);
     if (written !== 'written') logger.info('receipt', { receipt: written });
+    return undefined;
   } catch (error) {
-    logger.error('line dismantled, but its receipt could not be written', { reason: describeError(error) });
+    const reason = describeError(error);
+    logger.error('line dismantled, but its receipt could not be written', { reason });
+    return reason;
   }
 }
 
-export async function keepPending(
+/**
+ * Writes the line's pending marker (the reply, and a discrepancy already found): true once it is
+ * written; a marker that cannot be written is logged.
+ */
+async function keepPending(
   ctx: LineContext,
   id: string,
   reply: DeleteReply | undefined,
   note: string,
   signal: AbortSignal,
   logger: Logger,
-): Promise<void> {
+  discrepancy?: string,
+): Promise<boolean> {
   try {
     await ctx.retry(
       () =>
@@ -198,13 +216,16 @@ export async function keepPending(
             at: new Date(ctx.now()).toISOString(),
             ...(reply === undefined ? {} : { reply: replyRecord(reply) }),
             note,
+            ...(discrepancy === undefined ? {} : { discrepancy }),
           },
           signal,
         ),
       signal,
     );
+    return true;
   } catch (error) {
     logger.error('DELETE pending, and its marker could not be written', { reason: describeError(error) });
+    return false;
   }
 }
 
@@ -218,7 +239,7 @@ export async function confirmPending(
   id: string,
   seen: { readonly how: string; readonly stated: FilesStatement | undefined },
   logger: Logger,
-): Promise<{ readonly files: number; readonly discrepancy?: string } | undefined> {
+): Promise<PendingConfirmed | undefined> {
   // A dry or archive-only run dismantles nothing, and confirms nothing either.
   if (ctx.request.dryRun || ctx.request.archiveOnly) return undefined;
   const { archive } = ctx;
@@ -235,29 +256,51 @@ export async function confirmPending(
   const statedSince: FilesStatement | undefined =
     marker.statedSince === undefined ? undefined : { files: marker.statedSince };
   const discrepancy =
-    [keptReplyStatement(id, marker.reply), statedSince, seen.stated]
-      .filter(
-        (stated) => stated !== undefined && (stated.files !== undefined || stated.filesProblem !== undefined),
-      )
-      .map((stated) =>
-        manifest === undefined
-          ? 'the line states files, and no manifest of it can be read'
-          : statedDifference(manifest.files, stated as FilesStatement),
-      )
+    [
+      // Found by the run that confirmed the DELETE and could not write its receipt.
+      ...(marker.discrepancy === undefined ? [] : [marker.discrepancy]),
+      ...[keptReplyStatement(id, marker.reply), statedSince, seen.stated]
+        .filter(
+          (stated) =>
+            stated !== undefined && (stated.files !== undefined || stated.filesProblem !== undefined),
+        )
+        .map((stated) =>
+          manifest === undefined
+            ? 'the line states files, and no manifest of it can be read'
+            : statedDifference(manifest.files, stated as FilesStatement),
+        ),
+    ]
       .filter((difference) => difference !== undefined)
       .join('; ') || undefined;
   const finishing = finishingSignal(ctx);
-  await keepReceipt(
+  const confirmation = `${how} (the DELETE was taken by run ${marker.runId} at ${marker.at})`;
+  const unrecorded = await keepReceipt(
     ctx,
     receiptOf(ctx, id, {
       ...(marker.reply === undefined ? {} : { reply: marker.reply }),
-      confirmation: `${how} (the DELETE was taken by run ${marker.runId} at ${marker.at})`,
+      confirmation,
       ...(discrepancy === undefined ? {} : { discrepancy }),
     }),
     finishing,
     logger,
   );
-  return { files: manifest?.files.length ?? 0, ...(discrepancy === undefined ? {} : { discrepancy }) };
+  return {
+    files: manifest?.files.length ?? 0,
+    ...(discrepancy === undefined ? {} : { discrepancy }),
+    // The marker stays: the run that writes the receipt counts the line.
+    ...(unrecorded === undefined
+      ? {}
+      : {
+          unrecorded: `dismantled (${confirmation}), but its receipt could not be written (${unrecorded}): still pending, a later run writes it`,
+        }),
+  };
+}
+
+/** A pending DELETE seen done: the files of its manifest, a discrepancy, and why no receipt (if none). */
+export interface PendingConfirmed {
+  readonly files: number;
+  readonly discrepancy?: string;
+  readonly unrecorded?: string;
 }
 
 /**

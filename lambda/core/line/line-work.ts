@@ -13,7 +13,13 @@ import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { judgeAge } from '../grace.ts';
 import { getLineOrGone, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
-import { confirmPending, dismantle, dismantledOutcome, notePendingStatement } from './dismantle.ts';
+import {
+  confirmPending,
+  dismantle,
+  dismantledOutcome,
+  notePendingStatement,
+  type PendingConfirmed,
+} from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
 import { type DeletePermit, type DenyKind, decideDelete, type VerifiedFile } from './gate.ts';
 import { ensureManifest } from './manifest.ts';
@@ -28,6 +34,13 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
   const first = await read(ctx, id, logger);
   if (first.kind === 'confirmed') {
     const counts = { bytes: 0, uploaded: 0, reused: first.files };
+    if (first.unrecorded !== undefined) {
+      const also =
+        first.discrepancy === undefined
+          ? ''
+          : `; the line states files other than the archive: ${first.discrepancy}`;
+      return { kind: 'pending', reason: `${first.unrecorded}${also}`, ...counts };
+    }
     return dismantledOutcome(id, 'the document confirming its DELETE', first.discrepancy, counts);
   }
   const { line } = first.read;
@@ -178,7 +191,7 @@ export async function read(
   ctx: LineContext,
   id: string,
   logger: Logger,
-): Promise<{ kind: 'read'; read: ReadLine } | { kind: 'confirmed'; files: number; discrepancy?: string }> {
+): Promise<{ kind: 'read'; read: ReadLine } | ({ kind: 'confirmed' } & PendingConfirmed)> {
   const reply = await getLineOrGone(ctx, id);
   if (typeof reply === 'number') {
     const confirmed = await confirmPending(

@@ -294,6 +294,80 @@ describe('processLine', () => {
     expect(receipt.discrepancy).toContain(`data is archived as ${DATA.length} bytes`);
   });
 
+  /** An archive whose receipts cannot be written until `restore()` (S3 refuses every attempt). */
+  const refusingReceipts = (archive: ReturnType<typeof fakeDeps>['archive']) => {
+    const write = archive.writeReceipt.bind(archive);
+    archive.writeReceipt = async () => {
+      throw new ArchiveError(archive.receiptKey(ID), 'PutObject failed: InternalError (HTTP 500)', {
+        retryable: true,
+      });
+    };
+    return { restore: () => (archive.writeReceipt = write) };
+  };
+
+  it('counts a line whose receipt cannot be written as pending, and the run that writes it as dismantled, once', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, notFound(ID));
+    tokens.onDelete(ID, deleteReply(ID, 204));
+    const receipts = refusingReceipts(archive);
+
+    const first = await processLine(deps);
+
+    expect(first).toMatchObject({ outcome: 'pending' });
+    expect(first.outcome === 'pending' && first.reason).toMatch(
+      /^dismantled \(GET answered 404.*\), but its receipt could not be written \(.*HTTP 500.*\): pending, a later run writes it/,
+    );
+    expect(await archive.readPendingMarker(ID)).toMatchObject({
+      lineId: ID,
+      runId: RUN_ID,
+      reply: { status: 204 },
+    });
+    receipts.restore();
+    const second = await processLine(deps);
+    expect(second).toMatchObject({ outcome: 'dismantled' });
+    expect(archive.json(archive.receiptKey(ID))).toMatchObject({ reply: { status: 204 } });
+    expect((archive.json(archive.receiptKey(ID)) as Receipt).confirmation).toContain(
+      `taken by run ${RUN_ID}`,
+    );
+  });
+
+  it('keeps a pending DELETE pending, not dismantled, while the receipt confirming it cannot be written', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    tokens.onDelete(ID, deleteReply(ID, 202));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    tokens.line(ID, notFound(ID));
+    const receipts = refusingReceipts(archive);
+
+    const unrecorded = await processLine(deps);
+
+    expect(unrecorded).toMatchObject({ outcome: 'pending' });
+    expect(unrecorded.outcome === 'pending' && unrecorded.reason).toMatch(
+      /but its receipt could not be written .*: still pending, a later run writes it/,
+    );
+    expect(await archive.readPendingMarker(ID)).toBeDefined();
+    receipts.restore();
+    expect(await processLine(deps)).toMatchObject({ outcome: 'dismantled' });
+  });
+
+  it('carries a discrepancy found when the DELETE was confirmed into the receipt a later run writes', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    // Confirmed by a GET that shows the line deleted with a file the archive lacks.
+    const gained = { status: 'deleted', files: { data: DATA, extra: 'added at the DELETE\n' } };
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, gained);
+    tokens.onDelete(ID, deleteReply(ID, 204));
+    const receipts = refusingReceipts(archive);
+
+    const first = await processLine(deps);
+
+    expect(first).toMatchObject({ outcome: 'pending' });
+    expect(first.outcome === 'pending' && first.reason).toContain('extra');
+    receipts.restore();
+    tokens.line(ID, notFound(ID));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'failed', dismantled: true });
+    expect((archive.json(archive.receiptKey(ID)) as Receipt).discrepancy).toContain('extra');
+  });
+
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
