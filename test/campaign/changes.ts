@@ -11,7 +11,7 @@ import { PREFIX, type Stage } from './world.ts';
 /** Lines whose GET serves a raw document until the next run starts. */
 export type RawLines = Set<string>;
 
-function idOf(schedule: Schedule, line: number): string {
+export function idOf(schedule: Schedule, line: number): string {
   const plan = schedule.lines[line];
   if (plan === undefined) throw new Error(`schedule ${schedule.seed} has no line L${line}`);
   return plan.id;

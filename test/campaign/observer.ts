@@ -19,6 +19,8 @@ export interface DeleteMoment {
   readonly race: boolean;
   /** Stated files the store lacked, or held unverified; empty when all were there. */
   readonly problems: readonly string[];
+  /** The files the line stated when the DELETE arrived ({@link filesOf}); '' when not live. */
+  readonly files: string;
 }
 
 const ACTIONS: Record<StoreAction, S3ProxyAction> = {
@@ -56,7 +58,7 @@ export function objectOf(key: string): { kind: ObjectKind; id?: string } {
 }
 
 /** A line's status and files as one comparable text. */
-function statement(
+export function statement(
   status: string,
   files: Iterable<{ name: unknown; size: unknown; sha256: unknown }>,
 ): string {
@@ -66,7 +68,15 @@ function statement(
     .join(',')}`;
 }
 
-function signature(stage: Stage, id: string): string {
+/** The files a line states now, as one comparable text (its status left out). */
+export function filesOf(stage: Stage, id: string): string {
+  return statement(
+    '',
+    [...(stage.tokens.lines.get(id)?.files ?? [])].map(([name, f]) => ({ name, ...f })),
+  );
+}
+
+export function signature(stage: Stage, id: string): string {
   const line = stage.tokens.lines.get(id);
   if (line === undefined) return 'unknown';
   return statement(
@@ -97,8 +107,8 @@ export class RunObserver {
   readonly #fired = new Set<number>();
   readonly #matched = new Map<StoreFault, number>();
   readonly #lastServed = new Map<string, string>();
-  /** Every statement of each line a GET served this run. */
-  readonly #served = new Map<string, Set<string>>();
+  /** Every statement ({@link signature}) of each line a GET served this run. */
+  readonly served = new Map<string, Set<string>>();
   /**
    * Fan-out with several workers: a line can be read by one worker and deleted by another, so the
    * read before a DELETE is not necessarily the last one served.
@@ -172,7 +182,7 @@ export class RunObserver {
     if (kind === 'get' && !this.#raw.has(id)) {
       const served = signature(this.#stage, id);
       this.#lastServed.set(id, served);
-      this.#served.set(id, (this.#served.get(id) ?? new Set()).add(served));
+      this.served.set(id, (this.served.get(id) ?? new Set()).add(served));
     }
     if (kind !== 'delete') return undefined;
     const now = signature(this.#stage, id);
@@ -190,10 +200,11 @@ export class RunObserver {
   async #inspect(id: string, changed: boolean): Promise<DeleteMoment> {
     const line = this.#stage.tokens.lines.get(id);
     if (line === undefined || line.status === 'deleted')
-      return { id, live: false, race: false, problems: [] };
+      return { id, live: false, race: false, problems: [], files: '' };
     // As the DELETE found it: another worker's read may change the line while the store is read.
     const stated = new Map(line.files);
     const now = signature(this.#stage, id);
+    const files = filesOf(this.#stage, id);
     let race = changed;
     const problems: string[] = [];
     if (line.status !== 'finished') problems.push(`the line is ${line.status}, not finished`);
@@ -208,7 +219,7 @@ export class RunObserver {
       };
       entries = Array.isArray(manifest?.files) ? manifest.files : [];
       const archived = statement('finished', entries as { name: unknown; size: unknown; sha256: unknown }[]);
-      if (this.#concurrent && archived !== now && this.#served.get(id)?.has(archived)) race = true;
+      if (this.#concurrent && archived !== now && this.served.get(id)?.has(archived)) race = true;
     } catch {
       problems.push('no readable manifest');
     }
@@ -227,7 +238,7 @@ export class RunObserver {
     }
     // Changed while the DELETE was held (another worker's read set a change off): as at the DELETE itself.
     if (signature(this.#stage, id) !== now) race = true;
-    return { id, live: true, race, problems };
+    return { id, live: true, race, problems, files };
   }
 
   #onStore(request: S3ProxyRequest): S3ProxyAction {

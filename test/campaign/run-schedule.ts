@@ -7,10 +7,11 @@ import type { Summary } from '../../lambda/core/types.ts';
 import { forgetSecrets } from '../../lambda/shared/redact.ts';
 import type { RunOutcome } from '../reliability/invariant.ts';
 import { BucketLedger } from './bucket-ledger.ts';
-import { applyBetweenRuns, clearRawLines, injectServiceFaults, type RawLines } from './changes.ts';
+import { applyBetweenRuns, clearRawLines, idOf, injectServiceFaults, type RawLines } from './changes.ts';
 import { campaignSnapshot, checkRun, pendingMarked } from './checks.ts';
 import { fanoutRun, type HeldMessages } from './fanout.ts';
 import { finale, tamper } from './finale.ts';
+import { LateDeletes } from './late-deletes.ts';
 import { type DeleteMoment, RunObserver } from './observer.ts';
 import { eventOf, handlerRun, type RunResult, startCliRun } from './runs.ts';
 import { describeSchedule, faultKind, type RunStep, type Schedule } from './schedule.ts';
@@ -177,6 +178,7 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
   const ledger = new BucketLedger();
   const lastDelete = new Map<string, DeleteMoment>();
   const changedAtDelete = new Set<string>();
+  const lateDeletes = new LateDeletes();
   const flipped = new Set<string>();
   const view = new BucketView(world.s3Client, world.s3.address, stage.bucket);
   try {
@@ -191,7 +193,19 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
       clearRawLines(stage, raw);
       stage.tokens.clearFaults();
       for (const change of step.before) {
-        if (await applyBetweenRuns(stage, schedule, change, raw)) bump(result.changes, change.kind);
+        const late =
+          change.kind === 'complete-deletion'
+            ? await lateDeletes.beforeCompletion(
+                stage,
+                idOf(schedule, change.line),
+                lastDelete,
+                changedAtDelete,
+              )
+            : undefined;
+        if (await applyBetweenRuns(stage, schedule, change, raw)) {
+          bump(result.changes, change.kind);
+          late?.completed();
+        }
       }
       injectServiceFaults(stage, schedule, step.serviceFaults);
       for (const fault of step.serviceFaults)
@@ -220,6 +234,8 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
       result.races += check.moments.filter((m) => m.race).length;
       result.dismantled +=
         [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length - deletedBefore;
+      lateDeletes.afterRun(observer, check.moments);
+      check.problems.push(...(await lateDeletes.check(view)));
       result.violations.push(...check.problems.map((p) => `run ${i + 1}: ${p}`));
       if (process.env.CAMPAIGN_TRACE !== undefined) trace(i, run, schedule.sessionKey);
       pendingBefore = pendingMarked(view);
