@@ -265,12 +265,27 @@ export class Archive extends ArchiveKeys {
   }
 
   async readPendingMarker(lineId: string): Promise<PendingMarker | undefined> {
-    const marker = (await this.#store.getJson(this.pendingMarkerKey(lineId))) as
-      | Partial<PendingMarker>
-      | undefined;
-    return typeof marker?.lineId !== 'string' || typeof marker.runId !== 'string'
-      ? undefined
-      : (marker as PendingMarker);
+    return asPendingMarker(await this.#store.getJson(this.pendingMarkerKey(lineId)));
+  }
+
+  /**
+   * Rewrites the line's pending marker as `amend` makes it, only over the marker it read
+   * (If-Match): one another pass wrote meanwhile is read and amended in turn, never replaced by a
+   * stale copy. `absent` when there is no marker; `contended` when every look lost the race.
+   */
+  async amendPendingMarker(
+    lineId: string,
+    amend: (marker: PendingMarker) => PendingMarker,
+    signal?: AbortSignal,
+  ): Promise<'amended' | 'absent' | 'contended'> {
+    const key = this.pendingMarkerKey(lineId);
+    for (let look = 0; look < 3; look += 1) {
+      const held = await this.#store.getJsonWithTag(key, signal);
+      const marker = asPendingMarker(held?.value);
+      if (held === undefined || marker === undefined) return 'absent';
+      if (await this.#store.putJsonIf(key, amend(marker), { IfMatch: held.etag }, signal)) return 'amended';
+    }
+    return 'contended';
   }
 
   /**
@@ -286,4 +301,12 @@ export class Archive extends ArchiveKeys {
     }
     return ids;
   }
+}
+
+/** A pending marker as read: undefined unless it names a line and a run. */
+function asPendingMarker(value: unknown): PendingMarker | undefined {
+  const marker = value as Partial<PendingMarker> | undefined;
+  return typeof marker?.lineId !== 'string' || typeof marker.runId !== 'string'
+    ? undefined
+    : (marker as PendingMarker);
 }

@@ -364,6 +364,17 @@ export class FakeArchive extends ArchiveKeys {
     return this.json(this.pendingMarkerKey(lineId)) as PendingMarker | undefined;
   }
 
+  async amendPendingMarker(
+    lineId: string,
+    amend: (marker: PendingMarker) => PendingMarker,
+  ): Promise<'amended' | 'absent'> {
+    const marker = await this.readPendingMarker(lineId);
+    if (marker === undefined) return 'absent';
+    this.#log.push('amendPendingMarker');
+    this.putJson(this.pendingMarkerKey(lineId), amend(marker));
+    return 'amended';
+  }
+
   async pendingLineIds(): Promise<string[]> {
     this.#log.push('pendingLineIds');
     const folder = `${this.prefix}_pending/`;

@@ -316,11 +316,17 @@ export async function notePendingStatement(
   logger: Logger,
 ): Promise<void> {
   if (ctx.request.dryRun) return;
+  const statedSince = line.files.map(({ name, size, sha256 }) => ({ name, size, sha256 }));
   try {
-    const marker = await ctx.retry(() => ctx.archive.readPendingMarker(id));
-    if (marker === undefined) return;
-    const statedSince = line.files.map(({ name, size, sha256 }) => ({ name, size, sha256 }));
-    await ctx.retry(() => ctx.archive.writePendingMarker({ ...marker, statedSince }));
+    // Over the marker as read only: a newer one (another pass's DELETE) is amended, not replaced.
+    const noted = await ctx.retry(() =>
+      ctx.archive.amendPendingMarker(id, (marker) => ({ ...marker, statedSince })),
+    );
+    if (noted === 'contended') {
+      logger.warn('a pending DELETE could not note what the line states now', {
+        reason: 'its marker changed at every look',
+      });
+    }
   } catch (error) {
     logger.warn('a pending DELETE could not note what the line states now', { reason: describeError(error) });
   }
