@@ -3,8 +3,10 @@ import {
   archivePrefixProblem,
   DEFAULT_ARCHIVE_PREFIX,
   DEFAULT_LINE_CONCURRENCY,
+  DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
+  MIN_WORKING_MS,
 } from '../lambda/shared/contract.ts';
 import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
 
@@ -147,6 +149,17 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
   const upTo15Minutes = (name: string, value: Duration): Duration => {
     if (value.toSeconds() < 1 || value.toSeconds() > 900) {
       fail(`${name} must be between 1 second and 15 minutes, got ${value.toHumanString()}`);
+    }
+    // The function starts no line with less than its time reserve left: a timeout that leaves too
+    // little after it would defer every line, forever (or end every run in a DeadlineError).
+    const working = value.toMilliseconds() - DEFAULT_TIME_RESERVE_MS;
+    if (working < MIN_WORKING_MS) {
+      const least = Duration.millis(DEFAULT_TIME_RESERVE_MS + MIN_WORKING_MS);
+      fail(
+        `${name} of ${value.toHumanString()} leaves ${Math.max(0, working) / 1000} s of working time after ` +
+          `the function's ${DEFAULT_TIME_RESERVE_MS / 1000} s time reserve (TIME_RESERVE_MS, in which no line ` +
+          `is started); at least ${MIN_WORKING_MS / 1000} s is needed: set ${name} to ${least.toSeconds()} s or more`,
+      );
     }
     return value;
   };

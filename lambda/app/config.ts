@@ -3,7 +3,9 @@ import type { ArchiveConfig, Config, PlannerConfig } from '../core/types.ts';
 import {
   archivePrefixProblem,
   DEFAULT_ARCHIVE_PREFIX,
+  DEFAULT_DEADLINE_RESERVE_MS,
   DEFAULT_LINE_CONCURRENCY,
+  DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
 } from '../shared/contract.ts';
@@ -90,8 +92,10 @@ function config(env: Env): Readonly<Config> {
       maxDelayMs: field(() => integer(env, 'RETRY_MAX_DELAY_MS', 20_000, 0, 300_000)),
     },
     sessionKeyTtlMs: field(() => integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400)) * 1000,
-    timeReserveMs: field(() => integer(env, 'TIME_RESERVE_MS', 90_000, 0, 900_000)),
-    deadlineReserveMs: field(() => integer(env, 'DEADLINE_RESERVE_MS', 20_000, 0, 900_000)),
+    timeReserveMs: field(() => integer(env, 'TIME_RESERVE_MS', DEFAULT_TIME_RESERVE_MS, 0, 900_000)),
+    deadlineReserveMs: field(() =>
+      integer(env, 'DEADLINE_RESERVE_MS', DEFAULT_DEADLINE_RESERVE_MS, 0, 900_000),
+    ),
     minAgeMs: field(() => minAge(env)),
     maxRequestsPerSecond: field(() =>
       optionalInteger(

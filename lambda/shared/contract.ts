@@ -40,6 +40,17 @@ export const LINE_CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
 /** The range of `MAX_REQUESTS_PER_SECOND` the function accepts (and so the stack's prop). */
 export const MAX_REQUESTS_PER_SECOND_RANGE = { min: 1, max: 100_000 } as const;
 
+/** `TIME_RESERVE_MS` unless set: in Lambda, no line (or batch) is started with less than this left. */
+export const DEFAULT_TIME_RESERVE_MS = 90_000;
+/** `DEADLINE_RESERVE_MS` unless set: the run's hard deadline falls this long before the invocation's end. */
+export const DEFAULT_DEADLINE_RESERVE_MS = 20_000;
+/**
+ * The least working time a function's timeout must leave after the time reserve (the time in
+ * which lines are started): the stack refuses a shorter timeout, with which every run would defer
+ * every line, or end in a `DeadlineError`, and archive nothing.
+ */
+export const MIN_WORKING_MS = 60_000;
+
 /** The archive's key prefix when none is configured. */
 export const DEFAULT_ARCHIVE_PREFIX = 'tokens/';
 

@@ -429,6 +429,10 @@ describe('HousekeepingStack fan-out options', () => {
     [{ workerBatchSize: 11 }, /workerBatchSize must be an integer between 1 and 10/],
     [{ workerMaxConcurrency: 1 }, /workerMaxConcurrency must be an integer between 2 and 1000/],
     [{ workerTimeout: Duration.minutes(16) }, /workerTimeout must be between/],
+    [
+      { workerTimeout: Duration.seconds(100) },
+      /workerTimeout of 1 minute 40 seconds leaves 10 s of working time/,
+    ],
   ] as const)('rejects %o', (props, message) => {
     expect(() => synth(props)).toThrow(message);
   });

@@ -625,6 +625,12 @@ describe('HousekeepingStack options', () => {
     [{ archivePrefix: 'tokens' }, /archivePrefix must be .* ending in "\/"/],
     [{ archivePrefix: '/tokens/' }, /archivePrefix must be/],
     [{ timeout: Duration.minutes(20) }, /timeout must be between/],
+    // No working time after the 90 s time reserve: every run would defer every line.
+    [
+      { timeout: Duration.minutes(1) },
+      /timeout of 1 minute leaves 0 s of working time after the function's 90 s time reserve \(TIME_RESERVE_MS.*at least 60 s is needed: set timeout to 150 s or more/,
+    ],
+    [{ timeout: Duration.minutes(2) }, /timeout of 2 minutes leaves 30 s of working time/],
     // The function's own ranges: a value it would refuse on every run fails the synth.
     [{ lineConcurrency: 65 }, /lineConcurrency must be an integer between 1 and 64, got 65/],
     [{ lineConcurrency: 0 }, /lineConcurrency must be an integer between 1 and 64/],
