@@ -40,6 +40,9 @@ const BUNDLING: BundlingOptions = {
   banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
   mainFields: ['module', 'main'],
   minify: true,
+  // Class and function names survive minification: the runtime's error lines name the error
+  // (`errorType: "EventError"`, not `"yi"`), and so do the function's own.
+  keepNames: true,
   sourceMap: true,
   // Stack traces keep file, line and column; the map leaves out the sources themselves, which
   // made it 5 MB that Node parses at start under --enable-source-maps (memory, cold start).

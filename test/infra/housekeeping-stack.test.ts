@@ -680,6 +680,25 @@ describe('cdk synth', () => {
       pluginReports: unknown[];
     };
     expect(report.pluginReports).toEqual([]);
+    // The bundle keeps class names: an error at init is named by its class, as the runtime logs it.
+    const template = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
+      Resources: Record<string, { Type: string; Metadata?: Record<string, string> }>;
+    };
+    const assets = Object.values(template.Resources)
+      .filter((resource) => resource.Type === 'AWS::Lambda::Function')
+      .map((resource) => resource.Metadata?.['aws:asset:path'])
+      .filter((path) => path !== undefined && existsSync(join(outdir, path, 'index.mjs')));
+    expect(assets).toHaveLength(1);
+    const init = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `try { await import(${JSON.stringify(join(outdir, String(assets[0]), 'index.mjs'))}); console.log('no error') } catch (e) { console.log('init error:', e.constructor.name, e.name) }`,
+      ],
+      offlineEnv(home),
+    );
+    expect(init.output).toContain('init error: ConfigError ConfigError');
   });
 
   it('fails naming the missing context keys', { timeout: 120_000 }, async () => {
