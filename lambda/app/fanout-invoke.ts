@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { AuditReport } from '../core/audit.ts';
 import { remainingOf } from '../core/deadline.ts';
 import { planFanout } from '../core/fanout-planner.ts';
@@ -10,9 +10,8 @@ import { describeError, EventError } from '../shared/errors.ts';
 import { loadConfig, loadPlannerConfig } from './config.ts';
 import { createDeps, createSqsClient } from './deps.ts';
 import { type Invocation, parseInvocation } from './event.ts';
-import { asRun, handlerFor, type PublishingMetrics } from './invoke.ts';
+import { asRun, handlerFor, type LambdaContext, logInvocation, type PublishingMetrics } from './invoke.ts';
 
-type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'>;
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
@@ -42,7 +41,7 @@ export function createPlannerHandler(
       return single(event, context);
     }
     const request = invocation.request;
-    return asRun(deps, options.metrics, (runId) =>
+    return asRun(deps, options.metrics, context, (runId) =>
       planFanout(deps, config, queue, request, { runId, ...remainingOf(context) }),
     );
   };
@@ -60,6 +59,7 @@ export function createWorkerHandler(
   const deps = createDeps(config, options);
 
   return async (event, context) => {
+    logInvocation(deps.logger, context);
     try {
       const report = await workBatch(deps, config, sqsBatchOf(event), remainingOf(context));
       return report.response;

@@ -17,7 +17,17 @@ export interface PublishingMetrics extends MetricsSink {
   publishStoredMetrics(): void;
 }
 
-type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'>;
+/** What a handler reads of the Lambda context: the time left, and the invocation it is. */
+export type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'> & Partial<Context>;
+
+/**
+ * Names the invocation on every log line of `logger` from now on (`function_request_id`, as
+ * Powertools Logger's `addContext` does), so Logs Insights joins them with the runtime's own
+ * `START`, `REPORT` and error lines. Outside Lambda (no request id) it does nothing.
+ */
+export function logInvocation(logger: Logger, context: LambdaContext | undefined): void {
+  if (typeof context?.awsRequestId === 'string') logger.addContext(context as Context);
+}
 
 /** The invocation function: `{"audit": true}` audits the archive; anything else is a pass. */
 export interface Handler {
@@ -50,7 +60,7 @@ export interface HandlerOptions {
 export function handlerFor(config: Config, deps: Deps, options: HandlerOptions = {}): Handler {
   const archive = deps.archive;
   const invoke = (event: unknown, context?: LambdaContext): Promise<Summary | AuditReport> =>
-    asRun(deps, options.metrics, async (runId) => {
+    asRun(deps, options.metrics, context, async (runId) => {
       const invocation = parseInvocation(event);
       if (invocation.kind === 'audit') {
         const report = await auditArchive({
@@ -71,16 +81,18 @@ export function handlerFor(config: Config, deps: Deps, options: HandlerOptions =
 }
 
 /**
- * Runs one invocation's work under a fresh run id: every log line of it carries the id (the
- * SDK's and the failure's included), a failure is logged before it is rethrown, and metrics are
+ * Runs one invocation's work under a fresh run id: every log line of it carries the id and the
+ * Lambda request id (the SDK's and the failure's included), a failure is logged before it is rethrown, and metrics are
  * flushed whatever happens.
  */
 export async function asRun<T>(
   deps: Deps,
   metrics: PublishingMetrics | undefined,
+  context: LambdaContext | undefined,
   work: (runId: string) => Promise<T>,
 ): Promise<T> {
   const runId = randomUUID();
+  logInvocation(deps.logger, context);
   deps.logger.appendPersistentKeys({ runId });
   try {
     return await work(runId);

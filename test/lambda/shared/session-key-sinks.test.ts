@@ -185,7 +185,7 @@ describe('asRun', () => {
     const deps = { logger: silentLogger() } as unknown as Deps;
     const failure = new ListingError(3, `links.next repeats /api/tokens?page=${KEY}`);
 
-    const running = asRun(deps, undefined, async () => {
+    const running = asRun(deps, undefined, undefined, async () => {
       throw failure;
     });
 
