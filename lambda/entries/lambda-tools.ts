@@ -13,5 +13,8 @@ import { nodeRuntimeFacts } from './node-runtime.ts';
 export function lambdaEntryTools(): { logger: Logger; metrics: Metrics } {
   const logger = serviceLogger();
   logger.info('node runtime', { ...nodeRuntimeFacts() });
-  return { logger, metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME }) };
+  // Metrics' own notices (`No application metrics to publish…` on a run that emits none) go
+  // through the logger: every line the function writes is JSON in the stack's log format.
+  const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME, logger });
+  return { logger, metrics };
 }
