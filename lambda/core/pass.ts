@@ -1,13 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import { describeError } from '../shared/errors.ts';
+import { deadlineReason, describeError } from '../shared/errors.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
 import { select, withPendingLines } from './select.ts';
 import { emitPassMetrics, summarize } from './summary.ts';
-import type { Config, Deps, LineResult, LineWorker, RunContext, RunRequest, Summary } from './types.ts';
+import type {
+  Config,
+  Deps,
+  LineResult,
+  LineWorker,
+  RunContext,
+  RunRequest,
+  Selection,
+  Summary,
+} from './types.ts';
 
 /**
  * One housekeeping pass: select the finished lines, then for each archive every file verified
@@ -49,12 +58,40 @@ async function passWithin(
   const worker = createLineWorker(deps, config, { runId, request: { ...request, minAgeMs }, logger, signal });
 
   logger.info('run started', { request: { ...request } });
-  const selection = await withPendingLines(
-    worker,
-    await select(worker.api, request, logger, { ...config.listing, signal }),
-    request,
-    logger,
-  );
+  const report = async (summary: Summary, results: readonly LineResult[]): Promise<Summary> => {
+    emitPassMetrics(deps.metrics, [summary], summary.durationMs);
+    logger.info('run summary', { summary });
+    if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
+    return summary;
+  };
+  let selection: Selection;
+  try {
+    selection = await withPendingLines(
+      worker,
+      await select(worker.api, request, logger, { ...config.listing, signal }),
+      request,
+      logger,
+    );
+  } catch (error) {
+    // Out of time before the lines could be listed: a run that did nothing, said as such (the
+    // summary, its report and metrics), not a bare error. Any other listing failure throws.
+    const stopped = deadlineReason(signal);
+    if (stopped === undefined) throw error;
+    logger.warn('run not started', { reason: stopped.message });
+    const summary = summarize([], {
+      runId,
+      dryRun: request.dryRun,
+      archiveOnly: request.archiveOnly,
+      listed: 0,
+      finished: 0,
+      skipped: [],
+      deferred: 0,
+      tally: worker.tally,
+      durationMs: deps.now() - started,
+      notStarted: `no line was listed: ${stopped.message}; the next run takes them`,
+    });
+    return report(summary, []);
+  }
   const results: LineResult[] = [];
   let deferred = 0;
   let bytes = 0;
@@ -95,10 +132,7 @@ async function passWithin(
     tally: worker.tally,
     durationMs: deps.now() - started,
   });
-  emitPassMetrics(deps.metrics, [summary], summary.durationMs);
-  logger.info('run summary', { summary });
-  if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
-  return summary;
+  return report(summary, results);
 }
 
 /**

@@ -15,6 +15,8 @@ export interface SummaryCounts {
   readonly deferred: number;
   readonly tally: Tally;
   readonly durationMs: number;
+  /** Why no line was looked at (see {@link Summary.notStarted}). */
+  readonly notStarted?: string;
 }
 
 /**
@@ -97,6 +99,7 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
     failed: sortById(failed),
     pending: sortById(pending),
     ...(dryRun ? { plan: sortById(plan) } : {}),
+    ...(counts.notStarted === undefined ? {} : { notStarted: redactText(counts.notStarted) }),
     durationMs,
   };
 }

@@ -215,6 +215,11 @@ export interface Summary {
   /** Archived lines whose DELETE was taken (202) but not yet seen done; the next run confirms them. */
   readonly pending: readonly LineReport[];
   readonly plan?: readonly PlannedLine[];
+  /**
+   * Why the run looked at no line at all: its deadline had passed before the lines were listed
+   * (an invocation started with less than `DEADLINE_RESERVE_MS` left). The next run takes them.
+   */
+  readonly notStarted?: string;
   readonly durationMs: number;
 }
 

@@ -204,6 +204,50 @@ describe('a hard deadline', () => {
   });
 });
 
+describe('an invocation started with less time left than DEADLINE_RESERVE_MS', () => {
+  it('returns a summary that says no line was listed and why, and writes the run report and metrics', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, {
+      lines: [{ status: 'finished', fileSize: 2000 }],
+      env: { DEADLINE_RESERVE_MS: '20000' },
+    });
+    s.fault('the invocation starts with 3 s left');
+    const metrics: Record<string, number> = {};
+    let flushed = false;
+    const sink: PublishingMetrics = {
+      addMetric: (name, _unit, value) => {
+        metrics[name] = value;
+      },
+      publishStoredMetrics: () => {
+        flushed = true;
+      },
+    };
+    const before = snapshot(local.tokens);
+    const endsAt = Date.now() + 3_000;
+
+    const run = await settle(
+      createHandler(local.env, { metrics: sink })(
+        {},
+        { getRemainingTimeInMillis: () => endsAt - Date.now() },
+      ),
+    );
+
+    expect(run.error).toBeUndefined();
+    expect(run.summary).toMatchObject({ listed: 0, archived: 0, dismantled: 0, failed: [] });
+    expect(run.summary?.notStarted).toMatch(
+      /^no line was listed: run deadline reached .*DEADLINE_RESERVE_MS.*the next run takes them$/,
+    );
+    const report = await runReport(local);
+    expect(report.lines).toEqual([]);
+    expect(metrics).toMatchObject({ LinesArchived: 0, LinesDeferred: 0 });
+    expect(flushed).toBe(true);
+    expect([...local.tokens.lines.values()].every((line) => line.status === 'finished')).toBe(true);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
 describe('a hard deadline during a DELETE', () => {
   it('keeps the receipt of a line whose DELETE was sent when the deadline cut its reply', async ({
     task,
