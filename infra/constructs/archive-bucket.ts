@@ -14,6 +14,8 @@ const QUEUED_MARKER_EXPIRATION = Duration.days(1);
  * the ones it can, and a line still not gone after a month needs a person, not a marker.
  */
 const PENDING_MARKER_EXPIRATION = Duration.days(30);
+/** A dry run's whole plan (written when its reply holds only the first lines) is read soon after, or never. */
+const PLAN_EXPIRATION = Duration.days(30);
 
 /**
  * The archive bucket (id `ArchiveBucket`): the existing one named by `bucketName`, or a new one,
@@ -66,7 +68,7 @@ export function createArchiveBucket(scope: Construct, settings: Settings): s3.IB
 }
 
 /**
- * What S3 cleans up on its own: unfinished multipart uploads, pending-DELETE markers, in fan-out
+ * What S3 cleans up on its own: unfinished multipart uploads, pending-DELETE markers, dry-run plans, in fan-out
  * mode the queued markers, and, when asked, the move of the archive to Glacier Instant Retrieval.
  */
 function archiveLifecycleRules(settings: Settings): s3.LifecycleRule[] {
@@ -80,6 +82,12 @@ function archiveLifecycleRules(settings: Settings): s3.LifecycleRule[] {
       prefix: `${settings.archivePrefix}_pending/`,
       expiration: PENDING_MARKER_EXPIRATION,
       noncurrentVersionExpiration: PENDING_MARKER_EXPIRATION,
+    },
+    {
+      id: 'expire-dry-run-plans',
+      prefix: `${settings.archivePrefix}_plans/`,
+      expiration: PLAN_EXPIRATION,
+      noncurrentVersionExpiration: PLAN_EXPIRATION,
     },
   ];
   if (settings.fanout !== undefined) {

@@ -71,13 +71,46 @@ export function handlerFor(config: Config, deps: Deps, options: HandlerOptions =
         deps.logger.info('audit report', { report });
         return report;
       }
-      return await runHousekeeping(deps, config, invocation.request, {
+      const started = new Date(deps.now());
+      const summary = await runHousekeeping(deps, config, invocation.request, {
         runId,
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
         ...remainingOf(context),
       });
+      // A Lambda reply is bounded (6 MB); a terminal shows the whole plan.
+      return context === undefined ? summary : await boundedPlan(deps, summary, started);
     });
   return invoke as Handler;
+}
+
+/** The most lines of a dry run's plan a Lambda reply carries. */
+export const PLAN_LINES_IN_REPLY = 100;
+
+/**
+ * The summary with at most {@link PLAN_LINES_IN_REPLY} lines of its plan, and, when it had more,
+ * how many and where the whole plan is written (`planLines`, `planKey`). A plan that cannot be
+ * written is logged, and the reply still says how many lines it left out.
+ */
+async function boundedPlan(deps: Deps, summary: Summary, started: Date): Promise<Summary> {
+  const plan = summary.plan;
+  if (plan === undefined || plan.length <= PLAN_LINES_IN_REPLY) return summary;
+  let planKey: string | undefined;
+  try {
+    planKey = await deps.archive.writePlan(summary.runId, started, {
+      schemaVersion: 1,
+      runId: summary.runId,
+      plan,
+    });
+    deps.logger.info('plan written', { key: planKey, lines: plan.length });
+  } catch (error) {
+    deps.logger.error('plan could not be written', { reason: describeError(error) });
+  }
+  return {
+    ...summary,
+    plan: plan.slice(0, PLAN_LINES_IN_REPLY),
+    planLines: plan.length,
+    ...(planKey === undefined ? {} : { planKey }),
+  };
 }
 
 /**

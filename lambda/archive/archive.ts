@@ -126,6 +126,13 @@ export class Archive extends ArchiveKeys {
   }
 
   /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. Returns the key. */
+  /** Writes a dry run's whole plan (see {@link ArchiveKeys.planKey}); returns its key. */
+  async writePlan(runId: string, started: Date, plan: unknown): Promise<string> {
+    const key = this.planKey(runId, started);
+    await this.#store.putJson(key, plan);
+    return key;
+  }
+
   async writeRunReport(runId: string, started: Date, report: unknown): Promise<string> {
     const key = this.runReportKey(runId, started);
     await this.#store.putJson(key, report);

@@ -10,7 +10,7 @@ import { keepLineRecord } from './fanout-records.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
 import { FULL_PASS } from './request.ts';
-import { emitPassMetrics, summarize } from './summary.ts';
+import { emitPassMetrics, summarize, summaryForLog } from './summary.ts';
 import type { Config, Deps, LineRecord, LineResult, LineWorker, RunContext, WorkReport } from './types.ts';
 
 /*
@@ -156,7 +156,7 @@ export async function workBatch(
       tally: run.worker.tally,
       durationMs,
     });
-    run.logger.info('batch summary', { summary });
+    run.logger.info('batch summary', { summary: summaryForLog(summary) });
     return summary;
   });
   // Per batch, with no RunDuration: a batch is not a run.

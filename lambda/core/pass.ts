@@ -6,7 +6,7 @@ import { outOfTime, runDeadline } from './deadline.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
 import { select, withPendingLines } from './select.ts';
-import { emitPassMetrics, summarize } from './summary.ts';
+import { emitPassMetrics, summarize, summaryForLog } from './summary.ts';
 import type {
   Config,
   Deps,
@@ -60,7 +60,7 @@ async function passWithin(
   logger.info('run started', { request: { ...request } });
   const report = async (summary: Summary, results: readonly LineResult[]): Promise<Summary> => {
     emitPassMetrics(deps.metrics, [summary], summary.durationMs);
-    logger.info('run summary', { summary });
+    logger.info('run summary', { summary: summaryForLog(summary) });
     if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
     return summary;
   };

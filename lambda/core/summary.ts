@@ -153,3 +153,19 @@ export function emitPassMetrics(
   }
   if (durationMs !== undefined) metrics.addMetric('RunDuration', 'Milliseconds', durationMs);
 }
+
+/**
+ * A summary as a log line carries it: its lists (the plan, the failed, skipped and pending lines)
+ * as counts. Each line logs its own outcome; one log event must not grow with the listing
+ * (CloudWatch Logs takes 1 MB an event).
+ */
+export function summaryForLog(summary: Summary): Record<string, unknown> {
+  const { plan, failed, skipped, pending, ...counts } = summary;
+  return {
+    ...counts,
+    failed: failed.length,
+    skipped: skipped.length,
+    pending: pending.length,
+    ...(plan === undefined ? {} : { planned: plan.length }),
+  };
+}

@@ -215,6 +215,10 @@ export interface Summary {
   /** Archived lines whose DELETE was taken (202) but not yet seen done; the next run confirms them. */
   readonly pending: readonly LineReport[];
   readonly plan?: readonly PlannedLine[];
+  /** Lines planned, when `plan` holds only the first of them (a Lambda reply stays bounded). */
+  readonly planLines?: number;
+  /** Where the whole plan is then: `{prefix}_plans/{date}/{runId}.json`. */
+  readonly planKey?: string;
   /**
    * Why the run looked at no line at all: its deadline had passed before the lines were listed
    * (an invocation started with less than `DEADLINE_RESERVE_MS` left). The next run takes them.

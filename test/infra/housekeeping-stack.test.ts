@@ -254,6 +254,8 @@ describe('HousekeepingStack', () => {
                 NoncurrentVersionExpiration: { NoncurrentDays: 30 },
                 Status: 'Enabled',
               }),
+              // A dry run's whole plan, written when its Lambda reply holds only the first lines.
+              Match.objectLike({ Prefix: 'tokens/_plans/', ExpirationInDays: 30, Status: 'Enabled' }),
             ]),
           },
         }),
