@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Receipt } from '../../archive/archive.ts';
+import type { PendingMarker, Receipt } from '../../archive/archive.ts';
 import {
   DocumentError,
   deadlineReason,
@@ -53,12 +53,12 @@ export async function dismantle(
       : await lookAfter(ctx, id, finishing);
   if (seen.state === 'gone') {
     // Every document that speaks of the DELETE is held to the manifest: the reply, and the GET.
-    const discrepancy =
-      [replied, seen.stated]
-        .filter((stated, at, all) => stated !== undefined && all.indexOf(stated) === at)
-        .map((stated) => (stated === undefined ? undefined : statedDifference(manifest.files, stated)))
-        .filter((difference) => difference !== undefined)
-        .join('; ') || undefined;
+    const fromReply = replied === undefined ? undefined : statedDifference(manifest.files, replied);
+    const fromGet =
+      seen.stated === undefined || seen.stated === replied
+        ? undefined
+        : statedDifference(manifest.files, seen.stated);
+    const discrepancy = joinDiscrepancies([fromReply, fromGet]);
     const confirmation = reply !== undefined ? seen.how : `${seen.how}, after a DELETE that ${sent}`;
     const unrecorded = await keepReceipt(
       ctx,
@@ -76,7 +76,8 @@ export async function dismantle(
       const reason =
         `dismantled (${confirmation}), but its receipt could not be written (${unrecorded}): ` +
         `pending, a later run writes it${discrepancy === undefined ? '' : `; ${what} states files other than the archive: ${discrepancy}`}`;
-      if (await keepPending(ctx, id, reply, reason, finishing, logger, discrepancy)) {
+      // The marker keeps the reply (its difference is found again from it) and what the GET stated.
+      if (await keepPending(ctx, id, reply, reason, logger, fromGet)) {
         return { kind: 'pending', reason, ...counts };
       }
     }
@@ -94,7 +95,7 @@ export async function dismantle(
   }
   // Taken but not done (202), or nothing known: a later run confirms it.
   const reason = `DELETE ${sent}, but ${seen.how}: pending, a later run confirms it`;
-  await keepPending(ctx, id, reply, reason, finishing, logger);
+  await keepPending(ctx, id, reply, reason, logger);
   return { kind: 'pending', reason, ...counts };
 }
 
@@ -174,7 +175,9 @@ async function lookAfter(ctx: LineContext, id: string, signal: AbortSignal): Pro
 /**
  * Keeps the receipt: undefined once it is written (or another pass's stands), otherwise why not.
  * The line is gone from the service and its archive is complete: a receipt that cannot be written
- * is logged, and the line is left pending (its marker says so) for a later run to write it.
+ * is logged, and the line is left pending (its marker says so) for a later run to write it. A
+ * write that failed may still have landed (its reply lost): one look finds such a receipt, which
+ * then stands.
  */
 async function keepReceipt(
   ctx: LineContext,
@@ -188,24 +191,45 @@ async function keepReceipt(
     return undefined;
   } catch (error) {
     const reason = describeError(error);
+    if (await receiptThere(ctx, receipt.lineId)) {
+      logger.warn('receipt write reported a failure, but the receipt is there', { reason });
+      return undefined;
+    }
     logger.error('line dismantled, but its receipt could not be written', { reason });
     return reason;
   }
 }
 
+/** Whether the line's receipt is in the archive; false when that cannot be told either. */
+async function receiptThere(ctx: LineContext, id: string): Promise<boolean> {
+  try {
+    return await ctx.archive.hasReceipt(id);
+  } catch {
+    return false;
+  }
+}
+
+/** Discrepancies found by different documents, each once, as one text; undefined when none. */
+function joinDiscrepancies(found: readonly (string | undefined)[]): string | undefined {
+  const each = [...new Set(found.flatMap((text) => (text === undefined ? [] : text.split('; '))))];
+  return each.length === 0 ? undefined : each.join('; ');
+}
+
 /**
- * Writes the line's pending marker (the reply, and a discrepancy already found): true once it is
- * written; a marker that cannot be written is logged.
+ * Writes the line's pending marker, in a window of its own (a receipt that failed may have used
+ * up the last one): the reply when it took the DELETE (2xx; any other status is only in the
+ * note), and a discrepancy already found that the reply does not hold. True once it is written; a
+ * marker that cannot be written is logged.
  */
 async function keepPending(
   ctx: LineContext,
   id: string,
   reply: DeleteReply | undefined,
   note: string,
-  signal: AbortSignal,
   logger: Logger,
   discrepancy?: string,
 ): Promise<boolean> {
+  const signal = finishingSignal(ctx);
   try {
     await ctx.retry(
       () =>
@@ -214,7 +238,7 @@ async function keepPending(
             lineId: id,
             runId: ctx.runId,
             at: new Date(ctx.now()).toISOString(),
-            ...(reply === undefined ? {} : { reply: replyRecord(reply) }),
+            ...(reply === undefined || !isTaken(reply) ? {} : { reply: replyRecord(reply) }),
             note,
             ...(discrepancy === undefined ? {} : { discrepancy }),
           },
@@ -255,23 +279,21 @@ export async function confirmPending(
   // the line state while it was still there, and what confirms it now.
   const statedSince: FilesStatement | undefined =
     marker.statedSince === undefined ? undefined : { files: marker.statedSince };
-  const discrepancy =
-    [
-      // Found by the run that confirmed the DELETE and could not write its receipt.
-      ...(marker.discrepancy === undefined ? [] : [marker.discrepancy]),
-      ...[keptReplyStatement(id, marker.reply), statedSince, seen.stated]
-        .filter(
-          (stated) =>
-            stated !== undefined && (stated.files !== undefined || stated.filesProblem !== undefined),
-        )
-        .map((stated) =>
-          manifest === undefined
-            ? 'the line states files, and no manifest of it can be read'
-            : statedDifference(manifest.files, stated as FilesStatement),
-        ),
-    ]
-      .filter((difference) => difference !== undefined)
-      .join('; ') || undefined;
+  const differenceOf = (stated: FilesStatement | undefined): string | undefined =>
+    stated === undefined || (stated.files === undefined && stated.filesProblem === undefined)
+      ? undefined
+      : manifest === undefined
+        ? 'the line states files, and no manifest of it can be read'
+        : statedDifference(manifest.files, stated);
+  // What confirms it now: kept in the marker if this run cannot write the receipt either.
+  const fromGet = differenceOf(seen.stated);
+  const discrepancy = joinDiscrepancies([
+    // Found by a run that saw the DELETE done and could not write its receipt.
+    marker.discrepancy,
+    differenceOf(keptReplyStatement(id, marker.reply)),
+    differenceOf(statedSince),
+    fromGet,
+  ]);
   const finishing = finishingSignal(ctx);
   const confirmation = `${how} (the DELETE was taken by run ${marker.runId} at ${marker.at})`;
   const unrecorded = await keepReceipt(
@@ -284,6 +306,15 @@ export async function confirmPending(
     finishing,
     logger,
   );
+  if (unrecorded !== undefined && fromGet !== undefined) {
+    // A later GET may say only 404: what this one stated must not be lost with the receipt.
+    await noteInMarker(
+      ctx,
+      id,
+      (held) => ({ ...held, discrepancy: joinDiscrepancies([held.discrepancy, fromGet]) ?? fromGet }),
+      logger,
+    );
+  }
   return {
     files: manifest?.files.length ?? 0,
     ...(discrepancy === undefined ? {} : { discrepancy }),
@@ -317,11 +348,22 @@ export async function notePendingStatement(
 ): Promise<void> {
   if (ctx.request.dryRun) return;
   const statedSince = line.files.map(({ name, size, sha256 }) => ({ name, size, sha256 }));
+  await noteInMarker(ctx, id, (marker) => ({ ...marker, statedSince }), logger);
+}
+
+/**
+ * Amends the line's pending marker, if it has one, over the marker as read only (If-Match): a
+ * newer one (another pass's DELETE) is amended in turn, never replaced. Never fails the line.
+ */
+async function noteInMarker(
+  ctx: LineContext,
+  id: string,
+  amend: (marker: PendingMarker) => PendingMarker,
+  logger: Logger,
+): Promise<void> {
+  const signal = finishingSignal(ctx);
   try {
-    // Over the marker as read only: a newer one (another pass's DELETE) is amended, not replaced.
-    const noted = await ctx.retry(() =>
-      ctx.archive.amendPendingMarker(id, (marker) => ({ ...marker, statedSince })),
-    );
+    const noted = await ctx.retry(() => ctx.archive.amendPendingMarker(id, amend, signal), signal);
     if (noted === 'contended') {
       logger.warn('a pending DELETE could not note what the line states now', {
         reason: 'its marker changed at every look',

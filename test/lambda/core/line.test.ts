@@ -368,6 +368,61 @@ describe('processLine', () => {
     expect((archive.json(archive.receiptKey(ID)) as Receipt).discrepancy).toContain('extra');
   });
 
+  it('counts a line dismantled when its receipt write reports a failure but the receipt landed', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, notFound(ID));
+    const write = archive.writeReceipt.bind(archive);
+    archive.writeReceipt = async (receipt) => {
+      await write(receipt);
+      throw new ArchiveError(archive.receiptKey(ID), 'PutObject failed: socket hang up', { retryable: true });
+    };
+
+    expect(await processLine(deps)).toMatchObject({ outcome: 'dismantled' });
+    expect(await archive.readPendingMarker(ID)).toBeUndefined();
+  });
+
+  it('records the discrepancy a DELETE reply showed once in the receipt a later run writes', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, notFound(ID));
+    tokens.onDelete(ID, deleteReply(ID, 200, { files: { data: DATA, extra: 'added at the DELETE\n' } }));
+    const receipts = refusingReceipts(archive);
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    receipts.restore();
+
+    expect(await processLine(deps)).toMatchObject({ outcome: 'failed', dismantled: true });
+    const { discrepancy } = archive.json(archive.receiptKey(ID)) as Receipt;
+    expect(discrepancy?.match(/extra/g)).toHaveLength(1);
+  });
+
+  it('keeps only a 2xx reply in a pending marker: a receipt written later never presents a 404 as the reply that took the DELETE', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, notFound(ID));
+    tokens.onDelete(ID, deleteReply(ID, 404));
+    const receipts = refusingReceipts(archive);
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    expect((await archive.readPendingMarker(ID))?.note).toContain('answered 404');
+    receipts.restore();
+
+    expect(await processLine(deps)).toMatchObject({ outcome: 'dismantled' });
+    expect((archive.json(archive.receiptKey(ID)) as Receipt).reply).toBeUndefined();
+  });
+
+  it('keeps in the marker what a confirming GET stated when the receipt fails, so the receipt written after a later 404 records the discrepancy', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    tokens.onDelete(ID, deleteReply(ID, 202));
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    tokens.line(ID, { status: 'deleted', files: { data: DATA, extra: 'added at the DELETE\n' } });
+    const receipts = refusingReceipts(archive);
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    receipts.restore();
+    // The service has purged the deleted document since: a GET says only 404.
+    tokens.line(ID, notFound(ID));
+
+    expect(await processLine(deps)).toMatchObject({ outcome: 'failed', dismantled: true });
+    expect((archive.json(archive.receiptKey(ID)) as Receipt).discrepancy).toContain('extra');
+  });
+
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
