@@ -59,7 +59,7 @@ export function createWorkerHandler(
   const deps = createDeps(config, options);
 
   return async (event, context) => {
-    logInvocation(deps.logger, context);
+    logInvocation(deps.logger, context, options.metrics);
     try {
       const report = await workBatch(deps, config, sqsBatchOf(event), remainingOf(context));
       return report.response;

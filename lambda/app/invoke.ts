@@ -15,6 +15,8 @@ import { parseInvocation } from './event.ts';
 /** A metrics sink that also knows how to flush (Powertools `Metrics`). */
 export interface PublishingMetrics extends MetricsSink {
   publishStoredMetrics(): void;
+  /** A property of the metrics published next (not a dimension): Powertools clears it on publish. */
+  addMetadata?(key: string, value: string): void;
 }
 
 /** What a handler reads of the Lambda context: the time left, and the invocation it is. */
@@ -22,11 +24,19 @@ export type LambdaContext = Pick<Context, 'getRemainingTimeInMillis'> & Partial<
 
 /**
  * Names the invocation on every log line of `logger` from now on (`function_request_id`, as
- * Powertools Logger's `addContext` does), so Logs Insights joins them with the runtime's own
- * `START`, `REPORT` and error lines. Outside Lambda (no request id) it does nothing.
+ * Powertools Logger's `addContext` does), and on the metrics line it publishes, so Logs Insights
+ * joins them with the runtime's own `START`, `REPORT` and error lines. Outside Lambda (no request
+ * id) it does nothing.
  */
-export function logInvocation(logger: Logger, context: LambdaContext | undefined): void {
-  if (typeof context?.awsRequestId === 'string') logger.addContext(context as Context);
+export function logInvocation(
+  logger: Logger,
+  context: LambdaContext | undefined,
+  metrics?: PublishingMetrics,
+): void {
+  if (typeof context?.awsRequestId !== 'string') return;
+  logger.addContext(context as Context);
+  // The metrics line too (EMF): the same key, a property CloudWatch does not turn into a dimension.
+  metrics?.addMetadata?.('function_request_id', context.awsRequestId);
 }
 
 /** The invocation function: `{"audit": true}` audits the archive; anything else is a pass. */
@@ -125,7 +135,7 @@ export async function asRun<T>(
   work: (runId: string) => Promise<T>,
 ): Promise<T> {
   const runId = randomUUID();
-  logInvocation(deps.logger, context);
+  logInvocation(deps.logger, context, metrics);
   deps.logger.appendPersistentKeys({ runId });
   try {
     return await work(runId);

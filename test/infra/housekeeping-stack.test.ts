@@ -7,11 +7,9 @@ import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
-import { offlineEnv, REPO_ROOT, run } from './offline.ts';
+import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
 
 /** The feature flags from cdk.json, so the tests synthesize what `cdk deploy` would. */
-const CDK_CONTEXT = (JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: object })
-  .context;
 const ENV = { account: '123456789012', region: 'eu-west-1' };
 const SECRET_NAME = 'tokens/session-key';
 

@@ -1,9 +1,15 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root, where `cdk.json` is. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The app's context from `cdk.json` (its feature flags): what `cdk synth` gives an `App`. */
+export const CDK_CONTEXT = (
+  JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: object }
+).context;
 
 /** Runs a command in the repository root and collects its stdout and stderr together. */
 export function run(

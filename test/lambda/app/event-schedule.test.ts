@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
@@ -7,11 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HousekeepingStack } from '../../../infra/housekeeping-stack.ts';
 import { parseInvocation } from '../../../lambda/app/event.ts';
 import { FULL_PASS } from '../../../lambda/core/request.ts';
-import { REPO_ROOT } from '../../infra/offline.ts';
+import { CDK_CONTEXT } from '../../infra/offline.ts';
 
 /** The feature flags from cdk.json, so the stack is synthesized as `cdk deploy` would. */
-const CDK_CONTEXT = (JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: object })
-  .context;
 
 const outdirs: string[] = [];
 afterAll(() => {
