@@ -18,6 +18,8 @@ import { CDK_CONTEXT } from '../infra/offline.ts';
 export interface DeployedFunction {
   /** Its logical id in the template. */
   readonly logicalId: string;
+  /** Its `Description`: which function it is (`Fan-out worker…`). */
+  readonly description: string;
   readonly handler: string;
   readonly memorySize: number;
   readonly timeoutSeconds: number;
@@ -30,7 +32,7 @@ export interface DeployedFunction {
 export interface Synthesized {
   readonly outdir: string;
   readonly template: Record<string, unknown>;
-  /** The functions by their description's first word (`Housekeeping`, `Fan-out`…): see {@link functionsOf}. */
+  /** Every function of the template with a bundle of ours. */
   readonly functions: readonly DeployedFunction[];
   /** The EventBridge Scheduler target's `Input`, parsed. */
   readonly scheduleInput: unknown;
@@ -63,6 +65,7 @@ export async function synthesize(props: Partial<HousekeepingStackProps> = {}): P
     if (resource.Type !== 'AWS::Lambda::Function' || typeof assetPath !== 'string') continue;
     functions.push({
       logicalId,
+      description: String(properties.Description ?? ''),
       handler: String(properties.Handler),
       memorySize: Number(properties.MemorySize),
       timeoutSeconds: Number(properties.Timeout),

@@ -6,9 +6,13 @@
  * only one that sees what only the deployed form can get wrong (names lost to minification, plain
  * text in a JSON log, a line without the request id, a reply past Lambda's limits).
  */
+import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PLAN_LINES_IN_REPLY } from '../../lambda/app/invoke.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import { objectJson } from '../support/archive-inspect.ts';
+import { drain, startFanoutStack } from '../support/fanout-stack.ts';
 import {
   type DeployedFunction,
   type RunningFunction,
@@ -25,10 +29,15 @@ const SETUP_MS = 15 * 60_000;
 
 let ric: string;
 let synthesized: Synthesized;
+let fanout: Synthesized;
 let pass: DeployedFunction;
 
 beforeAll(async () => {
-  [ric, synthesized] = await Promise.all([runtimeClient(), synthesize()]);
+  [ric, synthesized, fanout] = await Promise.all([
+    runtimeClient(),
+    synthesize(),
+    synthesize({ mode: 'fanout' }),
+  ]);
   const [only, ...others] = synthesized.functions;
   if (only === undefined || others.length > 0)
     throw new Error(`single mode: expected one function, found ${synthesized.functions.length}`);
@@ -37,6 +46,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await synthesized?.close();
+  await fanout?.close();
 });
 
 /** The local servers, the emulator and the function process of one test. */
@@ -140,6 +150,25 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
     }
   }, 120_000);
 
+  it('answers a dry run of more lines than a reply carries with the first ones and the key of the whole plan; no log line grows with the listing', async () => {
+    const r = await rehearse(PLAN_LINES_IN_REPLY + 50);
+    try {
+      const dry = await r.invoke({ dryRun: true });
+
+      expect(dry).toMatchObject({ kind: 'response', body: { planLines: PLAN_LINES_IN_REPLY + 50 } });
+      const summary = (dry as { body: Summary }).body;
+      expect(summary.plan).toHaveLength(PLAN_LINES_IN_REPLY);
+      const stored = (await objectJson(r.local.s3Client, r.local.bucket, summary.planKey ?? '')) as {
+        plan: unknown[];
+      };
+      expect(stored.plan).toHaveLength(PLAN_LINES_IN_REPLY + 50);
+      // Counts, never the plan: 150 lines of it would be about 22 KB.
+      for (const line of r.fn.lines) expect(line.length).toBeLessThan(4096);
+    } finally {
+      await r.close();
+    }
+  }, 120_000);
+
   it('answers an invocation started with seconds left with a summary that says why nothing was listed', async () => {
     const r = await rehearse(1);
     try {
@@ -165,6 +194,87 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
       expect(r.local.tokens.requests).toEqual([]);
     } finally {
       await r.close();
+    }
+  }, 120_000);
+});
+
+/** A function of a synthesized template, started under the client against its own emulator. */
+async function started(
+  fn: DeployedFunction,
+  environment: Readonly<Record<string, string>>,
+): Promise<{
+  api: RuntimeApi;
+  fn: RunningFunction;
+  invoke(event: unknown): Promise<InvocationResult>;
+  close(): Promise<void>;
+}> {
+  const api = await RuntimeApi.start();
+  const running = await startFunction(fn, { ric, runtimeApi: api.address, environment });
+  return {
+    api,
+    fn: running,
+    invoke: (event) =>
+      api.invoke(event, { timeoutMs: fn.timeoutSeconds * 1000, onTimeout: () => running.kill() }),
+    async close() {
+      await running.close();
+      await api.close().catch(() => undefined);
+    },
+  };
+}
+
+describe('the deployed bundles under the Lambda runtime client (fan-out mode)', () => {
+  it('plans the schedule input onto the queue, and the worker takes the batches as the event source mapping delivers them', async () => {
+    const stack = await startFanoutStack({
+      lines: Array.from({ length: 3 }, () => ({ status: 'finished' as const, fileSize: 2000 })),
+    });
+    const byRole = (pattern: RegExp) => {
+      const found = fanout.functions.find((fn) => pattern.test(fn.description));
+      if (found === undefined) throw new Error(`no function described ${pattern}`);
+      return found;
+    };
+    const local = {
+      TOKENS_API_URL: stack.env.TOKENS_API_URL as string,
+      SESSION_KEY_SECRET_ID: stack.local.secretId,
+      ARCHIVE_BUCKET: stack.local.bucket,
+      QUEUE_URL: stack.queueUrl,
+    };
+    const endpoints = {
+      AWS_ENDPOINT_URL_S3: stack.env.AWS_ENDPOINT_URL_S3 as string,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.env.AWS_ENDPOINT_URL_SECRETS_MANAGER as string,
+      AWS_ENDPOINT_URL_SQS: stack.env.AWS_ENDPOINT_URL_SQS as string,
+    };
+    const plannerFn = byRole(/^(?!Fan-out worker)/);
+    const workerFn = byRole(/^Fan-out worker/);
+    const planner = await started(plannerFn, { ...resolvedEnvironment(plannerFn, local), ...endpoints });
+    const worker = await started(workerFn, { ...resolvedEnvironment(workerFn, local), ...endpoints });
+    try {
+      const planned = await planner.invoke(fanout.scheduleInput);
+      expect(planned).toMatchObject({ kind: 'response', body: { enqueued: 3 } });
+
+      const batches = await drain(
+        stack,
+        async (event) => {
+          const answer = await worker.invoke(event);
+          if (answer.kind !== 'response') throw new Error(`the worker answered ${JSON.stringify(answer)}`);
+          return answer.body as SQSBatchResponse;
+        },
+        2,
+      );
+
+      expect(batches).toBe(2);
+      expect([...stack.local.tokens.lines.values()].every((line) => line.status === 'deleted')).toBe(true);
+      for (const fn of [planner.fn, worker.fn]) {
+        const lines = jsonLines(fn);
+        // After the cold start, every line names an invocation.
+        const later = lines.slice(lines.findIndex((line) => requestIdOf(line) !== undefined));
+        expect(later.length).toBeGreaterThan(2);
+        for (const line of later) expect(requestIdOf(line), JSON.stringify(line)).toEqual(expect.any(String));
+        expect(JSON.stringify(lines)).not.toContain(stack.local.sessionKey);
+      }
+    } finally {
+      await planner.close();
+      await worker.close();
+      await stack.close();
     }
   }, 120_000);
 });
