@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLAN_LINES_IN_REPLY } from '../../lambda/app/invoke.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import { objectJson } from '../support/archive-inspect.ts';
+import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import { drain, startFanoutStack } from '../support/fanout-stack.ts';
 import {
   type DeployedFunction,
@@ -58,9 +58,13 @@ interface Rehearsal {
   close(): Promise<void>;
 }
 
-async function rehearse(lines: number, overrides: Readonly<Record<string, string>> = {}): Promise<Rehearsal> {
+async function rehearse(
+  lines: number,
+  overrides: Readonly<Record<string, string>> = {},
+  fileSize = 2000,
+): Promise<Rehearsal> {
   const local = await startLocalStack({
-    lines: Array.from({ length: lines }, () => ({ status: 'finished' as const, fileSize: 2000 })),
+    lines: Array.from({ length: lines }, () => ({ status: 'finished' as const, fileSize })),
   });
   const api = await RuntimeApi.start();
   // The template's references, and the one value only the deployed account knows, made local.
@@ -179,6 +183,32 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
         body: { listed: 0, notStarted: expect.stringMatching(/^no line was listed/) },
       });
       expect([...r.local.tokens.lines.values()].every((line) => line.status === 'finished')).toBe(true);
+    } finally {
+      await r.close();
+    }
+  }, 120_000);
+
+  it('ends a run whose deadline falls mid-upload with the summary: the upload aborted, nothing half-written, the line kept', async () => {
+    // Reserves an operator may set, small enough that a 6 s invocation starts its line.
+    const r = await rehearse(1, { TIME_RESERVE_MS: '1000', DEADLINE_RESERVE_MS: '3000' }, 400_000);
+    try {
+      const [id] = [...r.local.tokens.lines.keys()] as [string];
+      // 40 KB a second: the 400 KB file would take 10 s.
+      r.local.tokens.inject({
+        target: 'file',
+        id,
+        fault: { kind: 'trickle', chunkBytes: 4000, everyMs: 100 },
+        times: Infinity,
+      });
+
+      const result = await r.invoke({}, 6_000);
+
+      expect(result).toMatchObject({ kind: 'response', body: { dismantled: 0, archived: 0 } });
+      const summary = (result as { body: Summary }).body;
+      expect(summary.failed).toEqual([{ id, reason: expect.stringContaining('run deadline reached') }]);
+      expect(r.local.tokens.lines.get(id)?.status).toBe('finished');
+      expect(await listKeys(r.local.s3Client, r.local.bucket, `tokens/${id}/`)).toEqual([]);
+      expect(r.fn.process.exitCode).toBeNull();
     } finally {
       await r.close();
     }
