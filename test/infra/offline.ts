@@ -11,14 +11,15 @@ export const CDK_CONTEXT = (
   JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: object }
 ).context;
 
-/** Runs a command in the repository root and collects its stdout and stderr together. */
+/** Runs a command (in the repository root, unless `cwd` says) and collects its stdout and stderr together. */
 export function run(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  cwd: string = REPO_ROOT,
 ): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();

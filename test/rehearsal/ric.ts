@@ -5,15 +5,14 @@
  * dependencies and `npm ci`. A client that cannot be built fails the rehearsal loudly, never
  * skips it.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REPO_ROOT, run } from '../infra/offline.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PINNED = fileURLToPath(new URL('./ric/', import.meta.url));
 
 /** The client could not be installed or built. */
@@ -35,29 +34,6 @@ function nodeHeaders(): string | undefined {
   }
 }
 
-function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(output)
-        : reject(
-            new RuntimeClientError(
-              `${command} ${args.join(' ')} in ${cwd} exited ${code}:\n${output.slice(-4000)}`,
-            ),
-          ),
-    );
-  });
-}
-
 /** The path of the client's entry (`index.mjs`), installing and building it first if need be. */
 export async function runtimeClient(): Promise<string> {
   const lock = await readFile(join(PINNED, 'package-lock.json'));
@@ -71,10 +47,14 @@ export async function runtimeClient(): Promise<string> {
   await copyFile(join(PINNED, 'package.json'), join(home, 'package.json'));
   await copyFile(join(PINNED, 'package-lock.json'), join(home, 'package-lock.json'));
   const headers = nodeHeaders();
-  await run('npm', ['ci', '--foreground-scripts', '--no-audit', '--no-fund'], home, {
-    ...process.env,
-    ...(headers === undefined ? {} : { npm_config_nodedir: headers }),
-  });
+  const args = ['ci', '--foreground-scripts', '--no-audit', '--no-fund'];
+  const env = { ...process.env, ...(headers === undefined ? {} : { npm_config_nodedir: headers }) };
+  const installed = await run('npm', args, env, home);
+  if (installed.code !== 0) {
+    throw new RuntimeClientError(
+      `npm ${args.join(' ')} in ${home} exited ${installed.code}:\n${installed.output.slice(-4000)}`,
+    );
+  }
   if (!existsSync(addon)) {
     throw new RuntimeClientError(
       `aws-lambda-ric installed in ${home} without its native addon (rapid-client.node)`,

@@ -82,6 +82,24 @@ async function runReport(local: LocalStack) {
   };
 }
 
+/** A metrics sink that keeps each metric's last value and whether it was flushed. */
+function recordingSink(): {
+  metrics: Record<string, number>;
+  sink: PublishingMetrics & { flushed: boolean };
+} {
+  const metrics: Record<string, number> = {};
+  const sink = {
+    flushed: false,
+    addMetric: (name: string, _unit: unknown, value: number) => {
+      metrics[name] = value;
+    },
+    publishStoredMetrics: () => {
+      sink.flushed = true;
+    },
+  };
+  return { metrics, sink };
+}
+
 describe('a hard deadline', () => {
   it('ends a CLI run at --max-duration: the stalled line fails naming the deadline, its multipart upload is aborted, the healthy line is dismantled, exit 1', async ({
     task,
@@ -165,16 +183,7 @@ describe('a hard deadline', () => {
       ),
     );
     s.fault('file: body trickles 10 B every 100 ms (2000 B would take 20 s)');
-    const metrics: Record<string, number> = {};
-    let flushed = false;
-    const sink: PublishingMetrics = {
-      addMetric: (name, _unit, value) => {
-        metrics[name] = value;
-      },
-      publishStoredMetrics: () => {
-        flushed = true;
-      },
-    };
+    const { metrics, sink } = recordingSink();
     const before = snapshot(local.tokens);
     const endsAt = Date.now() + 21_000;
     const started = Date.now();
@@ -199,7 +208,7 @@ describe('a hard deadline', () => {
     const report = await runReport(local);
     expect(report.lines.find((line) => line.id === slow)).toMatchObject({ errorName: 'DeadlineError' });
     expect(metrics).toMatchObject({ LinesFailed: 1, LinesDeferred: 2, LinesDismantled: 1 });
-    expect(flushed).toBe(true);
+    expect(sink.flushed).toBe(true);
     await checkInvariant(s, local, { before, runs: [run] });
   });
 });
@@ -214,16 +223,7 @@ describe('an invocation started with less time left than DEADLINE_RESERVE_MS', (
       env: { DEADLINE_RESERVE_MS: '20000' },
     });
     s.fault('the invocation starts with 3 s left');
-    const metrics: Record<string, number> = {};
-    let flushed = false;
-    const sink: PublishingMetrics = {
-      addMetric: (name, _unit, value) => {
-        metrics[name] = value;
-      },
-      publishStoredMetrics: () => {
-        flushed = true;
-      },
-    };
+    const { metrics, sink } = recordingSink();
     const before = snapshot(local.tokens);
     const endsAt = Date.now() + 3_000;
 
@@ -242,7 +242,7 @@ describe('an invocation started with less time left than DEADLINE_RESERVE_MS', (
     const report = await runReport(local);
     expect(report.lines).toEqual([]);
     expect(metrics).toMatchObject({ LinesArchived: 0, LinesDeferred: 0 });
-    expect(flushed).toBe(true);
+    expect(sink.flushed).toBe(true);
     expect([...local.tokens.lines.values()].every((line) => line.status === 'finished')).toBe(true);
     await checkInvariant(s, local, { before, runs: [run] });
   });
