@@ -185,7 +185,8 @@ describe('a hard deadline', () => {
     s.fault('file: body trickles 10 B every 100 ms (2000 B would take 20 s)');
     const { metrics, sink } = recordingSink();
     const before = snapshot(local.tokens);
-    const endsAt = Date.now() + 21_000;
+    // The run's deadline falls 5 s in: time for the healthy line on a busy machine, not for the slow one.
+    const endsAt = Date.now() + 25_000;
     const started = Date.now();
 
     const run = await settle(
@@ -195,7 +196,8 @@ describe('a hard deadline', () => {
       ),
     );
 
-    expect(Date.now() - started).toBeLessThan(3000);
+    // Ended at its deadline, not after the 20 s the slow download would take.
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(run.error).toBeUndefined();
     expect(run.summary).toMatchObject({ finished: 4, dismantled: 1, deferred: 2 });
     expect(run.summary?.failed).toEqual([
