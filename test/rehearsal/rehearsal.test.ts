@@ -189,11 +189,11 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
   }, 120_000);
 
   it('ends a run whose deadline falls mid-upload with the summary: the upload aborted, nothing half-written, the line kept', async () => {
-    // Reserves an operator may set, small enough that a 6 s invocation starts its line.
-    const r = await rehearse(1, { TIME_RESERVE_MS: '1000', DEADLINE_RESERVE_MS: '3000' }, 400_000);
+    // Reserves an operator may set, small enough that a 10 s invocation starts its line.
+    const r = await rehearse(1, { TIME_RESERVE_MS: '1000', DEADLINE_RESERVE_MS: '5000' }, 600_000);
     try {
       const [id] = [...r.local.tokens.lines.keys()] as [string];
-      // 40 KB a second: the 400 KB file would take 10 s.
+      // 40 KB a second: the 600 KB file would take 15 s, the run's deadline falls 5 s in.
       r.local.tokens.inject({
         target: 'file',
         id,
@@ -201,7 +201,7 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
         times: Infinity,
       });
 
-      const result = await r.invoke({}, 6_000);
+      const result = await r.invoke({}, 10_000);
 
       expect(result).toMatchObject({ kind: 'response', body: { dismantled: 0, archived: 0 } });
       const summary = (result as { body: Summary }).body;
