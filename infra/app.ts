@@ -15,6 +15,7 @@ const USAGE =
   '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=8] ' +
   '[-c minAge=24h] [-c maxRequestsPerSecond=10] ' +
   '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper] ' +
+  '[-c archiveEncryption=s3|kms] [-c archiveKmsKeyArn=<key ARN>] ' +
   '[-c mode=single|fanout] [-c workerMaxConcurrency=8] [-c workerBatchSize=4] [-c workerTimeoutMinutes=15]';
 
 class ContextError extends Error {
@@ -78,6 +79,9 @@ function propsFromContext(): HousekeepingStackProps {
     maxRequestsPerSecond: wholeNumber('maxRequestsPerSecond'),
     archiveTransitionDays: wholeNumber('archiveTransitionDays'),
     objectLockRetentionDays: wholeNumber('objectLockRetentionDays'),
+    // Checked by the stack (infra/settings.ts), which names what is wrong.
+    archiveEncryption: text('archiveEncryption') as HousekeepingStackProps['archiveEncryption'],
+    archiveKmsKeyArn: text('archiveKmsKeyArn'),
     mode,
     workerMaxConcurrency: wholeNumber('workerMaxConcurrency'),
     workerBatchSize: wholeNumber('workerBatchSize'),

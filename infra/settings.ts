@@ -85,6 +85,19 @@ export interface HousekeepingStackProps extends StackProps {
    */
   readonly objectLockRetentionDays?: number;
   /**
+   * How the archive is encrypted at rest: `s3` (S3-managed keys) or `kms` (SSE-KMS with S3 Bucket
+   * Keys, with a customer managed key the stack creates, with rotation, unless
+   * `archiveKmsKeyArn` names one). The functions are granted `kms:GenerateDataKey` and
+   * `kms:Decrypt` on that key, nothing else. @default s3, or kms when `archiveKmsKeyArn` is set
+   */
+  readonly archiveEncryption?: 's3' | 'kms';
+  /**
+   * An existing KMS key (its key ARN, not an alias) to encrypt the archive with. With
+   * `bucketName`, the key the existing bucket already encrypts with: the stack only grants it.
+   * @default - a key created by the stack when `archiveEncryption` is kms
+   */
+  readonly archiveKmsKeyArn?: string;
+  /**
    * `single`: the scheduled function runs the whole pass. `fanout`: it is a planner that sends one
    * SQS message per finished line, and a worker function archives and dismantles each line.
    * @default single
@@ -114,6 +127,8 @@ export interface Settings {
   readonly maxRequestsPerSecond: number | undefined;
   readonly archiveTransitionDays: number | undefined;
   readonly objectLockRetentionDays: number | undefined;
+  /** `s3`; or `kms`, with the existing key's ARN (`keyArn`), or none: the stack creates one. */
+  readonly archiveEncryption: { readonly kind: 's3' } | { readonly kind: 'kms'; readonly keyArn?: string };
   /** Only in mode `fanout`: what `mode` and the `worker...` props resolve to. */
   readonly fanout: FanoutSettings | undefined;
 }
@@ -265,6 +280,7 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
     maxRequestsPerSecond,
     archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
     objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
+    archiveEncryption: archiveEncryption(props, fail),
     fanout:
       mode === 'fanout'
         ? {
@@ -276,4 +292,31 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
           }
         : undefined,
   };
+}
+
+/** A KMS key ARN (a key, not an alias: IAM grants name the key). */
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+/** {@link Settings.archiveEncryption} from `archiveEncryption` and `archiveKmsKeyArn`, checked. */
+function archiveEncryption(
+  props: Pick<HousekeepingStackProps, 'archiveEncryption' | 'archiveKmsKeyArn' | 'bucketName'>,
+  fail: (message: string) => never,
+): Settings['archiveEncryption'] {
+  const { archiveKmsKeyArn: keyArn, bucketName } = props;
+  const kind = props.archiveEncryption ?? (keyArn === undefined ? 's3' : 'kms');
+  if (kind !== 's3' && kind !== 'kms') fail(`archiveEncryption must be "s3" or "kms", got "${String(kind)}"`);
+  if (keyArn !== undefined && !KMS_KEY_ARN.test(keyArn)) {
+    fail(`archiveKmsKeyArn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), got "${keyArn}"`);
+  }
+  if (kind === 's3') {
+    if (keyArn !== undefined) fail('archiveKmsKeyArn applies only with archiveEncryption "kms"');
+    return { kind };
+  }
+  if (keyArn === undefined && bucketName !== undefined) {
+    fail(
+      'archiveEncryption "kms" with an existing bucket needs archiveKmsKeyArn, the key that bucket encrypts with: ' +
+        "the stack cannot change an existing bucket's encryption",
+    );
+  }
+  return keyArn === undefined ? { kind } : { kind, keyArn };
 }

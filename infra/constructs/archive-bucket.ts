@@ -1,4 +1,5 @@
 import { Annotations, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import type { Settings } from '../settings.ts';
@@ -33,7 +34,14 @@ export function createArchiveBucket(scope: Construct, settings: Settings): s3.IB
           `after ${QUEUED_MARKER_EXPIRATION.toHumanString()} (and its noncurrent versions) yourself; the stack cannot.`,
       );
     }
-    return s3.Bucket.fromBucketName(scope, 'ArchiveBucket', settings.bucketName);
+    const { archiveEncryption } = settings;
+    return s3.Bucket.fromBucketAttributes(scope, 'ArchiveBucket', {
+      bucketName: settings.bucketName,
+      // The key the existing bucket encrypts with: the functions are granted its use.
+      ...(archiveEncryption.kind === 'kms' && archiveEncryption.keyArn !== undefined
+        ? { encryptionKey: kms.Key.fromKeyArn(scope, 'ArchiveKey', archiveEncryption.keyArn) }
+        : {}),
+    });
   }
   const accessLogs = new s3.Bucket(scope, 'AccessLogsBucket', {
     encryption: s3.BucketEncryption.S3_MANAGED,
@@ -46,7 +54,7 @@ export function createArchiveBucket(scope: Construct, settings: Settings): s3.IB
 
   return new s3.Bucket(scope, 'ArchiveBucket', {
     versioned: true,
-    encryption: s3.BucketEncryption.S3_MANAGED,
+    ...archiveBucketEncryption(scope, settings),
     blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
     enforceSSL: true,
     objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
@@ -65,6 +73,28 @@ export function createArchiveBucket(scope: Construct, settings: Settings): s3.IB
     removalPolicy: RemovalPolicy.RETAIN,
     autoDeleteObjects: false,
   });
+}
+
+/**
+ * S3-managed keys by default; SSE-KMS with S3 Bucket Keys (one data key per bucket and period,
+ * not per object: fewer KMS requests) with the named key, or one the stack creates with yearly
+ * rotation, retained with the archive.
+ */
+function archiveBucketEncryption(
+  scope: Construct,
+  settings: Settings,
+): Pick<s3.BucketProps, 'encryption' | 'encryptionKey' | 'bucketKeyEnabled'> {
+  const { archiveEncryption } = settings;
+  if (archiveEncryption.kind === 's3') return { encryption: s3.BucketEncryption.S3_MANAGED };
+  const encryptionKey =
+    archiveEncryption.keyArn === undefined
+      ? new kms.Key(scope, 'ArchiveKey', {
+          description: 'tokens-housekeeper: encrypts the archive bucket',
+          enableKeyRotation: true,
+          removalPolicy: RemovalPolicy.RETAIN,
+        })
+      : kms.Key.fromKeyArn(scope, 'ArchiveKey', archiveEncryption.keyArn);
+  return { encryption: s3.BucketEncryption.KMS, encryptionKey, bucketKeyEnabled: true };
 }
 
 /**

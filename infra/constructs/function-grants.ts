@@ -50,6 +50,16 @@ export function grantArchiveAccess(role: iam.Role, bucket: s3.IBucket, prefix: s
       resources: [objects],
     }),
   );
+  // SSE-KMS: writing needs a data key, reading (and a multipart upload's parts) a decrypt; nothing else.
+  if (bucket.encryptionKey !== undefined) {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'UseArchiveKey',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [bucket.encryptionKey.keyArn],
+      }),
+    );
+  }
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       sid: 'ListArchivePrefix',

@@ -644,6 +644,107 @@ describe('HousekeepingStack options', () => {
   });
 });
 
+describe('HousekeepingStack archive encryption', () => {
+  const KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6';
+  const kmsStatements = (statements: Statement[]) =>
+    statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+
+  it('keeps S3-managed keys by default, and grants no KMS action', () => {
+    const synthesized = synth();
+
+    synthesized.template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+    });
+    expect(Object.keys(synthesized.template.findResources('AWS::KMS::Key'))).not.toContainEqual(
+      expect.stringMatching(/^ArchiveKey/),
+    );
+    expect(kmsStatements(functionStatements(synthesized))).toEqual([]);
+  });
+
+  it('encrypts with a key it creates, with rotation and S3 Bucket Keys, and grants exactly GenerateDataKey and Decrypt on it (cdk-nag clean)', () => {
+    const synthesized = synth({ archiveEncryption: 'kms' });
+    const { template, stack } = synthesized;
+
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    const keyId = Object.keys(template.findResources('AWS::KMS::Key')).find((id) =>
+      id.startsWith('ArchiveKey'),
+    );
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            ServerSideEncryptionByDefault: {
+              SSEAlgorithm: 'aws:kms',
+              KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] },
+            },
+            BucketKeyEnabled: true,
+          },
+        ],
+      },
+    });
+    expect(kmsStatements(functionStatements(synthesized))).toEqual([
+      expect.objectContaining({
+        Sid: 'UseArchiveKey',
+        Effect: 'Allow',
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        Resource: { 'Fn::GetAtt': [keyId, 'Arn'] },
+      }),
+    ]);
+    expect(nagFindings(synthesized.app)).toEqual([]);
+    expect(stack.bucket.encryptionKey).toBeDefined();
+  });
+
+  it('uses a named key: the bucket encrypts with it, and the functions are granted only it', () => {
+    const synthesized = synth({ archiveKmsKeyArn: KEY_ARN });
+
+    expect(Object.keys(synthesized.template.findResources('AWS::KMS::Key'))).not.toContainEqual(
+      expect.stringMatching(/^ArchiveKey/),
+    );
+    synthesized.template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: KEY_ARN },
+            BucketKeyEnabled: true,
+          },
+        ],
+      },
+    });
+    expect(kmsStatements(functionStatements(synthesized))).toEqual([
+      expect.objectContaining({ Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: KEY_ARN }),
+    ]);
+    expect(nagFindings(synthesized.app)).toEqual([]);
+  });
+
+  it('grants the key of an existing bucket, named by archiveKmsKeyArn', () => {
+    const synthesized = synth({ bucketName: 'existing-archive', archiveKmsKeyArn: KEY_ARN });
+
+    expect(kmsStatements(functionStatements(synthesized))).toEqual([
+      expect.objectContaining({ Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: KEY_ARN }),
+    ]);
+  });
+
+  it.each([
+    [{ archiveEncryption: 'aes' as 'kms' }, /archiveEncryption must be "s3" or "kms", got "aes"/],
+    [{ archiveKmsKeyArn: 'alias/archive' }, /archiveKmsKeyArn must be a KMS key ARN/],
+    [
+      { archiveEncryption: 's3' as const, archiveKmsKeyArn: KEY_ARN },
+      /archiveKmsKeyArn applies only with archiveEncryption "kms"/,
+    ],
+    [
+      { archiveEncryption: 'kms' as const, bucketName: 'existing' },
+      /with an existing bucket needs archiveKmsKeyArn/,
+    ],
+  ] as const)('rejects %o', (props, message) => {
+    expect(() => synth(props)).toThrow(message);
+  });
+});
+
 describe('cdk synth', () => {
   let home: string;
 
