@@ -20,6 +20,8 @@ export interface DeployedFunction {
   readonly logicalId: string;
   /** Its `Description`: which function it is (`Fan-out worker…`). */
   readonly description: string;
+  /** The logical id of its role (`Role` is the role's `Fn::GetAtt … Arn`). */
+  readonly roleLogicalId: string;
   readonly handler: string;
   readonly memorySize: number;
   readonly timeoutSeconds: number;
@@ -66,6 +68,7 @@ export async function synthesize(props: Partial<HousekeepingStackProps> = {}): P
     functions.push({
       logicalId,
       description: String(properties.Description ?? ''),
+      roleLogicalId: String((properties.Role as { 'Fn::GetAtt'?: unknown[] } | undefined)?.['Fn::GetAtt']?.[0]),
       handler: String(properties.Handler),
       memorySize: Number(properties.MemorySize),
       timeoutSeconds: Number(properties.Timeout),

@@ -6,6 +6,8 @@
  * only one that sees what only the deployed form can get wrong (names lost to minification, plain
  * text in a JSON log, a line without the request id, a reply past Lambda's limits).
  */
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLAN_LINES_IN_REPLY } from '../../lambda/app/invoke.ts';
@@ -21,6 +23,7 @@ import {
   startFunction,
   synthesize,
 } from './deployed.ts';
+import { type Decision, IamFront, policyStatements, type RefMap } from './iam-front.ts';
 import { runtimeClient } from './ric.ts';
 import { type InvocationResult, RuntimeApi } from './runtime-api.ts';
 
@@ -54,6 +57,7 @@ interface Rehearsal {
   readonly local: LocalStack;
   readonly api: RuntimeApi;
   readonly fn: RunningFunction;
+  readonly fronts: PolicyFronts;
   invoke(event: unknown, timeoutMs?: number): Promise<InvocationResult>;
   close(): Promise<void>;
 }
@@ -67,6 +71,7 @@ async function rehearse(
     lines: Array.from({ length: lines }, () => ({ status: 'finished' as const, fileSize })),
   });
   const api = await RuntimeApi.start();
+  const fronts = await policyFronts(synthesized, pass, local);
   // The template's references, and the one value only the deployed account knows, made local.
   const environment = {
     ...resolvedEnvironment(pass, {
@@ -74,8 +79,7 @@ async function rehearse(
       SESSION_KEY_SECRET_ID: local.secretId,
       ARCHIVE_BUCKET: local.bucket,
     }),
-    AWS_ENDPOINT_URL_S3: local.env.AWS_ENDPOINT_URL_S3 as string,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: local.env.AWS_ENDPOINT_URL_SECRETS_MANAGER as string,
+    ...fronts.endpoints,
     ...overrides,
   };
   const fn = await startFunction(pass, { ric, runtimeApi: api.address, environment });
@@ -83,13 +87,113 @@ async function rehearse(
     local,
     api,
     fn,
+    fronts,
     // The template's timeout, as Lambda gives it (with less, every line would be deferred).
     invoke: (event, timeoutMs = pass.timeoutSeconds * 1000) =>
       api.invoke(event, { timeoutMs, onTimeout: () => fn.kill() }),
     async close() {
       await fn.close();
       await api.close().catch(() => undefined);
+      await fronts.close();
       await local.close();
+    },
+  };
+}
+
+/** Region and account of the queues on the local SQS (fauxqs names them so). */
+const LOCAL_SQS = { region: 'us-east-1', account: '000000000000' } as const;
+/** The synthesized stack's own region and account (test/rehearsal/deployed.ts). */
+const STACK = { region: 'eu-west-1', account: '123456789012' } as const;
+
+/**
+ * What each resource of the template is locally, for resolving the role's policy: the archive
+ * bucket, the queues on the local SQS (`queues`: logical id prefix -> local queue name), and the
+ * stack's other resources by their logical id. A reference to a resource of another type is left
+ * out, so the policy front names it instead of guessing.
+ */
+function localRefs(
+  template: Synthesized['template'],
+  bucket: string,
+  queues: Record<string, string> = {},
+): RefMap {
+  const refs: Record<string, { ref: string; arn: string }> = {};
+  const { region, account } = STACK;
+  for (const [id, resource] of Object.entries(
+    (template as { Resources: Record<string, { Type: string }> }).Resources,
+  )) {
+    switch (resource.Type) {
+      case 'AWS::S3::Bucket': {
+        const name = id.startsWith('ArchiveBucket') ? bucket : id.toLowerCase();
+        refs[id] = { ref: name, arn: `arn:aws:s3:::${name}` };
+        break;
+      }
+      case 'AWS::SQS::Queue': {
+        const name = Object.entries(queues).find(([prefix]) => id.startsWith(prefix))?.[1] ?? id;
+        refs[id] = { ref: name, arn: `arn:aws:sqs:${LOCAL_SQS.region}:${LOCAL_SQS.account}:${name}` };
+        break;
+      }
+      case 'AWS::Logs::LogGroup':
+        refs[id] = { ref: id, arn: `arn:aws:logs:${region}:${account}:log-group:${id}:*` };
+        break;
+      case 'AWS::KMS::Key':
+        refs[id] = { ref: id, arn: `arn:aws:kms:${region}:${account}:key/${id}` };
+        break;
+      case 'AWS::Lambda::Function':
+        refs[id] = { ref: id, arn: `arn:aws:lambda:${region}:${account}:function:${id}` };
+        break;
+    }
+  }
+  return refs;
+}
+
+/** Policy fronts before the local S3 (and SQS) and Secrets Manager, enforcing `fn`'s role. */
+interface PolicyFronts {
+  readonly endpoints: Record<string, string>;
+  readonly decisions: readonly Decision[];
+  readonly denied: readonly Decision[];
+  close(): Promise<void>;
+}
+
+async function policyFronts(
+  stack: Synthesized,
+  fn: DeployedFunction,
+  local: LocalStack,
+  queues: Record<string, string> = {},
+): Promise<PolicyFronts> {
+  const statements = policyStatements(
+    stack.template,
+    fn.roleLogicalId,
+    localRefs(stack.template, local.bucket, queues),
+    {
+      region: STACK.region,
+      account: STACK.account,
+    },
+  );
+  // The local secret, as its full ARN in the stack's account (the 6 characters Secrets Manager adds).
+  const secrets = {
+    [local.secretId]: `arn:aws:secretsmanager:${STACK.region}:${STACK.account}:secret:${local.secretId}-Ab12Cd`,
+  };
+  const options = { statements, ...LOCAL_SQS, secrets };
+  const store = await IamFront.start({ ...options, upstream: local.env.AWS_ENDPOINT_URL_S3 as string });
+  const secretsFront = await IamFront.start({
+    ...options,
+    upstream: local.env.AWS_ENDPOINT_URL_SECRETS_MANAGER as string,
+  });
+  return {
+    endpoints: {
+      AWS_ENDPOINT_URL_S3: store.url,
+      AWS_ENDPOINT_URL_SQS: store.url,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsFront.url,
+    },
+    get decisions() {
+      return [...store.decisions, ...secretsFront.decisions];
+    },
+    get denied() {
+      return [...store.denied, ...secretsFront.denied];
+    },
+    async close() {
+      await store.close();
+      await secretsFront.close();
     },
   };
 }
@@ -149,6 +253,9 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
         level: 'WARN',
       });
       expect(JSON.stringify(lines)).not.toContain(r.local.sessionKey);
+      // Every request to S3 and Secrets Manager was one the deployed role may make.
+      expect(r.fronts.denied).toEqual([]);
+      expect(r.fronts.decisions.length).toBeGreaterThan(10);
     } finally {
       await r.close();
     }
@@ -168,6 +275,7 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
       expect(stored.plan).toHaveLength(PLAN_LINES_IN_REPLY + 50);
       // Counts, never the plan: 150 lines of it would be about 22 KB.
       for (const line of r.fn.lines) expect(line.length).toBeLessThan(4096);
+      expect(r.fronts.denied).toEqual([]);
     } finally {
       await r.close();
     }
@@ -183,6 +291,7 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
         body: { listed: 0, notStarted: expect.stringMatching(/^no line was listed/) },
       });
       expect([...r.local.tokens.lines.values()].every((line) => line.status === 'finished')).toBe(true);
+      expect(r.fronts.denied).toEqual([]);
     } finally {
       await r.close();
     }
@@ -209,10 +318,57 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
       expect(r.local.tokens.lines.get(id)?.status).toBe('finished');
       expect(await listKeys(r.local.s3Client, r.local.bucket, `tokens/${id}/`)).toEqual([]);
       expect(r.fn.process.exitCode).toBeNull();
+      expect(r.fronts.denied).toEqual([]);
     } finally {
       await r.close();
     }
   }, 120_000);
+
+  it('refuses through the policy front what the deployed role does not grant: a delete, a write outside the prefix, another secret', async () => {
+    const local = await startLocalStack({ lines: [] });
+    const fronts = await policyFronts(synthesized, pass, local);
+    const s3 = new S3Client({
+      endpoint: fronts.endpoints.AWS_ENDPOINT_URL_S3,
+      forcePathStyle: true,
+      region: LOCAL_SQS.region,
+      credentials: { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' },
+    });
+    const secrets = new SecretsManagerClient({
+      endpoint: fronts.endpoints.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+      region: LOCAL_SQS.region,
+      credentials: { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' },
+    });
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: local.bucket, Key: 'tokens/kept', Body: 'x' }));
+      await expect(
+        s3.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: 'tokens/kept' })),
+      ).rejects.toMatchObject({
+        name: 'AccessDenied',
+      });
+      await expect(
+        s3.send(new PutObjectCommand({ Bucket: local.bucket, Key: 'elsewhere/x', Body: 'x' })),
+      ).rejects.toMatchObject({
+        name: 'AccessDenied',
+      });
+      await expect(
+        secrets.send(new GetSecretValueCommand({ SecretId: 'another/secret' })),
+      ).rejects.toMatchObject({
+        name: 'AccessDeniedException',
+      });
+
+      expect(fronts.denied.map((d) => d.action).sort()).toEqual([
+        's3:DeleteObject',
+        's3:PutObject',
+        'secretsmanager:GetSecretValue',
+      ]);
+      expect(await listKeys(local.s3Client, local.bucket)).toEqual(['tokens/kept']);
+    } finally {
+      s3.destroy();
+      secrets.destroy();
+      await fronts.close();
+      await local.close();
+    }
+  });
 
   it('reports an init error by its class name when a variable is wrong, and starts no invocation', async () => {
     const r = await rehearse(1, { LINE_CONCURRENCY: 'many' });
@@ -268,15 +424,20 @@ describe('the deployed bundles under the Lambda runtime client (fan-out mode)', 
       ARCHIVE_BUCKET: stack.local.bucket,
       QUEUE_URL: stack.queueUrl,
     };
-    const endpoints = {
-      AWS_ENDPOINT_URL_S3: stack.env.AWS_ENDPOINT_URL_S3 as string,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.env.AWS_ENDPOINT_URL_SECRETS_MANAGER as string,
-      AWS_ENDPOINT_URL_SQS: stack.env.AWS_ENDPOINT_URL_SQS as string,
-    };
     const plannerFn = byRole(/^(?!Fan-out worker)/);
     const workerFn = byRole(/^Fan-out worker/);
-    const planner = await started(plannerFn, { ...resolvedEnvironment(plannerFn, local), ...endpoints });
-    const worker = await started(workerFn, { ...resolvedEnvironment(workerFn, local), ...endpoints });
+    // Each function's requests through a front enforcing its own role.
+    const queues = { WorkQueueDeadLetter: 'tokens-work-dlq', WorkQueue: 'tokens-work' };
+    const plannerFronts = await policyFronts(fanout, plannerFn, stack.local, queues);
+    const workerFronts = await policyFronts(fanout, workerFn, stack.local, queues);
+    const planner = await started(plannerFn, {
+      ...resolvedEnvironment(plannerFn, local),
+      ...plannerFronts.endpoints,
+    });
+    const worker = await started(workerFn, {
+      ...resolvedEnvironment(workerFn, local),
+      ...workerFronts.endpoints,
+    });
     try {
       const planned = await planner.invoke(fanout.scheduleInput);
       expect(planned).toMatchObject({ kind: 'response', body: { enqueued: 3 } });
@@ -301,9 +462,15 @@ describe('the deployed bundles under the Lambda runtime client (fan-out mode)', 
         for (const line of later) expect(requestIdOf(line), JSON.stringify(line)).toEqual(expect.any(String));
         expect(JSON.stringify(lines)).not.toContain(stack.local.sessionKey);
       }
+      for (const fronts of [plannerFronts, workerFronts]) {
+        expect(fronts.denied).toEqual([]);
+        expect(fronts.decisions.length).toBeGreaterThan(3);
+      }
     } finally {
       await planner.close();
       await worker.close();
+      await plannerFronts.close();
+      await workerFronts.close();
       await stack.close();
     }
   }, 120_000);
