@@ -1,46 +1,28 @@
 /**
  * A DELETE the service took without acting on it (a 204, a 202), and carried out later, between
  * runs, after the line had restated its files: the files it stated last are lost, and no code on
- * our side can stop that. What the housekeeper owes is the truth: once a run has read the line in
- * that changed state (and its records could be written), the receipt of the late DELETE records a
- * discrepancy, and the run that writes it reports the line failed and dismantled. The change is
- * excused like a change at the DELETE itself (`changedAtDelete`); the record is required.
+ * our side can stop that. What the housekeeper owes is the truth: once its pending marker notes
+ * the changed statement (`statedSince`, written by a run that read the line still there and could
+ * not archive it as stated), the receipt of the late DELETE records a discrepancy, and the run
+ * that writes it reports the line failed and dismantled. The change is excused like a change at
+ * the DELETE itself (`changedAtDelete`); the record is required.
+ *
+ * Only the marker is taken as proof that a run read the changed statement: a GET the campaign saw
+ * go out may have been answered with a fault (a 429, a broken body), which tells the housekeeper
+ * nothing.
  */
-import { type DeleteMoment, filesOf, type RunObserver, signature, statement } from './observer.ts';
+import { type DeleteMoment, filesOf, statement } from './observer.ts';
 import { type BucketView, readJson } from './store-read.ts';
 import { PREFIX, type Stage } from './world.ts';
 
-/** What the housekeeper saw of a line since the run of its last live DELETE. */
-interface Since {
-  /** Statements of the line a GET served it, in runs after the DELETE's. */
-  readonly served: Set<string>;
-  /** A store fault hit a receipt or a marker in one of those runs: a note may rightly be missing. */
-  recordsBroken: boolean;
-}
-
 export class LateDeletes {
-  readonly #since = new Map<string, Since>();
-  /** Lines deleted late after a change a run saw: their receipt must record a discrepancy. */
+  /** Lines deleted late after a change their marker noted: their receipt must record a discrepancy. */
   readonly #owed = new Set<string>();
-
-  /** After each run: its live DELETEs start a line's account over; its reads are added to it. */
-  afterRun(observer: RunObserver, moments: readonly DeleteMoment[]): void {
-    for (const [id, statements] of observer.served) {
-      const since = this.#since.get(id);
-      if (since === undefined) continue;
-      for (const served of statements) since.served.add(served);
-      if (observer.recordsBroken) since.recordsBroken = true;
-    }
-    for (const moment of moments) {
-      if (moment.live) this.#since.set(moment.id, { served: new Set(), recordsBroken: false });
-    }
-  }
 
   /**
    * Right before the service completes line `id`'s deferred deletion: when it states other files
-   * than at its last live DELETE, the change is excused (added to `changedAtDelete`); it is owed a
-   * discrepancy in its receipt when the pending marker notes what it states now, or when a run read
-   * it so and no store fault hit its records.
+   * than at its last live DELETE, the change is excused (added to `changedAtDelete`), and owed a
+   * discrepancy in its receipt when the pending marker notes what it states now.
    */
   async beforeCompletion(
     stage: Stage,
@@ -51,8 +33,6 @@ export class LateDeletes {
     const moment = lastDelete.get(id);
     const files = filesOf(stage, id);
     const changed = moment?.live === true && moment.files !== files;
-    const since = this.#since.get(id);
-    const read = since?.served.has(signature(stage, id)) === true && !since.recordsBroken;
     const marker = (await readJson(stage.world.s3Client, stage.bucket, `${PREFIX}_pending/${id}.json`)) as
       | { statedSince?: { name: unknown; size: unknown; sha256: unknown }[] }
       | undefined;
@@ -62,7 +42,7 @@ export class LateDeletes {
       completed: () => {
         if (!changed) return;
         changedAtDelete.add(id);
-        if (read || noted) this.#owed.add(id);
+        if (noted) this.#owed.add(id);
       },
     };
   }
@@ -77,7 +57,7 @@ export class LateDeletes {
       const receipt = (await view.json(key)) as { discrepancy?: unknown } | undefined;
       if (receipt?.discrepancy === undefined) {
         problems.push(
-          `${key}: the service carried out a DELETE it took before the line restated its files, which a run read, and the receipt records no discrepancy`,
+          `${key}: the service carried out a DELETE it took before the line restated its files, which the pending marker noted, and the receipt records no discrepancy`,
         );
       }
     }

@@ -76,7 +76,7 @@ export function filesOf(stage: Stage, id: string): string {
   );
 }
 
-export function signature(stage: Stage, id: string): string {
+function signature(stage: Stage, id: string): string {
   const line = stage.tokens.lines.get(id);
   if (line === undefined) return 'unknown';
   return statement(
@@ -108,7 +108,7 @@ export class RunObserver {
   readonly #matched = new Map<StoreFault, number>();
   readonly #lastServed = new Map<string, string>();
   /** Every statement ({@link signature}) of each line a GET served this run. */
-  readonly served = new Map<string, Set<string>>();
+  readonly #served = new Map<string, Set<string>>();
   /**
    * Fan-out with several workers: a line can be read by one worker and deleted by another, so the
    * read before a DELETE is not necessarily the last one served.
@@ -182,7 +182,7 @@ export class RunObserver {
     if (kind === 'get' && !this.#raw.has(id)) {
       const served = signature(this.#stage, id);
       this.#lastServed.set(id, served);
-      this.served.set(id, (this.served.get(id) ?? new Set()).add(served));
+      this.#served.set(id, (this.#served.get(id) ?? new Set()).add(served));
     }
     if (kind !== 'delete') return undefined;
     const now = signature(this.#stage, id);
@@ -219,7 +219,7 @@ export class RunObserver {
       };
       entries = Array.isArray(manifest?.files) ? manifest.files : [];
       const archived = statement('finished', entries as { name: unknown; size: unknown; sha256: unknown }[]);
-      if (this.#concurrent && archived !== now && this.served.get(id)?.has(archived)) race = true;
+      if (this.#concurrent && archived !== now && this.#served.get(id)?.has(archived)) race = true;
     } catch {
       problems.push('no readable manifest');
     }

@@ -234,7 +234,6 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
       result.races += check.moments.filter((m) => m.race).length;
       result.dismantled +=
         [...stage.tokens.lines.values()].filter((l) => l.status === 'deleted').length - deletedBefore;
-      lateDeletes.afterRun(observer, check.moments);
       check.problems.push(...(await lateDeletes.check(view)));
       result.violations.push(...check.problems.map((p) => `run ${i + 1}: ${p}`));
       if (process.env.CAMPAIGN_TRACE !== undefined) trace(i, run, schedule.sessionKey);
