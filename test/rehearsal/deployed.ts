@@ -68,7 +68,9 @@ export async function synthesize(props: Partial<HousekeepingStackProps> = {}): P
     functions.push({
       logicalId,
       description: String(properties.Description ?? ''),
-      roleLogicalId: String((properties.Role as { 'Fn::GetAtt'?: unknown[] } | undefined)?.['Fn::GetAtt']?.[0]),
+      roleLogicalId: String(
+        (properties.Role as { 'Fn::GetAtt'?: unknown[] } | undefined)?.['Fn::GetAtt']?.[0],
+      ),
       handler: String(properties.Handler),
       memorySize: Number(properties.MemorySize),
       timeoutSeconds: Number(properties.Timeout),
