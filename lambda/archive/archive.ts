@@ -125,13 +125,25 @@ export class Archive extends ArchiveKeys {
     return (await this.#store.head(this.receiptKey(lineId))) !== undefined;
   }
 
-  /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. Returns the key. */
+  /**
+   * The run that wrote the line's receipt (its `runId`), `undefined` when there is no receipt,
+   * `null` when it names none.
+   */
+  async receiptRunId(lineId: string, signal?: AbortSignal): Promise<string | null | undefined> {
+    const held = await this.#store.getJsonWithTag(this.receiptKey(lineId), signal);
+    if (held === undefined) return undefined;
+    const runId = (held.value as { runId?: unknown } | undefined)?.runId;
+    return typeof runId === 'string' ? runId : null;
+  }
+
   /** Writes a dry run's whole plan (see {@link ArchiveKeys.planKey}); returns its key. */
-  async writePlan(runId: string, started: Date, plan: unknown): Promise<string> {
+  async writePlan(runId: string, started: Date, plan: unknown, signal?: AbortSignal): Promise<string> {
     const key = this.planKey(runId, started);
-    await this.#store.putJson(key, plan);
+    await this.#store.putJson(key, plan, signal);
     return key;
   }
+
+  /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. Returns the key. */
 
   async writeRunReport(runId: string, started: Date, report: unknown): Promise<string> {
     const key = this.runReportKey(runId, started);

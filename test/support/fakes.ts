@@ -355,6 +355,12 @@ export class FakeArchive extends ArchiveKeys {
     return this.objects.has(this.receiptKey(lineId));
   }
 
+  async receiptRunId(lineId: string): Promise<string | null | undefined> {
+    const receipt = this.json(this.receiptKey(lineId)) as { runId?: unknown } | undefined;
+    if (receipt === undefined) return undefined;
+    return typeof receipt.runId === 'string' ? receipt.runId : null;
+  }
+
   async writePendingMarker(marker: PendingMarker): Promise<void> {
     this.#log.push('writePendingMarker');
     this.putJson(this.pendingMarkerKey(marker.lineId), marker);

@@ -76,8 +76,8 @@ export async function dismantle(
       const reason =
         `dismantled (${confirmation}), but its receipt could not be written (${unrecorded}): ` +
         `pending, a later run writes it${discrepancy === undefined ? '' : `; ${what} states files other than the archive: ${discrepancy}`}`;
-      // The marker keeps the reply (its difference is found again from it) and what the GET stated.
-      if (await keepPending(ctx, id, reply, reason, logger, fromGet)) {
+      // The marker keeps the reply and the discrepancy found now (the confirming run joins them once).
+      if (await keepPending(ctx, id, reply, reason, logger, discrepancy)) {
         return { kind: 'pending', reason, ...counts };
       }
     }
@@ -142,6 +142,14 @@ function finishingSignal(ctx: LineContext): AbortSignal {
   return AbortSignal.timeout(Math.max(2_000, ctx.config.deadlineReserveMs / 2));
 }
 
+/**
+ * The time allowed to write a pending marker (or amend one) after the DELETE's own window: a
+ * quarter of `DEADLINE_RESERVE_MS`, at least 1 s, so the two stay within the reserve.
+ */
+function markerSignal(ctx: LineContext): AbortSignal {
+  return AbortSignal.timeout(Math.max(1_000, ctx.config.deadlineReserveMs / 4));
+}
+
 /** What a 2xx reply's document states of this line, deleted; undefined when it is no such document. */
 function replyStatement(id: string, reply: DeleteReply): FilesStatement | undefined {
   return isTaken(reply) ? confirmingStatement(id, reply.document) : undefined;
@@ -191,7 +199,7 @@ async function keepReceipt(
     return undefined;
   } catch (error) {
     const reason = describeError(error);
-    if (await receiptThere(ctx, receipt.lineId)) {
+    if (await ownReceiptThere(ctx, receipt, signal)) {
       logger.warn('receipt write reported a failure, but the receipt is there', { reason });
       return undefined;
     }
@@ -200,14 +208,22 @@ async function keepReceipt(
   }
 }
 
-/** Whether the line's receipt is in the archive; false when that cannot be told either. */
-async function receiptThere(ctx: LineContext, id: string): Promise<boolean> {
+/**
+ * Whether `receipt` itself is in the archive (a write whose reply was lost): one read in a short
+ * window of its own. Another pass's receipt does not count (it may hold less: no reply, no
+ * discrepancy), nor does a read that fails.
+ */
+async function ownReceiptThere(ctx: LineContext, receipt: Receipt, signal: AbortSignal): Promise<boolean> {
   try {
-    return await ctx.archive.hasReceipt(id);
+    const look = AbortSignal.any([signal, AbortSignal.timeout(LOOK_MS)]);
+    return (await ctx.archive.receiptRunId(receipt.lineId, look)) === receipt.runId;
   } catch {
     return false;
   }
 }
+
+/** How long the one look for a receipt whose write reported a failure may take. */
+const LOOK_MS = 2_000;
 
 /** Discrepancies found by different documents, each once, as one text; undefined when none. */
 function joinDiscrepancies(found: readonly (string | undefined)[]): string | undefined {
@@ -229,7 +245,7 @@ async function keepPending(
   logger: Logger,
   discrepancy?: string,
 ): Promise<boolean> {
-  const signal = finishingSignal(ctx);
+  const signal = markerSignal(ctx);
   try {
     await ctx.retry(
       () =>
@@ -311,7 +327,7 @@ export async function confirmPending(
     await noteInMarker(
       ctx,
       id,
-      (held) => ({ ...held, discrepancy: joinDiscrepancies([held.discrepancy, fromGet]) ?? fromGet }),
+      (held) => ({ ...held, discrepancy: joinDiscrepancies([held.discrepancy, fromGet]) as string }),
       logger,
     );
   }
@@ -361,16 +377,14 @@ async function noteInMarker(
   amend: (marker: PendingMarker) => PendingMarker,
   logger: Logger,
 ): Promise<void> {
-  const signal = finishingSignal(ctx);
+  const signal = markerSignal(ctx);
   try {
     const noted = await ctx.retry(() => ctx.archive.amendPendingMarker(id, amend, signal), signal);
     if (noted === 'contended') {
-      logger.warn('a pending DELETE could not note what the line states now', {
-        reason: 'its marker changed at every look',
-      });
+      logger.warn('a pending DELETE marker could not be amended', { reason: 'it changed at every look' });
     }
   } catch (error) {
-    logger.warn('a pending DELETE could not note what the line states now', { reason: describeError(error) });
+    logger.warn('a pending DELETE marker could not be amended', { reason: describeError(error) });
   }
 }
 
@@ -382,7 +396,8 @@ export function keptReplyStatement(
   if (kept?.body === undefined || kept.body === '' || kept.status < 200 || kept.status >= 300)
     return undefined;
   try {
-    return confirmingStatement(id, parseJsonLimited(kept.body));
+    // The body as received: a byte order mark stays in it, which JSON does not allow.
+    return confirmingStatement(id, parseJsonLimited(kept.body.replace(/^\uFEFF/, '')));
   } catch {
     return undefined;
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Receipt } from '../../../lambda/archive/archive.ts';
+import { keptReplyStatement } from '../../../lambda/core/line/dismantle.ts';
 import { createLineWorker } from '../../../lambda/core/line/worker.ts';
 import type { Config, Deps, LineWorkRequest } from '../../../lambda/core/types.ts';
 import { ArchiveError, HttpStatusError } from '../../../lambda/shared/errors.ts';
@@ -379,6 +380,34 @@ describe('processLine', () => {
 
     expect(await processLine(deps)).toMatchObject({ outcome: 'dismantled' });
     expect(await archive.readPendingMarker(ID)).toBeUndefined();
+  });
+
+  it("does not take another pass's receipt for its own when its receipt write failed: the line stays pending, its discrepancy in the marker", async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, notFound(ID));
+    tokens.onDelete(ID, deleteReply(ID, 200, { files: { data: DATA, extra: 'added at the DELETE\n' } }));
+    archive.writeReceipt = async () => {
+      // Another pass's receipt lands meanwhile (a confirmation only); ours is refused.
+      archive.putJson(archive.receiptKey(ID), {
+        lineId: ID,
+        runId: 'another-run',
+        confirmation: 'GET answered 404',
+      });
+      throw new ArchiveError(archive.receiptKey(ID), 'PutObject failed: InternalError (HTTP 500)', {
+        retryable: true,
+      });
+    };
+
+    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    expect((await archive.readPendingMarker(ID))?.discrepancy).toContain('extra');
+  });
+
+  it('reads a kept reply that starts with a byte order mark', () => {
+    const body = `\uFEFF${deleteReply(ID, 200, { files: { data: DATA } }).text}`;
+
+    expect(
+      keptReplyStatement(ID, { status: 200, contentType: 'application/vnd.api+json', body })?.files,
+    ).toEqual([{ name: 'data', size: DATA.length, sha256: sha256(DATA) }]);
   });
 
   it('records the discrepancy a DELETE reply showed once in the receipt a later run writes', async () => {
