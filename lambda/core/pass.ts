@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import { deadlineReason, describeError } from '../shared/errors.ts';
+import { describeError } from '../shared/errors.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
@@ -64,20 +64,12 @@ async function passWithin(
     if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
     return summary;
   };
-  let selection: Selection;
-  try {
-    selection = await withPendingLines(
-      worker,
-      await select(worker.api, request, logger, { ...config.listing, signal }),
-      request,
-      logger,
-    );
-  } catch (error) {
-    // Out of time before the lines could be listed: a run that did nothing, said as such (the
-    // summary, its report and metrics), not a bare error. Any other listing failure throws.
-    const stopped = deadlineReason(signal);
-    if (stopped === undefined) throw error;
-    logger.warn('run not started', { reason: stopped.message });
+  // Started with no time to list: a run that does nothing, said as such (the summary, its report
+  // and metrics), not a bare error. A deadline reached while listing is a failure, and throws.
+  const remaining = context.remainingMs?.();
+  if (remaining !== undefined && remaining <= config.deadlineReserveMs) {
+    const reason = `the invocation started with ${remaining} ms left, within DEADLINE_RESERVE_MS (${config.deadlineReserveMs} ms)`;
+    logger.warn('run not started', { reason });
     const summary = summarize([], {
       runId,
       dryRun: request.dryRun,
@@ -88,10 +80,16 @@ async function passWithin(
       deferred: 0,
       tally: worker.tally,
       durationMs: deps.now() - started,
-      notStarted: `no line was listed: ${stopped.message}; the next run takes them`,
+      notStarted: `no line was listed: ${reason}; the next run takes them`,
     });
     return report(summary, []);
   }
+  const selection: Selection = await withPendingLines(
+    worker,
+    await select(worker.api, request, logger, { ...config.listing, signal }),
+    request,
+    logger,
+  );
   const results: LineResult[] = [];
   let deferred = 0;
   let bytes = 0;

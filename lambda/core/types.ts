@@ -220,8 +220,9 @@ export interface Summary {
   /** Where the whole plan is then: `{prefix}_plans/{date}/{runId}.json`. */
   readonly planKey?: string;
   /**
-   * Why the run looked at no line at all: its deadline had passed before the lines were listed
-   * (an invocation started with less than `DEADLINE_RESERVE_MS` left). The next run takes them.
+   * Why the run looked at no line at all: the invocation started with no more than
+   * `DEADLINE_RESERVE_MS` left, so not even the listing could be done. The next run takes them.
+   * (A deadline reached while listing fails the run with a `DeadlineError`.)
    */
   readonly notStarted?: string;
   readonly durationMs: number;

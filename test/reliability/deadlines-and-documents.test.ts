@@ -239,7 +239,7 @@ describe('an invocation started with less time left than DEADLINE_RESERVE_MS', (
     expect(run.error).toBeUndefined();
     expect(run.summary).toMatchObject({ listed: 0, archived: 0, dismantled: 0, failed: [] });
     expect(run.summary?.notStarted).toMatch(
-      /^no line was listed: run deadline reached .*DEADLINE_RESERVE_MS.*the next run takes them$/,
+      /^no line was listed: the invocation started with \d+ ms left, within DEADLINE_RESERVE_MS \(20000 ms\); the next run takes them$/,
     );
     const report = await runReport(local);
     expect(report.lines).toEqual([]);
@@ -247,6 +247,28 @@ describe('an invocation started with less time left than DEADLINE_RESERVE_MS', (
     expect(sink.flushed).toBe(true);
     expect([...local.tokens.lines.values()].every((line) => line.status === 'finished')).toBe(true);
     await checkInvariant(s, local, { before, runs: [run] });
+  });
+});
+
+describe('a deadline reached while the lines are listed', () => {
+  it('fails the run with the DeadlineError, not a summary that says nothing was started', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 10 }] });
+    // The list stalls; the run's deadline falls 1 s in (25 s left, less a 24 s reserve).
+    s.inject(local.tokens, { target: 'list', fault: { kind: 'stall' } });
+    const endsAt = Date.now() + 25_000;
+
+    const run = await settle(
+      createHandler({ ...local.env, DEADLINE_RESERVE_MS: '24000' })(
+        {},
+        { getRemainingTimeInMillis: () => endsAt - Date.now() },
+      ),
+    );
+
+    expect(run.summary).toBeUndefined();
+    expect(run.error).toMatchObject({ name: 'DeadlineError' });
   });
 });
 
