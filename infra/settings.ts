@@ -166,7 +166,7 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
       fail(`${name} must be between 1 second and 15 minutes, got ${value.toHumanString()}`);
     }
     // The function starts no line with less than its time reserve left: a timeout that leaves too
-    // little after it would defer every line, forever (or end every run in a DeadlineError).
+    // little after it would defer every line, forever.
     const working = value.toMilliseconds() - DEFAULT_TIME_RESERVE_MS;
     if (working < MIN_WORKING_MS) {
       const least = Duration.millis(DEFAULT_TIME_RESERVE_MS + MIN_WORKING_MS);

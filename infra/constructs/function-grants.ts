@@ -50,13 +50,15 @@ export function grantArchiveAccess(role: iam.Role, bucket: s3.IBucket, prefix: s
       resources: [objects],
     }),
   );
-  // SSE-KMS: writing needs a data key, reading (and a multipart upload's parts) a decrypt; nothing else.
+  // SSE-KMS: writing needs a data key, reading (and a multipart upload's parts) a decrypt; nothing
+  // else, and only through S3 in the stack's region (not a direct call on a key others may share).
   if (bucket.encryptionKey !== undefined) {
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'UseArchiveKey',
         actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
         resources: [bucket.encryptionKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(role).region}.amazonaws.com` } },
       }),
     );
   }

@@ -40,8 +40,8 @@ const BUNDLING: BundlingOptions = {
   banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
   mainFields: ['module', 'main'],
   minify: true,
-  // Class and function names survive minification: the runtime's error lines name the error
-  // (`errorType: "EventError"`, not `"yi"`), and so do the function's own.
+  // Class and function names survive minification: an error's constructor (as the runtime prints
+  // an init error, `ConfigError` rather than `t`) and the functions of a stack trace keep their names.
   keepNames: true,
   sourceMap: true,
   // Stack traces keep file, line and column; the map leaves out the sources themselves, which

@@ -93,6 +93,9 @@ export function handlerFor(config: Config, deps: Deps, options: HandlerOptions =
   return invoke as Handler;
 }
 
+/** How long writing a large dry run's whole plan may take. */
+const PLAN_WRITE_MS = 5_000;
+
 /** The most lines of a dry run's plan a Lambda reply carries. */
 export const PLAN_LINES_IN_REPLY = 100;
 
@@ -106,11 +109,13 @@ async function boundedPlan(deps: Deps, summary: Summary, started: Date): Promise
   if (plan === undefined || plan.length <= PLAN_LINES_IN_REPLY) return summary;
   let planKey: string | undefined;
   try {
-    planKey = await deps.archive.writePlan(summary.runId, started, {
-      schemaVersion: 1,
-      runId: summary.runId,
-      plan,
-    });
+    // Bounded, as the writes after a DELETE are: the reply must still go out within the invocation.
+    planKey = await deps.archive.writePlan(
+      summary.runId,
+      started,
+      { schemaVersion: 1, runId: summary.runId, plan },
+      AbortSignal.timeout(PLAN_WRITE_MS),
+    );
     deps.logger.info('plan written', { key: planKey, lines: plan.length });
   } catch (error) {
     deps.logger.error('plan could not be written', { reason: describeError(error) });

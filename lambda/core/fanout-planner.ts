@@ -151,7 +151,10 @@ export async function planFanout(
   };
   deadline.clear();
   emitPlanMetrics(deps.metrics, plan);
-  logger.info('fan-out summary', { summary: plan });
+  // Counts: the lists grow with the listing, and each line is logged on its own.
+  logger.info('fan-out summary', {
+    summary: { ...plan, skipped: plan.skipped.length, failed: plan.failed.length },
+  });
   try {
     const key = await archive.writeRunReport(runId, new Date(started), {
       schemaVersion: 1,

@@ -690,6 +690,7 @@ describe('HousekeepingStack archive encryption', () => {
       expect.objectContaining({
         Sid: 'UseArchiveKey',
         Effect: 'Allow',
+        Condition: { StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } },
         Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
         Resource: { 'Fn::GetAtt': [keyId, 'Arn'] },
       }),
