@@ -6,7 +6,7 @@ import { outOfTime, runDeadline } from './deadline.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
 import { select, withPendingLines } from './select.ts';
-import { emitPassMetrics, summarize, summaryForLog } from './summary.ts';
+import { emitPassMetrics, type SummaryCounts, summarize, summaryForLog } from './summary.ts';
 import type {
   Config,
   Deps,
@@ -58,7 +58,19 @@ async function passWithin(
   const worker = createLineWorker(deps, config, { runId, request: { ...request, minAgeMs }, logger, signal });
 
   logger.info('run started', { request: { ...request } });
-  const report = async (summary: Summary, results: readonly LineResult[]): Promise<Summary> => {
+  // The summary of the run, whichever way it ends: its metrics, its log line and its report.
+  const conclude = async (
+    results: readonly LineResult[],
+    counts: Pick<SummaryCounts, 'listed' | 'finished' | 'skipped' | 'deferred' | 'notStarted'>,
+  ): Promise<Summary> => {
+    const summary = summarize(results, {
+      runId,
+      dryRun: request.dryRun,
+      archiveOnly: request.archiveOnly,
+      tally: worker.tally,
+      durationMs: deps.now() - started,
+      ...counts,
+    });
     emitPassMetrics(deps.metrics, [summary], summary.durationMs);
     logger.info('run summary', { summary: summaryForLog(summary) });
     if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
@@ -70,19 +82,13 @@ async function passWithin(
   if (remaining !== undefined && remaining <= config.deadlineReserveMs) {
     const reason = `the invocation started with ${remaining} ms left, within DEADLINE_RESERVE_MS (${config.deadlineReserveMs} ms)`;
     logger.warn('run not started', { reason });
-    const summary = summarize([], {
-      runId,
-      dryRun: request.dryRun,
-      archiveOnly: request.archiveOnly,
+    return conclude([], {
       listed: 0,
       finished: 0,
       skipped: [],
       deferred: 0,
-      tally: worker.tally,
-      durationMs: deps.now() - started,
       notStarted: `no line was listed: ${reason}; the next run takes them`,
     });
-    return report(summary, []);
   }
   const selection: Selection = await withPendingLines(
     worker,
@@ -119,18 +125,12 @@ async function passWithin(
     ),
   );
 
-  const summary = summarize(results, {
-    runId,
-    dryRun: request.dryRun,
-    archiveOnly: request.archiveOnly,
+  return conclude(results, {
     listed: selection.listed,
     finished: selection.finished,
     skipped: selection.skipped,
     deferred,
-    tally: worker.tally,
-    durationMs: deps.now() - started,
   });
-  return report(summary, results);
 }
 
 /**

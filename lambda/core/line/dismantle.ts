@@ -73,9 +73,7 @@ export async function dismantle(
     const what = seen.how === REPLY_CONFIRMS ? 'its DELETE reply' : 'what confirmed its DELETE';
     if (unrecorded !== undefined) {
       // Gone, with no receipt: the run that writes it counts the line, once. A marker says so.
-      const reason =
-        `dismantled (${confirmation}), but its receipt could not be written (${unrecorded}): ` +
-        `pending, a later run writes it${discrepancy === undefined ? '' : `; ${what} states files other than the archive: ${discrepancy}`}`;
+      const reason = `${unrecordedReason(confirmation, unrecorded, 'pending')}${discrepancy === undefined ? '' : `; ${what} states files other than the archive: ${discrepancy}`}`;
       // The marker keeps the reply and the discrepancy found now (the confirming run joins them once).
       if (await keepPending(ctx, id, reply, reason, logger, discrepancy)) {
         return { kind: 'pending', reason, ...counts };
@@ -225,6 +223,11 @@ async function ownReceiptThere(ctx: LineContext, receipt: Receipt, signal: Abort
 /** How long the one look for a receipt whose write reported a failure may take. */
 const LOOK_MS = 2_000;
 
+/** Why a line seen gone is reported pending: its receipt could not be written (`why`). */
+function unrecordedReason(confirmation: string, why: string, state: 'pending' | 'still pending'): string {
+  return `dismantled (${confirmation}), but its receipt could not be written (${why}): ${state}, a later run writes it`;
+}
+
 /** Discrepancies found by different documents, each once, as one text; undefined when none. */
 function joinDiscrepancies(found: readonly (string | undefined)[]): string | undefined {
   const each = [...new Set(found.flatMap((text) => (text === undefined ? [] : text.split('; '))))];
@@ -338,7 +341,7 @@ export async function confirmPending(
     ...(unrecorded === undefined
       ? {}
       : {
-          unrecorded: `dismantled (${confirmation}), but its receipt could not be written (${unrecorded}): still pending, a later run writes it`,
+          unrecorded: unrecordedReason(confirmation, unrecorded, 'still pending'),
         }),
   };
 }
