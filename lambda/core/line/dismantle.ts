@@ -289,18 +289,11 @@ export async function confirmPending(
   const { how } = seen;
   const marker = await ctx.retry(() => archive.readPendingMarker(id));
   if (marker === undefined) return undefined;
-  const receiptBy = await ctx.retry(() => archive.receiptRunId(id));
   // Confirmed already (by a later DELETE, or another run): that receipt stands, and so does its count.
-  if (receiptBy !== undefined && receiptBy !== marker.runId) {
+  if (await ctx.retry(() => archive.hasReceipt(id))) {
     throw new LineSkippedError(`not found (${how}); already dismantled, its receipt is kept`, true);
   }
   const manifest = await ctx.retry(() => archive.readManifest(id));
-  if (receiptBy === marker.runId) {
-    // The marker's own run wrote this receipt, but its write reported a failure and the run could
-    // not find it: it left the line pending, uncounted. The receipt stands; this run counts it.
-    const discrepancy = joinDiscrepancies([marker.discrepancy]);
-    return { files: manifest?.files.length ?? 0, ...(discrepancy === undefined ? {} : { discrepancy }) };
-  }
   // Every statement that speaks of this DELETE: the reply the marker kept, what a later run saw
   // the line state while it was still there, and what confirms it now.
   const statedSince: FilesStatement | undefined =

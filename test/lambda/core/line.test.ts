@@ -402,29 +402,6 @@ describe('processLine', () => {
     expect((await archive.readPendingMarker(ID))?.discrepancy).toContain('extra');
   });
 
-  it('counts a line once when its own receipt landed though the write and the look for it both failed: the run that finds it counts it', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, notFound(ID));
-    const write = archive.writeReceipt.bind(archive);
-    const look = archive.receiptRunId.bind(archive);
-    archive.writeReceipt = async (receipt) => {
-      await write(receipt);
-      throw new ArchiveError(archive.receiptKey(ID), 'PutObject failed: socket hang up', { retryable: true });
-    };
-    archive.receiptRunId = async () => {
-      throw new ArchiveError(archive.receiptKey(ID), 'GetObject failed: 503', { retryable: true });
-    };
-    const first = await processLine(deps);
-    archive.writeReceipt = write;
-    archive.receiptRunId = look;
-
-    const second = await processLine(deps);
-
-    expect(first).toMatchObject({ outcome: 'pending' });
-    expect(second).toMatchObject({ outcome: 'dismantled' });
-    expect((archive.json(archive.receiptKey(ID)) as Receipt).runId).toBe(RUN_ID);
-  });
-
   it('reads a kept reply that starts with a byte order mark', () => {
     const body = `\uFEFF${deleteReply(ID, 200, { files: { data: DATA } }).text}`;
 
