@@ -4,9 +4,11 @@ import {
   archivePrefixProblem,
   DEFAULT_ARCHIVE_PREFIX,
   DEFAULT_DEADLINE_RESERVE_MS,
+  DEFAULT_DISMANTLE_SHARE_MIN_LINES,
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
+  MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
 } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
@@ -105,6 +107,7 @@ function config(env: Env): Readonly<Config> {
         MAX_REQUESTS_PER_SECOND_RANGE.max,
       ),
     ),
+    dismantleGuard: dismantleLimits(env),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
     listing: listingBounds(env),
@@ -117,6 +120,29 @@ function listingBounds(env: Env): Config['listing'] {
     maxPages: field(() => integer(env, 'LIST_MAX_PAGES', 10_000, 1, 1_000_000)),
     maxEmptyPages: field(() => integer(env, 'LIST_MAX_EMPTY_PAGES', 20, 1, 1_000_000)),
   };
+}
+
+function dismantleLimits(env: Env): Config['dismantleGuard'] {
+  return {
+    maxPerRun: field(() =>
+      optionalInteger(env, 'MAX_DISMANTLES_PER_RUN', MAX_DISMANTLES_RANGE.min, MAX_DISMANTLES_RANGE.max),
+    ),
+    maxShare: field(() => share(env, 'MAX_DISMANTLE_SHARE')),
+    shareMinLines: field(() =>
+      integer(env, 'MAX_DISMANTLE_SHARE_MIN_LINES', DEFAULT_DISMANTLE_SHARE_MIN_LINES, 1, 1_000_000),
+    ),
+  };
+}
+
+/** A share of a whole: a decimal number above 0 and at most 1 (`0.5`); unset is none. */
+function share(env: Env, name: string): number | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return undefined;
+  const value = /^(0|1)?(\.\d+)?$/.test(raw) && raw !== '.' ? Number(raw) : Number.NaN;
+  if (!(value > 0 && value <= 1)) {
+    throw new ConfigError(name, `must be a share above 0 and at most 1, such as 0.5, got "${raw}"`);
+  }
+  return value;
 }
 
 function downloadFloor(env: Env): Config['download'] {

@@ -2,6 +2,7 @@
 import * as z from 'zod/mini';
 import { FULL_PASS } from '../core/request.ts';
 import type { RunRequest } from '../core/types.ts';
+import { MAX_DISMANTLES_RANGE } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { EventError } from '../shared/errors.ts';
 import { isLineId } from '../shared/ids.ts';
@@ -23,6 +24,11 @@ const manualPayload = z.strictObject({
   maxDurationSeconds: z.optional(z.int().check(z.positive(), z.maximum(7 * 24 * 3600))),
   // Seconds, or a duration such as "30m", "24h", "7d".
   minAge: z.optional(z.union([z.int().check(z.nonnegative()), z.string()])),
+  // The dismantle guard for this run, instead of MAX_DISMANTLES_PER_RUN / MAX_DISMANTLE_SHARE.
+  maxDismantles: z.optional(
+    z.int().check(z.minimum(MAX_DISMANTLES_RANGE.min), z.maximum(MAX_DISMANTLES_RANGE.max)),
+  ),
+  maxDismantleShare: z.optional(z.number().check(z.positive(), z.maximum(1))),
 });
 
 /**
@@ -88,6 +94,7 @@ export function parseEvent(event: unknown): RunRequest {
     throw new EventError(`event: ${describeIssues(parsed.error.issues)}`);
   }
   const { dryRun, ids, archiveOnly, maxLines, onConflict, maxDurationSeconds, minAge } = parsed.data;
+  const { maxDismantles, maxDismantleShare } = parsed.data;
   const minAgeSeconds = typeof minAge === 'string' ? parseDuration(minAge, { allowZero: true }) : minAge;
   if (typeof minAge === 'string' && minAgeSeconds === undefined) {
     throw new EventError(
@@ -107,6 +114,8 @@ export function parseEvent(event: unknown): RunRequest {
     onConflict: onConflict ?? 'fail',
     maxDurationSeconds,
     minAgeSeconds,
+    ...(maxDismantles === undefined ? {} : { maxDismantles }),
+    ...(maxDismantleShare === undefined ? {} : { maxDismantleShare }),
   });
 }
 

@@ -11,6 +11,7 @@ import {
 } from '../queue/work-queue.ts';
 import { describeError, EventError, QueueError } from '../shared/errors.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
+import { dismantleGuard, guardLimits, shareHold } from './dismantle-guard.ts';
 import { keepQueuedMarker, type QueuedMarker } from './fanout-records.ts';
 import { judgeAge, minAgeOf } from './grace.ts';
 import { createRunTools } from './run-tools.ts';
@@ -63,12 +64,11 @@ export async function planFanout(
   const { api, archive, tally, retry } = createRunTools(deps, config, { logger, signal: deadline.signal });
 
   logger.info('fan-out started', { request: { ...request } });
-  const selection = await withPendingLines(
-    { archive, retry },
-    await select(api, request, logger, { ...config.listing, signal: deadline.signal }),
-    request,
-    logger,
-  );
+  const listing = await select(api, request, logger, { ...config.listing, signal: deadline.signal });
+  const limits = guardLimits(config, request);
+  const sharedHold = shareHold(limits, request.ids === undefined ? listing : undefined);
+  if (sharedHold !== undefined) logger.warn('dismantle guard tripped', { reason: sharedHold });
+  const selection = await withPendingLines({ archive, retry }, listing, request, logger);
 
   // Lines named by id are an operator's explicit request: sent whatever the markers say.
   const markers =
@@ -102,6 +102,20 @@ export async function planFanout(
   }
   const allowed = request.maxLines === undefined ? toSend : toSend.slice(0, request.maxLines);
   let deferred = toSend.length - allowed.length;
+  // The guard's leave is given here, for the whole run: the workers only carry it out. A line with
+  // a pending DELETE needs none (it is confirmed, never deleted again).
+  const guard = dismantleGuard(limits, sharedHold);
+  const listed = new Set(listing.candidates);
+  const holds = new Map<string, string>();
+  if (!request.archiveOnly) {
+    for (const id of allowed) {
+      const hold = listed.has(id) ? guard.claim(id) : undefined;
+      if (hold !== undefined) holds.set(id, hold);
+    }
+  }
+  if (sharedHold === undefined && holds.size > 0) {
+    logger.warn('dismantle guard tripped', { reason: holds.values().next().value, held: holds.size });
+  }
 
   const enqueued: string[] = [];
   const failed: LineReport[] = [];
@@ -120,6 +134,7 @@ export async function planFanout(
           archiveOnly: request.archiveOnly,
           ...(request.onConflict === 'keep-both' ? { onConflict: 'keep-both' as const } : {}),
           ...(request.minAgeSeconds === undefined ? {} : { minAgeSeconds: request.minAgeSeconds }),
+          ...(holds.has(lineId) ? { hold: holds.get(lineId) } : {}),
         }));
         const outcome = await sendMessages(queue, messages, retry);
         failed.push(...outcome.failed);
@@ -145,6 +160,8 @@ export async function planFanout(
     deferred,
     retries: tally.retries,
     waiting,
+    held: enqueued.filter((id) => holds.has(id)).length,
+    ...(holds.size === 0 ? {} : { guardTripped: holds.values().next().value }),
     skipped: sortById(skipped),
     failed: sortById(failed),
     durationMs: deps.now() - started,

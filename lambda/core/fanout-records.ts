@@ -32,6 +32,7 @@ const STANDING: Readonly<Record<LineResult['outcome'], number>> = {
   skipped: 0,
   failed: 0,
   archived: 1,
+  held: 1,
   pending: 2,
   dismantled: 3,
 };

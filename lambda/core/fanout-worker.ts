@@ -27,8 +27,11 @@ interface RunWork {
   readonly archiveOnly: boolean;
   readonly worker: LineWorker;
   readonly logger: Logger;
-  /** By line id: a line sent twice in one batch is worked once, for both messages. */
-  readonly lines: Map<string, { readonly planned: Date; readonly messageIds: string[] }>;
+  /**
+   * By line id: a line sent twice in one batch is worked once, for both messages; held (archived,
+   * not dismantled) when any of them says the planner's dismantle guard holds it.
+   */
+  readonly lines: Map<string, { readonly planned: Date; readonly messageIds: string[]; hold?: string }>;
   readonly results: LineResult[];
   deferred: number;
 }
@@ -79,6 +82,7 @@ export async function workBatch(
     let run = runs.get(key);
     if (run === undefined) {
       const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
+      const lines: RunWork['lines'] = new Map();
       run = {
         runId: message.runId,
         archiveOnly: message.archiveOnly,
@@ -93,8 +97,9 @@ export async function workBatch(
           },
           logger,
           signal: deadline.signal,
+          guard: { claim: (id) => lines.get(id)?.hold },
         }),
-        lines: new Map(),
+        lines,
         results: [],
         deferred: 0,
       };
@@ -102,9 +107,14 @@ export async function workBatch(
     }
     const line = run.lines.get(message.lineId);
     if (line === undefined) {
-      run.lines.set(message.lineId, { planned: new Date(message.plannedAt), messageIds: [record.messageId] });
+      run.lines.set(message.lineId, {
+        planned: new Date(message.plannedAt),
+        messageIds: [record.messageId],
+        ...(message.hold === undefined ? {} : { hold: message.hold }),
+      });
     } else {
       line.messageIds.push(record.messageId);
+      line.hold ??= message.hold;
     }
   }
 

@@ -3,6 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
 import { describeError } from '../shared/errors.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
+import { dismantleGuard, guardLimits, shareHold } from './dismantle-guard.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
 import { select, withPendingLines } from './select.ts';
@@ -55,7 +56,16 @@ async function passWithin(
 ): Promise<Summary> {
   const { started, runId, logger, signal } = run;
   const minAgeMs = minAgeOf(request.minAgeSeconds, config.minAgeMs);
-  const worker = createLineWorker(deps, config, { runId, request: { ...request, minAgeMs }, logger, signal });
+  const limits = guardLimits(config, request);
+  // The guard is set once the listing is known (its share of finished lines): lines start after.
+  let guard = dismantleGuard(limits, undefined);
+  const worker = createLineWorker(deps, config, {
+    runId,
+    request: { ...request, minAgeMs },
+    logger,
+    signal,
+    guard: { claim: (id) => guard.claim(id) },
+  });
 
   logger.info('run started', { request: { ...request } });
   // The summary of the run, whichever way it ends: its metrics, its log line and its report.
@@ -90,12 +100,13 @@ async function passWithin(
       notStarted: `no line was listed: ${reason}; the next run takes them`,
     });
   }
-  const selection: Selection = await withPendingLines(
-    worker,
-    await select(worker.api, request, logger, { ...config.listing, signal }),
-    request,
-    logger,
-  );
+  const listing = await select(worker.api, request, logger, { ...config.listing, signal });
+  const held = shareHold(limits, request.ids === undefined ? listing : undefined);
+  if (held !== undefined) {
+    logger.warn('dismantle guard tripped', { reason: held });
+    guard = dismantleGuard(limits, held);
+  }
+  const selection: Selection = await withPendingLines(worker, listing, request, logger);
   const results: LineResult[] = [];
   let deferred = 0;
   let bytes = 0;

@@ -29,6 +29,8 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
   const skipped: LineReport[] = counts.skipped.map(({ id, reason }) => ({ id, reason: redactText(reason) }));
   const failed: LineReport[] = [];
   const pending: LineReport[] = [];
+  const held: LineReport[] = [];
+  let guardTripped: string | undefined;
   const plan: PlannedLine[] = [];
   let conflicts = 0;
   let waiting = 0;
@@ -42,6 +44,7 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
     switch (result.outcome) {
       case 'planned':
         plan.push(redactedPlan(result.plan));
+        guardTripped ??= result.plan.held;
         break;
       case 'waiting':
         waiting += 1;
@@ -69,9 +72,14 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
       case 'archived':
       case 'dismantled':
       case 'pending':
+      case 'held':
         archived += 1;
         if (result.outcome === 'dismantled') dismantled += 1;
         if (result.outcome === 'pending') pending.push({ id: result.id, reason: redactText(result.reason) });
+        if (result.outcome === 'held') {
+          held.push({ id: result.id, reason: result.reason });
+          guardTripped ??= result.reason;
+        }
         bytes += result.bytes;
         filesUploaded += result.uploaded;
         filesReused += result.reused;
@@ -98,6 +106,8 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
     skipped: sortById(skipped),
     failed: sortById(failed),
     pending: sortById(pending),
+    held: sortById(held),
+    ...(guardTripped === undefined ? {} : { guardTripped }),
     ...(dryRun ? { plan: sortById(plan) } : {}),
     ...(counts.notStarted === undefined ? {} : { notStarted: redactText(counts.notStarted) }),
     durationMs,
@@ -129,6 +139,7 @@ export const PASS_METRICS: Readonly<
   LinesWaiting: ['Count', (s) => s.waiting],
   LinesSkipped: ['Count', (s) => s.skipped.length],
   LinesPending: ['Count', (s) => s.pending.length],
+  LinesHeld: ['Count', (s) => s.held.length],
   FilesArchived: ['Count', (s) => s.filesUploaded],
   BytesArchived: ['Bytes', (s) => s.bytes],
   HashMismatches: ['Count', (s) => s.hashMismatches],
@@ -160,12 +171,13 @@ export function emitPassMetrics(
  * (CloudWatch Logs takes 1 MB an event).
  */
 export function summaryForLog(summary: Summary): Record<string, unknown> {
-  const { plan, failed, skipped, pending, ...counts } = summary;
+  const { plan, failed, skipped, pending, held, ...counts } = summary;
   return {
     ...counts,
     failed: failed.length,
     skipped: skipped.length,
     pending: pending.length,
+    held: held.length,
     ...(plan === undefined ? {} : { planned: plan.length }),
   };
 }

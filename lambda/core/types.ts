@@ -66,6 +66,11 @@ export interface Config {
    * (every line and file, retries included; S3 is not limited). Undefined: no cap.
    */
   readonly maxRequestsPerSecond: number | undefined;
+  /**
+   * The dismantle guard (`MAX_DISMANTLES_PER_RUN`, `MAX_DISMANTLE_SHARE`,
+   * `MAX_DISMANTLE_SHARE_MIN_LINES`); an event's `maxDismantles` / `maxDismantleShare` replace them for its run.
+   */
+  readonly dismantleGuard: DismantleLimits;
   /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
   readonly s3EndpointOverride: string | undefined;
   readonly secretsEndpointOverride: string | undefined;
@@ -83,6 +88,16 @@ export interface Config {
     /** `DOWNLOAD_SPEED_WINDOW_SECONDS`, as ms: the window the speed is averaged over. */
     readonly speedWindowMs: number;
   };
+}
+
+/** The guard's settings for one run (the environment's, or an operator's event). */
+export interface DismantleLimits {
+  /** Most lines one run may dismantle; undefined: no cap. */
+  readonly maxPerRun: number | undefined;
+  /** Largest share of finished lines in a listing that may be dismantled from; undefined: no check. */
+  readonly maxShare: number | undefined;
+  /** The share is judged only for listings of at least this many lines. */
+  readonly shareMinLines: number;
 }
 
 /** The part of the configuration that only concerns the archive (audit and restore need no more). */
@@ -126,6 +141,10 @@ export interface RunRequest {
   readonly maxDurationSeconds: number | undefined;
   /** A grace period for this run, in seconds, instead of `MIN_AGE` (0: none). */
   readonly minAgeSeconds: number | undefined;
+  /** The most lines this run may dismantle, instead of `MAX_DISMANTLES_PER_RUN`. */
+  readonly maxDismantles?: number | undefined;
+  /** The dismantle guard's share for this run, instead of `MAX_DISMANTLE_SHARE` (1: no check). */
+  readonly maxDismantleShare?: number | undefined;
 }
 
 /** A sink for CloudWatch metrics; Powertools `Metrics` fits it. */
@@ -176,9 +195,13 @@ export interface PlannedLine {
   readonly digits: string | null;
   readonly files: number;
   readonly bytes: number;
-  /** `wait`: finished less than the grace period ago; taken by a run at or after `until`. */
-  readonly action: 'archive' | 'archive-and-dismantle' | 'wait';
+  /**
+   * `wait`: finished less than the grace period ago; taken by a run at or after `until`.
+   * `archive-and-hold`: would be archived, and kept on the service by the dismantle guard (`held` says why).
+   */
+  readonly action: 'archive' | 'archive-and-dismantle' | 'archive-and-hold' | 'wait';
   readonly until?: string;
+  readonly held?: string;
 }
 
 /** What a run did; returned by the handler and logged as one line. */
@@ -214,6 +237,13 @@ export interface Summary {
   readonly failed: readonly LineReport[];
   /** Archived lines whose DELETE was taken (202) but not yet seen done; the next run confirms them. */
   readonly pending: readonly LineReport[];
+  /** Archived lines the dismantle guard kept on the service (a later run dismantles them). */
+  readonly held: readonly LineReport[];
+  /**
+   * Why the dismantle guard held lines in this run (for a dry run: would hold), the first reason
+   * it gave; absent when it held none.
+   */
+  readonly guardTripped?: string;
   readonly plan?: readonly PlannedLine[];
   /** Lines planned, when `plan` holds only the first of them (a Lambda reply stays bounded). */
   readonly planLines?: number;
@@ -255,6 +285,8 @@ export type LineResult = { readonly id: string; readonly durationMs: number } & 
   | ({ readonly outcome: 'archived' | 'dismantled' } & FileCounts)
   /** Archived, and the DELETE was taken (202) but the line still shows: the next run confirms it. */
   | ({ readonly outcome: 'pending'; readonly reason: string } & FileCounts)
+  /** Archived and verified, and kept on the service by the run's dismantle guard. */
+  | ({ readonly outcome: 'held'; readonly reason: string } & FileCounts)
   | ({
       readonly outcome: 'failed';
       readonly reason: string;
@@ -329,6 +361,10 @@ export interface FanoutPlan {
   readonly deferred: number;
   /** Finished lines younger than the grace period (`MIN_AGE`): not sent; a later run sends them. */
   readonly waiting: number;
+  /** Lines sent with the dismantle guard's hold: their worker archives them and keeps them on the service. */
+  readonly held: number;
+  /** Why the dismantle guard held lines in this run, the first reason; absent when it held none. */
+  readonly guardTripped?: string;
   readonly retries: number;
   /** Malformed list items. */
   readonly skipped: readonly LineReport[];

@@ -11,19 +11,26 @@ import {
   positiveIntegerFlag,
   printJson,
   progressLine,
+  shareFlag,
   terminalCommand,
   textTable,
+  wholeNumberFlag,
 } from './terminal.ts';
 
 const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N] [--json-logs]
                               [--max-duration 30s|10m|1h] [--min-age 30m|24h|7d]
                               [--ids ID,... --on-conflict keep-both]
+                              [--max-dismantles N] [--max-dismantle-share 0.5]
 
 Runs one housekeeping pass with the configuration in the environment (see docs/configuration.md).
 --max-duration: a hard deadline; in-flight lines are stopped and reported failed.
 --min-age: a grace period: lines finished more recently wait for a later run (overrides MIN_AGE).
 --on-conflict keep-both: resolve conflicts of the named lines by archiving the new version of a
 file beside the old one (never over it), recording both, and only then dismantling.
+--max-dismantles: dismantle at most N lines in this run; the rest are archived and held
+(overrides MAX_DISMANTLES_PER_RUN; 0 holds every line).
+--max-dismantle-share: dismantle nothing when the listing shows more than this share of
+finished lines (overrides MAX_DISMANTLE_SHARE; 1 turns the check off for this run).
 Prints the summary JSON on stdout, logs on stderr. Exit 0: nothing failed; 1: some line
 failed; 2: the run itself failed (configuration, secret, listing, bad flags).
 ${LOG_USAGE}`;
@@ -42,6 +49,8 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
       'max-duration': { type: 'string' },
       'on-conflict': { type: 'string' },
       'min-age': { type: 'string' },
+      'max-dismantles': { type: 'string' },
+      'max-dismantle-share': { type: 'string' },
     },
   });
   const payload: Record<string, unknown> = {};
@@ -54,6 +63,10 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
   if (maxDuration !== undefined) payload.maxDurationSeconds = durationFlag('--max-duration', maxDuration);
   const minAge = values['min-age'];
   if (minAge !== undefined) payload.minAge = durationFlag('--min-age', minAge);
+  const maxDismantles = values['max-dismantles'];
+  if (maxDismantles !== undefined) payload.maxDismantles = wholeNumberFlag('--max-dismantles', maxDismantles);
+  const maxShare = values['max-dismantle-share'];
+  if (maxShare !== undefined) payload.maxDismantleShare = shareFlag('--max-dismantle-share', maxShare);
   const onConflict = values['on-conflict'];
   if (onConflict !== undefined) {
     if (onConflict !== 'keep-both' && onConflict !== 'fail') {

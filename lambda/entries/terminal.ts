@@ -231,3 +231,22 @@ export function positiveIntegerFlag(flag: string, text: string): number {
   }
   return Number(text);
 }
+
+/** A flag's whole number, 0 included; anything else is refused naming the flag. */
+export function wholeNumberFlag(flag: string, text: string): number {
+  if (!/^\d{1,9}$/.test(text)) {
+    throw new Error(`${flag}: expected a whole number (0 or more), got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+/** A flag's share of a whole, above 0 and at most 1 (`0.5`); anything else is refused naming the flag. */
+export function shareFlag(flag: string, text: string): number {
+  const value = /^(0|1)?\.?\d*$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value > 0 && value <= 1)) {
+    throw new Error(
+      `${flag}: expected a share above 0 and at most 1, such as 0.5, got ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
+}

@@ -22,6 +22,8 @@ export interface WorkMessage {
   readonly onConflict?: 'keep-both';
   /** The planner run's grace period in seconds, when its payload set one (0: none); absent: `MIN_AGE`. */
   readonly minAgeSeconds?: number;
+  /** The planner's dismantle guard holds this line: archive it, keep it on the service; why. */
+  readonly hold?: string;
 }
 
 /** SendMessageBatch takes at most this many entries. */
@@ -35,11 +37,12 @@ const messageBody = z.strictObject({
   archiveOnly: z.optional(z.boolean()),
   onConflict: z.optional(z.literal('keep-both')),
   minAgeSeconds: z.optional(z.int().check(z.nonnegative())),
+  hold: z.optional(z.string().check(z.minLength(1), z.maxLength(1000))),
 });
 
 /** The JSON body of a {@link WorkMessage}; `archiveOnly` only when set. */
 export function encodeWorkMessage(message: WorkMessage): string {
-  const { lineId, runId, plannedAt, archiveOnly, onConflict, minAgeSeconds } = message;
+  const { lineId, runId, plannedAt, archiveOnly, onConflict, minAgeSeconds, hold } = message;
   return JSON.stringify({
     lineId,
     runId,
@@ -47,6 +50,7 @@ export function encodeWorkMessage(message: WorkMessage): string {
     ...(archiveOnly ? { archiveOnly: true } : {}),
     ...(onConflict === undefined ? {} : { onConflict }),
     ...(minAgeSeconds === undefined ? {} : { minAgeSeconds }),
+    ...(hold === undefined ? {} : { hold }),
   });
 }
 
@@ -71,6 +75,7 @@ export function parseWorkMessage(body: string, now: () => number): WorkMessage {
     archiveOnly: parsed.data.archiveOnly ?? false,
     ...(parsed.data.onConflict === undefined ? {} : { onConflict: parsed.data.onConflict }),
     ...(parsed.data.minAgeSeconds === undefined ? {} : { minAgeSeconds: parsed.data.minAgeSeconds }),
+    ...(parsed.data.hold === undefined ? {} : { hold: parsed.data.hold }),
   };
 }
 

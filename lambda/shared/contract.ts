@@ -18,6 +18,7 @@ export const PASS_METRIC_NAMES = [
   'LinesWaiting',
   'LinesSkipped',
   'LinesPending',
+  'LinesHeld',
   'FilesArchived',
   'BytesArchived',
   'HashMismatches',
@@ -39,6 +40,11 @@ export const DEFAULT_LINE_CONCURRENCY = 8;
 export const LINE_CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
 /** The range of `MAX_REQUESTS_PER_SECOND` the function accepts (and so the stack's prop). */
 export const MAX_REQUESTS_PER_SECOND_RANGE = { min: 1, max: 100_000 } as const;
+
+/** The range of `MAX_DISMANTLES_PER_RUN` (and the event's `maxDismantles`): 0 holds every line. */
+export const MAX_DISMANTLES_RANGE = { min: 0, max: 1_000_000 } as const;
+/** `MAX_DISMANTLE_SHARE_MIN_LINES` unless set: a shorter listing is not judged by its share of finished lines. */
+export const DEFAULT_DISMANTLE_SHARE_MIN_LINES = 20;
 
 /** `TIME_RESERVE_MS` unless set: in Lambda, no line (or batch) is started with less than this left. */
 export const DEFAULT_TIME_RESERVE_MS = 90_000;

@@ -2,6 +2,7 @@ import type { Archive } from '../../archive/archive.ts';
 import { HttpStatusError } from '../../shared/errors.ts';
 import type { JsonReply, TokensApi } from '../../tokens/api.ts';
 import type { TokensLine } from '../../tokens/document.ts';
+import type { DismantleGuard } from '../dismantle-guard.ts';
 import type { Config, FileCounts, LineWorker, LineWorkRequest, PlannedLine, Tally } from '../types.ts';
 
 /** What every step of one line shares: the run's adapters, settings, request and clock. */
@@ -15,6 +16,8 @@ export interface LineContext {
   readonly retry: LineWorker['retry'];
   readonly tally: Tally;
   readonly signal: AbortSignal | undefined;
+  /** The run's dismantle guard: the gate asks it last; a dry run asks it for its plan. */
+  readonly guard: DismantleGuard;
 }
 
 /** A line as read by id: validated, with its document exactly as the service sent it. */
@@ -28,6 +31,8 @@ export type LineOutcome =
   | { readonly kind: 'waiting'; readonly until: string }
   | ({ readonly kind: 'archived' | 'dismantled' } & FileCounts)
   | ({ readonly kind: 'pending'; readonly reason: string } & FileCounts)
+  /** Archived and verified, and kept on the service by the run's dismantle guard. */
+  | ({ readonly kind: 'held'; readonly reason: string } & FileCounts)
   /** Dismantled, but what confirmed its DELETE states files other than the archive's: reported loudly. */
   | ({ readonly kind: 'failed'; readonly reason: string } & FileCounts);
 

@@ -3,6 +3,7 @@ import { HousekeepingError } from '../../shared/errors.ts';
 import { sameLineId } from '../../shared/ids.ts';
 import type { DeleteReply, TokensApi } from '../../tokens/api.ts';
 import type { TokensLine } from '../../tokens/document.ts';
+import type { DismantleGuard } from '../dismantle-guard.ts';
 import { describeFile, differences, sameFile } from './compare.ts';
 
 // The one decision that may let a DELETE go: what is known, in; allow (a permit) or why not, out.
@@ -28,9 +29,14 @@ export interface DeleteFacts {
   readonly verified: ReadonlyMap<string, VerifiedFile>;
   /** The run's deadline passed, or the line was stopped. */
   readonly stopped: boolean;
+  /** The run's dismantle guard: asked last, for a line the gate would otherwise let go. */
+  readonly guard: DismantleGuard;
 }
 
-/** Why the gate keeps a line. `changed` alone means: archive what the line states now, then ask again. */
+/**
+ * Why the gate keeps a line. `changed` alone means: archive what the line states now, then ask
+ * again; `held`: the line may be dismantled, but the run's dismantle guard holds it.
+ */
 export type DenyKind =
   | 'dry-run'
   | 'archive-only'
@@ -40,7 +46,8 @@ export type DenyKind =
   | 'other-line'
   | 'not-finished'
   | 'changed'
-  | 'unverified';
+  | 'unverified'
+  | 'held';
 
 /** Leave to send one DELETE of one line: issued by {@link decideDelete} alone, spent by {@link sendDelete}. */
 export interface DeletePermit {
@@ -59,8 +66,9 @@ const issued = new WeakSet<DeletePermit>();
 /**
  * May the line be dismantled now? Only when it is asked for, the run is not stopped, the line as
  * read right before states exactly the files the manifest records (names, sizes, hashes), it is
- * this line and still finished, and every file of the manifest was verified in S3 at its key in
- * this round. Anything else keeps the line, with the reason.
+ * this line and still finished, every file of the manifest was verified in S3 at its key in
+ * this round, and the run's dismantle guard lets it go (asked last: it counts the lines let go).
+ * Anything else keeps the line, with the reason.
  */
 export function decideDelete(facts: DeleteFacts): DeleteVerdict {
   const deny = (why: DenyKind, reason: string): DeleteVerdict => ({ allow: false, why, reason });
@@ -91,6 +99,8 @@ export function decideDelete(facts: DeleteFacts): DeleteVerdict {
       );
     }
   }
+  const held = facts.guard.claim(id);
+  if (held !== undefined) return deny('held', held);
   const permit: DeletePermit = Object.freeze({ id, manifest });
   issued.add(permit);
   return { allow: true, permit };

@@ -11,7 +11,8 @@ import {
 } from '../../shared/errors.ts';
 import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
-import { judgeAge } from '../grace.ts';
+import { type Age, judgeAge } from '../grace.ts';
+import type { PlannedLine } from '../types.ts';
 import { getLineOrGone, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
 import {
   confirmPending,
@@ -55,9 +56,7 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
         digits: line.digits ?? null,
         files: line.files.length,
         bytes: line.files.reduce((sum, file) => sum + file.size, 0),
-        ...(age.kind === 'waiting'
-          ? { action: 'wait', until: age.until }
-          : { action: request.archiveOnly ? 'archive' : 'archive-and-dismantle' }),
+        ...plannedAction(ctx, id, age),
       },
     };
   }
@@ -110,11 +109,13 @@ async function archiveAndDismantle(
       manifest,
       verified,
       stopped: stopped(ctx),
+      guard: ctx.guard,
     });
     if (verdict.allow) {
       permit = verdict.permit;
       break;
     }
+    if (verdict.why === 'held') return { kind: 'held', reason: verdict.reason, ...uploads.counts(manifest) };
     if (verdict.why !== 'changed') throw keptBy(verdict.why, verdict.reason, id, ctx);
     if (round >= MAX_ROUNDS) {
       throw new HousekeepingError(
@@ -128,6 +129,18 @@ async function archiveAndDismantle(
     last.read = fresh as ReadLine;
   }
   return dismantle(ctx, permit, uploads.counts(permit.manifest), logger);
+}
+
+/** A dry run's plan for a line: wait, archive, or archive and dismantle (unless the guard would hold it). */
+function plannedAction(
+  ctx: LineContext,
+  id: string,
+  age: Age,
+): Pick<PlannedLine, 'action' | 'until' | 'held'> {
+  if (age.kind === 'waiting') return { action: 'wait', until: age.until };
+  if (ctx.request.archiveOnly) return { action: 'archive' };
+  const held = ctx.guard.claim(id);
+  return held === undefined ? { action: 'archive-and-dismantle' } : { action: 'archive-and-hold', held };
 }
 
 /** What one archive round leaves: the manifest, and each object verified in S3 by key. */

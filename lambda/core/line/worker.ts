@@ -1,5 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { ConflictError, deadlineReason, describeError, LineSkippedError } from '../../shared/errors.ts';
+import { type DismantleGuard, NO_GUARD } from '../dismantle-guard.ts';
 import { createRunTools } from '../run-tools.ts';
 import type { Config, Deps, LineWorker, LineWorkRequest } from '../types.ts';
 import type { LineContext } from './context.ts';
@@ -15,6 +16,8 @@ export function createLineWorker(
     readonly logger: Logger;
     /** The run's deadline: in-flight work is aborted when it fires. */
     readonly signal?: AbortSignal;
+    /** The run's dismantle guard; none: every line the gate lets go is dismantled. */
+    readonly guard?: DismantleGuard;
   },
 ): LineWorker {
   const tools = createRunTools(deps, config, options);
@@ -29,6 +32,7 @@ export function createLineWorker(
     retry,
     tally,
     signal: options.signal,
+    guard: options.guard ?? NO_GUARD,
   };
   return {
     ...tools,
@@ -58,7 +62,7 @@ export function createLineWorker(
         }
         logger.info(`line ${outcome.kind}`, { ...outcome });
         const { kind, ...rest } = outcome;
-        if (kind === 'pending')
+        if (kind === 'pending' || kind === 'held')
           return { id, durationMs: took(), ...rest, reason: outcome.reason, outcome: kind };
         return { id, durationMs: took(), ...rest, outcome: kind };
       } catch (error) {

@@ -103,6 +103,7 @@ describe('loadConfig', () => {
         secretsEndpointOverride: undefined,
         listing: { maxPages: 10_000, maxEmptyPages: 20 },
         download: { minSpeedBytesPerSecond: 1024, speedWindowMs: 30_000 },
+        dismantleGuard: { maxPerRun: undefined, maxShare: undefined, shareMinLines: 20 },
       });
     });
 
@@ -247,6 +248,35 @@ describe('loadConfig', () => {
       expect(loadConfig(env({ MAX_REQUESTS_PER_SECOND: '5' })).maxRequestsPerSecond).toBe(5);
       expect(() => loadConfig(env({ MAX_REQUESTS_PER_SECOND: '0' }))).toThrow(
         /^MAX_REQUESTS_PER_SECOND: must be between/,
+      );
+    });
+  });
+
+  describe('dismantle guard', () => {
+    it('reads the cap per run (0 holds every line), the share and the listing it is judged on', () => {
+      const guard = loadConfig(
+        env({ MAX_DISMANTLES_PER_RUN: '0', MAX_DISMANTLE_SHARE: '0.5', MAX_DISMANTLE_SHARE_MIN_LINES: '40' }),
+      ).dismantleGuard;
+
+      expect(guard).toEqual({ maxPerRun: 0, maxShare: 0.5, shareMinLines: 40 });
+      expect(loadConfig(env({ MAX_DISMANTLE_SHARE: '1' })).dismantleGuard.maxShare).toBe(1);
+      expect(loadConfig(env({ MAX_DISMANTLE_SHARE: '.25' })).dismantleGuard.maxShare).toBe(0.25);
+    });
+
+    it.each([['0'], ['1.5'], ['-0.5'], ['half'], ['50%'], ['.']])(
+      'refuses MAX_DISMANTLE_SHARE=%s, naming it',
+      (raw) => {
+        expect(() => loadConfig(env({ MAX_DISMANTLE_SHARE: raw }))).toThrow(
+          /^MAX_DISMANTLE_SHARE: must be a share above 0 and at most 1/,
+        );
+      },
+    );
+
+    it('refuses a cap that is not a whole number, and a share judged on no lines, naming each', () => {
+      expect(() =>
+        loadConfig(env({ MAX_DISMANTLES_PER_RUN: '-1', MAX_DISMANTLE_SHARE_MIN_LINES: '0' })),
+      ).toThrow(
+        /MAX_DISMANTLES_PER_RUN: must be a whole number[\s\S]*MAX_DISMANTLE_SHARE_MIN_LINES: must be between 1/,
       );
     });
   });

@@ -229,6 +229,24 @@ describe('parseEvent', () => {
       expect(() => parseEvent({ minAge })).toThrow(EventError);
     });
 
+    it('reads the dismantle guard of one run, and leaves it out when not given', () => {
+      expect(parseEvent({ maxDismantles: 0, maxDismantleShare: 1 })).toMatchObject({
+        maxDismantles: 0,
+        maxDismantleShare: 1,
+      });
+      expect(parseEvent({})).not.toHaveProperty('maxDismantles');
+    });
+
+    it.each([
+      [{ maxDismantles: -1 }],
+      [{ maxDismantles: 1.5 }],
+      [{ maxDismantleShare: 0 }],
+      [{ maxDismantleShare: 1.01 }],
+      [{ maxDismantleShare: '0.5' }],
+    ])('refuses the dismantle guard %j, naming the field', (event) => {
+      expect(() => parseEvent(event)).toThrow(new RegExp(`^event: ${Object.keys(event)[0]}`));
+    });
+
     it('refuses keep-both without ids: a person resolves named lines', () => {
       expect(() => parseEvent({ onConflict: 'keep-both' })).toThrow(/keep-both.*give ids/);
     });

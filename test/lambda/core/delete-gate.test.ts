@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../../lambda/archive/archive.ts';
+import { dismantleGuard, NO_GUARD } from '../../../lambda/core/dismantle-guard.ts';
 import { dismantle } from '../../../lambda/core/line/dismantle.ts';
 import {
   type DeleteFacts,
@@ -73,6 +74,7 @@ function allowed(): DeleteFacts {
     manifest: manifest(FILES),
     verified: verified(FILES),
     stopped: false,
+    guard: NO_GUARD,
   };
 }
 
@@ -120,6 +122,7 @@ describe('decideDelete', () => {
           dryRun: fc.boolean(),
           archiveOnly: fc.boolean(),
           stopped: fc.boolean(),
+          held: fc.boolean(),
           gone: fc.boolean(),
           status: fc.constantFrom('finished', 'started'),
           lineId: fc.constantFrom(ID, OTHER),
@@ -138,6 +141,7 @@ describe('decideDelete', () => {
             manifest: input.manifestId === null ? undefined : manifest(recorded, input.manifestId),
             verified: verified(toTuple(input.verifiedFiles)),
             stopped: input.stopped,
+            guard: { claim: () => (input.held ? 'held by the guard' : undefined) },
           };
           const same = (a: Record<string, [number, string]>, b: Record<string, [number, string]>) =>
             JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
@@ -154,12 +158,37 @@ describe('decideDelete', () => {
             input.status === 'finished' &&
             input.manifestId === ID &&
             same(stated, recorded) &&
-            everyRecordedVerified;
+            everyRecordedVerified &&
+            !input.held;
           expect(decideDelete(facts).allow).toBe(expected);
         },
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('decideDelete with a dismantle guard', () => {
+  it('holds a line the guard holds, with its reason, and issues no permit', () => {
+    const verdict = decideDelete({
+      ...allowed(),
+      guard: { claim: () => 'MAX_DISMANTLES_PER_RUN (0) reached' },
+    });
+
+    expect(verdict).toEqual({ allow: false, why: 'held', reason: 'MAX_DISMANTLES_PER_RUN (0) reached' });
+  });
+
+  it('asks the guard only for a line it would otherwise let go, so a kept line uses no leave', () => {
+    const guard = dismantleGuard({ maxPerRun: 1, maxShare: undefined, shareMinLines: 20 }, undefined);
+    const changed = { ...allowed(), line: line({ data: [10, H1], score: [21, H3] }), guard };
+
+    expect(decideDelete(changed)).toMatchObject({ allow: false, why: 'changed' });
+    expect(decideDelete({ ...allowed(), guard }).allow).toBe(true);
+    expect(decideDelete({ ...allowed(), guard })).toMatchObject({
+      allow: false,
+      why: 'held',
+      reason: expect.stringMatching(/^MAX_DISMANTLES_PER_RUN \(1\) reached/),
+    });
   });
 });
 
@@ -204,7 +233,15 @@ describe('dismantle', () => {
     const config = testConfig();
     const request = { dryRun: false, archiveOnly: false };
     const tools = createRunTools(deps, config, { logger: silentLogger() });
-    const ctx = { ...tools, config, request, runId: RUN_ID, now: deps.now, signal: undefined };
+    const ctx = {
+      ...tools,
+      config,
+      request,
+      runId: RUN_ID,
+      now: deps.now,
+      signal: undefined,
+      guard: NO_GUARD,
+    };
     const forged = { id: ID, manifest: manifest(FILES) };
 
     const outcome = dismantle(ctx, forged, { bytes: 0, uploaded: 0, reused: 0 }, silentLogger());

@@ -65,6 +65,20 @@ describe('payloadFromArgs', () => {
     });
   });
 
+  it('maps the dismantle guard flags to the payload the event parser reads, and refuses bad values naming the flag', () => {
+    const payload = payloadFromArgs(['--max-dismantles', '0', '--max-dismantle-share', '0.5']);
+
+    expect(payload).toEqual({ maxDismantles: 0, maxDismantleShare: 0.5 });
+    expect(parseEvent(payload)).toMatchObject({ maxDismantles: 0, maxDismantleShare: 0.5 });
+    expect(() => payloadFromArgs(['--max-dismantles', 'all'])).toThrow(
+      /^--max-dismantles: expected a whole number/,
+    );
+    expect(() => payloadFromArgs(['--max-dismantle-share', '2'])).toThrow(
+      /^--max-dismantle-share: expected a share above 0 and at most 1/,
+    );
+    expect(() => payloadFromArgs(['--max-dismantle-share', '0'])).toThrow(/^--max-dismantle-share: /);
+  });
+
   it('maps --min-age to the payload minAge, in seconds', () => {
     expect(payloadFromArgs(['--min-age', '24h'])).toEqual({ minAge: 86_400 });
     expect(() => payloadFromArgs(['--min-age', 'later'])).toThrow(/^--min-age: expected a duration/);
