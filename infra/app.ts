@@ -14,6 +14,7 @@ const USAGE =
   '[-c schedule="rate(1 hour)"] [-c bucketName=<existing bucket>] [-c archivePrefix=tokens/] ' +
   '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=8] ' +
   '[-c minAge=24h] [-c maxRequestsPerSecond=10] ' +
+  '[-c maxDismantlesPerRun=<lines>] [-c maxDismantleShare=0.5] [-c maxDismantleShareMinLines=20] ' +
   '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper] ' +
   '[-c archiveEncryption=s3|kms] [-c archiveKmsKeyArn=<key ARN>] ' +
   '[-c mode=single|fanout] [-c workerMaxConcurrency=8] [-c workerBatchSize=4] [-c workerTimeoutMinutes=15]';
@@ -38,6 +39,15 @@ function wholeNumber(key: string): number | undefined {
   const raw = text(key);
   if (raw === undefined) return undefined;
   if (!/^\d+$/.test(raw)) throw new ContextError(`context "${key}" must be a whole number, got "${raw}"`);
+  return Number(raw);
+}
+
+/** A share such as `0.5`; the stack checks its range. */
+function decimal(key: string): number | undefined {
+  const raw = text(key);
+  if (raw === undefined) return undefined;
+  if (!/^\d*\.?\d+$/.test(raw))
+    throw new ContextError(`context "${key}" must be a number such as 0.5, got "${raw}"`);
   return Number(raw);
 }
 
@@ -77,6 +87,9 @@ function propsFromContext(): HousekeepingStackProps {
     lineConcurrency: wholeNumber('lineConcurrency'),
     minAge: minAgeSeconds === undefined ? undefined : Duration.seconds(minAgeSeconds),
     maxRequestsPerSecond: wholeNumber('maxRequestsPerSecond'),
+    maxDismantlesPerRun: wholeNumber('maxDismantlesPerRun'),
+    maxDismantleShare: decimal('maxDismantleShare'),
+    maxDismantleShareMinLines: wholeNumber('maxDismantleShareMinLines'),
     archiveTransitionDays: wholeNumber('archiveTransitionDays'),
     objectLockRetentionDays: wholeNumber('objectLockRetentionDays'),
     // Checked by the stack (infra/settings.ts), which names what is wrong.

@@ -5,6 +5,7 @@ import {
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
+  MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
   MIN_WORKING_MS,
 } from '../lambda/shared/contract.ts';
@@ -76,6 +77,21 @@ export interface HousekeepingStackProps extends StackProps {
    * @default - no cap
    */
   readonly maxRequestsPerSecond?: number;
+  /**
+   * The dismantle guard (`MAX_DISMANTLES_PER_RUN`): at most this many lines dismantled in one run;
+   * the rest are archived and held for the next. Suggested: about twice the lines a run usually
+   * dismantles. In fan-out mode the planner gives the leave for the whole run.
+   * @default - no cap
+   */
+  readonly maxDismantlesPerRun?: number;
+  /**
+   * The dismantle guard (`MAX_DISMANTLE_SHARE`): a run whose listing shows more than this share
+   * (above 0, at most 1) of its lines finished at once dismantles nothing, as after a service bug or
+   * with the wrong account. @default - no check
+   */
+  readonly maxDismantleShare?: number;
+  /** The share is judged on listings of at least this many lines (`MAX_DISMANTLE_SHARE_MIN_LINES`). @default 20 */
+  readonly maxDismantleShareMinLines?: number;
   /** Move archived objects to Glacier Instant Retrieval after this many days. @default - no transition */
   readonly archiveTransitionDays?: number;
   /**
@@ -125,6 +141,8 @@ export interface Settings {
   readonly lineConcurrency: number;
   readonly minAge: Duration | undefined;
   readonly maxRequestsPerSecond: number | undefined;
+  /** The dismantle guard's variables, only those the props set. */
+  readonly dismantleGuard: Readonly<Record<string, string>>;
   readonly archiveTransitionDays: number | undefined;
   readonly objectLockRetentionDays: number | undefined;
   /** `s3`; or `kms`, with the existing key's ARN (`keyArn`), or none: the stack creates one. */
@@ -278,6 +296,7 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
     lineConcurrency,
     minAge,
     maxRequestsPerSecond,
+    dismantleGuard: dismantleGuardVariables(props, fail),
     archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
     objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
     archiveEncryption: archiveEncryption(props, fail),
@@ -292,6 +311,36 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
           }
         : undefined,
   };
+}
+
+/** The dismantle guard's environment from its props, each checked against the function's own range. */
+function dismantleGuardVariables(
+  props: HousekeepingStackProps,
+  fail: (message: string) => never,
+): Record<string, string> {
+  const { maxDismantlesPerRun: cap, maxDismantleShare: share, maxDismantleShareMinLines: minLines } = props;
+  const variables: Record<string, string> = {};
+  if (cap !== undefined) {
+    if (!Number.isInteger(cap) || cap < MAX_DISMANTLES_RANGE.min || cap > MAX_DISMANTLES_RANGE.max) {
+      fail(
+        `maxDismantlesPerRun must be an integer between ${MAX_DISMANTLES_RANGE.min} and ${MAX_DISMANTLES_RANGE.max}, got ${cap}`,
+      );
+    }
+    variables.MAX_DISMANTLES_PER_RUN = String(cap);
+  }
+  if (share !== undefined) {
+    if (!(share > 0 && share <= 1)) fail(`maxDismantleShare must be above 0 and at most 1, got ${share}`);
+    variables.MAX_DISMANTLE_SHARE = String(share);
+  }
+  if (minLines !== undefined) {
+    if (share === undefined)
+      fail('maxDismantleShareMinLines applies only with maxDismantleShare; set it or remove this');
+    if (!Number.isInteger(minLines) || minLines < 1 || minLines > 1_000_000) {
+      fail(`maxDismantleShareMinLines must be an integer between 1 and 1000000, got ${minLines}`);
+    }
+    variables.MAX_DISMANTLE_SHARE_MIN_LINES = String(minLines);
+  }
+  return variables;
 }
 
 /** A KMS key ARN (a key, not an alias: IAM grants name the key). */

@@ -67,8 +67,8 @@ export function durationAlarmThresholdMs(timeout: Duration): number {
 }
 
 /**
- * The housekeeper's alarms, created in `scope`: the function's errors, throttles and duration, three
- * on EMF metrics (failed lines, hash mismatches, conflicts), the fan-out worker's errors, and one
+ * The housekeeper's alarms, created in `scope`: the function's errors, throttles and duration, four
+ * on EMF metrics (failed lines, hash mismatches, conflicts, lines held by the dismantle guard), the fan-out worker's errors, and one
  * per queue that should stay empty.
  */
 export function createAlarms(
@@ -109,6 +109,14 @@ export function createAlarms(
       'fails on every run until an operator resolves it. Also raised when a DELETE reply differs from ' +
       'the manifest (the line changed at the last moment; the reply is kept). See docs/operations.md#alarms.',
     metric: emfMetric('Conflicts', { period: ALARM_PERIOD }),
+  });
+  factory.addAlarm('LinesHeld', {
+    name: 'dismantle-guard',
+    description:
+      'The dismantle guard held lines (LinesHeld >= 1): a run reached MAX_DISMANTLES_PER_RUN, or its listing ' +
+      'showed more than MAX_DISMANTLE_SHARE of its lines finished at once. The lines are archived and verified, ' +
+      'and kept on the service. Check the listing before raising the guard; see docs/operations.md#alarms.',
+    metric: emfMetric('LinesHeld', { period: ALARM_PERIOD }),
   });
   factory.addAlarm('FunctionThrottles', {
     name: 'function-throttles',

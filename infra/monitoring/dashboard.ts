@@ -12,6 +12,7 @@ const LINE_METRICS = [
   'LinesFailed',
   'LinesDeferred',
   'LinesSkipped',
+  'LinesHeld',
   'Conflicts',
 ] as const;
 

@@ -294,7 +294,7 @@ describe('HousekeepingStack in fan-out mode', () => {
         ],
         Threshold: 1,
       });
-      expect(main.stack.alarms).toHaveLength(10);
+      expect(main.stack.alarms).toHaveLength(11);
     });
 
     it('alarms on conflicts reported by the workers, with the pass metric alarm', () => {

@@ -381,6 +381,23 @@ describe('HousekeepingStack', () => {
       });
     });
 
+    it('alarms when the dismantle guard holds a line', () => {
+      template.hasResourceProperties(
+        'AWS::CloudWatch::Alarm',
+        Match.objectLike({
+          AlarmName: 'Housekeeper-dismantle-guard',
+          MetricName: 'LinesHeld',
+          Namespace: 'TokensHousekeeper',
+          Statistic: 'Sum',
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [topicRef()],
+          AlarmDescription: Match.stringLikeRegexp('MAX_DISMANTLES_PER_RUN.*docs/operations.md#alarms'),
+        }),
+      );
+    });
+
     it('alarms when a pass reports a line in conflict with its archive', () => {
       template.hasResourceProperties(
         'AWS::CloudWatch::Alarm',
@@ -467,6 +484,7 @@ describe('HousekeepingStack', () => {
         'LinesDismantled',
         'LinesFailed',
         'LinesDeferred',
+        'LinesHeld',
         'Conflicts',
         'BytesArchived',
         'Duration',
@@ -553,6 +571,32 @@ describe('HousekeepingStack options', () => {
       Environment: { Variables: Match.objectLike({ LINE_CONCURRENCY: '8' }) },
     });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Duration', Threshold: 480_000 });
+  });
+
+  it('passes the dismantle guard to the functions only when asked, and refuses what the function would', () => {
+    const guarded = synth({ maxDismantlesPerRun: 50, maxDismantleShare: 0.5, maxDismantleShareMinLines: 40 });
+
+    guarded.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          MAX_DISMANTLES_PER_RUN: '50',
+          MAX_DISMANTLE_SHARE: '0.5',
+          MAX_DISMANTLE_SHARE_MIN_LINES: '40',
+        }),
+      },
+    });
+    const plain = JSON.stringify(synth().template.findResources('AWS::Lambda::Function'));
+    expect(plain).not.toContain('MAX_DISMANTLE');
+    expect(() => synth({ maxDismantlesPerRun: -1 })).toThrow(
+      /maxDismantlesPerRun must be an integer between 0/,
+    );
+    expect(() => synth({ maxDismantleShare: 0 })).toThrow(
+      /maxDismantleShare must be above 0 and at most 1, got 0/,
+    );
+    expect(() => synth({ maxDismantleShare: 1.5 })).toThrow(/maxDismantleShare must be above 0/);
+    expect(() => synth({ maxDismantleShareMinLines: 10 })).toThrow(
+      /maxDismantleShareMinLines applies only with maxDismantleShare/,
+    );
   });
 
   it('passes a grace period and a request cap to the function only when asked', () => {
