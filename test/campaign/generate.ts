@@ -321,6 +321,16 @@ function drawTamper(rng: Random, lines: readonly LinePlan[]): Tamper | undefined
 
 type Settings = Schedule['settings'];
 
+/**
+ * The dismantle guard of a schedule, from a stream of its own (the seed's other draws, and so the
+ * schedules of seeds found earlier, stay as they were): a quarter of schedules cap their runs at
+ * one or two dismantlings.
+ */
+function dismantleGuard(seed: number): Pick<Settings, 'maxDismantles'> {
+  const rng = new Random(seed ^ 0x5bd1e995);
+  return rng.chance(0.25) ? { maxDismantles: rng.pick([1, 2]) } : {};
+}
+
 /** The schedule of one seed: the same seed gives the same schedule. */
 export function generateSchedule(seed: number, options: GenerateOptions = {}): Schedule {
   const rng = new Random(seed);
@@ -332,6 +342,7 @@ export function generateSchedule(seed: number, options: GenerateOptions = {}): S
     fileConcurrency: rng.pick([1, 2]),
     readback: rng.chance(0.6) ? 'full' : 'head',
     retryAttempts: rng.pick([2, 3, 5]),
+    ...dismantleGuard(seed),
   };
   // Most schedules have two or three runs with faults: what one run leaves is what the next meets.
   const runs = Array.from({ length: 1 + rng.count([1, 3, 3]) }, (_, i) =>

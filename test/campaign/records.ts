@@ -86,6 +86,7 @@ export async function checkRecords(
     const saysKept =
       (result.outcome === 'failed' && result.dismantled !== true) ||
       result.outcome === 'archived' ||
+      result.outcome === 'held' ||
       result.outcome === 'waiting';
     if (saysGone && !deleted)
       problems.push(

@@ -57,6 +57,20 @@ function didSomething(outcome: RunOutcome): boolean {
   );
 }
 
+/**
+ * The dismantle guard held: a run sent DELETEs for at most `MAX_DISMANTLES_PER_RUN` lines (a DELETE
+ * retried is one line). In fan-out mode a run's drain may also carry an earlier planner's
+ * messages, each with its own run's leave, so the bound is the planner's, checked by the e2e tests.
+ */
+function guardKept(schedule: Schedule, moments: readonly DeleteMoment[]): string[] {
+  const cap = schedule.settings.maxDismantles;
+  if (cap === undefined || schedule.mode !== 'pass') return [];
+  const lines = new Set(moments.map((moment) => moment.id));
+  return lines.size > cap
+    ? [`DELETEs sent for ${lines.size} lines, more than MAX_DISMANTLES_PER_RUN (${cap})`]
+    : [];
+}
+
 function bump(counts: Record<string, number>, key: string, by = 1): void {
   counts[key] = (counts[key] ?? 0) + by;
 }
@@ -230,6 +244,7 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
         pendingBefore,
         ...(fanout === undefined ? {} : { fanout }),
       });
+      check.problems.push(...guardKept(schedule, check.moments));
       result.deletes += check.moments.length;
       result.races += check.moments.filter((m) => m.race).length;
       result.dismantled +=

@@ -130,6 +130,8 @@ export interface Schedule {
     readonly fileConcurrency: number;
     readonly readback: 'full' | 'head';
     readonly retryAttempts: number;
+    /** `MAX_DISMANTLES_PER_RUN`, when the schedule sets the dismantle guard. */
+    readonly maxDismantles?: number;
   };
   /** The runs with faults; clean full runs follow until nothing is left to do (at most `maxRuns`). */
   readonly runs: readonly RunStep[];
@@ -236,7 +238,7 @@ export function describeSchedule(schedule: Schedule): string {
   );
   return [
     `seed ${schedule.seed}, ${schedule.mode} mode, ${lines.join('; ')}`,
-    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
+    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}${s.maxDismantles === undefined ? '' : `, at most ${s.maxDismantles} dismantled a run`}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
     ...schedule.runs.flatMap(describeRun),
     `end: audit, restore L${schedule.restore}; ${describeTamper(schedule.tamper)}`,
   ].join('\n');
