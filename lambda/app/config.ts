@@ -7,6 +7,7 @@ import {
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
+  MAX_BYTES_PER_SECOND_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
 } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
@@ -103,6 +104,14 @@ function config(env: Env): Readonly<Config> {
         'MAX_REQUESTS_PER_SECOND',
         MAX_REQUESTS_PER_SECOND_RANGE.min,
         MAX_REQUESTS_PER_SECOND_RANGE.max,
+      ),
+    ),
+    maxBytesPerSecond: field(() =>
+      optionalInteger(
+        env,
+        'MAX_BYTES_PER_SECOND',
+        MAX_BYTES_PER_SECOND_RANGE.min,
+        MAX_BYTES_PER_SECOND_RANGE.max,
       ),
     ),
     secretsEndpointOverride:

@@ -66,6 +66,11 @@ export interface Config {
    * (every line and file, retries included; S3 is not limited). Undefined: no cap.
    */
   readonly maxRequestsPerSecond: number | undefined;
+  /**
+   * `MAX_BYTES_PER_SECOND`: a cap on the bytes this process reads from the tokens service (every
+   * file and JSON body, across lines), over any one-second window. Undefined: no cap.
+   */
+  readonly maxBytesPerSecond: number | undefined;
   /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
   readonly s3EndpointOverride: string | undefined;
   readonly secretsEndpointOverride: string | undefined;

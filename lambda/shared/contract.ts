@@ -39,6 +39,8 @@ export const DEFAULT_LINE_CONCURRENCY = 8;
 export const LINE_CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
 /** The range of `MAX_REQUESTS_PER_SECOND` the function accepts (and so the stack's prop). */
 export const MAX_REQUESTS_PER_SECOND_RANGE = { min: 1, max: 100_000 } as const;
+/** The range of `MAX_BYTES_PER_SECOND` the function accepts (and so the stack's prop): 1 KiB/s to 10 GiB/s. */
+export const MAX_BYTES_PER_SECOND_RANGE = { min: 1024, max: 10 * 1024 ** 3 } as const;
 
 /** `TIME_RESERVE_MS` unless set: in Lambda, no line (or batch) is started with less than this left. */
 export const DEFAULT_TIME_RESERVE_MS = 90_000;

@@ -1,5 +1,15 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { text } from 'node:stream/consumers';
+import { Agent } from 'undici';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
+import { TokensApi } from '../../../lambda/tokens/api.ts';
 import { BandwidthCap, type ByteGate } from '../../../lambda/tokens/bandwidth.ts';
+import type { SpeedFloor } from '../../../lambda/tokens/http.ts';
+import { closeAfterEach, startRecordingServer } from '../../reliability/harness.ts';
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
 
 /** The largest sum of `bytes` over any one-second window of `grants` (times in ms). */
 function busiestSecond(grants: readonly { readonly at: number; readonly bytes: number }[]): number {
@@ -138,5 +148,79 @@ describe('BandwidthCap', () => {
     await expect(cap.take(1, AbortSignal.abort(new Error('too late')))).rejects.toThrow('too late');
     await expect(cap.take(cap.largestTake + 1)).rejects.toThrow(RangeError);
     expect(() => new BandwidthCap(39)).toThrow(RangeError);
+  });
+});
+
+describe('TokensApi under a byte cap', () => {
+  const track = closeAfterEach();
+  const agent = new Agent({ keepAliveTimeout: 1000 });
+  afterAll(() => agent.close());
+  const sessionKey: SessionKeySource = { get: async () => 'the-session-key', invalidate: () => undefined };
+
+  function apiFor(baseUrl: string, gate: ByteGate, download?: SpeedFloor): TokensApi {
+    return new TokensApi({
+      baseUrl: new URL(baseUrl),
+      dispatcher: agent,
+      sessionKey,
+      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      bandwidth: gate,
+      ...(download === undefined ? {} : { download }),
+    });
+  }
+
+  /** A server that answers every request with `body` at once, as fast as the socket takes it. */
+  async function serving(body: Buffer, contentType = 'application/octet-stream') {
+    return track(
+      await startRecordingServer((_req: IncomingMessage, res: ServerResponse) => {
+        res.writeHead(200, { 'content-type': contentType, 'content-length': String(body.length) }).end(body);
+      }),
+    );
+  }
+
+  it('reads a file no faster than the cap, and the speed floor does not take the wait for a slow peer', async () => {
+    // A floor four times the cap, judged every 200 ms: a download held back by the gate would fail
+    // at once if the floor counted the wait against the service.
+    const payload = Buffer.alloc(384 * KIB, 7);
+    const server = await serving(payload);
+    const gate = new BandwidthCap(256 * KIB);
+    const api = apiFor(server.url, gate, { minSpeedBytesPerSecond: MIB, speedWindowMs: 200 });
+    const started = performance.now();
+
+    const body = await api.openFile(new URL(`${server.url}/file`));
+    const read = await text(body);
+
+    expect(read.length).toBe(payload.length);
+    // All but the bucket waits for refills at 85% of the cap; a slow machine only takes longer.
+    const least = ((payload.length - gate.largestTake) / gate.sustainedBytesPerSecond) * 1000;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(least - 20);
+  });
+
+  it('counts JSON replies too', async () => {
+    const document = JSON.stringify({ data: [], meta: { padding: 'x'.repeat(1.5 * MIB) } });
+    const server = await serving(Buffer.from(document), 'application/vnd.api+json');
+    const gate = new BandwidthCap(MIB);
+    const api = apiFor(server.url, gate);
+    const started = performance.now();
+
+    await api.listPage();
+
+    const least = ((document.length - gate.largestTake) / gate.sustainedBytesPerSecond) * 1000;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(least - 20);
+  });
+
+  it("stops a download waiting for the cap as soon as the run's deadline aborts it", async () => {
+    const server = await serving(Buffer.alloc(256 * KIB));
+    // 1 KiB a second: the whole file would take four minutes.
+    const api = apiFor(server.url, new BandwidthCap(KIB));
+    const deadline = new AbortController();
+    const body = await api.openFile(new URL(`${server.url}/file`), deadline.signal);
+    const reading = text(body);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const abortedAt = performance.now();
+
+    deadline.abort(new Error('deadline reached'));
+
+    await expect(reading).rejects.toThrow();
+    expect(performance.now() - abortedAt).toBeLessThan(2000);
   });
 });
