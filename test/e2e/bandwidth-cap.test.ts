@@ -1,8 +1,8 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { closeAfterEach, localStack } from '../reliability/harness.ts';
-import { checkInvariant, settle, snapshot } from '../reliability/invariant.ts';
+import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
+import { checkInvariant, cliOutcome, settle, snapshot } from '../reliability/invariant.ts';
 import { scenario } from '../reliability/ledger.ts';
 
 const track = closeAfterEach();
@@ -94,5 +94,25 @@ describe('a bandwidth cap (MAX_BYTES_PER_SECOND)', () => {
     expect(starts.length).toBeGreaterThan(12);
     expect(busiestSecond(starts)).toBeLessThanOrEqual(6);
     await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('takes the cap from --max-bytes-per-second at the terminal', async ({ task }) => {
+    const s = scenario(task);
+    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2 * MIB }] });
+    const [id] = [...local.tokens.lines.keys()] as [string];
+    const before = snapshot(local.tokens);
+
+    const result = await runCli(track, local.env, ['--max-bytes-per-second', String(MIB)]);
+
+    expect(result.code).toBe(0);
+    expect(result.summary).toMatchObject({ dismantled: 1, failed: [] });
+    // 2 MiB at 1 MiB/s: all but the 51 KiB bucket waits for its refill at 870 KiB/s, 2.3 s. The
+    // next request (the line read again before its DELETE) waits for the whole file.
+    const requests = local.tokens.requests;
+    const download = requests.findIndex((request) => request.path === `/api/tokens/${id}/data`);
+    const next = requests[download + 1];
+    expect(download).toBeGreaterThan(-1);
+    expect((next?.at ?? 0) - (requests[download]?.at ?? 0)).toBeGreaterThanOrEqual(2000);
+    await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
   });
 });
