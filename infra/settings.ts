@@ -5,6 +5,7 @@ import {
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
+  MAX_BYTES_PER_SECOND_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
   MIN_WORKING_MS,
 } from '../lambda/shared/contract.ts';
@@ -76,6 +77,13 @@ export interface HousekeepingStackProps extends StackProps {
    * @default - no cap
    */
   readonly maxRequestsPerSecond?: number;
+  /**
+   * A cap on the bytes each function process reads from the tokens service, every file and JSON
+   * reply together, over any one-second window (`MAX_BYTES_PER_SECOND`), 1024 to 10 GiB; in fan-out
+   * mode the service sees up to `workerMaxConcurrency` times this.
+   * @default - no cap
+   */
+  readonly maxBytesPerSecond?: number;
   /** Move archived objects to Glacier Instant Retrieval after this many days. @default - no transition */
   readonly archiveTransitionDays?: number;
   /**
@@ -125,6 +133,7 @@ export interface Settings {
   readonly lineConcurrency: number;
   readonly minAge: Duration | undefined;
   readonly maxRequestsPerSecond: number | undefined;
+  readonly maxBytesPerSecond: number | undefined;
   readonly archiveTransitionDays: number | undefined;
   readonly objectLockRetentionDays: number | undefined;
   /** `s3`; or `kms`, with the existing key's ARN (`keyArn`), or none: the stack creates one. */
@@ -225,6 +234,15 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
           MAX_REQUESTS_PER_SECOND_RANGE.min,
           MAX_REQUESTS_PER_SECOND_RANGE.max,
         );
+  const maxBytesPerSecond =
+    props.maxBytesPerSecond === undefined
+      ? undefined
+      : integerBetween(
+          'maxBytesPerSecond',
+          props.maxBytesPerSecond,
+          MAX_BYTES_PER_SECOND_RANGE.min,
+          MAX_BYTES_PER_SECOND_RANGE.max,
+        );
 
   const positiveDays = (name: string, value: number | undefined): number | undefined => {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
@@ -278,6 +296,7 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
     lineConcurrency,
     minAge,
     maxRequestsPerSecond,
+    maxBytesPerSecond,
     archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
     objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
     archiveEncryption: archiveEncryption(props, fail),
