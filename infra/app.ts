@@ -13,7 +13,7 @@ const USAGE =
   'usage: npx cdk deploy -c tokensApiUrl=https://tokens.example.com -c sessionKeySecret=<secret name or ARN> ' +
   '[-c schedule="rate(1 hour)"] [-c bucketName=<existing bucket>] [-c archivePrefix=tokens/] ' +
   '[-c alarmEmail=ops@example.com] [-c memorySize=1024] [-c timeoutMinutes=15] [-c lineConcurrency=8] ' +
-  '[-c minAge=24h] [-c maxRequestsPerSecond=10] ' +
+  '[-c minAge=24h] [-c maxRequestsPerSecond=10] [-c maxBytesPerSecond=8388608] ' +
   '[-c maxDismantlesPerRun=<lines>] [-c maxDismantleShare=0.5] [-c maxDismantleShareMinLines=20] ' +
   '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper] ' +
   '[-c archiveEncryption=s3|kms] [-c archiveKmsKeyArn=<key ARN>] ' +
@@ -90,6 +90,7 @@ function propsFromContext(): HousekeepingStackProps {
     maxDismantlesPerRun: wholeNumber('maxDismantlesPerRun'),
     maxDismantleShare: decimal('maxDismantleShare'),
     maxDismantleShareMinLines: wholeNumber('maxDismantleShareMinLines'),
+    maxBytesPerSecond: wholeNumber('maxBytesPerSecond'),
     archiveTransitionDays: wholeNumber('archiveTransitionDays'),
     objectLockRetentionDays: wholeNumber('objectLockRetentionDays'),
     // Checked by the stack (infra/settings.ts), which names what is wrong.

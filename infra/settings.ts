@@ -5,6 +5,7 @@ import {
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
+  MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
   MIN_WORKING_MS,
@@ -92,6 +93,13 @@ export interface HousekeepingStackProps extends StackProps {
   readonly maxDismantleShare?: number;
   /** The share is judged on listings of at least this many lines (`MAX_DISMANTLE_SHARE_MIN_LINES`). @default 20 */
   readonly maxDismantleShareMinLines?: number;
+  /**
+   * A cap on the bytes each function process reads from the tokens service, every file and JSON
+   * reply together, over any one-second window (`MAX_BYTES_PER_SECOND`), 1024 to 10 GiB; in fan-out
+   * mode the service sees up to `workerMaxConcurrency` times this.
+   * @default - no cap
+   */
+  readonly maxBytesPerSecond?: number;
   /** Move archived objects to Glacier Instant Retrieval after this many days. @default - no transition */
   readonly archiveTransitionDays?: number;
   /**
@@ -143,6 +151,7 @@ export interface Settings {
   readonly maxRequestsPerSecond: number | undefined;
   /** The dismantle guard's variables, only those the props set. */
   readonly dismantleGuard: Readonly<Record<string, string>>;
+  readonly maxBytesPerSecond: number | undefined;
   readonly archiveTransitionDays: number | undefined;
   readonly objectLockRetentionDays: number | undefined;
   /** `s3`; or `kms`, with the existing key's ARN (`keyArn`), or none: the stack creates one. */
@@ -243,6 +252,15 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
           MAX_REQUESTS_PER_SECOND_RANGE.min,
           MAX_REQUESTS_PER_SECOND_RANGE.max,
         );
+  const maxBytesPerSecond =
+    props.maxBytesPerSecond === undefined
+      ? undefined
+      : integerBetween(
+          'maxBytesPerSecond',
+          props.maxBytesPerSecond,
+          MAX_BYTES_PER_SECOND_RANGE.min,
+          MAX_BYTES_PER_SECOND_RANGE.max,
+        );
 
   const positiveDays = (name: string, value: number | undefined): number | undefined => {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
@@ -297,6 +315,7 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
     minAge,
     maxRequestsPerSecond,
     dismantleGuard: dismantleGuardVariables(props, fail),
+    maxBytesPerSecond,
     archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
     objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
     archiveEncryption: archiveEncryption(props, fail),

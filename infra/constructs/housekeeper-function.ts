@@ -180,6 +180,9 @@ function functionEnvironment(settings: Settings, bucket: s3.IBucket): Record<str
       ? {}
       : { MAX_REQUESTS_PER_SECOND: String(settings.maxRequestsPerSecond) }),
     ...settings.dismantleGuard,
+    ...(settings.maxBytesPerSecond === undefined
+      ? {}
+      : { MAX_BYTES_PER_SECOND: String(settings.maxBytesPerSecond) }),
     POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     POWERTOOLS_LOG_LEVEL: 'INFO',

@@ -8,6 +8,7 @@ import {
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
   LINE_CONCURRENCY_RANGE,
+  MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
 } from '../shared/contract.ts';
@@ -108,6 +109,14 @@ function config(env: Env): Readonly<Config> {
       ),
     ),
     dismantleGuard: dismantleLimits(env),
+    maxBytesPerSecond: field(() =>
+      optionalInteger(
+        env,
+        'MAX_BYTES_PER_SECOND',
+        MAX_BYTES_PER_SECOND_RANGE.min,
+        MAX_BYTES_PER_SECOND_RANGE.max,
+      ),
+    ),
     secretsEndpointOverride:
       optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
     listing: listingBounds(env),

@@ -11,6 +11,7 @@ import { untilAborted } from '../shared/abort.ts';
 import { describeError } from '../shared/errors.ts';
 import type { RequestGate } from '../tokens/api.ts';
 import { TokensApi } from '../tokens/api.ts';
+import { BandwidthCap } from '../tokens/bandwidth.ts';
 import { loadArchiveConfig } from './config.ts';
 import { serviceLogger } from './logging.ts';
 
@@ -110,6 +111,8 @@ export function createDeps(config: Config, options: { logger?: Logger; metrics?:
   });
   // One per container: the cap holds across every run and line of the process.
   const gate = requestGate(config.maxRequestsPerSecond);
+  const bandwidth =
+    config.maxBytesPerSecond === undefined ? undefined : new BandwidthCap(config.maxBytesPerSecond);
   return {
     archive: createArchive(s3, config),
     tokens: ({ onRetry, signal }) =>
@@ -122,6 +125,7 @@ export function createDeps(config: Config, options: { logger?: Logger; metrics?:
         download: config.download,
         ...(signal === undefined ? {} : { signal }),
         ...(gate === undefined ? {} : { gate }),
+        ...(bandwidth === undefined ? {} : { bandwidth }),
       }),
     now,
     logger,

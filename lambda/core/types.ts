@@ -71,6 +71,11 @@ export interface Config {
    * `MAX_DISMANTLE_SHARE_MIN_LINES`); an event's `maxDismantles` / `maxDismantleShare` replace them for its run.
    */
   readonly dismantleGuard: DismantleLimits;
+  /**
+   * `MAX_BYTES_PER_SECOND`: a cap on the bytes this process reads from the tokens service (every
+   * file and JSON body, across lines), over any one-second window. Undefined: no cap.
+   */
+  readonly maxBytesPerSecond: number | undefined;
   /** When set, S3 is a local or third-party endpoint: use path-style addressing. */
   readonly s3EndpointOverride: string | undefined;
   readonly secretsEndpointOverride: string | undefined;

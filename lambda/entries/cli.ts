@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { createHandler } from '../app/invoke.ts';
 import { serviceLogger } from '../app/logging.ts';
 import type { PlannedLine } from '../core/types.ts';
+import { MAX_BYTES_PER_SECOND_RANGE } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { describeError } from '../shared/errors.ts';
 import {
@@ -19,7 +20,7 @@ import {
 
 const USAGE = `usage: npm run housekeep -- [--dry-run] [--ids ID,ID...] [--archive-only] [--max-lines N] [--json-logs]
                               [--max-duration 30s|10m|1h] [--min-age 30m|24h|7d]
-                              [--ids ID,... --on-conflict keep-both]
+                              [--ids ID,... --on-conflict keep-both] [--max-bytes-per-second BYTES]
                               [--max-dismantles N] [--max-dismantle-share 0.5]
 
 Runs one housekeeping pass with the configuration in the environment (see docs/configuration.md).
@@ -31,12 +32,30 @@ file beside the old one (never over it), recording both, and only then dismantli
 (overrides MAX_DISMANTLES_PER_RUN; 0 holds every line).
 --max-dismantle-share: dismantle nothing when the listing shows more than this share of
 finished lines (overrides MAX_DISMANTLE_SHARE; 1 turns the check off for this run).
+--max-bytes-per-second: a cap on the bytes read from the tokens service, every file and line
+together, over any one second (sets MAX_BYTES_PER_SECOND for this run; 8388608 is 8 MiB/s).
 Prints the summary JSON on stdout, logs on stderr. Exit 0: nothing failed; 1: some line
 failed; 2: the run itself failed (configuration, secret, listing, bad flags).
 ${LOG_USAGE}`;
 
+/** What the flags of `housekeep` stand for. */
+export interface HousekeepArgs {
+  /** The manual payload; validated by the same parser as a Lambda event. */
+  readonly payload: Record<string, unknown>;
+  /**
+   * Configuration variables set for this run over the environment's: the process-wide ones, which
+   * no payload carries (`--max-bytes-per-second` is `MAX_BYTES_PER_SECOND`).
+   */
+  readonly settings: Record<string, string>;
+}
+
 /** The manual payload the flags stand for; validated by the same parser as a Lambda event. */
 export function payloadFromArgs(args: readonly string[]): Record<string, unknown> {
+  return housekeepArgs(args).payload;
+}
+
+/** The payload and the settings the flags stand for; a bad flag is refused by its name. */
+export function housekeepArgs(args: readonly string[]): HousekeepArgs {
   const { values } = parseArgs({
     args: [...args],
     strict: true,
@@ -51,8 +70,12 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
       'min-age': { type: 'string' },
       'max-dismantles': { type: 'string' },
       'max-dismantle-share': { type: 'string' },
+      'max-bytes-per-second': { type: 'string' },
     },
   });
+  const settings: Record<string, string> = {};
+  const maxBytes = values['max-bytes-per-second'];
+  if (maxBytes !== undefined) settings.MAX_BYTES_PER_SECOND = String(bytesPerSecondFlag(maxBytes));
   const payload: Record<string, unknown> = {};
   if (values['dry-run']) payload.dryRun = true;
   if (values['archive-only']) payload.archiveOnly = true;
@@ -77,7 +100,19 @@ export function payloadFromArgs(args: readonly string[]): Record<string, unknown
     }
     payload.onConflict = onConflict;
   }
-  return payload;
+  return { payload, settings };
+}
+
+/** `--max-bytes-per-second`: whole bytes, in the range `MAX_BYTES_PER_SECOND` accepts. */
+function bytesPerSecondFlag(text: string): number {
+  const { min, max } = MAX_BYTES_PER_SECOND_RANGE;
+  const value = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value >= min && value <= max)) {
+    throw new Error(
+      `--max-bytes-per-second: expected a whole number of bytes between ${min} and ${max}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
 }
 
 /** A duration flag as whole seconds; anything else is refused naming the flag. */
@@ -109,14 +144,17 @@ export function planTable(plan: readonly PlannedLine[]): string {
 export function main(args: readonly string[]): Promise<number> {
   return terminalCommand(
     { name: 'housekeep', usage: USAGE, args },
-    payloadFromArgs,
-    async (payload, stdout) => {
+    housekeepArgs,
+    async ({ payload, settings }, stdout) => {
       try {
         const progress = progressLine('housekeep');
-        const handler = createHandler(process.env, {
-          logger: serviceLogger(),
-          onProgress: (state) => progress.update(state),
-        });
+        const handler = createHandler(
+          { ...process.env, ...settings },
+          {
+            logger: serviceLogger(),
+            onProgress: (state) => progress.update(state),
+          },
+        );
         const summary = await handler(payload);
         progress.finish();
         if (summary.plan !== undefined) err.log(planTable(summary.plan));

@@ -40,6 +40,8 @@ export const DEFAULT_LINE_CONCURRENCY = 8;
 export const LINE_CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
 /** The range of `MAX_REQUESTS_PER_SECOND` the function accepts (and so the stack's prop). */
 export const MAX_REQUESTS_PER_SECOND_RANGE = { min: 1, max: 100_000 } as const;
+/** The range of `MAX_BYTES_PER_SECOND` the function accepts (and so the stack's prop): 1 KiB/s to 10 GiB/s. */
+export const MAX_BYTES_PER_SECOND_RANGE = { min: 1024, max: 10 * 1024 ** 3 } as const;
 
 /** The range of `MAX_DISMANTLES_PER_RUN` (and the event's `maxDismantles`): 0 holds every line. */
 export const MAX_DISMANTLES_RANGE = { min: 0, max: 1_000_000 } as const;

@@ -12,6 +12,7 @@ import { type LineFile, safeId } from '../shared/ids.ts';
 import { shownWhole } from '../shared/redact.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from '../shared/retry.ts';
 import type { SessionKeySource } from '../shared/session-key-source.ts';
+import type { ByteGate } from './bandwidth.ts';
 import {
   basePath,
   isUnderBase,
@@ -76,6 +77,11 @@ export interface TokensApiOptions {
   readonly gate?: RequestGate;
   /** A floor on the speed of file bodies (`Config['download']`); absent or 0 B/s: no floor. */
   readonly download?: SpeedFloor;
+  /**
+   * Every body read from a reply, files and JSON alike, goes through this (`MAX_BYTES_PER_SECOND`):
+   * shared by every client of the process, so the cap holds across lines and files.
+   */
+  readonly bandwidth?: ByteGate;
 }
 
 /** The tokens service over undici: list, get, open a file stream, delete. */
@@ -168,10 +174,11 @@ export class TokensApi {
     if (response.statusCode !== 200) {
       throw await this.#statusError('GET', url, response);
     }
-    const floor = this.#options.download;
+    const { download: floor, bandwidth: gate } = this.#options;
     const details = { method: 'GET', url: url.href, status: response.statusCode };
     return watchedBody(response.body, {
       floor,
+      pace: gate === undefined ? undefined : { gate, signal },
       tooSlow: ({ bytes, ms }) =>
         new TokensTimeoutError(
           `body delivered ${bytes} bytes in ${(ms / 1000).toFixed(1)} s (${Math.floor((bytes * 1000) / ms)} B/s), below the floor of ${floor?.minSpeedBytesPerSecond} B/s`,
@@ -237,6 +244,9 @@ export class TokensApi {
    */
   async #send(method: string, url: URL, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
     const { dispatcher, sessionKey, baseUrl } = this.#options;
+    // Under a byte cap, undici holds one chunk at a time for the gate, not 64 KiB more: what is
+    // read from the socket ahead of the cap stays small (see watchedBody).
+    const readAhead = this.#options.bandwidth === undefined ? undefined : 0;
     const chain: URL[] = [url];
     let keyReread = false;
     for (;;) {
@@ -245,7 +255,7 @@ export class TokensApi {
         // Requests to the service count against the cap; a redirect to a CDN does not.
         if (current.origin === baseUrl.origin) await this.#options.gate?.(signal);
         const key = isUnderBase(current, baseUrl) ? await sessionKey.get() : undefined;
-        return sendOnce(dispatcher, method, current, key, signal).catch((error: unknown) => {
+        return sendOnce(dispatcher, method, current, key, signal, readAhead).catch((error: unknown) => {
           throw transportFailure(method, url, error, signal, 'no reply');
         });
       };
@@ -323,9 +333,15 @@ export class TokensApi {
       retryable: false,
     });
     try {
-      return await readBytes(body, MAX_JSON_BYTES, () => {
-        throw tooLarge;
-      });
+      const gate = this.#options.bandwidth;
+      return await readBytes(
+        body,
+        MAX_JSON_BYTES,
+        () => {
+          throw tooLarge;
+        },
+        gate === undefined ? undefined : { gate, signal },
+      );
     } catch (error) {
       throw transportFailure(method, url, error, signal, 'body broke off');
     }

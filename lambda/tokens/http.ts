@@ -11,6 +11,7 @@ import {
   UnsafeReferenceError,
 } from '../shared/errors.ts';
 import { shownWhole } from '../shared/redact.ts';
+import { type ByteGate, passThroughGate } from './bandwidth.ts';
 import { parseJsonLimited } from './json.ts';
 
 /** The media type of every request and reply of the service (JSON:API). */
@@ -30,14 +31,31 @@ export function parseRetryAfter(header: string | string[] | undefined, now = Dat
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-export async function readBytes(body: Readable, limit: number, onTooLarge: () => never): Promise<Buffer> {
+/** A body's way through the process's {@link ByteGate}, stopped by `signal`. */
+export interface Pace {
+  readonly gate: ByteGate;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * The whole body, refused past `limit` bytes. With `pace`, each chunk waits for the gate before
+ * the next is read, so the body is pulled no faster than the gate allows.
+ */
+export async function readBytes(
+  body: Readable,
+  limit: number,
+  onTooLarge: () => never,
+  pace?: Pace,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
+  const keep = (piece: Buffer) => chunks.push(piece);
   try {
     for await (const chunk of body) {
       length += (chunk as Buffer).length;
       if (length > limit) onTooLarge();
-      chunks.push(chunk as Buffer);
+      if (pace === undefined) keep(chunk as Buffer);
+      else await passThroughGate(pace.gate, chunk as Buffer, pace.signal, keep);
     }
   } finally {
     body.destroy();
@@ -45,17 +63,22 @@ export async function readBytes(body: Readable, limit: number, onTooLarge: () =>
   return Buffer.concat(chunks);
 }
 
-/** One request, with the `Session-Key` header only when a key is given (a URL under TOKENS_API_URL). */
+/**
+ * One request, with the `Session-Key` header only when a key is given (a URL under TOKENS_API_URL).
+ * `highWaterMark`: the bytes of the reply's body undici reads ahead of its reader (default 64 KiB).
+ */
 export function sendOnce(
   dispatcher: Dispatcher,
   method: string,
   url: URL,
   key: string | undefined,
   signal: AbortSignal | undefined,
+  highWaterMark?: number,
 ): Promise<Dispatcher.ResponseData> {
   return request(url, {
     method: method as Dispatcher.HttpMethod,
     dispatcher,
+    ...(highWaterMark === undefined ? {} : { highWaterMark }),
     headers: {
       accept: JSON_API,
       'content-type': JSON_API,
@@ -156,6 +179,8 @@ export interface DownloadWatch {
   readonly tooSlow: (measured: { readonly bytes: number; readonly ms: number }) => Error;
   /** The error a body that broke off (closed, reset, timed out) becomes, given the bytes it delivered. */
   readonly brokeOff: (error: unknown, received: number) => Error;
+  /** The process's byte cap, when there is one: each chunk is handed on once the gate grants it. */
+  readonly pace?: Pace | undefined;
 }
 
 /**
@@ -168,16 +193,33 @@ export interface DownloadWatch {
  * back for more than three quarters of it, or ends with bytes waiting for the reader, does not
  * count: the reader was the holdup, not the body. The timer is unref'd and cleared when the stream
  * closes.
+ *
+ * With `pace` (`MAX_BYTES_PER_SECOND`), the counter hands each chunk on only as the gate grants it;
+ * while it waits, its buffer fills and the pipe holds the body back, so the floor counts that time
+ * as held, like a slow reader's, never as the body's: a download waiting for the cap is not a slow
+ * peer. A wait for the gate ends when `pace.signal` aborts or the stream closes.
  */
 export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
   let received = 0;
   let windowBytes = 0;
   let windowStart = performance.now();
+  const pace = watch.pace;
+  const closed = new AbortController();
+  const stop =
+    pace === undefined
+      ? undefined
+      : pace.signal === undefined
+        ? closed.signal
+        : AbortSignal.any([pace.signal, closed.signal]);
   const counter = new Transform({
+    // Paced, it takes one chunk at a time: the body is held back while that chunk waits for the
+    // gate, so little is read from the socket ahead of the cap.
+    ...(pace === undefined ? {} : { writableHighWaterMark: 0 }),
     transform(chunk: Buffer, _encoding, callback) {
       received += chunk.length;
       windowBytes += chunk.length;
-      callback(null, chunk);
+      if (pace === undefined) return callback(null, chunk);
+      passThroughGate(pace.gate, chunk, stop, (piece) => this.push(piece)).then(() => callback(), callback);
     },
   });
   // Every error of the body (undici may add one as it is destroyed) is handled here; so is a
@@ -224,6 +266,7 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
   timer?.unref();
   counter.once('close', () => {
     clearInterval(timer);
+    closed.abort();
     if (!body.destroyed) body.destroy();
   });
   body.pipe(counter);

@@ -622,6 +622,20 @@ describe('HousekeepingStack options', () => {
     );
   });
 
+  it('passes a byte cap to the function only when asked', () => {
+    const plain = synth();
+    const capped = synth({ maxBytesPerSecond: 8 * 1024 * 1024 });
+
+    for (const fn of Object.values(plain.template.findResources('AWS::Lambda::Function'))) {
+      const env = (fn as { Properties: { Environment: { Variables: Record<string, string> } } }).Properties
+        .Environment.Variables;
+      expect(env.MAX_BYTES_PER_SECOND).toBeUndefined();
+    }
+    capped.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ MAX_BYTES_PER_SECOND: '8388608' }) },
+    });
+  });
+
   it('adds the archive transition and Object Lock in governance mode when asked', () => {
     const synthesized = synth({ archiveTransitionDays: 30, objectLockRetentionDays: 365 });
 
@@ -679,6 +693,11 @@ describe('HousekeepingStack options', () => {
     [{ lineConcurrency: 65 }, /lineConcurrency must be an integer between 1 and 64, got 65/],
     [{ lineConcurrency: 0 }, /lineConcurrency must be an integer between 1 and 64/],
     [{ maxRequestsPerSecond: 100_001 }, /maxRequestsPerSecond must be an integer between 1 and 100000/],
+    [
+      { maxBytesPerSecond: 1023 },
+      /maxBytesPerSecond must be an integer between 1024 and 10737418240, got 1023/,
+    ],
+    [{ maxBytesPerSecond: 1.5 * 1024 * 1024 + 0.5 }, /maxBytesPerSecond must be an integer between 1024/],
     [
       { bucketName: 'existing', objectLockRetentionDays: 30 },
       /objectLockRetentionDays applies only to a bucket the stack creates/,
@@ -814,6 +833,8 @@ describe('cdk synth', () => {
         'tokensApiUrl=https://tokens.example.com',
         '-c',
         'sessionKeySecret=tokens/session-key',
+        '-c',
+        'maxBytesPerSecond=8388608',
         '-o',
         outdir,
       ],
@@ -828,8 +849,20 @@ describe('cdk synth', () => {
     expect(report.pluginReports).toEqual([]);
     // The bundle keeps class names: an error at init is named by its class, as the runtime logs it.
     const template = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
-      Resources: Record<string, { Type: string; Metadata?: Record<string, string> }>;
+      Resources: Record<
+        string,
+        {
+          Type: string;
+          Metadata?: Record<string, string>;
+          Properties?: { Environment?: { Variables?: Record<string, string> } };
+        }
+      >;
     };
+    // The context's byte cap reaches the function (infra/app.ts -> settings -> environment).
+    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions.map((fn) => fn.Properties?.Environment?.Variables?.MAX_BYTES_PER_SECOND)).toContain(
+      '8388608',
+    );
     const assets = Object.values(template.Resources)
       .filter((resource) => resource.Type === 'AWS::Lambda::Function')
       .map((resource) => resource.Metadata?.['aws:asset:path'])

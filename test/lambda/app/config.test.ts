@@ -250,6 +250,23 @@ describe('loadConfig', () => {
         /^MAX_REQUESTS_PER_SECOND: must be between/,
       );
     });
+
+    it('reads MAX_BYTES_PER_SECOND, none by default', () => {
+      expect(loadConfig(env({})).maxBytesPerSecond).toBeUndefined();
+      expect(loadConfig(env({ MAX_BYTES_PER_SECOND: '8388608' })).maxBytesPerSecond).toBe(8 * 1024 * 1024);
+    });
+
+    it.each([
+      ['1023', /^MAX_BYTES_PER_SECOND: must be between 1024 and 10737418240, got 1023$/],
+      ['10737418241', /^MAX_BYTES_PER_SECOND: must be between 1024 and 10737418240/],
+      ['8M', /^MAX_BYTES_PER_SECOND: must be a whole number, got "8M"$/],
+      ['1e6', /^MAX_BYTES_PER_SECOND: must be a whole number/],
+    ])('refuses MAX_BYTES_PER_SECOND=%s, naming it', (raw, message) => {
+      const error = configErrorOf(env({ MAX_BYTES_PER_SECOND: raw }));
+
+      expect(error.variable).toBe('MAX_BYTES_PER_SECOND');
+      expect(error.message).toMatch(message);
+    });
   });
 
   describe('dismantle guard', () => {

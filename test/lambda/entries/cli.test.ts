@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEvent } from '../../../lambda/app/event.ts';
-import { payloadFromArgs } from '../../../lambda/entries/cli.ts';
+import { housekeepArgs, payloadFromArgs } from '../../../lambda/entries/cli.ts';
 
 const LINE_A = '0b7c6f2e-3d1a-4c5b-9e8f-7a6b5c4d3e2f';
 const LINE_B = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
@@ -132,4 +132,21 @@ describe('payloadFromArgs', () => {
       /^--on-conflict: /,
     );
   });
+
+  it('maps --max-bytes-per-second to MAX_BYTES_PER_SECOND for the run, not to the payload', () => {
+    const args = housekeepArgs(['--dry-run', '--max-bytes-per-second', '8388608']);
+
+    expect(args).toEqual({ payload: { dryRun: true }, settings: { MAX_BYTES_PER_SECOND: '8388608' } });
+    expect(parseEvent(args.payload)).toMatchObject({ dryRun: true });
+    expect(housekeepArgs([]).settings).toEqual({});
+  });
+
+  it.each(['8M', '1023', '10737418241', '1.5', '', '-1'])(
+    'refuses --max-bytes-per-second %j, naming the flag and the range',
+    (value) => {
+      expect(() => housekeepArgs([`--max-bytes-per-second=${value}`])).toThrow(
+        /^--max-bytes-per-second: expected a whole number of bytes between 1024 and 10737418240/,
+      );
+    },
+  );
 });

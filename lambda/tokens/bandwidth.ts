@@ -1,0 +1,126 @@
+/**
+ * The cap on bytes read from the tokens service (`MAX_BYTES_PER_SECOND`): one {@link BandwidthCap}
+ * per process, shared by every line, file and JSON reply, so the cap holds for all of them together.
+ */
+import { TokenBucket } from 'limiter';
+
+/** Lets bytes read from the service through, at most so many per second across the process. */
+export interface ByteGate {
+  /** The most bytes one {@link ByteGate.take} may ask for: a larger chunk goes through in pieces. */
+  readonly largestTake: number;
+  /**
+   * Resolves once `bytes` (at most {@link ByteGate.largestTake}) may be handed on; waiters are
+   * served first come, first served. Rejects with the signal's reason as soon as it aborts, and
+   * the waiter gives up its place (no bytes are spent for it).
+   */
+  take(bytes: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** The share of the cap the bucket holds: the most a timer that fires late can let through at once. */
+const BUCKET_SHARE = 0.05;
+/**
+ * The share of the cap kept free for what is read from the socket ahead of the gate: each open
+ * download holds a chunk or two (tens of KiB) before its bytes are granted (see `watchedBody`).
+ */
+const HEADROOM_SHARE = 0.1;
+
+/**
+ * A token bucket (limiter's) of 5% of the cap, filled at 85% of it, and starting empty: any
+ * one-second window grants at most the bucket plus one second of refill, 90% of the cap, which
+ * leaves a tenth for what the streams read ahead of the gate. The bucket is also what a timer
+ * that fires late (a busy event loop, a frozen container) may release at once: it never fills past
+ * it, so no catch-up burst follows a stall. A take is at most half the bucket, so a waiter never
+ * needs a full one (its timer, rounded up to the millisecond, would let refill spill over).
+ *
+ * limiter's own waiting (`removeTokens`) cannot be aborted, so the waiting here is its own: a
+ * first-come, first-served line, with one timer for the whole line, that a waiter leaves when its
+ * signal aborts, over limiter's `tryRemoveTokens` and `getWaitTime`.
+ */
+export class BandwidthCap implements ByteGate {
+  readonly largestTake: number;
+  /** The bucket: the most granted at once, after a pause or a stall (5% of the cap). */
+  readonly bucketBytes: number;
+  /** Bytes per second the bucket fills at: what a saturated cap sustains (85% of it). */
+  readonly sustainedBytesPerSecond: number;
+  readonly #bucket: TokenBucket;
+  readonly #line: { readonly bytes: number; readonly grant: () => void }[] = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  /** `bytesPerSecond`: the cap, a whole number of at least 40 (`MAX_BYTES_PER_SECOND`). */
+  constructor(bytesPerSecond: number) {
+    if (!Number.isSafeInteger(bytesPerSecond) || bytesPerSecond < 40) {
+      throw new RangeError(`a byte cap is a whole number of at least 40 per second, got ${bytesPerSecond}`);
+    }
+    this.bucketBytes = Math.floor(bytesPerSecond * BUCKET_SHARE);
+    this.largestTake = Math.floor(this.bucketBytes / 2);
+    this.sustainedBytesPerSecond =
+      bytesPerSecond - this.bucketBytes - Math.ceil(bytesPerSecond * HEADROOM_SHARE);
+    // limiter's bucket starts empty: the first second lets through one second of refill, no more.
+    this.#bucket = new TokenBucket({
+      bucketSize: this.bucketBytes,
+      tokensPerInterval: this.sustainedBytesPerSecond,
+      interval: 1000,
+    });
+  }
+
+  take(bytes: number, signal?: AbortSignal): Promise<void> {
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > this.largestTake) {
+      return Promise.reject(
+        new RangeError(`a take is a whole number of bytes up to ${this.largestTake}, got ${bytes}`),
+      );
+    }
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
+    if (bytes === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const at = this.#line.indexOf(waiter);
+        if (at !== -1) this.#line.splice(at, 1);
+        // The first in line had the timer: the next one waits for its own bytes only.
+        if (at === 0) this.#serve();
+        reject(signal?.reason);
+      };
+      const waiter = {
+        bytes,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#line.push(waiter);
+      if (this.#line.length === 1) this.#serve();
+    });
+  }
+
+  /** Grants the waiters in turn while the bucket has their bytes; then waits for the first one's. */
+  #serve(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (let first = this.#line[0]; first !== undefined; first = this.#line[0]) {
+      if (!this.#bucket.tryRemoveTokens(first.bytes)) {
+        const waitMs = Math.max(1, this.#bucket.getWaitTime(first.bytes));
+        this.#timer = setTimeout(() => this.#serve(), waitMs);
+        return;
+      }
+      this.#line.shift();
+      first.grant();
+    }
+  }
+}
+
+/**
+ * Hands `chunk` on through `gate`: in pieces of at most {@link ByteGate.largestTake}, each passed
+ * to `pass` as soon as it is granted (so what is handed on never runs ahead of what was granted).
+ */
+export async function passThroughGate(
+  gate: ByteGate,
+  chunk: Buffer,
+  signal: AbortSignal | undefined,
+  pass: (piece: Buffer) => void,
+): Promise<void> {
+  for (let at = 0; at < chunk.length; at += gate.largestTake) {
+    const piece = chunk.subarray(at, at + gate.largestTake);
+    await gate.take(piece.length, signal);
+    pass(piece);
+  }
+}

@@ -1,0 +1,226 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { text } from 'node:stream/consumers';
+import { Agent } from 'undici';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
+import { TokensApi } from '../../../lambda/tokens/api.ts';
+import { BandwidthCap, type ByteGate } from '../../../lambda/tokens/bandwidth.ts';
+import type { SpeedFloor } from '../../../lambda/tokens/http.ts';
+import { closeAfterEach, startRecordingServer } from '../../reliability/harness.ts';
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+/** The largest sum of `bytes` over any one-second window of `grants` (times in ms). */
+function busiestSecond(grants: readonly { readonly at: number; readonly bytes: number }[]): number {
+  const sorted = [...grants].sort((a, b) => a.at - b.at);
+  let busiest = 0;
+  let sum = 0;
+  let first = 0;
+  for (const grant of sorted) {
+    sum += grant.bytes;
+    // A window is [start, start + 1000): every grant within 1000 ms after the first one counted.
+    while (grant.at - (sorted[first]?.at ?? grant.at) >= 1000) {
+      sum -= sorted[first]?.bytes ?? 0;
+      first += 1;
+    }
+    busiest = Math.max(busiest, sum);
+  }
+  return busiest;
+}
+
+/**
+ * Takers that ask for `sizes` bytes in turn, as fast as they are granted, until `stop`; every
+ * grant is recorded with the (fake) time it came.
+ */
+function takers(gate: ByteGate, count: number, sizes: readonly number[]) {
+  const grants: { at: number; bytes: number }[] = [];
+  let stopped = false;
+  const loops = Array.from({ length: count }, async (_, taker) => {
+    for (let turn = taker; !stopped; turn += 1) {
+      const bytes = sizes[turn % sizes.length] ?? 1;
+      await gate.take(bytes);
+      grants.push({ at: performance.now(), bytes });
+    }
+  });
+  return {
+    grants,
+    stop: async () => {
+      stopped = true;
+      // Each loop ends at its next grant; the bucket refills in well under a minute.
+      await vi.advanceTimersByTimeAsync(60_000);
+      await Promise.all(loops);
+    },
+  };
+}
+
+describe('BandwidthCap', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
+
+  // limiter's bucket reads performance.now(): the fake clock drives it and the timers together.
+  const fakeClock = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+
+  it('lets no one-second window through more than the cap, to many waiters at once', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const started = performance.now();
+    const load = takers(cap, 6, [cap.largestTake, 1, 137, cap.largestTake - 1, 64]);
+
+    await vi.advanceTimersByTimeAsync(20_000);
+    await load.stop();
+
+    const granted = load.grants.filter((grant) => grant.at <= started + 20_000);
+    expect(busiestSecond(granted)).toBeLessThanOrEqual(10_000);
+    // Saturated, it sustains what the bucket fills at: 85% of the cap, the rest kept as headroom.
+    const total = granted.reduce((sum, grant) => sum + grant.bytes, 0);
+    expect(cap.sustainedBytesPerSecond).toBe(8500);
+    expect(total).toBeGreaterThanOrEqual(20 * 8500 - cap.bucketBytes);
+    expect(total).toBeLessThanOrEqual(20 * 8500 + cap.bucketBytes);
+  });
+
+  it('starts empty: the first bytes wait for the bucket to fill', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    let granted = false;
+
+    const take = cap.take(cap.largestTake).then(() => {
+      granted = true;
+    });
+    // 250 bytes at 8500 bytes a second: 29.4 ms.
+    await vi.advanceTimersByTimeAsync(29);
+    const early = granted;
+    await vi.advanceTimersByTimeAsync(2);
+    await take;
+
+    expect(early).toBe(false);
+    expect(granted).toBe(true);
+  });
+
+  it('lets no catch-up burst through after a stalled timer', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const load = takers(cap, 4, [100]);
+    await vi.advanceTimersByTimeAsync(2000);
+    const beforeStall = load.grants.length;
+    // A stall: five seconds pass and no timer fires (a blocked event loop, a frozen container).
+    const fakeNow = performance.now.bind(performance);
+    let stalledMs = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => fakeNow() + stalledMs);
+    stalledMs = 5000;
+
+    // The first timer due after the stall: it finds the bucket full, no fuller.
+    await vi.advanceTimersByTimeAsync(15);
+    const atOnce = load.grants.slice(beforeStall).reduce((sum, grant) => sum + grant.bytes, 0);
+    await vi.advanceTimersByTimeAsync(3000);
+    await load.stop();
+
+    expect(atOnce).toBeLessThanOrEqual(cap.bucketBytes + 15 * 8.5);
+    expect(busiestSecond(load.grants)).toBeLessThanOrEqual(10_000);
+  });
+
+  it('drops an aborted waiter from the line at once, and spends nothing for it', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const stop = new AbortController();
+    const first = cap.take(cap.largestTake, stop.signal);
+    let secondAt: number | undefined;
+    const started = performance.now();
+    const second = cap.take(100).then(() => {
+      secondAt = performance.now() - started;
+    });
+    await vi.advanceTimersByTimeAsync(10);
+
+    stop.abort(new Error('the run is over'));
+
+    await expect(first).rejects.toThrow('the run is over');
+    await vi.advanceTimersByTimeAsync(100);
+    await second;
+    // 100 bytes at 8500 a second: 11.8 ms; the first waiter's 250 would have been 29.4 ms more.
+    expect(secondAt).toBeLessThan(20);
+  });
+
+  it('refuses a signal already aborted, and a take larger than its largest', async () => {
+    const cap = new BandwidthCap(10_000);
+
+    await expect(cap.take(1, AbortSignal.abort(new Error('too late')))).rejects.toThrow('too late');
+    await expect(cap.take(cap.largestTake + 1)).rejects.toThrow(RangeError);
+    expect(() => new BandwidthCap(39)).toThrow(RangeError);
+  });
+});
+
+describe('TokensApi under a byte cap', () => {
+  const track = closeAfterEach();
+  const agent = new Agent({ keepAliveTimeout: 1000 });
+  afterAll(() => agent.close());
+  const sessionKey: SessionKeySource = { get: async () => 'the-session-key', invalidate: () => undefined };
+
+  function apiFor(baseUrl: string, gate: ByteGate, download?: SpeedFloor): TokensApi {
+    return new TokensApi({
+      baseUrl: new URL(baseUrl),
+      dispatcher: agent,
+      sessionKey,
+      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      bandwidth: gate,
+      ...(download === undefined ? {} : { download }),
+    });
+  }
+
+  /** A server that answers every request with `body` at once, as fast as the socket takes it. */
+  async function serving(body: Buffer, contentType = 'application/octet-stream') {
+    return track(
+      await startRecordingServer((_req: IncomingMessage, res: ServerResponse) => {
+        res.writeHead(200, { 'content-type': contentType, 'content-length': String(body.length) }).end(body);
+      }),
+    );
+  }
+
+  it('reads a file no faster than the cap, and the speed floor does not take the wait for a slow peer', async () => {
+    // A floor four times the cap, judged every 200 ms: a download held back by the gate would fail
+    // at once if the floor counted the wait against the service.
+    const payload = Buffer.alloc(384 * KIB, 7);
+    const server = await serving(payload);
+    const gate = new BandwidthCap(256 * KIB);
+    const api = apiFor(server.url, gate, { minSpeedBytesPerSecond: MIB, speedWindowMs: 200 });
+    const started = performance.now();
+
+    const body = await api.openFile(new URL(`${server.url}/file`));
+    const read = await text(body);
+
+    expect(read.length).toBe(payload.length);
+    // All but the bucket waits for refills at 85% of the cap; a slow machine only takes longer.
+    const least = ((payload.length - gate.largestTake) / gate.sustainedBytesPerSecond) * 1000;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(least - 20);
+  });
+
+  it('counts JSON replies too', async () => {
+    const document = JSON.stringify({ data: [], meta: { padding: 'x'.repeat(1.5 * MIB) } });
+    const server = await serving(Buffer.from(document), 'application/vnd.api+json');
+    const gate = new BandwidthCap(MIB);
+    const api = apiFor(server.url, gate);
+    const started = performance.now();
+
+    await api.listPage();
+
+    const least = ((document.length - gate.largestTake) / gate.sustainedBytesPerSecond) * 1000;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(least - 20);
+  });
+
+  it("stops a download waiting for the cap as soon as the run's deadline aborts it", async () => {
+    const server = await serving(Buffer.alloc(256 * KIB));
+    // 1 KiB a second: the whole file would take four minutes.
+    const api = apiFor(server.url, new BandwidthCap(KIB));
+    const deadline = new AbortController();
+    const body = await api.openFile(new URL(`${server.url}/file`), deadline.signal);
+    const reading = text(body);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const abortedAt = performance.now();
+
+    deadline.abort(new Error('deadline reached'));
+
+    await expect(reading).rejects.toThrow();
+    expect(performance.now() - abortedAt).toBeLessThan(2000);
+  });
+});
