@@ -212,3 +212,44 @@ describe('the dismantle guard in fan-out mode', () => {
     await checkInvariant(s, local, { before, runs: [{ summary: run }] });
   });
 });
+
+describe('the dismantle guard in fan-out mode: lines with a pending DELETE', () => {
+  it('holds a line with a pending DELETE that the listing missed: the planner gives it no leave beyond the cap', async () => {
+    // A: listed on the first page, then removed by someone else before the second page is read, so
+    // the offset listing skips X. X: finished, with a DELETE an earlier run saw taken (202) and the
+    // service never carried out, so it comes in as a pending line, not a listed one.
+    fanout = await startFanoutStack({ lines: finished(2), pageSize: 1 });
+    const { local } = fanout;
+    const [a, x] = [...local.tokens.lines.keys()] as [string, string];
+    local.tokens.inject({
+      target: 'delete',
+      id: x,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const earlier = await createHandler(fanout.env)({ ids: [x] });
+    expect(earlier.pending.map((line) => line.id)).toEqual([x]);
+    local.tokens.onRequest((method, path) => {
+      if (
+        method === 'GET' &&
+        path === '/api/tokens?page=2' &&
+        local.tokens.lines.get(a)?.status === 'finished'
+      )
+        local.tokens.completeDeletion(a);
+    });
+
+    const plan = (await createPlannerHandler(fanout.env)({ maxDismantles: 0 })) as FanoutPlan;
+    local.tokens.onRequest(undefined);
+    const bodies = bodiesIn(fanout, 'tokens-work').map(
+      (body) => JSON.parse(body) as { lineId: string; hold?: string },
+    );
+    await drain(fanout, createWorkerHandler(fanout.env));
+
+    expect(plan).toMatchObject({ listed: 2, finished: 2, enqueued: 2 });
+    expect(bodies.find((body) => body.lineId === x)?.hold).toMatch(/^MAX_DISMANTLES_PER_RUN \(0\) reached/);
+    expect(local.tokens.deleteCount(x)).toBe(1);
+    expect(local.tokens.lines.get(x)?.status).toBe('finished');
+    const run = await wholeRun(local, plan.runId);
+    expect(run).toMatchObject({ dismantled: 0, failed: [] });
+    expect(run.held.map((line) => line.id)).toEqual([x]);
+  });
+});
