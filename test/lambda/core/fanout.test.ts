@@ -542,6 +542,28 @@ describe('workBatch', () => {
     expect((await recordOf(local, id)).messageIds).toEqual(['first', 'copy']);
   });
 
+  it("holds a line whose message carries the planner's hold, whatever the case of its id, and works it once with a copy", async () => {
+    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const [id] = ids as [string];
+    const hold = 'MAX_DISMANTLES_PER_RUN (0) reached: archived only, kept on the service';
+
+    const report = await workBatch(
+      deps,
+      config,
+      sqsEvent([
+        { messageId: 'held', body: body(id.toUpperCase(), { hold }) },
+        { messageId: 'copy', body: body(id) },
+      ]),
+    );
+
+    expect(report.response.batchItemFailures).toEqual([]);
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    expect(local.tokens.lines.get(id)?.status).toBe('finished');
+    expect(report.summaries).toEqual([expect.objectContaining({ archived: 1, dismantled: 0 })]);
+    expect(report.summaries[0]?.held).toEqual([{ id, reason: hold }]);
+    expect((await recordOf(local, id)).messageIds).toEqual(['held', 'copy']);
+  });
+
   it('treats a later delivery of a dismantled line as done, and keeps the record of the dismantling', async () => {
     const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
