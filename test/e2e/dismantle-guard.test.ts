@@ -121,6 +121,39 @@ describe('the dismantle guard: MAX_DISMANTLES_PER_RUN', () => {
   });
 });
 
+describe('the dismantle guard and a DELETE an earlier run saw taken', () => {
+  it('holds a line whose earlier DELETE is still pending without sending another, keeps its marker, and a later guarded run confirms it', async () => {
+    const local = await localStack(track, { lines: finished(1) });
+    const [x] = [...local.tokens.lines.keys()] as [string];
+    local.tokens.inject({
+      target: 'delete',
+      id: x,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const guarded = createHandler({ ...local.env, MAX_DISMANTLES_PER_RUN: '0' });
+    const earlier = await createHandler(local.env)({});
+    expect(earlier.pending.map((line) => line.id)).toEqual([x]);
+
+    const held = await guarded({});
+    local.tokens.completeDeletion(x);
+    const confirmed = await guarded({});
+
+    expect(held).toMatchObject({ dismantled: 0, pending: [], failed: [] });
+    expect(held.held.map((line) => line.id)).toEqual([x]);
+    expect(await listKeys(local.s3Client, local.bucket, 'tokens/_pending/')).toEqual([
+      `tokens/_pending/${x}.json`,
+    ]);
+    // Confirmed with no DELETE of its own: the one DELETE is the earlier run's.
+    expect(confirmed).toMatchObject({ dismantled: 1, held: [], pending: [], failed: [] });
+    expect(local.tokens.deleteCount(x)).toBe(1);
+    expect(await objectJson(local.s3Client, local.bucket, `tokens/${x}/deleted.json`)).toMatchObject({
+      lineId: x,
+      runId: confirmed.runId,
+      confirmation: expect.stringContaining(`the DELETE was taken by run ${earlier.runId}`),
+    });
+  });
+});
+
 describe('the dismantle guard: MAX_DISMANTLE_SHARE', () => {
   const shareEnv = { MAX_DISMANTLE_SHARE: '0.5', MAX_DISMANTLE_SHARE_MIN_LINES: '6' };
 
