@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
 import { createHandler, type PublishingMetrics } from '../../lambda/app/invoke.ts';
@@ -181,6 +182,29 @@ describe('the dismantle guard: MAX_DISMANTLE_SHARE', () => {
       expect(await archivedWhole(local, line.id)).toBe(true);
     }
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
+  });
+
+  it('judges the share on the lines still there: deleted lines the listing keeps do not dilute it', async () => {
+    const local = await localStack(track, {
+      lines: [...finished(5), { status: 'started' }, { status: 'requested' }],
+    });
+    // A service that keeps listing the lines it deleted (status "deleted"), as earlier runs left them.
+    local.tokens.setRawListItems(
+      Array.from({ length: 30 }, () => ({
+        id: randomUUID(),
+        type: 'tokens',
+        attributes: { status: 'deleted' },
+      })),
+    );
+
+    const summary = await createHandler({ ...local.env, ...shareEnv })({});
+
+    expect(summary).toMatchObject({ listed: 37, finished: 5, archived: 5, dismantled: 0, failed: [] });
+    expect(summary.guardTripped).toMatch(/^the listing shows 5 of 7 lines finished at once \(71\.4%\)/);
+    expect(summary.held).toHaveLength(5);
+    expect([...local.tokens.lines.values()].every((line) => local.tokens.deleteCount(line.id) === 0)).toBe(
+      true,
+    );
   });
 
   it('lets a listing at the share go, and an operator lift it for one run (maxDismantleShare 1)', async () => {
