@@ -564,6 +564,33 @@ describe('workBatch', () => {
     expect((await recordOf(local, id)).messageIds).toEqual(['held', 'copy']);
   });
 
+  it("confirms a line whose earlier DELETE is done even when its message carries the planner's hold, sending none", async () => {
+    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const [id] = ids as [string];
+    local.tokens.inject({
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    await workBatch(
+      deps,
+      config,
+      sqsEvent([{ messageId: 'taken', body: body(id, { runId: OTHER_RUN_ID }) }]),
+    );
+    local.tokens.completeDeletion(id);
+
+    const report = await workBatch(
+      deps,
+      config,
+      sqsEvent([{ messageId: 'held', body: body(id, { hold: 'MAX_DISMANTLES_PER_RUN (0) reached' }) }]),
+    );
+
+    expect(report.response.batchItemFailures).toEqual([]);
+    expect(report.summaries).toEqual([expect.objectContaining({ dismantled: 1, held: [], pending: [] })]);
+    expect(local.tokens.deleteCount(id)).toBe(1);
+    expect((await recordOf(local, id)).result.outcome).toBe('dismantled');
+  });
+
   it('treats a later delivery of a dismantled line as done, and keeps the record of the dismantling', async () => {
     const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
