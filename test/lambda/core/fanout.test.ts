@@ -572,11 +572,12 @@ describe('workBatch', () => {
       id,
       fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
     });
-    await workBatch(
+    const taken = await workBatch(
       deps,
       config,
       sqsEvent([{ messageId: 'taken', body: body(id, { runId: OTHER_RUN_ID }) }]),
     );
+    expect(taken.summaries[0]?.pending.map((line) => line.id)).toEqual([id]);
     local.tokens.completeDeletion(id);
 
     const report = await workBatch(
