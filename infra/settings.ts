@@ -349,6 +349,10 @@ function dismantleGuardVariables(
   }
   if (share !== undefined) {
     if (!(share > 0 && share <= 1)) fail(`maxDismantleShare must be above 0 and at most 1, got ${share}`);
+    // The function reads a plain decimal; a share under 0.000001 would be written as `1e-7`.
+    if (String(share).includes('e')) {
+      fail(`maxDismantleShare must be at least 0.000001 (written as a decimal), got ${share}`);
+    }
     variables.MAX_DISMANTLE_SHARE = String(share);
   }
   if (minLines !== undefined) {

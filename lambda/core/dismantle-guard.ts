@@ -19,14 +19,16 @@ export const NO_GUARD: DismantleGuard = Object.freeze({ claim: () => undefined }
 
 /**
  * Why the whole run holds its lines, from the listing's counts, or undefined when the share is
- * within `maxShare` (or the listing too short to judge, or not a listing: `ids`).
+ * within `maxShare` (or the listing too short to judge, or not a listing: `ids`). Judged on the
+ * lines still there: deleted lines a service keeps listing would otherwise dilute the share.
  */
 export function shareHold(
   limits: DismantleLimits,
-  listing: { readonly listed: number; readonly finished: number } | undefined,
+  listing: { readonly listed: number; readonly finished: number; readonly deleted?: number } | undefined,
 ): string | undefined {
   if (limits.maxShare === undefined || listing === undefined) return undefined;
-  const { listed, finished } = listing;
+  const { finished } = listing;
+  const listed = listing.listed - (listing.deleted ?? 0);
   if (listed < limits.shareMinLines || finished / listed <= limits.maxShare) return undefined;
   const percent = (share: number) => `${Math.round(share * 1000) / 10}%`;
   return (

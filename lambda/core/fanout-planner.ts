@@ -103,13 +103,13 @@ export async function planFanout(
   const allowed = request.maxLines === undefined ? toSend : toSend.slice(0, request.maxLines);
   let deferred = toSend.length - allowed.length;
   // The guard's leave is given here, for the whole run: the workers only carry it out. A line with
-  // a pending DELETE needs none (it is confirmed, never deleted again).
+  // a pending DELETE needs it too: one still there is sent its DELETE again (one gone is confirmed
+  // whatever its message says, with no DELETE).
   const guard = dismantleGuard(limits, sharedHold);
-  const listed = new Set(listing.candidates);
   const holds = new Map<string, string>();
   if (!request.archiveOnly) {
     for (const id of allowed) {
-      const hold = listed.has(id) ? guard.claim(id) : undefined;
+      const hold = guard.claim(id);
       if (hold !== undefined) holds.set(id, hold);
     }
   }

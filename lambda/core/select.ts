@@ -95,8 +95,10 @@ export async function select(
     }
   } while (next !== undefined);
   const candidates: string[] = [];
+  let deleted = 0;
   for (const line of seen.values()) {
     if (line.status === 'finished') candidates.push(line.id);
+    else if (line.status === 'deleted') deleted += 1;
     else if (!KNOWN_STATUSES.has(line.status)) {
       skipped.push({ id: line.id, reason: `unknown status "${line.status}"` });
     }
@@ -108,5 +110,5 @@ export async function select(
     malformed: skipped.length,
   });
   const finishedAt = new Map(candidates.map((id) => [id, seen.get(id)?.finishedAt]));
-  return { listed: seen.size, finished: candidates.length, candidates, skipped, finishedAt };
+  return { listed: seen.size, finished: candidates.length, deleted, candidates, skipped, finishedAt };
 }

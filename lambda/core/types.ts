@@ -274,6 +274,8 @@ export interface Progress {
 export interface Selection {
   readonly listed: number;
   readonly finished: number;
+  /** Of the listed lines, those with status `deleted` (a service may keep listing them); none for `ids`. */
+  readonly deleted?: number;
   /** Line ids to process, in order. */
   readonly candidates: readonly string[];
   readonly skipped: readonly LineReport[];

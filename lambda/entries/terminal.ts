@@ -242,7 +242,8 @@ export function wholeNumberFlag(flag: string, text: string): number {
 
 /** A flag's share of a whole, above 0 and at most 1 (`0.5`); anything else is refused naming the flag. */
 export function shareFlag(flag: string, text: string): number {
-  const value = /^(0|1)?\.?\d*$/.test(text) ? Number(text) : Number.NaN;
+  // As MAX_DISMANTLE_SHARE reads it: `01` is no share (read as 1 it would turn the check off).
+  const value = /^(0|1)?(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
   if (!(value > 0 && value <= 1)) {
     throw new Error(
       `${flag}: expected a share above 0 and at most 1, such as 0.5, got ${JSON.stringify(text)}`,

@@ -57,7 +57,7 @@ export function encodeWorkMessage(message: WorkMessage): string {
 /**
  * Parses a message body. A body that is not the planner's JSON (hand-written, truncated, from
  * another producer) throws an {@link EventError} saying what is wrong; `plannedAt` may be
- * missing (a message sent by hand), and then defaults to `now`.
+ * missing (a message sent by hand), and then defaults to `now`. The line id comes back in lower case.
  */
 export function parseWorkMessage(body: string, now: () => number): WorkMessage {
   let json: unknown;
@@ -69,7 +69,9 @@ export function parseWorkMessage(body: string, now: () => number): WorkMessage {
   const parsed = messageBody.safeParse(json);
   if (!parsed.success) throw new EventError(`message body: ${describeIssues(parsed.error.issues, '(body)')}`);
   return {
-    lineId: parsed.data.lineId,
+    // Canonical, lower case (UUIDs are case-insensitive): the worker keys its lines, and their
+    // holds, by it, and the gate asks by the id the line's document gives, lower case.
+    lineId: parsed.data.lineId.toLowerCase(),
     runId: parsed.data.runId,
     plannedAt: parsed.data.plannedAt ?? new Date(now()).toISOString(),
     archiveOnly: parsed.data.archiveOnly ?? false,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
 import { createHandler, type PublishingMetrics } from '../../lambda/app/invoke.ts';
@@ -121,6 +122,39 @@ describe('the dismantle guard: MAX_DISMANTLES_PER_RUN', () => {
   });
 });
 
+describe('the dismantle guard and a DELETE an earlier run saw taken', () => {
+  it('holds a line whose earlier DELETE is still pending without sending another, keeps its marker, and a later guarded run confirms it', async () => {
+    const local = await localStack(track, { lines: finished(1) });
+    const [x] = [...local.tokens.lines.keys()] as [string];
+    local.tokens.inject({
+      target: 'delete',
+      id: x,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const guarded = createHandler({ ...local.env, MAX_DISMANTLES_PER_RUN: '0' });
+    const earlier = await createHandler(local.env)({});
+    expect(earlier.pending.map((line) => line.id)).toEqual([x]);
+
+    const held = await guarded({});
+    local.tokens.completeDeletion(x);
+    const confirmed = await guarded({});
+
+    expect(held).toMatchObject({ dismantled: 0, pending: [], failed: [] });
+    expect(held.held.map((line) => line.id)).toEqual([x]);
+    expect(await listKeys(local.s3Client, local.bucket, 'tokens/_pending/')).toEqual([
+      `tokens/_pending/${x}.json`,
+    ]);
+    // Confirmed with no DELETE of its own: the one DELETE is the earlier run's.
+    expect(confirmed).toMatchObject({ dismantled: 1, held: [], pending: [], failed: [] });
+    expect(local.tokens.deleteCount(x)).toBe(1);
+    expect(await objectJson(local.s3Client, local.bucket, `tokens/${x}/deleted.json`)).toMatchObject({
+      lineId: x,
+      runId: confirmed.runId,
+      confirmation: expect.stringContaining(`the DELETE was taken by run ${earlier.runId}`),
+    });
+  });
+});
+
 describe('the dismantle guard: MAX_DISMANTLE_SHARE', () => {
   const shareEnv = { MAX_DISMANTLE_SHARE: '0.5', MAX_DISMANTLE_SHARE_MIN_LINES: '6' };
 
@@ -148,6 +182,29 @@ describe('the dismantle guard: MAX_DISMANTLE_SHARE', () => {
       expect(await archivedWhole(local, line.id)).toBe(true);
     }
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
+  });
+
+  it('judges the share on the lines still there: deleted lines the listing keeps do not dilute it', async () => {
+    const local = await localStack(track, {
+      lines: [...finished(5), { status: 'started' }, { status: 'requested' }],
+    });
+    // A service that keeps listing the lines it deleted (status "deleted"), as earlier runs left them.
+    local.tokens.setRawListItems(
+      Array.from({ length: 30 }, () => ({
+        id: randomUUID(),
+        type: 'tokens',
+        attributes: { status: 'deleted' },
+      })),
+    );
+
+    const summary = await createHandler({ ...local.env, ...shareEnv })({});
+
+    expect(summary).toMatchObject({ listed: 37, finished: 5, archived: 5, dismantled: 0, failed: [] });
+    expect(summary.guardTripped).toMatch(/^the listing shows 5 of 7 lines finished at once \(71\.4%\)/);
+    expect(summary.held).toHaveLength(5);
+    expect([...local.tokens.lines.values()].every((line) => local.tokens.deleteCount(line.id) === 0)).toBe(
+      true,
+    );
   });
 
   it('lets a listing at the share go, and an operator lift it for one run (maxDismantleShare 1)', async () => {
@@ -210,5 +267,46 @@ describe('the dismantle guard in fan-out mode', () => {
     expect(run.held).toHaveLength(3);
     for (const line of run.held) expect(local.tokens.deleteCount(line.id)).toBe(0);
     await checkInvariant(s, local, { before, runs: [{ summary: run }] });
+  });
+});
+
+describe('the dismantle guard in fan-out mode: lines with a pending DELETE', () => {
+  it('holds a line with a pending DELETE that the listing missed: the planner gives it no leave beyond the cap', async () => {
+    // A: listed on the first page, then removed by someone else before the second page is read, so
+    // the offset listing skips X. X: finished, with a DELETE an earlier run saw taken (202) and the
+    // service never carried out, so it comes in as a pending line, not a listed one.
+    fanout = await startFanoutStack({ lines: finished(2), pageSize: 1 });
+    const { local } = fanout;
+    const [a, x] = [...local.tokens.lines.keys()] as [string, string];
+    local.tokens.inject({
+      target: 'delete',
+      id: x,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const earlier = await createHandler(fanout.env)({ ids: [x] });
+    expect(earlier.pending.map((line) => line.id)).toEqual([x]);
+    local.tokens.onRequest((method, path) => {
+      if (
+        method === 'GET' &&
+        path === '/api/tokens?page=2' &&
+        local.tokens.lines.get(a)?.status === 'finished'
+      )
+        local.tokens.completeDeletion(a);
+    });
+
+    const plan = (await createPlannerHandler(fanout.env)({ maxDismantles: 0 })) as FanoutPlan;
+    local.tokens.onRequest(undefined);
+    const bodies = bodiesIn(fanout, 'tokens-work').map(
+      (body) => JSON.parse(body) as { lineId: string; hold?: string },
+    );
+    await drain(fanout, createWorkerHandler(fanout.env));
+
+    expect(plan).toMatchObject({ listed: 2, finished: 2, enqueued: 2 });
+    expect(bodies.find((body) => body.lineId === x)?.hold).toMatch(/^MAX_DISMANTLES_PER_RUN \(0\) reached/);
+    expect(local.tokens.deleteCount(x)).toBe(1);
+    expect(local.tokens.lines.get(x)?.status).toBe('finished');
+    const run = await wholeRun(local, plan.runId);
+    expect(run).toMatchObject({ dismantled: 0, failed: [] });
+    expect(run.held.map((line) => line.id)).toEqual([x]);
   });
 });

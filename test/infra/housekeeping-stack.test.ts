@@ -7,6 +7,7 @@ import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
+import { loadConfig } from '../../lambda/app/config.ts';
 import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
 
 /** The feature flags from cdk.json, so the tests synthesize what `cdk deploy` would. */
@@ -596,6 +597,26 @@ describe('HousekeepingStack options', () => {
     expect(() => synth({ maxDismantleShare: 1.5 })).toThrow(/maxDismantleShare must be above 0/);
     expect(() => synth({ maxDismantleShareMinLines: 10 })).toThrow(
       /maxDismantleShareMinLines applies only with maxDismantleShare/,
+    );
+  });
+
+  it('writes the dismantle share as the function reads it, and refuses one it would write as 1e-7', () => {
+    const written = (share: number) =>
+      Object.values(synth({ maxDismantleShare: share }).template.findResources('AWS::Lambda::Function')).map(
+        (fn) => (fn.Properties.Environment.Variables as Record<string, string>).MAX_DISMANTLE_SHARE,
+      )[0] ?? '';
+    const read = (text: string) =>
+      loadConfig({
+        TOKENS_API_URL: 'https://tokens.example.com',
+        SESSION_KEY_SECRET_ID: SECRET_NAME,
+        ARCHIVE_BUCKET: 'tokens-archive',
+        MAX_DISMANTLE_SHARE: text,
+      }).dismantleGuard.maxShare;
+
+    expect(read(written(0.000001))).toBe(0.000001);
+    expect(read(written(1))).toBe(1);
+    expect(() => synth({ maxDismantleShare: 1e-7 })).toThrow(
+      /maxDismantleShare must be .*at least 0\.000001/,
     );
   });
 

@@ -48,6 +48,13 @@ describe('shareHold', () => {
     );
   });
 
+  it('judges the share on the lines still there, not on deleted lines the listing keeps', () => {
+    expect(shareHold(limits, { listed: 100, finished: 6, deleted: 90 })).toMatch(
+      /^the listing shows 6 of 10 lines finished at once \(60%\)/,
+    );
+    expect(shareHold(limits, { listed: 100, finished: 9, deleted: 91 })).toBeUndefined();
+  });
+
   it('lets a listing at the share, a shorter listing, a run by ids and an unset share go', () => {
     expect(shareHold(limits, { listed: 10, finished: 5 })).toBeUndefined();
     expect(shareHold(limits, { listed: 9, finished: 9 })).toBeUndefined();

@@ -542,6 +542,56 @@ describe('workBatch', () => {
     expect((await recordOf(local, id)).messageIds).toEqual(['first', 'copy']);
   });
 
+  it("holds a line whose message carries the planner's hold, whatever the case of its id, and works it once with a copy", async () => {
+    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const [id] = ids as [string];
+    const hold = 'MAX_DISMANTLES_PER_RUN (0) reached: archived only, kept on the service';
+
+    const report = await workBatch(
+      deps,
+      config,
+      sqsEvent([
+        { messageId: 'held', body: body(id.toUpperCase(), { hold }) },
+        { messageId: 'copy', body: body(id) },
+      ]),
+    );
+
+    expect(report.response.batchItemFailures).toEqual([]);
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    expect(local.tokens.lines.get(id)?.status).toBe('finished');
+    expect(report.summaries).toEqual([expect.objectContaining({ archived: 1, dismantled: 0 })]);
+    expect(report.summaries[0]?.held).toEqual([{ id, reason: hold }]);
+    expect((await recordOf(local, id)).messageIds).toEqual(['held', 'copy']);
+  });
+
+  it("confirms a line whose earlier DELETE is done even when its message carries the planner's hold, sending none", async () => {
+    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const [id] = ids as [string];
+    local.tokens.inject({
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const taken = await workBatch(
+      deps,
+      config,
+      sqsEvent([{ messageId: 'taken', body: body(id, { runId: OTHER_RUN_ID }) }]),
+    );
+    expect(taken.summaries[0]?.pending.map((line) => line.id)).toEqual([id]);
+    local.tokens.completeDeletion(id);
+
+    const report = await workBatch(
+      deps,
+      config,
+      sqsEvent([{ messageId: 'held', body: body(id, { hold: 'MAX_DISMANTLES_PER_RUN (0) reached' }) }]),
+    );
+
+    expect(report.response.batchItemFailures).toEqual([]);
+    expect(report.summaries).toEqual([expect.objectContaining({ dismantled: 1, held: [], pending: [] })]);
+    expect(local.tokens.deleteCount(id)).toBe(1);
+    expect((await recordOf(local, id)).result.outcome).toBe('dismantled');
+  });
+
   it('treats a later delivery of a dismantled line as done, and keeps the record of the dismantling', async () => {
     const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];

@@ -79,6 +79,15 @@ describe('payloadFromArgs', () => {
     expect(() => payloadFromArgs(['--max-dismantle-share', '0'])).toThrow(/^--max-dismantle-share: /);
   });
 
+  it.each([['01'], ['001'], ['1.']])(
+    'refuses --max-dismantle-share %s as MAX_DISMANTLE_SHARE does (01 read as 1 would turn the check off)',
+    (text) => {
+      expect(() => payloadFromArgs(['--max-dismantle-share', text])).toThrow(
+        /^--max-dismantle-share: expected a share above 0 and at most 1/,
+      );
+    },
+  );
+
   it('maps --min-age to the payload minAge, in seconds', () => {
     expect(payloadFromArgs(['--min-age', '24h'])).toEqual({ minAge: 86_400 });
     expect(() => payloadFromArgs(['--min-age', 'later'])).toThrow(/^--min-age: expected a duration/);
