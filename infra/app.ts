@@ -46,8 +46,10 @@ function wholeNumber(key: string): number | undefined {
 function decimal(key: string): number | undefined {
   const raw = text(key);
   if (raw === undefined) return undefined;
-  if (!/^\d*\.?\d+$/.test(raw))
+  // The function's own form of a share (MAX_DISMANTLE_SHARE): `01` is refused, not read as 1.
+  if (!/^(0|1)?(\.\d+)?$/.test(raw) || raw === '.') {
     throw new ContextError(`context "${key}" must be a number such as 0.5, got "${raw}"`);
+  }
   return Number(raw);
 }
 

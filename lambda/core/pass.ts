@@ -71,7 +71,10 @@ async function passWithin(
   // The summary of the run, whichever way it ends: its metrics, its log line and its report.
   const conclude = async (
     results: readonly LineResult[],
-    counts: Pick<SummaryCounts, 'listed' | 'finished' | 'skipped' | 'deferred' | 'notStarted'>,
+    counts: Pick<
+      SummaryCounts,
+      'listed' | 'finished' | 'skipped' | 'deferred' | 'notStarted' | 'guardTripped'
+    >,
   ): Promise<Summary> => {
     const summary = summarize(results, {
       runId,
@@ -141,6 +144,7 @@ async function passWithin(
     finished: selection.finished,
     skipped: selection.skipped,
     deferred,
+    ...(held === undefined ? {} : { guardTripped: held }),
   });
 }
 

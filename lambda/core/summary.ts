@@ -17,6 +17,8 @@ export interface SummaryCounts {
   readonly durationMs: number;
   /** Why no line was looked at (see {@link Summary.notStarted}). */
   readonly notStarted?: string;
+  /** Why the dismantle guard holds every line of the run (its share), whether or not a line reached it. */
+  readonly guardTripped?: string;
 }
 
 /**
@@ -30,7 +32,7 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
   const failed: LineReport[] = [];
   const pending: LineReport[] = [];
   const held: LineReport[] = [];
-  let guardTripped: string | undefined;
+  let guardTripped: string | undefined = counts.guardTripped;
   const plan: PlannedLine[] = [];
   let conflicts = 0;
   let waiting = 0;
@@ -77,7 +79,7 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
         if (result.outcome === 'dismantled') dismantled += 1;
         if (result.outcome === 'pending') pending.push({ id: result.id, reason: redactText(result.reason) });
         if (result.outcome === 'held') {
-          held.push({ id: result.id, reason: result.reason });
+          held.push({ id: result.id, reason: redactText(result.reason) });
           guardTripped ??= result.reason;
         }
         bytes += result.bytes;
@@ -107,7 +109,7 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
     failed: sortById(failed),
     pending: sortById(pending),
     held: sortById(held),
-    ...(guardTripped === undefined ? {} : { guardTripped }),
+    ...(guardTripped === undefined ? {} : { guardTripped: redactText(guardTripped) }),
     ...(dryRun ? { plan: sortById(plan) } : {}),
     ...(counts.notStarted === undefined ? {} : { notStarted: redactText(counts.notStarted) }),
     durationMs,

@@ -225,6 +225,21 @@ describe('the dismantle guard: MAX_DISMANTLE_SHARE', () => {
     expect(lifted).toMatchObject({ finished: 6, dismantled: 6, held: [] });
   });
 
+  it('says it tripped even when no line reached it (every finished line still in its grace period)', async () => {
+    const local = await localStack(track, {
+      lines: Array.from({ length: 6 }, () => ({
+        status: 'finished' as const,
+        fileSize: 1000,
+        finishedAgoMs: 60_000,
+      })),
+    });
+
+    const summary = await createHandler({ ...local.env, ...shareEnv, MIN_AGE: '1h' })({});
+
+    expect(summary).toMatchObject({ waiting: 6, held: [], dismantled: 0 });
+    expect(summary.guardTripped).toMatch(/^the listing shows 6 of 6 lines finished at once/);
+  });
+
   it('does not judge a run by ids: the operator named the lines (the cap still holds)', async () => {
     const local = await localStack(track, { lines: finished(3) });
     const ids = [...local.tokens.lines.keys()];
