@@ -181,7 +181,11 @@ describe('HousekeepingStack', () => {
     });
 
     it('lets the scheduler role invoke only this function and write only to its dead-letter queue', () => {
-      const schedule = Object.values(template.findResources('AWS::Scheduler::Schedule'))[0];
+      const schedule = Object.values(
+        template.findResources('AWS::Scheduler::Schedule', {
+          Properties: { Target: { Arn: main.stack.resolve(main.stack.fn.functionArn) } },
+        }),
+      )[0];
       const roleArn = schedule?.Properties.Target.RoleArn as { 'Fn::GetAtt': [string, string] };
       const roleId = roleArn['Fn::GetAtt'][0];
 
@@ -784,10 +788,18 @@ describe('cdk synth', () => {
     expect(report.pluginReports).toEqual([]);
     // The bundle keeps class names: an error at init is named by its class, as the runtime logs it.
     const template = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
-      Resources: Record<string, { Type: string; Metadata?: Record<string, string> }>;
+      Resources: Record<
+        string,
+        { Type: string; Properties?: { Description?: string }; Metadata?: Record<string, string> }
+      >;
     };
+    // The pass's bundle (the restore drill has its own).
     const assets = Object.values(template.Resources)
-      .filter((resource) => resource.Type === 'AWS::Lambda::Function')
+      .filter(
+        (resource) =>
+          resource.Type === 'AWS::Lambda::Function' &&
+          String(resource.Properties?.Description).startsWith('Archives finished tokens lines'),
+      )
       .map((resource) => resource.Metadata?.['aws:asset:path'])
       .filter((path) => path !== undefined && existsSync(join(outdir, path, 'index.mjs')));
     expect(assets).toHaveLength(1);
