@@ -17,7 +17,9 @@ const USAGE =
   '[-c maxDismantlesPerRun=<lines>] [-c maxDismantleShare=0.5] [-c maxDismantleShareMinLines=20] ' +
   '[-c archiveTransitionDays=<days>] [-c objectLockRetentionDays=<days>] [-c stackName=TokensHousekeeper] ' +
   '[-c archiveEncryption=s3|kms] [-c archiveKmsKeyArn=<key ARN>] ' +
-  '[-c mode=single|fanout] [-c workerMaxConcurrency=8] [-c workerBatchSize=4] [-c workerTimeoutMinutes=15]';
+  '[-c mode=single|fanout] [-c workerMaxConcurrency=8] [-c workerBatchSize=4] [-c workerTimeoutMinutes=15] ' +
+  '[-c restoreDrills=on|off] [-c restoreDrillSchedule="rate(1 day)"] [-c restoreDrillSampleSize=20] ' +
+  '[-c restoreDrillMaxLines=200] [-c restoreDrillRecentLines=on|off]';
 
 class ContextError extends Error {
   override readonly name = 'ContextError';
@@ -51,6 +53,16 @@ function decimal(key: string): number | undefined {
     throw new ContextError(`context "${key}" must be a number such as 0.5, got "${raw}"`);
   }
   return Number(raw);
+}
+
+/** A switch: `on`/`true` or `off`/`false`. */
+function onOff(key: string): boolean | undefined {
+  const raw = text(key);
+  if (raw === undefined) return undefined;
+  const value = raw.toLowerCase();
+  if (value === 'on' || value === 'true') return true;
+  if (value === 'off' || value === 'false') return false;
+  throw new ContextError(`context "${key}" must be on or off, got "${raw}"`);
 }
 
 function propsFromContext(): HousekeepingStackProps {
@@ -102,6 +114,11 @@ function propsFromContext(): HousekeepingStackProps {
     workerMaxConcurrency: wholeNumber('workerMaxConcurrency'),
     workerBatchSize: wholeNumber('workerBatchSize'),
     workerTimeout: workerTimeoutMinutes === undefined ? undefined : Duration.minutes(workerTimeoutMinutes),
+    restoreDrills: onOff('restoreDrills'),
+    restoreDrillSchedule: text('restoreDrillSchedule'),
+    restoreDrillSampleSize: wholeNumber('restoreDrillSampleSize'),
+    restoreDrillMaxLines: wholeNumber('restoreDrillMaxLines'),
+    restoreDrillRecentLines: onOff('restoreDrillRecentLines'),
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     description: 'tokens-housekeeper: scheduled archive-then-dismantle of finished tokens lines',
   };

@@ -10,16 +10,19 @@ import { createAlarmTopic } from './constructs/alarm-topic.ts';
 import { createArchiveBucket } from './constructs/archive-bucket.ts';
 import { createFanout, type FanoutResources } from './constructs/fanout.ts';
 import { createScheduledFunction } from './constructs/housekeeper-function.ts';
+import { createRestoreDrills, type RestoreDrillResources } from './constructs/restore-drills.ts';
 import { createSchedule, createScheduleQueues } from './constructs/schedule.ts';
 import { HousekeepingMonitoring } from './monitoring/housekeeping-monitoring.ts';
 import { type HousekeepingStackProps, resolveSettings } from './settings.ts';
 
 export type { FanoutResources } from './constructs/fanout.ts';
+export type { RestoreDrillResources } from './constructs/restore-drills.ts';
 export type { HousekeepingStackProps } from './settings.ts';
 
 /**
  * The tokens housekeeper: a scheduled Lambda that archives finished tokens lines to S3 and then
- * dismantles them, with its schedule, archive bucket, failure queues, alarms and dashboard.
+ * dismantles them, with its schedule, archive bucket, failure queues, restore drills, alarms and
+ * dashboard.
  *
  * Each part is built in `constructs/` and `monitoring/` directly in this stack's scope, so the
  * construct paths, and with them the logical ids, are those of a single flat stack.
@@ -43,6 +46,8 @@ export class HousekeepingStack extends Stack {
   public readonly dashboard: cloudwatch.Dashboard;
   /** The work queue, its dead-letter queue and the worker; only in mode `fanout`. */
   public readonly fanout: FanoutResources | undefined;
+  /** The restore drill function and its schedule; unless `restoreDrills` is false. */
+  public readonly restoreDrills: RestoreDrillResources | undefined;
 
   constructor(scope: Construct, id: string, props: HousekeepingStackProps) {
     super(scope, id, props);
@@ -63,6 +68,10 @@ export class HousekeepingStack extends Stack {
       scheduleExpression: settings.scheduleExpression,
       deadLetterQueue: this.scheduleDeadLetterQueue,
     });
+    this.restoreDrills =
+      settings.restoreDrills === undefined
+        ? undefined
+        : createRestoreDrills(this, settings, settings.restoreDrills, this.bucket, scheduleQueues);
 
     this.alarmTopic = createAlarmTopic(this, settings.alarmEmail);
     const monitoring = new HousekeepingMonitoring(this, 'Monitoring', {
@@ -81,6 +90,14 @@ export class HousekeepingStack extends Stack {
               workQueue: this.fanout.workQueue,
               workerDeadLetterQueue: this.fanout.workerDeadLetterQueue,
               maxConcurrency: settings.fanout.maxConcurrency,
+            },
+          }),
+      ...(this.restoreDrills === undefined || settings.restoreDrills === undefined
+        ? {}
+        : {
+            drill: {
+              fn: this.restoreDrills.fn,
+              scheduleExpression: settings.restoreDrills.scheduleExpression,
             },
           }),
     });
@@ -102,6 +119,10 @@ export class HousekeepingStack extends Stack {
       new CfnOutput(this, 'WorkerFunctionName', { value: this.fanout.worker.functionName });
       new CfnOutput(this, 'WorkQueueUrl', { value: this.fanout.workQueue.queueUrl });
       new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: this.fanout.workerDeadLetterQueue.queueUrl });
+    }
+    if (this.restoreDrills !== undefined) {
+      new CfnOutput(this, 'DrillFunctionName', { value: this.restoreDrills.fn.functionName });
+      new CfnOutput(this, 'DrillScheduleName', { value: this.restoreDrills.schedule.scheduleName });
     }
   }
 }

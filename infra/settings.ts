@@ -2,8 +2,12 @@ import { Duration, type StackProps } from 'aws-cdk-lib';
 import {
   archivePrefixProblem,
   DEFAULT_ARCHIVE_PREFIX,
+  DEFAULT_DRILL_MAX_LINES,
+  DEFAULT_DRILL_SAMPLE_SIZE,
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
+  DRILL_MAX_LINES_RANGE,
+  DRILL_SAMPLE_SIZE_RANGE,
   LINE_CONCURRENCY_RANGE,
   MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
@@ -29,6 +33,8 @@ export const DEFAULT_WORKER_MAX_CONCURRENCY = 8;
 export const DEFAULT_WORKER_BATCH_SIZE = 4;
 /** Fan-out: receives of a work message before SQS moves it to the worker dead-letter queue. */
 export const WORK_MAX_RECEIVE_COUNT = 3;
+/** Default of {@link HousekeepingStackProps.restoreDrillSchedule}: a restore drill a day. */
+export const DEFAULT_DRILL_SCHEDULE = 'rate(1 day)';
 /** AWS's guidance for SQS event sources: a visibility timeout of at least six function timeouts. */
 const VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT = 6;
 
@@ -133,6 +139,21 @@ export interface HousekeepingStackProps extends StackProps {
   readonly workerBatchSize?: number;
   /** Fan-out only: the worker's timeout, at most 15 minutes. @default - the function timeout */
   readonly workerTimeout?: Duration;
+  /**
+   * Scheduled restore drills: a function of their own, on a schedule of their own, re-reads a
+   * sample of archived lines and the lines archived since the last drill, and reports under
+   * `{prefix}_drills/`, in the `DrillFindings` metric and its alarm. `false` creates none of it.
+   * @default true
+   */
+  readonly restoreDrills?: boolean;
+  /** The drills' EventBridge Scheduler expression. @default rate(1 day) */
+  readonly restoreDrillSchedule?: string;
+  /** Archived lines a drill draws at random (0 to 10,000; 0: only recent lines). @default 20 */
+  readonly restoreDrillSampleSize?: number;
+  /** The most lines one drill audits, recent and sampled together (1 to 10,000). @default 200 */
+  readonly restoreDrillMaxLines?: number;
+  /** Whether a drill also audits every line archived since the last drill. @default true */
+  readonly restoreDrillRecentLines?: boolean;
 }
 
 /** The props with every default applied and every value checked; each field is the prop of the same name. */
@@ -158,6 +179,16 @@ export interface Settings {
   readonly archiveEncryption: { readonly kind: 's3' } | { readonly kind: 'kms'; readonly keyArn?: string };
   /** Only in mode `fanout`: what `mode` and the `worker...` props resolve to. */
   readonly fanout: FanoutSettings | undefined;
+  /** Unless `restoreDrills` is false: what the `restoreDrill...` props resolve to. */
+  readonly restoreDrills: RestoreDrillSettings | undefined;
+}
+
+/** The restore drill part of {@link Settings}, each field the prop `restoreDrill{Field}`. */
+export interface RestoreDrillSettings {
+  readonly scheduleExpression: string;
+  readonly sampleSize: number;
+  readonly maxLines: number;
+  readonly recentLines: boolean;
 }
 
 /** The fan-out part of {@link Settings}. */
@@ -220,6 +251,7 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
   if (!/^(rate|cron|at)\(.+\)$/.test(scheduleExpression)) {
     fail(`scheduleExpression must be rate(...), cron(...) or at(...), got "${scheduleExpression}"`);
   }
+  const restoreDrills = restoreDrillSettings(props, fail, integerBetween);
 
   // The function's rule, with the stack's on top (`iam`): no empty prefix and no `*`, because the
   // grant is scoped to `{prefix}*` (lambda/shared/contract.ts).
@@ -329,6 +361,7 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
             markerTtl: Duration.seconds(visibilityTimeout.toSeconds() * WORK_MAX_RECEIVE_COUNT),
           }
         : undefined,
+    restoreDrills,
   };
 }
 
@@ -364,6 +397,54 @@ function dismantleGuardVariables(
     variables.MAX_DISMANTLE_SHARE_MIN_LINES = String(minLines);
   }
   return variables;
+}
+
+/** {@link Settings.restoreDrills} from `restoreDrills` and the `restoreDrill...` props, checked. */
+function restoreDrillSettings(
+  props: HousekeepingStackProps,
+  fail: (message: string) => never,
+  integerBetween: (name: string, value: number, min: number, max: number) => number,
+): RestoreDrillSettings | undefined {
+  const given = (
+    [
+      'restoreDrillSchedule',
+      'restoreDrillSampleSize',
+      'restoreDrillMaxLines',
+      'restoreDrillRecentLines',
+    ] as const
+  ).filter((name) => props[name] !== undefined);
+  if (props.restoreDrills === false) {
+    if (given.length > 0)
+      fail(`${given.join(', ')} applies only with restoreDrills; remove it or restoreDrills: false`);
+    return undefined;
+  }
+  const scheduleExpression = props.restoreDrillSchedule ?? DEFAULT_DRILL_SCHEDULE;
+  if (!/^(rate|cron|at)\(.+\)$/.test(scheduleExpression)) {
+    fail(`restoreDrillSchedule must be rate(...), cron(...) or at(...), got "${scheduleExpression}"`);
+  }
+  // The function's own ranges (lambda/shared/contract.ts): a value it would refuse fails the synth.
+  const sampleSize = integerBetween(
+    'restoreDrillSampleSize',
+    props.restoreDrillSampleSize ?? DEFAULT_DRILL_SAMPLE_SIZE,
+    DRILL_SAMPLE_SIZE_RANGE.min,
+    DRILL_SAMPLE_SIZE_RANGE.max,
+  );
+  const maxLines = integerBetween(
+    'restoreDrillMaxLines',
+    props.restoreDrillMaxLines ?? Math.max(DEFAULT_DRILL_MAX_LINES, sampleSize),
+    DRILL_MAX_LINES_RANGE.min,
+    DRILL_MAX_LINES_RANGE.max,
+  );
+  if (sampleSize > maxLines) {
+    fail(`restoreDrillSampleSize ${sampleSize} does not fit in restoreDrillMaxLines ${maxLines}`);
+  }
+  const recentLines = props.restoreDrillRecentLines ?? true;
+  if (sampleSize === 0 && !recentLines) {
+    fail(
+      'restoreDrillSampleSize 0 with restoreDrillRecentLines false leaves a drill nothing to audit; use restoreDrills: false',
+    );
+  }
+  return { scheduleExpression, sampleSize, maxLines, recentLines };
 }
 
 /** A KMS key ARN (a key, not an alias: IAM grants name the key). */

@@ -50,18 +50,66 @@ export function grantArchiveAccess(role: iam.Role, bucket: s3.IBucket, prefix: s
       resources: [objects],
     }),
   );
-  // SSE-KMS: writing needs a data key, reading (and a multipart upload's parts) a decrypt; nothing
-  // else, and only through S3 in the stack's region (not a direct call on a key others may share).
-  if (bucket.encryptionKey !== undefined) {
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'UseArchiveKey',
-        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-        resources: [bucket.encryptionKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(role).region}.amazonaws.com` } },
-      }),
-    );
-  }
+  grantArchiveKey(role, bucket);
+  grantListArchivePrefix(role, bucket, prefix);
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${nagFlatten(Stack.of(role).resolve(objects))}]`,
+    reason:
+      'Object keys are created at run time (one per archived file, manifest and receipt); the wildcard is ' +
+      `limited to the archive prefix "${prefix}" of the one bucket, and no delete action is granted.`,
+  });
+}
+
+/**
+ * The restore drill's access: read any object under the prefix and list within it (as the pass
+ * may), and write only its reports under `{prefix}_drills/`; no delete, no multipart upload.
+ */
+export function grantDrillAccess(role: iam.Role, bucket: s3.IBucket, prefix: string): void {
+  const objects = bucket.arnForObjects(`${prefix}*`);
+  const reports = bucket.arnForObjects(`${prefix}_drills/*`);
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({ sid: 'ReadArchive', actions: ['s3:GetObject'], resources: [objects] }),
+  );
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({ sid: 'WriteDrillReports', actions: ['s3:PutObject'], resources: [reports] }),
+  );
+  grantArchiveKey(role, bucket);
+  grantListArchivePrefix(role, bucket, prefix);
+  const resolve = (arn: string) => nagFlatten(Stack.of(role).resolve(arn));
+  Validations.of(role).acknowledge(
+    {
+      id: `AwsSolutions-IAM5[Resource::${resolve(objects)}]`,
+      reason:
+        'A restore drill reads back archived objects chosen at run time (a random sample and the lines archived ' +
+        `since the last drill); the wildcard is limited to the archive prefix "${prefix}" and grants only GetObject.`,
+    },
+    {
+      id: `AwsSolutions-IAM5[Resource::${resolve(reports)}]`,
+      reason:
+        'Each restore drill writes one report named by its date and id at run time; the wildcard is limited to ' +
+        `"${prefix}_drills/" and grants only PutObject, so the drill cannot write anywhere else in the archive.`,
+    },
+  );
+}
+
+/**
+ * SSE-KMS: writing needs a data key, reading (and a multipart upload's parts) a decrypt; nothing
+ * else, and only through S3 in the stack's region (not a direct call on a key others may share).
+ */
+function grantArchiveKey(role: iam.Role, bucket: s3.IBucket): void {
+  if (bucket.encryptionKey === undefined) return;
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'UseArchiveKey',
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: [bucket.encryptionKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(role).region}.amazonaws.com` } },
+    }),
+  );
+}
+
+/** ListBucket only with an `s3:prefix` inside the archive prefix (see {@link grantArchiveAccess}). */
+function grantListArchivePrefix(role: iam.Role, bucket: s3.IBucket, prefix: string): void {
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
       sid: 'ListArchivePrefix',
@@ -70,12 +118,6 @@ export function grantArchiveAccess(role: iam.Role, bucket: s3.IBucket, prefix: s
       conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
     }),
   );
-  Validations.of(role).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::${nagFlatten(Stack.of(role).resolve(objects))}]`,
-    reason:
-      'Object keys are created at run time (one per archived file, manifest and receipt); the wildcard is ' +
-      `limited to the archive prefix "${prefix}" of the one bucket, and no delete action is granted.`,
-  });
 }
 
 /** Fan-out planner: send to the work queue (SendMessageBatch is authorised by sqs:SendMessage), nothing else. */

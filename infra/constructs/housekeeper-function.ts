@@ -19,7 +19,7 @@ import type { Settings } from '../settings.ts';
 import { grantArchiveAccess, grantEnqueueWork, grantSecretRead } from './function-grants.ts';
 
 /** Repository root: bundling resolves the entries under `lambda/` and `package-lock.json` from here. */
-const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The Lambda handlers, as files under `lambda/` without `.ts`. */
 export const LAMBDA_ENTRIES = {
@@ -29,6 +29,8 @@ export const LAMBDA_ENTRIES = {
   planner: 'planner-handler',
   /** Mode `fanout`: the consumer of the work queue. */
   worker: 'worker-handler',
+  /** The restore drill (its own function and schedule, unless `restoreDrills` is off). */
+  drill: 'drill-handler',
 } as const;
 
 /** Local esbuild into one minified ESM file with a source map; the same for every function. */
@@ -52,7 +54,7 @@ const BUNDLING: BundlingOptions = {
 };
 
 /** What every function of the stack shares: runtime, architecture, and where its code comes from. */
-const FUNCTION_BASE = {
+export const FUNCTION_BASE = {
   handler: 'handler',
   projectRoot: PROJECT_ROOT,
   depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,

@@ -24,8 +24,8 @@ export function createScheduleQueues(scope: Construct): ScheduleQueues {
 }
 
 /**
- * The EventBridge Scheduler schedule (id `Schedule`) that invokes `fn` with an empty event, through
- * a role of its own (`SchedulerRole`), dead-lettering to `deadLetterQueue`.
+ * The EventBridge Scheduler schedule (id `Schedule`, or `id`) that invokes `fn` with an empty event,
+ * through a role of its own (`SchedulerRole`, or `roleId`), dead-lettering to `deadLetterQueue`.
  */
 export function createSchedule(
   scope: Construct,
@@ -33,11 +33,15 @@ export function createSchedule(
     readonly fn: lambda.IFunction;
     readonly scheduleExpression: string;
     readonly deadLetterQueue: sqs.IQueue;
+    /** A second schedule (the restore drill's) needs ids and a description of its own. */
+    readonly id?: string;
+    readonly roleId?: string;
+    readonly description?: string;
   },
 ): scheduler.Schedule {
-  const role = createSchedulerRole(scope, props.fn, props.deadLetterQueue);
-  return new scheduler.Schedule(scope, 'Schedule', {
-    description: 'Full housekeeping pass of tokens-housekeeper',
+  const role = createSchedulerRole(scope, props.fn, props.deadLetterQueue, props.roleId ?? 'SchedulerRole');
+  return new scheduler.Schedule(scope, props.id ?? 'Schedule', {
+    description: props.description ?? 'Full housekeeping pass of tokens-housekeeper',
     schedule: scheduler.ScheduleExpression.expression(props.scheduleExpression),
     target: new targets.LambdaInvoke(props.fn, {
       role,
@@ -56,9 +60,14 @@ export function createSchedule(
  * target as immutable so the target's own grant (which adds the `:*` qualifier wildcard) and
  * its DLQ grant do not widen it; both are given here explicitly.
  */
-function createSchedulerRole(scope: Construct, fn: lambda.IFunction, deadLetterQueue: sqs.IQueue): iam.IRole {
+function createSchedulerRole(
+  scope: Construct,
+  fn: lambda.IFunction,
+  deadLetterQueue: sqs.IQueue,
+  id: string,
+): iam.IRole {
   const stack = Stack.of(scope);
-  const role = new iam.Role(scope, 'SchedulerRole', {
+  const role = new iam.Role(scope, id, {
     description: 'EventBridge Scheduler: invoke tokens-housekeeper, dead-letter to its queue',
     assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
       conditions: {

@@ -68,8 +68,9 @@ export function durationAlarmThresholdMs(timeout: Duration): number {
 
 /**
  * The housekeeper's alarms, created in `scope`: the function's errors, throttles and duration, four
- * on EMF metrics (failed lines, hash mismatches, conflicts, lines held by the dismantle guard), the fan-out worker's errors, and one
- * per queue that should stay empty.
+ * on EMF metrics (failed lines, hash mismatches, conflicts, lines held by the dismantle guard), the
+ * fan-out worker's errors, the restore drill's findings and errors, and one per queue that should
+ * stay empty.
  */
 export function createAlarms(
   scope: Construct,
@@ -142,6 +143,23 @@ export function createAlarms(
         'A fan-out worker invocation ended in an error (crash, timeout, bad config): its whole batch went back ' +
         'to the work queue and is retried, then dead-lettered. Failed lines alone do not count here.',
       metric: props.fanout.worker.metricErrors(sum),
+    });
+  }
+  if (props.drill !== undefined) {
+    factory.addAlarm('DrillFindings', {
+      name: 'drill-findings',
+      description:
+        'A restore drill found archived lines that are not as recorded (DrillFindings >= 1): an object missing ' +
+        'or damaged, a receipt recording a discrepancy or disagreeing with its manifest, or a line that could ' +
+        'not be read back. Read its report under {prefix}_drills/; see docs/operations.md#restore-drills.',
+      metric: emfMetric('DrillFindings', { period: ALARM_PERIOD }),
+    });
+    factory.addAlarm('DrillErrors', {
+      name: 'drill-errors',
+      description:
+        'A restore drill ended in an error (bad config, the archive could not be listed, its report could not ' +
+        'be written, a timeout): no drill result for this run. See docs/operations.md#restore-drills.',
+      metric: props.drill.fn.metricErrors(sum),
     });
   }
   for (const { label, queue, meaning } of queues) {

@@ -3,7 +3,12 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type { Construct } from 'constructs';
 import { durationAlarmThresholdMs } from './alarms.ts';
 import { emfMetric, HOURLY, hourlyEmfMetric, messagesVisible } from './metrics.ts';
-import type { FanoutMonitoring, HousekeepingMonitoringProps, WatchedQueue } from './types.ts';
+import type {
+  DrillMonitoring,
+  FanoutMonitoring,
+  HousekeepingMonitoringProps,
+  WatchedQueue,
+} from './types.ts';
 
 /** The line counts of a pass, as the summary and the lines graph show them. */
 const LINE_METRICS = [
@@ -19,7 +24,8 @@ const LINE_METRICS = [
 /**
  * One compact dashboard (id `Dashboard`, in `scope`): a header, the line counts of the selected
  * range, runs and duration against the timeout, lines and volume per hour, integrity and retries,
- * the queues that should stay empty, in fan-out mode the work queue and the workers, and the alarms.
+ * the queues that should stay empty, in fan-out mode the work queue and the workers, the restore
+ * drills, and the alarms.
  */
 export function createDashboard(
   scope: Construct,
@@ -114,6 +120,7 @@ export function createDashboard(
   if (fanout !== undefined) {
     for (const row of fanoutRows(fanout)) dashboard.addWidgets(...row);
   }
+  if (props.drill !== undefined) dashboard.addWidgets(...drillRow(props.drill));
   dashboard.addWidgets(
     new cloudwatch.AlarmStatusWidget({
       title: 'Alarms',
@@ -178,4 +185,29 @@ function fanoutRows(fanout: FanoutMonitoring): cloudwatch.IWidget[][] {
     }),
   ];
   return [queueRow, workerRow];
+}
+
+/** One row: what each restore drill found and audited (daily sums), and the drill function's runs. */
+function drillRow(drill: DrillMonitoring): cloudwatch.IWidget[] {
+  const daily = { period: Duration.days(1), statistic: cloudwatch.Stats.SUM };
+  return [
+    new cloudwatch.GraphWidget({
+      title: `Restore drills (${drill.scheduleExpression}): findings and lines, daily`,
+      left: [emfMetric('DrillFindings', { ...daily, label: 'DrillFindings' })],
+      right: [
+        emfMetric('DrillLinesAudited', { ...daily, label: 'DrillLinesAudited' }),
+        emfMetric('DrillLinesNotReached', { ...daily, label: 'DrillLinesNotReached' }),
+      ],
+      leftAnnotations: [{ value: 1, label: 'Alarm', color: cloudwatch.Color.RED }],
+      width: 12,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Restore drill runs, daily',
+      left: [
+        drill.fn.metricInvocations({ ...daily, label: 'Invocations' }),
+        drill.fn.metricErrors({ ...daily, label: 'Errors' }),
+      ],
+      width: 12,
+    }),
+  ];
 }

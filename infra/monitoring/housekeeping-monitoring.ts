@@ -5,7 +5,12 @@ import { createAlarms } from './alarms.ts';
 import { createDashboard } from './dashboard.ts';
 import type { HousekeepingMonitoringProps, WatchedQueue } from './types.ts';
 
-export type { FanoutMonitoring, HousekeepingMonitoringProps, WatchedQueue } from './types.ts';
+export type {
+  DrillMonitoring,
+  FanoutMonitoring,
+  HousekeepingMonitoringProps,
+  WatchedQueue,
+} from './types.ts';
 
 /**
  * Alarms and a dashboard for the housekeeper, built with plain `aws-cloudwatch`: metrics from
@@ -27,18 +32,19 @@ export class HousekeepingMonitoring extends Construct {
 
 /** The queues that should stay empty, with what a message in each means for whoever reads the alarm. */
 function watchedQueues(props: HousekeepingMonitoringProps): WatchedQueue[] {
-  const { scheduleQueues, fanout } = props;
+  const { scheduleQueues, fanout, drill } = props;
+  // The restore drill's schedule and function use the same two queues.
+  const orDrill = drill === undefined ? '' : ' (or the restore drill)';
   return [
     {
       label: 'schedule-dlq',
       queue: scheduleQueues.scheduleDeadLetterQueue,
-      meaning:
-        'EventBridge Scheduler could not invoke the function (permissions, function missing, throttled API).',
+      meaning: `EventBridge Scheduler could not invoke the function${orDrill} (permissions, function missing, throttled API).`,
     },
     {
       label: 'failure-queue',
       queue: scheduleQueues.failureQueue,
-      meaning: 'A scheduled pass failed or expired before it could run; the message holds the error.',
+      meaning: `A scheduled pass${orDrill} failed or expired before it could run; the message holds the error.`,
     },
     ...(fanout === undefined
       ? []

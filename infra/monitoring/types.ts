@@ -20,6 +20,16 @@ export interface HousekeepingMonitoringProps {
   readonly namePrefix: string;
   /** Fan-out mode: `fn` is the planner, and these workers do the lines. @default - single mode */
   readonly fanout?: FanoutMonitoring;
+  /** The restore drills: their findings and errors are alarmed on, and drawn. @default - none */
+  readonly drill?: DrillMonitoring;
+}
+
+/** What the restore drills add to watch. */
+export interface DrillMonitoring {
+  /** Its errors are alarmed on; its invocations are drawn. */
+  readonly fn: lambda.IFunction;
+  /** The drill schedule expression, shown on the dashboard. */
+  readonly scheduleExpression: string;
 }
 
 /** What fan-out mode adds to watch. */

@@ -1,12 +1,16 @@
 import { DEFAULT_PARTS_IN_FLIGHT, DEFAULT_UPLOAD_BUFFER_BYTES } from '../archive/upload.ts';
-import type { ArchiveConfig, Config, PlannerConfig } from '../core/types.ts';
+import type { ArchiveConfig, Config, DrillConfig, PlannerConfig } from '../core/types.ts';
 import {
   archivePrefixProblem,
   DEFAULT_ARCHIVE_PREFIX,
   DEFAULT_DEADLINE_RESERVE_MS,
   DEFAULT_DISMANTLE_SHARE_MIN_LINES,
+  DEFAULT_DRILL_MAX_LINES,
+  DEFAULT_DRILL_SAMPLE_SIZE,
   DEFAULT_LINE_CONCURRENCY,
   DEFAULT_TIME_RESERVE_MS,
+  DRILL_MAX_LINES_RANGE,
+  DRILL_SAMPLE_SIZE_RANGE,
   LINE_CONCURRENCY_RANGE,
   MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
@@ -181,6 +185,44 @@ function plannerConfig(env: Env): Readonly<PlannerConfig> {
       sqsEndpointOverride,
     }),
   });
+}
+
+/**
+ * Reads the restore drill's configuration: the archive's settings, `DEADLINE_RESERVE_MS`, and
+ * `DRILL_SAMPLE_SIZE`, `DRILL_MAX_LINES`, `DRILL_RECENT_LINES`. Neither the tokens service nor the
+ * session key: a drill reads only the archive. A {@link ConfigError} names every variable at fault.
+ */
+export function loadDrillConfig(env: Env): Readonly<DrillConfig> {
+  return gathering(() =>
+    Object.freeze({
+      ...archiveConfig(env),
+      deadlineReserveMs: field(() =>
+        integer(env, 'DEADLINE_RESERVE_MS', DEFAULT_DEADLINE_RESERVE_MS, 0, 900_000),
+      ),
+      drill: Object.freeze({
+        sampleSize: field(() =>
+          integer(
+            env,
+            'DRILL_SAMPLE_SIZE',
+            DEFAULT_DRILL_SAMPLE_SIZE,
+            DRILL_SAMPLE_SIZE_RANGE.min,
+            DRILL_SAMPLE_SIZE_RANGE.max,
+          ),
+        ),
+        maxLines: field(() =>
+          integer(
+            env,
+            'DRILL_MAX_LINES',
+            DEFAULT_DRILL_MAX_LINES,
+            DRILL_MAX_LINES_RANGE.min,
+            DRILL_MAX_LINES_RANGE.max,
+          ),
+        ),
+        recentLines:
+          field(() => oneOf(env, 'DRILL_RECENT_LINES', ['true', 'false'] as const, 'true')) === 'true',
+      }),
+    }),
+  );
 }
 
 function httpTimeouts(env: Env): Config['http'] {

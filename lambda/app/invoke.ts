@@ -134,7 +134,7 @@ async function boundedPlan(deps: Deps, summary: Summary, started: Date): Promise
  * flushed whatever happens.
  */
 export async function asRun<T>(
-  deps: Deps,
+  deps: Pick<Deps, 'logger'>,
   metrics: PublishingMetrics | undefined,
   context: LambdaContext | undefined,
   work: (runId: string) => Promise<T>,

@@ -68,13 +68,16 @@ export class Archive extends ArchiveKeys {
   }
 
   /** An object's bytes as a stream (the caller consumes or destroys it); undefined when there is none. */
-  openObject(key: string): Promise<Readable | undefined> {
-    return this.#store.openObject(key);
+  openObject(key: string, signal?: AbortSignal): Promise<Readable | undefined> {
+    return this.#store.openObject(key, signal);
   }
 
   /** Streams an object back and hashes it; undefined when there is no such object. */
-  storedDigest(key: string): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
-    return this.#store.storedDigest(key);
+  storedDigest(
+    key: string,
+    signal?: AbortSignal,
+  ): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
+    return this.#store.storedDigest(key, signal);
   }
 
   /** Stores the line's document as received, byte for byte; returns what the manifest records. */
@@ -95,8 +98,8 @@ export class Archive extends ArchiveKeys {
   }
 
   /** The manifest of a line, or undefined when there is none or it cannot be read as one. */
-  async readManifest(lineId: string): Promise<Manifest | undefined> {
-    return asManifest(await this.#store.getJson(this.manifestKey(lineId)), lineId);
+  async readManifest(lineId: string, signal?: AbortSignal): Promise<Manifest | undefined> {
+    return asManifest(await this.#store.getJson(this.manifestKey(lineId), signal), lineId);
   }
 
   /**
@@ -237,6 +240,57 @@ export class Archive extends ArchiveKeys {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
     return ids;
+  }
+
+  /**
+   * Every archived line, with when it was last archived or dismantled: the time of its
+   * `manifest.json` or `deleted.json`, whichever is later. A line with only files (an archive
+   * interrupted before its manifest) is not archived yet, and not listed. One listing of the line
+   * folders, one page per thousand objects; the folders beside them (`_runs/`, `_drills/`, ...)
+   * are not read. The listing is streamed: only those two times per line are kept.
+   */
+  async archivedLines(signal?: AbortSignal): Promise<Map<string, number>> {
+    const lines = new Map<string, number>();
+    // Line folders are written in lower case (safeId): sixteen listings, one per first hex digit,
+    // cover them all and leave the `_` folders out; they run at once.
+    await Promise.all(
+      [...'0123456789abcdef'].map((digit) =>
+        this.#store.scan(
+          `${this.prefix}${digit}`,
+          (name, modified) => {
+            const slash = name.indexOf('/');
+            const file = name.slice(slash + 1);
+            if (file !== 'manifest.json' && file !== 'deleted.json') return;
+            const id = `${digit}${name.slice(0, slash)}`;
+            if (!isLineId(id)) return;
+            lines.set(id, Math.max(lines.get(id) ?? 0, modified.getTime()));
+          },
+          signal,
+        ),
+      ),
+    );
+    return lines;
+  }
+
+  /** The keys of the restore drills' reports (`{prefix}_drills/`), the most recently written first. */
+  async drillReportKeys(): Promise<string[]> {
+    const folder = this.drillsFolder;
+    return [...(await this.#store.list(folder))]
+      .filter(([name]) => name.endsWith('.json'))
+      .sort(([a, at], [b, bt]) => bt.getTime() - at.getTime() || b.localeCompare(a))
+      .map(([name]) => `${folder}${name}`);
+  }
+
+  /** A document of the archive parsed as JSON; undefined when there is none or it is not JSON. */
+  readJson(key: string): Promise<unknown> {
+    return this.#store.getJson(key);
+  }
+
+  /** Writes a restore drill's report (see {@link ArchiveKeys.drillReportKey}); returns its key. */
+  async writeDrillReport(drillId: string, started: Date, report: unknown): Promise<string> {
+    const key = this.drillReportKey(drillId, started);
+    await this.#store.putJson(key, report);
+    return key;
   }
 
   /**

@@ -5,7 +5,7 @@ import type { ManifestFile } from './records.ts';
 /**
  * The archive's key layout: `{prefix}{id}/{file}`, `{file}.sha256-{hash}` (keep-both),
  * `line.sha256-{hash}.json`, `manifest.json`, `deleted.json`; `{prefix}_runs/`, `_queued/`,
- * `_pending/`, `_plans/`. Ids and names are checked so nothing escapes `{prefix}{id}/`.
+ * `_pending/`, `_plans/`, `_drills/`. Ids and names are checked so nothing escapes `{prefix}{id}/`.
  */
 export class ArchiveKeys {
   /** `''` or ending in `/`. */
@@ -91,6 +91,16 @@ export class ArchiveKeys {
   /** `{prefix}_plans/{yyyy-mm-dd}/{runId}.json`: a dry run's whole plan, when its reply holds only the first lines. */
   planKey(runId: string, started: Date): string {
     return `${this.prefix}_plans/${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
+  }
+
+  /** `{prefix}_drills/`: the restore drills' reports. */
+  get drillsFolder(): string {
+    return `${this.prefix}_drills/`;
+  }
+
+  /** `{prefix}_drills/{yyyy-mm-dd}/{drillId}.json`: what one restore drill found. */
+  drillReportKey(drillId: string, started: Date): string {
+    return `${this.drillsFolder}${started.toISOString().slice(0, 10)}/${safeId(drillId, 'drill id')}.json`;
   }
 
   /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. */

@@ -29,6 +29,19 @@ export class ObjectStore {
   /** Every object directly or deeper under `folder`, by name relative to it, with its time. */
   async list(folder: string): Promise<Map<string, Date>> {
     const objects = new Map<string, Date>();
+    await this.scan(folder, (name, modified) => objects.set(name, modified));
+    return objects;
+  }
+
+  /**
+   * Visits every object directly or deeper under `prefix`, page by page, by name relative to it,
+   * with its time: a listing too large to hold whole (the whole archive) is never held.
+   */
+  async scan(
+    prefix: string,
+    visit: (name: string, modified: Date) => void,
+    abortSignal?: AbortSignal,
+  ): Promise<void> {
     let token: string | undefined;
     do {
       let page: ListObjectsV2CommandOutput;
@@ -36,21 +49,21 @@ export class ObjectStore {
         page = await this.s3.send(
           new ListObjectsV2Command({
             Bucket: this.bucket,
-            Prefix: folder,
+            Prefix: prefix,
             ContinuationToken: token,
           }),
+          abortSignal === undefined ? {} : { abortSignal },
         );
       } catch (error) {
-        throw new ArchiveReadError(folder, `ListObjectsV2 failed: ${describeError(error)}`, { cause: error });
+        throw new ArchiveReadError(prefix, `ListObjectsV2 failed: ${describeError(error)}`, { cause: error });
       }
       for (const object of page.Contents ?? []) {
-        if (object.Key?.startsWith(folder) && object.LastModified !== undefined) {
-          objects.set(object.Key.slice(folder.length), object.LastModified);
+        if (object.Key?.startsWith(prefix) && object.LastModified !== undefined) {
+          visit(object.Key.slice(prefix.length), object.LastModified);
         }
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
-    return objects;
   }
 
   /** A conditional JSON PUT: false when the store refused the condition (412). */
@@ -148,8 +161,8 @@ export class ObjectStore {
   }
 
   /** The object parsed as JSON; undefined when there is none or it is not JSON. */
-  async getJson(key: string): Promise<unknown> {
-    const text = await this.getText(key);
+  async getJson(key: string, abortSignal?: AbortSignal): Promise<unknown> {
+    const text = await this.getText(key, abortSignal);
     if (text === undefined) return undefined;
     try {
       return JSON.parse(text) as unknown;
@@ -158,9 +171,12 @@ export class ObjectStore {
     }
   }
 
-  async getText(key: string): Promise<string | undefined> {
+  async getText(key: string, abortSignal?: AbortSignal): Promise<string | undefined> {
     try {
-      const reply = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const reply = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        abortSignal === undefined ? {} : { abortSignal },
+      );
       return await reply.Body?.transformToString('utf8');
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -169,9 +185,12 @@ export class ObjectStore {
   }
 
   /** The object's bytes as a stream (the caller consumes or destroys it); undefined when there is none. */
-  async openObject(key: string): Promise<Readable | undefined> {
+  async openObject(key: string, abortSignal?: AbortSignal): Promise<Readable | undefined> {
     try {
-      const reply = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const reply = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        abortSignal === undefined ? {} : { abortSignal },
+      );
       return reply.Body as Readable;
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -183,9 +202,13 @@ export class ObjectStore {
    * Streams an object back and hashes it; undefined when there is no such object. A read that does
    * not complete (no reply, a 5xx, a body that breaks off or ends short of its Content-Length)
    * throws an {@link ArchiveReadError}: it proves nothing about the object. `mismatch` says the
-   * bytes read whole did not hash to the store's own checksum (`sha256` is then empty).
+   * bytes read whole did not hash to the store's own checksum (`sha256` is then empty). An abort
+   * of `abortSignal` ends the read the same way: inconclusive.
    */
-  async storedDigest(key: string): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
+  async storedDigest(
+    key: string,
+    abortSignal?: AbortSignal,
+  ): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
     const inconclusive = (what: string, error?: unknown) =>
       new ArchiveReadError(
         key,
@@ -194,15 +217,23 @@ export class ObjectStore {
       );
     let reply: GetObjectCommandOutput;
     try {
-      reply = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      reply = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        abortSignal === undefined ? {} : { abortSignal },
+      );
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw inconclusive('failed', error);
     }
     const hash = createHash('sha256');
     let size = 0;
+    const body = reply.Body as Readable;
+    // The request's signal may no longer reach a body already streaming: end it here.
+    const stop = () => body.destroy(abortSignal?.reason);
+    abortSignal?.addEventListener('abort', stop, { once: true });
+    if (abortSignal?.aborted === true) stop();
     try {
-      for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of body as AsyncIterable<Uint8Array>) {
         size += chunk.length;
         hash.update(chunk);
       }
@@ -213,6 +244,8 @@ export class ObjectStore {
         return { size: reply.ContentLength ?? size, sha256: '', mismatch: error.message };
       }
       throw inconclusive(`broke off after ${size} bytes`, error);
+    } finally {
+      abortSignal?.removeEventListener('abort', stop);
     }
     const length = reply.ContentLength;
     if (length !== undefined && length !== size) {

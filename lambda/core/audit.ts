@@ -49,6 +49,8 @@ export interface AuditOptions {
   readonly now: () => number;
   /** Called after each file, for progress displays. */
   readonly onFile?: (done: { readonly bytes: number }) => void;
+  /** Ends every read when it aborts: the audit then rejects (inconclusive), as on a failed read. */
+  readonly signal?: AbortSignal;
 }
 
 /** How many findings a report holds: 0 when every archived byte and record is as recorded. */
@@ -61,6 +63,34 @@ export function auditFindings(report: AuditReport): number {
     report.discrepancies.length +
     report.receiptMismatches.length
   );
+}
+
+/**
+ * One report of several audits of distinct lines (a restore drill audits line by line): counts
+ * summed, findings joined and sorted as {@link auditArchive} sorts them; `durationMs` is the time
+ * they took together (they may have run at once).
+ */
+export function combineAuditReports(reports: readonly AuditReport[], durationMs: number): AuditReport {
+  const all = (pick: (report: AuditReport) => readonly AuditFinding[]) => reports.flatMap(pick);
+  const sum = (key: 'lines' | 'files' | 'bytes' | 'intactFiles' | 'receipts') =>
+    reports.reduce((total, report) => total + report[key], 0);
+  const byKey = (a: AuditFinding, b: AuditFinding) => a.key.localeCompare(b.key);
+  const byLine = (a: AuditFinding, b: AuditFinding) => a.id.localeCompare(b.id);
+  return {
+    lines: sum('lines'),
+    files: sum('files'),
+    bytes: sum('bytes'),
+    intactFiles: sum('intactFiles'),
+    missing: all((report) => report.missing).sort(byKey),
+    damaged: all((report) => report.damaged).sort(byKey),
+    withoutManifest: reports.flatMap((report) => report.withoutManifest).sort(),
+    // Stable: entries keep the manifest's order within a line, as in one audit.
+    unsafeEntries: all((report) => report.unsafeEntries).sort(byLine),
+    receipts: sum('receipts'),
+    discrepancies: all((report) => report.discrepancies).sort(byKey),
+    receiptMismatches: all((report) => report.receiptMismatches).sort(byLine),
+    durationMs,
+  };
 }
 
 /** A receipt is a small JSON document; one this large is not ours (a DELETE reply is at most 64 MiB). */
@@ -91,8 +121,8 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
     ids.map((id) =>
       limit(async () => ({
         id,
-        manifest: await archive.readManifest(id),
-        receipt: await readReceipt(archive, id),
+        manifest: await archive.readManifest(id, options.signal),
+        receipt: await readReceipt(archive, id, options.signal),
       })),
     ),
   );
@@ -126,7 +156,8 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
     for (const { file, key } of checked) {
       checks.push(
         limit(async () => {
-          const problem = await checkObject(archive, key, file);
+          options.signal?.throwIfAborted();
+          const problem = await checkObject(archive, key, file, options.signal);
           if (problem === undefined) {
             intactFiles += 1;
             bytes += file.size;
@@ -165,9 +196,10 @@ async function checkObject(
   archive: Archive,
   key: string,
   expected: ManifestFile,
+  signal: AbortSignal | undefined,
 ): Promise<string | undefined> {
   // A read that fails throws (ArchiveReadError, naming the key): inconclusive, never "intact".
-  const stored = await archive.storedDigest(key);
+  const stored = await archive.storedDigest(key, signal);
   if (stored === undefined) return 'missing';
   if (stored.mismatch !== undefined)
     return `its bytes, read whole, do not match the store's checksum: ${stored.mismatch}`;
@@ -184,11 +216,11 @@ type ReceiptFound =
   | { readonly kind: 'unreadable'; readonly problem: string };
 
 /** The line's receipt. A failed read is thrown: the audit cannot say the line is as recorded. */
-async function readReceipt(archive: Archive, id: string): Promise<ReceiptFound> {
+async function readReceipt(archive: Archive, id: string, signal?: AbortSignal): Promise<ReceiptFound> {
   const key = archive.receiptKey(id);
   let body: Readable | undefined;
   try {
-    body = await archive.openObject(key);
+    body = await archive.openObject(key, signal);
   } catch (error) {
     throw new ArchiveError(key, `GetObject failed: ${describeError(error)}`, { cause: error });
   }

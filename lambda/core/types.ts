@@ -111,6 +111,21 @@ export type ArchiveConfig = Pick<
   'archiveBucket' | 'archivePrefix' | 's3EndpointOverride' | 'http' | 'upload'
 >;
 
+/** What a restore drill audits (see docs/operations.md, "Restore drills"). */
+export interface DrillSettings {
+  /** `DRILL_SAMPLE_SIZE`: archived lines drawn at random besides the recent ones; 0: none. */
+  readonly sampleSize: number;
+  /** `DRILL_MAX_LINES`: the most lines one drill audits, recent and sampled together. */
+  readonly maxLines: number;
+  /** `DRILL_RECENT_LINES`: also every line archived since the last drill, oldest first. */
+  readonly recentLines: boolean;
+}
+
+/** The restore drill function's configuration: the archive's, its settings, and its deadline reserve. */
+export interface DrillConfig extends ArchiveConfig, Pick<Config, 'deadlineReserveMs'> {
+  readonly drill: DrillSettings;
+}
+
 /** What the fan-out planner needs besides the {@link Config}: where to send work, and when not to. */
 export interface FanoutConfig {
   /** URL of the work queue (`QUEUE_URL`). */

@@ -29,10 +29,18 @@ export const PASS_METRIC_NAMES = [
 /** Metrics of the fan-out planner besides the ones it shares with a pass. */
 export const PLANNER_METRIC_NAMES = ['LinesEnqueued', 'LinesAlreadyQueued'] as const;
 
+/**
+ * Metrics of a restore drill: findings (damaged or missing objects, receipts recording a
+ * discrepancy or disagreeing with their manifest, lines that could not be read back; 0 when
+ * clean), lines audited, and lines chosen but not reached before the drill's deadline.
+ */
+export const DRILL_METRIC_NAMES = ['DrillFindings', 'DrillLinesAudited', 'DrillLinesNotReached'] as const;
+
 export type PassMetricName = (typeof PASS_METRIC_NAMES)[number];
 export type PlannerMetricName = (typeof PLANNER_METRIC_NAMES)[number];
+export type DrillMetricName = (typeof DRILL_METRIC_NAMES)[number];
 /** Every metric the functions emit. */
-export type MetricName = PassMetricName | PlannerMetricName | 'RunDuration';
+export type MetricName = PassMetricName | PlannerMetricName | DrillMetricName | 'RunDuration';
 
 /** Lines handled in parallel within one pass, unless `LINE_CONCURRENCY` says otherwise. */
 export const DEFAULT_LINE_CONCURRENCY = 8;
@@ -81,3 +89,12 @@ export function archivePrefixProblem(
   }
   return undefined;
 }
+
+/** `DRILL_SAMPLE_SIZE` unless set: archived lines a restore drill draws at random (besides the recent ones). */
+export const DEFAULT_DRILL_SAMPLE_SIZE = 20;
+/** The range of `DRILL_SAMPLE_SIZE` (and so the stack's `restoreDrillSampleSize`); 0: recent lines only. */
+export const DRILL_SAMPLE_SIZE_RANGE = { min: 0, max: 10_000 } as const;
+/** `DRILL_MAX_LINES` unless set: the most lines one drill audits, recent and sampled together. */
+export const DEFAULT_DRILL_MAX_LINES = 200;
+/** The range of `DRILL_MAX_LINES` (and so the stack's `restoreDrillMaxLines`). */
+export const DRILL_MAX_LINES_RANGE = { min: 1, max: 10_000 } as const;

@@ -294,7 +294,8 @@ describe('HousekeepingStack in fan-out mode', () => {
         ],
         Threshold: 1,
       });
-      expect(main.stack.alarms).toHaveLength(11);
+      // Eleven of the housekeeper's, and two of the restore drills (on by default).
+      expect(main.stack.alarms).toHaveLength(13);
     });
 
     it('alarms on conflicts reported by the workers, with the pass metric alarm', () => {
@@ -361,6 +362,13 @@ describe('HousekeepingStack in fan-out mode', () => {
         ),
         expect.stringMatching(
           /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/\*\]$/,
+        ),
+        // The restore drill's: reading the archive, and writing its reports.
+        expect.stringMatching(
+          /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/\*\]$/,
+        ),
+        expect.stringMatching(
+          /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/_drills\/\*\]$/,
         ),
         'Annotation::AwsSolutions-SQS3',
         'Annotation::AwsSolutions-SQS3',

@@ -182,7 +182,11 @@ describe('HousekeepingStack', () => {
     });
 
     it('lets the scheduler role invoke only this function and write only to its dead-letter queue', () => {
-      const schedule = Object.values(template.findResources('AWS::Scheduler::Schedule'))[0];
+      const schedule = Object.values(
+        template.findResources('AWS::Scheduler::Schedule', {
+          Properties: { Target: { Arn: main.stack.resolve(main.stack.fn.functionArn) } },
+        }),
+      )[0];
       const roleArn = schedule?.Properties.Target.RoleArn as { 'Fn::GetAtt': [string, string] };
       const roleId = roleArn['Fn::GetAtt'][0];
 
@@ -875,7 +879,7 @@ describe('cdk synth', () => {
         {
           Type: string;
           Metadata?: Record<string, string>;
-          Properties?: { Environment?: { Variables?: Record<string, string> } };
+          Properties?: { Description?: string; Environment?: { Variables?: Record<string, string> } };
         }
       >;
     };
@@ -884,8 +888,13 @@ describe('cdk synth', () => {
     expect(functions.map((fn) => fn.Properties?.Environment?.Variables?.MAX_BYTES_PER_SECOND)).toContain(
       '8388608',
     );
+    // The pass's bundle (the restore drill has its own).
     const assets = Object.values(template.Resources)
-      .filter((resource) => resource.Type === 'AWS::Lambda::Function')
+      .filter(
+        (resource) =>
+          resource.Type === 'AWS::Lambda::Function' &&
+          String(resource.Properties?.Description).startsWith('Archives finished tokens lines'),
+      )
       .map((resource) => resource.Metadata?.['aws:asset:path'])
       .filter((path) => path !== undefined && existsSync(join(outdir, path, 'index.mjs')));
     expect(assets).toHaveLength(1);

@@ -59,7 +59,11 @@ export async function synthesize(props: Partial<HousekeepingStackProps> = {}): P
   let scheduleInput: unknown;
   for (const [logicalId, resource] of Object.entries(template.Resources)) {
     const properties = resource.Properties ?? {};
-    if (resource.Type === 'AWS::Scheduler::Schedule') {
+    // The pass's (or planner's) schedule; the restore drill's has its own target.
+    if (
+      resource.Type === 'AWS::Scheduler::Schedule' &&
+      !String(properties.Description).startsWith('Restore drill')
+    ) {
       const target = properties.Target as { Input?: string } | undefined;
       scheduleInput = target?.Input === undefined ? undefined : JSON.parse(target.Input);
     }

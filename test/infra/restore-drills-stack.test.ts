@@ -1,0 +1,501 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
+import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
+
+const ENV = { account: '123456789012', region: 'eu-west-1' };
+
+interface Synthesized {
+  readonly app: App;
+  readonly stack: HousekeepingStack;
+  readonly template: Template;
+}
+
+const synthOutdirs: string[] = [];
+afterAll(() => {
+  for (const dir of synthOutdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** One app with one stack and the AWS Solutions checks, as infra/app.ts; bundling only when asked. */
+function synth(props: Partial<HousekeepingStackProps> = {}, { bundle = false } = {}): Synthesized {
+  const outdir = mkdtempSync(join(tmpdir(), 'cdk.out-test-'));
+  synthOutdirs.push(outdir);
+  const app = new App({
+    outdir,
+    context: { ...CDK_CONTEXT, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  const stack = new HousekeepingStack(app, 'Housekeeper', {
+    env: ENV,
+    tokensApiUrl: 'https://tokens.example.com',
+    sessionKeySecret: 'tokens/session-key',
+    ...props,
+  });
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+function nagFindings(app: App): string[] {
+  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
+  return report.violations.flatMap((violation) =>
+    violation.violatingResources.map(
+      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
+    ),
+  );
+}
+
+interface Statement {
+  readonly Sid?: string;
+  readonly Effect: string;
+  readonly Action: string | string[];
+  readonly Resource: unknown;
+  readonly Condition?: unknown;
+}
+
+const actionsOf = (statement: Statement): string[] =>
+  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+/** The statements of the policies attached to a function's role. */
+function roleStatements(
+  { stack, template }: Synthesized,
+  fn: HousekeepingStack['fn'] | undefined,
+): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([stack.resolve(fn?.role?.roleName)]) },
+  });
+  return Object.values(policies).flatMap(
+    (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+  );
+}
+
+/** A function's resource as synthesized, by its construct. */
+function functionResource({ stack, template }: Synthesized, fn: HousekeepingStack['fn'] | undefined) {
+  const logicalId = stack.getLogicalId(fn?.node.defaultChild as never);
+  return template.toJSON().Resources[logicalId] as {
+    Properties: Record<string, unknown> & { Environment: { Variables: Record<string, unknown> } };
+  };
+}
+
+describe('HousekeepingStack restore drills', () => {
+  let main: Synthesized;
+  let template: Template;
+  let drill: NonNullable<HousekeepingStack['restoreDrills']>;
+
+  beforeAll(() => {
+    main = synth({}, { bundle: true });
+    template = main.template;
+    if (main.stack.restoreDrills === undefined) throw new Error('restore drills are on by default');
+    drill = main.stack.restoreDrills;
+  });
+
+  describe('function', () => {
+    it('bundles lambda/entries/drill-handler.ts on its own, without the tokens client or the secret reader', () => {
+      const asset = drill.fn.node.findChild('Code') as Asset;
+      const code = readFileSync(join(main.app.outdir, asset.assetPath, 'index.mjs'), 'utf8');
+
+      expect(code).toContain('DRILL_MAX_LINES');
+      expect(code).not.toContain('GetSecretValue');
+      expect(code).not.toContain('TOKENS_API_URL');
+    });
+
+    it('runs like the pass (Node.js 24, arm64, 1024 MB, 15 minutes, JSON logs), one at a time, failures to the failure queue', () => {
+      expect(functionResource(main, drill.fn).Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: 1024,
+        Timeout: 900,
+        ReservedConcurrentExecutions: 1,
+        LoggingConfig: { LogFormat: 'JSON' },
+        Description: expect.stringMatching(/^Restore drill/),
+      });
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        FunctionName: main.stack.resolve(drill.fn.functionName),
+        MaximumRetryAttempts: 0,
+        DestinationConfig: {
+          OnFailure: { Destination: main.stack.resolve(main.stack.failureQueue.queueArn) },
+        },
+      });
+    });
+
+    it('is given the archive and its drill settings, and neither the tokens service nor the session key', () => {
+      const variables = functionResource(main, drill.fn).Properties.Environment.Variables;
+
+      expect(variables).toEqual({
+        ARCHIVE_BUCKET: main.stack.resolve(main.stack.bucket.bucketName),
+        ARCHIVE_PREFIX: 'tokens/',
+        DRILL_SAMPLE_SIZE: '20',
+        DRILL_MAX_LINES: '200',
+        DRILL_RECENT_LINES: 'true',
+        POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
+        POWERTOOLS_METRICS_NAMESPACE: 'TokensHousekeeper',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    });
+  });
+
+  describe('schedule', () => {
+    it('invokes the drill function daily with an empty event, bounded retries, into the schedule dead-letter queue', () => {
+      template.resourceCountIs('AWS::Scheduler::Schedule', 2);
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'rate(1 day)',
+        State: 'ENABLED',
+        Description: Match.stringLikeRegexp('^Restore drill'),
+        Target: Match.objectLike({
+          Arn: main.stack.resolve(drill.fn.functionArn),
+          Input: '{}',
+          RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 },
+          DeadLetterConfig: { Arn: main.stack.resolve(main.stack.scheduleDeadLetterQueue.queueArn) },
+        }),
+      });
+    });
+
+    it('uses a scheduler role of its own that may invoke only the drill function', () => {
+      const schedule = Object.values(
+        template.findResources('AWS::Scheduler::Schedule', {
+          Properties: { Target: { Arn: main.stack.resolve(drill.fn.functionArn) } },
+        }),
+      )[0];
+      const roleArn = schedule?.Properties.Target.RoleArn as { 'Fn::GetAtt': [string, string] } | undefined;
+      const roleId = roleArn?.['Fn::GetAtt'][0];
+
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: roleId }],
+        PolicyDocument: {
+          Statement: [
+            Match.objectLike({
+              Action: 'lambda:InvokeFunction',
+              Resource: main.stack.resolve(drill.fn.functionArn),
+            }),
+            Match.objectLike({
+              Action: 'sqs:SendMessage',
+              Resource: main.stack.resolve(main.stack.scheduleDeadLetterQueue.queueArn),
+            }),
+          ],
+        },
+      });
+    });
+  });
+
+  describe('permissions', () => {
+    it('lets the drill function read the archive and write only under _drills/, nothing else in S3', () => {
+      const statements = roleStatements(main, drill.fn);
+      const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
+
+      expect(s3).toEqual([
+        expect.objectContaining({
+          Sid: 'ReadArchive',
+          Action: 's3:GetObject',
+          Resource: main.stack.resolve(main.stack.bucket.arnForObjects('tokens/*')),
+        }),
+        expect.objectContaining({
+          Sid: 'WriteDrillReports',
+          Action: 's3:PutObject',
+          Resource: main.stack.resolve(main.stack.bucket.arnForObjects('tokens/_drills/*')),
+        }),
+        expect.objectContaining({
+          Sid: 'ListArchivePrefix',
+          Action: 's3:ListBucket',
+          Condition: { StringLike: { 's3:prefix': ['tokens/*'] } },
+        }),
+      ]);
+    });
+
+    it('gives the drill function no secret, no delete, no wildcard action: only the archive, its logs and the failure queue', () => {
+      const actions = roleStatements(main, drill.fn).flatMap(actionsOf).sort();
+
+      expect(actions).toEqual(
+        [
+          's3:GetObject',
+          's3:PutObject',
+          's3:ListBucket',
+          'logs:CreateLogStream',
+          'logs:PutLogEvents',
+          'sqs:SendMessage',
+          'sqs:GetQueueAttributes',
+          'sqs:GetQueueUrl',
+        ].sort(),
+      );
+    });
+
+    it('grants the archive key to the drill too when the archive is encrypted with KMS', () => {
+      const synthesized = synth({ archiveEncryption: 'kms' });
+      const kms = roleStatements(synthesized, synthesized.stack.restoreDrills?.fn).filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('kms:')),
+      );
+
+      expect(kms).toEqual([
+        expect.objectContaining({
+          Sid: 'UseArchiveKey',
+          Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          Condition: { StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } },
+        }),
+      ]);
+      expect(nagFindings(synthesized.app)).toEqual([]);
+    });
+  });
+
+  describe('alarms and dashboard', () => {
+    const topicRef = (): unknown => main.stack.resolve(main.stack.alarmTopic.topicArn);
+
+    it('alarms when a drill reports a finding: DrillFindings >= 1 over 5 minutes, missing data not breaching', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'Housekeeper-drill-findings',
+        Namespace: 'TokensHousekeeper',
+        MetricName: 'DrillFindings',
+        Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef()],
+        OKActions: [topicRef()],
+        AlarmDescription: Match.stringLikeRegexp('docs/operations.md#restore-drills'),
+      });
+    });
+
+    it('alarms when a drill ends in an error', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'Housekeeper-drill-errors',
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: main.stack.resolve(drill.fn.functionName) }],
+        Threshold: 1,
+        AlarmActions: [topicRef()],
+      });
+    });
+
+    it('draws the drills: findings, lines audited and not reached, the drill runs', () => {
+      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+      const body = JSON.stringify(dashboards[0]?.Properties.DashboardBody);
+
+      for (const needle of [
+        'Restore drills (rate(1 day))',
+        'DrillFindings',
+        'DrillLinesAudited',
+        'DrillLinesNotReached',
+        'Restore drill runs',
+      ]) {
+        expect(body).toContain(needle);
+      }
+    });
+
+    it('outputs the drill function and schedule names', () => {
+      template.hasOutput('DrillFunctionName', { Value: main.stack.resolve(drill.fn.functionName) });
+      template.hasOutput('DrillScheduleName', {});
+    });
+  });
+
+  describe('cdk-nag', () => {
+    it('reports no unacknowledged finding, and acknowledges exactly the drill role’s two wildcards, with reasons', () => {
+      expect(nagFindings(main.app)).toEqual([]);
+      const acknowledged = drill.fn.role?.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+
+      expect(acknowledged?.map(([id]) => id)).toEqual([
+        expect.stringMatching(
+          /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/\*\]$/,
+        ),
+        expect.stringMatching(
+          /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/_drills\/\*\]$/,
+        ),
+      ]);
+      for (const [, reason] of acknowledged ?? []) expect(reason.length).toBeGreaterThan(40);
+      expect(Annotations.fromStack(main.stack).findWarning('*', Match.anyValue())).toEqual([]);
+    });
+
+    it('stays clean with an existing bucket and another prefix', () => {
+      const synthesized = synth({ bucketName: 'existing-archive', archivePrefix: 'archive/' });
+
+      expect(roleStatements(synthesized, synthesized.stack.restoreDrills?.fn)).toContainEqual(
+        expect.objectContaining({
+          Sid: 'WriteDrillReports',
+          Resource: 'arn:aws:s3:::existing-archive/archive/_drills/*',
+        }),
+      );
+      expect(nagFindings(synthesized.app)).toEqual([]);
+    });
+  });
+});
+
+describe('HousekeepingStack restore drill options', () => {
+  it('takes the schedule, the sample size, the cap and the recent lines as props', () => {
+    const synthesized = synth({
+      restoreDrillSchedule: 'cron(30 3 * * ? *)',
+      restoreDrillSampleSize: 5,
+      restoreDrillMaxLines: 50,
+      restoreDrillRecentLines: false,
+    });
+
+    synthesized.template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(30 3 * * ? *)',
+      Target: Match.objectLike({
+        Arn: synthesized.stack.resolve(synthesized.stack.restoreDrills?.fn.functionArn),
+      }),
+    });
+    expect(
+      functionResource(synthesized, synthesized.stack.restoreDrills?.fn).Properties.Environment.Variables,
+    ).toMatchObject({
+      DRILL_SAMPLE_SIZE: '5',
+      DRILL_MAX_LINES: '50',
+      DRILL_RECENT_LINES: 'false',
+    });
+  });
+
+  it('creates none of it with restoreDrills: false, and leaves the pass exactly as it is with them', () => {
+    const on = synth();
+    const off = synth({ restoreDrills: false });
+
+    expect(off.stack.restoreDrills).toBeUndefined();
+    off.template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    off.template.resourceCountIs('AWS::Lambda::Function', 1);
+    expect(JSON.stringify(off.template.toJSON())).not.toMatch(/_drills|Drill/);
+    // The pass: the same function, role policy and schedule, drills or not.
+    expect(functionResource(on, on.stack.fn)).toEqual(functionResource(off, off.stack.fn));
+    expect(roleStatements(on, on.stack.fn)).toEqual(roleStatements(off, off.stack.fn));
+    const passSchedule = ({ stack, template }: Synthesized) =>
+      template.findResources('AWS::Scheduler::Schedule', {
+        Properties: { Target: { Arn: stack.resolve(stack.fn.functionArn) } },
+      });
+    expect(passSchedule(on)).toEqual(passSchedule(off));
+    expect(nagFindings(off.app)).toEqual([]);
+  });
+
+  it('adds the drills beside the fan-out planner and worker, leaving both as they are', () => {
+    const on = synth({ mode: 'fanout' });
+    const off = synth({ mode: 'fanout', restoreDrills: false });
+
+    expect(on.stack.restoreDrills).toBeDefined();
+    expect(functionResource(on, on.stack.fanout?.worker)).toEqual(
+      functionResource(off, off.stack.fanout?.worker),
+    );
+    expect(roleStatements(on, on.stack.fanout?.worker)).toEqual(
+      roleStatements(off, off.stack.fanout?.worker),
+    );
+    expect(nagFindings(on.app)).toEqual([]);
+  });
+
+  it.each([
+    [
+      { restoreDrills: false, restoreDrillSampleSize: 5 },
+      /restoreDrillSampleSize applies only with restoreDrills/,
+    ],
+    [
+      { restoreDrillSchedule: 'daily' },
+      /restoreDrillSchedule must be rate\(\.\.\.\), cron\(\.\.\.\) or at\(\.\.\.\), got "daily"/,
+    ],
+    [{ restoreDrillSampleSize: 10_001 }, /restoreDrillSampleSize must be an integer between 0 and 10000/],
+    [{ restoreDrillMaxLines: 0 }, /restoreDrillMaxLines must be an integer between 1 and 10000/],
+    [
+      { restoreDrillSampleSize: 30, restoreDrillMaxLines: 10 },
+      /restoreDrillSampleSize 30 does not fit in restoreDrillMaxLines 10/,
+    ],
+    [
+      { restoreDrillSampleSize: 0, restoreDrillRecentLines: false },
+      /leaves a drill nothing to audit; use restoreDrills: false/,
+    ],
+  ] as const)('rejects %o', (props, message) => {
+    expect(() => synth(props)).toThrow(message);
+  });
+});
+
+describe('cdk synth -c restoreDrills...', () => {
+  let home: string;
+
+  beforeAll(() => {
+    home = mkdtempSync(join(tmpdir(), 'housekeeper-drills-synth-'));
+  });
+  afterAll(() => {
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  const base = [
+    'cdk',
+    'synth',
+    '--quiet',
+    '--no-notices',
+    '-c',
+    'tokensApiUrl=https://tokens.example.com',
+    '-c',
+    'sessionKeySecret=tokens/session-key',
+  ];
+  const resources = (outdir: string) =>
+    Object.values(
+      (
+        JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
+          Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+        }
+      ).Resources,
+    );
+
+  it('reads the drill settings from context', { timeout: 120_000 }, async () => {
+    const outdir = join(home, 'cdk.out.settings');
+
+    const { code, output } = await run(
+      'npx',
+      [
+        ...base,
+        '-c',
+        'restoreDrillSchedule=cron(0 4 * * ? *)',
+        '-c',
+        'restoreDrillSampleSize=7',
+        '-c',
+        'restoreDrillMaxLines=70',
+        '-c',
+        'restoreDrillRecentLines=off',
+        '-o',
+        outdir,
+      ],
+      offlineEnv(home),
+    );
+
+    expect(code, output).toBe(0);
+    const all = resources(outdir);
+    expect(
+      all.filter((r) => r.Type === 'AWS::Scheduler::Schedule').map((r) => r.Properties.ScheduleExpression),
+    ).toContain('cron(0 4 * * ? *)');
+    const drill = all.find(
+      (r) =>
+        r.Type === 'AWS::Lambda::Function' && String(r.Properties.Description).startsWith('Restore drill'),
+    );
+    expect((drill?.Properties.Environment as { Variables: unknown } | undefined)?.Variables).toMatchObject({
+      DRILL_SAMPLE_SIZE: '7',
+      DRILL_MAX_LINES: '70',
+      DRILL_RECENT_LINES: 'false',
+    });
+  });
+
+  it('leaves the drills out with -c restoreDrills=off', { timeout: 120_000 }, async () => {
+    const outdir = join(home, 'cdk.out.off');
+
+    const { code, output } = await run(
+      'npx',
+      [...base, '-c', 'restoreDrills=off', '-o', outdir],
+      offlineEnv(home),
+    );
+
+    expect(code, output).toBe(0);
+    expect(resources(outdir).filter((r) => r.Type === 'AWS::Scheduler::Schedule')).toHaveLength(1);
+    expect(resources(outdir).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(1);
+  });
+
+  it('fails naming a switch value it does not know', { timeout: 120_000 }, async () => {
+    const { code, output } = await run(
+      'npx',
+      [...base, '-c', 'restoreDrills=sometimes', '-o', join(home, 'cdk.out.bad')],
+      offlineEnv(home),
+    );
+
+    expect(code).not.toBe(0);
+    expect(output).toMatch(/context "restoreDrills" must be on or off, got "sometimes"/);
+  });
+});
