@@ -298,8 +298,11 @@ export interface Selection {
   readonly finishedAt?: ReadonlyMap<string, string | undefined>;
 }
 
-/** What became of one line; never thrown, always reported. */
-export type LineResult = { readonly id: string; readonly durationMs: number } & (
+/**
+ * What became of one line; never thrown, always reported. One vocabulary from the line's work to
+ * the summary, the run report and the fan-out's line records.
+ */
+export type LineOutcome =
   | { readonly outcome: 'planned'; readonly plan: PlannedLine }
   | { readonly outcome: 'skipped'; readonly reason: string; readonly notFinished: boolean }
   /** Finished less than the grace period (`MIN_AGE`) ago: neither archived nor dismantled yet. */
@@ -317,8 +320,10 @@ export type LineResult = { readonly id: string; readonly durationMs: number } & 
       readonly conflict?: true;
       /** The line is gone from the service all the same (its DELETE reply disagreed with the archive). */
       readonly dismantled?: true;
-    } & Partial<FileCounts>)
-);
+    } & Partial<FileCounts>);
+
+/** A line's outcome, with its id and how long its work took. */
+export type LineResult = { readonly id: string; readonly durationMs: number } & LineOutcome;
 
 export interface FileCounts {
   readonly bytes: number;

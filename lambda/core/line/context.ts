@@ -3,7 +3,7 @@ import { HttpStatusError } from '../../shared/errors.ts';
 import type { JsonReply, TokensApi } from '../../tokens/api.ts';
 import type { TokensLine } from '../../tokens/document.ts';
 import type { DismantleGuard } from '../dismantle-guard.ts';
-import type { Config, FileCounts, LineWorker, LineWorkRequest, PlannedLine, Tally } from '../types.ts';
+import type { Config, LineWorker, LineWorkRequest, Tally } from '../types.ts';
 
 /** What every step of one line shares: the run's adapters, settings, request and clock. */
 export interface LineContext {
@@ -25,16 +25,6 @@ export interface ReadLine {
   readonly line: TokensLine;
   readonly bytes: Buffer;
 }
-
-export type LineOutcome =
-  | { readonly kind: 'planned'; readonly plan: PlannedLine }
-  | { readonly kind: 'waiting'; readonly until: string }
-  | ({ readonly kind: 'archived' | 'dismantled' } & FileCounts)
-  | ({ readonly kind: 'pending'; readonly reason: string } & FileCounts)
-  /** Archived and verified, and kept on the service by the run's dismantle guard. */
-  | ({ readonly kind: 'held'; readonly reason: string } & FileCounts)
-  /** Dismantled, but what confirmed its DELETE states files other than the archive's: reported loudly. */
-  | ({ readonly kind: 'failed'; readonly reason: string } & FileCounts);
 
 /** How often a line that changes while it is archived is archived again before the pass gives up on it. */
 export const MAX_ROUNDS = 3;

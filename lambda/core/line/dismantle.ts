@@ -12,9 +12,9 @@ import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts'
 import type { DeleteReply } from '../../tokens/api.ts';
 import { parseDeleteReply, parseLineDocument } from '../../tokens/document.ts';
 import { parseJsonLimited } from '../../tokens/json.ts';
-import type { FileCounts } from '../types.ts';
+import type { FileCounts, LineOutcome } from '../types.ts';
 import { confirmingStatement, type FilesStatement, statedDifference } from './compare.ts';
-import type { LineContext, LineOutcome } from './context.ts';
+import type { LineContext } from './context.ts';
 import { getLineOrGone } from './context.ts';
 import { type DeletePermit, sendDelete } from './gate.ts';
 
@@ -76,7 +76,7 @@ export async function dismantle(
       const reason = `${unrecordedReason(confirmation, unrecorded, 'pending')}${discrepancy === undefined ? '' : `; ${what} states files other than the archive: ${discrepancy}`}`;
       // The marker keeps the reply and the discrepancy found now (the confirming run joins them once).
       if (await keepPending(ctx, id, reply, reason, logger, discrepancy)) {
-        return { kind: 'pending', reason, ...counts };
+        return { outcome: 'pending', reason, ...counts };
       }
     }
     return dismantledOutcome(id, what, discrepancy, counts);
@@ -94,7 +94,7 @@ export async function dismantle(
   // Taken but not done (202), or nothing known: a later run confirms it.
   const reason = `DELETE ${sent}, but ${seen.how}: pending, a later run confirms it`;
   await keepPending(ctx, id, reply, reason, logger);
-  return { kind: 'pending', reason, ...counts };
+  return { outcome: 'pending', reason, ...counts };
 }
 
 /**
@@ -107,10 +107,13 @@ export function dismantledOutcome(
   discrepancy: string | undefined,
   counts: FileCounts,
 ): LineOutcome {
-  if (discrepancy === undefined) return { kind: 'dismantled', ...counts };
+  if (discrepancy === undefined) return { outcome: 'dismantled', ...counts };
   return {
-    kind: 'failed',
+    outcome: 'failed',
     reason: `line ${id}: dismantled, but ${what} states files other than the archive: ${discrepancy}`,
+    errorName: 'ConflictError',
+    conflict: true,
+    dismantled: true,
     ...counts,
   };
 }

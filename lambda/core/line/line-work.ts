@@ -12,8 +12,8 @@ import {
 import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { type Age, judgeAge } from '../grace.ts';
-import type { PlannedLine } from '../types.ts';
-import { getLineOrGone, type LineContext, type LineOutcome, MAX_ROUNDS, type ReadLine } from './context.ts';
+import type { LineOutcome, PlannedLine } from '../types.ts';
+import { getLineOrGone, type LineContext, MAX_ROUNDS, type ReadLine } from './context.ts';
 import {
   confirmPending,
   dismantle,
@@ -40,7 +40,7 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
         first.discrepancy === undefined
           ? ''
           : `; the line states files other than the archive: ${first.discrepancy}`;
-      return { kind: 'pending', reason: `${first.unrecorded}${also}`, ...counts };
+      return { outcome: 'pending', reason: `${first.unrecorded}${also}`, ...counts };
     }
     return dismantledOutcome(id, 'the document confirming its DELETE', first.discrepancy, counts);
   }
@@ -49,7 +49,7 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
   if (age.kind === 'unknown') throw new LineSkippedError(age.reason, false);
   if (request.dryRun) {
     return {
-      kind: 'planned',
+      outcome: 'planned',
       plan: {
         id,
         alphabet: line.alphabet ?? null,
@@ -60,7 +60,7 @@ export async function processLine(ctx: LineContext, id: string, logger: Logger):
       },
     };
   }
-  if (age.kind === 'waiting') return { kind: 'waiting', until: age.until };
+  if (age.kind === 'waiting') return { outcome: 'waiting', until: age.until };
 
   // The line as last read: the rounds move it on as they read the line again.
   const last = { read: first.read };
@@ -100,7 +100,7 @@ async function archiveAndDismantle(
     }
     if (archived === 'changed') continue;
     const { manifest, verified } = archived;
-    if (request.archiveOnly) return { kind: 'archived', ...uploads.counts(manifest) };
+    if (request.archiveOnly) return { outcome: 'archived', ...uploads.counts(manifest) };
     const fresh = stopped(ctx) ? undefined : await reread(ctx, id);
     const verdict = decideDelete({
       id,
@@ -115,7 +115,8 @@ async function archiveAndDismantle(
       permit = verdict.permit;
       break;
     }
-    if (verdict.why === 'held') return { kind: 'held', reason: verdict.reason, ...uploads.counts(manifest) };
+    if (verdict.why === 'held')
+      return { outcome: 'held', reason: verdict.reason, ...uploads.counts(manifest) };
     if (verdict.why !== 'changed') throw keptBy(verdict.why, verdict.reason, id, ctx);
     if (round >= MAX_ROUNDS) {
       throw new HousekeepingError(

@@ -41,30 +41,14 @@ export function createLineWorker(
       const took = () => deps.now() - started;
       try {
         const outcome = await processLine(ctx, id.toLowerCase(), logger);
-        if (outcome.kind === 'planned')
-          return { id, durationMs: took(), outcome: 'planned', plan: outcome.plan };
-        if (outcome.kind === 'waiting') {
-          logger.info('line waiting', { until: outcome.until });
-          return { id, durationMs: took(), outcome: 'waiting', until: outcome.until };
-        }
-        if (outcome.kind === 'failed') {
+        if (outcome.outcome === 'failed') {
           logger.error('line failed', { reason: outcome.reason, conflict: true, dismantled: true });
-          const { kind: _failed, ...rest } = outcome;
-          return {
-            id,
-            durationMs: took(),
-            ...rest,
-            outcome: 'failed',
-            errorName: 'ConflictError',
-            conflict: true,
-            dismantled: true,
-          };
+        } else if (outcome.outcome === 'waiting') {
+          logger.info('line waiting', { until: outcome.until });
+        } else if (outcome.outcome !== 'planned') {
+          logger.info(`line ${outcome.outcome}`, { ...outcome });
         }
-        logger.info(`line ${outcome.kind}`, { ...outcome });
-        const { kind, ...rest } = outcome;
-        if (kind === 'pending' || kind === 'held')
-          return { id, durationMs: took(), ...rest, reason: outcome.reason, outcome: kind };
-        return { id, durationMs: took(), ...rest, outcome: kind };
+        return { id, durationMs: took(), ...outcome };
       } catch (error) {
         if (error instanceof LineSkippedError) {
           logger.info('line skipped', { reason: error.message });
