@@ -44,7 +44,7 @@ beforeAll(async () => {
     synthesize(),
     synthesize({ mode: 'fanout' }),
   ]);
-  // The restore drill's function (on by default) is not the pass; it is not rehearsed here.
+  // The restore drill's function (on by default) is not the pass: drill-rehearsal.test.ts rehearses it.
   const passes = synthesized.functions.filter((fn) => !fn.description.startsWith('Restore drill'));
   const [only, ...others] = passes;
   if (only === undefined || others.length > 0)
