@@ -13,6 +13,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
 import { CDK_CONTEXT } from '../infra/offline.ts';
+import { type InvocationResult, RuntimeApi } from './runtime-api.ts';
 
 /** One function of a synthesized template, as Lambda would run it. */
 export interface DeployedFunction {
@@ -29,6 +30,8 @@ export interface DeployedFunction {
   readonly environment: Readonly<Record<string, unknown>>;
   /** The asset folder in the cloud assembly. */
   readonly assetDir: string;
+  /** The `Input` of the EventBridge Scheduler schedule whose target it is, parsed; none: no schedule. */
+  readonly scheduleInput?: unknown;
 }
 
 export interface Synthesized {
@@ -57,16 +60,19 @@ export async function synthesize(props: Partial<HousekeepingStackProps> = {}): P
   const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, Resource> };
   const functions: DeployedFunction[] = [];
   let scheduleInput: unknown;
+  // Each schedule's Input, by the logical id of the function its target invokes.
+  const scheduled = new Map<string, unknown>();
+  for (const resource of Object.values(template.Resources)) {
+    if (resource.Type !== 'AWS::Scheduler::Schedule') continue;
+    const properties = resource.Properties ?? {};
+    const target = properties.Target as { Arn?: { 'Fn::GetAtt'?: unknown[] }; Input?: string } | undefined;
+    const input = target?.Input === undefined ? undefined : JSON.parse(target.Input);
+    scheduled.set(String(target?.Arn?.['Fn::GetAtt']?.[0]), input);
+    // The pass's (or planner's) schedule; the restore drill's has its own target.
+    if (!String(properties.Description).startsWith('Restore drill')) scheduleInput = input;
+  }
   for (const [logicalId, resource] of Object.entries(template.Resources)) {
     const properties = resource.Properties ?? {};
-    // The pass's (or planner's) schedule; the restore drill's has its own target.
-    if (
-      resource.Type === 'AWS::Scheduler::Schedule' &&
-      !String(properties.Description).startsWith('Restore drill')
-    ) {
-      const target = properties.Target as { Input?: string } | undefined;
-      scheduleInput = target?.Input === undefined ? undefined : JSON.parse(target.Input);
-    }
     const assetPath = resource.Metadata?.['aws:asset:path'];
     if (resource.Type !== 'AWS::Lambda::Function' || typeof assetPath !== 'string') continue;
     functions.push({
@@ -81,6 +87,7 @@ export async function synthesize(props: Partial<HousekeepingStackProps> = {}): P
       environment:
         (properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {},
       assetDir: join(outdir, assetPath),
+      ...(scheduled.has(logicalId) ? { scheduleInput: scheduled.get(logicalId) } : {}),
     });
   }
   return {
@@ -213,4 +220,48 @@ export async function startFunction(
       await rm(home, { recursive: true, force: true });
     },
   };
+}
+
+/** A function started under the runtime client, with an emulator of its own to invoke it. */
+export interface InvocableFunction {
+  readonly api: RuntimeApi;
+  readonly fn: RunningFunction;
+  /** Invokes it with the template's timeout as the deadline; past it, the process is killed. */
+  invoke(event: unknown): Promise<InvocationResult>;
+  close(): Promise<void>;
+}
+
+/** A function of a synthesized template, started under the client against its own emulator. */
+export async function startInvocable(
+  fn: DeployedFunction,
+  options: { readonly ric: string; readonly environment: Readonly<Record<string, string>> },
+): Promise<InvocableFunction> {
+  const api = await RuntimeApi.start();
+  const running = await startFunction(fn, { ...options, runtimeApi: api.address });
+  return {
+    api,
+    fn: running,
+    invoke: (event) =>
+      api.invoke(event, { timeoutMs: fn.timeoutSeconds * 1000, onTimeout: () => running.kill() }),
+    async close() {
+      await running.close();
+      await api.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Every line the process wrote, parsed: each must be JSON. */
+export function jsonLines(fn: RunningFunction): Record<string, unknown>[] {
+  return fn.lines.map((line) => {
+    try {
+      return JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      throw new Error(`a log line that is not JSON: ${line.slice(0, 300)}`);
+    }
+  });
+}
+
+/** The request id a log line carries: ours (`function_request_id`) or the runtime's (`requestId`). */
+export function requestIdOf(line: Record<string, unknown>): unknown {
+  return line.function_request_id ?? line.requestId;
 }

@@ -17,13 +17,16 @@ import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import { drain, startFanoutStack } from '../support/fanout-stack.ts';
 import {
   type DeployedFunction,
+  jsonLines,
   type RunningFunction,
+  requestIdOf,
   resolvedEnvironment,
   type Synthesized,
   startFunction,
+  startInvocable,
   synthesize,
 } from './deployed.ts';
-import { type Decision, IamFront, policyStatements, type RefMap } from './iam-front.ts';
+import { LOCAL_SQS, type PolicyFronts, policyFronts } from './policy-fronts.ts';
 import { runtimeClient } from './ric.ts';
 import { type InvocationResult, RuntimeApi } from './runtime-api.ts';
 
@@ -41,7 +44,7 @@ beforeAll(async () => {
     synthesize(),
     synthesize({ mode: 'fanout' }),
   ]);
-  // The restore drill's function (on by default) is not the pass; it is not rehearsed here.
+  // The restore drill's function (on by default) is not the pass: drill-rehearsal.test.ts rehearses it.
   const passes = synthesized.functions.filter((fn) => !fn.description.startsWith('Restore drill'));
   const [only, ...others] = passes;
   if (only === undefined || others.length > 0)
@@ -100,120 +103,6 @@ async function rehearse(
       await local.close();
     },
   };
-}
-
-/** Region and account of the queues on the local SQS (fauxqs names them so). */
-const LOCAL_SQS = { region: 'us-east-1', account: '000000000000' } as const;
-/** The synthesized stack's own region and account (test/rehearsal/deployed.ts). */
-const STACK = { region: 'eu-west-1', account: '123456789012' } as const;
-
-/**
- * What each resource of the template is locally, for resolving the role's policy: the archive
- * bucket, the queues on the local SQS (`queues`: logical id prefix -> local queue name), and the
- * stack's other resources by their logical id. A reference to a resource of another type is left
- * out, so the policy front names it instead of guessing.
- */
-function localRefs(
-  template: Synthesized['template'],
-  bucket: string,
-  queues: Record<string, string> = {},
-): RefMap {
-  const refs: Record<string, { ref: string; arn: string }> = {};
-  const { region, account } = STACK;
-  for (const [id, resource] of Object.entries(
-    (template as { Resources: Record<string, { Type: string }> }).Resources,
-  )) {
-    switch (resource.Type) {
-      case 'AWS::S3::Bucket': {
-        const name = id.startsWith('ArchiveBucket') ? bucket : id.toLowerCase();
-        refs[id] = { ref: name, arn: `arn:aws:s3:::${name}` };
-        break;
-      }
-      case 'AWS::SQS::Queue': {
-        const name = Object.entries(queues).find(([prefix]) => id.startsWith(prefix))?.[1] ?? id;
-        refs[id] = { ref: name, arn: `arn:aws:sqs:${LOCAL_SQS.region}:${LOCAL_SQS.account}:${name}` };
-        break;
-      }
-      case 'AWS::Logs::LogGroup':
-        refs[id] = { ref: id, arn: `arn:aws:logs:${region}:${account}:log-group:${id}:*` };
-        break;
-      case 'AWS::KMS::Key':
-        refs[id] = { ref: id, arn: `arn:aws:kms:${region}:${account}:key/${id}` };
-        break;
-      case 'AWS::Lambda::Function':
-        refs[id] = { ref: id, arn: `arn:aws:lambda:${region}:${account}:function:${id}` };
-        break;
-    }
-  }
-  return refs;
-}
-
-/** Policy fronts before the local S3 (and SQS) and Secrets Manager, enforcing `fn`'s role. */
-interface PolicyFronts {
-  readonly endpoints: Record<string, string>;
-  readonly decisions: readonly Decision[];
-  readonly denied: readonly Decision[];
-  close(): Promise<void>;
-}
-
-async function policyFronts(
-  stack: Synthesized,
-  fn: DeployedFunction,
-  local: LocalStack,
-  queues: Record<string, string> = {},
-): Promise<PolicyFronts> {
-  const statements = policyStatements(
-    stack.template,
-    fn.roleLogicalId,
-    localRefs(stack.template, local.bucket, queues),
-    {
-      region: STACK.region,
-      account: STACK.account,
-    },
-  );
-  // The local secret, as its full ARN in the stack's account (the 6 characters Secrets Manager adds).
-  const secrets = {
-    [local.secretId]: `arn:aws:secretsmanager:${STACK.region}:${STACK.account}:secret:${local.secretId}-Ab12Cd`,
-  };
-  const options = { statements, ...LOCAL_SQS, secrets };
-  const store = await IamFront.start({ ...options, upstream: local.env.AWS_ENDPOINT_URL_S3 as string });
-  const secretsFront = await IamFront.start({
-    ...options,
-    upstream: local.env.AWS_ENDPOINT_URL_SECRETS_MANAGER as string,
-  });
-  return {
-    endpoints: {
-      AWS_ENDPOINT_URL_S3: store.url,
-      AWS_ENDPOINT_URL_SQS: store.url,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsFront.url,
-    },
-    get decisions() {
-      return [...store.decisions, ...secretsFront.decisions];
-    },
-    get denied() {
-      return [...store.denied, ...secretsFront.denied];
-    },
-    async close() {
-      await store.close();
-      await secretsFront.close();
-    },
-  };
-}
-
-/** Every line the process wrote, parsed: each must be JSON. */
-function jsonLines(fn: RunningFunction): Record<string, unknown>[] {
-  return fn.lines.map((line) => {
-    try {
-      return JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      throw new Error(`a log line that is not JSON: ${line.slice(0, 300)}`);
-    }
-  });
-}
-
-/** The request id a log line carries: ours (`function_request_id`) or the runtime's (`requestId`). */
-function requestIdOf(line: Record<string, unknown>): unknown {
-  return line.function_request_id ?? line.requestId;
 }
 
 describe('the deployed bundle under the Lambda runtime client (single mode)', () => {
@@ -386,30 +275,6 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
   }, 120_000);
 });
 
-/** A function of a synthesized template, started under the client against its own emulator. */
-async function started(
-  fn: DeployedFunction,
-  environment: Readonly<Record<string, string>>,
-): Promise<{
-  api: RuntimeApi;
-  fn: RunningFunction;
-  invoke(event: unknown): Promise<InvocationResult>;
-  close(): Promise<void>;
-}> {
-  const api = await RuntimeApi.start();
-  const running = await startFunction(fn, { ric, runtimeApi: api.address, environment });
-  return {
-    api,
-    fn: running,
-    invoke: (event) =>
-      api.invoke(event, { timeoutMs: fn.timeoutSeconds * 1000, onTimeout: () => running.kill() }),
-    async close() {
-      await running.close();
-      await api.close().catch(() => undefined);
-    },
-  };
-}
-
 describe('the deployed bundles under the Lambda runtime client (fan-out mode)', () => {
   it('plans the schedule input onto the queue, and the worker takes the batches as the event source mapping delivers them', async () => {
     const stack = await startFanoutStack({
@@ -432,13 +297,19 @@ describe('the deployed bundles under the Lambda runtime client (fan-out mode)', 
     const queues = { WorkQueueDeadLetter: 'tokens-work-dlq', WorkQueue: 'tokens-work' };
     const plannerFronts = await policyFronts(fanout, plannerFn, stack.local, queues);
     const workerFronts = await policyFronts(fanout, workerFn, stack.local, queues);
-    const planner = await started(plannerFn, {
-      ...resolvedEnvironment(plannerFn, local),
-      ...plannerFronts.endpoints,
+    const planner = await startInvocable(plannerFn, {
+      ric,
+      environment: {
+        ...resolvedEnvironment(plannerFn, local),
+        ...plannerFronts.endpoints,
+      },
     });
-    const worker = await started(workerFn, {
-      ...resolvedEnvironment(workerFn, local),
-      ...workerFronts.endpoints,
+    const worker = await startInvocable(workerFn, {
+      ric,
+      environment: {
+        ...resolvedEnvironment(workerFn, local),
+        ...workerFronts.endpoints,
+      },
     });
     try {
       const planned = await planner.invoke(fanout.scheduleInput);

@@ -154,9 +154,13 @@ describe('RuntimeApi', () => {
   it('resolves timeout after timeoutMs when the function never answers, calls onTimeout, then refuses the late answer', async () => {
     const api = await startApi();
     const onTimeout = vi.fn();
+    // The poll is held first: on a busy machine a poll sent after the invoke could arrive past
+    // its 100 ms, find nothing queued, and wait forever.
+    const polled = next(api);
+    await vi.waitFor(() => expect(api.polls).toBe(1));
     const invokedAt = Date.now();
     const result = api.invoke({}, { timeoutMs: 100, requestId: 'req-slow', onTimeout });
-    await next(api);
+    await polled;
 
     expect(await result).toMatchObject({ kind: 'timeout', invocation: { requestId: 'req-slow' } });
     expect(Date.now() - invokedAt).toBeGreaterThanOrEqual(95);
