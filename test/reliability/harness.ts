@@ -3,8 +3,11 @@ import { createServer, type IncomingMessage, request, type ServerResponse } from
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
+import type { Manifest, Receipt } from '../../lambda/archive/archive.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
+import { objectJson } from '../support/archive-inspect.ts';
+import { type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.ts';
 
 /** The project root: the CLI runs from here, as `npm run housekeep` does. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -34,12 +37,50 @@ export function closeAfterEach(): <T extends Closable>(closable: T) => T {
   };
 }
 
+type Track = ReturnType<typeof closeAfterEach>;
+
 /** A local stack for one scenario, closed after the test. */
-export async function localStack(
-  track: ReturnType<typeof closeAfterEach>,
-  options: LocalStackOptions = {},
-): Promise<LocalStack> {
+export async function localStack(track: Track, options: LocalStackOptions = {}): Promise<LocalStack> {
   return track(await startLocalStack(options));
+}
+
+/** The id of the only line of a stack started with one. */
+export function onlyLine(lines: ReadonlyMap<string, unknown>): string {
+  const [id] = [...lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return id;
+}
+
+/** A local stack with one finished line of 1000 bytes (unless `options` say other lines), and its id. */
+export async function oneFinishedLine(
+  track: Track,
+  options: LocalStackOptions = {},
+): Promise<{ local: LocalStack; id: string }> {
+  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }], ...options });
+  return { local, id: onlyLine(local.tokens.lines) };
+}
+
+/** The receipt the archive holds for line `id` (`deleted.json`), as stored. */
+export async function storedReceipt(local: LocalStack, id: string): Promise<Partial<Receipt>> {
+  return (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as Partial<Receipt>;
+}
+
+/** The manifest the archive holds for line `id`, as stored. */
+export async function storedManifest(local: LocalStack, id: string): Promise<Manifest> {
+  return (await objectJson(local.s3Client, local.bucket, `tokens/${id}/manifest.json`)) as Manifest;
+}
+
+/**
+ * The S3 proxy in front of the stack's store (enforcing conditional writes unless `options` say
+ * otherwise), and the environment of a housekeeper that goes through it.
+ */
+export async function proxiedS3(
+  track: Track,
+  local: LocalStack,
+  options: S3ProxyOptions = { enforceConditionalWrites: true },
+): Promise<{ proxy: S3Proxy; env: Record<string, string> }> {
+  const proxy = track(await startS3Proxy(local.s3.address, options));
+  return { proxy, env: { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url } };
 }
 
 /**
@@ -71,8 +112,11 @@ export interface RecordedRequest {
 /** A server that records every connection and request: an "evil" origin, or a silent service. */
 export interface RecordingServer {
   readonly url: string;
+  /** Connections the server accepted. */
   readonly connections: number;
   readonly requests: readonly RecordedRequest[];
+  /** Resolves once every connection accepted so far has closed (the client let go of it). */
+  allClosed(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -85,6 +129,7 @@ export async function startRecordingServer(
 ): Promise<RecordingServer> {
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
+  const waiters: (() => void)[] = [];
   let connections = 0;
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
@@ -94,7 +139,10 @@ export async function startRecordingServer(
   server.on('connection', (socket: Socket) => {
     connections += 1;
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      if (sockets.size === 0) for (const wake of waiters.splice(0)) wake();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -104,6 +152,8 @@ export async function startRecordingServer(
       return connections;
     },
     requests,
+    allClosed: () =>
+      sockets.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve)),
     close() {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
@@ -156,6 +206,44 @@ export async function startFront(
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Sends the request on to `target` (which acts on it), then answers with `answer` instead of its reply. */
+export function forwardThen(
+  target: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  answer: (res: ServerResponse) => void,
+): true {
+  void (async () => {
+    const headers: Record<string, string> = {};
+    for (const name of ['session-key', 'accept', 'content-type']) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const reply = await fetch(`${target}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers });
+    await reply.arrayBuffer();
+    answer(res);
+  })().catch(() => res.destroy());
+  return true;
+}
+
+/**
+ * A front for the stack's simulator that passes every DELETE on (so the service acts on it) and
+ * answers it with `answer`; the environment of a housekeeper that goes through it.
+ */
+export async function deleteAnsweredBy(
+  track: Track,
+  local: LocalStack,
+  answer: (res: ServerResponse) => void,
+): Promise<Record<string, string>> {
+  const target = local.tokens.url;
+  const front = track(
+    await startFront(target, (req, res) =>
+      req.method === 'DELETE' ? forwardThen(target, req, res, answer) : false,
+    ),
+  );
+  return { ...local.env, TOKENS_API_URL: front.url };
 }
 
 /** How a CLI child process ended. */
@@ -225,7 +313,7 @@ export function startCli(env: Readonly<Record<string, string>>, args: readonly s
 
 /** Runs the CLI to its end. */
 export function runCli(
-  track: ReturnType<typeof closeAfterEach>,
+  track: Track,
   env: Readonly<Record<string, string>>,
   args: readonly string[] = [],
 ): Promise<CliResult> {
