@@ -1,7 +1,8 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack } from './harness.ts';
+import { closeAfterEach, localStack, oneFinishedLine, onlyLine } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -11,12 +12,6 @@ interface ManifestShape {
   schemaVersion: number;
   files: { name: string; key: string; size: number; sha256: string }[];
   superseded?: { name: string; key: string; size: number; sha256: string; supersededBy: string }[];
-}
-
-function onlyLine(lines: ReadonlyMap<string, unknown>): string {
-  const [id] = [...lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  return id;
 }
 
 describe('a line whose stated files change after it was archived', () => {
@@ -122,7 +117,7 @@ describe('a line whose stated files change after it was archived', () => {
     const stated = local.tokens.lines.get(id)?.files.get('data');
     // What a mangling store leaves: the right record (metadata), other bytes.
     await local.s3Client.send(
-      new (await import('@aws-sdk/client-s3')).PutObjectCommand({
+      new PutObjectCommand({
         Bucket: local.bucket,
         Key: `tokens/${id}/data`,
         Body: Buffer.alloc(2000, 7),
@@ -144,7 +139,6 @@ describe('a line whose stated files change after it was archived', () => {
     const s = scenario(task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
     const id = onlyLine(local.tokens.lines);
-    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
     await local.s3Client.send(
       new PutObjectCommand({ Bucket: local.bucket, Key: `tokens/${id}/data`, Body: Buffer.alloc(2000, 1) }),
     );
@@ -158,6 +152,47 @@ describe('a line whose stated files change after it was archived', () => {
     expect(local.tokens.deleteCount(id)).toBe(0);
     await checkInvariant(s, local, { before, runs: [run], expectedBadObjects: [`tokens/${id}/data`] });
   });
+
+  it.for([
+    ['damaged (other bytes under the new hash)', true],
+    ['not recorded by the housekeeper', false],
+  ] as const)(
+    'keep-both never takes a version key holding an object that is %s as verified',
+    async ([_label, recorded], { task }) => {
+      const s = scenario(task);
+      const { local, id } = await oneFinishedLine(track);
+      const handler = createHandler(local.env);
+      await handler({ archiveOnly: true });
+      local.tokens.restateFile(id, 'data');
+      const stated = local.tokens.lines.get(id)?.files.get('data');
+      const versionKey = `tokens/${id}/data.sha256-${stated?.sha256}`;
+      await local.s3Client.send(
+        new PutObjectCommand({
+          Bucket: local.bucket,
+          Key: versionKey,
+          Body: Buffer.alloc(stated?.size ?? 0, 9),
+          ...(recorded ? { Metadata: { sha256: stated?.sha256 ?? '', size: String(stated?.size) } } : {}),
+        }),
+      );
+      s.fault(`the service restates data; its version key holds an object ${_label}`);
+      const before = snapshot(local.tokens);
+
+      const run = await settle(handler({ ids: [id], onConflict: 'keep-both' }));
+
+      if (recorded) {
+        expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 1, failed: [] });
+        expect(await objectDigest(local.s3Client, local.bucket, versionKey)).toEqual({
+          sha256: stated?.sha256,
+          size: stated?.size,
+        });
+        await checkInvariant(s, local, { before, runs: [run] });
+      } else {
+        expect(run.summary).toMatchObject({ dismantled: 0, conflicts: 1 });
+        expect(local.tokens.deleteCount(id)).toBe(0);
+        await checkInvariant(s, local, { before, runs: [run], expectedBadObjects: [versionKey] });
+      }
+    },
+  );
 });
 
 describe('a line that changes while it is archived', () => {

@@ -2,8 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { mixedLines } from '../local/tokens-service.ts';
-import { objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startCli, waitFor } from './harness.ts';
+import { objectDigest, objectJson } from '../support/archive-inspect.ts';
+import {
+  closeAfterEach,
+  localStack,
+  oneFinishedLine,
+  proxiedS3,
+  startCli,
+  storedManifest,
+  waitFor,
+} from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
@@ -26,6 +34,81 @@ async function receiptKinds(local: LocalStack, ids: readonly string[]): Promise<
   }
   return kinds;
 }
+
+/**
+ * The environment of a pass whose first PutObject of a key ending in `suffix` is held: `held`
+ * resolves when it arrives, and it goes on to the store only once `release()` is called.
+ */
+async function holdFirstPut(local: LocalStack, suffix: string) {
+  const { proxy, env } = await proxiedS3(track, local);
+  let arrive: () => void = () => undefined;
+  let release: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => {
+    arrive = resolve;
+  });
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let holding = false;
+  proxy.decide = ({ operation, key }) => {
+    if (operation !== 'PutObject' || !key.endsWith(suffix) || holding) return 'forward';
+    holding = true;
+    arrive();
+    return { after: released };
+  };
+  return { held: arrived, release, env };
+}
+
+describe('a slower pass racing a newer one on the same line', () => {
+  // Guards what once failed: archive.ts writeManifest (#putJson) is unconditional; line-work.ts #ensureManifest
+  // compares with the manifest read at the start of the round, not with what is there now.
+  it("never lets a slower pass replace a newer pass's manifest with one lacking a file", async ({ task }) => {
+    const s = scenario(task);
+    const { local, id } = await oneFinishedLine(track);
+    const { held, release, env: a } = await holdFirstPut(local, `${id}/manifest.json`);
+    s.fault("pass A's manifest PUT is held while the line gains a file and pass B dismantles it");
+    const before = snapshot(local.tokens);
+
+    const runA = settle(createHandler(a)({}));
+    await held;
+    local.tokens.addFile(id, 'score', 500);
+    const runB = await settle(createHandler(local.env)({}));
+    release();
+    const ranA = await runA;
+
+    expect(runB.summary).toMatchObject({ dismantled: 1 });
+    const manifest = await storedManifest(local, id);
+    expect(manifest.files.map((file) => file.name).sort()).toEqual(['data', 'score']);
+    await checkInvariant(s, local, { before, runs: [ranA, runB] });
+  });
+
+  // Guards what once failed: archive.ts uploadVerified PUTs (and completes multipart uploads) without If-None-Match,
+  // so a pass whose plan saw the key missing overwrites what another pass verified there since.
+  it('never lets a slower pass overwrite the verified newer version of a file another pass archived', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await oneFinishedLine(track);
+    const { held, release, env: a } = await holdFirstPut(local, `${id}/data`);
+    s.fault("pass A's upload of data is held while the service restates data and pass B dismantles the line");
+    const before = snapshot(local.tokens);
+
+    const runA = settle(createHandler(a)({}));
+    await held;
+    local.tokens.restateFile(id, 'data');
+    const stated = local.tokens.lines.get(id)?.files.get('data');
+    const runB = await settle(createHandler(local.env)({}));
+    release();
+    const ranA = await runA;
+
+    expect(runB.summary).toMatchObject({ dismantled: 1 });
+    expect(await objectDigest(local.s3Client, local.bucket, `tokens/${id}/data`)).toEqual({
+      sha256: stated?.sha256,
+      size: stated?.size,
+    });
+    await checkInvariant(s, local, { before, runs: [ranA, runB] });
+  });
+});
 
 describe('two passes at the same time on the same lines', () => {
   it('dismantles every finished line once, archived byte-exact, when two handlers race', async ({ task }) => {

@@ -2,17 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Fault, TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startFront } from './harness.ts';
+import {
+  closeAfterEach,
+  forwardThen,
+  localStack,
+  oneFinishedLine,
+  onlyLine,
+  startFront,
+  storedReceipt,
+} from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
-
-function onlyLine(lines: ReadonlyMap<string, unknown>): string {
-  const [id] = [...lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  return id;
-}
 
 /** The line's document as the service shows it once deleted, stating the files it states now. */
 function deletedDocument(tokens: TokensService, id: string, documentId = id): unknown {
@@ -278,6 +280,71 @@ describe('a later run confirming a pending DELETE', () => {
     )) as StoredReceipt;
     expect(receipt.confirmation).toMatch(/^GET answered 404 \(the DELETE was taken by run /);
     await checkInvariant(s, local, { before, runs: [third] });
+  });
+
+  // Guards what once failed: line-work.ts #dismantle: a failure of #seenGone (after a 2xx the service took) is
+  // thrown as the line's failure: no receipt and no pending marker, so no later run confirms it.
+  it('keeps a pending marker when the GET confirming a 204 fails, and the next run keeps the receipt', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await oneFinishedLine(track);
+    let deleted = false;
+    const front = track(
+      await startFront(local.tokens.url, (req, res) => {
+        if (req.method === 'DELETE') {
+          deleted = true;
+          return forwardThen(local.tokens.url, req, res, (r) => r.writeHead(204).end());
+        }
+        if (deleted && req.url === `/api/tokens/${id}`) {
+          res.writeHead(503).end();
+          return true;
+        }
+        return false;
+      }),
+    );
+    s.fault('DELETE answered 204 (acted); every GET of the line after it answers 503');
+    const before = snapshot(local.tokens);
+
+    const first = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const second = await settle(createHandler(local.env)({}));
+
+    expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
+    expect(second.summary).toMatchObject({ dismantled: 1 });
+    const receipt = await storedReceipt(local, id);
+    expect(receipt.reply?.status).toBe(204);
+    await checkInvariant(s, local, { before, runs: [second] });
+  });
+
+  // Guards what once failed: line-work.ts #confirmPending runs on archive-only runs too (only dryRun is excluded).
+  it('reports no line dismantled on an archive-only run that finds a pending line gone', async ({ task }) => {
+    const s = scenario(task);
+    const { local, id } = await leftPending(s);
+    local.tokens.completeDeletion(id);
+    s.fault('the 202 deletion completes; an archive-only run names the line');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({ ids: [id], archiveOnly: true }));
+
+    expect(run.summary).toMatchObject({ dismantled: 0 });
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('sends the DELETE again for a pending line that is back as finished, and keeps the 200 reply', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await leftPending(s);
+    s.fault('the service never carries out the 202: the line stays finished');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(run.summary).toMatchObject({ listed: 1, dismantled: 1, pending: [], failed: [] });
+    const receipt = await storedReceipt(local, id);
+    expect(receipt.reply?.status).toBe(200);
+    expect(local.tokens.deleteCount(id)).toBe(2);
+    await checkInvariant(s, local, { before, runs: [run] });
   });
 });
 

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Fault, TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startFront, startRecordingServer, waitFor } from './harness.ts';
+import {
+  closeAfterEach,
+  localStack,
+  oneFinishedLine,
+  onlyLine,
+  startFront,
+  startRecordingServer,
+  waitFor,
+} from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -11,12 +19,6 @@ import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
-
-function onlyLine(lines: ReadonlyMap<string, unknown>): string {
-  const [id] = [...lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  return id;
-}
 
 /** The line's document with status deleted, as a service that lies about it would serve it. */
 function deletedDocument(tokens: TokensService, id: string): unknown {
@@ -169,6 +171,36 @@ describe('the read right before a DELETE', () => {
       await checkInvariant(s, local, { before: again, runs: [second] });
     },
   );
+  // Guards what once failed: line-work.ts #reread returns 'gone' on a 404/410 (or status deleted) and process() then
+  // sends the DELETE without comparing anything; with a 204 reply nothing is compared afterwards.
+  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await oneFinishedLine(track);
+    let reads = 0;
+    local.tokens.onRequest((method, path) => {
+      if (method !== 'GET' || path !== `/api/tokens/${id}`) return;
+      reads += 1;
+      if (reads === 2) {
+        // The line gains a file, and the read before the DELETE is answered 404 by a flaky front.
+        local.tokens.addFile(id, 'score', 500);
+        local.tokens.inject({ target: 'get', id, fault: { kind: 'status', status: 404 } });
+      }
+    });
+    s.fault('the line gains score; the read before the DELETE answers 404 once');
+    s.inject(local.tokens, {
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 204, acts: true, body: 'none' },
+    });
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
 });
 
 describe('two passes that both get past the gate', () => {

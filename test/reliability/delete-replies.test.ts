@@ -4,20 +4,26 @@ import { createHandler } from '../../lambda/app/invoke.ts';
 import { Archive, type Receipt } from '../../lambda/archive/archive.ts';
 import { LOCAL_AWS_ENV } from '../local/stack.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack } from './harness.ts';
+import {
+  closeAfterEach,
+  deleteAnsweredBy,
+  localStack,
+  oneFinishedLine,
+  onlyLine,
+  storedReceipt,
+} from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 
-function onlyLine(lines: ReadonlyMap<string, unknown>): string {
-  const [id] = [...lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  return id;
-}
-
 type StoredReceipt = Partial<Receipt>;
+
+/** The document the service answers a DELETE with, `deleted`, with `attributes` spliced in. */
+function deletedDocument(id: string, attributes: Record<string, unknown>): string {
+  return JSON.stringify({ data: { id, type: 'tokens', attributes: { status: 'deleted', ...attributes } } });
+}
 
 describe('DELETE replies other than 200 with the line', () => {
   it.for([
@@ -150,6 +156,83 @@ describe('DELETE replies other than 200 with the line', () => {
     expect(run.summary?.pending).toEqual([expect.objectContaining({ id })]);
     await checkInvariant(s, local, { before, runs: [run] });
   });
+
+  // Guards what once failed: tokens-api.ts deleteLine throws on a status other than 200/202/204/404/410 once the
+  // retries are spent, and line-work.ts #dismantle never asks a GET whether the DELETE acted.
+  it('confirms by GET a DELETE whose gateway answered 504 every time after the service acted', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await oneFinishedLine(track);
+    const env = await deleteAnsweredBy(track, local, (r) => r.writeHead(504).end('gateway timeout'));
+    s.fault('a gateway passes the DELETE on, then answers 504 to every attempt');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(env)({}));
+
+    expect(local.tokens.lines.get(id)?.status).toBe('deleted');
+    expect(run.summary).toMatchObject({ dismantled: 1 });
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it.for([
+    ['200 with a JSON array', 200, '[]'],
+    ['202 with the JSON document of the deleted line', 202, 'document'],
+    ['200 deleted, its files malformed', 200, 'malformed'],
+    ['200 deleted, no files at all', 200, 'no-files'],
+  ] as const)(
+    'dismantles a line whose DELETE is answered %s, and keeps that reply (a discrepancy when its files cannot be read)',
+    async ([_label, status, body], { task }) => {
+      const s = scenario(task);
+      const { local, id } = await oneFinishedLine(track);
+      const text =
+        body === '[]'
+          ? '[]'
+          : body === 'document'
+            ? deletedDocument(id, {})
+            : body === 'malformed'
+              ? deletedDocument(id, { filehashes: 'garbage', filesizes: [1, 2] })
+              : deletedDocument(id, { analysis: 'none' });
+      const env = await deleteAnsweredBy(track, local, (r) =>
+        r.writeHead(status, { 'content-type': 'application/vnd.api+json' }).end(text),
+      );
+      s.fault(`DELETE acted, answered ${_label}`);
+      const before = snapshot(local.tokens);
+
+      const run = await settle(createHandler(env)({}));
+
+      const receipt = await storedReceipt(local, id);
+      expect(receipt.reply).toMatchObject({ status, body: text });
+      if (body === 'malformed') {
+        // Files stated unreadably are no clean confirmation: dismantled, with a discrepancy.
+        expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, conflicts: 1, pending: [] });
+        expect(receipt.discrepancy).toMatch(/states files that cannot be read/);
+      } else {
+        expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], pending: [] });
+        expect(receipt.discrepancy).toBeUndefined();
+      }
+      await checkInvariant(s, local, { before, runs: [run] });
+    },
+  );
+
+  it('dismantles a line whose DELETE is answered 204 followed by stray body bytes, and keeps the 204 as its receipt', async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await oneFinishedLine(track);
+    const env = await deleteAnsweredBy(track, local, (r) => {
+      r.socket?.end('HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n{"a":"b"}');
+    });
+    s.fault('DELETE acted, answered 204 followed by bytes that belong to no reply');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(env)({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
+    const receipt = await storedReceipt(local, id);
+    expect(receipt.reply).toMatchObject({ status: 204, body: '' });
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
 });
 
 describe('receipts are never replaced by a weaker one (S3 conditional writes)', () => {
@@ -235,5 +318,34 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
     expect(['a', 'b']).toContain(kept.runId);
     expect(await archive.writeReceipt(receipt('c', true))).toBe('kept-existing');
     expect((await read()).runId).toBe(kept.runId);
+  });
+
+  // Guards what once failed: archive.ts writeReceipt looks first (HEAD) only for a receipt without a reply; a
+  // receipt with one relies on If-None-Match alone, which some stores ignore (the local one does).
+  // And line-work.ts #confirmPending confirms (and counts as dismantled) a line whose receipt exists.
+  it("keeps the receipt holding the 200 reply when a pending marker's 202 is confirmed later", async ({
+    task,
+  }) => {
+    const s = scenario(task);
+    const { local, id } = await oneFinishedLine(track);
+    const handler = createHandler(local.env);
+    s.inject(local.tokens, {
+      target: 'delete',
+      id,
+      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
+    });
+    const first = await handler({});
+    expect(first.pending.map((line) => line.id)).toEqual([id]);
+    const second = await handler({});
+    expect(second).toMatchObject({ dismantled: 1 });
+    s.fault('a line whose 202 was pending is dismantled with a 200 reply, then named by id');
+    const before = snapshot(local.tokens);
+
+    const third = await settle(handler({ ids: [id] }));
+
+    const receipt = await storedReceipt(local, id);
+    expect(receipt.reply?.status).toBe(200);
+    expect(third.summary).toMatchObject({ dismantled: 0 });
+    await checkInvariant(s, local, { before, runs: [third] });
   });
 });

@@ -208,12 +208,22 @@ export async function startFront(
   };
 }
 
-/** Sends the request on to `target` (which acts on it), then answers with `answer` instead of its reply. */
+/** What the simulator answered a request that a front passed on. */
+export interface ForwardedReply {
+  readonly status: number;
+  readonly contentType: string | null;
+  readonly text: string;
+}
+
+/**
+ * Sends the request on to `target` (which acts on it), then answers with `answer`, which is given
+ * the simulator's reply, instead of that reply.
+ */
 export function forwardThen(
   target: string,
   req: IncomingMessage,
   res: ServerResponse,
-  answer: (res: ServerResponse) => void,
+  answer: (res: ServerResponse, reply: ForwardedReply) => void,
 ): true {
   void (async () => {
     const headers: Record<string, string> = {};
@@ -222,8 +232,8 @@ export function forwardThen(
       if (typeof value === 'string') headers[name] = value;
     }
     const reply = await fetch(`${target}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers });
-    await reply.arrayBuffer();
-    answer(res);
+    const text = await reply.text();
+    answer(res, { status: reply.status, contentType: reply.headers.get('content-type'), text });
   })().catch(() => res.destroy());
   return true;
 }
