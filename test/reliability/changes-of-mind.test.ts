@@ -2,7 +2,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, oneFinishedLine, onlyLine } from './harness.ts';
+import { closeAfterEach, oneFinishedLine } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -22,8 +22,7 @@ describe('a line whose stated files change after it was archived', () => {
     'never overwrites the verified archive left by %s: a conflict, then keep-both resolves it',
     async ([_label, how], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-      const id = onlyLine(local.tokens.lines);
+      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
       const handler = createHandler(local.env);
       let before = snapshot(local.tokens);
       if (how === 'archive-only') {
@@ -112,8 +111,7 @@ describe('a line whose stated files change after it was archived', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const stated = local.tokens.lines.get(id)?.files.get('data');
     // What a mangling store leaves: the right record (metadata), other bytes.
     await local.s3Client.send(
@@ -137,8 +135,7 @@ describe('a line whose stated files change after it was archived', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     await local.s3Client.send(
       new PutObjectCommand({ Bucket: local.bucket, Key: `tokens/${id}/data`, Body: Buffer.alloc(2000, 1) }),
     );
@@ -198,8 +195,7 @@ describe('a line whose stated files change after it was archived', () => {
 describe('a line that changes while it is archived', () => {
   it('archives the files a line gains while its data streams, before any DELETE', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let gained = false;
     local.tokens.onRequest((method, path) => {
       if (!gained && method === 'GET' && path === `/api/tokens/${id}/data`) {
@@ -231,8 +227,7 @@ describe('a line that changes while it is archived', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let reads = 0;
     local.tokens.onRequest((method, path) => {
       if (method === 'GET' && path === `/api/tokens/${id}`) {
@@ -256,8 +251,7 @@ describe('a line that changes while it is archived', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     local.tokens.onRequest((method, path) => {
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.restateFile(id, 'data');
     });
@@ -286,8 +280,7 @@ describe('a line that changes while it is archived', () => {
 
   it('gives up on a line that changes on every read, without a DELETE', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track);
     let reads = 0;
     local.tokens.onRequest((method, path) => {
       if (method === 'GET' && path === `/api/tokens/${id}`) {

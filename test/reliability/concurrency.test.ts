@@ -5,6 +5,7 @@ import { mixedLines } from '../local/tokens-service.ts';
 import { objectDigest, objectJson } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
+  finishedLines,
   localStack,
   oneFinishedLine,
   proxiedS3,
@@ -14,7 +15,6 @@ import {
 } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 
@@ -40,7 +40,7 @@ async function receiptKinds(local: LocalStack, ids: readonly string[]): Promise<
  * resolves when it arrives, and it goes on to the store only once `release()` is called.
  */
 async function holdFirstPut(local: LocalStack, suffix: string) {
-  const { proxy, env } = await proxiedS3(track, local);
+  const { proxy, env } = await proxiedS3(track, local, { enforceConditionalWrites: true });
   let arrive: () => void = () => undefined;
   let release: () => void = () => undefined;
   const arrived = new Promise<void>((resolve) => {
@@ -132,10 +132,7 @@ describe('two passes at the same time on the same lines', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 5000 },
-        { status: 'finished', fileSize: 5000 },
-      ],
+      lines: finishedLines(2, 5000),
     });
     const finished = finishedIds(local);
     // The second pass reads and archives the lines, then its manifests wait for the first pass to end.
@@ -143,13 +140,13 @@ describe('two passes at the same time on the same lines', () => {
     const first = new Promise<void>((resolve) => {
       firstDone = resolve;
     });
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? { after: first } : 'forward';
     s.fault('a second handler whose DELETEs come after the first pass dismantled the lines');
     const before = snapshot(local.tokens);
 
-    const late = settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const late = settle(createHandler(env)({}));
     await waitFor('the second pass at its manifests', () =>
       finished.every((id) => proxy.requests.some((r) => r.key === `tokens/${id}/manifest.json`)),
     );

@@ -5,6 +5,7 @@ import type { LocalStack } from '../local/stack.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
+  finishedLines,
   localStack,
   oneFinishedLine,
   proxiedS3,
@@ -14,7 +15,6 @@ import {
 } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 const MIB = 1024 * 1024;
@@ -93,16 +93,13 @@ describe('a hard deadline', () => {
     const [stalled, healthy] = ids(local.tokens.lines) as [string, string];
     // fauxqs does not implement ListMultipartUploads (a GET ?uploads lists objects): the proxy
     // counts the uploads created and the ones the store confirms aborted or completed instead.
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     // The body stalls after its first 64 KiB: the upload is created and its first part in flight.
     s.inject(local.tokens, { target: 'file', id: stalled, fault: { kind: 'stall' }, times: Infinity });
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const result = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }, [
-      '--max-duration',
-      '2s',
-    ]);
+    const result = await runCli(track, env, ['--max-duration', '2s']);
 
     expect(Date.now() - started).toBeLessThan(6000);
     expect(result.code).toBe(1);
@@ -136,12 +133,7 @@ describe('a hard deadline', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 2000 },
-        { status: 'finished', fileSize: 2000 },
-        { status: 'finished', fileSize: 2000 },
-        { status: 'finished', fileSize: 2000 },
-      ],
+      lines: finishedLines(4, 2000),
       env: {
         ...NO_BODY_TIMEOUT,
         LINE_CONCURRENCY: '1',
@@ -251,11 +243,7 @@ describe('a hard deadline during a DELETE', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 2000 }],
-      env: NO_BODY_TIMEOUT,
-    });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000, env: NO_BODY_TIMEOUT });
     // The service deletes the line, then its reply stalls half-way. A DELETE once sent is no
     // longer in-flight work to abort: the line is gone, and only this run can keep its receipt
     // (a later run finds a 404 and no pending marker, and skips it as "not found").
@@ -279,7 +267,7 @@ describe('a hard deadline during a DELETE', () => {
       env: { RETRY_BASE_DELAY_MS: '1500', RETRY_MAX_DELAY_MS: '1500' },
     });
     let refused = false;
-    const a = await proxiedS3(track, local);
+    const a = await proxiedS3(track, local, { enforceConditionalWrites: true });
     a.proxy.decide = ({ operation, key }) => {
       if (operation === 'PutObject' && key.endsWith('deleted.json') && !refused) {
         refused = true;
@@ -305,7 +293,7 @@ describe('a hard deadline during a DELETE', () => {
   it('returns soon after the deadline when the receipt PUT hangs', { timeout: 20_000 }, async ({ task }) => {
     const s = scenario(task);
     const { local } = await oneFinishedLine(track);
-    const a = await proxiedS3(track, local);
+    const a = await proxiedS3(track, local, { enforceConditionalWrites: true });
     a.proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('deleted.json') ? 'hold' : 'forward';
     s.fault('the PUT of the receipt is never answered');

@@ -4,6 +4,7 @@ import type { Fault, TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
+  deletedDocument,
   forwardThen,
   localStack,
   oneFinishedLine,
@@ -16,28 +17,9 @@ import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 
-/** The line's document as the service shows it once deleted, stating the files it states now. */
-function deletedDocument(tokens: TokensService, id: string, documentId = id): unknown {
-  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
-  return {
-    links: { self: `/api/tokens/${documentId}` },
-    data: {
-      type: 'tokens',
-      id: documentId,
-      attributes: {
-        status: 'deleted',
-        analysis: 'none',
-        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
-        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
-      },
-    },
-  };
-}
-
 /** A finished line whose first run's DELETE was taken (202) and not acted on: left pending. */
 async function leftPending(s: ReturnType<typeof scenario>) {
-  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-  const id = onlyLine(local.tokens.lines);
+  const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
   s.inject(local.tokens, {
     target: 'delete',
     id,
@@ -66,8 +48,7 @@ describe('the document that confirms a DELETE', () => {
     'is compared with the manifest when a GET confirms a DELETE answered %s: a file stated at the DELETE and not archived is a discrepancy',
     async ([_label, fault], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-      const id = onlyLine(local.tokens.lines);
+      const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
       s.inject(local.tokens, { target: 'delete', id, fault });
       // After the read before the DELETE, the line gains a file; the GET after the DELETE shows it.
       local.tokens.onRequest((method, path) => {
@@ -128,11 +109,7 @@ describe('the document that confirms a DELETE', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
-      env: { RETRY_ATTEMPTS: '1' },
-    });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '1' } });
     const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 502 } });
     local.tokens.onRequest((method, path) => {
@@ -159,8 +136,7 @@ describe('the document that confirms a DELETE', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'corrupt' } });
     s.fault('a DELETE that acts and answers 200 with a body that is not UTF-8 JSON');
     const before = snapshot(local.tokens);
@@ -389,8 +365,7 @@ describe('a document confirming a DELETE that states its files malformed', () =>
     'is no clean confirmation when %s: the line gained a file at its DELETE, and the receipt records a discrepancy',
     async ([_label, via, bend], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-      const id = onlyLine(local.tokens.lines);
+      const { local, id } = await oneFinishedLine(track);
       const front = track(
         await startFront(local.tokens.url, (req, res) => {
           if (req.method !== 'DELETE' || req.url !== `/api/tokens/${id}`) return false;
@@ -429,8 +404,7 @@ describe('a DELETE reply that is not a 200 but states the line deleted', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, {
       target: 'delete',
       id,

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import type { Fault, TokensService } from '../local/tokens-service.ts';
+import type { LocalStack } from '../local/stack.ts';
+import type { Fault } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
-  localStack,
+  deletedDocument,
   oneFinishedLine,
-  onlyLine,
   startFront,
   startRecordingServer,
   waitFor,
@@ -20,25 +20,8 @@ import { scenario } from './ledger.ts';
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
 
-/** The line's document with status deleted, as a service that lies about it would serve it. */
-function deletedDocument(tokens: TokensService, id: string): unknown {
-  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
-  return {
-    data: {
-      type: 'tokens',
-      id,
-      attributes: {
-        status: 'deleted',
-        analysis: 'none',
-        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
-        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
-      },
-    },
-  };
-}
-
 /** Asserts the line is on the service as it was, with no receipt and no pending marker of it. */
-async function expectKept(local: Awaited<ReturnType<typeof localStack>>, id: string): Promise<void> {
+async function expectKept(local: LocalStack, id: string): Promise<void> {
   expect(local.tokens.lines.get(id)?.status).toBe('finished');
   expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
   expect(await listKeys(local.s3Client, local.bucket, `tokens/_pending/${id}.json`)).toEqual([]);
@@ -53,11 +36,7 @@ describe('a DELETE the service did not carry out', () => {
     'keeps the line when its DELETE is answered %s while the line is still there: failed, no receipt, no marker',
     async ([_label, how, reason], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, {
-        lines: [{ status: 'finished', fileSize: 1000 }],
-        env: { RETRY_ATTEMPTS: '2' },
-      });
-      const id = onlyLine(local.tokens.lines);
+      const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
       const path = `/api/tokens/${id}`;
       const faults: Record<typeof how, Fault | undefined> = {
         gone: { kind: 'delete-reply', status: 410, acts: false, body: 'none' },
@@ -94,11 +73,9 @@ describe('a DELETE and the GET after it that both time out', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
+    const { local, id } = await oneFinishedLine(track, {
       env: { RETRY_ATTEMPTS: '1', HTTP_BODY_TIMEOUT_MS: '200', HTTP_HEADERS_TIMEOUT_MS: '200' },
     });
-    const id = onlyLine(local.tokens.lines);
     const path = `/api/tokens/${id}`;
     // The DELETE acts, and its reply stalls half way.
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
@@ -138,8 +115,7 @@ describe('the read right before a DELETE', () => {
     'sends no DELETE when it %s; the next run dismantles the line once',
     async ([_label, how], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-      const id = onlyLine(local.tokens.lines);
+      const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       let gets = 0;
       local.tokens.onRequest((method, url) => {
@@ -208,8 +184,7 @@ describe('two passes that both get past the gate', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track);
     let deletes = 0;
     let releaseFirst: (() => void) | undefined;
     // The first DELETE is held until the second pass has read the line again and sent its own.
@@ -250,8 +225,7 @@ describe('a GET confirming a DELETE that is redirected', () => {
     'does not say the line is gone when it is redirected %s: a DELETE that never acted leaves no receipt',
     async ([_label, where], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-      const id = onlyLine(local.tokens.lines);
+      const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       const elsewhere = track(
         await startRecordingServer((_req, res) => {
@@ -294,8 +268,7 @@ describe('a DELETE refused on a retry', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track);
     const path = `/api/tokens/${id}`;
     // The first DELETE acts, and its gateway answers 502.
     s.inject(local.tokens, {

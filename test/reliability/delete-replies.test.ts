@@ -1,27 +1,26 @@
-import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { Archive, type Receipt } from '../../lambda/archive/archive.ts';
-import { LOCAL_AWS_ENV } from '../local/stack.ts';
+import { localS3Client } from '../local/stack.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
   deleteAnsweredBy,
+  finishedLines,
   localStack,
   oneFinishedLine,
-  onlyLine,
+  proxiedS3,
   storedReceipt,
 } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 
 type StoredReceipt = Partial<Receipt>;
 
 /** The document the service answers a DELETE with, `deleted`, with `attributes` spliced in. */
-function deletedDocument(id: string, attributes: Record<string, unknown>): string {
+function deletedReply(id: string, attributes: Record<string, unknown>): string {
   return JSON.stringify({ data: { id, type: 'tokens', attributes: { status: 'deleted', ...attributes } } });
 }
 
@@ -34,8 +33,7 @@ describe('DELETE replies other than 200 with the line', () => {
     'confirms a DELETE answered %i (%s body) with a GET, and keeps that reply as the receipt',
     async ([status, body], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-      const id = onlyLine(local.tokens.lines);
+      const { local, id } = await oneFinishedLine(track);
       s.inject(local.tokens, {
         target: 'delete',
         id,
@@ -62,10 +60,7 @@ describe('DELETE replies other than 200 with the line', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
     });
     const [slow, other] = [...local.tokens.lines.keys()] as [string, string];
     s.inject(local.tokens, {
@@ -116,8 +111,7 @@ describe('DELETE replies other than 200 with the line', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track);
     local.tokens.setGoneStatus(410);
     s.fault('the service answers 410 Gone for a deleted line');
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
@@ -141,8 +135,7 @@ describe('DELETE replies other than 200 with the line', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, {
       target: 'delete',
       id,
@@ -189,10 +182,10 @@ describe('DELETE replies other than 200 with the line', () => {
         body === '[]'
           ? '[]'
           : body === 'document'
-            ? deletedDocument(id, {})
+            ? deletedReply(id, {})
             : body === 'malformed'
-              ? deletedDocument(id, { filehashes: 'garbage', filesizes: [1, 2] })
-              : deletedDocument(id, { analysis: 'none' });
+              ? deletedReply(id, { filehashes: 'garbage', filesizes: [1, 2] })
+              : deletedReply(id, { analysis: 'none' });
       const env = await deleteAnsweredBy(track, local, (r) =>
         r.writeHead(status, { 'content-type': 'application/vnd.api+json' }).end(text),
       );
@@ -240,13 +233,8 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
 
   async function archiveThroughProxy() {
     const local = await localStack(track);
-    const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
-    const s3 = new S3Client({
-      endpoint: proxy.url,
-      forcePathStyle: true,
-      region: LOCAL_AWS_ENV.AWS_REGION,
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
+    const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
+    const s3 = localS3Client(proxy.url);
     track({ close: async () => s3.destroy() });
     const archive = new Archive({
       s3,

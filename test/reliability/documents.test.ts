@@ -4,15 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys, objectDigest, objectJson, objectText } from '../support/archive-inspect.ts';
-import { closeAfterEach, forwardThen, localStack, startFront } from './harness.ts';
+import { closeAfterEach, forwardThen, oneFinishedLine, startFront } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
-
-function ids(lines: ReadonlyMap<string, unknown>): string[] {
-  return [...lines.keys()];
-}
 
 /**
  * Sends the request on to the simulator and answers with its reply, the body rewritten by
@@ -37,8 +33,7 @@ describe('documents stored verbatim', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
     const big = '123456789012345678901234567890';
     local.tokens.setRawAttribute(id, 'deep', deep);
@@ -118,8 +113,7 @@ describe('UUIDs are case-insensitive', () => {
 
   it('archives under the lower-case id and dismantles a line named in upper case', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.fault('payload: ids in upper case');
     const before = snapshot(local.tokens);
 
@@ -133,8 +127,7 @@ describe('UUIDs are case-insensitive', () => {
 
   it('keeps one lower-case prefix when the service echoes the id as requested', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     local.tokens.setEchoRequestedId(true);
     s.fault('get: the id echoed as requested');
     s.fault('payload: ids in upper case');
@@ -149,8 +142,7 @@ describe('UUIDs are case-insensitive', () => {
 
   it('processes a line named twice in different cases once', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.fault('payload: the same id twice, lower and upper case');
     const before = snapshot(local.tokens);
 
@@ -167,8 +159,7 @@ describe('UUIDs are case-insensitive', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const upper = (text: string) => text.replaceAll(id, id.toUpperCase());
     const front = track(
       await startFront(local.tokens.url, (req, res) =>

@@ -19,7 +19,7 @@ import {
   turn,
   uploaderOver,
 } from './bodies.ts';
-import { closeAfterEach, localStack } from './harness.ts';
+import { closeAfterEach, oneFinishedLine } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -203,8 +203,8 @@ describe('downloads that break off and are retried', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 6 * MIB + 17 }],
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 6 * MIB + 17,
       env: {
         MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
         MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
@@ -213,7 +213,6 @@ describe('downloads that break off and are retried', () => {
         DOWNLOAD_SPEED_WINDOW_SECONDS: '1',
       },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
     local.tokens.inject({ target: 'file', id, fault: { kind: 'reset' }, times: 3 });
     s.fault('file download: reset half-way, three times');
     const before = snapshot(local.tokens);

@@ -5,7 +5,7 @@ import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fano
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { payloadFromArgs } from '../../lambda/entries/cli.ts';
 import { LOCAL_AWS_ENV } from '../local/stack.ts';
-import { closeAfterEach, localStack, startCli } from './harness.ts';
+import { closeAfterEach, localStack, oneFinishedLine, startCli } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -112,8 +112,7 @@ describe('a payload that mixes a scheduled event with a manual request', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = [...local.tokens.lines.keys()] as [string];
+    const { local, id } = await oneFinishedLine(track);
     local.s3.createQueue('tokens-work');
     const queueUrl = `${local.s3.address}/000000000000/tokens-work`;
     const env = { ...local.env, QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: local.s3.address };
@@ -142,8 +141,7 @@ describe('a payload that mixes a scheduled event with a manual request', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = [...local.tokens.lines.keys()] as [string];
+    const { local, id } = await oneFinishedLine(track);
     s.fault('worker event: a manual payload instead of an SQS batch');
     const before = snapshot(local.tokens);
     // Lambda hands the worker whatever an invoker sent, typed or not.

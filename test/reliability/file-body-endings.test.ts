@@ -18,7 +18,7 @@ import {
   sha256,
   turn,
 } from './bodies.ts';
-import { closeAfterEach, localStack, startFront } from './harness.ts';
+import { closeAfterEach, oneFinishedLine, startFront } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -221,11 +221,10 @@ describe('a file body that completes ends with every byte', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 2 * MIB + 3 }],
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 2 * MIB + 3,
       env: { RETRY_ATTEMPTS: '3' },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
     const bytes = local.tokens.fileBytes(id, 'data');
     let resets = 0;
     // The first download of the file: every byte, then an RST (a load balancer's idle reset).

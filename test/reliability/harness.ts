@@ -6,6 +6,7 @@ import { afterEach } from 'vitest';
 import type { Manifest, Receipt } from '../../lambda/archive/archive.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
+import type { LineSpec, TokensService } from '../local/tokens-service.ts';
 import { objectJson } from '../support/archive-inspect.ts';
 import { type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.ts';
 
@@ -51,13 +52,44 @@ export function onlyLine(lines: ReadonlyMap<string, unknown>): string {
   return id;
 }
 
-/** A local stack with one finished line of 1000 bytes (unless `options` say other lines), and its id. */
+/** `count` finished lines of `fileSize` bytes each (one file, `data`). */
+export function finishedLines(count: number, fileSize = 1000): LineSpec[] {
+  return Array.from({ length: count }, () => ({ status: 'finished', fileSize }));
+}
+
+/**
+ * A local stack with one finished line of `fileSize` bytes (1000 unless said; `lines` replaces
+ * it), and the id of its first line.
+ */
 export async function oneFinishedLine(
   track: Track,
-  options: LocalStackOptions = {},
+  { fileSize = 1000, ...options }: LocalStackOptions & { readonly fileSize?: number } = {},
 ): Promise<{ local: LocalStack; id: string }> {
-  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }], ...options });
-  return { local, id: onlyLine(local.tokens.lines) };
+  const local = await localStack(track, { lines: finishedLines(1, fileSize), ...options });
+  const [id] = [...local.tokens.lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return { local, id };
+}
+
+/**
+ * Line `id`'s document as the service shows it once deleted, stating the files the simulator
+ * states for it now (a service that says so while the line is still there lies).
+ */
+export function deletedDocument(tokens: TokensService, id: string, documentId = id): unknown {
+  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
+  return {
+    links: { self: `/api/tokens/${documentId}` },
+    data: {
+      type: 'tokens',
+      id: documentId,
+      attributes: {
+        status: 'deleted',
+        analysis: 'none',
+        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
+        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
+      },
+    },
+  };
 }
 
 /** The receipt the archive holds for line `id` (`deleted.json`), as stored. */
@@ -70,14 +102,11 @@ export async function storedManifest(local: LocalStack, id: string): Promise<Man
   return (await objectJson(local.s3Client, local.bucket, `tokens/${id}/manifest.json`)) as Manifest;
 }
 
-/**
- * The S3 proxy in front of the stack's store (enforcing conditional writes unless `options` say
- * otherwise), and the environment of a housekeeper that goes through it.
- */
+/** The S3 proxy in front of the stack's store, and the environment of a housekeeper that goes through it. */
 export async function proxiedS3(
   track: Track,
   local: LocalStack,
-  options: S3ProxyOptions = { enforceConditionalWrites: true },
+  options: S3ProxyOptions = {},
 ): Promise<{ proxy: S3Proxy; env: Record<string, string> }> {
   const proxy = track(await startS3Proxy(local.s3.address, options));
   return { proxy, env: { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url } };

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import {
   closeAfterEach,
+  finishedLines,
   localStack,
+  oneFinishedLine,
   type RecordingServer,
   startFront,
   startRecordingServer,
@@ -102,11 +104,7 @@ describe('replies that point elsewhere', () => {
   }) => {
     const s = scenario(task);
     const evil = track(await startRecordingServer());
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
-      env: { RETRY_ATTEMPTS: '2' },
-    });
-    const [id] = [...local.tokens.lines.keys()] as [string];
+    const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
     const front = track(
       await startFront(local.tokens.url, (req, res) => {
         if (req.url !== `/api/tokens/${id}/data`) return false;
@@ -204,10 +202,7 @@ describe('bodies larger than stated, or endless', () => {
   it('stops reading a file one byte past its stated size, and keeps the line', async ({ task }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
       env: { RETRY_ATTEMPTS: '3' },
     });
     const [oversize, endless] = [...local.tokens.lines.keys()] as [string, string];
@@ -237,10 +232,7 @@ describe('bodies larger than stated, or endless', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
     });
     const [endless, healthy] = [...local.tokens.lines.keys()] as [string, string];
     s.inject(local.tokens, { target: 'get', id: endless, fault: { kind: 'never-ends' }, times: Infinity });

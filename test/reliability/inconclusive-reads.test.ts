@@ -2,10 +2,9 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack } from './harness.ts';
+import { closeAfterEach, oneFinishedLine, proxiedS3 } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 import { type Rewrite, startRewritingS3Front } from './s3-rewriting-front.ts';
 
 const track = closeAfterEach();
@@ -18,10 +17,8 @@ describe('a read of the archive that fails', () => {
     'is no proof of damage: a verified object of another version is kept, and the line is not dismantled, when its GET breaks off %s',
     async ([_label, how], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-      const [id] = [...local.tokens.lines.keys()];
-      if (id === undefined) throw new Error('no line');
-      const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
+      const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
       const env = { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url, VERIFY_READBACK: 'full' };
       const dataKey = `tokens/${id}/data`;
 
@@ -79,9 +76,7 @@ describe('a read of the archive that fails', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = [...local.tokens.lines.keys()];
-    if (id === undefined) throw new Error('no line');
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const dataKey = `tokens/${id}/data`;
     const other = 'ab'.repeat(32);
     // An object recording another version (size 1500, another hash) whose bytes match neither.
@@ -112,10 +107,8 @@ describe('a read of the archive that fails', () => {
  * after the first run). Returns what the second run needs.
  */
 async function archivedWithoutManifest(s: ReturnType<typeof scenario>) {
-  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-  const [id] = [...local.tokens.lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+  const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
+  const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
   let rewrite: Rewrite = () => undefined;
   const front = track(await startRewritingS3Front(proxy.url, (request, reply) => rewrite(request, reply)));
   const env = { ...local.env, AWS_ENDPOINT_URL_S3: front.url, VERIFY_READBACK: 'full' };
@@ -221,10 +214,8 @@ describe('a listing of the archive that fails or omits keys', () => {
     'never lets a restated file replace the archived one, nor the line go, when it %s',
     async ([_label, how], { task }) => {
       const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-      const [id] = [...local.tokens.lines.keys()];
-      if (id === undefined) throw new Error('no line');
-      const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
+      const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
       let listing: 'true' | 'fails' | 'omits' = 'true';
       const front = track(
         await startRewritingS3Front(proxy.url, (request, reply) => {

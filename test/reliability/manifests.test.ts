@@ -10,7 +10,14 @@ import { auditArchive } from '../../lambda/core/audit.ts';
 import { restoreLine } from '../../lambda/core/restore.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { objectDigest, objectText } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, oneFinishedLine, proxiedS3, storedManifest } from './harness.ts';
+import {
+  closeAfterEach,
+  finishedLines,
+  localStack,
+  oneFinishedLine,
+  proxiedS3,
+  storedManifest,
+} from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -80,7 +87,7 @@ describe('a manifest this release cannot read, or cannot replace', () => {
     await createHandler(local.env)({ archiveOnly: true });
     const first = await storedManifest(local, id);
     local.tokens.addFile(id, 'score', 500);
-    const a = await proxiedS3(track, local);
+    const a = await proxiedS3(track, local, { enforceConditionalWrites: true });
     a.proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('manifest.json') ? { fail: 403 } : 'forward';
     s.fault('the line gains a file; every manifest PUT is refused');
@@ -178,10 +185,7 @@ describe('a manifest that names another line’s key for a file', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
     });
     const [id, other] = [...local.tokens.lines.keys()] as [string, string];
     const handler = createHandler(local.env);

@@ -1,7 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { closeAfterEach, localStack, runCli, startFront, startRecordingServer } from './harness.ts';
+import {
+  closeAfterEach,
+  finishedLines,
+  localStack,
+  oneFinishedLine,
+  runCli,
+  startFront,
+  startRecordingServer,
+} from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -23,11 +31,7 @@ describe('redirects', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 3000 },
-        { status: 'finished', fileSize: 3000 },
-        { status: 'finished', fileSize: 3000 },
-      ],
+      lines: finishedLines(3, 3000),
     });
     const [within, elsewhere, document] = ids(local.tokens.lines) as [string, string, string];
     const storage = track(
@@ -73,12 +77,7 @@ describe('redirects', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(4),
     });
     const [looping, endless, deleted, healthy] = ids(local.tokens.lines) as [string, string, string, string];
     const hops: string[] = [];
@@ -209,11 +208,7 @@ describe('a listing that never ends', () => {
     timeout: 10_000,
   }, async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
-      env: { LIST_MAX_PAGES: '30' },
-    });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { env: { LIST_MAX_PAGES: '30' } });
     const item = { id, type: 'tokens', attributes: { status: 'finished' } };
     const list = await endlessList(local.tokens.url, () => [item]);
     s.fault('list: the same line on every page, each with a new links.next, forever');
@@ -253,10 +248,7 @@ describe('a download slower than the speed floor', () => {
   }, async ({ task }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
       env: { DOWNLOAD_MIN_SPEED_BYTES: '100', DOWNLOAD_SPEED_WINDOW_SECONDS: '1', RETRY_ATTEMPTS: '2' },
     });
     const [slow, healthy] = ids(local.tokens.lines) as [string, string];

@@ -3,10 +3,17 @@ import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, runCli, startRecordingServer } from './harness.ts';
+import {
+  closeAfterEach,
+  finishedLines,
+  localStack,
+  oneFinishedLine,
+  proxiedS3,
+  runCli,
+  startRecordingServer,
+} from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot, storedDigest } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 const MIB = 1024 * 1024;
@@ -47,21 +54,20 @@ describe('archive store faults', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 6 * MIB + 17 }],
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 6 * MIB + 17,
       env: {
         MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
         MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
         RETRY_ATTEMPTS: '2',
       },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation }) => (operation === 'UploadPart' ? { fail: 500 } : 'forward');
     s.fault('S3: 500 to every UploadPart');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary?.failed).toEqual([
       { id, reason: expect.stringMatching(/^s3 object .*\/data: upload failed/) },
@@ -83,7 +89,7 @@ describe('archive store faults', () => {
       // One line at a time: the n-th PUT is then the same request on every run.
       env: { LINE_CONCURRENCY: '1' },
     });
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, ordinal }) => {
       if (operation === 'PutObject' && ordinal % 3 === 0) return { fail: 500 };
       if (operation === 'HeadObject' && ordinal <= 4) return { fail: 503 };
@@ -93,7 +99,7 @@ describe('archive store faults', () => {
     s.fault('S3: 503 to the first 4 HeadObject');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 3, failed: [] });
     expect(proxy.requests.filter((r) => typeof r.action === 'object').length).toBeGreaterThanOrEqual(8);
@@ -111,7 +117,7 @@ describe('archive store faults', () => {
       ],
     });
     const refused = new Set<string>();
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) => {
       if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
       refused.add(key);
@@ -120,7 +126,7 @@ describe('archive store faults', () => {
     s.fault('S3: 500 to the first PutObject of every file');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
     expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
@@ -131,12 +137,11 @@ describe('archive store faults', () => {
 
   it('starts a multipart upload over when its parts and its completion fail', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 6 * MIB + 17 }],
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 6 * MIB + 17,
       env: { MULTIPART_THRESHOLD_BYTES: String(5 * MIB), MULTIPART_PART_SIZE_BYTES: String(5 * MIB) },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, ordinal }) => {
       if (operation === 'UploadPart' && ordinal <= 2) return { fail: 500 };
       // Three times: more than the SDK's own attempts, so the whole upload is started over.
@@ -147,7 +152,7 @@ describe('archive store faults', () => {
     s.fault('S3: 500 to the first 3 CompleteMultipartUpload');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     // Parts are buffered (within UPLOAD_BUFFER_BYTES), so the SDK resends a failed part itself;
@@ -166,13 +171,13 @@ describe('archive store faults', () => {
       env: { RETRY_ATTEMPTS: '2' },
     });
     const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 500 } : 'forward';
     s.fault('S3: 500 to every PutObject of a manifest');
     let before = snapshot(local.tokens);
 
-    const broken = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const broken = await settle(createHandler(env)({}));
 
     expect(broken.summary?.failed).toEqual([{ id, reason: expect.stringContaining('manifest.json') }]);
     await checkInvariant(s, local, { before, runs: [broken] });
@@ -191,19 +196,16 @@ describe('archive store faults', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 4000 },
-        { status: 'finished', fileSize: 4000 },
-      ],
+      lines: finishedLines(2, 4000),
       env: { RETRY_ATTEMPTS: '2' },
     });
     const ids = [...local.tokens.lines.keys()].sort();
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/deleted.json') ? { fail: 500 } : 'forward';
     s.fault('S3: 500 to every PutObject of a receipt');
     const before = snapshot(local.tokens);
-    const handler = createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url });
+    const handler = createHandler(env);
 
     const unrecorded = await settle(handler({}));
 
@@ -240,7 +242,7 @@ describe('a store that stores other bytes than it was sent', () => {
       env: { VERIFY_READBACK: 'full' },
     });
     const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     let flipped = false;
     proxy.decide = ({ operation, key }) => {
       if (operation !== 'PutObject' || !key.endsWith('/score') || flipped) return 'forward';
@@ -250,7 +252,7 @@ describe('a store that stores other bytes than it was sent', () => {
     s.fault('S3: a byte flipped in the first PutObject of one file');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], filesUploaded: 4 });
     expect(proxy.requests.filter((r) => r.action === 'flip')).toHaveLength(1);
@@ -262,18 +264,17 @@ describe('a store that stores other bytes than it was sent', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 10_000 }],
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 10_000,
       env: { VERIFY_READBACK: 'full', RETRY_ATTEMPTS: '2' },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/data') ? 'flip' : 'forward';
     s.fault('S3: a byte flipped in every PutObject of the file');
     let before = snapshot(local.tokens);
 
-    const corrupted = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const corrupted = await settle(createHandler(env)({}));
 
     expect(corrupted.summary?.failed).toEqual([{ id, reason: expect.stringContaining('read-back') }]);
     // No delete permission: the bad bytes stay, vouched for by no manifest, until a run replaces them.

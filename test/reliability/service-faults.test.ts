@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, waitFor } from './harness.ts';
+import { closeAfterEach, finishedLines, localStack, oneFinishedLine, waitFor } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -49,8 +49,7 @@ describe('tokens service faults', () => {
 
   it('waits as long as a 429 Retry-After asks before trying again', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.inject(local.tokens, {
       target: 'file',
       id,
@@ -73,10 +72,7 @@ describe('tokens service faults', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 2000 },
-        { status: 'finished', fileSize: 2000 },
-      ],
+      lines: finishedLines(2, 2000),
     });
     const [slow, fine] = ids(local.tokens.lines) as [string, string];
     s.inject(local.tokens, {
@@ -131,10 +127,7 @@ describe('tokens service faults', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
       env: FAST_TIMEOUTS,
     });
     const [first, second] = ids(local.tokens.lines) as [string, string];
@@ -156,10 +149,7 @@ describe('tokens service faults', () => {
   it('keeps a line whose file is corrupted on every attempt, and dismantles the others', async ({ task }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 8000 },
-        { status: 'finished', fileSize: 8000 },
-      ],
+      lines: finishedLines(2, 8000),
       env: { RETRY_ATTEMPTS: '3' },
     });
     const [bad, good] = ids(local.tokens.lines) as [string, string];
@@ -177,8 +167,7 @@ describe('tokens service faults', () => {
 
   it('sends the DELETE again after it fails once, and the line is dismantled once', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 503 } });
     const before = snapshot(local.tokens);
 
@@ -199,8 +188,7 @@ describe('tokens service faults', () => {
     task,
   }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
     const before = snapshot(local.tokens);
 
@@ -220,8 +208,7 @@ describe('tokens service faults', () => {
 
   it('sends the DELETE again after an HTML page, which the service never acted on', async ({ task }) => {
     const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'wrong-content-type' } });
     const before = snapshot(local.tokens);
 
@@ -447,11 +434,7 @@ describe('malformed documents from the tokens service', () => {
   }) => {
     const s = scenario(task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(3),
       env: { RETRY_ATTEMPTS: '2' },
     });
     const [shorter, longer, otherHash] = ids(local.tokens.lines) as [string, string, string];

@@ -3,7 +3,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { Receipt } from '../../lambda/archive/archive.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, runCli, startFront } from './harness.ts';
+import { closeAfterEach, localStack, oneFinishedLine, runCli, startFront } from './harness.ts';
 
 const track = closeAfterEach();
 
@@ -110,8 +110,7 @@ describe('a service that echoes the session key', () => {
   });
 
   it('logs the skip reason that quotes an echoed status with the key removed, as JSON and as text', async () => {
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = [...local.tokens.lines.keys()] as [string];
+    const { local, id } = await oneFinishedLine(track);
     local.tokens.setRawLine(id, { data: { type: 'tokens', id, attributes: { status: local.sessionKey } } });
 
     for (const format of ['json', 'text']) {

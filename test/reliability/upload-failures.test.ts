@@ -192,7 +192,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     bucket: string;
   }> {
     const local = await localStack(track);
-    const { proxy } = await proxiedS3(track, local, {});
+    const { proxy } = await proxiedS3(track, local);
     const s3 = localS3Client(proxy.url, { maxAttempts: 2 });
     track({ close: async () => s3.destroy() });
     return { proxy, store: new ObjectStore(s3, local.bucket), s3, raw: local.s3Client, bucket: local.bucket };
