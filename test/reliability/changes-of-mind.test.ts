@@ -2,17 +2,11 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, oneFinishedLine } from './harness.ts';
+import { closeAfterEach, oneFinishedLine, storedManifest } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
-
-interface ManifestShape {
-  schemaVersion: number;
-  files: { name: string; key: string; size: number; sha256: string }[];
-  superseded?: { name: string; key: string; size: number; sha256: string; supersededBy: string }[];
-}
 
 describe('a line whose stated files change after it was archived', () => {
   it.for([
@@ -20,8 +14,8 @@ describe('a line whose stated files change after it was archived', () => {
     ['a run whose DELETE failed', 'delete-refused'],
   ] as const)(
     'never overwrites the verified archive left by %s: a conflict, then keep-both resolves it',
-    async ([_label, how], { task }) => {
-      const s = scenario(task);
+    async ([_label, how], context) => {
+      const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
       const handler = createHandler(local.env);
       let before = snapshot(local.tokens);
@@ -88,11 +82,7 @@ describe('a line whose stated files change after it was archived', () => {
         sha256: restated?.sha256,
         size: 3500,
       });
-      const manifest = (await objectJson(
-        local.s3Client,
-        local.bucket,
-        `tokens/${id}/manifest.json`,
-      )) as ManifestShape;
+      const manifest = await storedManifest(local, id);
       expect(manifest.files).toEqual([{ name: 'data', key: newKey, size: 3500, sha256: restated?.sha256 }]);
       expect(manifest.superseded).toEqual([
         expect.objectContaining({
@@ -107,10 +97,8 @@ describe('a line whose stated files change after it was archived', () => {
     },
   );
 
-  it('uploads again over an object whose bytes do not match its own record (damaged, not verified)', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('uploads again over an object whose bytes do not match its own record (damaged, not verified)', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const stated = local.tokens.lines.get(id)?.files.get('data');
     // What a mangling store leaves: the right record (metadata), other bytes.
@@ -131,10 +119,8 @@ describe('a line whose stated files change after it was archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose archived object was not recorded by the housekeeper, as a conflict', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps a line whose archived object was not recorded by the housekeeper, as a conflict', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     await local.s3Client.send(
       new PutObjectCommand({ Bucket: local.bucket, Key: `tokens/${id}/data`, Body: Buffer.alloc(2000, 1) }),
@@ -155,8 +141,8 @@ describe('a line whose stated files change after it was archived', () => {
     ['not recorded by the housekeeper', false],
   ] as const)(
     'keep-both never takes a version key holding an object that is %s as verified',
-    async ([_label, recorded], { task }) => {
-      const s = scenario(task);
+    async ([_label, recorded], context) => {
+      const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track);
       const handler = createHandler(local.env);
       await handler({ archiveOnly: true });
@@ -193,8 +179,8 @@ describe('a line whose stated files change after it was archived', () => {
 });
 
 describe('a line that changes while it is archived', () => {
-  it('archives the files a line gains while its data streams, before any DELETE', async ({ task }) => {
-    const s = scenario(task);
+  it('archives the files a line gains while its data streams, before any DELETE', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let gained = false;
     local.tokens.onRequest((method, path) => {
@@ -209,11 +195,7 @@ describe('a line that changes while it is archived', () => {
     const run = await settle(createHandler(local.env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 4, failed: [] });
-    const manifest = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${id}/manifest.json`,
-    )) as ManifestShape;
+    const manifest = await storedManifest(local, id);
     expect(manifest.files.map((file) => file.name).sort()).toEqual(['analysis', 'data', 'delta', 'score']);
     // The DELETE came after the last of them was archived.
     const order = local.tokens.requests.map((r) => `${r.method} ${r.path}`);
@@ -223,10 +205,8 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose file is restated between the archive and the DELETE, as a conflict', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps a line whose file is restated between the archive and the DELETE, as a conflict', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let reads = 0;
     local.tokens.onRequest((method, path) => {
@@ -247,10 +227,8 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reports loudly a line whose DELETE reply states other files than the archive, and keeps the reply', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('reports loudly a line whose DELETE reply states other files than the archive, and keeps the reply', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     local.tokens.onRequest((method, path) => {
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.restateFile(id, 'data');
@@ -278,8 +256,8 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
   });
 
-  it('gives up on a line that changes on every read, without a DELETE', async ({ task }) => {
-    const s = scenario(task);
+  it('gives up on a line that changes on every read, without a DELETE', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     let reads = 0;
     local.tokens.onRequest((method, path) => {

@@ -62,8 +62,8 @@ async function holdFirstPut(local: LocalStack, suffix: string) {
 describe('a slower pass racing a newer one on the same line', () => {
   // Guards what once failed: archive.ts writeManifest (#putJson) is unconditional; line-work.ts #ensureManifest
   // compares with the manifest read at the start of the round, not with what is there now.
-  it("never lets a slower pass replace a newer pass's manifest with one lacking a file", async ({ task }) => {
-    const s = scenario(task);
+  it("never lets a slower pass replace a newer pass's manifest with one lacking a file", async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     const { held, release, env: a } = await holdFirstPut(local, `${id}/manifest.json`);
     s.fault("pass A's manifest PUT is held while the line gains a file and pass B dismantles it");
@@ -84,10 +84,8 @@ describe('a slower pass racing a newer one on the same line', () => {
 
   // Guards what once failed: archive.ts uploadVerified PUTs (and completes multipart uploads) without If-None-Match,
   // so a pass whose plan saw the key missing overwrites what another pass verified there since.
-  it('never lets a slower pass overwrite the verified newer version of a file another pass archived', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('never lets a slower pass overwrite the verified newer version of a file another pass archived', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     const { held, release, env: a } = await holdFirstPut(local, `${id}/data`);
     s.fault("pass A's upload of data is held while the service restates data and pass B dismantles the line");
@@ -111,8 +109,8 @@ describe('a slower pass racing a newer one on the same line', () => {
 });
 
 describe('two passes at the same time on the same lines', () => {
-  it('dismantles every finished line once, archived byte-exact, when two handlers race', async ({ task }) => {
-    const s = scenario(task);
+  it('dismantles every finished line once, archived byte-exact, when two handlers race', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: mixedLines(12, { fileSize: 20_000 }) });
     const finished = finishedIds(local);
     s.fault('a second handler (own clients, own key cache) started at the same moment');
@@ -127,10 +125,8 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs });
   });
 
-  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: finishedLines(2, 5000),
     });
@@ -167,8 +163,8 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs });
   });
 
-  it('dismantles every line once when two CLI processes run side by side', async ({ task }) => {
-    const s = scenario(task);
+  it('dismantles every line once when two CLI processes run side by side', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: mixedLines(8, { fileSize: 50_000 }) });
     const finished = finishedIds(local);
     s.fault('a second CLI process started at the same moment');
@@ -180,8 +176,8 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs: results.map(cliOutcome) });
   });
 
-  it('holds when a full pass races a pass restricted to some of the same ids', async ({ task }) => {
-    const s = scenario(task);
+  it('holds when a full pass races a pass restricted to some of the same ids', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: mixedLines(8, { fileSize: 10_000 }) });
     const [first, , third] = finishedIds(local) as [string, string, string];
     s.fault('an ids-restricted handler racing a full pass');

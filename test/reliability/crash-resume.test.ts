@@ -37,10 +37,8 @@ async function metricsStack(): Promise<{ local: LocalStack; id: string }> {
 }
 
 describe('a pass killed with SIGKILL, then run again', () => {
-  it('resumes after a kill during a download, uploading only the files not yet verified', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('resumes after a kill during a download, uploading only the files not yet verified', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'file', id, file: 'delta', fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -67,10 +65,8 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
@@ -95,10 +91,8 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
@@ -128,10 +122,8 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('loses nothing when killed after the service deleted the line but before its reply arrived', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('loses nothing when killed after the service deleted the line but before its reply arrived', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -154,8 +146,8 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill while a multipart upload is being completed', async ({ task }) => {
-    const s = scenario(task);
+  it('resumes after a kill while a multipart upload is being completed', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 5,
       env: {

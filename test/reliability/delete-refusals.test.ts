@@ -6,6 +6,7 @@ import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
   deletedDocument,
+  deleteReply,
   oneFinishedLine,
   startFront,
   startRecordingServer,
@@ -34,8 +35,8 @@ describe('a DELETE the service did not carry out', () => {
     ['200 with an HTML page every time', 'html', 'expected JSON, got Content-Type "text/html'],
   ] as const)(
     'keeps the line when its DELETE is answered %s while the line is still there: failed, no receipt, no marker',
-    async ([_label, how, reason], { task }) => {
-      const s = scenario(task);
+    async ([_label, how, reason], context) => {
+      const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
       const path = `/api/tokens/${id}`;
       const faults: Record<typeof how, Fault | undefined> = {
@@ -69,10 +70,8 @@ describe('a DELETE the service did not carry out', () => {
 });
 
 describe('a DELETE and the GET after it that both time out', () => {
-  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       env: { RETRY_ATTEMPTS: '1', HTTP_BODY_TIMEOUT_MS: '200', HTTP_HEADERS_TIMEOUT_MS: '200' },
     });
@@ -113,8 +112,8 @@ describe('the read right before a DELETE', () => {
     ['answers 404, and the line is back on the next run', '404'],
   ] as const)(
     'sends no DELETE when it %s; the next run dismantles the line once',
-    async ([_label, how], { task }) => {
-      const s = scenario(task);
+    async ([_label, how], context) => {
+      const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       let gets = 0;
@@ -149,10 +148,8 @@ describe('the read right before a DELETE', () => {
   );
   // Guards what once failed: line-work.ts #reread returns 'gone' on a 404/410 (or status deleted) and process() then
   // sends the DELETE without comparing anything; with a 204 reply nothing is compared afterwards.
-  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     let reads = 0;
     local.tokens.onRequest((method, path) => {
@@ -165,11 +162,7 @@ describe('the read right before a DELETE', () => {
       }
     });
     s.fault('the line gains score; the read before the DELETE answers 404 once');
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 204, acts: true, body: 'none' },
-    });
+    s.inject(local.tokens, deleteReply(id, 204, true));
     const before = snapshot(local.tokens);
 
     const run = await settle(createHandler(local.env)({}));
@@ -180,10 +173,8 @@ describe('the read right before a DELETE', () => {
 });
 
 describe('two passes that both get past the gate', () => {
-  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     let deletes = 0;
     let releaseFirst: (() => void) | undefined;
@@ -223,8 +214,8 @@ describe('a GET confirming a DELETE that is redirected', () => {
     ['to another origin that answers 404', 'other-origin'],
   ] as const)(
     'does not say the line is gone when it is redirected %s: a DELETE that never acted leaves no receipt',
-    async ([_label, where], { task }) => {
-      const s = scenario(task);
+    async ([_label, where], context) => {
+      const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       const elsewhere = track(
@@ -264,18 +255,12 @@ describe('a GET confirming a DELETE that is redirected', () => {
 });
 
 describe('a DELETE refused on a retry', () => {
-  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     const path = `/api/tokens/${id}`;
     // The first DELETE acts, and its gateway answers 502.
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 502, acts: true, body: 'none' },
-    });
+    s.inject(local.tokens, deleteReply(id, 502, true));
     let deletes = 0;
     const front = track(
       await startFront(local.tokens.url, (req, res) => {

@@ -6,6 +6,7 @@ import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
   deleteAnsweredBy,
+  deleteReply,
   finishedLines,
   localStack,
   oneFinishedLine,
@@ -31,43 +32,29 @@ describe('DELETE replies other than 200 with the line', () => {
     [200, 'other-id'],
   ] as const)(
     'confirms a DELETE answered %i (%s body) with a GET, and keeps that reply as the receipt',
-    async ([status, body], { task }) => {
-      const s = scenario(task);
+    async ([status, body], context) => {
+      const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track);
-      s.inject(local.tokens, {
-        target: 'delete',
-        id,
-        fault: { kind: 'delete-reply', status, acts: true, body },
-      });
+      s.inject(local.tokens, deleteReply(id, status, true, body));
       const before = snapshot(local.tokens);
 
       const run = await settle(createHandler(local.env)({}));
 
       expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], pending: [] });
-      const receipt = (await objectJson(
-        local.s3Client,
-        local.bucket,
-        `tokens/${id}/deleted.json`,
-      )) as StoredReceipt;
+      const receipt = await storedReceipt(local, id);
       expect(receipt).toMatchObject({ lineId: id, confirmation: 'GET answered 404', reply: { status } });
       expect(local.tokens.deleteCount(id)).toBe(1);
       await checkInvariant(s, local, { before, runs: [run] });
     },
   );
 
-  it('reports a 202 whose line still shows as pending, and the next run confirms it once the line is gone', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('reports a 202 whose line still shows as pending, and the next run confirms it once the line is gone', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: finishedLines(2),
     });
     const [slow, other] = [...local.tokens.lines.keys()] as [string, string];
-    s.inject(local.tokens, {
-      target: 'delete',
-      id: slow,
-      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
-    });
+    s.inject(local.tokens, deleteReply(slow, 202, false));
     let before = snapshot(local.tokens);
     const handler = createHandler(local.env);
 
@@ -92,11 +79,7 @@ describe('DELETE replies other than 200 with the line', () => {
 
     expect(second.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
     expect(local.tokens.deleteCount(slow)).toBe(1);
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${slow}/deleted.json`,
-    )) as StoredReceipt;
+    const receipt = await storedReceipt(local, slow);
     expect(receipt.reply?.status).toBe(202);
     expect(receipt.confirmation).toMatch(/^GET answered 404 \(the DELETE was taken by run /);
     expect(local.tokens.lines.get(other)?.status).toBe('deleted');
@@ -107,10 +90,8 @@ describe('DELETE replies other than 200 with the line', () => {
     expect(third).toMatchObject({ listed: 0, dismantled: 0 });
   });
 
-  it('treats 410 Gone like 404 when the DELETE reply was lost and the retry finds the line gone', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('treats 410 Gone like 404 when the DELETE reply was lost and the retry finds the line gone', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     local.tokens.setGoneStatus(410);
     s.fault('the service answers 410 Gone for a deleted line');
@@ -121,26 +102,16 @@ describe('DELETE replies other than 200 with the line', () => {
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([0, 410]);
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${id}/deleted.json`,
-    )) as StoredReceipt;
+    const receipt = await storedReceipt(local, id);
     expect(receipt).toMatchObject({ confirmation: 'GET answered 410' });
     expect(receipt.reply).toBeUndefined();
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reports a 200 naming another line, whose line still shows, as pending and not as failed', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('reports a 200 naming another line, whose line still shows, as pending and not as failed', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 200, acts: false, body: 'other-id' },
-    });
+    s.inject(local.tokens, deleteReply(id, 200, false, 'other-id'));
     const before = snapshot(local.tokens);
 
     const run = await settle(createHandler(local.env)({}));
@@ -152,10 +123,8 @@ describe('DELETE replies other than 200 with the line', () => {
 
   // Guards what once failed: tokens-api.ts deleteLine throws on a status other than 200/202/204/404/410 once the
   // retries are spent, and line-work.ts #dismantle never asks a GET whether the DELETE acted.
-  it('confirms by GET a DELETE whose gateway answered 504 every time after the service acted', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('confirms by GET a DELETE whose gateway answered 504 every time after the service acted', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     const env = await deleteAnsweredBy(track, local, (r) => r.writeHead(504).end('gateway timeout'));
     s.fault('a gateway passes the DELETE on, then answers 504 to every attempt');
@@ -175,8 +144,8 @@ describe('DELETE replies other than 200 with the line', () => {
     ['200 deleted, no files at all', 200, 'no-files'],
   ] as const)(
     'dismantles a line whose DELETE is answered %s, and keeps that reply (a discrepancy when its files cannot be read)',
-    async ([_label, status, body], { task }) => {
-      const s = scenario(task);
+    async ([_label, status, body], context) => {
+      const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track);
       const text =
         body === '[]'
@@ -208,10 +177,8 @@ describe('DELETE replies other than 200 with the line', () => {
     },
   );
 
-  it('dismantles a line whose DELETE is answered 204 followed by stray body bytes, and keeps the 204 as its receipt', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('dismantles a line whose DELETE is answered 204 followed by stray body bytes, and keeps the 204 as its receipt', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     const env = await deleteAnsweredBy(track, local, (r) => {
       r.socket?.end('HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n{"a":"b"}');
@@ -260,10 +227,8 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
     confirmation: withReply ? 'the reply (200, status deleted)' : 'GET answered 404',
   });
 
-  it('keeps the receipt holding the reply when a pass that only found the line gone writes after it', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps the receipt holding the reply when a pass that only found the line gone writes after it', async (context) => {
+    const s = scenario(context.task);
     const { archive, read } = await archiveThroughProxy();
     s.fault('a second pass writes an already-gone receipt after the first kept the reply');
 
@@ -273,10 +238,8 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
     expect(await read()).toMatchObject({ runId: 'a', reply: { status: 200 } });
   });
 
-  it('replaces an already-gone receipt with the reply when the pass holding the reply writes second', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('replaces an already-gone receipt with the reply when the pass holding the reply writes second', async (context) => {
+    const s = scenario(context.task);
     const { archive, proxy, read } = await archiveThroughProxy();
     s.fault('the pass that found the line gone wins the race to the receipt');
 
@@ -289,10 +252,8 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
     expect(proxy.requests.filter((r) => r.operation === 'PutObject' && r.preconditionFailed)).toHaveLength(1);
   });
 
-  it('never replaces one reply with another, and lets one of two racing passes win cleanly', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('never replaces one reply with another, and lets one of two racing passes win cleanly', async (context) => {
+    const s = scenario(context.task);
     const { archive, read } = await archiveThroughProxy();
     s.fault('two passes write receipts holding replies at the same moment');
 
@@ -311,17 +272,11 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
   // Guards what once failed: archive.ts writeReceipt looks first (HEAD) only for a receipt without a reply; a
   // receipt with one relies on If-None-Match alone, which some stores ignore (the local one does).
   // And line-work.ts #confirmPending confirms (and counts as dismantled) a line whose receipt exists.
-  it("keeps the receipt holding the 200 reply when a pending marker's 202 is confirmed later", async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it("keeps the receipt holding the 200 reply when a pending marker's 202 is confirmed later", async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     const handler = createHandler(local.env);
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
-    });
+    s.inject(local.tokens, deleteReply(id, 202, false));
     const first = await handler({});
     expect(first.pending.map((line) => line.id)).toEqual([id]);
     const second = await handler({});

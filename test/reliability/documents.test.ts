@@ -29,10 +29,8 @@ function relay(
 }
 
 describe('documents stored verbatim', () => {
-  it('archives a document nested 100,000 deep, with a number beyond double precision and a duplicate key, byte for byte, and keeps the DELETE reply as received', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('archives a document nested 100,000 deep, with a number beyond double precision and a duplicate key, byte for byte, and keeps the DELETE reply as received', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
     const big = '123456789012345678901234567890';
@@ -43,7 +41,7 @@ describe('documents stored verbatim', () => {
     s.fault('get: an attribute nested 100,000 levels deep');
     s.fault('get: a number beyond double precision');
     s.fault('get: a duplicate key');
-    let deleteReply: string | undefined;
+    let deleteReplyText: string | undefined;
     const front = track(
       await startFront(local.tokens.url, (req, res) =>
         req.method === 'DELETE' && req.url === `/api/tokens/${id}`
@@ -53,7 +51,7 @@ describe('documents stored verbatim', () => {
               res,
               (text) => text.replace('"attributes":{', `"attributes":{"deep":${deep},"big":${big},`),
               (text) => {
-                deleteReply = text;
+                deleteReplyText = text;
               },
             )
           : false,
@@ -87,9 +85,9 @@ describe('documents stored verbatim', () => {
     const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
       reply?: { status: number; body: string };
     };
-    expect(deleteReply).toContain(big);
+    expect(deleteReplyText).toContain(big);
     expect(receipt.reply?.status).toBe(200);
-    expect(receipt.reply?.body === deleteReply).toBe(true);
+    expect(receipt.reply?.body === deleteReplyText).toBe(true);
     await checkInvariant(s, local, { before, runs: [run] });
   });
 });
@@ -111,8 +109,8 @@ describe('UUIDs are case-insensitive', () => {
     ]);
   }
 
-  it('archives under the lower-case id and dismantles a line named in upper case', async ({ task }) => {
-    const s = scenario(task);
+  it('archives under the lower-case id and dismantles a line named in upper case', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.fault('payload: ids in upper case');
     const before = snapshot(local.tokens);
@@ -125,8 +123,8 @@ describe('UUIDs are case-insensitive', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps one lower-case prefix when the service echoes the id as requested', async ({ task }) => {
-    const s = scenario(task);
+  it('keeps one lower-case prefix when the service echoes the id as requested', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     local.tokens.setEchoRequestedId(true);
     s.fault('get: the id echoed as requested');
@@ -140,8 +138,8 @@ describe('UUIDs are case-insensitive', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('processes a line named twice in different cases once', async ({ task }) => {
-    const s = scenario(task);
+  it('processes a line named twice in different cases once', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.fault('payload: the same id twice, lower and upper case');
     const before = snapshot(local.tokens);
@@ -155,10 +153,8 @@ describe('UUIDs are case-insensitive', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps one lower-case prefix when the service spells every id in upper case, in the list, the links and the replies', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps one lower-case prefix when the service spells every id in upper case, in the list, the links and the replies', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const upper = (text: string) => text.replaceAll(id, id.toUpperCase());
     const front = track(

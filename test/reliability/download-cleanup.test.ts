@@ -199,10 +199,8 @@ describe('downloads that break off and are retried', () => {
     expect(served.connections).toBe(40);
   });
 
-  it('a multipart file whose download resets three times is retried cleanly by the run: archived, verified, and only then deleted', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('a multipart file whose download resets three times is retried cleanly by the run: archived, verified, and only then deleted', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {

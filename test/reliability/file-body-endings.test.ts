@@ -217,10 +217,8 @@ describe('a file body that completes ends with every byte', () => {
     }
   });
 
-  it('a complete body followed by an RST fails, if at all, as a retryable broke-off, never as a short end; the run re-fetches it and archives the line', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('a complete body followed by an RST fails, if at all, as a retryable broke-off, never as a short end; the run re-fetches it and archives the line', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 2 * MIB + 3,
       env: { RETRY_ATTEMPTS: '3' },

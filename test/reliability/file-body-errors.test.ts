@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import { watchedBody } from '../../lambda/tokens/http.ts';
+import { childEnded } from '../support/child-output.ts';
 import {
   brokeOff,
   bytesOf,
@@ -99,15 +100,7 @@ describe('an error of a file body crashes nothing', () => {
       cwd: PROJECT_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      stderr += text;
-    });
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    const { code, stdout, stderr } = await childEnded(child);
 
     expect({ code, stdout: stdout.trim(), stderr: stderr.split('\n')[0] ?? '' }).toEqual({
       code: 0,

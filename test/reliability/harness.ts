@@ -1,13 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import type { Manifest, Receipt } from '../../lambda/archive/archive.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
-import type { LineSpec, TokensService } from '../local/tokens-service.ts';
+import type { Fault, FaultRule, LineSpec, TokensService } from '../local/tokens-service.ts';
 import { objectJson } from '../support/archive-inspect.ts';
+import { type ChildResult, childEnded, summaryOf } from '../support/child-output.ts';
+import { listenOnLoopback } from '../support/loopback.ts';
 import { type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.ts';
 
 /** The project root: the CLI runs from here, as `npm run housekeep` does. */
@@ -69,6 +70,19 @@ export async function oneFinishedLine(
   const [id] = [...local.tokens.lines.keys()];
   if (id === undefined) throw new Error('no line');
   return { local, id };
+}
+
+/**
+ * The simulator rule that answers line `id`'s DELETE with `status` and `body`, having acted on it
+ * (the line is gone) or not.
+ */
+export function deleteReply(
+  id: string,
+  status: number,
+  acts: boolean,
+  body: Extract<Fault, { kind: 'delete-reply' }>['body'] = 'none',
+): FaultRule {
+  return { target: 'delete', id, fault: { kind: 'delete-reply', status, acts, body } };
 }
 
 /**
@@ -157,36 +171,20 @@ export async function startRecordingServer(
   reply?: (req: IncomingMessage, res: ServerResponse) => void,
 ): Promise<RecordingServer> {
   const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
-  const waiters: (() => void)[] = [];
-  let connections = 0;
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     if (reply !== undefined) reply(req, res);
     else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('stolen');
   });
-  server.on('connection', (socket: Socket) => {
-    connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => {
-      sockets.delete(socket);
-      if (sockets.size === 0) for (const wake of waiters.splice(0)) wake();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     get connections() {
-      return connections;
+      return listening.connections;
     },
     requests,
-    allClosed: () =>
-      sockets.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve)),
-    close() {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    allClosed: () => listening.allClosed(),
+    close: () => listening.close(),
   };
 }
 
@@ -203,7 +201,6 @@ export async function startFront(
   options: { readonly upstreamPath?: (path: string) => string } = {},
 ): Promise<{ url: string; close(): Promise<void> }> {
   const upstream = new URL(target);
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     if (intercept(req, res)) return;
     const out = request(
@@ -222,19 +219,8 @@ export async function startFront(
     out.on('error', () => res.destroy());
     req.pipe(out);
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close() {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  const { url, close } = await listenOnLoopback(server);
+  return { url, close };
 }
 
 /** What the simulator answered a request that a front passed on. */
@@ -286,12 +272,7 @@ export async function deleteAnsweredBy(
 }
 
 /** How a CLI child process ended. */
-export interface CliResult {
-  /** Exit status, or null when killed by a signal. */
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
+export interface CliResult extends ChildResult {
   /** The summary printed on stdout, when the run got that far. */
   readonly summary: Summary | undefined;
 }
@@ -316,26 +297,7 @@ export function startCli(env: Readonly<Record<string, string>>, args: readonly s
     env: { PATH: process.env.PATH ?? '', POWERTOOLS_LOG_LEVEL: 'DEBUG', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-    stdout += text;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    stderr += text;
-  });
-  const done = new Promise<CliResult>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      let summary: Summary | undefined;
-      try {
-        summary = stdout.trim() === '' ? undefined : (JSON.parse(stdout) as Summary);
-      } catch {
-        summary = undefined;
-      }
-      resolve({ code, signal, stdout, stderr, summary });
-    });
-  });
+  const done = childEnded(child).then((ended) => ({ ...ended, summary: summaryOf(ended.stdout) }));
   const kill = async (): Promise<CliResult> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     return done;

@@ -23,10 +23,8 @@ function fileRequests(requests: readonly { path: string }[], id: string): number
 }
 
 describe('archive store faults', () => {
-  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 1000 }, { status: 'finished' }],
     });
@@ -50,10 +48,8 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
   });
 
-  it('names the store, not the download, when every part of a streamed multipart upload fails', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('names the store, not the download, when every part of a streamed multipart upload fails', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {
@@ -76,10 +72,8 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -106,10 +100,8 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -135,8 +127,8 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('starts a multipart upload over when its parts and its completion fail', async ({ task }) => {
-    const s = scenario(task);
+  it('starts a multipart upload over when its parts and its completion fail', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: { MULTIPART_THRESHOLD_BYTES: String(5 * MIB), MULTIPART_PART_SIZE_BYTES: String(5 * MIB) },
@@ -162,10 +154,8 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 4000 }],
       env: { RETRY_ATTEMPTS: '2' },
@@ -191,10 +181,8 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [healed] });
   });
 
-  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: finishedLines(2, 4000),
       env: { RETRY_ATTEMPTS: '2' },
@@ -233,10 +221,8 @@ describe('archive store faults', () => {
 });
 
 describe('a store that stores other bytes than it was sent', () => {
-  it('is caught by full read-back, which uploads the file again and then dismantles the line', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('is caught by full read-back, which uploads the file again and then dismantles the line', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 10_000 }],
       env: { VERIFY_READBACK: 'full' },
@@ -260,10 +246,8 @@ describe('a store that stores other bytes than it was sent', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 10_000,
       env: { VERIFY_READBACK: 'full', RETRY_ATTEMPTS: '2' },

@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import type { Receipt } from '../../lambda/archive/archive.ts';
-import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, oneFinishedLine, runCli, startFront } from './harness.ts';
+import { listKeys } from '../support/archive-inspect.ts';
+import { closeAfterEach, localStack, oneFinishedLine, runCli, startFront, storedReceipt } from './harness.ts';
 
 const track = closeAfterEach();
 
@@ -100,11 +99,7 @@ describe('a service that echoes the session key', () => {
     ]);
     // The DELETE happened: its reply is kept in the receipt, with the key replaced, and says so.
     expect(local.tokens.deleteCount(inDeleteReply)).toBe(1);
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${inDeleteReply}/deleted.json`,
-    )) as Receipt;
+    const receipt = await storedReceipt(local, inDeleteReply);
     expect(receipt.reply).toMatchObject({ status: 200, sessionKeyRedacted: true });
     expect(JSON.parse(receipt.reply?.body ?? '{}')).toMatchObject({ meta: { echo: REMOVED } });
   });
