@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { childEnded } from '../support/child-output.ts';
 import { LAMBDA_NODE_OPTIONS, lambdaNodeCommand } from './lambda-start.ts';
 import type { PlanLine } from './plan.ts';
 import type { WorkerMode, WorkerReport } from './worker.ts';
@@ -68,18 +69,7 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-STDERR_TAIL);
-    });
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (exitCode) => resolve(exitCode));
-    });
+    const { code, stdout, stderr } = await childEnded(child, { stderrTail: STDERR_TAIL });
     const cpu = process.cpuUsage(cpuBefore);
     let report: WorkerReport;
     try {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
+import { childEnded } from '../support/child-output.ts';
 import { LAMBDA_NODE_OPTIONS, lambdaNodeCommand } from './lambda-start.ts';
 import { median, round } from './stats.ts';
 
@@ -60,30 +61,19 @@ export async function timeImport(
   ].join('\n');
   for (let i = 0; i < runs; i++) {
     const started = performance.now();
-    const output = await new Promise<string>((resolve, reject) => {
-      const entry = ['--input-type=module', '--eval', code];
-      const [command, args] = start === 'lambda' ? lambdaNodeCommand(entry) : [process.execPath, entry];
-      const child = spawn(command, args, {
-        env: {
-          PATH: process.env.PATH ?? '',
-          ...COLD_START_ENV,
-          ...(start === 'plain' ? {} : { NODE_OPTIONS: LAMBDA_NODE_OPTIONS }),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        stdout += chunk;
-      });
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
-      });
-      child.once('error', reject);
-      child.once('close', (exitCode) =>
-        exitCode === 0 ? resolve(stdout) : reject(new Error(`import failed (${exitCode}): ${stderr}`)),
-      );
+    const entry = ['--input-type=module', '--eval', code];
+    const [command, args] = start === 'lambda' ? lambdaNodeCommand(entry) : [process.execPath, entry];
+    const child = spawn(command, args, {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...COLD_START_ENV,
+        ...(start === 'plain' ? {} : { NODE_OPTIONS: LAMBDA_NODE_OPTIONS }),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const ended = await childEnded(child);
+    if (ended.code !== 0) throw new Error(`import failed (${ended.code}): ${ended.stderr}`);
+    const output = ended.stdout;
     processMs.push(performance.now() - started);
     const { ms, rss: bytes } = JSON.parse(output.slice(output.lastIndexOf('\n') + 1)) as {
       ms: number;

@@ -11,6 +11,7 @@ import { build } from 'esbuild';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type RunOutcome, settle } from '../reliability/invariant.ts';
+import { childEnded, summaryOf } from '../support/child-output.ts';
 import { ROOT } from '../support/run-cli.ts';
 import { capturingLogger } from './logs.ts';
 import type { RunKind, RunStep, Schedule } from './schedule.ts';
@@ -112,33 +113,17 @@ export async function startCliRun(stage: Stage, schedule: Schedule, step: RunSte
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
-    stdout += text;
-  });
-  child.stderr.setEncoding('utf8').on('data', (text: string) => {
-    stderr += text;
-  });
-  const done = new Promise<RunResult>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      let summary: Summary | undefined;
-      try {
-        summary = stdout.trim() === '' ? undefined : (JSON.parse(stdout) as Summary);
-      } catch {
-        summary = undefined;
-      }
-      resolve({
-        outcome: {
-          ...(summary === undefined ? {} : { summary }),
-          exitCode: code,
-          killed: signal === 'SIGKILL',
-          output: `${stdout}\n${stderr}`,
-        },
-        logs: [],
-      });
-    });
+  const done = childEnded(child).then(({ code, signal, stdout, stderr }): RunResult => {
+    const summary = summaryOf(stdout);
+    return {
+      outcome: {
+        ...(summary === undefined ? {} : { summary }),
+        exitCode: code,
+        killed: signal === 'SIGKILL',
+        output: `${stdout}\n${stderr}`,
+      },
+      logs: [],
+    };
   });
   return {
     kill() {

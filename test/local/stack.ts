@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { positiveIntegerFlag } from '../../lambda/entries/terminal.ts';
 import { type LocalSecretsManager, startSecretsManager } from './secrets-manager.ts';
@@ -65,6 +65,17 @@ export const LOCAL_AWS_ENV = {
   AWS_EC2_METADATA_DISABLED: 'true',
 } as const;
 
+/** An S3 client of a local S3 server (or a proxy in front of one), with the dummy credentials. */
+export function localS3Client(endpoint: string, config: S3ClientConfig = {}): S3Client {
+  return new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: LOCAL_AWS_ENV.AWS_REGION,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    ...config,
+  });
+}
+
 /** Starts the simulator, the S3 server and the Secrets Manager endpoint, each on a port the OS picks. */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const sessionKey = randomUUID();
@@ -98,12 +109,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     HTTP_BODY_TIMEOUT_MS: '2000',
     ...options.env,
   };
-  const s3Client = new S3Client({
-    endpoint: s3.address,
-    forcePathStyle: true,
-    region: LOCAL_AWS_ENV.AWS_REGION,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+  const s3Client = localS3Client(s3.address);
   return {
     tokens,
     s3,

@@ -1,23 +1,12 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack } from './harness.ts';
+import { closeAfterEach, oneFinishedLine, storedManifest } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
-
-interface ManifestShape {
-  schemaVersion: number;
-  files: { name: string; key: string; size: number; sha256: string }[];
-  superseded?: { name: string; key: string; size: number; sha256: string; supersededBy: string }[];
-}
-
-function onlyLine(lines: ReadonlyMap<string, unknown>): string {
-  const [id] = [...lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  return id;
-}
 
 describe('a line whose stated files change after it was archived', () => {
   it.for([
@@ -25,10 +14,9 @@ describe('a line whose stated files change after it was archived', () => {
     ['a run whose DELETE failed', 'delete-refused'],
   ] as const)(
     'never overwrites the verified archive left by %s: a conflict, then keep-both resolves it',
-    async ([_label, how], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-      const id = onlyLine(local.tokens.lines);
+    async ([_label, how], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
       const handler = createHandler(local.env);
       let before = snapshot(local.tokens);
       if (how === 'archive-only') {
@@ -94,11 +82,7 @@ describe('a line whose stated files change after it was archived', () => {
         sha256: restated?.sha256,
         size: 3500,
       });
-      const manifest = (await objectJson(
-        local.s3Client,
-        local.bucket,
-        `tokens/${id}/manifest.json`,
-      )) as ManifestShape;
+      const manifest = await storedManifest(local, id);
       expect(manifest.files).toEqual([{ name: 'data', key: newKey, size: 3500, sha256: restated?.sha256 }]);
       expect(manifest.superseded).toEqual([
         expect.objectContaining({
@@ -113,16 +97,13 @@ describe('a line whose stated files change after it was archived', () => {
     },
   );
 
-  it('uploads again over an object whose bytes do not match its own record (damaged, not verified)', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('uploads again over an object whose bytes do not match its own record (damaged, not verified)', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const stated = local.tokens.lines.get(id)?.files.get('data');
     // What a mangling store leaves: the right record (metadata), other bytes.
     await local.s3Client.send(
-      new (await import('@aws-sdk/client-s3')).PutObjectCommand({
+      new PutObjectCommand({
         Bucket: local.bucket,
         Key: `tokens/${id}/data`,
         Body: Buffer.alloc(2000, 7),
@@ -138,13 +119,9 @@ describe('a line whose stated files change after it was archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose archived object was not recorded by the housekeeper, as a conflict', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const id = onlyLine(local.tokens.lines);
-    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+  it('keeps a line whose archived object was not recorded by the housekeeper, as a conflict', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     await local.s3Client.send(
       new PutObjectCommand({ Bucket: local.bucket, Key: `tokens/${id}/data`, Body: Buffer.alloc(2000, 1) }),
     );
@@ -158,13 +135,53 @@ describe('a line whose stated files change after it was archived', () => {
     expect(local.tokens.deleteCount(id)).toBe(0);
     await checkInvariant(s, local, { before, runs: [run], expectedBadObjects: [`tokens/${id}/data`] });
   });
+
+  it.for([
+    ['damaged (other bytes under the new hash)', true],
+    ['not recorded by the housekeeper', false],
+  ] as const)(
+    'keep-both never takes a version key holding an object that is %s as verified',
+    async ([_label, recorded], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track);
+      const handler = createHandler(local.env);
+      await handler({ archiveOnly: true });
+      local.tokens.restateFile(id, 'data');
+      const stated = local.tokens.lines.get(id)?.files.get('data');
+      const versionKey = `tokens/${id}/data.sha256-${stated?.sha256}`;
+      await local.s3Client.send(
+        new PutObjectCommand({
+          Bucket: local.bucket,
+          Key: versionKey,
+          Body: Buffer.alloc(stated?.size ?? 0, 9),
+          ...(recorded ? { Metadata: { sha256: stated?.sha256 ?? '', size: String(stated?.size) } } : {}),
+        }),
+      );
+      s.fault(`the service restates data; its version key holds an object ${_label}`);
+      const before = snapshot(local.tokens);
+
+      const run = await settle(handler({ ids: [id], onConflict: 'keep-both' }));
+
+      if (recorded) {
+        expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 1, failed: [] });
+        expect(await objectDigest(local.s3Client, local.bucket, versionKey)).toEqual({
+          sha256: stated?.sha256,
+          size: stated?.size,
+        });
+        await checkInvariant(s, local, { before, runs: [run] });
+      } else {
+        expect(run.summary).toMatchObject({ dismantled: 0, conflicts: 1 });
+        expect(local.tokens.deleteCount(id)).toBe(0);
+        await checkInvariant(s, local, { before, runs: [run], expectedBadObjects: [versionKey] });
+      }
+    },
+  );
 });
 
 describe('a line that changes while it is archived', () => {
-  it('archives the files a line gains while its data streams, before any DELETE', async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('archives the files a line gains while its data streams, before any DELETE', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let gained = false;
     local.tokens.onRequest((method, path) => {
       if (!gained && method === 'GET' && path === `/api/tokens/${id}/data`) {
@@ -178,11 +195,7 @@ describe('a line that changes while it is archived', () => {
     const run = await settle(createHandler(local.env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 4, failed: [] });
-    const manifest = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${id}/manifest.json`,
-    )) as ManifestShape;
+    const manifest = await storedManifest(local, id);
     expect(manifest.files.map((file) => file.name).sort()).toEqual(['analysis', 'data', 'delta', 'score']);
     // The DELETE came after the last of them was archived.
     const order = local.tokens.requests.map((r) => `${r.method} ${r.path}`);
@@ -192,12 +205,9 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose file is restated between the archive and the DELETE, as a conflict', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('keeps a line whose file is restated between the archive and the DELETE, as a conflict', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let reads = 0;
     local.tokens.onRequest((method, path) => {
       if (method === 'GET' && path === `/api/tokens/${id}`) {
@@ -217,12 +227,9 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reports loudly a line whose DELETE reply states other files than the archive, and keeps the reply', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('reports loudly a line whose DELETE reply states other files than the archive, and keeps the reply', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     local.tokens.onRequest((method, path) => {
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.restateFile(id, 'data');
     });
@@ -249,10 +256,9 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
   });
 
-  it('gives up on a line that changes on every read, without a DELETE', async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('gives up on a line that changes on every read, without a DELETE', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
     let reads = 0;
     local.tokens.onRequest((method, path) => {
       if (method === 'GET' && path === `/api/tokens/${id}`) {

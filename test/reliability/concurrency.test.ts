@@ -2,11 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { mixedLines } from '../local/tokens-service.ts';
-import { objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startCli, waitFor } from './harness.ts';
+import { objectDigest, objectJson } from '../support/archive-inspect.ts';
+import {
+  closeAfterEach,
+  finishedLines,
+  localStack,
+  oneFinishedLine,
+  proxiedS3,
+  startCli,
+  storedManifest,
+  waitFor,
+} from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 
@@ -27,9 +35,82 @@ async function receiptKinds(local: LocalStack, ids: readonly string[]): Promise<
   return kinds;
 }
 
+/**
+ * The environment of a pass whose first PutObject of a key ending in `suffix` is held: `held`
+ * resolves when it arrives, and it goes on to the store only once `release()` is called.
+ */
+async function holdFirstPut(local: LocalStack, suffix: string) {
+  const { proxy, env } = await proxiedS3(track, local, { enforceConditionalWrites: true });
+  let arrive: () => void = () => undefined;
+  let release: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => {
+    arrive = resolve;
+  });
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let holding = false;
+  proxy.decide = ({ operation, key }) => {
+    if (operation !== 'PutObject' || !key.endsWith(suffix) || holding) return 'forward';
+    holding = true;
+    arrive();
+    return { after: released };
+  };
+  return { held: arrived, release, env };
+}
+
+describe('a slower pass racing a newer one on the same line', () => {
+  // Guards what once failed: archive.ts writeManifest (#putJson) is unconditional; line-work.ts #ensureManifest
+  // compares with the manifest read at the start of the round, not with what is there now.
+  it("never lets a slower pass replace a newer pass's manifest with one lacking a file", async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
+    const { held, release, env: a } = await holdFirstPut(local, `${id}/manifest.json`);
+    s.fault("pass A's manifest PUT is held while the line gains a file and pass B dismantles it");
+    const before = snapshot(local.tokens);
+
+    const runA = settle(createHandler(a)({}));
+    await held;
+    local.tokens.addFile(id, 'score', 500);
+    const runB = await settle(createHandler(local.env)({}));
+    release();
+    const ranA = await runA;
+
+    expect(runB.summary).toMatchObject({ dismantled: 1 });
+    const manifest = await storedManifest(local, id);
+    expect(manifest.files.map((file) => file.name).sort()).toEqual(['data', 'score']);
+    await checkInvariant(s, local, { before, runs: [ranA, runB] });
+  });
+
+  // Guards what once failed: archive.ts uploadVerified PUTs (and completes multipart uploads) without If-None-Match,
+  // so a pass whose plan saw the key missing overwrites what another pass verified there since.
+  it('never lets a slower pass overwrite the verified newer version of a file another pass archived', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
+    const { held, release, env: a } = await holdFirstPut(local, `${id}/data`);
+    s.fault("pass A's upload of data is held while the service restates data and pass B dismantles the line");
+    const before = snapshot(local.tokens);
+
+    const runA = settle(createHandler(a)({}));
+    await held;
+    local.tokens.restateFile(id, 'data');
+    const stated = local.tokens.lines.get(id)?.files.get('data');
+    const runB = await settle(createHandler(local.env)({}));
+    release();
+    const ranA = await runA;
+
+    expect(runB.summary).toMatchObject({ dismantled: 1 });
+    expect(await objectDigest(local.s3Client, local.bucket, `tokens/${id}/data`)).toEqual({
+      sha256: stated?.sha256,
+      size: stated?.size,
+    });
+    await checkInvariant(s, local, { before, runs: [ranA, runB] });
+  });
+});
+
 describe('two passes at the same time on the same lines', () => {
-  it('dismantles every finished line once, archived byte-exact, when two handlers race', async ({ task }) => {
-    const s = scenario(task);
+  it('dismantles every finished line once, archived byte-exact, when two handlers race', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: mixedLines(12, { fileSize: 20_000 }) });
     const finished = finishedIds(local);
     s.fault('a second handler (own clients, own key cache) started at the same moment');
@@ -44,15 +125,10 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs });
   });
 
-  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 5000 },
-        { status: 'finished', fileSize: 5000 },
-      ],
+      lines: finishedLines(2, 5000),
     });
     const finished = finishedIds(local);
     // The second pass reads and archives the lines, then its manifests wait for the first pass to end.
@@ -60,13 +136,13 @@ describe('two passes at the same time on the same lines', () => {
     const first = new Promise<void>((resolve) => {
       firstDone = resolve;
     });
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? { after: first } : 'forward';
     s.fault('a second handler whose DELETEs come after the first pass dismantled the lines');
     const before = snapshot(local.tokens);
 
-    const late = settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const late = settle(createHandler(env)({}));
     await waitFor('the second pass at its manifests', () =>
       finished.every((id) => proxy.requests.some((r) => r.key === `tokens/${id}/manifest.json`)),
     );
@@ -87,8 +163,8 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs });
   });
 
-  it('dismantles every line once when two CLI processes run side by side', async ({ task }) => {
-    const s = scenario(task);
+  it('dismantles every line once when two CLI processes run side by side', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: mixedLines(8, { fileSize: 50_000 }) });
     const finished = finishedIds(local);
     s.fault('a second CLI process started at the same moment');
@@ -100,8 +176,8 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs: results.map(cliOutcome) });
   });
 
-  it('holds when a full pass races a pass restricted to some of the same ids', async ({ task }) => {
-    const s = scenario(task);
+  it('holds when a full pass races a pass restricted to some of the same ids', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: mixedLines(8, { fileSize: 10_000 }) });
     const [first, , third] = finishedIds(local) as [string, string, string];
     s.fault('an ids-restricted handler racing a full pass');

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, runCli, startCli, waitFor } from './harness.ts';
+import {
+  closeAfterEach,
+  localStack,
+  oneFinishedLine,
+  proxiedS3,
+  runCli,
+  startCli,
+  waitFor,
+} from './harness.ts';
 import { checkInvariant, cliOutcome, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
@@ -29,10 +37,8 @@ async function metricsStack(): Promise<{ local: LocalStack; id: string }> {
 }
 
 describe('a pass killed with SIGKILL, then run again', () => {
-  it('resumes after a kill during a download, uploading only the files not yet verified', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('resumes after a kill during a download, uploading only the files not yet verified', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'file', id, file: 'delta', fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -59,16 +65,14 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold' : 'forward';
     let before = snapshot(local.tokens);
-    const crashed = track(startCli({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }));
+    const crashed = track(startCli(env));
 
     await waitFor('the manifest PUT', () => proxy.requests.some((r) => r.key.endsWith('/manifest.json')));
     s.fault('SIGKILL while the manifest PUT is in flight (never stored)');
@@ -87,16 +91,14 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold-reply' : 'forward';
     let before = snapshot(local.tokens);
-    const crashed = track(startCli({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }));
+    const crashed = track(startCli(env));
 
     await waitFor('the stored manifest', () =>
       proxy.requests.some((r) => r.key.endsWith('/manifest.json') && r.upstreamStatus === 200),
@@ -120,10 +122,8 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('loses nothing when killed after the service deleted the line but before its reply arrived', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('loses nothing when killed after the service deleted the line but before its reply arrived', async (context) => {
+    const s = scenario(context.task);
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -146,21 +146,20 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill while a multipart upload is being completed', async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 6 * MIB + 5 }],
+  it('resumes after a kill while a multipart upload is being completed', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 6 * MIB + 5,
       env: {
         ...PATIENT,
         MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
         MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
       },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation }) => (operation === 'CompleteMultipartUpload' ? 'hold' : 'forward');
     let before = snapshot(local.tokens);
-    const crashed = track(startCli({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url }));
+    const crashed = track(startCli(env));
 
     await waitFor('the completion', () =>
       proxy.requests.some((r) => r.operation === 'CompleteMultipartUpload'),

@@ -1,55 +1,31 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Fault, TokensService } from '../local/tokens-service.ts';
-import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startFront } from './harness.ts';
+import { listKeys } from '../support/archive-inspect.ts';
+import {
+  closeAfterEach,
+  deletedDocument,
+  deleteReply,
+  forwardThen,
+  localStack,
+  oneFinishedLine,
+  onlyLine,
+  startFront,
+  storedReceipt,
+} from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 
-function onlyLine(lines: ReadonlyMap<string, unknown>): string {
-  const [id] = [...lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  return id;
-}
-
-/** The line's document as the service shows it once deleted, stating the files it states now. */
-function deletedDocument(tokens: TokensService, id: string, documentId = id): unknown {
-  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
-  return {
-    links: { self: `/api/tokens/${documentId}` },
-    data: {
-      type: 'tokens',
-      id: documentId,
-      attributes: {
-        status: 'deleted',
-        analysis: 'none',
-        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
-        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
-      },
-    },
-  };
-}
-
 /** A finished line whose first run's DELETE was taken (202) and not acted on: left pending. */
 async function leftPending(s: ReturnType<typeof scenario>) {
-  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-  const id = onlyLine(local.tokens.lines);
-  s.inject(local.tokens, {
-    target: 'delete',
-    id,
-    fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
-  });
+  const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
+  s.inject(local.tokens, deleteReply(id, 202, false));
   const before = snapshot(local.tokens);
   const first = await settle(createHandler(local.env)({}));
   expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
   return { local, id, before, first };
-}
-
-interface StoredReceipt {
-  readonly confirmation: string;
-  readonly discrepancy?: string;
 }
 
 describe('the document that confirms a DELETE', () => {
@@ -62,10 +38,9 @@ describe('the document that confirms a DELETE', () => {
     ],
   ] as const satisfies readonly (readonly [string, Fault])[])(
     'is compared with the manifest when a GET confirms a DELETE answered %s: a file stated at the DELETE and not archived is a discrepancy',
-    async ([_label, fault], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-      const id = onlyLine(local.tokens.lines);
+    async ([_label, fault], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
       s.inject(local.tokens, { target: 'delete', id, fault });
       // After the read before the DELETE, the line gains a file; the GET after the DELETE shows it.
       local.tokens.onRequest((method, path) => {
@@ -88,19 +63,15 @@ describe('the document that confirms a DELETE', () => {
           reason: expect.stringContaining('extra (100 bytes'),
         }),
       ]);
-      const receipt = (await objectJson(
-        local.s3Client,
-        local.bucket,
-        `tokens/${id}/deleted.json`,
-      )) as StoredReceipt;
+      const receipt = await storedReceipt(local, id);
       expect(receipt.confirmation).toMatch(/^GET shows status deleted/);
       expect(receipt.discrepancy).toContain('extra (100 bytes');
       await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
     },
   );
 
-  it('is compared with the manifest when a later run confirms a DELETE left pending', async ({ task }) => {
-    const s = scenario(task);
+  it('is compared with the manifest when a later run confirms a DELETE left pending', async (context) => {
+    const s = scenario(context.task);
     const { local, id, before, first } = await leftPending(s);
 
     // The service carries the DELETE out later, stating a file the archive never saw.
@@ -113,24 +84,14 @@ describe('the document that confirms a DELETE', () => {
     expect(second.summary?.failed).toEqual([
       expect.objectContaining({ id, conflict: true, reason: expect.stringContaining('extra (100 bytes') }),
     ]);
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${id}/deleted.json`,
-    )) as StoredReceipt;
+    const receipt = await storedReceipt(local, id);
     expect(receipt.discrepancy).toContain('extra (100 bytes');
     await checkInvariant(s, local, { before, runs: [first, second], changedAtDelete: [id] });
   });
 
-  it('must name the same line: a DELETE that never acted, confirmed by a GET of another line deleted, stays pending with no receipt', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
-      env: { RETRY_ATTEMPTS: '1' },
-    });
-    const id = onlyLine(local.tokens.lines);
+  it('must name the same line: a DELETE that never acted, confirmed by a GET of another line deleted, stays pending with no receipt', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '1' } });
     const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 502 } });
     local.tokens.onRequest((method, path) => {
@@ -153,12 +114,9 @@ describe('the document that confirms a DELETE', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('may be missing from a 200 reply that is not valid UTF-8 or JSON: the DELETE is confirmed by a GET and its receipt kept', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('may be missing from a 200 reply that is not valid UTF-8 or JSON: the DELETE is confirmed by a GET and its receipt kept', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'corrupt' } });
     s.fault('a DELETE that acts and answers 200 with a body that is not UTF-8 JSON');
     const before = snapshot(local.tokens);
@@ -166,11 +124,7 @@ describe('the document that confirms a DELETE', () => {
     const run = await settle(createHandler(local.env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${id}/deleted.json`,
-    )) as StoredReceipt;
+    const receipt = await storedReceipt(local, id);
     expect(receipt.confirmation).toBe('GET answered 404');
     expect(local.tokens.deleteCount(id)).toBe(1);
     await checkInvariant(s, local, { before, runs: [run] });
@@ -201,8 +155,8 @@ describe('a document confirming a DELETE, spelled oddly', () => {
     ['a GET after a 204', 'get'],
   ] as const)(
     'confirms the line cleanly when %s names it in upper case, with its files reordered, escaped, upper-case hashes and whitespace',
-    async ([_label, via], { task }) => {
-      const s = scenario(task);
+    async ([_label, via], context) => {
+      const s = scenario(context.task);
       const local = await localStack(track, {
         lines: [{ status: 'finished', fileSize: 1000, fileSizes: { notes: 500 } }],
       });
@@ -235,11 +189,7 @@ describe('a document confirming a DELETE, spelled oddly', () => {
       const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
 
       expect(run.summary).toMatchObject({ dismantled: 1, conflicts: 0, failed: [], pending: [] });
-      const receipt = (await objectJson(
-        local.s3Client,
-        local.bucket,
-        `tokens/${id}/deleted.json`,
-      )) as StoredReceipt;
+      const receipt = await storedReceipt(local, id);
       expect(receipt.discrepancy).toBeUndefined();
       expect(receipt.confirmation).toMatch(via === 'reply' ? /^the reply/ : /^GET shows status deleted/);
       await checkInvariant(s, local, { before, runs: [run] });
@@ -248,10 +198,8 @@ describe('a document confirming a DELETE, spelled oddly', () => {
 });
 
 describe('a later run confirming a pending DELETE', () => {
-  it('writes no receipt when the GET of the line answers another line deleted, and confirms it once the line itself is gone', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('writes no receipt when the GET of the line answers another line deleted, and confirms it once the line itself is gone', async (context) => {
+    const s = scenario(context.task);
     const { local, id, before } = await leftPending(s);
     const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
 
@@ -271,13 +219,70 @@ describe('a later run confirming a pending DELETE', () => {
     const third = await settle(createHandler(local.env)({}));
 
     expect(third.summary).toMatchObject({ dismantled: 1, failed: [] });
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${id}/deleted.json`,
-    )) as StoredReceipt;
+    const receipt = await storedReceipt(local, id);
     expect(receipt.confirmation).toMatch(/^GET answered 404 \(the DELETE was taken by run /);
     await checkInvariant(s, local, { before, runs: [third] });
+  });
+
+  // Guards what once failed: line-work.ts #dismantle: a failure of #seenGone (after a 2xx the service took) is
+  // thrown as the line's failure: no receipt and no pending marker, so no later run confirms it.
+  it('keeps a pending marker when the GET confirming a 204 fails, and the next run keeps the receipt', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
+    let deleted = false;
+    const front = track(
+      await startFront(local.tokens.url, (req, res) => {
+        if (req.method === 'DELETE') {
+          deleted = true;
+          return forwardThen(local.tokens.url, req, res, (r) => r.writeHead(204).end());
+        }
+        if (deleted && req.url === `/api/tokens/${id}`) {
+          res.writeHead(503).end();
+          return true;
+        }
+        return false;
+      }),
+    );
+    s.fault('DELETE answered 204 (acted); every GET of the line after it answers 503');
+    const before = snapshot(local.tokens);
+
+    const first = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const second = await settle(createHandler(local.env)({}));
+
+    expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
+    expect(second.summary).toMatchObject({ dismantled: 1 });
+    const receipt = await storedReceipt(local, id);
+    expect(receipt.reply?.status).toBe(204);
+    await checkInvariant(s, local, { before, runs: [second] });
+  });
+
+  // Guards what once failed: line-work.ts #confirmPending runs on archive-only runs too (only dryRun is excluded).
+  it('reports no line dismantled on an archive-only run that finds a pending line gone', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await leftPending(s);
+    local.tokens.completeDeletion(id);
+    s.fault('the 202 deletion completes; an archive-only run names the line');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({ ids: [id], archiveOnly: true }));
+
+    expect(run.summary).toMatchObject({ dismantled: 0 });
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('sends the DELETE again for a pending line that is back as finished, and keeps the 200 reply', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await leftPending(s);
+    s.fault('the service never carries out the 202: the line stays finished');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(run.summary).toMatchObject({ listed: 1, dismantled: 1, pending: [], failed: [] });
+    const receipt = await storedReceipt(local, id);
+    expect(receipt.reply?.status).toBe(200);
+    expect(local.tokens.deleteCount(id)).toBe(2);
+    await checkInvariant(s, local, { before, runs: [run] });
   });
 });
 
@@ -320,10 +325,9 @@ describe('a document confirming a DELETE that states its files malformed', () =>
     ],
   ] as const satisfies readonly (readonly [string, 'reply' | 'get', Bend])[])(
     'is no clean confirmation when %s: the line gained a file at its DELETE, and the receipt records a discrepancy',
-    async ([_label, via, bend], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-      const id = onlyLine(local.tokens.lines);
+    async ([_label, via, bend], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track);
       const front = track(
         await startFront(local.tokens.url, (req, res) => {
           if (req.method !== 'DELETE' || req.url !== `/api/tokens/${id}`) return false;
@@ -345,11 +349,7 @@ describe('a document confirming a DELETE that states its files malformed', () =>
       const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
 
       expect(local.tokens.lines.get(id)?.status).toBe('deleted');
-      const receipt = (await objectJson(
-        local.s3Client,
-        local.bucket,
-        `tokens/${id}/deleted.json`,
-      )) as StoredReceipt;
+      const receipt = await storedReceipt(local, id);
       expect(receipt.discrepancy).toBeDefined();
       expect(run.summary?.failed).toEqual([expect.objectContaining({ id, dismantled: true })]);
       await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
@@ -358,17 +358,10 @@ describe('a document confirming a DELETE that states its files malformed', () =>
 });
 
 describe('a DELETE reply that is not a 200 but states the line deleted', () => {
-  it('is compared with the manifest too: a 202 whose document states a file the archive lacks is a discrepancy, as the audit finds', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 202, acts: true, body: 'document' },
-    });
+  it('is compared with the manifest too: a 202 whose document states a file the archive lacks is a discrepancy, as the audit finds', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
+    s.inject(local.tokens, deleteReply(id, 202, true, 'document'));
     local.tokens.onRequest((method, path) => {
       // The line gains a file after the read right before its DELETE; the 202's document states it.
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.addFile(id, 'extra', 100);
@@ -380,11 +373,7 @@ describe('a DELETE reply that is not a 200 but states the line deleted', () => {
     const audit = await createHandler(local.env)({ audit: true, ids: [id] });
 
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${id}/deleted.json`,
-    )) as StoredReceipt;
+    const receipt = await storedReceipt(local, id);
     expect(receipt.discrepancy).toContain('extra (100 bytes');
     // The pass and the audit read the same reply alike: recorded as a discrepancy, not a mismatch.
     expect(audit.receiptMismatches).toEqual([]);

@@ -1,8 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import type { Fault, TokensService } from '../local/tokens-service.ts';
+import type { LocalStack } from '../local/stack.ts';
+import type { Fault } from '../local/tokens-service.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, startFront, startRecordingServer, waitFor } from './harness.ts';
+import {
+  closeAfterEach,
+  deletedDocument,
+  deleteReply,
+  oneFinishedLine,
+  startFront,
+  startRecordingServer,
+  waitFor,
+} from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -12,31 +21,8 @@ import { scenario } from './ledger.ts';
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
 
-function onlyLine(lines: ReadonlyMap<string, unknown>): string {
-  const [id] = [...lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  return id;
-}
-
-/** The line's document with status deleted, as a service that lies about it would serve it. */
-function deletedDocument(tokens: TokensService, id: string): unknown {
-  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
-  return {
-    data: {
-      type: 'tokens',
-      id,
-      attributes: {
-        status: 'deleted',
-        analysis: 'none',
-        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
-        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
-      },
-    },
-  };
-}
-
 /** Asserts the line is on the service as it was, with no receipt and no pending marker of it. */
-async function expectKept(local: Awaited<ReturnType<typeof localStack>>, id: string): Promise<void> {
+async function expectKept(local: LocalStack, id: string): Promise<void> {
   expect(local.tokens.lines.get(id)?.status).toBe('finished');
   expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
   expect(await listKeys(local.s3Client, local.bucket, `tokens/_pending/${id}.json`)).toEqual([]);
@@ -49,13 +35,9 @@ describe('a DELETE the service did not carry out', () => {
     ['200 with an HTML page every time', 'html', 'expected JSON, got Content-Type "text/html'],
   ] as const)(
     'keeps the line when its DELETE is answered %s while the line is still there: failed, no receipt, no marker',
-    async ([_label, how, reason], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, {
-        lines: [{ status: 'finished', fileSize: 1000 }],
-        env: { RETRY_ATTEMPTS: '2' },
-      });
-      const id = onlyLine(local.tokens.lines);
+    async ([_label, how, reason], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
       const path = `/api/tokens/${id}`;
       const faults: Record<typeof how, Fault | undefined> = {
         gone: { kind: 'delete-reply', status: 410, acts: false, body: 'none' },
@@ -88,15 +70,11 @@ describe('a DELETE the service did not carry out', () => {
 });
 
 describe('a DELETE and the GET after it that both time out', () => {
-  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
+  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, {
       env: { RETRY_ATTEMPTS: '1', HTTP_BODY_TIMEOUT_MS: '200', HTTP_HEADERS_TIMEOUT_MS: '200' },
     });
-    const id = onlyLine(local.tokens.lines);
     const path = `/api/tokens/${id}`;
     // The DELETE acts, and its reply stalls half way.
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
@@ -134,10 +112,9 @@ describe('the read right before a DELETE', () => {
     ['answers 404, and the line is back on the next run', '404'],
   ] as const)(
     'sends no DELETE when it %s; the next run dismantles the line once',
-    async ([_label, how], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-      const id = onlyLine(local.tokens.lines);
+    async ([_label, how], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       let gets = 0;
       local.tokens.onRequest((method, url) => {
@@ -169,15 +146,36 @@ describe('the read right before a DELETE', () => {
       await checkInvariant(s, local, { before: again, runs: [second] });
     },
   );
+  // Guards what once failed: line-work.ts #reread returns 'gone' on a 404/410 (or status deleted) and process() then
+  // sends the DELETE without comparing anything; with a 204 reply nothing is compared afterwards.
+  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
+    let reads = 0;
+    local.tokens.onRequest((method, path) => {
+      if (method !== 'GET' || path !== `/api/tokens/${id}`) return;
+      reads += 1;
+      if (reads === 2) {
+        // The line gains a file, and the read before the DELETE is answered 404 by a flaky front.
+        local.tokens.addFile(id, 'score', 500);
+        local.tokens.inject({ target: 'get', id, fault: { kind: 'status', status: 404 } });
+      }
+    });
+    s.fault('the line gains score; the read before the DELETE answers 404 once');
+    s.inject(local.tokens, deleteReply(id, 204, true));
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(local.env)({}));
+
+    expect(local.tokens.deleteCount(id)).toBe(0);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
 });
 
 describe('two passes that both get past the gate', () => {
-  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
     let deletes = 0;
     let releaseFirst: (() => void) | undefined;
     // The first DELETE is held until the second pass has read the line again and sent its own.
@@ -216,10 +214,9 @@ describe('a GET confirming a DELETE that is redirected', () => {
     ['to another origin that answers 404', 'other-origin'],
   ] as const)(
     'does not say the line is gone when it is redirected %s: a DELETE that never acted leaves no receipt',
-    async ([_label, where], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-      const id = onlyLine(local.tokens.lines);
+    async ([_label, where], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       const elsewhere = track(
         await startRecordingServer((_req, res) => {
@@ -258,19 +255,12 @@ describe('a GET confirming a DELETE that is redirected', () => {
 });
 
 describe('a DELETE refused on a retry', () => {
-  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const id = onlyLine(local.tokens.lines);
+  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
     const path = `/api/tokens/${id}`;
     // The first DELETE acts, and its gateway answers 502.
-    s.inject(local.tokens, {
-      target: 'delete',
-      id,
-      fault: { kind: 'delete-reply', status: 502, acts: true, body: 'none' },
-    });
+    s.inject(local.tokens, deleteReply(id, 502, true));
     let deletes = 0;
     const front = track(
       await startFront(local.tokens.url, (req, res) => {

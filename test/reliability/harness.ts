@@ -1,10 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
+import type { Manifest, Receipt } from '../../lambda/archive/archive.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
+import type { Fault, FaultRule, LineSpec, TokensService } from '../local/tokens-service.ts';
+import { objectJson } from '../support/archive-inspect.ts';
+import { type ChildResult, childEnded, summaryOf } from '../support/child-output.ts';
+import { listenOnLoopback } from '../support/loopback.ts';
+import { type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.ts';
 
 /** The project root: the CLI runs from here, as `npm run housekeep` does. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -34,12 +39,91 @@ export function closeAfterEach(): <T extends Closable>(closable: T) => T {
   };
 }
 
+type Track = ReturnType<typeof closeAfterEach>;
+
 /** A local stack for one scenario, closed after the test. */
-export async function localStack(
-  track: ReturnType<typeof closeAfterEach>,
-  options: LocalStackOptions = {},
-): Promise<LocalStack> {
+export async function localStack(track: Track, options: LocalStackOptions = {}): Promise<LocalStack> {
   return track(await startLocalStack(options));
+}
+
+/** The id of the only line of a stack started with one. */
+export function onlyLine(lines: ReadonlyMap<string, unknown>): string {
+  const [id] = [...lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return id;
+}
+
+/** `count` finished lines of `fileSize` bytes each (one file, `data`). */
+export function finishedLines(count: number, fileSize = 1000): LineSpec[] {
+  return Array.from({ length: count }, () => ({ status: 'finished', fileSize }));
+}
+
+/**
+ * A local stack with one finished line of `fileSize` bytes (1000 unless said; `lines` replaces
+ * it), and the id of its first line.
+ */
+export async function oneFinishedLine(
+  track: Track,
+  { fileSize = 1000, ...options }: LocalStackOptions & { readonly fileSize?: number } = {},
+): Promise<{ local: LocalStack; id: string }> {
+  const local = await localStack(track, { lines: finishedLines(1, fileSize), ...options });
+  const [id] = [...local.tokens.lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return { local, id };
+}
+
+/**
+ * The simulator rule that answers line `id`'s DELETE with `status` and `body`, having acted on it
+ * (the line is gone) or not.
+ */
+export function deleteReply(
+  id: string,
+  status: number,
+  acts: boolean,
+  body: Extract<Fault, { kind: 'delete-reply' }>['body'] = 'none',
+): FaultRule {
+  return { target: 'delete', id, fault: { kind: 'delete-reply', status, acts, body } };
+}
+
+/**
+ * Line `id`'s document as the service shows it once deleted, stating the files the simulator
+ * states for it now (a service that says so while the line is still there lies).
+ */
+export function deletedDocument(tokens: TokensService, id: string, documentId = id): unknown {
+  const files = [...(tokens.lines.get(id)?.files ?? new Map()).entries()];
+  return {
+    links: { self: `/api/tokens/${documentId}` },
+    data: {
+      type: 'tokens',
+      id: documentId,
+      attributes: {
+        status: 'deleted',
+        analysis: 'none',
+        filehashes: Object.fromEntries(files.map(([name, file]) => [name, file.sha256])),
+        filesizes: Object.fromEntries(files.map(([name, file]) => [name, file.size])),
+      },
+    },
+  };
+}
+
+/** The receipt the archive holds for line `id` (`deleted.json`), as stored. */
+export async function storedReceipt(local: LocalStack, id: string): Promise<Partial<Receipt>> {
+  return (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as Partial<Receipt>;
+}
+
+/** The manifest the archive holds for line `id`, as stored. */
+export async function storedManifest(local: LocalStack, id: string): Promise<Manifest> {
+  return (await objectJson(local.s3Client, local.bucket, `tokens/${id}/manifest.json`)) as Manifest;
+}
+
+/** The S3 proxy in front of the stack's store, and the environment of a housekeeper that goes through it. */
+export async function proxiedS3(
+  track: Track,
+  local: LocalStack,
+  options: S3ProxyOptions = {},
+): Promise<{ proxy: S3Proxy; env: Record<string, string> }> {
+  const proxy = track(await startS3Proxy(local.s3.address, options));
+  return { proxy, env: { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url } };
 }
 
 /**
@@ -71,8 +155,11 @@ export interface RecordedRequest {
 /** A server that records every connection and request: an "evil" origin, or a silent service. */
 export interface RecordingServer {
   readonly url: string;
+  /** Connections the server accepted. */
   readonly connections: number;
   readonly requests: readonly RecordedRequest[];
+  /** Resolves once every connection accepted so far has closed (the client let go of it). */
+  allClosed(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -84,30 +171,20 @@ export async function startRecordingServer(
   reply?: (req: IncomingMessage, res: ServerResponse) => void,
 ): Promise<RecordingServer> {
   const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
-  let connections = 0;
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     if (reply !== undefined) reply(req, res);
     else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end('stolen');
   });
-  server.on('connection', (socket: Socket) => {
-    connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     get connections() {
-      return connections;
+      return listening.connections;
     },
     requests,
-    close() {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    allClosed: () => listening.allClosed(),
+    close: () => listening.close(),
   };
 }
 
@@ -124,7 +201,6 @@ export async function startFront(
   options: { readonly upstreamPath?: (path: string) => string } = {},
 ): Promise<{ url: string; close(): Promise<void> }> {
   const upstream = new URL(target);
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     if (intercept(req, res)) return;
     const out = request(
@@ -143,28 +219,60 @@ export async function startFront(
     out.on('error', () => res.destroy());
     req.pipe(out);
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close() {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  const { url, close } = await listenOnLoopback(server);
+  return { url, close };
+}
+
+/** What the simulator answered a request that a front passed on. */
+export interface ForwardedReply {
+  readonly status: number;
+  readonly contentType: string | null;
+  readonly text: string;
+}
+
+/**
+ * Sends the request on to `target` (which acts on it), then answers with `answer`, which is given
+ * the simulator's reply, instead of that reply.
+ */
+export function forwardThen(
+  target: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  answer: (res: ServerResponse, reply: ForwardedReply) => void,
+): true {
+  void (async () => {
+    const headers: Record<string, string> = {};
+    for (const name of ['session-key', 'accept', 'content-type']) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const reply = await fetch(`${target}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers });
+    const text = await reply.text();
+    answer(res, { status: reply.status, contentType: reply.headers.get('content-type'), text });
+  })().catch(() => res.destroy());
+  return true;
+}
+
+/**
+ * A front for the stack's simulator that passes every DELETE on (so the service acts on it) and
+ * answers it with `answer`; the environment of a housekeeper that goes through it.
+ */
+export async function deleteAnsweredBy(
+  track: Track,
+  local: LocalStack,
+  answer: (res: ServerResponse) => void,
+): Promise<Record<string, string>> {
+  const target = local.tokens.url;
+  const front = track(
+    await startFront(target, (req, res) =>
+      req.method === 'DELETE' ? forwardThen(target, req, res, answer) : false,
+    ),
+  );
+  return { ...local.env, TOKENS_API_URL: front.url };
 }
 
 /** How a CLI child process ended. */
-export interface CliResult {
-  /** Exit status, or null when killed by a signal. */
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
+export interface CliResult extends ChildResult {
   /** The summary printed on stdout, when the run got that far. */
   readonly summary: Summary | undefined;
 }
@@ -189,26 +297,7 @@ export function startCli(env: Readonly<Record<string, string>>, args: readonly s
     env: { PATH: process.env.PATH ?? '', POWERTOOLS_LOG_LEVEL: 'DEBUG', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-    stdout += text;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    stderr += text;
-  });
-  const done = new Promise<CliResult>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      let summary: Summary | undefined;
-      try {
-        summary = stdout.trim() === '' ? undefined : (JSON.parse(stdout) as Summary);
-      } catch {
-        summary = undefined;
-      }
-      resolve({ code, signal, stdout, stderr, summary });
-    });
-  });
+  const done = childEnded(child).then((ended) => ({ ...ended, summary: summaryOf(ended.stdout) }));
   const kill = async (): Promise<CliResult> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     return done;
@@ -225,7 +314,7 @@ export function startCli(env: Readonly<Record<string, string>>, args: readonly s
 
 /** Runs the CLI to its end. */
 export function runCli(
-  track: ReturnType<typeof closeAfterEach>,
+  track: Track,
   env: Readonly<Record<string, string>>,
   args: readonly string[] = [],
 ): Promise<CliResult> {

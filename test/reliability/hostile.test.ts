@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import {
   closeAfterEach,
+  finishedLines,
   localStack,
+  oneFinishedLine,
   type RecordingServer,
   startFront,
   startRecordingServer,
@@ -19,10 +21,8 @@ function expectUntouched(evil: RecordingServer): void {
 }
 
 describe('replies that point elsewhere', () => {
-  it('never connects to another origin that a file link points to, and keeps those lines', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('never connects to another origin that a file link points to, and keeps those lines', async (context) => {
+    const s = scenario(context.task);
     const evil = track(await startRecordingServer());
     const local = await localStack(track, {
       lines: [
@@ -67,10 +67,8 @@ describe('replies that point elsewhere', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('fails the run without following a list link to another origin, nor a link that loops', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('fails the run without following a list link to another origin, nor a link that loops', async (context) => {
+    const s = scenario(context.task);
     const evil = track(await startRecordingServer());
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     let next = `${evil.url}/api/tokens?page=2`;
@@ -97,16 +95,10 @@ describe('replies that point elsewhere', () => {
     await checkInvariant(s, local, { before, runs: [looping] });
   });
 
-  it('sends no session key to another origin a file download is redirected to, and keeps the line whose bytes differ', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('sends no session key to another origin a file download is redirected to, and keeps the line whose bytes differ', async (context) => {
+    const s = scenario(context.task);
     const evil = track(await startRecordingServer());
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
-      env: { RETRY_ATTEMPTS: '2' },
-    });
-    const [id] = [...local.tokens.lines.keys()] as [string];
+    const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
     const front = track(
       await startFront(local.tokens.url, (req, res) => {
         if (req.url !== `/api/tokens/${id}/data`) return false;
@@ -127,8 +119,8 @@ describe('replies that point elsewhere', () => {
 });
 
 describe('ids and names that would escape their place', () => {
-  it('never requests nor stores a listed id that is not a UUID', async ({ task }) => {
-    const s = scenario(task);
+  it('never requests nor stores a listed id that is not a UUID', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const hostile = [
       '../../etc/passwd',
@@ -159,10 +151,8 @@ describe('ids and names that would escape their place', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips a line whose reply names another id, or files that would escape the line prefix', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('skips a line whose reply names another id, or files that would escape the line prefix', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: Array.from({ length: 5 }, () => ({ status: 'finished' as const, fileSize: 1000 })),
     });
@@ -201,13 +191,10 @@ describe('ids and names that would escape their place', () => {
 });
 
 describe('bodies larger than stated, or endless', () => {
-  it('stops reading a file one byte past its stated size, and keeps the line', async ({ task }) => {
-    const s = scenario(task);
+  it('stops reading a file one byte past its stated size, and keeps the line', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
       env: { RETRY_ATTEMPTS: '3' },
     });
     const [oversize, endless] = [...local.tokens.lines.keys()] as [string, string];
@@ -232,15 +219,10 @@ describe('bodies larger than stated, or endless', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('gives up on a line reply that never ends, at the JSON size cap, and keeps the line', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('gives up on a line reply that never ends, at the JSON size cap, and keeps the line', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
     });
     const [endless, healthy] = [...local.tokens.lines.keys()] as [string, string];
     s.inject(local.tokens, { target: 'get', id: endless, fault: { kind: 'never-ends' }, times: Infinity });
@@ -253,8 +235,8 @@ describe('bodies larger than stated, or endless', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('fails the run when the service accepts connections but never answers', async ({ task }) => {
-    const s = scenario(task);
+  it('fails the run when the service accepts connections but never answers', async (context) => {
+    const s = scenario(context.task);
     const silent = track(
       await startRecordingServer(() => {
         // Never answers: only the client's headers timeout ends the request.

@@ -2,10 +2,9 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack } from './harness.ts';
+import { closeAfterEach, oneFinishedLine, proxiedS3 } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 import { type Rewrite, startRewritingS3Front } from './s3-rewriting-front.ts';
 
 const track = closeAfterEach();
@@ -16,12 +15,10 @@ describe('a read of the archive that fails', () => {
     ['every time (nothing is known of the object)', 'always'],
   ] as const)(
     'is no proof of damage: a verified object of another version is kept, and the line is not dismantled, when its GET breaks off %s',
-    async ([_label, how], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-      const [id] = [...local.tokens.lines.keys()];
-      if (id === undefined) throw new Error('no line');
-      const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+    async ([_label, how], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
+      const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
       const env = { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url, VERIFY_READBACK: 'full' };
       const dataKey = `tokens/${id}/data`;
 
@@ -75,13 +72,9 @@ describe('a read of the archive that fails', () => {
     },
   );
 
-  it('never replaces a damaged object that records another version of the file: a conflict', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = [...local.tokens.lines.keys()];
-    if (id === undefined) throw new Error('no line');
+  it('never replaces a damaged object that records another version of the file: a conflict', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const dataKey = `tokens/${id}/data`;
     const other = 'ab'.repeat(32);
     // An object recording another version (size 1500, another hash) whose bytes match neither.
@@ -112,10 +105,8 @@ describe('a read of the archive that fails', () => {
  * after the first run). Returns what the second run needs.
  */
 async function archivedWithoutManifest(s: ReturnType<typeof scenario>) {
-  const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-  const [id] = [...local.tokens.lines.keys()];
-  if (id === undefined) throw new Error('no line');
-  const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+  const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
+  const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
   let rewrite: Rewrite = () => undefined;
   const front = track(await startRewritingS3Front(proxy.url, (request, reply) => rewrite(request, reply)));
   const env = { ...local.env, AWS_ENDPOINT_URL_S3: front.url, VERIFY_READBACK: 'full' };
@@ -156,8 +147,8 @@ describe('a read of the archive that ends early, cleanly', () => {
     ['with no checksum header', false],
   ] as const)(
     'is never a reason to replace another version: a GET of the object that ends early and cleanly (%s) is incomplete, and leaves it',
-    async ([_label, keepChecksum], { task }) => {
-      const s = scenario(task);
+    async ([_label, keepChecksum], context) => {
+      const s = scenario(context.task);
       const at = await archivedWithoutManifest(s);
       at.local.tokens.restateFile(at.id, 'data', 3500);
       s.fault('the service restates file data after it was archived');
@@ -190,8 +181,8 @@ describe('a read of the archive that ends early, cleanly', () => {
     ['with its recorded size cut short', 'x-amz-meta-size', '30'],
   ] as const)(
     'never leads to an overwrite: a HEAD of the verified object answered %s keeps it, and the line',
-    async ([_label, header, value], { task }) => {
-      const s = scenario(task);
+    async ([_label, header, value], context) => {
+      const s = scenario(context.task);
       const at = await archivedWithoutManifest(s);
       at.setRewrite((request, reply) => {
         if (request.method !== 'HEAD' || request.key !== at.dataKey || reply.status !== 200) return undefined;
@@ -219,12 +210,10 @@ describe('a listing of the archive that fails or omits keys', () => {
     ['omits every key of the line every time', 'omits'],
   ] as const)(
     'never lets a restated file replace the archived one, nor the line go, when it %s',
-    async ([_label, how], { task }) => {
-      const s = scenario(task);
-      const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 3000 }] });
-      const [id] = [...local.tokens.lines.keys()];
-      if (id === undefined) throw new Error('no line');
-      const proxy = track(await startS3Proxy(local.s3.address, { enforceConditionalWrites: true }));
+    async ([_label, how], context) => {
+      const s = scenario(context.task);
+      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
+      const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
       let listing: 'true' | 'fails' | 'omits' = 'true';
       const front = track(
         await startRewritingS3Front(proxy.url, (request, reply) => {
@@ -266,10 +255,8 @@ describe('a listing of the archive that fails or omits keys', () => {
 });
 
 describe('a GET of the archive that ends early and cleanly', () => {
-  it('is no proof of damage: the verified object of the very version the line states is not uploaded over, and the line is kept', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('is no proof of damage: the verified object of the very version the line states is not uploaded over, and the line is kept', async (context) => {
+    const s = scenario(context.task);
     const at = await archivedWithoutManifest(s);
     at.setRewrite((request, reply) => {
       if (request.method !== 'GET' || request.key !== at.dataKey || reply.status !== 200) return undefined;

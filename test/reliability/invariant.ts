@@ -1,6 +1,7 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'vitest';
 import type { Summary } from '../../lambda/core/types.ts';
+import { localS3Client } from '../local/stack.ts';
 import type { TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
 import type { CliResult } from './harness.ts';
@@ -140,13 +141,7 @@ function fileObjectName(name: string): { file: string; keyHash: string | undefin
  * a claimed checksum).
  */
 function rawClient(address: string): S3Client {
-  return new S3Client({
-    endpoint: address,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return localS3Client(address, { responseChecksumValidation: 'WHEN_REQUIRED' });
 }
 
 /** What one object of the local S3 server really holds, whatever checksum it claims. */

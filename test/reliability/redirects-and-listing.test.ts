@@ -1,7 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { closeAfterEach, localStack, runCli, startFront, startRecordingServer } from './harness.ts';
+import {
+  closeAfterEach,
+  finishedLines,
+  localStack,
+  oneFinishedLine,
+  runCli,
+  startFront,
+  startRecordingServer,
+} from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -18,16 +26,10 @@ function redirect(res: ServerResponse, status: number, location: string): true {
 }
 
 describe('redirects', () => {
-  it('follows redirects of downloads and line documents, sends the key only under TOKENS_API_URL, and archives verified bytes', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('follows redirects of downloads and line documents, sends the key only under TOKENS_API_URL, and archives verified bytes', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 3000 },
-        { status: 'finished', fileSize: 3000 },
-        { status: 'finished', fileSize: 3000 },
-      ],
+      lines: finishedLines(3, 3000),
     });
     const [within, elsewhere, document] = ids(local.tokens.lines) as [string, string, string];
     const storage = track(
@@ -68,17 +70,10 @@ describe('redirects', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose download redirects in a loop or more than 5 times, and one whose DELETE is redirected', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps a line whose download redirects in a loop or more than 5 times, and one whose DELETE is redirected', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(4),
     });
     const [looping, endless, deleted, healthy] = ids(local.tokens.lines) as [string, string, string, string];
     const hops: string[] = [];
@@ -120,10 +115,8 @@ describe('redirects', () => {
 });
 
 describe('links under the base path', () => {
-  it('serves under TOKENS_API_URL=<service>/svc, and refuses a file link outside /svc without sending it the key', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('serves under TOKENS_API_URL=<service>/svc, and refuses a file link outside /svc without sending it the key', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', fileSize: 2000 },
@@ -183,10 +176,10 @@ describe('a listing that never ends', () => {
     return { url: front.url, pages: () => pages };
   }
 
-  it('fails the run after a run of empty pages, and deletes nothing', { timeout: 10_000 }, async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('fails the run after a run of empty pages, and deletes nothing', {
+    timeout: 10_000,
+  }, async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }],
       env: { LIST_MAX_EMPTY_PAGES: '5' },
@@ -207,13 +200,9 @@ describe('a listing that never ends', () => {
 
   it('fails the run past the page cap, even when every page has items, and deletes nothing', {
     timeout: 10_000,
-  }, async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 1000 }],
-      env: { LIST_MAX_PAGES: '30' },
-    });
-    const [id] = ids(local.tokens.lines) as [string];
+  }, async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { env: { LIST_MAX_PAGES: '30' } });
     const item = { id, type: 'tokens', attributes: { status: 'finished' } };
     const list = await endlessList(local.tokens.url, () => [item]);
     s.fault('list: the same line on every page, each with a new links.next, forever');
@@ -229,8 +218,8 @@ describe('a listing that never ends', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('exits 2 at the terminal on an endless list of empty pages', { timeout: 10_000 }, async ({ task }) => {
-    const s = scenario(task);
+  it('exits 2 at the terminal on an endless list of empty pages', { timeout: 10_000 }, async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const list = await endlessList(local.tokens.url, () => []);
     s.fault('list: empty pages, each with a new links.next, forever (CLI)');
@@ -250,13 +239,10 @@ describe('a download slower than the speed floor', () => {
   // Without the floor each attempt would trickle for 40 s: the timeout makes that a fast failure.
   it('fails a body that trickles under DOWNLOAD_MIN_SPEED_BYTES as a retried attempt, and keeps the line', {
     timeout: 10_000,
-  }, async ({ task }) => {
-    const s = scenario(task);
+  }, async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
       env: { DOWNLOAD_MIN_SPEED_BYTES: '100', DOWNLOAD_SPEED_WINDOW_SECONDS: '1', RETRY_ATTEMPTS: '2' },
     });
     const [slow, healthy] = ids(local.tokens.lines) as [string, string];

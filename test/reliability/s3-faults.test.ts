@@ -3,10 +3,17 @@ import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, runCli, startRecordingServer } from './harness.ts';
+import {
+  closeAfterEach,
+  finishedLines,
+  localStack,
+  oneFinishedLine,
+  proxiedS3,
+  runCli,
+  startRecordingServer,
+} from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot, storedDigest } from './invariant.ts';
 import { scenario } from './ledger.ts';
-import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 const MIB = 1024 * 1024;
@@ -16,10 +23,8 @@ function fileRequests(requests: readonly { path: string }[], id: string): number
 }
 
 describe('archive store faults', () => {
-  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 1000 }, { status: 'finished' }],
     });
@@ -43,25 +48,22 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
   });
 
-  it('names the store, not the download, when every part of a streamed multipart upload fails', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 6 * MIB + 17 }],
+  it('names the store, not the download, when every part of a streamed multipart upload fails', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 6 * MIB + 17,
       env: {
         MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
         MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
         RETRY_ATTEMPTS: '2',
       },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation }) => (operation === 'UploadPart' ? { fail: 500 } : 'forward');
     s.fault('S3: 500 to every UploadPart');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary?.failed).toEqual([
       { id, reason: expect.stringMatching(/^s3 object .*\/data: upload failed/) },
@@ -70,10 +72,8 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -83,7 +83,7 @@ describe('archive store faults', () => {
       // One line at a time: the n-th PUT is then the same request on every run.
       env: { LINE_CONCURRENCY: '1' },
     });
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, ordinal }) => {
       if (operation === 'PutObject' && ordinal % 3 === 0) return { fail: 500 };
       if (operation === 'HeadObject' && ordinal <= 4) return { fail: 503 };
@@ -93,17 +93,15 @@ describe('archive store faults', () => {
     s.fault('S3: 503 to the first 4 HeadObject');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 3, failed: [] });
     expect(proxy.requests.filter((r) => typeof r.action === 'object').length).toBeGreaterThanOrEqual(8);
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -111,7 +109,7 @@ describe('archive store faults', () => {
       ],
     });
     const refused = new Set<string>();
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) => {
       if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
       refused.add(key);
@@ -120,7 +118,7 @@ describe('archive store faults', () => {
     s.fault('S3: 500 to the first PutObject of every file');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
     expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
@@ -129,14 +127,13 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('starts a multipart upload over when its parts and its completion fail', async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 6 * MIB + 17 }],
+  it('starts a multipart upload over when its parts and its completion fail', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 6 * MIB + 17,
       env: { MULTIPART_THRESHOLD_BYTES: String(5 * MIB), MULTIPART_PART_SIZE_BYTES: String(5 * MIB) },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, ordinal }) => {
       if (operation === 'UploadPart' && ordinal <= 2) return { fail: 500 };
       // Three times: more than the SDK's own attempts, so the whole upload is started over.
@@ -147,7 +144,7 @@ describe('archive store faults', () => {
     s.fault('S3: 500 to the first 3 CompleteMultipartUpload');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     // Parts are buffered (within UPLOAD_BUFFER_BYTES), so the SDK resends a failed part itself;
@@ -157,22 +154,20 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 4000 }],
       env: { RETRY_ATTEMPTS: '2' },
     });
     const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 500 } : 'forward';
     s.fault('S3: 500 to every PutObject of a manifest');
     let before = snapshot(local.tokens);
 
-    const broken = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const broken = await settle(createHandler(env)({}));
 
     expect(broken.summary?.failed).toEqual([{ id, reason: expect.stringContaining('manifest.json') }]);
     await checkInvariant(s, local, { before, runs: [broken] });
@@ -186,24 +181,19 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [healed] });
   });
 
-  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 4000 },
-        { status: 'finished', fileSize: 4000 },
-      ],
+      lines: finishedLines(2, 4000),
       env: { RETRY_ATTEMPTS: '2' },
     });
     const ids = [...local.tokens.lines.keys()].sort();
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/deleted.json') ? { fail: 500 } : 'forward';
     s.fault('S3: 500 to every PutObject of a receipt');
     const before = snapshot(local.tokens);
-    const handler = createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url });
+    const handler = createHandler(env);
 
     const unrecorded = await settle(handler({}));
 
@@ -231,16 +221,14 @@ describe('archive store faults', () => {
 });
 
 describe('a store that stores other bytes than it was sent', () => {
-  it('is caught by full read-back, which uploads the file again and then dismantles the line', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('is caught by full read-back, which uploads the file again and then dismantles the line', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 10_000 }],
       env: { VERIFY_READBACK: 'full' },
     });
     const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     let flipped = false;
     proxy.decide = ({ operation, key }) => {
       if (operation !== 'PutObject' || !key.endsWith('/score') || flipped) return 'forward';
@@ -250,7 +238,7 @@ describe('a store that stores other bytes than it was sent', () => {
     s.fault('S3: a byte flipped in the first PutObject of one file');
     const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const run = await settle(createHandler(env)({}));
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], filesUploaded: 4 });
     expect(proxy.requests.filter((r) => r.action === 'flip')).toHaveLength(1);
@@ -258,22 +246,19 @@ describe('a store that stores other bytes than it was sent', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, {
-      lines: [{ status: 'finished', fileSize: 10_000 }],
+  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, {
+      fileSize: 10_000,
       env: { VERIFY_READBACK: 'full', RETRY_ATTEMPTS: '2' },
     });
-    const [id] = [...local.tokens.lines.keys()] as [string];
-    const proxy = track(await startS3Proxy(local.s3.address));
+    const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/data') ? 'flip' : 'forward';
     s.fault('S3: a byte flipped in every PutObject of the file');
     let before = snapshot(local.tokens);
 
-    const corrupted = await settle(createHandler({ ...local.env, AWS_ENDPOINT_URL_S3: proxy.url })({}));
+    const corrupted = await settle(createHandler(env)({}));
 
     expect(corrupted.summary?.failed).toEqual([{ id, reason: expect.stringContaining('read-back') }]);
     // No delete permission: the bad bytes stay, vouched for by no manifest, until a run replaces them.

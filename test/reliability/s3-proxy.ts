@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenOnLoopback } from '../support/loopback.ts';
 
 /** The S3 operation a request stands for, told apart by method and query as the SDK sends them. */
 export type S3Operation =
@@ -149,7 +149,6 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
   const upstream = new URL(target);
   const requests: S3ProxyRecord[] = [];
   const counts = new Map<S3Operation, number>();
-  const sockets = new Set<Socket>();
   /** Per object path, the last conditional PutObject's turn: the next one waits for it. */
   const turns = new Map<string, Promise<unknown>>();
 
@@ -289,15 +288,10 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
         inFlight -= 1;
       });
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenOnLoopback(server);
 
   const proxy: S3Proxy = {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     requests,
     decide: () => 'forward',
     enforceConditionalWrites: options.enforceConditionalWrites ?? false,
@@ -308,10 +302,7 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
         quiet = inFlight === 0 ? quiet + 1 : 0;
       }
     },
-    close() {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    close: () => listening.close(),
   };
   return proxy;
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenOnLoopback } from '../support/loopback.ts';
 
 /** A reply of the store as the client will get it: the front may change any part of it. */
 export interface StoreReply {
@@ -38,7 +38,6 @@ export async function startRewritingS3Front(
   rewrite: Rewrite,
 ): Promise<{ readonly url: string; close(): Promise<void> }> {
   const upstream = new URL(target);
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     void (async () => {
       const body = await readAll(req);
@@ -73,17 +72,9 @@ export async function startRewritingS3Front(
       res.end(seen.method === 'HEAD' ? undefined : sent.body);
     })().catch(() => res.destroy());
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
-    close() {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    url: listening.url,
+    close: () => listening.close(),
   };
 }

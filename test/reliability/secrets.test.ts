@@ -63,10 +63,8 @@ const broken: readonly BrokenSecret[] = [
 
 describe('a secret that cannot give a session key', () => {
   for (const secret of broken) {
-    it(`fails the run before any request, deleting nothing, when the secret is ${secret.what}`, async ({
-      task,
-    }) => {
-      const s = scenario(task);
+    it(`fails the run before any request, deleting nothing, when the secret is ${secret.what}`, async (context) => {
+      const s = scenario(context.task);
       const local = await localStack(track, {
         lines: [{ status: 'finished', fileSize: 1000 }, { status: 'started' }],
       });
@@ -82,8 +80,8 @@ describe('a secret that cannot give a session key', () => {
     });
   }
 
-  it('fails the run when Secrets Manager answers 500 to every attempt', async ({ task }) => {
-    const s = scenario(task);
+  it('fails the run when Secrets Manager answers 500 to every attempt', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     local.secrets.failNext(100);
     s.fault('secrets manager: 500 to every request');
@@ -96,8 +94,8 @@ describe('a secret that cannot give a session key', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reads the secret again after Secrets Manager fails once, and archives', async ({ task }) => {
-    const s = scenario(task);
+  it('reads the secret again after Secrets Manager fails once, and archives', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     local.secrets.failNext(1);
     s.fault('secrets manager: 500 once');
@@ -109,10 +107,8 @@ describe('a secret that cannot give a session key', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('exits 2 from the CLI with a malformed secret, and prints neither the secret nor the key', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('exits 2 from the CLI with a malformed secret, and prints neither the secret nor the key', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const text = `{"sessionKey": "${local.sessionKey}"`;
     local.secrets.setSecret(local.secretId, text);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, waitFor } from './harness.ts';
+import { closeAfterEach, finishedLines, localStack, oneFinishedLine, waitFor } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -15,10 +15,8 @@ function ids(lines: ReadonlyMap<string, unknown>): string[] {
 }
 
 describe('tokens service faults', () => {
-  it('rides out bursts of 500, 502 and 503 on the list, the line, the files and the DELETE', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('rides out bursts of 500, 502 and 503 on the list, the line, the files and the DELETE', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 3000 },
@@ -47,10 +45,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('waits as long as a 429 Retry-After asks before trying again', async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+  it('waits as long as a 429 Retry-After asks before trying again', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.inject(local.tokens, {
       target: 'file',
       id,
@@ -68,15 +65,10 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('gives up on a line, without waiting, when Retry-After is longer than the retry cap', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('gives up on a line, without waiting, when Retry-After is longer than the retry cap', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 2000 },
-        { status: 'finished', fileSize: 2000 },
-      ],
+      lines: finishedLines(2, 2000),
     });
     const [slow, fine] = ids(local.tokens.lines) as [string, string];
     s.inject(local.tokens, {
@@ -95,10 +87,8 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('downloads a file again from the first byte after a reset, a truncation, a corrupted byte and a stall', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('downloads a file again from the first byte after a reset, a truncation, a corrupted byte and a stall', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 150_000 }],
       env: FAST_TIMEOUTS,
@@ -126,15 +116,10 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reads the line and the list again after a truncated, stalled, non-JSON or HTML reply', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('reads the line and the list again after a truncated, stalled, non-JSON or HTML reply', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(2),
       env: FAST_TIMEOUTS,
     });
     const [first, second] = ids(local.tokens.lines) as [string, string];
@@ -153,13 +138,10 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose file is corrupted on every attempt, and dismantles the others', async ({ task }) => {
-    const s = scenario(task);
+  it('keeps a line whose file is corrupted on every attempt, and dismantles the others', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 8000 },
-        { status: 'finished', fileSize: 8000 },
-      ],
+      lines: finishedLines(2, 8000),
       env: { RETRY_ATTEMPTS: '3' },
     });
     const [bad, good] = ids(local.tokens.lines) as [string, string];
@@ -175,10 +157,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('sends the DELETE again after it fails once, and the line is dismantled once', async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+  it('sends the DELETE again after it fails once, and the line is dismantled once', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 503 } });
     const before = snapshot(local.tokens);
 
@@ -195,12 +176,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('records a line as already gone when the DELETE reply is lost and the retry answers 404', async ({
-    task,
-  }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+  it('records a line as already gone when the DELETE reply is lost and the retry answers 404', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
     const before = snapshot(local.tokens);
 
@@ -218,10 +196,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('sends the DELETE again after an HTML page, which the service never acted on', async ({ task }) => {
-    const s = scenario(task);
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = ids(local.tokens.lines) as [string];
+  it('sends the DELETE again after an HTML page, which the service never acted on', async (context) => {
+    const s = scenario(context.task);
+    const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'wrong-content-type' } });
     const before = snapshot(local.tokens);
 
@@ -232,8 +209,8 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('re-reads a rotated session key once on 401, and goes on with the new one', async ({ task }) => {
-    const s = scenario(task);
+  it('re-reads a rotated session key once on 401, and goes on with the new one', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const handler = createHandler(local.env);
     await handler({});
@@ -255,8 +232,8 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('re-reads a key rotated in the middle of a run once, and loses no line', async ({ task }) => {
-    const s = scenario(task);
+  it('re-reads a key rotated in the middle of a run once, and loses no line', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 100_000 },
@@ -286,10 +263,8 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('fails the run, deleting nothing, when the service refuses the key also after re-reading it', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('fails the run, deleting nothing, when the service refuses the key also after re-reading it', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const newKey = `rotated-${crypto.randomUUID()}`;
     local.tokens.setSessionKey(newKey);
@@ -303,8 +278,8 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('retries a list that fails and then works, and fails the run when it never works', async ({ task }) => {
-    const s = scenario(task);
+  it('retries a list that fails and then works, and fails the run when it never works', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }],
       env: { RETRY_ATTEMPTS: '4' },
@@ -330,10 +305,8 @@ describe('tokens service faults', () => {
 });
 
 describe('malformed documents from the tokens service', () => {
-  it('skips malformed list items, processes a listed-twice line once, and reads huge numbers as strings', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('skips malformed list items, processes a listed-twice line once, and reads huge numbers as strings', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }, { status: 'requested' }],
     });
@@ -372,8 +345,8 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips, without downloading, a finished line whose single-line reply is malformed', async ({ task }) => {
-    const s = scenario(task);
+  it('skips, without downloading, a finished line whose single-line reply is malformed', async (context) => {
+    const s = scenario(context.task);
     const specs = Array.from({ length: 11 }, () => ({ status: 'finished' as const, fileSize: 1000 }));
     const local = await localStack(track, { lines: [...specs, { status: 'finished', fileSize: 1000 }] });
     const lineIds = ids(local.tokens.lines);
@@ -416,8 +389,8 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips a line whose single-line reply shows an unknown status or no body at all', async ({ task }) => {
-    const s = scenario(task);
+  it('skips a line whose single-line reply shows an unknown status or no body at all', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [{ status: 'finished' }, { status: 'finished' }, { status: 'finished' }],
     });
@@ -442,16 +415,10 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('does not archive a line whose stated size disagrees with the bytes, or whose hash is another', async ({
-    task,
-  }) => {
-    const s = scenario(task);
+  it('does not archive a line whose stated size disagrees with the bytes, or whose hash is another', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
+      lines: finishedLines(3),
       env: { RETRY_ATTEMPTS: '2' },
     });
     const [shorter, longer, otherHash] = ids(local.tokens.lines) as [string, string, string];

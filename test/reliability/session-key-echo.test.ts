@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import type { Receipt } from '../../lambda/archive/archive.ts';
-import { listKeys, objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, localStack, runCli, startFront } from './harness.ts';
+import { listKeys } from '../support/archive-inspect.ts';
+import { closeAfterEach, localStack, oneFinishedLine, runCli, startFront, storedReceipt } from './harness.ts';
 
 const track = closeAfterEach();
 
@@ -100,18 +99,13 @@ describe('a service that echoes the session key', () => {
     ]);
     // The DELETE happened: its reply is kept in the receipt, with the key replaced, and says so.
     expect(local.tokens.deleteCount(inDeleteReply)).toBe(1);
-    const receipt = (await objectJson(
-      local.s3Client,
-      local.bucket,
-      `tokens/${inDeleteReply}/deleted.json`,
-    )) as Receipt;
+    const receipt = await storedReceipt(local, inDeleteReply);
     expect(receipt.reply).toMatchObject({ status: 200, sessionKeyRedacted: true });
     expect(JSON.parse(receipt.reply?.body ?? '{}')).toMatchObject({ meta: { echo: REMOVED } });
   });
 
   it('logs the skip reason that quotes an echoed status with the key removed, as JSON and as text', async () => {
-    const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
-    const [id] = [...local.tokens.lines.keys()] as [string];
+    const { local, id } = await oneFinishedLine(track);
     local.tokens.setRawLine(id, { data: { type: 'tokens', id, attributes: { status: local.sessionKey } } });
 
     for (const format of ['json', 'text']) {

@@ -31,6 +31,12 @@ export async function objectDigest(
   return { sha256: hash.digest('hex'), size };
 }
 
+/** An object's bytes as UTF-8 text, as stored. */
+export async function objectText(s3: S3Client, bucket: string, key: string): Promise<string> {
+  const reply = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return (await reply.Body?.transformToString('utf8')) ?? '';
+}
+
 export async function objectJson(s3: S3Client, bucket: string, key: string): Promise<unknown> {
   const reply = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return JSON.parse((await reply.Body?.transformToString('utf8')) ?? 'null');

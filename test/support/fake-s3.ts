@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -9,8 +10,11 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { Archive, type ArchiveOptions } from '../../lambda/archive/archive.ts';
+import type { ByteBudget } from '../../lambda/archive/budget.ts';
+import { uploadMultipart } from '../../lambda/archive/multipart.ts';
 
-/** A fake S3 at the SDK boundary for the upload red-team tests: what they share. */
+/** A fake S3 at the SDK boundary, and what the upload tests that drive it share. */
 
 export const MIB = 1024 * 1024;
 export const LINE = '6f1f0d2e-8b9a-4c3d-9e8f-0a1b2c3d4e5f';
@@ -73,3 +77,55 @@ export const within = <T>(promise: Promise<T>, ms: number) =>
   ]);
 export const sha256 = (bytes: Buffer, encoding: 'hex' | 'base64') =>
   createHash('sha256').update(bytes).digest(encoding);
+
+/** S3's composite checksum over raw part digests (base64 each): SHA-256 of their concatenation, "-N". */
+export const compositeOf = (digests: readonly string[]) =>
+  `${createHash('sha256')
+    .update(Buffer.concat(digests.map((digest) => Buffer.from(digest, 'base64'))))
+    .digest('base64')}-${digests.length}`;
+/** The part digests a CompleteMultipartUpload input names, in its order. */
+export const partDigests = (parts: readonly Input[]) => parts.map((part) => String(part.ChecksumSHA256));
+/** The parts a CompleteMultipartUpload input lists. */
+export const completedParts = (input: Input) => (input.MultipartUpload as { Parts: Input[] }).Parts;
+
+/** An UploadPart handler that answers at once, echoing the part's own checksum as S3 does. */
+export const echoPart = async (input: Input) => ({
+  ETag: `e${input.PartNumber}`,
+  ChecksumSHA256: input.ChecksumSHA256,
+});
+
+/** The Archive the upload tests drive: 5 MiB parts, HEAD read-back, unless `options` say otherwise. */
+export function archiveOver(client: S3Client, options: Partial<ArchiveOptions> = {}): Archive {
+  return new Archive({
+    s3: client,
+    bucket: 'tokens-archive',
+    prefix: 'tokens/',
+    multipartThresholdBytes: 5 * MIB,
+    partSizeBytes: 5 * MIB,
+    readback: 'head',
+    uploadBufferBytes: 20 * MIB,
+    partsInFlight: 4,
+    ...options,
+  });
+}
+
+/** `uploadMultipart` of `size` bytes to {@link TARGET}: 5 MiB parts, four in flight, unless said otherwise. */
+export function multipartTo(
+  s3: ReturnType<typeof fakeS3>,
+  source: Readable,
+  size: number,
+  options: { budget: ByteBudget; signal?: AbortSignal; minPartSize?: number; partsInFlight?: number },
+) {
+  return uploadMultipart(s3.client, TARGET, source, size, {
+    minPartSize: options.minPartSize ?? 5 * MIB,
+    partsInFlight: options.partsInFlight ?? 4,
+    budget: options.budget,
+    abortSignal: options.signal ?? new AbortController().signal,
+  });
+}
+
+/** Rejects when the signal aborts, as the SDK does for a request in flight. */
+export const hang = (signal: AbortSignal | undefined) =>
+  new Promise<never>((_, reject) => {
+    signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { type ChildResult, childEnded } from './child-output.ts';
 
 /** The project's root, where the terminal entries run from. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -11,12 +12,7 @@ export function childEnv(env: Record<string, string>): Record<string, string> {
   return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env };
 }
 
-export interface CliResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type CliResult = ChildResult;
 
 /**
  * Runs a terminal entry (`lambda/entries/cli.ts` by default) in a child process with exactly `env` (plus PATH). Asynchronous on
@@ -32,16 +28,5 @@ export function runCli(
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  return childEnded(child);
 }

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ByteBudget } from '../../../lambda/archive/budget.ts';
+import { within } from '../../support/fake-s3.ts';
 
 describe('ByteBudget', () => {
   it('grants at once what fits, and makes a request that does not fit wait for a release', async () => {
@@ -84,5 +85,26 @@ describe('ByteBudget', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  // Guards the order in release(): the check comes before `used` changes, so a refused
+  // over-release cannot leave `used` negative and the budget lending more than its capacity.
+  it('keeps its count when a release of more than is held is refused', async () => {
+    const budget = new ByteBudget(10);
+    const held = await budget.acquire(4);
+
+    expect(() => budget.release(held + 1)).toThrow(RangeError);
+
+    expect(budget.used).toBe(4);
+  });
+
+  it('refuses a double release (an abandoned part released twice) without lending bytes it does not have', async () => {
+    const budget = new ByteBudget(10);
+    const held = await budget.acquire(10);
+    budget.release(held);
+    expect(() => budget.release(held)).toThrow(RangeError);
+    expect(budget.used).toBe(0);
+    expect(await within(budget.acquire(10), 100)).toEqual({ value: 10 });
+    expect(await within(budget.acquire(1), 50)).toBe('timed out');
   });
 });

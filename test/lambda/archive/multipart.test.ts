@@ -1,196 +1,65 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
-import { mockClient } from 'aws-sdk-client-mock';
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ByteBudget } from '../../../lambda/archive/budget.ts';
-import {
-  MAX_OBJECT_SIZE,
-  MAX_PART_SIZE,
-  MAX_PARTS,
-  partSizeFor,
-  uploadMultipart,
-} from '../../../lambda/archive/multipart.ts';
+import { MAX_OBJECT_SIZE } from '../../../lambda/archive/multipart.ts';
 import { ArchiveError } from '../../../lambda/shared/errors.ts';
+import {
+  aborted,
+  created,
+  echoPart,
+  fakeS3,
+  hang,
+  type Input,
+  MIB,
+  multipartTo,
+  sha256,
+  tick,
+  within,
+} from '../../support/fake-s3.ts';
+import { unhandledDuring } from '../../support/unhandled.ts';
 
-const MIB = 1024 * 1024;
-const GIB = 1024 * MIB;
-const TIB = 1024 * GIB;
 /** The configured default, `MULTIPART_PART_SIZE_BYTES`. */
 const DEFAULT_PART = 8 * MIB;
-const KEY = 'tokens/0b9a6f1e-4c47-4a1b-9a7e-2f6a4c1d8e3b/data';
-
-/** How many parts `uploadMultipart` sends for `size` bytes in parts of `part`, in exact arithmetic. */
-function partsOf(size: number, part: number): bigint {
-  return (BigInt(size) + BigInt(part) - 1n) / BigInt(part);
-}
-
-describe('partSizeFor', () => {
-  it('keeps the configured part size for the files it fits', () => {
-    for (const size of [0, 1, 5 * MIB, DEFAULT_PART, DEFAULT_PART + 1, 1 * GIB, 10 * GIB]) {
-      expect(partSizeFor(size, DEFAULT_PART, KEY)).toBe(DEFAULT_PART);
-    }
-  });
-
-  it('keeps the configured part size for a file of exactly 10,000 parts of it', () => {
-    const size = MAX_PARTS * DEFAULT_PART;
-
-    const part = partSizeFor(size, DEFAULT_PART, KEY);
-
-    expect(part).toBe(DEFAULT_PART);
-    expect(partsOf(size, part)).toBe(10_000n);
-  });
-
-  it('takes the next whole MiB for one byte more than 10,000 parts of the configured size', () => {
-    const size = MAX_PARTS * DEFAULT_PART + 1;
-
-    const part = partSizeFor(size, DEFAULT_PART, KEY);
-
-    expect(part).toBe(DEFAULT_PART + MIB);
-    expect(partsOf(size, part)).toBeLessThanOrEqual(10_000n);
-  });
-
-  it('fits a 1 TiB file in 10,000 parts of a whole number of MiB', () => {
-    const part = partSizeFor(TIB, DEFAULT_PART, KEY);
-
-    // 1 TiB / 10,000 = 104.86 MiB.
-    expect(part).toBe(105 * MIB);
-    expect(partsOf(TIB, part)).toBeLessThanOrEqual(10_000n);
-  });
-
-  it('fits the largest object S3 holds in 10,000 parts of 5 GiB', () => {
-    const part = partSizeFor(MAX_OBJECT_SIZE, DEFAULT_PART, KEY);
-
-    expect(MAX_OBJECT_SIZE).toBe(53_687_091_200_000);
-    expect(part).toBe(5 * GIB);
-    expect(part).toBeLessThanOrEqual(MAX_PART_SIZE);
-    expect(partsOf(MAX_OBJECT_SIZE, part)).toBe(10_000n);
-  });
-
-  it('refuses one byte more than the largest object, naming the key and the sizes, not to be retried', () => {
-    let thrown: unknown;
-    try {
-      partSizeFor(MAX_OBJECT_SIZE + 1, DEFAULT_PART, KEY);
-    } catch (error) {
-      thrown = error;
-    }
-
-    expect(thrown).toBeInstanceOf(ArchiveError);
-    expect(thrown).toMatchObject({
-      key: KEY,
-      retryable: false,
-      message: expect.stringContaining(
-        "53687091200001 bytes is more than S3's largest object, 53687091200000 bytes",
-      ),
-    });
-  });
-
-  it('refuses a size that is not a byte count', () => {
-    for (const size of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => partSizeFor(size, DEFAULT_PART, KEY)).toThrow(ArchiveError);
-    }
-  });
-
-  it('respects a larger configured minimum', () => {
-    const minimum = 64 * MIB;
-
-    expect(partSizeFor(1 * GIB, minimum, KEY)).toBe(minimum);
-    expect(partSizeFor(MAX_PARTS * minimum, minimum, KEY)).toBe(minimum);
-    expect(partSizeFor(MAX_PARTS * minimum + 1, minimum, KEY)).toBe(minimum + MIB);
-    expect(partSizeFor(MAX_OBJECT_SIZE, 5 * GIB, KEY)).toBe(5 * GIB);
-  });
-
-  it('keeps a configured minimum that is not a whole MiB while it fits', () => {
-    const minimum = 5 * MIB + 1;
-
-    expect(partSizeFor(1 * GIB, minimum, KEY)).toBe(minimum);
-    expect(partSizeFor(MAX_PARTS * minimum + 1, minimum, KEY)).toBe(6 * MIB);
-  });
-
-  it('fits any size S3 takes in at most 10,000 parts of at least the minimum, whole MiB, at most 5 GiB', () => {
-    const minimumArb = fc.integer({ min: 5, max: 5 * 1024 }).map((mib) => mib * MIB);
-    const sizeArb = fc.oneof(
-      fc.integer({ min: 0, max: MAX_OBJECT_SIZE }),
-      // The edges: around multiples of 10,000 MiB, where the part size steps up, and the maximum.
-      fc
-        .tuple(fc.integer({ min: 0, max: 5 * 1024 }), fc.integer({ min: -2, max: 2 }))
-        .map(([mib, delta]) => Math.min(MAX_OBJECT_SIZE, Math.max(0, MAX_PARTS * mib * MIB + delta))),
-    );
-
-    fc.assert(
-      fc.property(sizeArb, minimumArb, (size, minimum) => {
-        const part = partSizeFor(size, minimum, KEY);
-
-        expect(partsOf(size, part)).toBeLessThanOrEqual(BigInt(MAX_PARTS));
-        expect(part).toBeGreaterThanOrEqual(minimum);
-        expect(part).toBeLessThanOrEqual(MAX_PART_SIZE);
-        expect(part % MIB).toBe(0);
-        // The smallest such size: one MiB less would not fit (unless it is the minimum itself).
-        if (part > minimum) expect(partsOf(size, part - MIB)).toBeGreaterThan(BigInt(MAX_PARTS));
-      }),
-      { numRuns: 2000 },
-    );
-  });
-});
 
 describe('uploadMultipart', () => {
   it('starts no upload for a file larger than S3 holds', async () => {
-    const client = new S3Client({ region: 'us-east-1' });
-    const s3 = mockClient(client);
-    const target = { Bucket: 'b', Key: KEY, ContentType: 'application/octet-stream', Metadata: {} };
+    const s3 = fakeS3({});
 
-    const upload = uploadMultipart(client, target, Readable.from([]), MAX_OBJECT_SIZE + 1, {
+    const upload = multipartTo(s3, Readable.from([]), MAX_OBJECT_SIZE + 1, {
       minPartSize: DEFAULT_PART,
-      partsInFlight: 4,
       budget: new ByteBudget(DEFAULT_PART),
-      abortSignal: new AbortController().signal,
     });
 
     await expect(upload).rejects.toThrow(ArchiveError);
-    expect(s3.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
-    s3.restore();
-    client.destroy();
+    expect(s3.of('CreateMultipartUpload')).toHaveLength(0);
   });
 });
 
 describe('uploadMultipart with parts in flight', () => {
-  const target = { Bucket: 'b', Key: KEY, ContentType: 'application/octet-stream', Metadata: {} };
-  const MIB = 1024 * 1024;
-
-  /** A mocked S3 whose UploadPart answers only when the test says so, recording what is in flight. */
+  /** A store whose UploadPart answers only when the test says so, recording what is in flight. */
   function slowStore() {
-    const client = new S3Client({
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
-    });
-    const s3 = mockClient(client);
     let inFlight = 0;
     let maxInFlight = 0;
     const releases: (() => void)[] = [];
-    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
-    s3.on(UploadPartCommand).callsFake(async (input: { PartNumber?: number }) => {
-      inFlight += 1;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      await new Promise<void>((resolve) => releases.push(resolve));
-      inFlight -= 1;
-      return { ETag: `e${input.PartNumber}` };
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async (input) => {
+        inFlight += 1;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise<void>((resolve) => releases.push(resolve));
+        inFlight -= 1;
+        return { ETag: `e${input.PartNumber}` };
+      },
+      CompleteMultipartUpload: async () => ({ ChecksumSHA256: 'abc-3' }),
+      AbortMultipartUpload: aborted,
     });
-    s3.on(CompleteMultipartUploadCommand).resolves({ ChecksumSHA256: 'abc-3' });
-    s3.on(AbortMultipartUploadCommand).resolves({});
     const drain = async () => {
       while (releases.length > 0 || inFlight > 0) {
         releases.shift()?.();
-        await new Promise((resolve) => setImmediate(resolve));
+        await tick();
       }
     };
-    return { client, s3, maxInFlight: () => maxInFlight, release: () => releases.shift()?.(), drain };
+    return { s3, maxInFlight: () => maxInFlight, drain };
   }
 
   it('sends several parts at once but never holds more part bytes than the budget', async () => {
@@ -198,14 +67,9 @@ describe('uploadMultipart with parts in flight', () => {
     const budget = new ByteBudget(12 * MIB);
     const body = Buffer.alloc(30 * MIB, 7);
 
-    const upload = uploadMultipart(store.client, target, Readable.from([body]), body.length, {
-      minPartSize: 5 * MIB,
-      partsInFlight: 4,
-      budget,
-      abortSignal: new AbortController().signal,
-    });
+    const upload = multipartTo(store.s3, Readable.from([body]), body.length, { budget });
     const drained = (async () => {
-      for (let i = 0; i < 200 && budget.used === 0; i++) await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < 200 && budget.used === 0; i++) await tick();
       await store.drain();
     })();
     const [completed] = await Promise.all([upload, drained]);
@@ -215,69 +79,226 @@ describe('uploadMultipart with parts in flight', () => {
     expect(store.maxInFlight()).toBe(2);
     expect(budget.peak).toBeLessThanOrEqual(12 * MIB);
     expect(budget.used).toBe(0);
-    const parts = store.s3.commandCalls(UploadPartCommand).map((call) => call.args[0].input);
+    const parts = store.s3.of('UploadPart');
     expect(parts.map((part) => part.PartNumber)).toEqual([1, 2, 3, 4, 5, 6]);
     // Each part carries its own SHA-256, computed on the way in.
-    const first = parts[0];
-    expect(first?.ChecksumSHA256).toBe(
-      createHash('sha256')
-        .update(body.subarray(0, 5 * MIB))
-        .digest('base64'),
-    );
-    store.s3.restore();
+    expect(parts[0]?.ChecksumSHA256).toBe(sha256(body.subarray(0, 5 * MIB), 'base64'));
   });
 
-  it('aborts the upload, and completes nothing, when the source fails after some parts', async () => {
-    const client = new S3Client({
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+  it('puts every byte in its own part, in order, whatever the chunk boundaries and reply order', async () => {
+    const body = Buffer.from(Array.from({ length: 17 * MIB + 3 }, (_, i) => (i * 31 + 7) & 0xff));
+    // A one-byte chunk, chunks ending exactly on a part boundary, one spanning three parts.
+    const cuts = [1, 5 * MIB, 10 * MIB, 10 * MIB + 1, 17 * MIB + 3];
+    const chunks = cuts.map((end, i) => body.subarray(i === 0 ? 0 : cuts[i - 1], end));
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      // Later parts answer first.
+      UploadPart: async (input) => {
+        for (let i = 0; i < 10 - Number(input.PartNumber); i++) await tick();
+        return echoPart(input);
+      },
+      CompleteMultipartUpload: async () => ({ ChecksumSHA256: 'x-4' }),
     });
-    const s3 = mockClient(client);
-    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
-    s3.on(UploadPartCommand).resolves({ ETag: 'e' });
-    s3.on(AbortMultipartUploadCommand).resolves({});
-    const budget = new ByteBudget(20 * MIB);
-    async function* failing() {
-      yield Buffer.alloc(6 * MIB);
-      throw new Error('SHA-256 mismatch in the last bytes');
-    }
+    const budget = new ByteBudget(40 * MIB);
 
-    const upload = uploadMultipart(client, target, Readable.from(failing()), 12 * MIB, {
-      minPartSize: 5 * MIB,
-      partsInFlight: 4,
-      budget,
-      abortSignal: new AbortController().signal,
-    });
+    await multipartTo(s3, Readable.from(chunks), body.length, { budget });
 
-    await expect(upload).rejects.toThrow('SHA-256 mismatch');
-    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
-    expect(s3.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+    const parts = s3.of('UploadPart');
+    expect(Buffer.concat(parts.map((part) => part.Body as Buffer)).equals(body)).toBe(true);
+    for (const part of parts) expect(part.ChecksumSHA256).toBe(sha256(part.Body as Buffer, 'base64'));
+    const completed = s3.of('CompleteMultipartUpload')[0]?.MultipartUpload as { Parts: Input[] };
+    expect(completed.Parts.map((part) => [part.PartNumber, part.ETag])).toEqual([
+      [1, 'e1'],
+      [2, 'e2'],
+      [3, 'e3'],
+      [4, 'e4'],
+    ]);
     expect(budget.used).toBe(0);
-    s3.restore();
   });
 
-  it('aborts the upload and gives its budget back when a part fails for good', async () => {
-    const client = new S3Client({
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+  it('sends a part larger than the whole budget alone, completes, and gives the budget back', async () => {
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async (input) => {
+        await tick();
+        return { ETag: `e${input.PartNumber}` };
+      },
+      CompleteMultipartUpload: async () => ({}),
     });
-    const s3 = mockClient(client);
-    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
-    s3.on(UploadPartCommand).rejects(new Error('part refused'));
-    s3.on(AbortMultipartUploadCommand).resolves({});
-    const budget = new ByteBudget(20 * MIB);
+    const budget = new ByteBudget(5 * MIB);
 
-    const upload = uploadMultipart(client, target, Readable.from([Buffer.alloc(12 * MIB)]), 12 * MIB, {
-      minPartSize: 5 * MIB,
-      partsInFlight: 2,
+    const upload = multipartTo(s3, Readable.from([Buffer.alloc(13 * MIB)]), 13 * MIB, {
+      minPartSize: 6 * MIB,
       budget,
-      abortSignal: new AbortController().signal,
     });
 
-    await expect(upload).rejects.toThrow('part refused');
-    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
-    expect(s3.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+    expect(await within(upload, 2000)).toMatchObject({ value: { checksum: undefined } });
+    expect(s3.of('UploadPart')).toHaveLength(3);
+    expect(budget.peak).toBe(5 * MIB);
     expect(budget.used).toBe(0);
-    s3.restore();
+  });
+});
+
+describe('uploadMultipart when it fails', () => {
+  it.for([
+    [
+      'the source fails after some parts',
+      { UploadPart: async () => ({ ETag: 'e' }) },
+      async function* failing() {
+        yield Buffer.alloc(6 * MIB);
+        throw new Error('SHA-256 mismatch in the last bytes');
+      },
+      'SHA-256 mismatch',
+    ],
+    [
+      'a part fails for good',
+      { UploadPart: () => Promise.reject(new Error('part refused')) },
+      async function* whole() {
+        yield Buffer.alloc(12 * MIB);
+      },
+      'part refused',
+    ],
+  ] as const)(
+    'aborts the upload, completes nothing and gives its budget back when %s',
+    async ([_label, handlers, source, message]) => {
+      const s3 = fakeS3({ CreateMultipartUpload: created, AbortMultipartUpload: aborted, ...handlers });
+      const budget = new ByteBudget(20 * MIB);
+
+      const upload = multipartTo(s3, Readable.from(source()), 12 * MIB, { budget, partsInFlight: 2 });
+
+      await expect(upload).rejects.toThrow(message);
+      expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
+      expect(s3.of('AbortMultipartUpload')).toHaveLength(1);
+      expect(budget.used).toBe(0);
+    },
+  );
+
+  // Guards the race of the part's read against the upload's own stop: a part that failed for good
+  // is reported at once, not after a stalled download delivers a whole further part.
+  it('reports a part that fails for good at once, without waiting for a stalled source', async () => {
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async () => {
+        await tick();
+        throw new Error('part refused');
+      },
+      AbortMultipartUpload: aborted,
+    });
+    const budget = new ByteBudget(20 * MIB);
+    let first = Buffer.alloc(5 * MIB);
+    // A download that yields one part's bytes and then never another byte nor an end.
+    const stalled = new Readable({
+      read() {
+        if (first.length > 0) this.push(first);
+        first = Buffer.alloc(0);
+      },
+    });
+
+    const upload = multipartTo(s3, stalled, 12 * MIB, { budget });
+
+    expect(await within(upload, 1000)).toMatchObject({ error: { message: 'part refused' } });
+    expect(s3.of('AbortMultipartUpload')).toHaveLength(1);
+    expect(budget.used).toBe(0);
+  });
+});
+
+describe('uploadMultipart when the run aborts', () => {
+  it('stops parts in flight, completes nothing and gives the budget back when the run aborts mid-part', async () => {
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async (_, signal) => hang(signal),
+      AbortMultipartUpload: aborted,
+    });
+    const budget = new ByteBudget(20 * MIB);
+    const run = new AbortController();
+
+    const upload = multipartTo(s3, Readable.from([Buffer.alloc(12 * MIB)]), 12 * MIB, {
+      budget,
+      signal: run.signal,
+    });
+    while (s3.of('UploadPart').length < 3) await tick();
+    run.abort(new Error('deadline'));
+
+    expect(await within(upload, 2000)).toMatchObject({ error: { message: 'deadline' } });
+    expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
+    expect(s3.of('AbortMultipartUpload')).toHaveLength(1);
+    expect(budget.used).toBe(0);
+  });
+
+  it('stops waiting for room when the run aborts, leaving the other holder its bytes', async () => {
+    const s3 = fakeS3({ CreateMultipartUpload: created, AbortMultipartUpload: aborted });
+    const budget = new ByteBudget(10 * MIB);
+    const other = await budget.acquire(10 * MIB);
+    const run = new AbortController();
+
+    const upload = multipartTo(s3, Readable.from([Buffer.alloc(6 * MIB)]), 6 * MIB, {
+      budget,
+      signal: run.signal,
+    });
+    while (s3.of('CreateMultipartUpload').length === 0) await tick();
+    await tick();
+    run.abort(new Error('deadline'));
+
+    expect(await within(upload, 2000)).toMatchObject({ error: { message: 'deadline' } });
+    expect(s3.of('UploadPart')).toHaveLength(0);
+    expect(budget.used).toBe(other);
+    budget.release(other);
+    expect(budget.used).toBe(0);
+  });
+
+  // Guards the part's read when the run aborts between a budget grant and that read (the deadline
+  // fires as another holder releases): the read, rejected later when the download is destroyed,
+  // must be handled, or it takes the Lambda process down.
+  it('leaves no unhandled rejection when the run aborts just as the budget grants a part', async () => {
+    const unhandled = await unhandledDuring(async () => {
+      const s3 = fakeS3({ CreateMultipartUpload: created, AbortMultipartUpload: aborted });
+      const budget = new ByteBudget(5 * MIB);
+      const other = await budget.acquire(5 * MIB);
+      const run = new AbortController();
+      const source = new Readable({ read() {} });
+
+      const upload = multipartTo(s3, source, 6 * MIB, { budget, signal: run.signal });
+      while (s3.of('CreateMultipartUpload').length === 0) await tick();
+      await tick();
+      budget.release(other);
+      run.abort(new Error('deadline'));
+
+      expect(await within(upload, 2000)).toMatchObject({ error: { message: 'deadline' } });
+      expect(budget.used).toBe(0);
+      // What transfer() does next: the download is destroyed.
+      source.destroy(new Error('download reset'));
+    });
+    expect(unhandled).toEqual([]);
+  });
+
+  it('holds no budget after a read abandoned by the abort completes later, and sends no part for it', async () => {
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: echoPart,
+      AbortMultipartUpload: aborted,
+    });
+    const budget = new ByteBudget(12 * MIB);
+    const run = new AbortController();
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(6 * MIB, 1));
+
+    const upload = multipartTo(s3, source, 12 * MIB, { budget, signal: run.signal });
+    while (s3.of('UploadPart').length === 0) await tick();
+    for (let i = 0; i < 5; i++) await tick();
+    // Part 2 is mid-read (1 MiB of 5 in hand) when the run stops.
+    run.abort(new Error('deadline'));
+    expect(await within(upload, 2000)).toMatchObject({ error: { message: 'deadline' } });
+    expect(budget.used).toBe(0);
+
+    // The stalled download moves again: the abandoned read completes, and must change nothing.
+    const unhandled = await unhandledDuring(async () => {
+      source.push(Buffer.alloc(6 * MIB, 2));
+      source.push(null);
+    });
+    expect(unhandled).toEqual([]);
+    expect(budget.used).toBe(0);
+    expect(s3.of('UploadPart')).toHaveLength(1);
+    expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
+    expect(await within(budget.acquire(12 * MIB), 100)).toEqual({ value: 12 * MIB });
   });
 });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   CreateMultipartUploadCommand,
@@ -11,8 +11,23 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Archive } from '../../../lambda/archive/archive.ts';
+import { IntegrityError } from '../../../lambda/shared/errors.ts';
+import {
+  aborted,
+  archiveOver,
+  completedParts,
+  compositeOf,
+  created,
+  echoPart,
+  fakeS3,
+  type Input,
+  LINE,
+  MIB,
+  partDigests,
+  sha256,
+  tick,
+} from '../../support/fake-s3.ts';
 
-const LINE = '6f1f0d2e-8b9a-4c3d-9e8f-0a1b2c3d4e5f';
 const BYTES = Buffer.from('the bytes of a small file');
 const SHA256 = createHash('sha256').update(BYTES).digest();
 const FILE = { name: 'data', size: BYTES.length, sha256: SHA256.toString('hex'), link: undefined };
@@ -136,5 +151,132 @@ describe('FileUploader read-back', () => {
     });
 
     expect(uncaught).toEqual([]);
+  });
+});
+
+// A three-part file, no two parts alike (a byte pattern with a period dividing 5 MiB would make parts equal).
+const body = randomBytes(12 * MIB);
+const file = { name: 'data', size: body.length, sha256: sha256(body, 'hex'), link: undefined };
+
+describe('FileUploader read-back under a store that answers falsely (head)', () => {
+  /** A HEAD showing an object that is not the file: any read-back must refuse it. */
+  const wrongObject = async () => ({
+    ContentLength: 1,
+    Metadata: { sha256: file.sha256, size: String(file.size) },
+    ETag: '"w"',
+  });
+  /** A store that takes every part and answers its completion with `checksum` over the parts listed. */
+  const completingWith = (checksum: (parts: Input[]) => string) =>
+    fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: echoPart,
+      CompleteMultipartUpload: async (input) => ({ ChecksumSHA256: checksum(completedParts(input)) }),
+      HeadObject: wrongObject,
+    });
+
+  it('needs no HEAD when the completion checksum is the one over the parts it was sent', async () => {
+    const s3 = completingWith((parts) => compositeOf(partDigests(parts)));
+
+    await archiveOver(s3.client).uploadVerified(LINE, file, Readable.from([body]));
+
+    expect(s3.of('HeadObject')).toHaveLength(0);
+  });
+
+  // Each is a completion checksum that is not the composite over the parts sent, so none may stand
+  // in for the read-back (a bare `includes('-')` once let every one of them through).
+  it.for([
+    ['over the parts in another order', (parts: Input[]) => compositeOf(partDigests(parts).reverse())],
+    ['over all parts but the last', (parts: Input[]) => compositeOf(partDigests(parts).slice(0, -1))],
+    [
+      'over a part repeated in place of another',
+      (parts: Input[]) => {
+        const digests = partDigests(parts);
+        return compositeOf([digests[0] ?? '', digests[0] ?? '', digests[2] ?? '']);
+      },
+    ],
+    [
+      'right in its hash but not in its part count',
+      (parts: Input[]) => compositeOf(partDigests(parts)).replace(/-3$/, '-4'),
+    ],
+    ['without its "-N" suffix', (parts: Input[]) => compositeOf(partDigests(parts)).replace(/-3$/, '')],
+    ['any dashed value ("…-7" for 3 parts)', () => `${Buffer.alloc(32).toString('base64')}-7`],
+    ["the whole file's SHA-256", () => sha256(body, 'base64')],
+  ] as const)(
+    'reads back with a HEAD when the multipart completion checksum is %s',
+    async ([_label, checksum]) => {
+      const s3 = completingWith(checksum);
+
+      await expect(archiveOver(s3.client).uploadVerified(LINE, file, Readable.from([body]))).rejects.toThrow(
+        /read-back/,
+      );
+      expect(s3.of('HeadObject')).toHaveLength(1);
+    },
+  );
+
+  const small = Buffer.from('a small file');
+  const smallFile = { name: 'data', size: small.length, sha256: sha256(small, 'hex'), link: undefined };
+
+  // A single PutObject never has a composite checksum: only its own SHA-256, in base64, confirms it.
+  it.for([
+    ['the checksum of other bytes', sha256(Buffer.from('other bytes'), 'base64')],
+    ['a truncated checksum', createHash('sha256').update(small).digest().subarray(0, 31).toString('base64')],
+    ['the checksum in hex', sha256(small, 'hex')],
+    ['a dashed, multipart-looking checksum', 'garbage-1'],
+  ] as const)('reads back with a HEAD when a PutObject reply carries %s', async ([_label, reply]) => {
+    const s3 = fakeS3({ PutObject: async () => ({ ChecksumSHA256: reply }), HeadObject: wrongObject });
+
+    await expect(
+      archiveOver(s3.client).uploadVerified(LINE, smallFile, Readable.from([small])),
+    ).rejects.toThrow(/read-back/);
+    expect(s3.of('HeadObject')).toHaveLength(1);
+  });
+
+  // Guards uploadMultipart: an UploadPart reply whose checksum is not the digest sent (S3 holds
+  // other bytes for that part) fails the part, instead of letting a HEAD with size and metadata
+  // alone vouch for the object.
+  it('refuses a multipart object whose part reply names other bytes than were sent', async () => {
+    const other = sha256(Buffer.from('not part 2'), 'base64');
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async (input) => ({
+        ETag: `e${input.PartNumber}`,
+        ChecksumSHA256: input.PartNumber === 2 ? other : input.ChecksumSHA256,
+      }),
+      // As S3 would: the composite over the parts it holds.
+      CompleteMultipartUpload: async (input) => ({
+        ChecksumSHA256: compositeOf(partDigests(completedParts(input))),
+      }),
+      HeadObject: async () => ({
+        ContentLength: file.size,
+        Metadata: { sha256: file.sha256, size: String(file.size) },
+        ChecksumSHA256: `${Buffer.alloc(32, 1).toString('base64')}-3`,
+        ETag: '"m"',
+      }),
+    });
+
+    await expect(archiveOver(s3.client).uploadVerified(LINE, file, Readable.from([body]))).rejects.toThrow();
+  });
+});
+
+describe('FileUploader with parts in flight', () => {
+  it('aborts, completes nothing and frees the budget when the hash fails on the last chunk with parts in flight', async () => {
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async (input) => {
+        for (let i = 0; i < 5; i++) await tick();
+        return { ETag: `e${input.PartNumber}` };
+      },
+      AbortMultipartUpload: aborted,
+    });
+    const target = archiveOver(s3.client);
+    const chunks = [body.subarray(0, 11 * MIB), body.subarray(11 * MIB)];
+
+    const upload = target.uploadVerified(LINE, { ...file, sha256: '0'.repeat(64) }, Readable.from(chunks));
+
+    await expect(upload).rejects.toThrow(IntegrityError);
+    expect(s3.of('UploadPart').length).toBeGreaterThan(0);
+    expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
+    expect(s3.of('AbortMultipartUpload')).toHaveLength(1);
+    expect(target.uploadBudget.used).toBe(0);
   });
 });
