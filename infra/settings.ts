@@ -5,16 +5,23 @@ import {
   DEFAULT_DRILL_MAX_LINES,
   DEFAULT_DRILL_SAMPLE_SIZE,
   DEFAULT_LINE_CONCURRENCY,
-  DEFAULT_TIME_RESERVE_MS,
   DRILL_MAX_LINES_RANGE,
   DRILL_SAMPLE_SIZE_RANGE,
   LINE_CONCURRENCY_RANGE,
   MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
-  MIN_WORKING_MS,
 } from '../lambda/shared/contract.ts';
 import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
+import {
+  fail,
+  httpsUrl,
+  integerBetween,
+  optionalIntegerIn,
+  positiveDays,
+  upTo15Minutes,
+  wholeSeconds,
+} from './settings-checks.ts';
 
 /**
  * The stack's props, their defaults, and {@link resolveSettings}: the one place a prop is checked
@@ -210,41 +217,7 @@ export interface FanoutSettings {
 
 /** Defaults applied and every prop checked, so a mistake fails the synth and names the prop. */
 export function resolveSettings(props: HousekeepingStackProps): Settings {
-  const fail = (message: string): never => {
-    throw new Error(`HousekeepingStack: ${message}`);
-  };
-  const integerBetween = (name: string, value: number, min: number, max: number, unit = ''): number => {
-    if (!Number.isInteger(value) || value < min || value > max) {
-      fail(`${name} must be an integer between ${min} and ${max}${unit}, got ${value}`);
-    }
-    return value;
-  };
-  const upTo15Minutes = (name: string, value: Duration): Duration => {
-    if (value.toSeconds() < 1 || value.toSeconds() > 900) {
-      fail(`${name} must be between 1 second and 15 minutes, got ${value.toHumanString()}`);
-    }
-    // The function starts no line with less than its time reserve left: a timeout that leaves too
-    // little after it would defer every line, forever.
-    const working = value.toMilliseconds() - DEFAULT_TIME_RESERVE_MS;
-    if (working < MIN_WORKING_MS) {
-      const least = Duration.millis(DEFAULT_TIME_RESERVE_MS + MIN_WORKING_MS);
-      fail(
-        `${name} of ${value.toHumanString()} leaves ${Math.max(0, working) / 1000} s of working time after ` +
-          `the function's ${DEFAULT_TIME_RESERVE_MS / 1000} s time reserve (TIME_RESERVE_MS, in which no line ` +
-          `is started); at least ${MIN_WORKING_MS / 1000} s is needed: set ${name} to ${least.toSeconds()} s or more`,
-      );
-    }
-    return value;
-  };
-
-  let url: URL | undefined;
-  try {
-    url = new URL(props.tokensApiUrl);
-  } catch {
-    fail(`tokensApiUrl is not a URL: "${props.tokensApiUrl}"`);
-  }
-  if (url?.protocol !== 'https:') fail(`tokensApiUrl must be an https URL, got "${props.tokensApiUrl}"`);
-
+  httpsUrl('tokensApiUrl', props.tokensApiUrl);
   if (props.sessionKeySecret.trim() === '') fail('sessionKeySecret is empty');
 
   const scheduleExpression = props.scheduleExpression ?? DEFAULT_SCHEDULE;
@@ -270,40 +243,54 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
     LINE_CONCURRENCY_RANGE.max,
   );
 
-  const minAge = props.minAge;
-  const minAgeSeconds = minAge?.toSeconds({ integral: false });
-  if (minAgeSeconds !== undefined && (!Number.isInteger(minAgeSeconds) || minAgeSeconds < 1)) {
-    fail(`minAge must be a whole number of seconds, at least 1, got ${minAge?.toHumanString()}`);
-  }
-  const maxRequestsPerSecond =
-    props.maxRequestsPerSecond === undefined
-      ? undefined
-      : integerBetween(
-          'maxRequestsPerSecond',
-          props.maxRequestsPerSecond,
-          MAX_REQUESTS_PER_SECOND_RANGE.min,
-          MAX_REQUESTS_PER_SECOND_RANGE.max,
-        );
-  const maxBytesPerSecond =
-    props.maxBytesPerSecond === undefined
-      ? undefined
-      : integerBetween(
-          'maxBytesPerSecond',
-          props.maxBytesPerSecond,
-          MAX_BYTES_PER_SECOND_RANGE.min,
-          MAX_BYTES_PER_SECOND_RANGE.max,
-        );
+  const minAge = wholeSeconds('minAge', props.minAge);
+  const maxRequestsPerSecond = optionalIntegerIn(
+    'maxRequestsPerSecond',
+    props.maxRequestsPerSecond,
+    MAX_REQUESTS_PER_SECOND_RANGE,
+  );
+  const maxBytesPerSecond = optionalIntegerIn(
+    'maxBytesPerSecond',
+    props.maxBytesPerSecond,
+    MAX_BYTES_PER_SECOND_RANGE,
+  );
+  const fanout = fanoutSettings(props, timeout);
 
-  const positiveDays = (name: string, value: number | undefined): number | undefined => {
-    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-      fail(`${name} must be a positive whole number of days, got ${value}`);
-    }
-    if (value !== undefined && props.bucketName !== undefined) {
-      fail(`${name} applies only to a bucket the stack creates; remove it or bucketName`);
-    }
-    return value;
+  return {
+    tokensApiUrl: props.tokensApiUrl,
+    sessionKeySecret: props.sessionKeySecret,
+    scheduleExpression,
+    bucketName: props.bucketName,
+    archivePrefix,
+    alarmEmail: props.alarmEmail,
+    memorySize,
+    timeout,
+    lineConcurrency,
+    minAge,
+    maxRequestsPerSecond,
+    dismantleGuard: dismantleGuardVariables(props, fail),
+    maxBytesPerSecond,
+    archiveTransitionDays: positiveDays(
+      'archiveTransitionDays',
+      props.archiveTransitionDays,
+      props.bucketName,
+    ),
+    objectLockRetentionDays: positiveDays(
+      'objectLockRetentionDays',
+      props.objectLockRetentionDays,
+      props.bucketName,
+    ),
+    archiveEncryption: archiveEncryption(props, fail),
+    fanout,
+    restoreDrills,
   };
+}
 
+/**
+ * {@link Settings.fanout} from `mode` and the `worker...` props, checked (the worker timeout
+ * defaults to `timeout`); a `worker...` prop outside mode `fanout` fails.
+ */
+function fanoutSettings(props: HousekeepingStackProps, timeout: Duration): FanoutSettings | undefined {
   const mode = props.mode ?? DEFAULT_MODE;
   if (mode !== 'single' && mode !== 'fanout') {
     fail(`mode must be "single" or "fanout", got "${String(mode)}"`);
@@ -333,36 +320,15 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
   const visibilityTimeout = Duration.seconds(
     workerTimeout.toSeconds() * VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT,
   );
-
-  return {
-    tokensApiUrl: props.tokensApiUrl,
-    sessionKeySecret: props.sessionKeySecret,
-    scheduleExpression,
-    bucketName: props.bucketName,
-    archivePrefix,
-    alarmEmail: props.alarmEmail,
-    memorySize,
-    timeout,
-    lineConcurrency,
-    minAge,
-    maxRequestsPerSecond,
-    dismantleGuard: dismantleGuardVariables(props, fail),
-    maxBytesPerSecond,
-    archiveTransitionDays: positiveDays('archiveTransitionDays', props.archiveTransitionDays),
-    objectLockRetentionDays: positiveDays('objectLockRetentionDays', props.objectLockRetentionDays),
-    archiveEncryption: archiveEncryption(props, fail),
-    fanout:
-      mode === 'fanout'
-        ? {
-            batchSize,
-            maxConcurrency,
-            workerTimeout,
-            visibilityTimeout,
-            markerTtl: Duration.seconds(visibilityTimeout.toSeconds() * WORK_MAX_RECEIVE_COUNT),
-          }
-        : undefined,
-    restoreDrills,
-  };
+  return mode === 'fanout'
+    ? {
+        batchSize,
+        maxConcurrency,
+        workerTimeout,
+        visibilityTimeout,
+        markerTtl: Duration.seconds(visibilityTimeout.toSeconds() * WORK_MAX_RECEIVE_COUNT),
+      }
+    : undefined;
 }
 
 /** The dismantle guard's environment from its props, each checked against the function's own range. */

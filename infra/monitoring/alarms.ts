@@ -4,7 +4,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { emfMetric, messagesVisible } from './metrics.ts';
-import type { HousekeepingMonitoringProps, WatchedQueue } from './types.ts';
+import type { DrillMonitoring, HousekeepingMonitoringProps, WatchedQueue } from './types.ts';
 
 /** Alarm evaluation period: short, so a failed hourly pass is reported minutes after it ends. */
 const ALARM_PERIOD = Duration.minutes(5);
@@ -88,6 +88,46 @@ export function createAlarms(
       'The next scheduled pass retries; see docs/operations.md#alarms.',
     metric: fn.metricErrors(sum),
   });
+  addLineAlarms(factory);
+  factory.addAlarm('FunctionThrottles', {
+    name: 'function-throttles',
+    description:
+      'An invocation was throttled by the reserved concurrency of 1: a pass was still running when ' +
+      'another started (a manual invoke, or a pass longer than the schedule interval).',
+    metric: fn.metricThrottles(sum),
+  });
+  factory.addAlarm('DurationNearTimeout', {
+    name: 'duration-near-timeout',
+    description:
+      `A pass ran longer than ${DURATION_ALARM_FRACTION * 100}% of the ${timeout.toHumanString()} ` +
+      'timeout. Lines that do not fit in the time budget are deferred (LinesDeferred); if this persists, ' +
+      'raise the memory or the timeout.',
+    metric: fn.metricDuration({ period: ALARM_PERIOD, statistic: cloudwatch.Stats.MAXIMUM }),
+    threshold: durationAlarmThresholdMs(timeout),
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+  });
+  if (props.fanout !== undefined) {
+    factory.addAlarm('WorkerErrors', {
+      name: 'worker-errors',
+      description:
+        'A fan-out worker invocation ended in an error (crash, timeout, bad config): its whole batch went back ' +
+        'to the work queue and is retried, then dead-lettered. Failed lines alone do not count here.',
+      metric: props.fanout.worker.metricErrors(sum),
+    });
+  }
+  if (props.drill !== undefined) addDrillAlarms(factory, props.drill);
+  for (const { label, queue, meaning } of queues) {
+    factory.addAlarm(`QueueDepth-${label}`, {
+      name: `${label}-not-empty`,
+      description: `${meaning} Read the message, fix the cause, then purge the queue.`,
+      metric: messagesVisible(queue, { period: ALARM_PERIOD }),
+    });
+  }
+  return factory.alarms;
+}
+
+/** The four alarms on the EMF line metrics: failed lines, hash mismatches, conflicts, lines held. */
+function addLineAlarms(factory: AlarmFactory): void {
   factory.addAlarm('LinesFailed', {
     name: 'lines-failed',
     description:
@@ -119,55 +159,24 @@ export function createAlarms(
       'and kept on the service. Check the listing before raising the guard; see docs/operations.md#alarms.',
     metric: emfMetric('LinesHeld', { period: ALARM_PERIOD }),
   });
-  factory.addAlarm('FunctionThrottles', {
-    name: 'function-throttles',
+}
+
+/** The restore drill's alarms: its findings, and its function's errors. */
+function addDrillAlarms(factory: AlarmFactory, drill: DrillMonitoring): void {
+  const sum = { period: ALARM_PERIOD, statistic: cloudwatch.Stats.SUM };
+  factory.addAlarm('DrillFindings', {
+    name: 'drill-findings',
     description:
-      'An invocation was throttled by the reserved concurrency of 1: a pass was still running when ' +
-      'another started (a manual invoke, or a pass longer than the schedule interval).',
-    metric: fn.metricThrottles(sum),
+      'A restore drill found archived lines that are not as recorded (DrillFindings >= 1): an object missing ' +
+      'or damaged, a receipt recording a discrepancy or disagreeing with its manifest, or a line that could ' +
+      'not be read back. Read its report under {prefix}_drills/; see docs/operations.md#restore-drills.',
+    metric: emfMetric('DrillFindings', { period: ALARM_PERIOD }),
   });
-  factory.addAlarm('DurationNearTimeout', {
-    name: 'duration-near-timeout',
+  factory.addAlarm('DrillErrors', {
+    name: 'drill-errors',
     description:
-      `A pass ran longer than ${DURATION_ALARM_FRACTION * 100}% of the ${timeout.toHumanString()} ` +
-      'timeout. Lines that do not fit in the time budget are deferred (LinesDeferred); if this persists, ' +
-      'raise the memory or the timeout.',
-    metric: fn.metricDuration({ period: ALARM_PERIOD, statistic: cloudwatch.Stats.MAXIMUM }),
-    threshold: durationAlarmThresholdMs(timeout),
-    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      'A restore drill ended in an error (bad config, the archive could not be listed, its report could not ' +
+      'be written, a timeout): no drill result for this run. See docs/operations.md#restore-drills.',
+    metric: drill.fn.metricErrors(sum),
   });
-  if (props.fanout !== undefined) {
-    factory.addAlarm('WorkerErrors', {
-      name: 'worker-errors',
-      description:
-        'A fan-out worker invocation ended in an error (crash, timeout, bad config): its whole batch went back ' +
-        'to the work queue and is retried, then dead-lettered. Failed lines alone do not count here.',
-      metric: props.fanout.worker.metricErrors(sum),
-    });
-  }
-  if (props.drill !== undefined) {
-    factory.addAlarm('DrillFindings', {
-      name: 'drill-findings',
-      description:
-        'A restore drill found archived lines that are not as recorded (DrillFindings >= 1): an object missing ' +
-        'or damaged, a receipt recording a discrepancy or disagreeing with its manifest, or a line that could ' +
-        'not be read back. Read its report under {prefix}_drills/; see docs/operations.md#restore-drills.',
-      metric: emfMetric('DrillFindings', { period: ALARM_PERIOD }),
-    });
-    factory.addAlarm('DrillErrors', {
-      name: 'drill-errors',
-      description:
-        'A restore drill ended in an error (bad config, the archive could not be listed, its report could not ' +
-        'be written, a timeout): no drill result for this run. See docs/operations.md#restore-drills.',
-      metric: props.drill.fn.metricErrors(sum),
-    });
-  }
-  for (const { label, queue, meaning } of queues) {
-    factory.addAlarm(`QueueDepth-${label}`, {
-      name: `${label}-not-empty`,
-      description: `${meaning} Read the message, fix the cause, then purge the queue.`,
-      metric: messagesVisible(queue, { period: ALARM_PERIOD }),
-    });
-  }
-  return factory.alarms;
 }

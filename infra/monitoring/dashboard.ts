@@ -33,31 +33,14 @@ export function createDashboard(
   queues: readonly WatchedQueue[],
   alarms: readonly cloudwatch.IAlarm[],
 ): cloudwatch.Dashboard {
-  const { fn, timeout, fanout } = props;
-  const timeoutMs = timeout.toMilliseconds();
+  const { fanout } = props;
   const linesMetrics = LINE_METRICS.map(hourlyEmfMetric);
-  const sum = { ...HOURLY, statistic: cloudwatch.Stats.SUM };
-  const maximum = { ...HOURLY, statistic: cloudwatch.Stats.MAXIMUM };
 
   const dashboard = new cloudwatch.Dashboard(scope, 'Dashboard', {
     dashboardName: `${props.namePrefix}-dashboard`,
     defaultInterval: Duration.days(7),
   });
-  dashboard.addWidgets(
-    new cloudwatch.TextWidget({
-      markdown:
-        fanout === undefined
-          ? `# Tokens housekeeper\nSchedule \`${props.scheduleExpression}\`, one pass at a time ` +
-            `(reserved concurrency 1), timeout ${timeout.toHumanString()}. Graphs are hourly sums; ` +
-            'runbook in docs/operations.md.'
-          : `# Tokens housekeeper (fan-out)\nSchedule \`${props.scheduleExpression}\`: one planner at a time ` +
-            `(timeout ${timeout.toHumanString()}) sends one message per finished line; at most ` +
-            `${fanout.maxConcurrency} workers (timeout ${fanout.workerTimeout.toHumanString()}) ` +
-            'archive them. Graphs are hourly sums; runbook in docs/operations.md.',
-      width: 24,
-      height: 2,
-    }),
-  );
+  dashboard.addWidgets(headerWidget(props));
   dashboard.addWidgets(
     new cloudwatch.SingleValueWidget({
       title: 'Lines in the selected range',
@@ -67,30 +50,7 @@ export function createDashboard(
       height: 4,
     }),
   );
-  dashboard.addWidgets(
-    new cloudwatch.GraphWidget({
-      title: 'Runs',
-      left: [
-        fn.metricInvocations({ ...sum, label: 'Invocations' }),
-        fn.metricErrors({ ...sum, label: 'Errors' }),
-        fn.metricThrottles({ ...sum, label: 'Throttles' }),
-      ],
-      width: 12,
-    }),
-    new cloudwatch.GraphWidget({
-      title: 'Duration against the timeout',
-      left: [
-        fn.metricDuration({ ...maximum, label: 'Max duration' }),
-        emfMetric('RunDuration', { ...maximum, label: 'RunDuration (EMF)' }),
-      ],
-      leftYAxis: { min: 0, max: timeoutMs, label: 'ms', showUnits: false },
-      leftAnnotations: [
-        { value: timeoutMs, label: 'Timeout', color: cloudwatch.Color.RED },
-        { value: durationAlarmThresholdMs(timeout), label: 'Alarm', color: cloudwatch.Color.ORANGE },
-      ],
-      width: 12,
-    }),
-  );
+  dashboard.addWidgets(...runRow(props));
   dashboard.addWidgets(
     new cloudwatch.GraphWidget({
       title: 'Lines per hour',
@@ -130,6 +90,56 @@ export function createDashboard(
     }),
   );
   return dashboard;
+}
+
+/** The header: the schedule, the mode and its timeouts, where the runbook is. */
+function headerWidget(props: HousekeepingMonitoringProps): cloudwatch.TextWidget {
+  const { timeout, fanout } = props;
+  return new cloudwatch.TextWidget({
+    markdown:
+      fanout === undefined
+        ? `# Tokens housekeeper\nSchedule \`${props.scheduleExpression}\`, one pass at a time ` +
+          `(reserved concurrency 1), timeout ${timeout.toHumanString()}. Graphs are hourly sums; ` +
+          'runbook in docs/operations.md.'
+        : `# Tokens housekeeper (fan-out)\nSchedule \`${props.scheduleExpression}\`: one planner at a time ` +
+          `(timeout ${timeout.toHumanString()}) sends one message per finished line; at most ` +
+          `${fanout.maxConcurrency} workers (timeout ${fanout.workerTimeout.toHumanString()}) ` +
+          'archive them. Graphs are hourly sums; runbook in docs/operations.md.',
+    width: 24,
+    height: 2,
+  });
+}
+
+/** One row: the scheduled function's runs, and its duration against the timeout and the alarm. */
+function runRow(props: HousekeepingMonitoringProps): cloudwatch.IWidget[] {
+  const { fn, timeout } = props;
+  const timeoutMs = timeout.toMilliseconds();
+  const sum = { ...HOURLY, statistic: cloudwatch.Stats.SUM };
+  const maximum = { ...HOURLY, statistic: cloudwatch.Stats.MAXIMUM };
+  return [
+    new cloudwatch.GraphWidget({
+      title: 'Runs',
+      left: [
+        fn.metricInvocations({ ...sum, label: 'Invocations' }),
+        fn.metricErrors({ ...sum, label: 'Errors' }),
+        fn.metricThrottles({ ...sum, label: 'Throttles' }),
+      ],
+      width: 12,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Duration against the timeout',
+      left: [
+        fn.metricDuration({ ...maximum, label: 'Max duration' }),
+        emfMetric('RunDuration', { ...maximum, label: 'RunDuration (EMF)' }),
+      ],
+      leftYAxis: { min: 0, max: timeoutMs, label: 'ms', showUnits: false },
+      leftAnnotations: [
+        { value: timeoutMs, label: 'Timeout', color: cloudwatch.Color.RED },
+        { value: durationAlarmThresholdMs(timeout), label: 'Alarm', color: cloudwatch.Color.ORANGE },
+      ],
+      width: 12,
+    }),
+  ];
 }
 
 /** Two rows: the work queue's depth and age and what the planners sent; the workers and their duration. */

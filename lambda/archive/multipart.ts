@@ -97,29 +97,18 @@ export async function uploadMultipart(
   const { Bucket, Key } = target;
   // Before any request: a file S3 cannot hold starts no upload.
   const partLength = partSizeFor(size, options.minPartSize, Key);
-  const created = await s3.send(
-    new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: ChecksumAlgorithm.SHA256 }),
-    { abortSignal: options.abortSignal },
-  );
-  const UploadId = created.UploadId;
-  if (UploadId === undefined) {
-    // A store's glitch: a fresh attempt creates a fresh upload.
-    throw new ArchiveError(Key, 'CreateMultipartUpload answered without an UploadId', { retryable: true });
-  }
+  const UploadId = await createUpload(s3, target, options.abortSignal);
   const stop = new AbortController();
   const signal = AbortSignal.any([options.abortSignal, stop.signal]);
   const reader = new PartReader(source, Key);
-  const parts: CompletedPart[] = [];
-  const digests: Buffer[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let failure: { readonly error: unknown } | undefined;
+  const state: PartsState = { parts: [], digests: [], inFlight: new Set(), failure: undefined, stop };
   try {
     for (let partNumber = 1, offset = 0; offset < size; partNumber += 1) {
-      while (inFlight.size >= Math.max(1, options.partsInFlight)) await Promise.race(inFlight);
-      if (failure !== undefined) throw failure.error;
+      while (state.inFlight.size >= Math.max(1, options.partsInFlight)) await Promise.race(state.inFlight);
+      if (state.failure !== undefined) throw state.failure.error;
       const length = Math.min(partLength, size - offset);
       const held = await options.budget.acquire(length, signal);
-      let part: { readonly bytes: Buffer; readonly sha256: string };
+      let part: ReadPart;
       try {
         // A part that failed for good stops the upload now, not when a stalled download moves.
         part = await untilAborted(reader.read(length), signal);
@@ -127,67 +116,116 @@ export async function uploadMultipart(
         options.budget.release(held);
         throw error;
       }
-      const number = partNumber;
-      digests[number - 1] = Buffer.from(part.sha256, 'base64');
-      const sending: Promise<void> = s3
-        .send(
-          new UploadPartCommand({
-            Bucket,
-            Key,
-            UploadId,
-            PartNumber: number,
-            Body: part.bytes,
-            ContentLength: length,
-            ChecksumSHA256: part.sha256,
-          }),
-          { abortSignal: signal },
-        )
-        .then((reply) => {
-          // S3 names the bytes it took: any other digest than the one sent is not this part.
-          if (reply.ChecksumSHA256 !== undefined && reply.ChecksumSHA256 !== part.sha256) {
-            throw new ArchiveError(
-              Key,
-              `part ${number}: S3 answered checksum ${reply.ChecksumSHA256}, sent ${part.sha256}`,
-              { retryable: true },
-            );
-          }
-          // Our own digest: S3 checks it again at completion.
-          parts[number - 1] = { PartNumber: number, ETag: reply.ETag, ChecksumSHA256: part.sha256 };
-        })
-        .catch((error: unknown) => {
-          failure ??= { error };
-          stop.abort(error);
-        })
-        .finally(() => {
-          options.budget.release(held);
-          inFlight.delete(sending);
-        });
-      inFlight.add(sending);
+      state.digests[partNumber - 1] = Buffer.from(part.sha256, 'base64');
+      sendPart(s3, { Bucket, Key, UploadId }, state, { number: partNumber, length, part }, signal, () =>
+        options.budget.release(held),
+      );
       offset += length;
     }
     // All bytes are read; the source must now end without error: that is the verifier's verdict.
     await untilAborted(reader.end(), signal);
-    await Promise.all(inFlight);
-    if (failure !== undefined) throw failure.error;
+    await Promise.all(state.inFlight);
+    if (state.failure !== undefined) throw state.failure.error;
     const completed = await s3.send(
       new CompleteMultipartUploadCommand({
         Bucket,
         Key,
         UploadId,
-        MultipartUpload: { Parts: parts },
+        MultipartUpload: { Parts: state.parts },
         ...options.completeCondition,
       }),
       { abortSignal: options.abortSignal },
     );
-    return { checksum: completed.ChecksumSHA256, expected: compositeChecksum(digests) };
+    return { checksum: completed.ChecksumSHA256, expected: compositeChecksum(state.digests) };
   } catch (error) {
     stop.abort(error);
     options.onFailure?.(error);
-    await Promise.allSettled(inFlight);
+    await Promise.allSettled(state.inFlight);
     // Not under the (possibly aborted) signal: the parts must go whatever stopped the upload.
     await s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
     throw error;
   }
+}
+
+/** Starts the multipart upload, its parts checksummed with SHA-256: its UploadId. */
+async function createUpload(
+  s3: S3Client,
+  target: MultipartTarget,
+  abortSignal: AbortSignal,
+): Promise<string> {
+  const created = await s3.send(
+    new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: ChecksumAlgorithm.SHA256 }),
+    { abortSignal },
+  );
+  const UploadId = created.UploadId;
+  if (UploadId === undefined) {
+    // A store's glitch: a fresh attempt creates a fresh upload.
+    throw new ArchiveError(target.Key, 'CreateMultipartUpload answered without an UploadId', {
+      retryable: true,
+    });
+  }
+  return UploadId;
+}
+
+/** A part as {@link PartReader} reads it: its bytes and their SHA-256 (base64). */
+type ReadPart = { readonly bytes: Buffer; readonly sha256: string };
+
+/** One upload's parts as they go: those S3 took, every part's digest, those in flight, the first failure. */
+interface PartsState {
+  readonly parts: CompletedPart[];
+  readonly digests: Buffer[];
+  readonly inFlight: Set<Promise<void>>;
+  failure: { readonly error: unknown } | undefined;
+  /** Stops every part when one fails. */
+  readonly stop: AbortController;
+}
+
+/**
+ * Sends one part, in flight until S3 answers: its entry lands in `state.parts`, or its error is
+ * the upload's first failure and stops the other parts; either way its buffer goes back (`release`).
+ */
+function sendPart(
+  s3: S3Client,
+  { Bucket, Key, UploadId }: { readonly Bucket: string; readonly Key: string; readonly UploadId: string },
+  state: PartsState,
+  { number, length, part }: { readonly number: number; readonly length: number; readonly part: ReadPart },
+  signal: AbortSignal,
+  release: () => void,
+): void {
+  const sending: Promise<void> = s3
+    .send(
+      new UploadPartCommand({
+        Bucket,
+        Key,
+        UploadId,
+        PartNumber: number,
+        Body: part.bytes,
+        ContentLength: length,
+        ChecksumSHA256: part.sha256,
+      }),
+      { abortSignal: signal },
+    )
+    .then((reply) => {
+      // S3 names the bytes it took: any other digest than the one sent is not this part.
+      if (reply.ChecksumSHA256 !== undefined && reply.ChecksumSHA256 !== part.sha256) {
+        throw new ArchiveError(
+          Key,
+          `part ${number}: S3 answered checksum ${reply.ChecksumSHA256}, sent ${part.sha256}`,
+          { retryable: true },
+        );
+      }
+      // Our own digest: S3 checks it again at completion.
+      state.parts[number - 1] = { PartNumber: number, ETag: reply.ETag, ChecksumSHA256: part.sha256 };
+    })
+    .catch((error: unknown) => {
+      state.failure ??= { error };
+      state.stop.abort(error);
+    })
+    .finally(() => {
+      release();
+      state.inFlight.delete(sending);
+    });
+  state.inFlight.add(sending);
 }
 
 /**
@@ -210,7 +248,7 @@ class PartReader {
   }
 
   /** The next `length` bytes in one buffer, and their SHA-256 (base64). Throws the source's error. */
-  async read(length: number): Promise<{ readonly bytes: Buffer; readonly sha256: string }> {
+  async read(length: number): Promise<ReadPart> {
     const bytes = Buffer.allocUnsafe(length);
     const hash = createHash('sha256');
     let filled = 0;

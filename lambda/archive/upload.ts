@@ -13,7 +13,7 @@ import type { LineFile } from '../shared/ids.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from '../shared/verify.ts';
 import { ByteBudget } from './budget.ts';
 import type { ArchiveKeys } from './keys.ts';
-import { uploadMultipart } from './multipart.ts';
+import { type MultipartTarget, uploadMultipart } from './multipart.ts';
 import type { StoredFile, WriteCondition } from './records.ts';
 import { type ObjectStore, statusOf } from './store.ts';
 
@@ -136,64 +136,11 @@ export class FileUploader {
     // S3 answered with the checksum of exactly what was sent, having validated it on receipt.
     let confirmed = false;
     try {
-      if (file.size === 0) {
-        // Nothing to hold back in an empty file: verify it fully before the request starts.
-        await pipeline(body, verifier, async (source: AsyncIterable<Buffer>) => {
-          for await (const _ of source) {
-            // The verifier already refuses a single byte more than 0.
-          }
-        });
-        const reply = await this.#store.put(
-          { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
-          signal,
-        );
-        confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
-      } else if (file.size <= this.#settings.multipartThresholdBytes) {
-        await transfer(body, verifier, signal, async (abortSignal) => {
-          const reply = await this.#store.put(
-            {
-              ...params,
-              ...options.condition,
-              Body: verifier,
-              ContentLength: file.size,
-              // Real S3 also verifies the whole object against the stated hash.
-              ChecksumSHA256: hexToBase64(file.sha256),
-            },
-            abortSignal,
-          );
-          confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
-        });
-      } else {
-        await transfer(body, verifier, signal, async (abortSignal) => {
-          const completed = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
-            minPartSize: this.#settings.partSizeBytes,
-            partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
-            budget: this.budget,
-            abortSignal,
-            // The store failed first: fail the pipe now, not after the abort's round trip.
-            onFailure: (error) => verifier.destroy(error instanceof Error ? error : new Error(String(error))),
-            ...(options.condition === undefined ? {} : { completeCondition: options.condition }),
-          });
-          confirmed = completed.checksum === completed.expected;
-        });
-      }
+      confirmed = await this.#send(file, body, verifier, params, options);
     } catch (error) {
       body.destroy();
       verifier.destroy();
-      const stopped = deadlineReason(signal);
-      if (stopped !== undefined) throw stopped;
-      if (statusOf(error) === 412 || statusOf((error as { cause?: unknown }).cause) === 412) {
-        throw new ArchiveChangedError(
-          key,
-          'changed by another pass while this one uploaded it; planned again',
-        );
-      }
-      // Ours already name what failed (the verifier, the download, S3): keep their words.
-      if (error instanceof HousekeepingError) throw error;
-      throw new ArchiveError(key, `upload failed: ${describeError(error)}`, {
-        cause: error,
-        retryable: true,
-      });
+      throw uploadFailure(error, key, signal);
     }
     // On S3, a checksum in the reply is proof of what landed: a single object's equals the file's;
     // a multipart object's equals the composite over the parts sent, each checked by S3 on upload.
@@ -201,11 +148,89 @@ export class FileUploader {
     await this.#readBack(key, file);
   }
 
+  /**
+   * Sends the file as its size calls for: an empty file verified first, then one PUT; up to the
+   * multipart threshold one streamed PUT; above it a multipart upload. Whether S3's reply
+   * confirmed the checksum of exactly what was sent.
+   */
+  async #send(
+    file: LineFile,
+    body: Readable,
+    verifier: Verifier,
+    params: MultipartTarget,
+    options: UploadOptions,
+  ): Promise<boolean> {
+    const signal = options.signal;
+    let confirmed = false;
+    if (file.size === 0) {
+      // Nothing to hold back in an empty file: verify it fully before the request starts.
+      await pipeline(body, verifier, async (source: AsyncIterable<Buffer>) => {
+        for await (const _ of source) {
+          // The verifier already refuses a single byte more than 0.
+        }
+      });
+      const reply = await this.#store.put(
+        { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
+        signal,
+      );
+      confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
+    } else if (file.size <= this.#settings.multipartThresholdBytes) {
+      await transfer(body, verifier, signal, async (abortSignal) => {
+        const reply = await this.#store.put(
+          {
+            ...params,
+            ...options.condition,
+            Body: verifier,
+            ContentLength: file.size,
+            // Real S3 also verifies the whole object against the stated hash.
+            ChecksumSHA256: hexToBase64(file.sha256),
+          },
+          abortSignal,
+        );
+        confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
+      });
+    } else {
+      await transfer(body, verifier, signal, async (abortSignal) => {
+        const completed = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
+          minPartSize: this.#settings.partSizeBytes,
+          partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
+          budget: this.budget,
+          abortSignal,
+          // The store failed first: fail the pipe now, not after the abort's round trip.
+          onFailure: (error) => verifier.destroy(error instanceof Error ? error : new Error(String(error))),
+          ...(options.condition === undefined ? {} : { completeCondition: options.condition }),
+        });
+        confirmed = completed.checksum === completed.expected;
+      });
+    }
+    return confirmed;
+  }
+
   /** Confirms what landed, judged as {@link inspect} judges it, before the file counts as archived. */
   async #readBack(key: string, file: LineFile): Promise<void> {
     const problem = readBackProblem(await this.inspect(key), file);
     if (problem !== undefined) throw new ArchiveError(key, problem, { retryable: true });
   }
+}
+
+/**
+ * The error an upload that failed (its body and verifier destroyed) throws: the deadline's reason
+ * when it stopped it; a precondition that failed (412) as {@link ArchiveChangedError}; ours as
+ * they are (they already name what failed: the verifier, the download, S3); anything else as a
+ * retryable {@link ArchiveError} naming `key`.
+ */
+function uploadFailure(error: unknown, key: string, signal: AbortSignal | undefined): HousekeepingError {
+  const stopped = deadlineReason(signal);
+  if (stopped !== undefined) return stopped;
+  if (statusOf(error) === 412 || statusOf((error as { cause?: unknown }).cause) === 412) {
+    return new ArchiveChangedError(key, 'changed by another pass while this one uploaded it; planned again');
+  }
+  // Ours already name what failed (the verifier, the download, S3): keep their words.
+  if (error instanceof HousekeepingError) return error;
+  return new ArchiveError(key, `upload failed: ${describeError(error)}`, {
+    cause: error,
+    retryable: true,
+  });
 }
 
 /** What is wrong with a file's object right after its upload, or undefined when nothing is. */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Archive, Manifest, ManifestFile } from '../archive/archive.ts';
 import { asReceipt, checkManifestEntries, type StoredReceipt } from '../archive/records.ts';
 import { ArchiveError, describeError } from '../shared/errors.ts';
@@ -105,16 +105,18 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
   const { archive } = options;
   const started = options.now();
   const ids = options.ids ?? (await archive.lineIds());
-  const missing: AuditFinding[] = [];
-  const damaged: AuditFinding[] = [];
-  const withoutManifest: string[] = [];
-  const unsafeEntries: AuditFinding[] = [];
-  const discrepancies: AuditFinding[] = [];
-  const receiptMismatches: AuditFinding[] = [];
-  let files = 0;
-  let bytes = 0;
-  let intactFiles = 0;
-  let receipts = 0;
+  const tally: AuditTally = {
+    missing: [],
+    damaged: [],
+    withoutManifest: [],
+    unsafeEntries: [],
+    discrepancies: [],
+    receiptMismatches: [],
+    files: 0,
+    bytes: 0,
+    intactFiles: 0,
+    receipts: 0,
+  };
   const limit = pLimit(options.concurrency ?? 4);
 
   const records = await Promise.all(
@@ -128,66 +130,107 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
   );
   const checks: Promise<void>[] = [];
   for (const { id, manifest, receipt } of records) {
-    if (receipt.kind !== 'none') {
-      receipts += 1;
-      const key = archive.receiptKey(id);
-      const finding = (problem: string) => ({ id, file: 'deleted.json', key, problem });
-      for (const problem of receiptProblems(id, receipt, manifest)) receiptMismatches.push(finding(problem));
-      const discrepancy = receipt.kind === 'read' ? recordedDiscrepancy(receipt.stored) : undefined;
-      if (discrepancy !== undefined) {
-        discrepancies.push(finding(`the line was dismantled with a discrepancy recorded: ${discrepancy}`));
-      }
-    }
+    if (receipt.kind !== 'none') tallyReceipt(tally, archive.receiptKey(id), id, receipt, manifest);
     if (manifest === undefined) {
-      withoutManifest.push(id);
+      tally.withoutManifest.push(id);
       continue;
     }
-    // Earlier versions kept beside the current ones (keep-both) are archive too.
-    const { checked, refused } = checkManifestEntries(manifest, (file) => archive.entryKey(id, file));
-    files += checked.length + refused.length;
-    for (const entry of refused) {
-      unsafeEntries.push({
-        id,
-        file: entry.name ?? entry.place,
-        key: entry.key ?? '',
-        problem: `${entry.place}: ${entry.problem}`,
-      });
-    }
-    for (const { file, key } of checked) {
-      checks.push(
-        limit(async () => {
-          options.signal?.throwIfAborted();
-          const problem = await checkObject(archive, key, file, options.signal);
-          if (problem === undefined) {
-            intactFiles += 1;
-            bytes += file.size;
-          } else if (problem === 'missing') {
-            missing.push({ id, file: file.name, key, problem: 'no such object' });
-          } else {
-            damaged.push({ id, file: file.name, key, problem });
-          }
-          options.onFile?.({ bytes: file.size });
-        }),
-      );
-    }
+    checks.push(...queueObjectChecks(options, limit, tally, id, manifest));
   }
   await Promise.all(checks);
+  return sortedReport(tally, records.length, options.now() - started);
+}
+
+/** The findings and counts of one audit as it gathers them; each field the report's of the same name. */
+interface AuditTally {
+  readonly missing: AuditFinding[];
+  readonly damaged: AuditFinding[];
+  readonly withoutManifest: string[];
+  readonly unsafeEntries: AuditFinding[];
+  readonly discrepancies: AuditFinding[];
+  readonly receiptMismatches: AuditFinding[];
+  files: number;
+  bytes: number;
+  intactFiles: number;
+  receipts: number;
+}
+
+/** Counts a line's receipt (at `key`): how it disagrees with its line and manifest, the discrepancy it records. */
+function tallyReceipt(
+  tally: AuditTally,
+  key: string,
+  id: string,
+  receipt: Exclude<ReceiptFound, { kind: 'none' }>,
+  manifest: Manifest | undefined,
+): void {
+  tally.receipts += 1;
+  const finding = (problem: string) => ({ id, file: 'deleted.json', key, problem });
+  for (const problem of receiptProblems(id, receipt, manifest))
+    tally.receiptMismatches.push(finding(problem));
+  const discrepancy = receipt.kind === 'read' ? recordedDiscrepancy(receipt.stored) : undefined;
+  if (discrepancy !== undefined) {
+    tally.discrepancies.push(finding(`the line was dismantled with a discrepancy recorded: ${discrepancy}`));
+  }
+}
+
+/**
+ * Checks a line's manifest entries (the refused ones are findings) and queues, through `limit`, a
+ * hash of each stored object they name; the promises settle when each object is counted.
+ */
+function queueObjectChecks(
+  options: AuditOptions,
+  limit: LimitFunction,
+  tally: AuditTally,
+  id: string,
+  manifest: Manifest,
+): Promise<void>[] {
+  const { archive } = options;
+  // Earlier versions kept beside the current ones (keep-both) are archive too.
+  const { checked, refused } = checkManifestEntries(manifest, (file) => archive.entryKey(id, file));
+  tally.files += checked.length + refused.length;
+  for (const entry of refused) {
+    tally.unsafeEntries.push({
+      id,
+      file: entry.name ?? entry.place,
+      key: entry.key ?? '',
+      problem: `${entry.place}: ${entry.problem}`,
+    });
+  }
+  return checked.map(({ file, key }) =>
+    limit(async () => {
+      options.signal?.throwIfAborted();
+      const problem = await checkObject(archive, key, file, options.signal);
+      if (problem === undefined) {
+        tally.intactFiles += 1;
+        tally.bytes += file.size;
+      } else if (problem === 'missing') {
+        tally.missing.push({ id, file: file.name, key, problem: 'no such object' });
+      } else {
+        tally.damaged.push({ id, file: file.name, key, problem });
+      }
+      options.onFile?.({ bytes: file.size });
+    }),
+  );
+}
+
+/** The report of an audit's tally over `lines` lines, its findings sorted. */
+function sortedReport(tally: AuditTally, lines: number, durationMs: number): AuditReport {
   const byKey = (a: AuditFinding, b: AuditFinding) => a.key.localeCompare(b.key);
   // Entries keep the manifest's order within a line: `files[2]` after `files[1]`.
   const byLine = (a: AuditFinding, b: AuditFinding) => a.id.localeCompare(b.id);
   return {
-    lines: records.length,
-    files,
-    bytes,
-    intactFiles,
-    missing: missing.sort(byKey),
-    damaged: damaged.sort(byKey),
-    withoutManifest: withoutManifest.sort(),
-    unsafeEntries: unsafeEntries.sort(byLine),
-    receipts,
-    discrepancies: discrepancies.sort(byKey),
-    receiptMismatches: receiptMismatches.sort(byLine),
-    durationMs: options.now() - started,
+    lines,
+    files: tally.files,
+    bytes: tally.bytes,
+    intactFiles: tally.intactFiles,
+    missing: tally.missing.sort(byKey),
+    damaged: tally.damaged.sort(byKey),
+    withoutManifest: tally.withoutManifest.sort(),
+    unsafeEntries: tally.unsafeEntries.sort(byLine),
+    receipts: tally.receipts,
+    discrepancies: tally.discrepancies.sort(byKey),
+    receiptMismatches: tally.receiptMismatches.sort(byLine),
+    durationMs,
   };
 }
 

@@ -11,7 +11,7 @@ import {
 } from '../queue/work-queue.ts';
 import { describeError, EventError, QueueError } from '../shared/errors.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
-import { dismantleGuard, guardLimits, shareHold } from './dismantle-guard.ts';
+import { type DismantleGuard, dismantleGuard, guardLimits, shareHold } from './dismantle-guard.ts';
 import { keepQueuedMarker, type QueuedMarker } from './fanout-records.ts';
 import { judgeAge, minAgeOf } from './grace.ts';
 import { createRunTools } from './run-tools.ts';
@@ -26,6 +26,7 @@ import type {
   PlannerConfig,
   RunContext,
   RunRequest,
+  Selection,
 } from './types.ts';
 
 /*
@@ -74,80 +75,27 @@ export async function planFanout(
   const markers =
     request.ids === undefined ? await retry(() => archive.queuedMarkers()) : new Map<string, Date>();
   const now = deps.now();
-  const alreadyQueued: string[] = [];
-  const toSend: string[] = [];
-  const skipped: LineReport[] = [...selection.skipped];
-  let waiting = 0;
   // The grace period, judged on the list's timestamps before anything is sent (lines named by id
   // have no list entry: their worker judges them on the line's own document).
   const minAgeMs = minAgeOf(request.minAgeSeconds, config.minAgeMs);
-  for (const id of selection.candidates) {
-    if (selection.finishedAt?.has(id) === true) {
-      const age = judgeAge(selection.finishedAt.get(id), minAgeMs, now);
-      if (age.kind === 'unknown') {
-        skipped.push({ id, reason: age.reason });
-        continue;
-      }
-      if (age.kind === 'waiting') {
-        waiting += 1;
-        continue;
-      }
-    }
-    const markedAt = markers.get(id);
-    if (markedAt !== undefined && now - markedAt.getTime() < config.fanout.queueMarkerTtlMs) {
-      alreadyQueued.push(id);
-    } else {
-      toSend.push(id);
-    }
-  }
+  const { alreadyQueued, toSend, skipped, waiting } = sortCandidates(selection, markers, {
+    minAgeMs,
+    now,
+    markerTtlMs: config.fanout.queueMarkerTtlMs,
+  });
   const allowed = request.maxLines === undefined ? toSend : toSend.slice(0, request.maxLines);
   let deferred = toSend.length - allowed.length;
   // The guard's leave is given here, for the whole run: the workers only carry it out. A line with
   // a pending DELETE needs it too: one still there is sent its DELETE again (one gone is confirmed
   // whatever its message says, with no DELETE).
-  const guard = dismantleGuard(limits, sharedHold);
-  const holds = new Map<string, string>();
-  if (!request.archiveOnly) {
-    for (const id of allowed) {
-      const hold = guard.claim(id);
-      if (hold !== undefined) holds.set(id, hold);
-    }
-  }
+  const holds = claimLeave(dismantleGuard(limits, sharedHold), allowed, request);
   if (sharedHold === undefined && holds.size > 0) {
     logger.warn('dismantle guard tripped', { reason: holds.values().next().value, held: holds.size });
   }
 
-  const enqueued: string[] = [];
-  const failed: LineReport[] = [];
-  const limit = pLimit(SEND_CONCURRENCY);
-  await Promise.all(
-    chunk(allowed, SQS_BATCH_LIMIT).map((ids) =>
-      limit(async () => {
-        if (deadline.signal.aborted || outOfTime(context, config)) {
-          deferred += ids.length;
-          return;
-        }
-        const messages = ids.map((lineId) => ({
-          lineId,
-          runId,
-          plannedAt,
-          archiveOnly: request.archiveOnly,
-          ...(request.onConflict === 'keep-both' ? { onConflict: 'keep-both' as const } : {}),
-          ...(request.minAgeSeconds === undefined ? {} : { minAgeSeconds: request.minAgeSeconds }),
-          ...(holds.has(lineId) ? { hold: holds.get(lineId) } : {}),
-        }));
-        const outcome = await sendMessages(queue, messages, retry);
-        failed.push(...outcome.failed);
-        for (const { id, reason } of outcome.failed)
-          logger.error('line not enqueued', { lineId: id, reason });
-        // Only now: a line whose message was refused must not look queued to the next run.
-        for (const lineId of outcome.sent) {
-          enqueued.push(lineId);
-          await markQueued(archive, lineId, { runId, at: plannedAt }, retry, logger);
-        }
-      }),
-    ),
-  );
+  const sending = { queue, archive, retry, logger, runId, plannedAt, request, context, config };
+  const { enqueued, failed, notSent } = await sendLines(sending, allowed, holds, deadline.signal);
+  deferred += notSent;
 
   const plan: FanoutPlan = {
     runId,
@@ -172,21 +120,145 @@ export async function planFanout(
   logger.info('fan-out summary', {
     summary: { ...plan, skipped: plan.skipped.length, failed: plan.failed.length },
   });
+  await writePlanReport(archive, logger, plan, { started, plannedAt }, { enqueued, alreadyQueued });
+  return plan;
+}
+
+/**
+ * Where each candidate goes, in order: skipped (its age unknown), waiting (finished within the
+ * grace period), already queued (a marker younger than the TTL), or to be sent.
+ */
+function sortCandidates(
+  selection: Selection,
+  markers: ReadonlyMap<string, Date>,
+  { minAgeMs, now, markerTtlMs }: { minAgeMs: number | undefined; now: number; markerTtlMs: number },
+): { alreadyQueued: string[]; toSend: string[]; skipped: LineReport[]; waiting: number } {
+  const alreadyQueued: string[] = [];
+  const toSend: string[] = [];
+  const skipped: LineReport[] = [...selection.skipped];
+  let waiting = 0;
+  for (const id of selection.candidates) {
+    if (selection.finishedAt?.has(id) === true) {
+      const age = judgeAge(selection.finishedAt.get(id), minAgeMs, now);
+      if (age.kind === 'unknown') {
+        skipped.push({ id, reason: age.reason });
+        continue;
+      }
+      if (age.kind === 'waiting') {
+        waiting += 1;
+        continue;
+      }
+    }
+    const markedAt = markers.get(id);
+    if (markedAt !== undefined && now - markedAt.getTime() < markerTtlMs) {
+      alreadyQueued.push(id);
+    } else {
+      toSend.push(id);
+    }
+  }
+  return { alreadyQueued, toSend, skipped, waiting };
+}
+
+/** The guard's leave, claimed in order for each line to be sent (none in an archive-only run): the holds. */
+function claimLeave(
+  guard: DismantleGuard,
+  allowed: readonly string[],
+  request: RunRequest,
+): Map<string, string> {
+  const holds = new Map<string, string>();
+  if (!request.archiveOnly) {
+    for (const id of allowed) {
+      const hold = guard.claim(id);
+      if (hold !== undefined) holds.set(id, hold);
+    }
+  }
+  return holds;
+}
+
+/** What sending a run's messages needs. */
+interface Sending {
+  readonly queue: WorkQueue;
+  readonly archive: Archive;
+  readonly retry: LineWorker['retry'];
+  readonly logger: Logger;
+  readonly runId: string;
+  readonly plannedAt: string;
+  readonly request: RunRequest;
+  readonly context: RunContext;
+  readonly config: PlannerConfig;
+}
+
+/**
+ * Sends the lines' messages in batches of ten, {@link SEND_CONCURRENCY} at once, and marks each line
+ * whose message was accepted; a batch not started before the deadline is not sent (`notSent`).
+ */
+async function sendLines(
+  sending: Sending,
+  allowed: readonly string[],
+  holds: ReadonlyMap<string, string>,
+  signal: AbortSignal,
+): Promise<{ enqueued: string[]; failed: LineReport[]; notSent: number }> {
+  const { queue, archive, retry, logger, runId, plannedAt, request } = sending;
+  const enqueued: string[] = [];
+  const failed: LineReport[] = [];
+  let notSent = 0;
+  const limit = pLimit(SEND_CONCURRENCY);
+  await Promise.all(
+    chunk(allowed, SQS_BATCH_LIMIT).map((ids) =>
+      limit(async () => {
+        if (signal.aborted || outOfTime(sending.context, sending.config)) {
+          notSent += ids.length;
+          return;
+        }
+        const messages = ids.map((lineId) => ({
+          lineId,
+          runId,
+          plannedAt,
+          archiveOnly: request.archiveOnly,
+          ...(request.onConflict === 'keep-both' ? { onConflict: 'keep-both' as const } : {}),
+          ...(request.minAgeSeconds === undefined ? {} : { minAgeSeconds: request.minAgeSeconds }),
+          ...(holds.has(lineId) ? { hold: holds.get(lineId) } : {}),
+        }));
+        const outcome = await sendMessages(queue, messages, retry);
+        failed.push(...outcome.failed);
+        for (const { id, reason } of outcome.failed)
+          logger.error('line not enqueued', { lineId: id, reason });
+        // Only now: a line whose message was refused must not look queued to the next run.
+        for (const lineId of outcome.sent) {
+          enqueued.push(lineId);
+          await markQueued(archive, lineId, { runId, at: plannedAt }, retry, logger);
+        }
+      }),
+    ),
+  );
+  return { enqueued, failed, notSent };
+}
+
+/**
+ * The run report `{prefix}_runs/{date}/{runId}.json`: the plan, the lines enqueued and those
+ * already queued. A report that cannot be written is logged, not thrown.
+ */
+async function writePlanReport(
+  archive: Archive,
+  logger: Logger,
+  plan: FanoutPlan,
+  { started, plannedAt }: { readonly started: number; readonly plannedAt: string },
+  lines: { readonly enqueued: string[]; readonly alreadyQueued: string[] },
+): Promise<void> {
   try {
-    const key = await archive.writeRunReport(runId, new Date(started), {
+    const key = await archive.writeRunReport(plan.runId, new Date(started), {
       schemaVersion: 1,
       mode: 'fanout',
       startedAt: plannedAt,
       summary: plan,
-      enqueued: enqueued.sort(),
-      alreadyQueued: alreadyQueued.sort(),
+      enqueued: lines.enqueued.sort(),
+      alreadyQueued: lines.alreadyQueued.sort(),
     });
     logger.info('run report written', { key });
   } catch (error) {
     // The messages are sent: the report describes work that is under way, and is not worth failing it.
     logger.error('run report could not be written', { reason: describeError(error) });
   }
-  return plan;
 }
 
 /**

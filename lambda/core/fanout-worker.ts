@@ -11,7 +11,16 @@ import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
 import { FULL_PASS } from './request.ts';
 import { emitPassMetrics, summarize, summaryForLog } from './summary.ts';
-import type { Config, Deps, LineRecord, LineResult, LineWorker, RunContext, WorkReport } from './types.ts';
+import type {
+  Config,
+  Deps,
+  LineRecord,
+  LineResult,
+  LineWorker,
+  RunContext,
+  Summary,
+  WorkReport,
+} from './types.ts';
 
 /*
  * Fan-out mode: a scheduled planner lists and selects the lines and sends one SQS message per
@@ -72,58 +81,94 @@ export async function workBatch(
       );
       continue;
     }
-    // Messages of one planner run share a request; its parts key the run's worker.
-    const key = JSON.stringify([
-      message.runId,
-      message.archiveOnly,
-      message.onConflict,
-      message.minAgeSeconds,
-    ]);
-    let run = runs.get(key);
-    if (run === undefined) {
-      const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
-      const lines: RunWork['lines'] = new Map();
-      run = {
-        runId: message.runId,
-        archiveOnly: message.archiveOnly,
-        logger,
-        worker: createLineWorker(deps, config, {
-          runId: message.runId,
-          request: {
-            dryRun: false,
-            archiveOnly: message.archiveOnly,
-            ...(message.onConflict === undefined ? {} : { onConflict: message.onConflict }),
-            minAgeMs: minAgeOf(message.minAgeSeconds, config.minAgeMs),
-          },
-          logger,
-          signal: deadline.signal,
-          guard: { claim: (id) => lines.get(id)?.hold },
-        }),
-        lines,
-        results: [],
-        deferred: 0,
-      };
-      runs.set(key, run);
-    }
-    const line = run.lines.get(message.lineId);
-    if (line === undefined) {
-      run.lines.set(message.lineId, {
-        planned: new Date(message.plannedAt),
-        messageIds: [record.messageId],
-        ...(message.hold === undefined ? {} : { hold: message.hold }),
-      });
-    } else {
-      line.messageIds.push(record.messageId);
-      line.hold ??= message.hold;
-    }
+    addLine(runOf(runs, message, deps, config, deadline.signal), message, record.messageId);
   }
 
+  await workLines(deps, config, context, [...runs.values()], { signal: deadline.signal, failures });
+
+  deadline.clear();
+  const summaries = summarizeRuns([...runs.values()], deps.now() - started);
+  // Per batch, with no RunDuration: a batch is not a run.
+  emitPassMetrics(deps.metrics, summaries, undefined);
+  const order = (event.Records ?? []).map((record) => record.messageId).filter((id) => failures.has(id));
+  return {
+    response: { batchItemFailures: order.map((itemIdentifier) => ({ itemIdentifier })) },
+    summaries,
+    malformed,
+  };
+}
+
+/** The work of the message's planner run in this batch, made with its line worker at the run's first message. */
+function runOf(
+  runs: Map<string, RunWork>,
+  message: WorkMessage,
+  deps: Deps,
+  config: Config,
+  signal: AbortSignal,
+): RunWork {
+  // Messages of one planner run share a request; its parts key the run's worker.
+  const key = JSON.stringify([message.runId, message.archiveOnly, message.onConflict, message.minAgeSeconds]);
+  let run = runs.get(key);
+  if (run === undefined) {
+    const logger = deps.logger.createChild({ persistentKeys: { runId: message.runId } });
+    const lines: RunWork['lines'] = new Map();
+    run = {
+      runId: message.runId,
+      archiveOnly: message.archiveOnly,
+      logger,
+      worker: createLineWorker(deps, config, {
+        runId: message.runId,
+        request: {
+          dryRun: false,
+          archiveOnly: message.archiveOnly,
+          ...(message.onConflict === undefined ? {} : { onConflict: message.onConflict }),
+          minAgeMs: minAgeOf(message.minAgeSeconds, config.minAgeMs),
+        },
+        logger,
+        signal,
+        guard: { claim: (id) => lines.get(id)?.hold },
+      }),
+      lines,
+      results: [],
+      deferred: 0,
+    };
+    runs.set(key, run);
+  }
+  return run;
+}
+
+/** Adds the message's line to its run; a line sent again in the batch gains the message (and its hold). */
+function addLine(run: RunWork, message: WorkMessage, messageId: string): void {
+  const line = run.lines.get(message.lineId);
+  if (line === undefined) {
+    run.lines.set(message.lineId, {
+      planned: new Date(message.plannedAt),
+      messageIds: [messageId],
+      ...(message.hold === undefined ? {} : { hold: message.hold }),
+    });
+  } else {
+    line.messageIds.push(messageId);
+    line.hold ??= message.hold;
+  }
+}
+
+/**
+ * Works every line of the batch, `lineConcurrency` at once, and keeps each line's record; the
+ * messages of a failed line, or of one not started for lack of time, are added to `failures`.
+ */
+async function workLines(
+  deps: Deps,
+  config: Config,
+  context: Pick<RunContext, 'remainingMs'>,
+  runs: readonly RunWork[],
+  { signal, failures }: { readonly signal: AbortSignal; readonly failures: Set<string> },
+): Promise<void> {
   const limit = pLimit(config.lineConcurrency);
   await Promise.all(
-    [...runs.values()].flatMap((run) =>
+    runs.flatMap((run) =>
       [...run.lines].map(([lineId, line]) =>
         limit(async () => {
-          if (deadline.signal.aborted || outOfTime(context, config)) {
+          if (signal.aborted || outOfTime(context, config)) {
             // Back to the queue: another invocation takes it after the visibility timeout.
             run.deferred += 1;
             for (const id of line.messageIds) failures.add(id);
@@ -151,10 +196,11 @@ export async function workBatch(
       ),
     ),
   );
+}
 
-  deadline.clear();
-  const durationMs = deps.now() - started;
-  const summaries = [...runs.values()].map((run) => {
+/** Each run's summary of the batch, logged as `batch summary` by the run's logger. */
+function summarizeRuns(runs: readonly RunWork[], durationMs: number): Summary[] {
+  return runs.map((run) => {
     const summary = summarize(run.results, {
       runId: run.runId,
       dryRun: false,
@@ -169,14 +215,6 @@ export async function workBatch(
     run.logger.info('batch summary', { summary: summaryForLog(summary) });
     return summary;
   });
-  // Per batch, with no RunDuration: a batch is not a run.
-  emitPassMetrics(deps.metrics, summaries, undefined);
-  const order = (event.Records ?? []).map((record) => record.messageId).filter((id) => failures.has(id));
-  return {
-    response: { batchItemFailures: order.map((itemIdentifier) => ({ itemIdentifier })) },
-    summaries,
-    malformed,
-  };
 }
 
 /**

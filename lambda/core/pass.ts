@@ -47,14 +47,29 @@ export async function runHousekeeping(
   }
 }
 
+/** What the steps of one pass share: when it started, its id, its logger, its deadline's signal. */
+interface PassRun {
+  readonly started: number;
+  readonly runId: string;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+}
+
+/** The counts a pass gives its summary, besides the line results. */
+type PassCounts = Pick<
+  SummaryCounts,
+  'listed' | 'finished' | 'skipped' | 'deferred' | 'notStarted' | 'guardTripped'
+>;
+
+/** The pass within its deadline: the guard and the line worker, the listing, the lines, the summary. */
 async function passWithin(
   deps: Deps,
   config: Config,
   request: RunRequest,
   context: RunContext,
-  run: { started: number; runId: string; logger: Logger; signal: AbortSignal },
+  run: PassRun,
 ): Promise<Summary> {
-  const { started, runId, logger, signal } = run;
+  const { runId, logger, signal } = run;
   const minAgeMs = minAgeOf(request.minAgeSeconds, config.minAgeMs);
   const limits = guardLimits(config, request);
   // The guard is set once the listing is known (its share of finished lines): lines start after.
@@ -68,34 +83,13 @@ async function passWithin(
   });
 
   logger.info('run started', { request: { ...request } });
-  // The summary of the run, whichever way it ends: its metrics, its log line and its report.
-  const conclude = async (
-    results: readonly LineResult[],
-    counts: Pick<
-      SummaryCounts,
-      'listed' | 'finished' | 'skipped' | 'deferred' | 'notStarted' | 'guardTripped'
-    >,
-  ): Promise<Summary> => {
-    const summary = summarize(results, {
-      runId,
-      dryRun: request.dryRun,
-      archiveOnly: request.archiveOnly,
-      tally: worker.tally,
-      durationMs: deps.now() - started,
-      ...counts,
-    });
-    emitPassMetrics(deps.metrics, [summary], summary.durationMs);
-    logger.info('run summary', { summary: summaryForLog(summary) });
-    if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
-    return summary;
-  };
   // Started with no time to list: a run that does nothing, said as such (the summary, its report
   // and metrics), not a bare error. A deadline reached while listing is a failure, and throws.
   const remaining = context.remainingMs?.();
   if (remaining !== undefined && remaining <= config.deadlineReserveMs) {
     const reason = `the invocation started with ${remaining} ms left, within DEADLINE_RESERVE_MS (${config.deadlineReserveMs} ms)`;
     logger.warn('run not started', { reason });
-    return conclude([], {
+    return concludeRun(deps, request, run, worker, [], {
       listed: 0,
       finished: 0,
       skipped: [],
@@ -110,6 +104,30 @@ async function passWithin(
     guard = dismantleGuard(limits, held);
   }
   const selection: Selection = await withPendingLines(worker, listing, request, logger);
+  const { results, deferred } = await workLines(worker, selection.candidates, config, request, context, run);
+
+  return concludeRun(deps, request, run, worker, results, {
+    listed: selection.listed,
+    finished: selection.finished,
+    skipped: selection.skipped,
+    deferred,
+    ...(held === undefined ? {} : { guardTripped: held }),
+  });
+}
+
+/**
+ * Works the candidates, `lineConcurrency` at a time, reporting progress after each line; a line
+ * not started before the deadline, the abort or `maxLines` is deferred.
+ */
+async function workLines(
+  worker: LineWorker,
+  candidates: readonly string[],
+  config: Config,
+  request: RunRequest,
+  context: RunContext,
+  run: PassRun,
+): Promise<{ readonly results: LineResult[]; readonly deferred: number }> {
+  const { runId, logger, signal } = run;
   const results: LineResult[] = [];
   let deferred = 0;
   let bytes = 0;
@@ -117,7 +135,7 @@ async function passWithin(
   const limit = pLimit(config.lineConcurrency);
   let startedLines = 0;
   await Promise.all(
-    selection.candidates.map((id) =>
+    candidates.map((id) =>
       limit(async () => {
         if (
           signal.aborted ||
@@ -134,18 +152,35 @@ async function passWithin(
         );
         results.push(result);
         bytes += 'bytes' in result && result.bytes !== undefined ? result.bytes : 0;
-        context.onProgress?.({ done: results.length + deferred, total: selection.candidates.length, bytes });
+        context.onProgress?.({ done: results.length + deferred, total: candidates.length, bytes });
       }),
     ),
   );
+  return { results, deferred };
+}
 
-  return conclude(results, {
-    listed: selection.listed,
-    finished: selection.finished,
-    skipped: selection.skipped,
-    deferred,
-    ...(held === undefined ? {} : { guardTripped: held }),
+/** The summary of the run, whichever way it ends: its metrics, its log line and its report. */
+async function concludeRun(
+  deps: Deps,
+  request: RunRequest,
+  run: PassRun,
+  worker: LineWorker,
+  results: readonly LineResult[],
+  counts: PassCounts,
+): Promise<Summary> {
+  const { started, runId, logger } = run;
+  const summary = summarize(results, {
+    runId,
+    dryRun: request.dryRun,
+    archiveOnly: request.archiveOnly,
+    tally: worker.tally,
+    durationMs: deps.now() - started,
+    ...counts,
   });
+  emitPassMetrics(deps.metrics, [summary], summary.durationMs);
+  logger.info('run summary', { summary: summaryForLog(summary) });
+  if (!request.dryRun) await writeRunReport(worker, summary, results, new Date(started), logger);
+  return summary;
 }
 
 /**

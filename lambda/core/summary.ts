@@ -28,83 +28,41 @@ export interface SummaryCounts {
  */
 export function summarize(results: readonly LineResult[], counts: SummaryCounts): Summary {
   const { runId, dryRun, archiveOnly, listed, tally, durationMs, deferred } = counts;
-  const skipped: LineReport[] = counts.skipped.map(({ id, reason }) => ({ id, reason: redactText(reason) }));
-  const failed: LineReport[] = [];
-  const pending: LineReport[] = [];
-  const held: LineReport[] = [];
-  let guardTripped: string | undefined = counts.guardTripped;
-  const plan: PlannedLine[] = [];
-  let conflicts = 0;
-  let waiting = 0;
-  let finished = counts.finished;
-  let archived = 0;
-  let dismantled = 0;
-  let bytes = 0;
-  let filesUploaded = 0;
-  let filesReused = 0;
-  for (const result of results) {
-    switch (result.outcome) {
-      case 'planned':
-        plan.push(redactedPlan(result.plan));
-        guardTripped ??= result.plan.held;
-        break;
-      case 'waiting':
-        waiting += 1;
-        break;
-      case 'skipped':
-        if (result.notFinished) finished -= 1;
-        skipped.push({ id: result.id, reason: redactText(result.reason) });
-        break;
-      case 'failed':
-        failed.push({
-          id: result.id,
-          reason: redactText(result.reason),
-          ...(result.conflict ? { conflict: true } : {}),
-          ...(result.dismantled ? { dismantled: true } : {}),
-        });
-        if (result.conflict) conflicts += 1;
-        if (result.dismantled) {
-          archived += 1;
-          dismantled += 1;
-          bytes += result.bytes ?? 0;
-          filesUploaded += result.uploaded ?? 0;
-          filesReused += result.reused ?? 0;
-        }
-        break;
-      case 'archived':
-      case 'dismantled':
-      case 'pending':
-      case 'held':
-        archived += 1;
-        if (result.outcome === 'dismantled') dismantled += 1;
-        if (result.outcome === 'pending') pending.push({ id: result.id, reason: redactText(result.reason) });
-        if (result.outcome === 'held') {
-          held.push({ id: result.id, reason: redactText(result.reason) });
-          guardTripped ??= result.reason;
-        }
-        bytes += result.bytes;
-        filesUploaded += result.uploaded;
-        filesReused += result.reused;
-        break;
-    }
-  }
+  const totals: LineTotals = {
+    skipped: counts.skipped.map(({ id, reason }) => ({ id, reason: redactText(reason) })),
+    failed: [],
+    pending: [],
+    held: [],
+    guardTripped: counts.guardTripped,
+    plan: [],
+    conflicts: 0,
+    waiting: 0,
+    finished: counts.finished,
+    archived: 0,
+    dismantled: 0,
+    bytes: 0,
+    filesUploaded: 0,
+    filesReused: 0,
+  };
+  for (const result of results) countResult(totals, result);
+  const { skipped, failed, pending, held, guardTripped, plan } = totals;
   return {
     runId,
     dryRun,
     archiveOnly,
     listed,
-    finished,
-    archived,
-    dismantled,
-    bytes,
-    filesUploaded,
-    filesReused,
+    finished: totals.finished,
+    archived: totals.archived,
+    dismantled: totals.dismantled,
+    bytes: totals.bytes,
+    filesUploaded: totals.filesUploaded,
+    filesReused: totals.filesReused,
     deferred,
-    waiting,
+    waiting: totals.waiting,
     retries: tally.retries,
     hashMismatches: tally.hashMismatches,
     hashMismatchAttempts: tally.hashMismatchAttempts,
-    conflicts,
+    conflicts: totals.conflicts,
     skipped: sortById(skipped),
     failed: sortById(failed),
     pending: sortById(pending),
@@ -114,6 +72,74 @@ export function summarize(results: readonly LineResult[], counts: SummaryCounts)
     ...(counts.notStarted === undefined ? {} : { notStarted: redactText(counts.notStarted) }),
     durationMs,
   };
+}
+
+/** What {@link summarize} adds up over the line results, each field the summary's of the same name. */
+interface LineTotals {
+  readonly skipped: LineReport[];
+  readonly failed: LineReport[];
+  readonly pending: LineReport[];
+  readonly held: LineReport[];
+  guardTripped: string | undefined;
+  readonly plan: PlannedLine[];
+  conflicts: number;
+  waiting: number;
+  finished: number;
+  archived: number;
+  dismantled: number;
+  bytes: number;
+  filesUploaded: number;
+  filesReused: number;
+}
+
+/** Counts one line result into `totals`, its reason cleaned of the session key. */
+function countResult(totals: LineTotals, result: LineResult): void {
+  switch (result.outcome) {
+    case 'planned':
+      totals.plan.push(redactedPlan(result.plan));
+      totals.guardTripped ??= result.plan.held;
+      break;
+    case 'waiting':
+      totals.waiting += 1;
+      break;
+    case 'skipped':
+      if (result.notFinished) totals.finished -= 1;
+      totals.skipped.push({ id: result.id, reason: redactText(result.reason) });
+      break;
+    case 'failed':
+      totals.failed.push({
+        id: result.id,
+        reason: redactText(result.reason),
+        ...(result.conflict ? { conflict: true } : {}),
+        ...(result.dismantled ? { dismantled: true } : {}),
+      });
+      if (result.conflict) totals.conflicts += 1;
+      if (result.dismantled) {
+        totals.archived += 1;
+        totals.dismantled += 1;
+        totals.bytes += result.bytes ?? 0;
+        totals.filesUploaded += result.uploaded ?? 0;
+        totals.filesReused += result.reused ?? 0;
+      }
+      break;
+    case 'archived':
+    case 'dismantled':
+    case 'pending':
+    case 'held':
+      totals.archived += 1;
+      if (result.outcome === 'dismantled') totals.dismantled += 1;
+      if (result.outcome === 'pending') {
+        totals.pending.push({ id: result.id, reason: redactText(result.reason) });
+      }
+      if (result.outcome === 'held') {
+        totals.held.push({ id: result.id, reason: redactText(result.reason) });
+        totals.guardTripped ??= result.reason;
+      }
+      totals.bytes += result.bytes;
+      totals.filesUploaded += result.uploaded;
+      totals.filesReused += result.reused;
+      break;
+  }
 }
 
 /** A dry run's plan of a line, its words from the service (alphabet, digits) cleaned of the session key. */
