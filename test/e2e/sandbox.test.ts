@@ -39,7 +39,7 @@ async function readmeSession(): Promise<{ text: string; script: string; args: st
 }
 
 describe('npm run local (the operator sandbox)', () => {
-  it('prints the environment as export lines, serves the README session as written (dry run, archive-only, audit, restore, full pass), and stops on Ctrl-C', async () => {
+  it('prints the environment as export lines, serves the README session as written (dry run, archive-only, audit, a drill by hand, restore, full pass), and stops on Ctrl-C', async () => {
     const child = spawn(TSX, ['test/local/sandbox.ts', '--lines', '4'], {
       cwd: ROOT,
       env: childEnv({}),
@@ -99,13 +99,16 @@ describe('npm run local (the operator sandbox)', () => {
         'npm run -s housekeep -- --dry-run',
         'npm run -s housekeep -- --archive-only --max-lines 1',
         'npm run -s audit',
+        'npm run -s audit -- --sample 2',
         'npm run -s restore -- --id <a line archived above> --out ./restored',
         'npm run -s housekeep',
       ]);
-      const [plan, archiveOnly, audit, restore, full] = results;
+      const [plan, archiveOnly, audit, drill, restore, full] = results;
       expect(plan).toMatchObject({ dryRun: true, finished: 2 });
       expect(archiveOnly).toMatchObject({ archived: 1, dismantled: 0 });
       expect(audit).toMatchObject({ lines: 1, damaged: [], missing: [] });
+      // A drill by hand over the one archived line: drawn, read back, clean.
+      expect(drill).toMatchObject({ sampled: [archivedId], counts: { audited: 1, findings: 0 } });
       expect(restore).toMatchObject({ id: archivedId });
       expect(full).toMatchObject({ archived: 2, dismantled: 2, failed: [] });
     } finally {
