@@ -8,11 +8,13 @@ import {
   DEFAULT_TIME_RESERVE_MS,
   DRILL_MAX_LINES_RANGE,
   DRILL_SAMPLE_SIZE_RANGE,
+  downloadsAtOnce,
   LINE_CONCURRENCY_RANGE,
   MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
   MIN_WORKING_MS,
+  smallestByteCap,
 } from '../lambda/shared/contract.ts';
 import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
 
@@ -293,6 +295,15 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
           MAX_BYTES_PER_SECOND_RANGE.min,
           MAX_BYTES_PER_SECOND_RANGE.max,
         );
+  // The function's rule for the downloads it runs at once (FILE_CONCURRENCY stays 1 in the stack):
+  // a smaller cap would be refused at every cold start.
+  const smallestCap = smallestByteCap(downloadsAtOnce(lineConcurrency, 1));
+  if (maxBytesPerSecond !== undefined && maxBytesPerSecond < smallestCap) {
+    fail(
+      `maxBytesPerSecond ${maxBytesPerSecond} is too small for lineConcurrency ${lineConcurrency}: at least ${smallestCap} ` +
+        '(each download reads up to 128 KiB off its socket before the cap can hold it back); raise it or lower lineConcurrency',
+    );
+  }
 
   const positiveDays = (name: string, value: number | undefined): number | undefined => {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
