@@ -145,6 +145,39 @@ describe('BandwidthCap', () => {
     expect(secondAt).toBeLessThan(20);
   });
 
+  it('leaves no timer behind once every waiter has given up, so nothing keeps the process alive', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const stops = [new AbortController(), new AbortController(), new AbortController()];
+    const waits = stops.map((stop) => cap.take(cap.largestTake, stop.signal).catch(() => 'gave up'));
+    expect(vi.getTimerCount()).toBe(1);
+
+    // The middle one, then the last, then the first (which held the timer).
+    for (const at of [1, 2, 0]) stops[at]?.abort(new Error('deadline'));
+
+    expect(await Promise.all(waits)).toEqual(['gave up', 'gave up', 'gave up']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('serves a large take behind a stream of small ones in its turn: no waiter starves', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const order: string[] = [];
+    const small = (name: string) => cap.take(1).then(() => order.push(name));
+    // Small takes before and after a large one that needs the bucket to fill.
+    const waits = [
+      small('a'),
+      cap.take(cap.largestTake).then(() => order.push('large')),
+      small('b'),
+      small('c'),
+    ];
+
+    await vi.advanceTimersByTimeAsync(1000);
+    await Promise.all(waits);
+
+    expect(order).toEqual(['a', 'large', 'b', 'c']);
+  });
+
   it('refuses a signal already aborted, and a take larger than its largest', async () => {
     const cap = new BandwidthCap(10_000);
 
