@@ -189,7 +189,7 @@ describe('nextDrillSince', () => {
     expect(nextDrillSince({ archived, since, left, listedAt })).toBe(expected);
   });
 
-  it("starts the next drill no later than its listing by the function's clock, or than the newest line, if the archive is empty", () => {
+  it('starts the next drill at its listing, less the overlap, when the archive is empty', () => {
     expect(nextDrillSince({ archived: new Map(), since: undefined, left: [], listedAt })).toBe(
       listedAt - RECENT_OVERLAP_MS,
     );
