@@ -197,6 +197,25 @@ describe('a scheduled restore drill', () => {
     expect(emf.values.DrillFindings).toBe(1);
   });
 
+  it('fails, rather than start afresh and skip the lines archived since, when the newest drill reports cannot be read', async () => {
+    const local = await startStack(2);
+    const env = drillEnv(local);
+    await invokeDrill(env);
+    await archiveAndDismantle(local);
+    // Newer objects under _drills/ that are not drill reports (hand-placed, or a later release's).
+    for (let n = 0; n < 5; n += 1) {
+      await local.s3Client.send(
+        new PutObjectCommand({
+          Bucket: local.bucket,
+          Key: `tokens/_drills/2099-01-01/${crypto.randomUUID()}.json`,
+          Body: JSON.stringify({ schemaVersion: 2 }),
+        }),
+      );
+    }
+
+    await expect(invokeDrill(env)).rejects.toThrow(/tokens\/_drills\/.*cannot be read as a drill report/);
+  });
+
   it('samples lines archived before it at random, and never a line whose archive is not finished', async () => {
     const local = await startStack(3);
     const ids = await archiveAndDismantle(local);
