@@ -103,7 +103,8 @@ export interface HousekeepingStackProps extends StackProps {
   readonly maxDismantleShareMinLines?: number;
   /**
    * A cap on the bytes each function process reads from the tokens service, every file and JSON
-   * reply together, over any one-second window (`MAX_BYTES_PER_SECOND`), 1024 to 10 GiB; in fan-out
+   * reply together, over any one-second window (`MAX_BYTES_PER_SECOND`), 1024 to 10 GiB and at
+   * least 256 KiB per line at once plus one (`lineConcurrency`; 2.25 MiB for eight); in fan-out
    * mode the service sees up to `workerMaxConcurrency` times this.
    * @default - no cap
    */
