@@ -194,6 +194,15 @@ describe('auditArchive', () => {
       expect(report).toMatchObject({ files: 1, intactFiles: 1, missing: [], damaged: [], unsafeEntries: [] });
     });
 
+    it('asks no document object of a version 1 manifest, which embedded the document (earlier releases)', async () => {
+      const archive = new FakeArchive();
+      archiveLine(archive, ID, { data: DATA }, { schemaVersion: 1, line: JSON.parse(DOCUMENT) as unknown });
+
+      const report = await audit(archive);
+
+      expect(report).toMatchObject({ files: 1, intactFiles: 1, missing: [], damaged: [], unsafeEntries: [] });
+    });
+
     it('reports a document replaced by other bytes of the same size as damaged', async () => {
       const archive = new FakeArchive();
       const key = archiveWithDocument(archive);
