@@ -7,10 +7,12 @@ import {
   DEFAULT_LINE_CONCURRENCY,
   DRILL_MAX_LINES_RANGE,
   DRILL_SAMPLE_SIZE_RANGE,
+  downloadsAtOnce,
   LINE_CONCURRENCY_RANGE,
   MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
+  smallestByteCap,
 } from '../lambda/shared/contract.ts';
 import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
 import {
@@ -108,7 +110,8 @@ export interface HousekeepingStackProps extends StackProps {
   readonly maxDismantleShareMinLines?: number;
   /**
    * A cap on the bytes each function process reads from the tokens service, every file and JSON
-   * reply together, over any one-second window (`MAX_BYTES_PER_SECOND`), 1024 to 10 GiB; in fan-out
+   * reply together, over any one-second window (`MAX_BYTES_PER_SECOND`), 1024 to 10 GiB and at
+   * least 256 KiB per line at once plus one (`lineConcurrency`; 2.25 MiB for eight); in fan-out
    * mode the service sees up to `workerMaxConcurrency` times this.
    * @default - no cap
    */
@@ -255,6 +258,15 @@ export function resolveSettings(props: HousekeepingStackProps): Settings {
     MAX_BYTES_PER_SECOND_RANGE,
   );
   const fanout = fanoutSettings(props, timeout);
+  // The function's rule for the downloads it runs at once (FILE_CONCURRENCY stays 1 in the stack):
+  // a smaller cap would be refused at every cold start.
+  const smallestCap = smallestByteCap(downloadsAtOnce(lineConcurrency, 1));
+  if (maxBytesPerSecond !== undefined && maxBytesPerSecond < smallestCap) {
+    fail(
+      `maxBytesPerSecond ${maxBytesPerSecond} is too small for lineConcurrency ${lineConcurrency}: at least ${smallestCap} ` +
+        '(each download reads up to 128 KiB off its socket before the cap can hold it back); raise it or lower lineConcurrency',
+    );
+  }
 
   return {
     tokensApiUrl: props.tokensApiUrl,

@@ -11,10 +11,12 @@ import {
   DEFAULT_TIME_RESERVE_MS,
   DRILL_MAX_LINES_RANGE,
   DRILL_SAMPLE_SIZE_RANGE,
+  downloadsAtOnce,
   LINE_CONCURRENCY_RANGE,
   MAX_BYTES_PER_SECOND_RANGE,
   MAX_DISMANTLES_RANGE,
   MAX_REQUESTS_PER_SECOND_RANGE,
+  smallestByteCap,
 } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { ConfigError } from '../shared/errors.ts';
@@ -79,6 +81,30 @@ export function loadConfig(env: Env): Readonly<Config> {
 }
 
 function config(env: Env): Readonly<Config> {
+  const loaded = readConfig(env);
+  field(() => byteCapFits(loaded));
+  return loaded;
+}
+
+/**
+ * `MAX_BYTES_PER_SECOND` must leave half of itself to the downloads once what they read ahead of
+ * it is kept free (see `smallestByteCap`): a smaller cap could not hold over every second.
+ */
+function byteCapFits(config: Config): void {
+  const cap = config.maxBytesPerSecond;
+  // A variable already at fault has been named; its stand-in is not judged.
+  if (cap === undefined || !(config.lineConcurrency > 0) || !(config.fileConcurrency > 0)) return;
+  const smallest = smallestByteCap(downloadsAtOnce(config.lineConcurrency, config.fileConcurrency));
+  if (cap >= smallest) return;
+  throw new ConfigError(
+    'MAX_BYTES_PER_SECOND',
+    `${cap} is too small for LINE_CONCURRENCY ${config.lineConcurrency} and FILE_CONCURRENCY ${config.fileConcurrency}: ` +
+      `each open download reads up to 128 KiB off its socket before the cap can hold it back, so the cap must be at least ${smallest}; ` +
+      'raise it or lower LINE_CONCURRENCY',
+  );
+}
+
+function readConfig(env: Env): Readonly<Config> {
   return Object.freeze({
     tokensApiUrl: field(() => tokensApiUrl(env)),
     sessionKeySecretId: field(() => required(env, 'SESSION_KEY_SECRET_ID')),

@@ -8,6 +8,7 @@ import { Archive } from '../archive/archive.ts';
 import type { ArchiveConfig, Config, Deps, FanoutConfig, MetricsSink } from '../core/types.ts';
 import { secretsManagerSessionKey } from '../secrets/session-key.ts';
 import { untilAborted } from '../shared/abort.ts';
+import { BYTES_READ_AHEAD_PER_DOWNLOAD, downloadsAtOnce } from '../shared/contract.ts';
 import { describeError } from '../shared/errors.ts';
 import type { RequestGate } from '../tokens/api.ts';
 import { TokensApi } from '../tokens/api.ts';
@@ -112,7 +113,12 @@ export function createDeps(config: Config, options: { logger?: Logger; metrics?:
   // One per container: the cap holds across every run and line of the process.
   const gate = requestGate(config.maxRequestsPerSecond);
   const bandwidth =
-    config.maxBytesPerSecond === undefined ? undefined : new BandwidthCap(config.maxBytesPerSecond);
+    config.maxBytesPerSecond === undefined
+      ? undefined
+      : new BandwidthCap(
+          config.maxBytesPerSecond,
+          downloadsAtOnce(config.lineConcurrency, config.fileConcurrency) * BYTES_READ_AHEAD_PER_DOWNLOAD,
+        );
   return {
     archive: createArchive(s3, config),
     tokens: ({ onRetry, signal }) =>

@@ -97,9 +97,10 @@ export function combineAuditReports(reports: readonly AuditReport[], durationMs:
 const MAX_RECEIPT_BYTES = 96 * 2 ** 20;
 
 /**
- * Re-reads archived objects and recomputes their SHA-256 against each manifest (the equivalent
- * of `rclone check` for the archive), and reads each dismantled line's receipt against its
- * manifest. Every entry is checked before a key is built from it. Never writes or deletes anything.
+ * Re-reads archived objects (the files, their kept versions and the line's document) and
+ * recomputes their SHA-256 against each manifest (the equivalent of `rclone check` for the
+ * archive), and reads each dismantled line's receipt against its manifest. The line's document is
+ * not counted in `files`, `intactFiles` or `bytes`; a problem with it is a finding like a file's. Every entry is checked before a key is built from it. Never writes or deletes anything.
  */
 export async function auditArchive(options: AuditOptions): Promise<AuditReport> {
   const { archive } = options;
@@ -196,7 +197,22 @@ function queueObjectChecks(
       problem: `${entry.place}: ${entry.problem}`,
     });
   }
-  return checked.map(({ file, key }) =>
+  const checks: Promise<void>[] = [];
+  const document = lineDocumentEntry(archive, id, manifest);
+  if (document !== undefined && 'refused' in document) tally.unsafeEntries.push(document.refused);
+  if (document !== undefined && 'expected' in document) {
+    const { key, expected } = document;
+    checks.push(
+      limit(async () => {
+        options.signal?.throwIfAborted();
+        const problem = await checkObject(archive, key, expected, options.signal);
+        if (problem === 'missing')
+          tally.missing.push({ id, file: LINE_DOCUMENT, key, problem: 'no such object' });
+        else if (problem !== undefined) tally.damaged.push({ id, file: LINE_DOCUMENT, key, problem });
+      }),
+    );
+  }
+  const files = checked.map(({ file, key }) =>
     limit(async () => {
       options.signal?.throwIfAborted();
       const problem = await checkObject(archive, key, file, options.signal);
@@ -211,6 +227,7 @@ function queueObjectChecks(
       options.onFile?.({ bytes: file.size });
     }),
   );
+  return [...checks, ...files];
 }
 
 /** The report of an audit's tally over `lines` lines, its findings sorted. */
@@ -232,6 +249,49 @@ function sortedReport(tally: AuditTally, lines: number, durationMs: number): Aud
     receiptMismatches: tally.receiptMismatches.sort(byLine),
     durationMs,
   };
+}
+
+/** The `file` of a finding about the line's document (`line.sha256-{hash}.json`). */
+const LINE_DOCUMENT = 'line document';
+
+/**
+ * The manifest's `lineDocument` (version 2: the line's document as received), checked before a
+ * key is read from it: what its object must hash to, or why the entry is refused (a hash, size or
+ * key that is not this line's document's). Undefined when the manifest names none (version 1).
+ */
+function lineDocumentEntry(
+  archive: Archive,
+  id: string,
+  manifest: Manifest,
+):
+  | { readonly key: string; readonly expected: ManifestFile }
+  | { readonly refused: AuditFinding }
+  | undefined {
+  const raw: unknown = manifest.lineDocument;
+  if (raw === undefined) return undefined;
+  const { key, size, sha256 } = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<
+    string,
+    unknown
+  >;
+  const quote = (value: unknown) => JSON.stringify(shownWhole(String(value), 200));
+  const refused = (problem: string) => ({
+    refused: {
+      id,
+      file: LINE_DOCUMENT,
+      key: typeof key === 'string' ? key : '',
+      problem: `lineDocument: ${problem}`,
+    },
+  });
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) {
+    return refused(`sha256 ${quote(sha256)} is not 64 lower-case hex digits`);
+  }
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    return refused(`size ${quote(size)} is not a byte count`);
+  }
+  if (typeof key !== 'string' || key !== archive.lineDocumentKey(id, sha256)) {
+    return refused(`key ${quote(key)} is not this line's document key`);
+  }
+  return { key, expected: { name: LINE_DOCUMENT, key, size, sha256 } };
 }
 
 /** Hashes the stored object; 'missing', a description of the damage, or undefined when intact. */

@@ -59,7 +59,10 @@ export function selectDrillLines(input: {
 /**
  * Where the next drill's recent lines start: at the oldest recent line this drill left (beyond
  * the cap, or not reached before its deadline), so the next drill takes it; when it left none,
- * at this drill's listing less {@link RECENT_OVERLAP_MS}. Never before this drill's own `since`.
+ * at this drill's listing less {@link RECENT_OVERLAP_MS}, or at the newest line it found less the
+ * same when that is earlier: the listing is dated by the drill's clock and the lines by S3's, and
+ * a drill by hand on a workstation whose clock runs ahead would otherwise put the next drill's
+ * start past lines S3 dates after this listing. Never before this drill's own `since`.
  */
 export function nextDrillSince(input: {
   readonly archived: ReadonlyMap<string, number>;
@@ -75,7 +78,10 @@ export function nextDrillSince(input: {
     if (at !== undefined && (oldestLeft === undefined || at < oldestLeft)) oldestLeft = at;
   }
   if (oldestLeft !== undefined) return oldestLeft;
-  return Math.max(input.listedAt - RECENT_OVERLAP_MS, input.since ?? Number.NEGATIVE_INFINITY);
+  let newest: number | undefined;
+  for (const at of input.archived.values()) newest = Math.max(newest ?? at, at);
+  const listed = Math.min(input.listedAt, newest ?? input.listedAt);
+  return Math.max(listed - RECENT_OVERLAP_MS, input.since ?? Number.NEGATIVE_INFINITY);
 }
 
 /**

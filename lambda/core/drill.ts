@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
 import type { Archive } from '../archive/archive.ts';
-import { describeError } from '../shared/errors.ts';
+import { ArchiveError, describeError } from '../shared/errors.ts';
 import {
   type AuditOptions,
   type AuditReport,
@@ -234,17 +234,28 @@ async function auditLines(options: DrillOptions, chosen: readonly string[]): Pro
   };
 }
 
-/** The latest earlier drill report that can be read: its key and the `nextSince` it left. */
+/**
+ * The latest earlier drill report that can be read: its key and the `nextSince` it left; undefined
+ * when there is none. When there are reports and none of the newest few can be read as one, this
+ * throws: taking it for the first drill would skip, silently and for good, the lines archived
+ * since the last drill that can be read.
+ */
 async function lastDrill(
   archive: Archive,
   logger: Logger,
 ): Promise<{ readonly key: string; readonly nextSince: number | undefined } | undefined> {
-  for (const key of (await archive.drillReportKeys()).slice(0, PREVIOUS_REPORTS_READ)) {
+  const newest = (await archive.drillReportKeys()).slice(0, PREVIOUS_REPORTS_READ);
+  for (const key of newest) {
     const found = reportSince(await archive.readJson(key));
     if (found !== 'unreadable') return { key, nextSince: found };
     logger.warn('drill report cannot be read as one; an earlier one is taken', { key });
   }
-  return undefined;
+  if (newest.length === 0) return undefined;
+  throw new ArchiveError(
+    archive.drillsFolder,
+    `the ${newest.length} newest objects (${newest.join(', ')}) cannot be read as a drill report, so where the last drill stopped is unknown; ` +
+      'move what is not a drill report out of the folder',
+  );
 }
 
 /** The `nextSince` of a drill report (undefined when it says none), or `unreadable`. */

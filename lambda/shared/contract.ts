@@ -50,6 +50,25 @@ export const LINE_CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
 export const MAX_REQUESTS_PER_SECOND_RANGE = { min: 1, max: 100_000 } as const;
 /** The range of `MAX_BYTES_PER_SECOND` the function accepts (and so the stack's prop): 1 KiB/s to 10 GiB/s. */
 export const MAX_BYTES_PER_SECOND_RANGE = { min: 1024, max: 10 * 1024 ** 3 } as const;
+/**
+ * What one open download may take off its socket before `MAX_BYTES_PER_SECOND` grants it: a
+ * socket read of up to 64 KiB waiting for the cap, and one more held by the reply's parser.
+ */
+export const BYTES_READ_AHEAD_PER_DOWNLOAD = 128 * 1024;
+/**
+ * The most bodies of the tokens service one process reads at once: `LINE_CONCURRENCY` lines of
+ * `FILE_CONCURRENCY` files, and one more (a listing) for margin.
+ */
+export function downloadsAtOnce(lineConcurrency: number, fileConcurrency: number): number {
+  return lineConcurrency * fileConcurrency + 1;
+}
+/**
+ * The smallest `MAX_BYTES_PER_SECOND` for `downloads` bodies read at once ({@link downloadsAtOnce}):
+ * what they read ahead of the cap is kept free of it, and must leave at least half of it.
+ */
+export function smallestByteCap(downloads: number): number {
+  return 2 * downloads * BYTES_READ_AHEAD_PER_DOWNLOAD;
+}
 
 /** The range of `MAX_DISMANTLES_PER_RUN` (and the event's `maxDismantles`): 0 holds every line. */
 export const MAX_DISMANTLES_RANGE = { min: 0, max: 1_000_000 } as const;

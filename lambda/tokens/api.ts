@@ -245,8 +245,8 @@ export class TokensApi {
   async #send(method: string, url: URL, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
     const { dispatcher, sessionKey, baseUrl } = this.#options;
     // Under a byte cap, undici holds one chunk at a time for the gate, not 64 KiB more: what is
-    // read from the socket ahead of the cap stays small (see watchedBody).
-    const readAhead = this.#options.bandwidth === undefined ? undefined : 0;
+    // read from the socket ahead of the cap stays small (see watchedBody and sendOnce).
+    const paced = this.#options.bandwidth !== undefined;
     const chain: URL[] = [url];
     let keyReread = false;
     for (;;) {
@@ -255,7 +255,7 @@ export class TokensApi {
         // Requests to the service count against the cap; a redirect to a CDN does not.
         if (current.origin === baseUrl.origin) await this.#options.gate?.(signal);
         const key = isUnderBase(current, baseUrl) ? await sessionKey.get() : undefined;
-        return sendOnce(dispatcher, method, current, key, signal, readAhead).catch((error: unknown) => {
+        return sendOnce(dispatcher, method, current, key, signal, paced).catch((error: unknown) => {
           throw transportFailure(method, url, error, signal, 'no reply');
         });
       };

@@ -19,15 +19,17 @@ export interface ByteGate {
 /** The share of the cap the bucket holds: the most a timer that fires late can let through at once. */
 const BUCKET_SHARE = 0.05;
 /**
- * The share of the cap kept free for what is read from the socket ahead of the gate: each open
- * download holds a chunk or two (tens of KiB) before its bytes are granted (see `watchedBody`).
+ * The least share of the cap kept free for what is read from the socket ahead of the gate: each
+ * open download holds a chunk or two before its bytes are granted (see `watchedBody`); with many
+ * downloads at once, the headroom is what they may read ahead together, when that is more.
  */
 const HEADROOM_SHARE = 0.1;
 
 /**
- * A token bucket (limiter's) of 5% of the cap, filled at 85% of it, and starting empty: any
- * one-second window grants at most the bucket plus one second of refill, 90% of the cap, which
- * leaves a tenth for what the streams read ahead of the gate. The bucket is also what a timer
+ * A token bucket (limiter's) of 5% of the cap, filled at what is left of it after the headroom
+ * (85% of it, less with many downloads at once), and starting empty: any one-second window grants
+ * at most the bucket plus one second of refill, which leaves the headroom for what the streams
+ * read ahead of the gate. The bucket is also what a timer
  * that fires late (a busy event loop, a frozen container) may release at once: it never fills past
  * it, so no catch-up burst follows a stall. A take is at most half the bucket, so a waiter never
  * needs a full one (its timer, rounded up to the millisecond, would let refill spill over).
@@ -40,21 +42,33 @@ export class BandwidthCap implements ByteGate {
   readonly largestTake: number;
   /** The bucket: the most granted at once, after a pause or a stall (5% of the cap). */
   readonly bucketBytes: number;
-  /** Bytes per second the bucket fills at: what a saturated cap sustains (85% of it). */
+  /**
+   * Bytes per second the bucket fills at: what a saturated cap sustains (85% of it, or the cap
+   * less the bucket and the read-ahead of the downloads, when that is less).
+   */
   readonly sustainedBytesPerSecond: number;
   readonly #bucket: TokenBucket;
   readonly #line: { readonly bytes: number; readonly grant: () => void }[] = [];
   #timer: NodeJS.Timeout | undefined;
 
-  /** `bytesPerSecond`: the cap, a whole number of at least 40 (`MAX_BYTES_PER_SECOND`). */
-  constructor(bytesPerSecond: number) {
+  /**
+   * `bytesPerSecond`: the cap, a whole number of at least 40 (`MAX_BYTES_PER_SECOND`).
+   * `readAheadBytes`: the most the process's open downloads together may take off their sockets
+   * before the gate grants it (`BYTES_READ_AHEAD_PER_DOWNLOAD` for each); at most half the cap.
+   */
+  constructor(bytesPerSecond: number, readAheadBytes = 0) {
     if (!Number.isSafeInteger(bytesPerSecond) || bytesPerSecond < 40) {
       throw new RangeError(`a byte cap is a whole number of at least 40 per second, got ${bytesPerSecond}`);
     }
+    if (!Number.isSafeInteger(readAheadBytes) || readAheadBytes < 0 || readAheadBytes > bytesPerSecond / 2) {
+      throw new RangeError(
+        `a byte cap of ${bytesPerSecond} per second keeps at most half of it for read-ahead, got ${readAheadBytes} bytes`,
+      );
+    }
     this.bucketBytes = Math.floor(bytesPerSecond * BUCKET_SHARE);
     this.largestTake = Math.floor(this.bucketBytes / 2);
-    this.sustainedBytesPerSecond =
-      bytesPerSecond - this.bucketBytes - Math.ceil(bytesPerSecond * HEADROOM_SHARE);
+    const headroom = Math.max(Math.ceil(bytesPerSecond * HEADROOM_SHARE), readAheadBytes);
+    this.sustainedBytesPerSecond = bytesPerSecond - this.bucketBytes - headroom;
     // limiter's bucket starts empty: the first second lets through one second of refill, no more.
     this.#bucket = new TokenBucket({
       bucketSize: this.bucketBytes,

@@ -65,7 +65,11 @@ export async function readBytes(
 
 /**
  * One request, with the `Session-Key` header only when a key is given (a URL under TOKENS_API_URL).
- * `highWaterMark`: the bytes of the reply's body undici reads ahead of its reader (default 64 KiB).
+ * `paced`: its reply is read through the byte cap. undici then holds one chunk of it at a time for
+ * the gate, not 64 KiB more, and the request asks for the connection to be closed after the reply
+ * (`Connection: close`): a reply read slowly may outlast the service's keep-alive timeout, and
+ * undici fails a kept-alive reply whose connection closes while its last chunk waits for its
+ * reader ("other side closed", every byte received), where it completes a closing one.
  */
 export function sendOnce(
   dispatcher: Dispatcher,
@@ -73,12 +77,12 @@ export function sendOnce(
   url: URL,
   key: string | undefined,
   signal: AbortSignal | undefined,
-  highWaterMark?: number,
+  paced = false,
 ): Promise<Dispatcher.ResponseData> {
   return request(url, {
     method: method as Dispatcher.HttpMethod,
     dispatcher,
-    ...(highWaterMark === undefined ? {} : { highWaterMark }),
+    ...(paced ? { highWaterMark: 0, reset: true } : {}),
     headers: {
       accept: JSON_API,
       'content-type': JSON_API,

@@ -723,6 +723,11 @@ describe('HousekeepingStack options', () => {
       /maxBytesPerSecond must be an integer between 1024 and 10737418240, got 1023/,
     ],
     [{ maxBytesPerSecond: 1.5 * 1024 * 1024 + 0.5 }, /maxBytesPerSecond must be an integer between 1024/],
+    // Eight lines at once (and a listing) read up to 128 KiB each ahead of the cap: 2.25 MiB at least.
+    [
+      { maxBytesPerSecond: 2 * 1024 * 1024 },
+      /maxBytesPerSecond 2097152 is too small for lineConcurrency 8: at least 2359296/,
+    ],
     [
       { bucketName: 'existing', objectLockRetentionDays: 30 },
       /objectLockRetentionDays applies only to a bucket the stack creates/,

@@ -31,6 +31,8 @@ export interface S3ProxyRequest {
  * - `hold-reply`: forward it (the store acts on it), then never pass the reply on;
  * - `drop-reply`: forward it (the store acts on it), then close the connection without a reply;
  * - `break-body`: forward it, pass on the reply's headers and half its body, then close the connection;
+ * - `stall-body`: forward it, pass on the reply's headers and half its body, then send nothing more
+ *   and keep the connection open (a read that hangs mid-body);
  * - `after`: forward it once the promise settles (to order two passes deterministically).
  *
  * `fail` answers with the S3 error `code` when given (e.g. `AccessDenied`), `InternalError` otherwise.
@@ -42,6 +44,7 @@ export type S3ProxyAction =
   | 'hold-reply'
   | 'drop-reply'
   | 'break-body'
+  | 'stall-body'
   | { readonly fail: number; readonly code?: string }
   | { readonly after: Promise<unknown> };
 
@@ -131,7 +134,7 @@ function entityTags(header: string): string[] {
  * Passes on the reply's status, headers and the first half of its body (by its Content-Length),
  * then destroys the connection: a body that breaks off after a reply began.
  */
-async function breakBody(reply: IncomingMessage, res: ServerResponse): Promise<void> {
+async function breakBody(reply: IncomingMessage, res: ServerResponse, stall = false): Promise<void> {
   const length = Number(reply.headers['content-length'] ?? 0);
   const chunks: Buffer[] = [];
   for await (const chunk of reply) chunks.push(chunk as Buffer);
@@ -141,7 +144,7 @@ async function breakBody(reply: IncomingMessage, res: ServerResponse): Promise<v
   res.writeHead(reply.statusCode ?? 502, headers);
   const half = whole.subarray(0, Math.floor(whole.length / 2));
   await new Promise<void>((resolve) => res.write(half, () => resolve()));
-  res.destroy();
+  if (!stall) res.destroy();
 }
 
 /** Starts the proxy on an OS-assigned loopback port, in front of `target` (e.g. fauxqs's address). */
@@ -261,8 +264,8 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
       req.socket.destroy();
       return;
     }
-    if (action === 'break-body' && reply !== undefined) {
-      return breakBody(reply, res);
+    if ((action === 'break-body' || action === 'stall-body') && reply !== undefined) {
+      return breakBody(reply, res, action === 'stall-body');
     }
     if (reply === undefined) {
       return s3Error(

@@ -267,6 +267,21 @@ describe('loadConfig', () => {
       expect(error.variable).toBe('MAX_BYTES_PER_SECOND');
       expect(error.message).toMatch(message);
     });
+    it('refuses a MAX_BYTES_PER_SECOND too small to hold over the downloads it runs at once, naming the concurrency', () => {
+      // LINE_CONCURRENCY 8 (the default) of FILE_CONCURRENCY 1, and a listing: nine bodies read at
+      // once, each up to 128 KiB ahead of the cap; half the cap must be left: 2.25 MiB at least.
+      const error = configErrorOf(env({ MAX_BYTES_PER_SECOND: String(2304 * 1024 - 1) }));
+
+      expect(error.variable).toBe('MAX_BYTES_PER_SECOND');
+      expect(error.message).toMatch(/LINE_CONCURRENCY 8 and FILE_CONCURRENCY 1.*at least 2359296/);
+      expect(loadConfig(env({ MAX_BYTES_PER_SECOND: String(2304 * 1024) })).maxBytesPerSecond).toBe(
+        2304 * 1024,
+      );
+      expect(
+        loadConfig(env({ MAX_BYTES_PER_SECOND: String(512 * 1024), LINE_CONCURRENCY: '1' }))
+          .maxBytesPerSecond,
+      ).toBe(512 * 1024);
+    });
   });
 
   describe('dismantle guard', () => {

@@ -169,6 +169,92 @@ describe('auditArchive', () => {
     expect(report).toMatchObject({ lines: 2, files: 1, intactFiles: 1, withoutManifest: [OTHER] });
   });
 
+  describe('the line document the manifest names (line.sha256-{hash}.json)', () => {
+    const DOCUMENT = '{"data":{"id":"6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b","type":"tokens"}}';
+
+    /** A line archived whole with its document, as a pass archives it. */
+    function archiveWithDocument(archive: FakeArchive) {
+      const key = archive.lineDocumentKey(ID, sha256(DOCUMENT));
+      archive.put(key, DOCUMENT);
+      archiveLine(
+        archive,
+        ID,
+        { data: DATA },
+        { lineDocument: { key, size: DOCUMENT.length, sha256: sha256(DOCUMENT) } },
+      );
+      return key;
+    }
+
+    it('finds nothing when the document hashes to the manifest', async () => {
+      const archive = new FakeArchive();
+      archiveWithDocument(archive);
+
+      const report = await audit(archive);
+
+      expect(report).toMatchObject({ files: 1, intactFiles: 1, missing: [], damaged: [], unsafeEntries: [] });
+    });
+
+    it('asks no document object of a version 1 manifest, which embedded the document (earlier releases)', async () => {
+      const archive = new FakeArchive();
+      archiveLine(archive, ID, { data: DATA }, { schemaVersion: 1, line: JSON.parse(DOCUMENT) as unknown });
+
+      const report = await audit(archive);
+
+      expect(report).toMatchObject({ files: 1, intactFiles: 1, missing: [], damaged: [], unsafeEntries: [] });
+    });
+
+    it('reports a document replaced by other bytes of the same size as damaged', async () => {
+      const archive = new FakeArchive();
+      const key = archiveWithDocument(archive);
+      archive.put(key, DOCUMENT.replace('tokens', 'nekots'));
+
+      const report = await audit(archive);
+
+      expect(report.damaged).toEqual([
+        {
+          id: ID,
+          file: 'line document',
+          key,
+          problem: expect.stringMatching(/^holds \d+ bytes hashing to [0-9a-f]{64}; manifest says/),
+        },
+      ]);
+    });
+
+    it('reports a document the bucket does not hold as missing', async () => {
+      const archive = new FakeArchive();
+      const key = archiveWithDocument(archive);
+      archive.objects.delete(key);
+
+      const report = await audit(archive);
+
+      expect(report.missing).toEqual([{ id: ID, file: 'line document', key, problem: 'no such object' }]);
+    });
+
+    it("refuses a document entry whose key is not the line's own document key", async () => {
+      const archive = new FakeArchive();
+      archiveWithDocument(archive);
+      const manifest = archive.manifest(ID) as Manifest;
+      const foreign = archive.fileKey(OTHER, 'data');
+      archive.put(foreign, DOCUMENT);
+      archive.putJson(archive.manifestKey(ID), {
+        ...manifest,
+        lineDocument: { ...manifest.lineDocument, key: foreign },
+      });
+
+      const report = await audit(archive, [ID]);
+
+      expect(report.unsafeEntries).toEqual([
+        expect.objectContaining({
+          id: ID,
+          file: 'line document',
+          key: foreign,
+          problem: expect.stringMatching(/^lineDocument: key .* is not this line's document key/),
+        }),
+      ]);
+      expect(report).toMatchObject({ missing: [], damaged: [] });
+    });
+  });
+
   it('checks the superseded versions kept beside the current ones too', async () => {
     const archive = new FakeArchive();
     const older = 'the tokens as first archived\n';

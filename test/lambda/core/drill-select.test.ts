@@ -161,7 +161,12 @@ describe('nextDrillSince', () => {
   const listedAt = T0 + 10 * HOUR;
 
   it.each([
-    ['nothing was left: its own listing, less the overlap', T0, [], listedAt - RECENT_OVERLAP_MS],
+    [
+      'nothing was left: its listing or the newest line it found, whichever is earlier, less the overlap',
+      T0,
+      [],
+      T0 + 3 * HOUR - RECENT_OVERLAP_MS,
+    ],
     [
       'lines were left: the oldest of them, so the next drill takes them',
       T0,
@@ -169,10 +174,10 @@ describe('nextDrillSince', () => {
       T0 + 2 * HOUR,
     ],
     [
-      'the first drill left nothing: its own listing, less the overlap',
+      'the first drill left nothing: the newest line it found, less the overlap',
       undefined,
       [],
-      listedAt - RECENT_OVERLAP_MS,
+      T0 + 3 * HOUR - RECENT_OVERLAP_MS,
     ],
     [
       'drills closer together than the overlap: never before its own since',
@@ -182,5 +187,23 @@ describe('nextDrillSince', () => {
     ],
   ] as const)('when %s', (_case, since, left, expected) => {
     expect(nextDrillSince({ archived, since, left, listedAt })).toBe(expected);
+  });
+
+  it('starts the next drill at its listing, less the overlap, when the archive is empty', () => {
+    expect(nextDrillSince({ archived: new Map(), since: undefined, left: [], listedAt })).toBe(
+      listedAt - RECENT_OVERLAP_MS,
+    );
+  });
+
+  it("still takes a line archived just after a drill whose clock ran ahead of the archive's (a workstation's)", () => {
+    // S3 dates the lines; a drill by hand (--write-report) dates its listing by its own clock,
+    // here an hour fast. The listing is at T0 + 3 h by S3's clock; a line is archived a minute later.
+    const fast = T0 + 3 * HOUR + 60_000 + HOUR;
+    const since = nextDrillSince({ archived, since: T0, left: [], listedAt: fast });
+    const later = new Map([...archived, [lineId(4), T0 + 3 * HOUR + 2 * 60_000]]);
+
+    const next = selectDrillLines({ archived: later, since, settings: settings(), seed: seed(1) });
+
+    expect(next.recent).toContain(lineId(4));
   });
 });

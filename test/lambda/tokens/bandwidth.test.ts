@@ -1,7 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { text } from 'node:stream/consumers';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { buffer, text } from 'node:stream/consumers';
 import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { BYTES_READ_AHEAD_PER_DOWNLOAD } from '../../../lambda/shared/contract.ts';
 import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
 import { TokensApi } from '../../../lambda/tokens/api.ts';
 import { BandwidthCap, type ByteGate } from '../../../lambda/tokens/bandwidth.ts';
@@ -142,6 +145,39 @@ describe('BandwidthCap', () => {
     expect(secondAt).toBeLessThan(20);
   });
 
+  it('leaves no timer behind once every waiter has given up, so nothing keeps the process alive', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const stops = [new AbortController(), new AbortController(), new AbortController()];
+    const waits = stops.map((stop) => cap.take(cap.largestTake, stop.signal).catch(() => 'gave up'));
+    expect(vi.getTimerCount()).toBe(1);
+
+    // The middle one, then the last, then the first (which held the timer).
+    for (const at of [1, 2, 0]) stops[at]?.abort(new Error('deadline'));
+
+    expect(await Promise.all(waits)).toEqual(['gave up', 'gave up', 'gave up']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('serves a large take behind a stream of small ones in its turn: no waiter starves', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const order: string[] = [];
+    const small = (name: string) => cap.take(1).then(() => order.push(name));
+    // Small takes before and after a large one that needs the bucket to fill.
+    const waits = [
+      small('a'),
+      cap.take(cap.largestTake).then(() => order.push('large')),
+      small('b'),
+      small('c'),
+    ];
+
+    await vi.advanceTimersByTimeAsync(1000);
+    await Promise.all(waits);
+
+    expect(order).toEqual(['a', 'large', 'b', 'c']);
+  });
+
   it('refuses a signal already aborted, and a take larger than its largest', async () => {
     const cap = new BandwidthCap(10_000);
 
@@ -193,6 +229,55 @@ describe('TokensApi under a byte cap', () => {
     // All but the bucket waits for refills at 85% of the cap; a slow machine only takes longer.
     const least = ((payload.length - gate.largestTake) / gate.sustainedBytesPerSecond) * 1000;
     expect(performance.now() - started).toBeGreaterThanOrEqual(least - 20);
+  });
+
+  it('holds the cap with eight downloads opened at once, keeping what they read ahead of it free', async () => {
+    // Each download takes a chunk of up to 64 KiB off its socket before the gate grants it: half
+    // a MiB together, a quarter of the cap, the moment they open, while the gate grants 90% of it
+    // within the second. The cap keeps their read-ahead (LINE_CONCURRENCY x FILE_CONCURRENCY
+    // times BYTES_READ_AHEAD_PER_DOWNLOAD, as createDeps gives it) free, instead of a tenth.
+    const cap = 2 * MIB;
+    const server = await serving(Buffer.alloc(MIB / 2, 3));
+    const api = apiFor(server.url, new BandwidthCap(cap, 8 * BYTES_READ_AHEAD_PER_DOWNLOAD));
+    const reads: { at: number; bytes: number }[] = [];
+    const onChunk = (message: unknown) => {
+      reads.push({ at: performance.now(), bytes: (message as { chunk: Buffer }).chunk.length });
+    };
+    subscribe('undici:request:bodyChunkReceived', onChunk);
+
+    const sizes = await Promise.all(
+      Array.from(
+        { length: 8 },
+        async (_, at) => (await text(await api.openFile(new URL(`${server.url}/f${at}`)))).length,
+      ),
+    ).finally(() => unsubscribe('undici:request:bodyChunkReceived', onChunk));
+
+    expect(sizes).toEqual(Array.from({ length: 8 }, () => MIB / 2));
+    expect(busiestSecond(reads)).toBeLessThanOrEqual(cap);
+  });
+
+  it('refuses to keep more than half the cap for read-ahead', () => {
+    expect(() => new BandwidthCap(MIB, MIB / 2 + 1)).toThrow(RangeError);
+    expect(new BandwidthCap(MIB, MIB / 2).sustainedBytesPerSecond).toBe(MIB / 2 - Math.floor(MIB * 0.05));
+  });
+
+  it('reads a whole file whose service closes the idle connection before the cap lets its last chunk through', async () => {
+    // The service has written the whole reply and, its keep-alive timeout over (Node's is 5 s),
+    // closes the connection; the reply's last chunk is still waiting for the cap in the client.
+    const payload = Buffer.alloc(256 * KIB, 5);
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': String(payload.length) }).end(payload);
+    });
+    server.keepAliveTimeout = 100;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+    server.on('connection', (socket) => track({ close: async () => void socket.destroy() }));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const api = apiFor(url, new BandwidthCap(256 * KIB));
+
+    const read = await buffer(await api.openFile(new URL(`${url}/file`)));
+
+    expect(read.equals(payload)).toBe(true);
   });
 
   it('counts JSON replies too', async () => {
