@@ -19,7 +19,7 @@ import {
   turn,
   uploaderOver,
 } from './bodies.ts';
-import { closeAfterEach, oneFinishedLine } from './harness.ts';
+import { closeAfterEach, MULTIPART_5_MIB, oneFinishedLine } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
@@ -204,8 +204,7 @@ describe('downloads that break off and are retried', () => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {
-        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
-        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        ...MULTIPART_5_MIB,
         RETRY_ATTEMPTS: '4',
         DOWNLOAD_MIN_SPEED_BYTES: '1024',
         DOWNLOAD_SPEED_WINDOW_SECONDS: '1',
