@@ -12,7 +12,6 @@ import { objectDigest } from '../support/archive-inspect.ts';
 import {
   bytesOf,
   downloads,
-  failOnUnhandledErrors,
   KIB,
   LINE_ID,
   lineFileOf,
@@ -27,7 +26,6 @@ import type { S3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 const { serve, apiOf } = downloads(track);
-failOnUnhandledErrors();
 
 describe('the failure a transfer reports is the one that came first', () => {
   const file = bytesOf(2 * MIB + 5);
