@@ -7,7 +7,14 @@ import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
 import { offlineEnv, run } from './offline.ts';
-import { actionsOf, nagFindings, type Statement, type Synthesized, synthesizer } from './synth.ts';
+import {
+  actionsOf,
+  expectSafeQueues,
+  nagFindings,
+  type Statement,
+  type Synthesized,
+  synthesizer,
+} from './synth.ts';
 
 /** One app with one fan-out stack and the AWS Solutions checks, as infra/app.ts does with `-c mode=fanout`. */
 const synth = synthesizer({ mode: 'fanout' });
@@ -122,22 +129,7 @@ describe('HousekeepingStack in fan-out mode', () => {
 
     it('keeps all four queues encrypted and SSL-only, the dead-letter ones for 14 days', () => {
       template.resourceCountIs('AWS::SQS::Queue', 4);
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::Queue',
-        { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 },
-        3,
-      );
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::QueuePolicy',
-        {
-          PolicyDocument: {
-            Statement: Match.arrayWith([
-              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-            ]),
-          },
-        },
-        4,
-      );
+      expectSafeQueues(template, 3, 4);
     });
 
     it('feeds the worker through an event source mapping with partial batch responses and a maximum concurrency', () => {

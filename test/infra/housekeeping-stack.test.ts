@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineEnv, run } from './offline.ts';
 import {
   actionsOf,
+  expectSafeQueues,
   nagFindings,
   SECRET_NAME,
   type Statement,
@@ -152,22 +153,7 @@ describe('HousekeepingStack', () => {
     });
 
     it('keeps both queues encrypted, SSL-only and for 14 days', () => {
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::Queue',
-        { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 },
-        2,
-      );
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::QueuePolicy',
-        {
-          PolicyDocument: {
-            Statement: Match.arrayWith([
-              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-            ]),
-          },
-        },
-        2,
-      );
+      expectSafeQueues(template, 2, 2);
     });
   });
 

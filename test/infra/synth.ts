@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll } from 'vitest';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
@@ -71,3 +71,26 @@ export interface Statement {
 
 export const actionsOf = (statement: Statement): string[] =>
   Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+/**
+ * `retained` queues are encrypted (SQS-managed) and keep messages for 14 days, and `policies`
+ * queue policies deny any request not over TLS.
+ */
+export function expectSafeQueues(template: Template, retained: number, policies: number): void {
+  template.resourcePropertiesCountIs(
+    'AWS::SQS::Queue',
+    { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 },
+    retained,
+  );
+  template.resourcePropertiesCountIs(
+    'AWS::SQS::QueuePolicy',
+    {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    },
+    policies,
+  );
+}
