@@ -7,24 +7,24 @@ export interface Violating {
   readonly description: string;
 }
 
-export interface Figures {
-  schedules: number;
+/** What schedules ran and injected, counted alike for one schedule and for the campaign. */
+export interface RunCounts {
   runs: number;
   cliRuns: number;
   crashes: number;
   deletes: number;
+  /** DELETEs at whose arrival the line had just changed (a file added, restated or dropped). */
   races: number;
+  /** Lines the service lost to a DELETE (each checked archived). */
   dismantled: number;
   readonly serviceFaults: Record<string, number>;
   readonly storeFaults: Record<string, number>;
   readonly changes: Record<string, number>;
-  readonly tampers: Record<string, number>;
-  readonly violating: Violating[];
 }
 
-export function emptyFigures(): Figures {
+/** Counts of nothing run yet. */
+export function noRunCounts(): RunCounts {
   return {
-    schedules: 0,
     runs: 0,
     cliRuns: 0,
     crashes: 0,
@@ -34,9 +34,17 @@ export function emptyFigures(): Figures {
     serviceFaults: {},
     storeFaults: {},
     changes: {},
-    tampers: {},
-    violating: [],
   };
+}
+
+export interface Figures extends RunCounts {
+  schedules: number;
+  readonly tampers: Record<string, number>;
+  readonly violating: Violating[];
+}
+
+export function emptyFigures(): Figures {
+  return { schedules: 0, ...noRunCounts(), tampers: {}, violating: [] };
 }
 
 function addCounts(into: Record<string, number>, from: Readonly<Record<string, number>>): void {

@@ -10,7 +10,7 @@ import { campaignProcessEnv } from './campaign.ts';
 import { generateSchedule } from './generate.ts';
 import { RunObserver } from './observer.ts';
 import { handlerRun } from './runs.ts';
-import type { RunStep, Schedule } from './schedule.ts';
+import { CLEAN_RUN, type Schedule } from './schedule.ts';
 import { BucketView } from './store-read.ts';
 import { PREFIX, type Stage, stageFor, startWorld, type World } from './world.ts';
 
@@ -23,15 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await world.close();
 });
-
-const QUIET: RunStep = {
-  kind: 'full',
-  executor: 'handler',
-  before: [],
-  triggers: [],
-  serviceFaults: [],
-  storeFaults: [],
-};
 
 /** One finished line of one file, nothing injected. */
 function oneLine(seed: number): Schedule {
@@ -66,7 +57,7 @@ describe('RunObserver', () => {
     const schedule = oneLine(1);
     const id = schedule.lines[0]?.id ?? '';
     const moment = await withStage(schedule, async (stage) => {
-      const observer = new RunObserver(stage, schedule, QUIET, new Set());
+      const observer = new RunObserver(stage, schedule, CLEAN_RUN, new Set());
       observer.install();
       await fetch(`${stage.tokens.url}/api/tokens/${id}`, {
         method: 'DELETE',

@@ -10,43 +10,23 @@ import { BucketLedger } from './bucket-ledger.ts';
 import { applyBetweenRuns, clearRawLines, idOf, injectServiceFaults, type RawLines } from './changes.ts';
 import { campaignSnapshot, checkRun, pendingMarked } from './checks.ts';
 import { fanoutRun, type HeldMessages } from './fanout.ts';
+import { noRunCounts, type RunCounts } from './figures.ts';
 import { finale, tamper } from './finale.ts';
 import { LateDeletes } from './late-deletes.ts';
 import { type DeleteMoment, RunObserver } from './observer.ts';
 import { eventOf, handlerRun, type RunResult, startCliRun } from './runs.ts';
-import { describeSchedule, faultKind, type RunStep, type Schedule } from './schedule.ts';
+import { CLEAN_RUN, describeSchedule, faultKind, type RunStep, type Schedule } from './schedule.ts';
 import { BucketView } from './store-read.ts';
 import { type Stage, stageFor, type World } from './world.ts';
 
 /** What one schedule did and found. */
-export interface ScheduleResult {
+export interface ScheduleResult extends RunCounts {
   readonly seed: number;
   readonly description: string;
-  runs: number;
-  cliRuns: number;
-  crashes: number;
-  deletes: number;
-  /** DELETEs at whose arrival the line had just changed (a file added, restated or dropped). */
-  races: number;
-  /** Lines the service lost to a DELETE (each checked archived). */
-  dismantled: number;
-  readonly serviceFaults: Record<string, number>;
-  readonly storeFaults: Record<string, number>;
-  readonly changes: Record<string, number>;
   tamper?: string;
   readonly violations: string[];
   durationMs: number;
 }
-
-/** A run with nothing injected: what the schedule ends with until nothing is left to do. */
-const CLEAN_RUN: RunStep = {
-  kind: 'full',
-  executor: 'handler',
-  before: [],
-  triggers: [],
-  serviceFaults: [],
-  storeFaults: [],
-};
 
 /** A run that stopped at nothing: one past it might still do work. */
 function didSomething(outcome: RunOutcome): boolean {
@@ -170,15 +150,7 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
   const result: ScheduleResult = {
     seed: schedule.seed,
     description: describeSchedule(schedule),
-    runs: 0,
-    cliRuns: 0,
-    crashes: 0,
-    deletes: 0,
-    races: 0,
-    dismantled: 0,
-    serviceFaults: {},
-    storeFaults: {},
-    changes: {},
+    ...noRunCounts(),
     violations: [],
     durationMs: 0,
   };

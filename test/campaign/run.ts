@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { campaignSeeds, randomBase } from './campaign.ts';
-import { addResult, emptyFigures, figuresTable, violationsText } from './figures.ts';
+import { addResult, emptyFigures, figuresTable, noRunCounts, violationsText } from './figures.ts';
 import type { GenerateOptions } from './generate.ts';
 import { cliBundle, removeCliBundle } from './runs.ts';
 import type { Mode } from './schedule.ts';
@@ -124,15 +124,7 @@ async function main(args: readonly string[]): Promise<number> {
           addResult(figures, {
             seed: seedOf.seed,
             description: `seed ${seedOf.seed}`,
-            runs: 0,
-            cliRuns: 0,
-            crashes: 0,
-            deletes: 0,
-            races: 0,
-            dismantled: 0,
-            serviceFaults: {},
-            storeFaults: {},
-            changes: {},
+            ...noRunCounts(),
             violations: [`the campaign worker died (exit ${code}) running this schedule`],
             durationMs: 0,
           });

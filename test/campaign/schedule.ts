@@ -100,6 +100,16 @@ export interface RunStep {
   readonly delivery?: Delivery;
 }
 
+/** A run with nothing injected: what a schedule ends with until nothing is left to do. */
+export const CLEAN_RUN: RunStep = {
+  kind: 'full',
+  executor: 'handler',
+  before: [],
+  triggers: [],
+  serviceFaults: [],
+  storeFaults: [],
+};
+
 /** Fan-out: duplicates, redeliveries and reordering of the work messages, and the batch size. */
 export interface Delivery {
   readonly batchSize: number;

@@ -3,10 +3,10 @@
  * fan-out queues), and the stage of one schedule: a fresh simulator, Secrets Manager and
  * enforcing S3 proxy, and the bucket emptied.
  */
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { type LocalSecretsManager, startSecretsManager } from '../local/secrets-manager.ts';
-import { LOCAL_AWS_ENV } from '../local/stack.ts';
+import { LOCAL_AWS_ENV, localS3Client } from '../local/stack.ts';
 import { startTokensService, type TokensService } from '../local/tokens-service.ts';
 import type { ArchiveUnderTest } from '../reliability/invariant.ts';
 import { type S3Proxy, startS3Proxy } from '../reliability/s3-proxy.ts';
@@ -27,13 +27,7 @@ export interface World {
 export async function startWorld(): Promise<World> {
   const s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
   s3.createBucket(BUCKET);
-  const s3Client = new S3Client({
-    endpoint: s3.address,
-    forcePathStyle: true,
-    region: LOCAL_AWS_ENV.AWS_REGION,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3Client = localS3Client(s3.address, { responseChecksumValidation: 'WHEN_REQUIRED' });
   return {
     s3,
     s3Client,

@@ -1,68 +1,23 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Duration, Validations } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
-import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
-
-/** The feature flags from cdk.json, so the tests synthesize what `cdk deploy` would. */
-const ENV = { account: '123456789012', region: 'eu-west-1' };
-
-interface Synthesized {
-  readonly app: App;
-  readonly stack: HousekeepingStack;
-  readonly template: Template;
-}
-
-/** Every synth's output folder, removed after the file's tests: nothing is left in the temp dir. */
-const synthOutdirs: string[] = [];
-afterAll(() => {
-  for (const dir of synthOutdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
+import { offlineEnv, run } from './offline.ts';
+import {
+  actionsOf,
+  expectSafeQueues,
+  nagFindings,
+  type Statement,
+  type Synthesized,
+  synthesizer,
+} from './synth.ts';
 
 /** One app with one fan-out stack and the AWS Solutions checks, as infra/app.ts does with `-c mode=fanout`. */
-function synth(props: Partial<HousekeepingStackProps> = {}, { bundle = false } = {}): Synthesized {
-  const outdir = mkdtempSync(join(tmpdir(), 'cdk.out-test-'));
-  synthOutdirs.push(outdir);
-  const app = new App({
-    outdir,
-    context: { ...CDK_CONTEXT, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
-  });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
-  const stack = new HousekeepingStack(app, 'Housekeeper', {
-    env: ENV,
-    tokensApiUrl: 'https://tokens.example.com',
-    sessionKeySecret: 'tokens/session-key',
-    mode: 'fanout',
-    ...props,
-  });
-  const template = Template.fromStack(stack);
-  return { app, stack, template };
-}
-
-/** cdk-nag findings (errors and warnings) that are not acknowledged, as readable strings. */
-function nagFindings(app: App): string[] {
-  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
-  return report.violations.flatMap((violation) =>
-    violation.violatingResources.map(
-      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
-    ),
-  );
-}
-
-interface Statement {
-  readonly Sid?: string;
-  readonly Effect: string;
-  readonly Action: string | string[];
-  readonly Resource: unknown;
-}
-
-const actionsOf = (statement: Statement): string[] =>
-  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+const synth = synthesizer({ mode: 'fanout' });
 
 /** The statements of the policies attached to a role, by the role's reference. */
 function roleStatements(template: Template, roleRef: unknown): Statement[] {
@@ -174,22 +129,7 @@ describe('HousekeepingStack in fan-out mode', () => {
 
     it('keeps all four queues encrypted and SSL-only, the dead-letter ones for 14 days', () => {
       template.resourceCountIs('AWS::SQS::Queue', 4);
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::Queue',
-        { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 },
-        3,
-      );
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::QueuePolicy',
-        {
-          PolicyDocument: {
-            Statement: Match.arrayWith([
-              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-            ]),
-          },
-        },
-        4,
-      );
+      expectSafeQueues(template, 3, 4);
     });
 
     it('feeds the worker through an event source mapping with partial batch responses and a maximum concurrency', () => {

@@ -1,70 +1,23 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Duration, Validations } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
 import { loadConfig } from '../../lambda/app/config.ts';
-import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
+import { offlineEnv, run } from './offline.ts';
+import {
+  actionsOf,
+  expectSafeQueues,
+  nagFindings,
+  SECRET_NAME,
+  type Statement,
+  type Synthesized,
+  synthesizer,
+} from './synth.ts';
 
-/** The feature flags from cdk.json, so the tests synthesize what `cdk deploy` would. */
-const ENV = { account: '123456789012', region: 'eu-west-1' };
-const SECRET_NAME = 'tokens/session-key';
-
-interface Synthesized {
-  readonly app: App;
-  readonly stack: HousekeepingStack;
-  readonly template: Template;
-}
-
-/** Every synth's output folder, removed after the file's tests: nothing is left in the temp dir. */
-const synthOutdirs: string[] = [];
-afterAll(() => {
-  for (const dir of synthOutdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-/**
- * One app with one stack and the AWS Solutions checks registered, as in infra/app.ts. Only the
- * main stack runs esbuild; the variants skip bundling to keep the file fast.
- */
-function synth(props: Partial<HousekeepingStackProps> = {}, { bundle = false } = {}): Synthesized {
-  const outdir = mkdtempSync(join(tmpdir(), 'cdk.out-test-'));
-  synthOutdirs.push(outdir);
-  const app = new App({
-    outdir,
-    context: { ...CDK_CONTEXT, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
-  });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
-  const stack = new HousekeepingStack(app, 'Housekeeper', {
-    env: ENV,
-    tokensApiUrl: 'https://tokens.example.com',
-    sessionKeySecret: SECRET_NAME,
-    ...props,
-  });
-  // Throws with the full report if cdk-nag finds an unacknowledged error.
-  const template = Template.fromStack(stack);
-  return { app, stack, template };
-}
-
-/** cdk-nag findings (errors and warnings) that are not acknowledged, as readable strings. */
-function nagFindings(app: App): string[] {
-  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
-  return report.violations.flatMap((violation) =>
-    violation.violatingResources.map(
-      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
-    ),
-  );
-}
-
-interface Statement {
-  readonly Effect: string;
-  readonly Action: string | string[];
-  readonly Resource: unknown;
-  readonly Condition?: unknown;
-}
+const synth = synthesizer();
 
 /** Every statement of every identity policy in the template (managed, inline and role policies). */
 function identityStatements(template: Template): Statement[] {
@@ -80,9 +33,6 @@ function identityStatements(template: Template): Statement[] {
   }
   return documents.flatMap((document) => (document as { Statement: Statement[] }).Statement);
 }
-
-const actionsOf = (statement: Statement): string[] =>
-  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
 
 /** The statements of the policy attached to the function's role. */
 function functionStatements({ stack, template }: Synthesized): Statement[] {
@@ -208,22 +158,7 @@ describe('HousekeepingStack', () => {
     });
 
     it('keeps both queues encrypted, SSL-only and for 14 days', () => {
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::Queue',
-        { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 },
-        2,
-      );
-      template.resourcePropertiesCountIs(
-        'AWS::SQS::QueuePolicy',
-        {
-          PolicyDocument: {
-            Statement: Match.arrayWith([
-              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-            ]),
-          },
-        },
-        2,
-      );
+      expectSafeQueues(template, 2, 2);
     });
   });
 

@@ -26,7 +26,7 @@ export const LINE_ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
  * Fails each test of the file that leaves an error nobody handled (thrown out of a stream
  * callback, or a rejection: a crash in a Lambda) or a listener leak warning.
  */
-export function failOnUnhandledErrors(): void {
+function failOnUnhandledErrors(): void {
   const uncaught: unknown[] = [];
   const warnings: string[] = [];
   const collect = (error: unknown) => uncaught.push(error);
@@ -110,8 +110,12 @@ export function storeReading(read: (body: Readable, key: string) => Promise<void
 export const uploaderOver = (store: ObjectStore, settings: UploadSettings) =>
   new FileUploader(store, new ArchiveKeys(''), settings);
 
-/** The loopback servers, agents and clients of one test file, each closed after its test. */
+/**
+ * The loopback servers, agents and clients of one test file, each closed after its test; and the
+ * file's tests fail on an error nobody handled or a listener leak (see {@link failOnUnhandledErrors}).
+ */
 export function downloads(track: ReturnType<typeof closeAfterEach>) {
+  failOnUnhandledErrors();
   const agent = (): Agent => {
     const made = new Agent({ keepAliveTimeout: 10_000, bodyTimeout: 30_000 });
     track({ close: () => made.close() });

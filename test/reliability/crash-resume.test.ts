@@ -4,6 +4,7 @@ import { listKeys } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
   localStack,
+  MULTIPART_5_MIB,
   oneFinishedLine,
   proxiedS3,
   runCli,
@@ -152,8 +153,7 @@ describe('a pass killed with SIGKILL, then run again', () => {
       fileSize: 6 * MIB + 5,
       env: {
         ...PATIENT,
-        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
-        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        ...MULTIPART_5_MIB,
       },
     });
     const { proxy, env } = await proxiedS3(track, local);

@@ -7,6 +7,7 @@ import {
   closeAfterEach,
   finishedLines,
   localStack,
+  MULTIPART_5_MIB,
   oneFinishedLine,
   proxiedS3,
   runCli,
@@ -84,8 +85,7 @@ describe('a hard deadline', () => {
       ],
       env: {
         ...NO_BODY_TIMEOUT,
-        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
-        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        ...MULTIPART_5_MIB,
       },
     });
     const [stalled, healthy] = ids(local.tokens.lines) as [string, string];

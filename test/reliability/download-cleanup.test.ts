@@ -7,25 +7,13 @@ import type { ObjectStore } from '../../lambda/archive/store.ts';
 import { describeError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import type { SpeedFloor } from '../../lambda/tokens/http.ts';
-import {
-  bytesOf,
-  downloads,
-  drain,
-  failOnUnhandledErrors,
-  KIB,
-  LINE_ID,
-  lineFileOf,
-  MIB,
-  turn,
-  uploaderOver,
-} from './bodies.ts';
-import { closeAfterEach, oneFinishedLine } from './harness.ts';
+import { bytesOf, downloads, drain, KIB, LINE_ID, lineFileOf, MIB, turn, uploaderOver } from './bodies.ts';
+import { closeAfterEach, MULTIPART_5_MIB, oneFinishedLine } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 const { serve, apiOf, floorTimer } = downloads(track);
-failOnUnhandledErrors();
 
 describe('a download, however it ends, lets go of its floor timer, socket and abort listener', () => {
   const floor: SpeedFloor = { minSpeedBytesPerSecond: 1, speedWindowMs: 37 };
@@ -204,8 +192,7 @@ describe('downloads that break off and are retried', () => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {
-        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
-        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        ...MULTIPART_5_MIB,
         RETRY_ATTEMPTS: '4',
         DOWNLOAD_MIN_SPEED_BYTES: '1024',
         DOWNLOAD_SPEED_WINDOW_SECONDS: '1',

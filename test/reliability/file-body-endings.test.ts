@@ -6,25 +6,13 @@ import { createHandler } from '../../lambda/app/invoke.ts';
 import { describeError, IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import { watchedBody } from '../../lambda/tokens/http.ts';
-import {
-  brokeOff,
-  bytesOf,
-  downloads,
-  drain,
-  failOnUnhandledErrors,
-  KIB,
-  LINE_ID,
-  MIB,
-  sha256,
-  turn,
-} from './bodies.ts';
+import { brokeOff, bytesOf, downloads, drain, KIB, LINE_ID, MIB, sha256, turn } from './bodies.ts';
 import { closeAfterEach, oneFinishedLine, startFront } from './harness.ts';
 import { checkInvariant, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 const { serve, apiOf } = downloads(track);
-failOnUnhandledErrors();
 
 describe('a file body that breaks off never ends cleanly', () => {
   it('a Content-Length body cut short by the service errors as broke off, and never ends', async () => {

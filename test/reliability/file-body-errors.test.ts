@@ -8,22 +8,11 @@ import { IntegrityError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import { watchedBody } from '../../lambda/tokens/http.ts';
 import { childEnded } from '../support/child-output.ts';
-import {
-  brokeOff,
-  bytesOf,
-  downloads,
-  drain,
-  failOnUnhandledErrors,
-  KIB,
-  LINE_ID,
-  MIB,
-  turn,
-} from './bodies.ts';
+import { brokeOff, bytesOf, downloads, drain, KIB, LINE_ID, MIB, turn } from './bodies.ts';
 import { closeAfterEach, PROJECT_ROOT } from './harness.ts';
 
 const track = closeAfterEach();
 const { serve, agent, apiOf } = downloads(track);
-failOnUnhandledErrors();
 
 describe('an error of a file body crashes nothing', () => {
   it('the body erroring after the reader destroyed the stream with its own error crashes nothing', async () => {

@@ -53,6 +53,12 @@ export function onlyLine(lines: ReadonlyMap<string, unknown>): string {
   return id;
 }
 
+/** The housekeeper's environment for multipart uploads of 5 MiB parts from 5 MiB on (S3's smallest). */
+export const MULTIPART_5_MIB: Readonly<Record<string, string>> = {
+  MULTIPART_THRESHOLD_BYTES: String(5 * 2 ** 20),
+  MULTIPART_PART_SIZE_BYTES: String(5 * 2 ** 20),
+};
+
 /** `count` finished lines of `fileSize` bytes each (one file, `data`). */
 export function finishedLines(count: number, fileSize = 1000): LineSpec[] {
   return Array.from({ length: count }, () => ({ status: 'finished', fileSize }));

@@ -70,7 +70,7 @@ export class Scenario {
   }
 }
 
-/** Starts the ledger of the running test: `it('…', async ({ task }) => { const s = scenario(task); … })`. */
+/** Starts the ledger of the running test: `it('…', async (context) => { const s = scenario(context.task); … })`. */
 export function scenario(task: { meta: TaskMeta }): Scenario {
   return new Scenario(task.meta);
 }

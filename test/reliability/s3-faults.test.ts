@@ -7,6 +7,7 @@ import {
   closeAfterEach,
   finishedLines,
   localStack,
+  MULTIPART_5_MIB,
   oneFinishedLine,
   proxiedS3,
   runCli,
@@ -53,8 +54,7 @@ describe('archive store faults', () => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {
-        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
-        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        ...MULTIPART_5_MIB,
         RETRY_ATTEMPTS: '2',
       },
     });
@@ -131,7 +131,7 @@ describe('archive store faults', () => {
     const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
-      env: { MULTIPART_THRESHOLD_BYTES: String(5 * MIB), MULTIPART_PART_SIZE_BYTES: String(5 * MIB) },
+      env: MULTIPART_5_MIB,
     });
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, ordinal }) => {

@@ -11,7 +11,6 @@ import {
   brokeOff,
   bytesOf,
   downloads,
-  failOnUnhandledErrors,
   KIB,
   LINE_ID,
   lineFileOf,
@@ -23,7 +22,6 @@ import { closeAfterEach, localStack } from './harness.ts';
 
 const track = closeAfterEach();
 const { serve, agent, apiOf } = downloads(track);
-failOnUnhandledErrors();
 
 describe('the download speed floor against a service that sends in bursts', () => {
   // A floor of 8 MiB/s over 500 ms windows (4 MiB a window). The service sends 512 KiB bursts

@@ -3,15 +3,15 @@ import { finished } from 'node:stream/promises';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { ObjectStore } from '../../lambda/archive/store.ts';
-import type { UploadSettings } from '../../lambda/archive/upload.ts';
+import type { FileUploader, UploadSettings } from '../../lambda/archive/upload.ts';
 import { ArchiveError, describeError, IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
 import type { LineFile } from '../../lambda/shared/ids.ts';
+import type { TokensApi } from '../../lambda/tokens/api.ts';
 import { localS3Client } from '../local/stack.ts';
 import { objectDigest } from '../support/archive-inspect.ts';
 import {
   bytesOf,
   downloads,
-  failOnUnhandledErrors,
   KIB,
   LINE_ID,
   lineFileOf,
@@ -26,7 +26,6 @@ import type { S3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
 const { serve, apiOf } = downloads(track);
-failOnUnhandledErrors();
 
 describe('the failure a transfer reports is the one that came first', () => {
   const file = bytesOf(2 * MIB + 5);
@@ -209,6 +208,15 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     }
   }
 
+  /** Downloads `file` from `served` through `uploader` to `k/data`: the error, or undefined once archived. */
+  async function transfer(uploader: FileUploader, api: TokensApi, served: { url: string }, file: Buffer) {
+    const body = await api.openFile(new URL('/file', served.url));
+    return uploader.uploadVerified(LINE_ID, lineFileOf(file), body, { key: 'k/data' }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+  }
+
   /** Serves `file` (or `served` bytes in its place): `fast` bytes at once, the rest in a trickle. */
   async function fileService(file: Buffer, fast: number, served = file) {
     return serve((_req, res) => {
@@ -238,11 +246,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     const uploader = uploaderOver(store, settings);
     const api = apiOf(served, { minSpeedBytesPerSecond: 1, speedWindowMs: 50 });
 
-    const error = await uploader
-      .uploadVerified(LINE_ID, lineFileOf(file), await api.openFile(new URL('/file', served.url)), {
-        key: 'k/data',
-      })
-      .catch((caught: unknown) => caught);
+    const error = await transfer(uploader, api, served, file);
     await served.allClosed();
     await turn();
 
@@ -256,14 +260,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
 
     // The re-run (a fresh download, the store healthy) archives the file byte-exact.
     proxy.decide = () => 'forward';
-    await uploader.uploadVerified(
-      LINE_ID,
-      lineFileOf(file),
-      await api.openFile(new URL('/file', served.url)),
-      {
-        key: 'k/data',
-      },
-    );
+    expect(await transfer(uploader, api, served, file)).toBeUndefined();
     expect(await objectDigest(raw, bucket, 'k/data')).toMatchObject({ sha256: sha256(file) });
   });
 
@@ -276,11 +273,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     const uploader = uploaderOver(store, settings);
     const api = apiOf(served);
 
-    const error = await uploader
-      .uploadVerified(LINE_ID, lineFileOf(file), await api.openFile(new URL('/file', served.url)), {
-        key: 'k/data',
-      })
-      .catch((caught: unknown) => caught);
+    const error = await transfer(uploader, api, served, file);
 
     expect(error).toBeInstanceOf(IntegrityError);
     const operations = proxy.requests.map((request) => request.operation);
@@ -299,11 +292,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     const uploader = uploaderOver(store, settings);
     const api = apiOf(served);
 
-    const error = await uploader
-      .uploadVerified(LINE_ID, lineFileOf(file), await api.openFile(new URL('/file', served.url)), {
-        key: 'k/data',
-      })
-      .catch((caught: unknown) => caught);
+    const error = await transfer(uploader, api, served, file);
     await turn();
     await turn();
 
@@ -314,14 +303,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     expect(uploader.budget.used).toBe(0);
 
     proxy.decide = () => 'forward';
-    await uploader.uploadVerified(
-      LINE_ID,
-      lineFileOf(file),
-      await api.openFile(new URL('/file', served.url)),
-      {
-        key: 'k/data',
-      },
-    );
+    expect(await transfer(uploader, api, served, file)).toBeUndefined();
     expect(await objectDigest(raw, bucket, 'k/data')).toMatchObject({ sha256: sha256(file) });
   });
 
@@ -346,11 +328,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
 
     const outcomes: string[] = [];
     for (let attempt = 0; attempt < 8; attempt++) {
-      const error = await uploader
-        .uploadVerified(LINE_ID, lineFileOf(file), await api.openFile(new URL('/file', served.url)), {
-          key: 'k/data',
-        })
-        .catch((caught: unknown) => caught);
+      const error = await transfer(uploader, api, served, file);
       outcomes.push(
         error instanceof ArchiveError || error instanceof TokensApiError
           ? 'failed, retryable'

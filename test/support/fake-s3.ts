@@ -7,14 +7,30 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
-  type S3Client,
+  S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach } from 'vitest';
 import { Archive, type ArchiveOptions } from '../../lambda/archive/archive.ts';
 import type { ByteBudget } from '../../lambda/archive/budget.ts';
 import { uploadMultipart } from '../../lambda/archive/multipart.ts';
 
 /** A fake S3 at the SDK boundary, and what the upload tests that drive it share. */
+
+/**
+ * An S3 client (dummy credentials, never sent) behind aws-sdk-client-mock, reset after each test
+ * of the describe block it is called in.
+ */
+export function mockedS3() {
+  const client = new S3Client({
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+  });
+  const s3 = mockClient(client);
+  afterEach(() => s3.reset());
+  return { client, s3 };
+}
 
 export const MIB = 1024 * 1024;
 export const LINE = '6f1f0d2e-8b9a-4c3d-9e8f-0a1b2c3d4e5f';

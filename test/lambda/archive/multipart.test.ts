@@ -149,6 +149,7 @@ describe('uploadMultipart when it fails', () => {
         throw new Error('SHA-256 mismatch in the last bytes');
       },
       'SHA-256 mismatch',
+      4,
     ],
     [
       'a part fails for good',
@@ -157,14 +158,15 @@ describe('uploadMultipart when it fails', () => {
         yield Buffer.alloc(12 * MIB);
       },
       'part refused',
+      2,
     ],
   ] as const)(
     'aborts the upload, completes nothing and gives its budget back when %s',
-    async ([_label, handlers, source, message]) => {
+    async ([_label, handlers, source, message, partsInFlight]) => {
       const s3 = fakeS3({ CreateMultipartUpload: created, AbortMultipartUpload: aborted, ...handlers });
       const budget = new ByteBudget(20 * MIB);
 
-      const upload = multipartTo(s3, Readable.from(source()), 12 * MIB, { budget, partsInFlight: 2 });
+      const upload = multipartTo(s3, Readable.from(source()), 12 * MIB, { budget, partsInFlight });
 
       await expect(upload).rejects.toThrow(message);
       expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);

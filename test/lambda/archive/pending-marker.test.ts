@@ -3,23 +3,16 @@ import {
   type GetObjectCommandOutput,
   NoSuchKey,
   PutObjectCommand,
-  S3Client,
 } from '@aws-sdk/client-s3';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Archive, type PendingMarker } from '../../../lambda/archive/archive.ts';
+import { LINE, mockedS3 } from '../../support/fake-s3.ts';
 
-const LINE = '6f1f0d2e-8b9a-4c3d-9e8f-0a1b2c3d4e5f';
 const KEY = `tokens/_pending/${LINE}.json`;
 const STATED = [{ name: 'data', size: 3, sha256: 'ab'.repeat(32) }];
 
 describe('Archive.amendPendingMarker', () => {
-  const client = new S3Client({
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
-  });
-  const s3 = mockClient(client);
-  afterEach(() => s3.reset());
+  const { client, s3 } = mockedS3();
   const archive = new Archive({
     s3: client,
     bucket: 'tokens-archive',

@@ -5,11 +5,9 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
-  S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Archive } from '../../../lambda/archive/archive.ts';
 import { IntegrityError } from '../../../lambda/shared/errors.ts';
 import {
@@ -23,6 +21,7 @@ import {
   type Input,
   LINE,
   MIB,
+  mockedS3,
   partDigests,
   sha256,
   tick,
@@ -33,12 +32,7 @@ const SHA256 = createHash('sha256').update(BYTES).digest();
 const FILE = { name: 'data', size: BYTES.length, sha256: SHA256.toString('hex'), link: undefined };
 
 describe('FileUploader read-back', () => {
-  const client = new S3Client({
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
-  });
-  const s3 = mockClient(client);
-  afterEach(() => s3.reset());
+  const { client, s3 } = mockedS3();
 
   const archive = (readback: 'head' | 'full') =>
     new Archive({

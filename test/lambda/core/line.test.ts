@@ -24,6 +24,15 @@ function processLine(deps: Deps, request: LineWorkRequest = FULL, config: Config
   return worker.processLine(ID, silentLogger());
 }
 
+/** Fakes whose line `ID` (one file) was left pending by a first pass: its DELETE was taken (202). */
+async function leftPending() {
+  const fakes = fakeDeps();
+  fakes.tokens.line(ID, { files: { data: DATA } });
+  fakes.tokens.onDelete(ID, deleteReply(ID, 202));
+  expect(await processLine(fakes.deps)).toMatchObject({ outcome: 'pending' });
+  return fakes;
+}
+
 describe('processLine', () => {
   it('uploads the missing files, writes and re-reads the manifest before the DELETE, then keeps a receipt', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
@@ -215,10 +224,7 @@ describe('processLine', () => {
   });
 
   it('holds a pending DELETE carried out late to what the line stated while still there: files never archived are a discrepancy', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } });
-    tokens.onDelete(ID, deleteReply(ID, 202));
-    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const { deps, tokens, archive } = await leftPending();
 
     // Still there, restated: a conflict, kept; then the service carries out the old DELETE.
     tokens.line(ID, { files: { data: 'restated by the service\n' } });
@@ -232,10 +238,7 @@ describe('processLine', () => {
   });
 
   it('confirms a pending DELETE with no discrepancy when a later run failed for a reason other than the files (a 503 read)', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } });
-    tokens.onDelete(ID, deleteReply(ID, 202));
-    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const { deps, tokens, archive } = await leftPending();
 
     tokens.line(ID, { files: { data: DATA } }, notFound(ID, 503));
     expect(await processLine(deps)).toMatchObject({ outcome: 'failed' });
@@ -248,10 +251,7 @@ describe('processLine', () => {
   });
 
   it('notes nothing in the pending marker on a dry run', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } });
-    tokens.onDelete(ID, deleteReply(ID, 202));
-    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const { deps, tokens, archive } = await leftPending();
     const before = await archive.readPendingMarker(ID);
 
     tokens.line(ID, { files: { data: 'restated by the service\n' } });
@@ -261,10 +261,7 @@ describe('processLine', () => {
   });
 
   it('holds a pending DELETE to what the line stated even when a later run restated it only archive-only', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } });
-    tokens.onDelete(ID, deleteReply(ID, 202));
-    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const { deps, tokens, archive } = await leftPending();
 
     tokens.line(ID, { files: { data: 'restated by the service\n' } });
     expect(await processLine(deps, { dryRun: false, archiveOnly: true })).toMatchObject({
@@ -279,10 +276,7 @@ describe('processLine', () => {
     );
   });
   it('holds a pending DELETE carried out late to the files the line stated on its last read, not its first', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } });
-    tokens.onDelete(ID, deleteReply(ID, 202));
-    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const { deps, tokens, archive } = await leftPending();
 
     // Read as archived, then restated before its DELETE: a conflict in the next round, kept.
     tokens.line(ID, { files: { data: DATA } }, { files: { data: 'restated before the DELETE\n' } });
@@ -333,10 +327,7 @@ describe('processLine', () => {
   });
 
   it('keeps a pending DELETE pending, not dismantled, while the receipt confirming it cannot be written', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } });
-    tokens.onDelete(ID, deleteReply(ID, 202));
-    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const { deps, tokens, archive } = await leftPending();
     tokens.line(ID, notFound(ID));
     const receipts = refusingReceipts(archive);
 
@@ -437,10 +428,7 @@ describe('processLine', () => {
   });
 
   it('keeps in the marker what a confirming GET stated when the receipt fails, so the receipt written after a later 404 records the discrepancy', async () => {
-    const { deps, tokens, archive } = fakeDeps();
-    tokens.line(ID, { files: { data: DATA } });
-    tokens.onDelete(ID, deleteReply(ID, 202));
-    expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });
+    const { deps, tokens, archive } = await leftPending();
     tokens.line(ID, { status: 'deleted', files: { data: DATA, extra: 'added at the DELETE\n' } });
     const receipts = refusingReceipts(archive);
     expect(await processLine(deps)).toMatchObject({ outcome: 'pending' });

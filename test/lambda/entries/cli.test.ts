@@ -47,22 +47,16 @@ describe('payloadFromArgs', () => {
 
     const payload = payloadFromArgs(args);
 
-    expect(payload).toEqual({
+    const expected = {
       dryRun: true,
       archiveOnly: true,
       maxLines: 3,
       ids: [LINE_A, LINE_B],
       maxDurationSeconds: 600,
       onConflict: 'keep-both',
-    });
-    expect(parseEvent(payload)).toEqual({
-      dryRun: true,
-      archiveOnly: true,
-      maxLines: 3,
-      ids: [LINE_A, LINE_B],
-      maxDurationSeconds: 600,
-      onConflict: 'keep-both',
-    });
+    };
+    expect(payload).toEqual(expected);
+    expect(parseEvent(payload)).toEqual(expected);
   });
 
   it('maps the dismantle guard flags to the payload the event parser reads, and refuses bad values naming the flag', () => {
