@@ -69,8 +69,8 @@ export function durationAlarmThresholdMs(timeout: Duration): number {
 /**
  * The housekeeper's alarms, created in `scope`: the function's errors, throttles and duration, four
  * on EMF metrics (failed lines, hash mismatches, conflicts, lines held by the dismantle guard), the
- * fan-out worker's errors, the restore drill's findings and errors, and one per queue that should
- * stay empty.
+ * fan-out worker's errors, the restore drill's findings, lines not reached and errors, and one per
+ * queue that should stay empty.
  */
 export function createAlarms(
   scope: Construct,
@@ -171,6 +171,14 @@ function addDrillAlarms(factory: AlarmFactory, drill: DrillMonitoring): void {
       'or damaged, a receipt recording a discrepancy or disagreeing with its manifest, or a line that could ' +
       'not be read back. Read its report under {prefix}_drills/; see docs/operations.md#restore-drills.',
     metric: emfMetric('DrillFindings', { period: ALARM_PERIOD }),
+  });
+  factory.addAlarm('DrillLinesNotReached', {
+    name: 'drill-lines-not-reached',
+    description:
+      'A restore drill did not audit every line it chose before its deadline (DrillLinesNotReached >= 1): ' +
+      'recent ones are taken again by the next drill, but a line too large for one drill holds the drills ' +
+      'back. Read notReached in its report; see docs/operations.md#restore-drills.',
+    metric: emfMetric('DrillLinesNotReached', { period: ALARM_PERIOD }),
   });
   factory.addAlarm('DrillErrors', {
     name: 'drill-errors',

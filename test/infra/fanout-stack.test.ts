@@ -234,8 +234,8 @@ describe('HousekeepingStack in fan-out mode', () => {
         ],
         Threshold: 1,
       });
-      // Eleven of the housekeeper's, and two of the restore drills (on by default).
-      expect(main.stack.alarms).toHaveLength(13);
+      // Eleven of the housekeeper's, and three of the restore drills (on by default).
+      expect(main.stack.alarms).toHaveLength(14);
     });
 
     it('alarms on conflicts reported by the workers, with the pass metric alarm', () => {

@@ -262,6 +262,19 @@ describe('HousekeepingStack restore drills', () => {
       });
     });
 
+    it('alarms when a drill does not reach every line it chose, so a stalled drill is not silent', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'Housekeeper-drill-lines-not-reached',
+        Namespace: 'TokensHousekeeper',
+        MetricName: 'DrillLinesNotReached',
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef()],
+      });
+    });
+
     it('alarms when a drill ends in an error', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: 'Housekeeper-drill-errors',
