@@ -1,64 +1,16 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Validations } from 'aws-cdk-lib';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
-import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
-
-const ENV = { account: '123456789012', region: 'eu-west-1' };
-
-interface Synthesized {
-  readonly app: App;
-  readonly stack: HousekeepingStack;
-  readonly template: Template;
-}
-
-const synthOutdirs: string[] = [];
-afterAll(() => {
-  for (const dir of synthOutdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
+import { offlineEnv, run } from './offline.ts';
+import { actionsOf, nagFindings, type Statement, type Synthesized, synthesizer } from './synth.ts';
 
 /** One app with one stack and the AWS Solutions checks, as infra/app.ts; bundling only when asked. */
-function synth(props: Partial<HousekeepingStackProps> = {}, { bundle = false } = {}): Synthesized {
-  const outdir = mkdtempSync(join(tmpdir(), 'cdk.out-test-'));
-  synthOutdirs.push(outdir);
-  const app = new App({
-    outdir,
-    context: { ...CDK_CONTEXT, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
-  });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
-  const stack = new HousekeepingStack(app, 'Housekeeper', {
-    env: ENV,
-    tokensApiUrl: 'https://tokens.example.com',
-    sessionKeySecret: 'tokens/session-key',
-    ...props,
-  });
-  return { app, stack, template: Template.fromStack(stack) };
-}
-
-function nagFindings(app: App): string[] {
-  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
-  return report.violations.flatMap((violation) =>
-    violation.violatingResources.map(
-      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
-    ),
-  );
-}
-
-interface Statement {
-  readonly Sid?: string;
-  readonly Effect: string;
-  readonly Action: string | string[];
-  readonly Resource: unknown;
-  readonly Condition?: unknown;
-}
-
-const actionsOf = (statement: Statement): string[] =>
-  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+const synth = synthesizer();
 
 /** The statements of the policies attached to a function's role. */
 function roleStatements(
