@@ -89,8 +89,10 @@ export async function planFanout(
   // a pending DELETE needs it too: one still there is sent its DELETE again (one gone is confirmed
   // whatever its message says, with no DELETE).
   const holds = claimLeave(dismantleGuard(limits, sharedHold), allowed, request);
-  if (sharedHold === undefined && holds.size > 0) {
-    logger.warn('dismantle guard tripped', { reason: holds.values().next().value, held: holds.size });
+  // Why the guard held lines: the share, as the pass says it even when no line was sent; or the cap.
+  const guardTripped = sharedHold ?? holds.values().next().value;
+  if (sharedHold === undefined && guardTripped !== undefined) {
+    logger.warn('dismantle guard tripped', { reason: guardTripped, held: holds.size });
   }
 
   const sending = { queue, archive, retry, logger, runId, plannedAt, request, context, config };
@@ -109,7 +111,7 @@ export async function planFanout(
     retries: tally.retries,
     waiting,
     held: enqueued.filter((id) => holds.has(id)).length,
-    ...(holds.size === 0 ? {} : { guardTripped: holds.values().next().value }),
+    ...(guardTripped === undefined ? {} : { guardTripped }),
     skipped: sortById(skipped),
     failed: sortById(failed),
     durationMs: deps.now() - started,
