@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { Archive } from '../../../lambda/archive/archive.ts';
-import { IntegrityError } from '../../../lambda/shared/errors.ts';
+import { ArchiveReadError, IntegrityError } from '../../../lambda/shared/errors.ts';
 import {
   aborted,
   archiveOver,
@@ -272,5 +272,33 @@ describe('FileUploader with parts in flight', () => {
     expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
     expect(s3.of('AbortMultipartUpload')).toHaveLength(1);
     expect(target.uploadBudget.used).toBe(0);
+  });
+});
+
+describe('Archive.storedDigest when its run aborts', () => {
+  const { client, s3 } = mockedS3();
+  const archive = new Archive({
+    s3: client,
+    bucket: 'tokens-archive',
+    prefix: 'tokens/',
+    multipartThresholdBytes: 8 * MIB,
+    partSizeBytes: 8 * MIB,
+    readback: 'full',
+  });
+
+  it('ends a read stalled mid-body as inconclusive, never as the digest of the bytes read so far', async () => {
+    // A flaky store: the object's first bytes, no Content-Length, then nothing more. Only the
+    // run's abort ends the read; what was hashed by then must not pass for the object's digest.
+    const stalled = new Readable({ read: () => undefined });
+    stalled.push(BYTES.subarray(0, 8));
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: stalled }));
+    const run = new AbortController();
+
+    const reading = archive.storedDigest('tokens/line/data', run.signal);
+    await tick();
+    run.abort(new Error('deadline reached'));
+
+    await expect(reading).rejects.toThrow(ArchiveReadError);
+    await expect(reading).rejects.toThrow(/broke off after 8 bytes/);
   });
 });

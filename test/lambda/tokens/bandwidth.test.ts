@@ -280,6 +280,26 @@ describe('TokensApi under a byte cap', () => {
     expect(read.equals(payload)).toBe(true);
   });
 
+  it('fails a file whose service breaks the connection off while its chunks wait for the cap, never yielding it short', async () => {
+    // A hostile service: it states 256 KiB, sends 192 KiB and breaks the connection off while the
+    // client's gate still holds those bytes back. The bytes already received must not pass for
+    // the whole file once the gate lets them through.
+    const payload = Buffer.alloc(256 * KIB, 9);
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': String(payload.length) });
+      res.write(payload.subarray(0, 192 * KIB), () => setTimeout(() => res.socket?.destroy(), 50));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+    server.on('connection', (socket) => track({ close: async () => void socket.destroy() }));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const api = apiFor(url, new BandwidthCap(256 * KIB));
+
+    const reading = buffer(await api.openFile(new URL(`${url}/file`)));
+
+    await expect(reading).rejects.toThrow(/body broke off after \d+ bytes/);
+  });
+
   it('counts JSON replies too', async () => {
     const document = JSON.stringify({ data: [], meta: { padding: 'x'.repeat(1.5 * MIB) } });
     const server = await serving(Buffer.from(document), 'application/vnd.api+json');
