@@ -12,6 +12,7 @@ import {
 import { untilAborted } from '../shared/abort.ts';
 import { ArchiveError } from '../shared/errors.ts';
 import type { ByteBudget } from './budget.ts';
+import { PartReader, type ReadPart } from './part-reader.ts';
 
 const MIB = 1024 * 1024;
 
@@ -167,9 +168,6 @@ async function createUpload(
   return UploadId;
 }
 
-/** A part as {@link PartReader} reads it: its bytes and their SHA-256 (base64). */
-type ReadPart = { readonly bytes: Buffer; readonly sha256: string };
-
 /** One upload's parts as they go: those S3 took, every part's digest, those in flight, the first failure. */
 interface PartsState {
   readonly parts: CompletedPart[];
@@ -234,49 +232,4 @@ function sendPart(
  */
 function compositeChecksum(digests: readonly Buffer[]): string {
   return `${createHash('sha256').update(Buffer.concat(digests)).digest('base64')}-${digests.length}`;
-}
-
-/** Reads a stream in parts of exact lengths, splitting chunks at part boundaries. */
-class PartReader {
-  readonly #chunks: AsyncIterator<Buffer>;
-  readonly #key: string;
-  #carry: Buffer | undefined;
-
-  constructor(source: Readable, key: string) {
-    this.#chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    this.#key = key;
-  }
-
-  /** The next `length` bytes in one buffer, and their SHA-256 (base64). Throws the source's error. */
-  async read(length: number): Promise<ReadPart> {
-    const bytes = Buffer.allocUnsafe(length);
-    const hash = createHash('sha256');
-    let filled = 0;
-    while (filled < length) {
-      let chunk = this.#carry;
-      this.#carry = undefined;
-      if (chunk === undefined) {
-        const next = await this.#chunks.next();
-        // The verifier errors on a short body first; this only guards the arithmetic.
-        if (next.done)
-          throw new ArchiveError(this.#key, `the body ended ${length - filled} bytes before part end`);
-        chunk = next.value;
-      }
-      if (chunk.length > length - filled) {
-        this.#carry = chunk.subarray(length - filled);
-        chunk = chunk.subarray(0, length - filled);
-      }
-      chunk.copy(bytes, filled);
-      hash.update(chunk);
-      filled += chunk.length;
-    }
-    return { bytes, sha256: hash.digest('base64') };
-  }
-
-  /** Resolves when the source ends cleanly after the last part; throws its error otherwise. */
-  async end(): Promise<void> {
-    const next = this.#carry === undefined ? await this.#chunks.next() : { done: false };
-    // The verifier refuses a byte more than stated before this sees it.
-    if (!next.done) throw new ArchiveError(this.#key, 'the body has more bytes than stated');
-  }
 }
