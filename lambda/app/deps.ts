@@ -87,8 +87,15 @@ export function requestGate(perSecond: number | undefined): RequestGate | undefi
   };
 }
 
-/** Production wiring: the only place SDK clients and the HTTP agent are built. */
-export function createDeps(config: Config, options: { logger?: Logger; metrics?: MetricsSink } = {}): Deps {
+/**
+ * Production wiring: the only place SDK clients and the HTTP agent are built. The adapters meet
+ * the core's ports here (`Deps`); the archive keeps its S3 type for what only the wiring reads
+ * (its upload budget).
+ */
+export function createDeps(
+  config: Config,
+  options: { logger?: Logger; metrics?: MetricsSink } = {},
+): Deps & { readonly archive: Archive } {
   // Region and credentials come from the standard AWS_* variables; the endpoint overrides were
   // read from them too, and are passed on so the config's environment is the one that counts.
   const logger = options.logger ?? serviceLogger();

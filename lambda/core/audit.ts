@@ -1,9 +1,15 @@
 import type { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
-import type { Archive, Manifest, ManifestFile } from '../archive/archive.ts';
-import { asReceipt, checkManifestEntries, type StoredReceipt } from '../archive/records.ts';
 import { ArchiveError, describeError } from '../shared/errors.ts';
 import { sameLineId } from '../shared/ids.ts';
+import type { Archive } from '../shared/ports/archive.ts';
+import {
+  asReceipt,
+  checkManifestEntries,
+  type Manifest,
+  type ManifestFile,
+  type StoredReceipt,
+} from '../shared/records.ts';
 import { shownWhole } from '../shared/redact.ts';
 import { confirmingStatement, type FilesStatement, statedDifference } from './line/compare.ts';
 import { keptReplyStatement } from './line/dismantle.ts';

@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import type { Archive } from '../archive/archive.ts';
 import { ArchiveError, describeError } from '../shared/errors.ts';
+import type { Archive } from '../shared/ports/archive.ts';
 import {
   type AuditOptions,
   type AuditReport,

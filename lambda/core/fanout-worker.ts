@@ -1,9 +1,9 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSEvent } from 'aws-lambda';
 import pLimit from 'p-limit';
-import type { Archive } from '../archive/archive.ts';
 import { parseWorkMessage, type WorkMessage } from '../queue/work-queue.ts';
 import { describeError } from '../shared/errors.ts';
+import type { Archive } from '../shared/ports/archive.ts';
 import { type RetryPolicy, withRetry } from '../shared/retry.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
 import { keepLineRecord } from './fanout-records.ts';

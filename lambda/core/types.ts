@@ -4,8 +4,8 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse } from 'aws-lambda';
-import type { Archive } from '../archive/archive.ts';
 import type { MetricName } from '../shared/contract.ts';
+import type { Archive } from '../shared/ports/archive.ts';
 import type { RetryListener } from '../shared/retry.ts';
 import type { TokensApi } from '../tokens/api.ts';
 

@@ -1,5 +1,5 @@
-import type { ManifestFile } from '../../archive/archive.ts';
 import { DocumentError } from '../../shared/errors.ts';
+import type { ManifestFile } from '../../shared/records.ts';
 import { parseDeleteReply } from '../../tokens/document.ts';
 
 // How a line's statement of its files compares with what the archive records.

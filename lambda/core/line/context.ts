@@ -1,5 +1,5 @@
-import type { Archive } from '../../archive/archive.ts';
 import { HttpStatusError } from '../../shared/errors.ts';
+import type { Archive } from '../../shared/ports/archive.ts';
 import type { JsonReply, TokensApi } from '../../tokens/api.ts';
 import type { TokensLine } from '../../tokens/document.ts';
 import type { DismantleGuard } from '../dismantle-guard.ts';

@@ -1,5 +1,4 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { PendingMarker, Receipt } from '../../archive/archive.ts';
 import {
   DocumentError,
   deadlineReason,
@@ -8,6 +7,7 @@ import {
   HttpStatusError,
   LineSkippedError,
 } from '../../shared/errors.ts';
+import type { PendingMarker, Receipt } from '../../shared/records.ts';
 import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts';
 import type { DeleteReply } from '../../tokens/api.ts';
 import { parseDeleteReply, parseLineDocument } from '../../tokens/document.ts';
@@ -374,7 +374,7 @@ export async function notePendingStatement(
 }
 
 /**
- * Amends the line's pending marker, if it has one, over the marker as read only (If-Match): a
+ * Amends the line's pending marker, if it has one, over the marker as read only (its version): a
  * newer one (another pass's DELETE) is amended in turn, never replaced. Never fails the line.
  */
 async function noteInMarker(

@@ -1,5 +1,4 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Manifest } from '../../archive/archive.ts';
 import {
   ArchiveChangedError,
   ConflictError,
@@ -9,6 +8,7 @@ import {
   LineSkippedError,
   SessionKeyEchoError,
 } from '../../shared/errors.ts';
+import type { Manifest } from '../../shared/records.ts';
 import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { type Age, judgeAge } from '../grace.ts';

@@ -109,7 +109,7 @@ describe('processLine', () => {
     const result = await processLine(deps, { ...FULL, onConflict: 'keep-both' });
 
     expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 1 });
-    expect(archive.uploads).toEqual([{ name: 'data', key: versionKey, condition: { IfNoneMatch: '*' } }]);
+    expect(archive.uploads).toEqual([{ name: 'data', key: versionKey, condition: { mustNotExist: true } }]);
     expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
     expect(archive.manifest(ID)).toMatchObject({
       files: [{ name: 'data', key: versionKey, sha256: sha256(DATA) }],
