@@ -14,6 +14,13 @@ import type { RequestGate } from '../tokens/api.ts';
 import { TokensApi } from '../tokens/api.ts';
 import { BandwidthCap } from '../tokens/bandwidth.ts';
 import { loadArchiveConfig } from './config.ts';
+
+/**
+ * How an audit (which talks to no service) reads the DELETE replies receipts kept: the tokens
+ * adapter's reading, the one a pass gives a live reply.
+ */
+export { readKeptReply } from '../tokens/document.ts';
+
 import { serviceLogger } from './logging.ts';
 
 /** The AWS SDK's console warnings, sent to our logger instead (we abort failed uploads on purpose). */

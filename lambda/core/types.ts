@@ -6,8 +6,8 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse } from 'aws-lambda';
 import type { MetricName } from '../shared/contract.ts';
 import type { Archive } from '../shared/ports/archive.ts';
+import type { TokensApi } from '../shared/ports/tokens.ts';
 import type { RetryListener } from '../shared/retry.ts';
-import type { TokensApi } from '../tokens/api.ts';
 
 /** Everything the housekeeper reads from its environment, parsed once at cold start. */
 export interface Config {

@@ -19,6 +19,13 @@ import type {
   Versioned,
   WriteCondition,
 } from '../../lambda/shared/ports/archive.ts';
+import type {
+  DeleteReply,
+  FilesStatement,
+  LineRead,
+  ListPage,
+  TokensApi,
+} from '../../lambda/shared/ports/tokens.ts';
 import {
   asManifest,
   type Manifest,
@@ -26,7 +33,8 @@ import {
   type Receipt,
   type ReceiptWrite,
 } from '../../lambda/shared/records.ts';
-import type { DeleteReply, JsonReply, TokensApi } from '../../lambda/tokens/api.ts';
+import { goneStatus, type JsonReply, type WireDeleteReply } from '../../lambda/tokens/api.ts';
+import { readDeleteReply, readKeptReply, readLine, readListPage } from '../../lambda/tokens/document.ts';
 
 const BASE_URL = 'https://tokens.example.com';
 export const NOW = Date.parse('2026-05-01T10:00:00.000Z');
@@ -89,8 +97,8 @@ function lineReply(id: string, spec: LineSpec = {}): JsonReply {
   return { bytes: Buffer.from(text), text, value };
 }
 
-/** A DELETE reply: a 200 with the line's document, now `deleted`, by default. */
-export function deleteReply(id: string, status = 200, spec: LineSpec = {}): DeleteReply {
+/** A DELETE reply as it comes back: a 200 with the line's document, now `deleted`, by default. */
+export function deleteReply(id: string, status = 200, spec: LineSpec = {}): WireDeleteReply {
   if (status !== 200)
     return { status, contentType: '', text: '', bytes: Buffer.alloc(0), document: undefined };
   const document = { data: lineResource(id, spec, 'deleted') };
@@ -110,11 +118,16 @@ export function notFound(id: string, status = 404): HttpStatusError {
 
 type Scripted<T> = T | Error;
 
-/** A `TokensApi`-shaped fake: each line answers its scripted replies in turn, the last one repeated. */
-class FakeTokens {
+/**
+ * The {@link TokensApi} port over scripted replies: each line answers its scripted replies in
+ * turn, the last one repeated. Replies are scripted as they come back from the service and read
+ * by the tokens adapter's own readers, so the core sees what it would see.
+ */
+class FakeTokens implements TokensApi {
   readonly #log: string[];
   readonly #lines = new Map<string, Scripted<JsonReply>[]>();
-  readonly #deletes = new Map<string, Scripted<DeleteReply>[]>();
+  readonly #rewrites = new Map<string, (reply: JsonReply) => JsonReply>();
+  readonly #deletes = new Map<string, Scripted<WireDeleteReply>[]>();
   /** The last state of each line served by `getLine`: a DELETE reply states its files by default. */
   readonly #lastServed = new Map<string, LineSpec>();
   readonly #specs = new Map<JsonReply, LineSpec>();
@@ -145,8 +158,14 @@ class FakeTokens {
     return this;
   }
 
+  /** Serves every reply of `GET /api/tokens/{id}` as `rewrite` makes it (its text, say). */
+  rewrite(id: string, rewrite: (reply: JsonReply) => JsonReply): this {
+    this.#rewrites.set(id, rewrite);
+    return this;
+  }
+
   /** What `DELETE /api/tokens/{id}` answers, call after call. */
-  onDelete(id: string, ...replies: Scripted<DeleteReply>[]): this {
+  onDelete(id: string, ...replies: Scripted<WireDeleteReply>[]): this {
     this.#deletes.set(id, replies);
     return this;
   }
@@ -179,23 +198,38 @@ class FakeTokens {
     return this;
   }
 
-  async listPage(next?: string): Promise<unknown> {
+  async listPage(next?: string): Promise<ListPage> {
     this.#log.push('listPage');
     const index = next === undefined ? 0 : Number(new URL(next).searchParams.get('page'));
-    return this.#pages[index] ?? { data: [], links: {} };
+    return readListPage(this.#pages[index] ?? { data: [], links: {} });
   }
 
-  async getLine(id: string, _options: { readonly signal?: AbortSignal } = {}): Promise<JsonReply> {
+  async getLine(id: string, _options: { readonly signal?: AbortSignal } = {}): Promise<LineRead> {
     this.#log.push('getLine');
-    const reply = next(this.#lines.get(id), () => notFound(id));
+    let reply: JsonReply;
+    try {
+      reply = next(this.#lines.get(id), () => notFound(id));
+    } catch (error) {
+      const status = goneStatus(error);
+      if (status !== undefined) return { kind: 'gone', status };
+      throw error;
+    }
     const spec = this.#specs.get(reply);
     if (spec !== undefined) this.#lastServed.set(id, spec);
-    return reply;
+    const served = this.#rewrites.get(id)?.(reply) ?? reply;
+    return { kind: 'read', ...readLine(served.value, id, served.bytes) };
   }
 
   async deleteLine(id: string): Promise<DeleteReply> {
     this.#log.push('deleteLine');
-    return next(this.#deletes.get(id), () => deleteReply(id, 200, this.#lastServed.get(id)));
+    return readDeleteReply(
+      id,
+      next(this.#deletes.get(id), () => deleteReply(id, 200, this.#lastServed.get(id))),
+    );
+  }
+
+  readKeptReply(id: string, body: string): FilesStatement | undefined {
+    return readKeptReply(id, body);
   }
 
   fileUrl(lineId: string, file: LineFile): URL {
@@ -539,7 +573,7 @@ export function asArchive(fake: FakeArchive): Archive {
   return fake;
 }
 
-/** Fakes wired as the core's {@link Deps}: the one place they are cast to the real types. */
+/** Fakes wired as the core's {@link Deps}: each implements its port, so none is cast. */
 export function fakeDeps(options: { readonly prefix?: string; readonly now?: () => number } = {}) {
   const log: string[] = [];
   const tokens = new FakeTokens(log);
@@ -547,7 +581,7 @@ export function fakeDeps(options: { readonly prefix?: string; readonly now?: () 
   const metrics = recordingMetrics();
   const deps: Deps = {
     archive: asArchive(archive),
-    tokens: () => tokens as unknown as TokensApi,
+    tokens: () => tokens,
     now: options.now ?? (() => NOW),
     logger: silentLogger(),
     metrics,

@@ -1,8 +1,9 @@
 import { ArchiveChangedError, SessionKeyEchoError } from '../../shared/errors.ts';
+import type { ReadLine } from '../../shared/ports/tokens.ts';
 import type { Manifest, ManifestFile, SupersededFile } from '../../shared/records.ts';
 import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { sameEntries } from './compare.ts';
-import type { LineContext, ReadLine } from './context.ts';
+import type { LineContext } from './context.ts';
 import type { FilePlan } from './plan.ts';
 /**
  * Writes the line's document as received (`line.sha256-{hash}.json`) and the manifest, unless the manifest there

@@ -2,8 +2,8 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { ConflictError } from '../../shared/errors.ts';
 import type { LineFile } from '../../shared/ids.ts';
 import type { StoredFile, WriteCondition } from '../../shared/ports/archive.ts';
+import type { TokensLine } from '../../shared/ports/tokens.ts';
 import type { Manifest, ManifestFile } from '../../shared/records.ts';
-import type { TokensLine } from '../../tokens/document.ts';
 import { describeFile, sameFile } from './compare.ts';
 import type { LineContext } from './context.ts';
 
