@@ -22,6 +22,30 @@ module.exports = {
       to: { path: '^lambda/(app|entries)/' },
     },
     {
+      name: 'core-speaks-through-ports',
+      severity: 'error',
+      comment:
+        'The core talks to the service, the store and the queue through the ports (shared/ports/), never an adapter: it imports nothing from tokens/, archive/, queue/ or secrets/.',
+      from: { path: '^lambda/core/' },
+      to: { path: '^lambda/(tokens|archive|queue|secrets)/' },
+    },
+    {
+      name: 'core-knows-no-sdk-nor-lambda',
+      severity: 'error',
+      comment:
+        'The core imports no AWS SDK and no aws-lambda types (not even for types): what it needs of an invocation or a batch it declares itself, and app/ maps.',
+      from: { path: '^lambda/core/' },
+      // aws-lambda is types only (@types/aws-lambda): it stays unresolved, under its own name.
+      to: { path: '^(aws-lambda|@aws-sdk/)|(^|/)node_modules/(@aws-sdk/|@types/aws-lambda/|aws-lambda/)' },
+    },
+    {
+      name: 'ports-are-a-leaf',
+      severity: 'error',
+      comment: 'shared/ports/ declares the ports in types; it imports only shared/ (and node types).',
+      from: { path: '^lambda/shared/ports/' },
+      to: { path: '^lambda/(?!shared/)' },
+    },
+    {
       name: 'adapters-stay-below-the-core',
       severity: 'error',
       comment:

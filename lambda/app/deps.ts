@@ -14,6 +14,13 @@ import type { RequestGate } from '../tokens/api.ts';
 import { TokensApi } from '../tokens/api.ts';
 import { BandwidthCap } from '../tokens/bandwidth.ts';
 import { loadArchiveConfig } from './config.ts';
+
+/**
+ * How an audit (which talks to no service) reads the DELETE replies receipts kept: the tokens
+ * adapter's reading, the one a pass gives a live reply.
+ */
+export { readKeptReply } from '../tokens/document.ts';
+
 import { serviceLogger } from './logging.ts';
 
 /** The AWS SDK's console warnings, sent to our logger instead (we abort failed uploads on purpose). */
@@ -87,8 +94,15 @@ export function requestGate(perSecond: number | undefined): RequestGate | undefi
   };
 }
 
-/** Production wiring: the only place SDK clients and the HTTP agent are built. */
-export function createDeps(config: Config, options: { logger?: Logger; metrics?: MetricsSink } = {}): Deps {
+/**
+ * Production wiring: the only place SDK clients and the HTTP agent are built. The adapters meet
+ * the core's ports here (`Deps`); the archive keeps its S3 type for what only the wiring reads
+ * (its upload budget).
+ */
+export function createDeps(
+  config: Config,
+  options: { logger?: Logger; metrics?: MetricsSink } = {},
+): Deps & { readonly archive: Archive } {
   // Region and credentials come from the standard AWS_* variables; the endpoint overrides were
   // read from them too, and are passed on so the config's environment is the one that counts.
   const logger = options.logger ?? serviceLogger();

@@ -4,7 +4,7 @@ import { remainingOf, runDeadline } from '../core/deadline.ts';
 import { type DrillReport, runRestoreDrill } from '../core/drill.ts';
 import { EventError } from '../shared/errors.ts';
 import { loadDrillConfig } from './config.ts';
-import { createArchive, createS3Client } from './deps.ts';
+import { createArchive, createS3Client, readKeptReply } from './deps.ts';
 import { asRun, type LambdaContext, type PublishingMetrics } from './invoke.ts';
 import { serviceLogger } from './logging.ts';
 
@@ -28,6 +28,7 @@ export function createDrillHandler(
       try {
         const { report } = await runRestoreDrill({
           archive,
+          readKeptReply,
           drillId,
           settings: config.drill,
           seed: randomBytes(32),

@@ -3,7 +3,6 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { AuditReport } from '../core/audit.ts';
 import { remainingOf } from '../core/deadline.ts';
 import { planFanout } from '../core/fanout-planner.ts';
-import { workBatch } from '../core/fanout-worker.ts';
 import type { FanoutPlan, Summary } from '../core/types.ts';
 import { sqsWorkQueue } from '../queue/work-queue.ts';
 import { describeError, EventError } from '../shared/errors.ts';
@@ -11,6 +10,7 @@ import { loadConfig, loadPlannerConfig } from './config.ts';
 import { createDeps, createSqsClient } from './deps.ts';
 import { type Invocation, parseInvocation } from './event.ts';
 import { asRun, handlerFor, type LambdaContext, logInvocation, type PublishingMetrics } from './invoke.ts';
+import { workBatch } from './work-batch.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 

@@ -9,7 +9,7 @@ import type { Config, Deps, MetricsSink, RunContext, Summary } from '../core/typ
 import { describeError } from '../shared/errors.ts';
 import { redactText } from '../shared/redact.ts';
 import { loadConfig } from './config.ts';
-import { createDeps } from './deps.ts';
+import { createDeps, readKeptReply } from './deps.ts';
 import { parseInvocation } from './event.ts';
 
 /** A metrics sink that also knows how to flush (Powertools `Metrics`). */
@@ -75,6 +75,7 @@ export function handlerFor(config: Config, deps: Deps, options: HandlerOptions =
       if (invocation.kind === 'audit') {
         const report = await auditArchive({
           archive,
+          readKeptReply,
           ...(invocation.ids === undefined ? {} : { ids: invocation.ids }),
           now: deps.now,
         });

@@ -2,29 +2,33 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { isLineId, type LineFile } from '../shared/ids.ts';
-import { ArchiveKeys } from './keys.ts';
+import type {
+  Archive as ArchivePort,
+  StoredFile,
+  UploadOptions,
+  Versioned,
+  WriteCondition,
+} from '../shared/ports/archive.ts';
 import {
   asManifest,
   type Manifest,
   type PendingMarker,
   type Receipt,
   type ReceiptWrite,
-  type StoredFile,
-  type WriteCondition,
-} from './records.ts';
-import { ObjectStore } from './store.ts';
-import { FileUploader, type UploadOptions, type UploadSettings } from './upload.ts';
+} from '../shared/records.ts';
+import { ArchiveKeys } from './keys.ts';
+import { ObjectStore, s3Condition } from './store.ts';
+import { FileUploader, type UploadSettings } from './upload.ts';
 
+export type { StoredFile, WriteCondition } from '../shared/ports/archive.ts';
 export type {
   Manifest,
   ManifestFile,
   PendingMarker,
   Receipt,
   ReceiptWrite,
-  StoredFile,
   SupersededFile,
-  WriteCondition,
-} from './records.ts';
+} from '../shared/records.ts';
 
 export interface ArchiveOptions extends UploadSettings {
   readonly s3: S3Client;
@@ -34,11 +38,12 @@ export interface ArchiveOptions extends UploadSettings {
 }
 
 /**
- * The archive bucket as the core sees it: its key layout ({@link ArchiveKeys}), verified uploads
- * ({@link FileUploader}), and the records (manifests, line documents, receipts, run reports,
- * queued and pending markers) over one {@link ObjectStore}.
+ * The archive port ({@link ArchivePort}) over S3: its key layout ({@link ArchiveKeys}), verified
+ * uploads ({@link FileUploader}), and the records (manifests, line documents, receipts, run
+ * reports, queued and pending markers) over one {@link ObjectStore}. The port's write conditions
+ * become S3's conditional headers here ({@link s3Condition}); an object's version is its ETag.
  */
-export class Archive extends ArchiveKeys {
+export class Archive extends ArchiveKeys implements ArchivePort {
   readonly #store: ObjectStore;
   readonly #files: FileUploader;
 
@@ -109,10 +114,10 @@ export class Archive extends ArchiveKeys {
    */
   async readManifestForUpdate(
     lineId: string,
-  ): Promise<{ readonly manifest: Manifest | undefined; readonly etag: string } | undefined> {
+  ): Promise<{ readonly manifest: Manifest | undefined; readonly version: string } | undefined> {
     const found = await this.#store.getJsonWithTag(this.manifestKey(lineId));
     if (found === undefined) return undefined;
-    return { manifest: asManifest(found.value, lineId), etag: found.etag };
+    return { manifest: asManifest(found.value, lineId), version: found.etag };
   }
 
   /**
@@ -120,7 +125,7 @@ export class Archive extends ArchiveKeys {
    * where there is none (`If-None-Match: *`): false when another pass changed it meanwhile.
    */
   writeManifest(manifest: Manifest, over: WriteCondition): Promise<boolean> {
-    return this.#store.putJsonIf(this.manifestKey(manifest.lineId), manifest, over);
+    return this.#store.putJsonIf(this.manifestKey(manifest.lineId), manifest, s3Condition(over));
   }
 
   /** Whether a line already has a receipt (kept by this or another pass). */
@@ -156,15 +161,15 @@ export class Archive extends ArchiveKeys {
 
   /**
    * A fan-out worker's record of a line for a run, with its ETag, for a conditional rewrite:
-   * `undefined` when there is none; `record: undefined` when it is not JSON.
+   * `undefined` when there is none; `value: undefined` when it is not JSON.
    */
   async readLineRecordForUpdate(
     runId: string,
     planned: Date,
     lineId: string,
-  ): Promise<{ readonly record: unknown; readonly etag: string } | undefined> {
+  ): Promise<Versioned<unknown> | undefined> {
     const found = await this.#store.getJsonWithTag(this.lineRecordKey(runId, planned, lineId));
-    return found === undefined ? undefined : { record: found.value, etag: found.etag };
+    return found === undefined ? undefined : { value: found.value, version: found.etag };
   }
 
   /**
@@ -178,15 +183,13 @@ export class Archive extends ArchiveKeys {
     record: unknown,
     over: WriteCondition,
   ): Promise<boolean> {
-    return this.#store.putJsonIf(this.lineRecordKey(runId, planned, lineId), record, over);
+    return this.#store.putJsonIf(this.lineRecordKey(runId, planned, lineId), record, s3Condition(over));
   }
 
-  /** A line's queued marker with its ETag, for a conditional rewrite; `marker: undefined` when not JSON. */
-  async readQueuedMarkerForUpdate(
-    lineId: string,
-  ): Promise<{ readonly marker: unknown; readonly etag: string } | undefined> {
+  /** A line's queued marker with its ETag, for a conditional rewrite; `value: undefined` when not JSON. */
+  async readQueuedMarkerForUpdate(lineId: string): Promise<Versioned<unknown> | undefined> {
     const found = await this.#store.getJsonWithTag(this.queuedMarkerKey(lineId));
-    return found === undefined ? undefined : { marker: found.value, etag: found.etag };
+    return found === undefined ? undefined : { value: found.value, version: found.etag };
   }
 
   /**
@@ -198,7 +201,7 @@ export class Archive extends ArchiveKeys {
     marker: { readonly runId: string; readonly at: string },
     over: WriteCondition,
   ): Promise<boolean> {
-    return this.#store.putJsonIf(this.queuedMarkerKey(lineId), { lineId, ...marker }, over);
+    return this.#store.putJsonIf(this.queuedMarkerKey(lineId), { lineId, ...marker }, s3Condition(over));
   }
 
   /**

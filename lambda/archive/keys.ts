@@ -1,6 +1,6 @@
 import { ArchiveError } from '../shared/errors.ts';
 import { safeFileName, safeId } from '../shared/ids.ts';
-import type { ManifestFile } from './records.ts';
+import type { ManifestFile } from '../shared/records.ts';
 
 /**
  * The archive's key layout: `{prefix}{id}/{file}`, `{file}.sha256-{hash}` (keep-both),

@@ -13,8 +13,16 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ArchiveError, ArchiveReadError, describeError } from '../shared/errors.ts';
+import type { WriteCondition } from '../shared/ports/archive.ts';
 import { redactedJson } from '../shared/redact.ts';
-import type { WriteCondition } from './records.ts';
+
+/** A conditional write in S3's own words: the port's {@link WriteCondition}, as request headers. */
+export type S3Condition = { readonly IfNoneMatch: '*' } | { readonly IfMatch: string };
+
+/** The port's condition as S3 headers: `mustNotExist` is `If-None-Match: *`, `mustMatch` is `If-Match` the ETag. */
+export function s3Condition(condition: WriteCondition): S3Condition {
+  return 'mustNotExist' in condition ? { IfNoneMatch: '*' } : { IfMatch: condition.mustMatch };
+}
 
 /**
  * The S3 requests of the archive, each turning the SDK's errors into {@link ArchiveError}s that
@@ -70,7 +78,7 @@ export class ObjectStore {
   async putJsonIf(
     key: string,
     value: unknown,
-    condition: WriteCondition,
+    condition: S3Condition,
     abortSignal?: AbortSignal,
   ): Promise<boolean> {
     try {

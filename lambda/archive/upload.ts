@@ -10,25 +10,14 @@ import {
   IntegrityError,
 } from '../shared/errors.ts';
 import type { LineFile } from '../shared/ids.ts';
+import type { StoredFile, UploadOptions } from '../shared/ports/archive.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from '../shared/verify.ts';
 import { ByteBudget } from './budget.ts';
 import type { ArchiveKeys } from './keys.ts';
 import { type MultipartTarget, uploadMultipart } from './multipart.ts';
-import type { StoredFile, WriteCondition } from './records.ts';
-import { type ObjectStore, statusOf } from './store.ts';
+import { type ObjectStore, s3Condition, statusOf } from './store.ts';
 
-/** Where and under which condition one file goes up. */
-export interface UploadOptions {
-  /** Default: the file's own key. */
-  readonly key?: string;
-  /** The run's deadline or the line's failure: stops the transfer. */
-  readonly signal?: AbortSignal;
-  /**
-   * Write only where the plan saw no object (`If-None-Match: *`), or only over the damaged one
-   * it saw (`If-Match`): a verified archive another pass wrote meanwhile is never overwritten.
-   */
-  readonly condition?: WriteCondition;
-}
+export type { UploadOptions } from '../shared/ports/archive.ts';
 
 /** How files go up: the multipart threshold and part size, and how much is read back. */
 export interface UploadSettings {
@@ -77,9 +66,9 @@ export class FileUploader {
   async inspect(key: string): Promise<StoredFile> {
     const head = await this.#store.head(key);
     if (head === undefined) return { kind: 'missing' };
-    const etag = head.ETag ?? '';
+    const version = head.ETag ?? '';
     const sha256 = head.Metadata?.sha256;
-    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded', etag };
+    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return { kind: 'unrecorded', version };
     // A HEAD that does not say how long the object is says too little to judge it by.
     if (head.ContentLength === undefined)
       throw new ArchiveReadError(key, 'HeadObject gave no Content-Length');
@@ -87,7 +76,7 @@ export class FileUploader {
     const recordedSize = head.Metadata?.size;
     // What the object says it holds: a damaged object may be replaced by this version only.
     const recorded = { size: recordedSize === undefined ? size : Number(recordedSize), sha256 };
-    const damaged = (problem: string): StoredFile => ({ kind: 'damaged', recorded, problem, etag });
+    const damaged = (problem: string): StoredFile => ({ kind: 'damaged', recorded, problem, version });
     if (recordedSize !== undefined && recordedSize !== String(size)) {
       return damaged(`holds ${size} bytes, recorded ${recordedSize}`);
     }
@@ -108,7 +97,7 @@ export class FileUploader {
       if (stored.mismatch !== undefined) return damaged(`read back whole: ${stored.mismatch}`);
       if (stored.sha256 !== sha256) return damaged(`bytes hash to ${stored.sha256}, recorded ${sha256}`);
     }
-    return { kind: 'verified', recorded: { size, sha256 }, etag };
+    return { kind: 'verified', recorded: { size, sha256 }, version };
   }
 
   /**
@@ -161,6 +150,8 @@ export class FileUploader {
     options: UploadOptions,
   ): Promise<boolean> {
     const signal = options.signal;
+    // The port's condition, in S3's headers.
+    const condition = options.condition === undefined ? undefined : s3Condition(options.condition);
     let confirmed = false;
     if (file.size === 0) {
       // Nothing to hold back in an empty file: verify it fully before the request starts.
@@ -170,7 +161,7 @@ export class FileUploader {
         }
       });
       const reply = await this.#store.put(
-        { ...params, ...options.condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
+        { ...params, ...condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
         signal,
       );
       confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
@@ -179,7 +170,7 @@ export class FileUploader {
         const reply = await this.#store.put(
           {
             ...params,
-            ...options.condition,
+            ...condition,
             Body: verifier,
             ContentLength: file.size,
             // Real S3 also verifies the whole object against the stated hash.
@@ -198,7 +189,7 @@ export class FileUploader {
           abortSignal,
           // The store failed first: fail the pipe now, not after the abort's round trip.
           onFailure: (error) => verifier.destroy(error instanceof Error ? error : new Error(String(error))),
-          ...(options.condition === undefined ? {} : { completeCondition: options.condition }),
+          ...(condition === undefined ? {} : { completeCondition: condition }),
         });
         confirmed = completed.checksum === completed.expected;
       });

@@ -1,11 +1,18 @@
 import type { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
-import type { Archive, Manifest, ManifestFile } from '../archive/archive.ts';
-import { asReceipt, checkManifestEntries, type StoredReceipt } from '../archive/records.ts';
 import { ArchiveError, describeError } from '../shared/errors.ts';
 import { sameLineId } from '../shared/ids.ts';
+import type { Archive } from '../shared/ports/archive.ts';
+import type { FilesStatement, ReadKeptReply } from '../shared/ports/tokens.ts';
+import {
+  asReceipt,
+  checkManifestEntries,
+  type Manifest,
+  type ManifestFile,
+  type StoredReceipt,
+} from '../shared/records.ts';
 import { shownWhole } from '../shared/redact.ts';
-import { confirmingStatement, type FilesStatement, statedDifference } from './line/compare.ts';
+import { statedDifference } from './line/compare.ts';
 import { keptReplyStatement } from './line/dismantle.ts';
 
 /** An object or record of the archive that is not what its manifest says. */
@@ -43,6 +50,8 @@ export interface AuditReport {
 
 export interface AuditOptions {
   readonly archive: Archive;
+  /** The service's reader of a DELETE reply a receipt kept (the tokens adapter's `readKeptReply`). */
+  readonly readKeptReply: ReadKeptReply;
   /** Only these lines; all lines with objects under the prefix otherwise. */
   readonly ids?: readonly string[];
   readonly concurrency?: number;
@@ -131,7 +140,8 @@ export async function auditArchive(options: AuditOptions): Promise<AuditReport> 
   );
   const checks: Promise<void>[] = [];
   for (const { id, manifest, receipt } of records) {
-    if (receipt.kind !== 'none') tallyReceipt(tally, archive.receiptKey(id), id, receipt, manifest);
+    if (receipt.kind !== 'none')
+      tallyReceipt(tally, archive.receiptKey(id), id, receipt, manifest, options.readKeptReply);
     if (manifest === undefined) {
       tally.withoutManifest.push(id);
       continue;
@@ -163,10 +173,11 @@ function tallyReceipt(
   id: string,
   receipt: Exclude<ReceiptFound, { kind: 'none' }>,
   manifest: Manifest | undefined,
+  read: ReadKeptReply,
 ): void {
   tally.receipts += 1;
   const finding = (problem: string) => ({ id, file: 'deleted.json', key, problem });
-  for (const problem of receiptProblems(id, receipt, manifest))
+  for (const problem of receiptProblems(id, receipt, manifest, read))
     tally.receiptMismatches.push(finding(problem));
   const discrepancy = receipt.kind === 'read' ? recordedDiscrepancy(receipt.stored) : undefined;
   if (discrepancy !== undefined) {
@@ -366,6 +377,7 @@ function receiptProblems(
   id: string,
   found: Exclude<ReceiptFound, { kind: 'none' }>,
   manifest: Manifest | undefined,
+  read: ReadKeptReply,
 ): string[] {
   if (found.kind === 'unreadable') return [found.problem];
   const { stored } = found;
@@ -383,7 +395,7 @@ function receiptProblems(
   }
   // A recorded discrepancy says this already, as a finding of its own.
   if (recordedDiscrepancy(stored) !== undefined) return problems;
-  const stated = replyFiles(id, stored);
+  const stated = replyFiles(read, id, stored);
   const difference = stated === undefined ? undefined : statedDifference(manifest.files, stated);
   if (difference !== undefined) {
     problems.push(`the DELETE reply states other files than the manifest: ${difference}`);
@@ -396,7 +408,11 @@ function receiptProblems(
  * `deleted` and files (the same reading the pass gives a reply); undefined otherwise: a reply
  * that is no such document (204, 202, a gateway's page) confirmed nothing, and states nothing.
  */
-function replyFiles(id: string, stored: StoredReceipt): FilesStatement | undefined {
-  if (stored.schemaVersion === 1) return confirmingStatement(id, stored.receipt.reply);
-  return keptReplyStatement(id, stored.receipt.reply);
+function replyFiles(read: ReadKeptReply, id: string, stored: StoredReceipt): FilesStatement | undefined {
+  if (stored.schemaVersion === 1) {
+    // The previous release kept the reply's document itself: read as the text it is written as.
+    const { reply } = stored.receipt;
+    return reply === undefined ? undefined : read(id, JSON.stringify(reply));
+  }
+  return keptReplyStatement(read, id, stored.receipt.reply);
 }

@@ -1,4 +1,3 @@
-import type { Context } from 'aws-lambda';
 import { DeadlineError } from '../shared/errors.ts';
 import type { Config, RunContext, RunRequest } from './types.ts';
 /** Whether too little of the invocation is left to start another line (or batch); never outside Lambda. */
@@ -10,10 +9,13 @@ export function outOfTime(
   return remaining !== undefined && remaining < config.timeReserveMs;
 }
 
+/** What the core needs of a Lambda invocation's context: the time left (a Lambda `Context` fits). */
+export interface InvocationClock {
+  getRemainingTimeInMillis(): number;
+}
+
 /** The {@link RunContext} time source of a Lambda context; none outside Lambda. */
-export function remainingOf(
-  context: Pick<Context, 'getRemainingTimeInMillis'> | undefined,
-): Pick<RunContext, 'remainingMs'> {
+export function remainingOf(context: InvocationClock | undefined): Pick<RunContext, 'remainingMs'> {
   return context === undefined ? {} : { remainingMs: () => context.getRemainingTimeInMillis() };
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import type { Archive } from '../archive/archive.ts';
 import { ArchiveError, describeError } from '../shared/errors.ts';
+import type { Archive } from '../shared/ports/archive.ts';
 import {
   type AuditOptions,
   type AuditReport,
@@ -70,6 +70,8 @@ export interface DrillReport {
 
 export interface DrillOptions {
   readonly archive: Archive;
+  /** The service's reader of the DELETE replies receipts kept (see {@link AuditOptions}). */
+  readonly readKeptReply: AuditOptions['readKeptReply'];
   readonly drillId: string;
   readonly settings: DrillSettings;
   /** 32 random bytes (crypto), or an earlier drill's, to draw its sample again. */
@@ -207,6 +209,7 @@ async function auditLines(options: DrillOptions, chosen: readonly string[]): Pro
           reports.push(
             await auditArchive({
               archive: options.archive,
+              readKeptReply: options.readKeptReply,
               ids: [id],
               now: options.now,
               concurrency: FILES_AT_ONCE,

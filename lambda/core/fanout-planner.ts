@@ -1,15 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import type { Archive } from '../archive/archive.ts';
-import {
-  encodeWorkMessage,
-  type QueueEntry,
-  SQS_BATCH_LIMIT,
-  type WorkMessage,
-  type WorkQueue,
-} from '../queue/work-queue.ts';
 import { describeError, EventError, QueueError } from '../shared/errors.ts';
+import type { Archive } from '../shared/ports/archive.ts';
+import type { QueueEntry, WorkQueue } from '../shared/ports/queue.ts';
+import { encodeWorkMessage, SQS_BATCH_LIMIT, type WorkMessage } from '../shared/work-message.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
 import { type DismantleGuard, dismantleGuard, guardLimits, shareHold } from './dismantle-guard.ts';
 import { keepQueuedMarker, type QueuedMarker } from './fanout-records.ts';

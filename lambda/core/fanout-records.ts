@@ -1,11 +1,11 @@
-import type { Archive, WriteCondition } from '../archive/archive.ts';
+import type { Archive, Versioned, WriteCondition } from '../shared/ports/archive.ts';
 import type { LineRecord, LineResult } from './types.ts';
 
 /*
  * The fan-out's own records never go backwards. SQS delivers at least once and two workers may
  * hold copies of one message at the same time, so a record is written conditionally, as receipts
- * are: `If-None-Match: *` where there is none, `If-Match` on the ETag read for a replacement, and a
- * 412 (another writer got there first) means read again and decide again.
+ * are: `mustNotExist` where there is none, `mustMatch` the version read for a replacement, and a
+ * failed condition (another writer got there first) means read again and decide again.
  */
 
 /** How a conditional record write ended. */
@@ -89,15 +89,15 @@ export function mayReplaceMarker(held: unknown, next: QueuedMarker): boolean {
   return Number.isNaN(heldAt) || Date.parse(next.at) > heldAt;
 }
 
-/** One conditionally written object: read with its ETag, write under a condition (false on a 412). */
+/** One conditionally written object: read with its version, write under a condition (false when it fails). */
 interface Slot {
-  read(): Promise<{ readonly value: unknown; readonly etag: string } | undefined>;
+  read(): Promise<Versioned<unknown> | undefined>;
   write(over: WriteCondition): Promise<boolean>;
 }
 
 /**
- * Writes unless the object there is to be kept: where there is none (`If-None-Match: *`), else
- * over the one read (`If-Match`) when `mayReplace` allows it; a 412 sends it back to read and
+ * Writes unless the object there is to be kept: where there is none (`mustNotExist`), else
+ * over the one read (`mustMatch` its version) when `mayReplace` allows it; a failed condition sends it back to read and
  * decide again, at most {@link LOOKS} times. `lookFirst` reads before the first write, so a
  * store that ignores conditional headers cannot let it land on one to be kept.
  */
@@ -109,16 +109,16 @@ async function keep(
 ): Promise<RecordWrite> {
   for (let look = 0; look < looks; look += 1) {
     if (look === 0 && !lookFirst) {
-      if (await slot.write({ IfNoneMatch: '*' })) return 'written';
+      if (await slot.write({ mustNotExist: true })) return 'written';
       continue;
     }
     const held = await slot.read();
     if (held === undefined) {
-      if (await slot.write({ IfNoneMatch: '*' })) return 'written';
+      if (await slot.write({ mustNotExist: true })) return 'written';
       continue;
     }
     if (!mayReplace(held.value)) return 'kept';
-    if (await slot.write({ IfMatch: held.etag })) return 'replaced';
+    if (await slot.write({ mustMatch: held.version })) return 'replaced';
   }
   return 'contended';
 }
@@ -133,10 +133,7 @@ export function keepLineRecord(archive: Archive, record: LineRecord, planned: Da
   const { runId, lineId } = record;
   return keep(
     {
-      read: async () => {
-        const found = await archive.readLineRecordForUpdate(runId, planned, lineId);
-        return found === undefined ? undefined : { value: found.record, etag: found.etag };
-      },
+      read: () => archive.readLineRecordForUpdate(runId, planned, lineId),
       write: (over) => archive.writeLineRecordIf(runId, planned, lineId, record, over),
     },
     (held) => mayReplaceRecord(resultOf(held), record.result),
@@ -153,10 +150,7 @@ export function keepQueuedMarker(
 ): Promise<RecordWrite> {
   return keep(
     {
-      read: async () => {
-        const found = await archive.readQueuedMarkerForUpdate(lineId);
-        return found === undefined ? undefined : { value: found.marker, etag: found.etag };
-      },
+      read: () => archive.readQueuedMarkerForUpdate(lineId),
       write: (over) => archive.writeQueuedMarkerIf(lineId, marker, over),
     },
     (held) => mayReplaceMarker(held, marker),

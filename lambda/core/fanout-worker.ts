@@ -1,10 +1,9 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { SQSEvent } from 'aws-lambda';
 import pLimit from 'p-limit';
-import type { Archive } from '../archive/archive.ts';
-import { parseWorkMessage, type WorkMessage } from '../queue/work-queue.ts';
 import { describeError } from '../shared/errors.ts';
+import type { Archive } from '../shared/ports/archive.ts';
 import { type RetryPolicy, withRetry } from '../shared/retry.ts';
+import type { WorkMessage } from '../shared/work-message.ts';
 import { outOfTime, runDeadline } from './deadline.ts';
 import { keepLineRecord } from './fanout-records.ts';
 import { minAgeOf } from './grace.ts';
@@ -19,6 +18,7 @@ import type {
   LineWorker,
   RunContext,
   Summary,
+  WorkItem,
   WorkReport,
 } from './types.ts';
 
@@ -46,42 +46,24 @@ interface RunWork {
 }
 
 /**
- * A worker's batch: each message names a line of a planner's run; each line goes through the
- * same archive-then-dismantle as in the single-mode pass ({@link createLineWorker}), with the
- * planner's run id, at most `lineConcurrency` at once. The response lists the messages to leave
- * in the queue (`batchItemFailures`): failed lines, lines not started for lack of time, and
- * malformed bodies (which SQS then moves to the dead-letter queue). A skipped line (not
- * finished, gone, invalid) is done with. Never throws for a line or a message.
+ * A worker's batch, read (app/work-batch.ts reads the SQS batch): each item names a line of a
+ * planner's run; each line goes through the same archive-then-dismantle as in the single-mode pass
+ * ({@link createLineWorker}), with the planner's run id, at most `lineConcurrency` at once. The
+ * report names the messages to leave in the queue: failed lines and lines not started for lack of
+ * time. A skipped line (not finished, gone, invalid) is done with. Never throws for a line.
  */
-export async function workBatch(
+export async function workItems(
   deps: Deps,
   config: Config,
-  event: SQSEvent,
+  items: readonly WorkItem[],
   context: Pick<RunContext, 'remainingMs'> = {},
 ): Promise<WorkReport> {
   const started = deps.now();
   const deadline = runDeadline(context, config, FULL_PASS);
   const failures = new Set<string>();
   const runs = new Map<string, RunWork>();
-  let malformed = 0;
-  for (const record of event.Records ?? []) {
-    let message: WorkMessage;
-    try {
-      message = parseWorkMessage(record.body, deps.now);
-    } catch (error) {
-      malformed += 1;
-      failures.add(record.messageId);
-      deps.logger.error(
-        'message is not a work message; it goes to the dead-letter queue after its receives',
-        {
-          messageId: record.messageId,
-          receiveCount: record.attributes?.ApproximateReceiveCount,
-          reason: describeError(error),
-        },
-      );
-      continue;
-    }
-    addLine(runOf(runs, message, deps, config, deadline.signal), message, record.messageId);
+  for (const { messageId, message } of items) {
+    addLine(runOf(runs, message, deps, config, deadline.signal), message, messageId);
   }
 
   await workLines(deps, config, context, [...runs.values()], { signal: deadline.signal, failures });
@@ -90,12 +72,7 @@ export async function workBatch(
   const summaries = summarizeRuns([...runs.values()], deps.now() - started);
   // Per batch, with no RunDuration: a batch is not a run.
   emitPassMetrics(deps.metrics, summaries, undefined);
-  const order = (event.Records ?? []).map((record) => record.messageId).filter((id) => failures.has(id));
-  return {
-    response: { batchItemFailures: order.map((itemIdentifier) => ({ itemIdentifier })) },
-    summaries,
-    malformed,
-  };
+  return { retry: failures, summaries };
 }
 
 /** The work of the message's planner run in this batch, made with its line worker at the run's first message. */

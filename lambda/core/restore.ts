@@ -2,10 +2,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Archive, Manifest, ManifestFile } from '../archive/archive.ts';
-import { checkManifestEntries } from '../archive/records.ts';
 import { ArchiveError, UnsafeReferenceError } from '../shared/errors.ts';
 import { safeId } from '../shared/ids.ts';
+import type { Archive } from '../shared/ports/archive.ts';
+import { checkManifestEntries, type Manifest, type ManifestFile } from '../shared/records.ts';
 import { Verifier } from '../shared/verify.ts';
 
 export interface RestoredFile {

@@ -1,7 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { DocumentError, describeError, ListingError } from '../shared/errors.ts';
-import type { TokensApi } from '../tokens/api.ts';
-import { KNOWN_STATUSES, type ListedLine, parseListPage } from '../tokens/document.ts';
+import type { ListedLine, TokensApi } from '../shared/ports/tokens.ts';
 import type { LineReport, LineWorker, RunRequest, Selection } from './types.ts';
 /**
  * Adds the lines whose DELETE an earlier run saw taken (202) but not done, so that this run
@@ -69,7 +68,7 @@ export async function select(
   const visited = new Set<string>();
   do {
     signal?.throwIfAborted();
-    const page = parseListPage(await api.listPage(next));
+    const page = await api.listPage(next);
     pages += 1;
     emptyInARow = page.lines.length + page.invalid.length === 0 ? emptyInARow + 1 : 0;
     for (const item of page.invalid) {
@@ -99,7 +98,7 @@ export async function select(
   for (const line of seen.values()) {
     if (line.status === 'finished') candidates.push(line.id);
     else if (line.status === 'deleted') deleted += 1;
-    else if (!KNOWN_STATUSES.has(line.status)) {
+    else if (line.unknownStatus) {
       skipped.push({ id: line.id, reason: `unknown status "${line.status}"` });
     }
   }

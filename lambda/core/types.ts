@@ -3,11 +3,11 @@
  * A leaf: it imports only types, so no implementation imports another for a type.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { SQSBatchResponse } from 'aws-lambda';
-import type { Archive } from '../archive/archive.ts';
 import type { MetricName } from '../shared/contract.ts';
+import type { Archive } from '../shared/ports/archive.ts';
+import type { TokensApi } from '../shared/ports/tokens.ts';
 import type { RetryListener } from '../shared/retry.ts';
-import type { TokensApi } from '../tokens/api.ts';
+import type { WorkMessage } from '../shared/work-message.ts';
 
 /** Everything the housekeeper reads from its environment, parsed once at cold start. */
 export interface Config {
@@ -400,14 +400,18 @@ export interface FanoutPlan {
   readonly durationMs: number;
 }
 
-/** What a worker did with one batch. */
+/** One message of a worker's batch, read: its id in the queue and the work it names. */
+export interface WorkItem {
+  readonly messageId: string;
+  readonly message: WorkMessage;
+}
+
+/** What a worker did with the work items of one batch. */
 export interface WorkReport {
-  /** The partial batch response: the messages to leave in the queue. */
-  readonly response: SQSBatchResponse;
+  /** The messages to leave in the queue (failed lines, lines not started for lack of time). */
+  readonly retry: ReadonlySet<string>;
   /** One summary per run the batch's messages came from (usually one). */
   readonly summaries: readonly Summary[];
-  /** Messages whose body is not a work message. */
-  readonly malformed: number;
 }
 
 /** The record of one line kept by a worker, `{prefix}_runs/{date}/{runId}/lines/{lineId}.json`. */

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { archiveAccess } from '../app/deps.ts';
+import { archiveAccess, readKeptReply } from '../app/deps.ts';
 import { serviceLogger } from '../app/logging.ts';
 import { auditArchive, auditFindings } from '../core/audit.ts';
 import { runRestoreDrill } from '../core/drill.ts';
@@ -124,6 +124,7 @@ export function main(args: readonly string[]): Promise<number> {
       if (command.kind === 'drill') {
         const { report, key } = await runRestoreDrill({
           archive,
+          readKeptReply,
           drillId: randomUUID(),
           settings: command.settings,
           seed: command.seed ?? randomBytes(32),
@@ -139,6 +140,7 @@ export function main(args: readonly string[]): Promise<number> {
       }
       const report = await auditArchive({
         archive,
+        readKeptReply,
         ...(command.ids === undefined ? {} : { ids: command.ids }),
         now: Date.now,
         onFile,

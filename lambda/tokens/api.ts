@@ -9,10 +9,18 @@ import {
   UnsafeReferenceError,
 } from '../shared/errors.ts';
 import { type LineFile, safeId } from '../shared/ids.ts';
+import type {
+  DeleteReply,
+  FilesStatement,
+  LineRead,
+  ListPage,
+  TokensApi as TokensPort,
+} from '../shared/ports/tokens.ts';
 import { shownWhole } from '../shared/redact.ts';
 import { type RetryListener, type RetryPolicy, withRetry } from '../shared/retry.ts';
 import type { SessionKeySource } from '../shared/session-key-source.ts';
 import type { ByteGate } from './bandwidth.ts';
+import { readDeleteReply, readKeptReply, readLine, readListPage } from './document.ts';
 import {
   basePath,
   isUnderBase,
@@ -46,8 +54,8 @@ export interface JsonReply {
   readonly value: unknown;
 }
 
-/** The service's answer to a DELETE, as received; whether the line is gone is judged by the caller. */
-export interface DeleteReply {
+/** The service's answer to a DELETE, as received, before it is read (see {@link readDeleteReply}). */
+export interface WireDeleteReply {
   /** 200, 202 or 204 (the DELETE was taken), or 404 / 410 (the line was gone already). */
   readonly status: number;
   readonly contentType: string;
@@ -84,28 +92,59 @@ export interface TokensApiOptions {
   readonly bandwidth?: ByteGate;
 }
 
-/** The tokens service over undici: list, get, open a file stream, delete. */
-export class TokensApi {
+/**
+ * A reply to a GET of a line that says the line is gone: its status, 404 or 410, for the line's
+ * own URL (a redirect that ends in a 404 says nothing of the line); undefined for any other
+ * failure, which proves nothing.
+ */
+export function goneStatus(error: unknown): 404 | 410 | undefined {
+  if (!(error instanceof HttpStatusError) || error.details.redirectedTo !== undefined) return undefined;
+  return error.status === 404 || error.status === 410 ? error.status : undefined;
+}
+
+/**
+ * The tokens port ({@link TokensPort}) over undici: list, get, open a file stream, delete. The
+ * service's JSON:API documents are read here (`document.ts`): the core gets lines, pages and
+ * statements.
+ */
+export class TokensApi implements TokensPort {
   readonly #options: TokensApiOptions;
 
   constructor(options: TokensApiOptions) {
     this.#options = options;
   }
 
-  /** `GET /api/tokens` (or a `links.next` page of it, which must be under TOKENS_API_URL), parsed JSON. */
-  async listPage(next?: string): Promise<unknown> {
+  /**
+   * `GET /api/tokens` (or a `links.next` page of it, which must be under TOKENS_API_URL), read
+   * ({@link readListPage}; a page that is not a list throws a `DocumentError`, not retried).
+   */
+  async listPage(next?: string): Promise<ListPage> {
     const url = next === undefined ? this.#url('/api/tokens') : this.#resolve(next, 'links.next of the list');
-    return this.#retrying(() => this.#json('GET', url));
+    return readListPage(await this.#retrying(() => this.#json('GET', url)));
   }
 
   /**
-   * `GET /api/tokens/{id}`: the document as received, and parsed. A 404 or 410 throws with that
-   * status. `signal` replaces the run's deadline: the check that follows a DELETE already sent must
-   * still be made when the run's deadline has passed (it has its own, short one).
+   * `GET /api/tokens/{id}`: the line read ({@link readLine}; an invalid document throws a
+   * `DocumentError`, not retried), with its document as received; `gone` on a 404 or 410
+   * ({@link goneStatus}). `signal` replaces the run's deadline: the check that follows a DELETE
+   * already sent must still be made when the run's deadline has passed (it has its own, short one).
    */
-  getLine(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<JsonReply> {
+  async getLine(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<LineRead> {
     const signal = options.signal ?? this.#options.signal;
-    return this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id), signal), signal);
+    let reply: JsonReply;
+    try {
+      reply = await this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id), signal), signal);
+    } catch (error) {
+      const status = goneStatus(error);
+      if (status !== undefined) return { kind: 'gone', status };
+      throw error;
+    }
+    return { kind: 'read', ...readLine(reply.value, id, reply.bytes) };
+  }
+
+  /** What a reply kept in the archive states of line `id`, deleted ({@link readKeptReply}). */
+  readKeptReply(id: string, body: string): FilesStatement | undefined {
+    return readKeptReply(id, body);
   }
 
   /**
@@ -114,7 +153,12 @@ export class TokensApi {
    * body), and so are 404 and 410 (typically on a retry after a lost reply): the caller confirms
    * what they mean. A 200 whose body is unreadable is not retried: it may have acted.
    */
-  deleteLine(id: string): Promise<DeleteReply> {
+  async deleteLine(id: string): Promise<DeleteReply> {
+    return readDeleteReply(id, await this.#deleteReply(id));
+  }
+
+  /** The DELETE and its reply as received (see {@link deleteLine}). */
+  #deleteReply(id: string): Promise<WireDeleteReply> {
     const url = this.#lineUrl(id);
     return this.#retrying(async () => {
       const signal = this.#requestSignal();

@@ -1,45 +1,28 @@
 import { createHash } from 'node:crypto';
 import { DocumentError } from '../shared/errors.ts';
 import { FILE_NAME, isLineId, type LineFile, sameLineId } from '../shared/ids.ts';
+import type {
+  DeleteReply,
+  FilesStatement,
+  TokensLine as LineOfPort,
+  ListedLine,
+  ListPage,
+  ReadLine,
+} from '../shared/ports/tokens.ts';
+import { parseJsonLimited } from './json.ts';
 
-/** A line read by id (`GET /api/tokens/{id}`), validated. */
-export interface TokensLine {
-  readonly id: string;
-  readonly status: string;
-  readonly analysis: string | undefined;
-  /** Cosmetic attributes, for plans: the token alphabet and the number of digits (a string number). */
-  readonly alphabet: string | undefined;
-  readonly digits: string | undefined;
-  /** Present (non-empty) only for a finished line. */
-  readonly files: readonly LineFile[];
-  /** `timestamps.finished` as the service sent it, when it is a string. */
-  readonly finishedAt: string | undefined;
-  /** The JSON:API document as fetched, kept for the manifest. */
+export type { ListedLine, ListPage } from '../shared/ports/tokens.ts';
+
+/** A line read by id (`GET /api/tokens/{id}`), validated, with its JSON:API document as parsed. */
+export interface TokensLine extends LineOfPort {
+  /** The JSON:API document as fetched. */
   readonly document: unknown;
-}
-
-/** One item of the list (`GET /api/tokens`): no links and no hashes there. */
-export interface ListedLine {
-  readonly id: string;
-  readonly status: string;
-  /** Files and bytes as the list states them, for dry-run plans; undefined when not stated. */
-  readonly plannedFiles: number | undefined;
-  readonly plannedBytes: number | undefined;
-  /** `timestamps.finished` as the list states it, when it is a string. */
-  readonly finishedAt: string | undefined;
-}
-
-export interface ListPage {
-  readonly lines: readonly ListedLine[];
-  /** Items that could not be read: reported, never processed. */
-  readonly invalid: readonly { readonly id: string | undefined; readonly reason: string }[];
-  readonly next: string | undefined;
 }
 
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
-/** The statuses the API reference describes. */
+/** The statuses the API reference describes; a listed line with another is reported, not processed. */
 export const KNOWN_STATUSES: ReadonlySet<string> = new Set(['requested', 'started', 'finished', 'deleted']);
 
 /** The files each kind of analysis must produce; a finished line missing one is not complete. */
@@ -261,4 +244,79 @@ export function parseListPage(document: unknown): ListPage {
   const next =
     isObject(links) && typeof links.next === 'string' && links.next !== '' ? links.next : undefined;
   return { lines, invalid, next };
+}
+
+/**
+ * The port's line (see `shared/ports/tokens.ts`) from the reply to `GET /api/tokens/{id}`: the
+ * document checked ({@link parseLineDocument}; a {@link DocumentError} otherwise), and for a line
+ * now `deleted`, what it still states of its files ({@link parseDeleteReply}), to compare with
+ * the archive. `bytes` is the document as received, to archive.
+ */
+export function readLine(value: unknown, id: string, bytes: Buffer): ReadLine {
+  const { document: _, ...line } = parseLineDocument(value, id);
+  if (line.status !== 'deleted') return { line, bytes };
+  const { files, filesProblem } = parseDeleteReply(value, id);
+  return {
+    line: { ...line, deletedStatement: { files, ...(filesProblem === undefined ? {} : { filesProblem }) } },
+    bytes,
+  };
+}
+
+/** A page of the list as the port gives it: {@link parseListPage}, with lines of an unknown status marked. */
+export function readListPage(document: unknown): ListPage {
+  const page = parseListPage(document);
+  return {
+    ...page,
+    lines: page.lines.map((line) =>
+      KNOWN_STATUSES.has(line.status) ? line : { ...line, unknownStatus: true },
+    ),
+  };
+}
+
+/**
+ * What a document that speaks of a DELETE (its reply, or a GET after it) states of line `id`,
+ * deleted: its files; undefined when it is no such document (not this line, not deleted, not a
+ * JSON:API document), which confirms nothing and states nothing.
+ */
+export function confirmingStatement(id: string, document: unknown): FilesStatement | undefined {
+  if (document === undefined) return undefined;
+  try {
+    const { files, filesProblem } = parseDeleteReply(document, id);
+    return { files, ...(filesProblem === undefined ? {} : { filesProblem }) };
+  } catch (error) {
+    if (error instanceof DocumentError) return undefined;
+    throw error;
+  }
+}
+
+/** The port's DELETE reply from what came back: the body as received, and what it states. */
+export function readDeleteReply(
+  id: string,
+  reply: {
+    readonly status: number;
+    readonly contentType: string;
+    readonly bytes: Buffer;
+    readonly document: unknown;
+  },
+): DeleteReply {
+  return {
+    status: reply.status,
+    contentType: reply.contentType,
+    bytes: reply.bytes,
+    readable: reply.document !== undefined,
+    statement: confirmingStatement(id, reply.document),
+  };
+}
+
+/**
+ * What a reply kept in the archive (its body as received) states of line `id`, deleted; undefined
+ * when it is not such a document, or not JSON at all.
+ */
+export function readKeptReply(id: string, body: string): FilesStatement | undefined {
+  try {
+    // The body as received: a byte order mark stays in it, which JSON does not allow.
+    return confirmingStatement(id, parseJsonLimited(body.replace(/^\uFEFF/, '')));
+  } catch {
+    return undefined;
+  }
 }

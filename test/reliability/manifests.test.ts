@@ -8,6 +8,7 @@ import { createHandler } from '../../lambda/app/invoke.ts';
 import { Archive } from '../../lambda/archive/archive.ts';
 import { auditArchive } from '../../lambda/core/audit.ts';
 import { restoreLine } from '../../lambda/core/restore.ts';
+import { readKeptReply } from '../../lambda/tokens/document.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { objectDigest, objectText } from '../support/archive-inspect.ts';
 import {
@@ -136,7 +137,7 @@ describe('an archive the previous release wrote', () => {
       readback: 'full',
     });
 
-    const report = await auditArchive({ archive, now: Date.now });
+    const report = await auditArchive({ archive, readKeptReply, now: Date.now });
     const outDir = await mkdtemp(join(tmpdir(), 'upper-case-archive-'));
     track({ close: () => rm(outDir, { recursive: true, force: true }) });
     const restored = await restoreLine({ archive, id: upper, outDir }).catch((error: unknown) => error);

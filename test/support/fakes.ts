@@ -1,28 +1,40 @@
 /**
- * In-memory fakes of the core's adapters (a `TokensApi` and an `Archive`), for unit tests of the
- * core. Each records what it was asked, in order, in a shared log; each is cast to its real type
- * only once, in {@link fakeDeps}.
+ * In-memory fakes of the core's ports (a `TokensApi` and an `Archive`), for unit tests of the
+ * core. Each records what it was asked, in order, in a shared log; each implements its port, so
+ * the core takes it as it is, with no cast.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { loadConfig } from '../../lambda/app/config.ts';
-import type { Archive } from '../../lambda/archive/archive.ts';
 import { ArchiveKeys } from '../../lambda/archive/keys.ts';
+import type { Config, Deps, MetricsSink } from '../../lambda/core/types.ts';
+import type { MetricName } from '../../lambda/shared/contract.ts';
+import { HttpStatusError, IntegrityError } from '../../lambda/shared/errors.ts';
+import type { LineFile } from '../../lambda/shared/ids.ts';
+import type {
+  Archive,
+  StoredFile,
+  UploadOptions,
+  Versioned,
+  WriteCondition,
+} from '../../lambda/shared/ports/archive.ts';
+import type {
+  DeleteReply,
+  FilesStatement,
+  LineRead,
+  ListPage,
+  TokensApi,
+} from '../../lambda/shared/ports/tokens.ts';
 import {
   asManifest,
   type Manifest,
   type PendingMarker,
   type Receipt,
   type ReceiptWrite,
-  type StoredFile,
-  type WriteCondition,
-} from '../../lambda/archive/records.ts';
-import type { Config, Deps, MetricsSink } from '../../lambda/core/types.ts';
-import type { MetricName } from '../../lambda/shared/contract.ts';
-import { HttpStatusError, IntegrityError } from '../../lambda/shared/errors.ts';
-import type { LineFile } from '../../lambda/shared/ids.ts';
-import type { DeleteReply, JsonReply, TokensApi } from '../../lambda/tokens/api.ts';
+} from '../../lambda/shared/records.ts';
+import { goneStatus, type JsonReply, type WireDeleteReply } from '../../lambda/tokens/api.ts';
+import { readDeleteReply, readKeptReply, readLine, readListPage } from '../../lambda/tokens/document.ts';
 
 const BASE_URL = 'https://tokens.example.com';
 export const NOW = Date.parse('2026-05-01T10:00:00.000Z');
@@ -85,8 +97,8 @@ function lineReply(id: string, spec: LineSpec = {}): JsonReply {
   return { bytes: Buffer.from(text), text, value };
 }
 
-/** A DELETE reply: a 200 with the line's document, now `deleted`, by default. */
-export function deleteReply(id: string, status = 200, spec: LineSpec = {}): DeleteReply {
+/** A DELETE reply as it comes back: a 200 with the line's document, now `deleted`, by default. */
+export function deleteReply(id: string, status = 200, spec: LineSpec = {}): WireDeleteReply {
   if (status !== 200)
     return { status, contentType: '', text: '', bytes: Buffer.alloc(0), document: undefined };
   const document = { data: lineResource(id, spec, 'deleted') };
@@ -106,11 +118,16 @@ export function notFound(id: string, status = 404): HttpStatusError {
 
 type Scripted<T> = T | Error;
 
-/** A `TokensApi`-shaped fake: each line answers its scripted replies in turn, the last one repeated. */
-class FakeTokens {
+/**
+ * The {@link TokensApi} port over scripted replies: each line answers its scripted replies in
+ * turn, the last one repeated. Replies are scripted as they come back from the service and read
+ * by the tokens adapter's own readers, so the core sees what it would see.
+ */
+class FakeTokens implements TokensApi {
   readonly #log: string[];
   readonly #lines = new Map<string, Scripted<JsonReply>[]>();
-  readonly #deletes = new Map<string, Scripted<DeleteReply>[]>();
+  readonly #rewrites = new Map<string, (reply: JsonReply) => JsonReply>();
+  readonly #deletes = new Map<string, Scripted<WireDeleteReply>[]>();
   /** The last state of each line served by `getLine`: a DELETE reply states its files by default. */
   readonly #lastServed = new Map<string, LineSpec>();
   readonly #specs = new Map<JsonReply, LineSpec>();
@@ -141,8 +158,14 @@ class FakeTokens {
     return this;
   }
 
+  /** Serves every reply of `GET /api/tokens/{id}` as `rewrite` makes it (its text, say). */
+  rewrite(id: string, rewrite: (reply: JsonReply) => JsonReply): this {
+    this.#rewrites.set(id, rewrite);
+    return this;
+  }
+
   /** What `DELETE /api/tokens/{id}` answers, call after call. */
-  onDelete(id: string, ...replies: Scripted<DeleteReply>[]): this {
+  onDelete(id: string, ...replies: Scripted<WireDeleteReply>[]): this {
     this.#deletes.set(id, replies);
     return this;
   }
@@ -175,23 +198,38 @@ class FakeTokens {
     return this;
   }
 
-  async listPage(next?: string): Promise<unknown> {
+  async listPage(next?: string): Promise<ListPage> {
     this.#log.push('listPage');
     const index = next === undefined ? 0 : Number(new URL(next).searchParams.get('page'));
-    return this.#pages[index] ?? { data: [], links: {} };
+    return readListPage(this.#pages[index] ?? { data: [], links: {} });
   }
 
-  async getLine(id: string, _options: { readonly signal?: AbortSignal } = {}): Promise<JsonReply> {
+  async getLine(id: string, _options: { readonly signal?: AbortSignal } = {}): Promise<LineRead> {
     this.#log.push('getLine');
-    const reply = next(this.#lines.get(id), () => notFound(id));
+    let reply: JsonReply;
+    try {
+      reply = next(this.#lines.get(id), () => notFound(id));
+    } catch (error) {
+      const status = goneStatus(error);
+      if (status !== undefined) return { kind: 'gone', status };
+      throw error;
+    }
     const spec = this.#specs.get(reply);
     if (spec !== undefined) this.#lastServed.set(id, spec);
-    return reply;
+    const served = this.#rewrites.get(id)?.(reply) ?? reply;
+    return { kind: 'read', ...readLine(served.value, id, served.bytes) };
   }
 
   async deleteLine(id: string): Promise<DeleteReply> {
     this.#log.push('deleteLine');
-    return next(this.#deletes.get(id), () => deleteReply(id, 200, this.#lastServed.get(id)));
+    return readDeleteReply(
+      id,
+      next(this.#deletes.get(id), () => deleteReply(id, 200, this.#lastServed.get(id))),
+    );
+  }
+
+  readKeptReply(id: string, body: string): FilesStatement | undefined {
+    return readKeptReply(id, body);
   }
 
   fileUrl(lineId: string, file: LineFile): URL {
@@ -222,11 +260,13 @@ function next<T>(script: Scripted<T>[] | undefined, otherwise: () => Scripted<T>
 interface StoredObject {
   readonly bytes: Buffer;
   readonly recorded: { readonly size: number; readonly sha256: string } | undefined;
-  readonly etag: string;
+  /** `"etag-N"`, a new one at each write. */
+  readonly version: string;
+  readonly modified: Date;
 }
 
-/** An `Archive`-shaped fake over an in-memory bucket, with the real key layout. */
-export class FakeArchive extends ArchiveKeys {
+/** The {@link Archive} port over an in-memory bucket, with the real key layout. */
+export class FakeArchive extends ArchiveKeys implements Archive {
   readonly bucket = 'tokens-archive';
   readonly objects = new Map<string, StoredObject>();
   /** Every upload, with the key and condition it was made with. */
@@ -247,7 +287,8 @@ export class FakeArchive extends ArchiveKeys {
       bytes,
       recorded:
         recorded === 'unrecorded' ? undefined : (recorded ?? { size: bytes.length, sha256: sha256(bytes) }),
-      etag: `"etag-${++this.#etags}"`,
+      version: `"etag-${++this.#etags}"`,
+      modified: new Date(NOW),
     });
     return this;
   }
@@ -268,23 +309,23 @@ export class FakeArchive extends ArchiveKeys {
   async inspect(key: string): Promise<StoredFile> {
     const object = this.objects.get(key);
     if (object === undefined) return { kind: 'missing' };
-    if (object.recorded === undefined) return { kind: 'unrecorded', etag: object.etag };
+    if (object.recorded === undefined) return { kind: 'unrecorded', version: object.version };
     if (object.recorded.size !== object.bytes.length || object.recorded.sha256 !== sha256(object.bytes)) {
       return {
         kind: 'damaged',
         recorded: object.recorded,
         problem: 'does not hash to its record',
-        etag: object.etag,
+        version: object.version,
       };
     }
-    return { kind: 'verified', recorded: object.recorded, etag: object.etag };
+    return { kind: 'verified', recorded: object.recorded, version: object.version };
   }
 
   async uploadVerified(
     lineId: string,
     file: LineFile,
     body: Readable,
-    options: { readonly key?: string; readonly condition?: WriteCondition } = {},
+    options: UploadOptions = {},
   ): Promise<void> {
     const key = options.key ?? this.fileKey(lineId, file.name);
     this.#log.push(`uploadVerified ${file.name}`);
@@ -321,18 +362,15 @@ export class FakeArchive extends ArchiveKeys {
 
   async readManifestForUpdate(
     lineId: string,
-  ): Promise<{ readonly manifest: Manifest | undefined; readonly etag: string } | undefined> {
+  ): Promise<{ readonly manifest: Manifest | undefined; readonly version: string } | undefined> {
     const object = this.objects.get(this.manifestKey(lineId));
     if (object === undefined) return undefined;
-    return { manifest: this.manifest(lineId), etag: object.etag };
+    return { manifest: this.manifest(lineId), version: object.version };
   }
 
   async writeManifest(manifest: Manifest, over: WriteCondition): Promise<boolean> {
     this.#log.push('writeManifest');
-    const existing = this.objects.get(this.manifestKey(manifest.lineId));
-    const allowed = 'IfNoneMatch' in over ? existing === undefined : existing?.etag === over.IfMatch;
-    if (allowed) this.putJson(this.manifestKey(manifest.lineId), manifest);
-    return allowed;
+    return this.putJsonIf(this.manifestKey(manifest.lineId), manifest, over);
   }
 
   async writeLineDocument(
@@ -416,21 +454,21 @@ export class FakeArchive extends ArchiveKeys {
     return object === undefined ? undefined : Readable.from([object.bytes]);
   }
 
-  /** The JSON at `key` with its ETag, as the archive's `...ForUpdate` reads return it. */
-  jsonWithTag(key: string): { readonly value: unknown; readonly etag: string } | undefined {
+  /** The JSON at `key` with its version, as the archive's `...ForUpdate` reads return it. */
+  jsonWithVersion(key: string): Versioned<unknown> | undefined {
     const object = this.objects.get(key);
     if (object === undefined) return undefined;
     try {
-      return { value: JSON.parse(object.bytes.toString('utf8')) as unknown, etag: object.etag };
+      return { value: JSON.parse(object.bytes.toString('utf8')) as unknown, version: object.version };
     } catch {
-      return { value: undefined, etag: object.etag };
+      return { value: undefined, version: object.version };
     }
   }
 
-  /** A conditional JSON write as S3 judges it: false (a 412) when the condition does not hold. */
+  /** A conditional JSON write as a store judges it: false when the condition does not hold. */
   putJsonIf(key: string, value: unknown, over: WriteCondition): boolean {
     const existing = this.objects.get(key);
-    const allowed = 'IfNoneMatch' in over ? existing === undefined : existing?.etag === over.IfMatch;
+    const allowed = 'mustNotExist' in over ? existing === undefined : existing?.version === over.mustMatch;
     if (allowed) this.putJson(key, value);
     return allowed;
   }
@@ -439,9 +477,8 @@ export class FakeArchive extends ArchiveKeys {
     runId: string,
     planned: Date,
     lineId: string,
-  ): Promise<{ readonly record: unknown; readonly etag: string } | undefined> {
-    const found = this.jsonWithTag(this.lineRecordKey(runId, planned, lineId));
-    return found === undefined ? undefined : { record: found.value, etag: found.etag };
+  ): Promise<Versioned<unknown> | undefined> {
+    return this.jsonWithVersion(this.lineRecordKey(runId, planned, lineId));
   }
 
   async writeLineRecordIf(
@@ -455,11 +492,8 @@ export class FakeArchive extends ArchiveKeys {
     return this.putJsonIf(this.lineRecordKey(runId, planned, lineId), record, over);
   }
 
-  async readQueuedMarkerForUpdate(
-    lineId: string,
-  ): Promise<{ readonly marker: unknown; readonly etag: string } | undefined> {
-    const found = this.jsonWithTag(this.queuedMarkerKey(lineId));
-    return found === undefined ? undefined : { marker: found.value, etag: found.etag };
+  async readQueuedMarkerForUpdate(lineId: string): Promise<Versioned<unknown> | undefined> {
+    return this.jsonWithVersion(this.queuedMarkerKey(lineId));
   }
 
   async writeQueuedMarkerIf(
@@ -469,6 +503,53 @@ export class FakeArchive extends ArchiveKeys {
   ): Promise<boolean> {
     this.#log.push('writeQueuedMarkerIf');
     return this.putJsonIf(this.queuedMarkerKey(lineId), { lineId, ...marker }, over);
+  }
+
+  async queuedMarkers(): Promise<Map<string, Date>> {
+    return this.#under(`${this.prefix}_queued/`, (name) => name.slice(0, -'.json'.length));
+  }
+
+  async writePlan(runId: string, started: Date, plan: unknown): Promise<string> {
+    const key = this.planKey(runId, started);
+    this.putJson(key, plan);
+    return key;
+  }
+
+  async archivedLines(): Promise<Map<string, number>> {
+    const lines = new Map<string, number>();
+    for (const [key, object] of this.objects) {
+      const [id, file] = key.slice(this.prefix.length).split('/');
+      if (id === undefined || id.startsWith('_') || (file !== 'manifest.json' && file !== 'deleted.json'))
+        continue;
+      lines.set(id, Math.max(lines.get(id) ?? 0, object.modified.getTime()));
+    }
+    return lines;
+  }
+
+  async drillReportKeys(): Promise<string[]> {
+    return [...this.objects.keys()]
+      .filter((key) => key.startsWith(this.drillsFolder))
+      .sort()
+      .reverse();
+  }
+
+  async readJson(key: string): Promise<unknown> {
+    return this.jsonWithVersion(key)?.value;
+  }
+
+  async writeDrillReport(drillId: string, started: Date, report: unknown): Promise<string> {
+    const key = this.drillReportKey(drillId, started);
+    this.putJson(key, report);
+    return key;
+  }
+
+  /** The objects directly under `folder`, by the name `idOf` gives them, with when they were stored. */
+  #under(folder: string, idOf: (name: string) => string): Map<string, Date> {
+    const found = new Map<string, Date>();
+    for (const [key, object] of this.objects) {
+      if (key.startsWith(folder)) found.set(idOf(key.slice(folder.length)), object.modified);
+    }
+    return found;
   }
 }
 
@@ -487,12 +568,12 @@ export function recordingMetrics(): MetricsSink & {
   };
 }
 
-/** The one place a {@link FakeArchive} becomes the `Archive` the core takes. */
+/** A {@link FakeArchive} as the core's `Archive` port, which it implements (no cast). */
 export function asArchive(fake: FakeArchive): Archive {
-  return fake as unknown as Archive;
+  return fake;
 }
 
-/** Fakes wired as the core's {@link Deps}: the one place they are cast to the real types. */
+/** Fakes wired as the core's {@link Deps}: each implements its port, so none is cast. */
 export function fakeDeps(options: { readonly prefix?: string; readonly now?: () => number } = {}) {
   const log: string[] = [];
   const tokens = new FakeTokens(log);
@@ -500,7 +581,7 @@ export function fakeDeps(options: { readonly prefix?: string; readonly now?: () 
   const metrics = recordingMetrics();
   const deps: Deps = {
     archive: asArchive(archive),
-    tokens: () => tokens as unknown as TokensApi,
+    tokens: () => tokens,
     now: options.now ?? (() => NOW),
     logger: silentLogger(),
     metrics,

@@ -1,6 +1,5 @@
-import type { ManifestFile } from '../../archive/archive.ts';
-import { DocumentError } from '../../shared/errors.ts';
-import { parseDeleteReply } from '../../tokens/document.ts';
+import type { FilesStatement } from '../../shared/ports/tokens.ts';
+import type { ManifestFile } from '../../shared/records.ts';
 
 // How a line's statement of its files compares with what the archive records.
 
@@ -39,14 +38,6 @@ export function differences(
   return problems.length === 0 ? undefined : problems.join('; ');
 }
 
-/** The files a document that confirms a DELETE states: readable, none, or unreadable (`problem`). */
-export interface FilesStatement {
-  readonly files:
-    | readonly { readonly name: string; readonly size: number; readonly sha256: string }[]
-    | undefined;
-  readonly filesProblem?: string;
-}
-
 /**
  * How a confirming document's statement of the files differs from the archive's: undefined when it
  * states the same files, or none; files it states unreadably are a difference too.
@@ -58,19 +49,4 @@ export function statedDifference(
   if (stated.filesProblem !== undefined)
     return `it states files that cannot be read (${stated.filesProblem})`;
   return stated.files === undefined ? undefined : differences(recorded, stated.files);
-}
-
-/**
- * What a document that speaks of a DELETE (its reply, kept or not, or a GET after it) states of
- * this line, deleted: its files; undefined when it is no such document (not this line, not deleted,
- * not a JSON:API document), which confirms nothing and states nothing.
- */
-export function confirmingStatement(id: string, document: unknown): FilesStatement | undefined {
-  if (document === undefined) return undefined;
-  try {
-    return parseDeleteReply(document, id);
-  } catch (error) {
-    if (error instanceof DocumentError) return undefined;
-    throw error;
-  }
 }

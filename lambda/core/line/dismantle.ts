@@ -1,5 +1,4 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { PendingMarker, Receipt } from '../../archive/archive.ts';
 import {
   DocumentError,
   deadlineReason,
@@ -8,14 +7,12 @@ import {
   HttpStatusError,
   LineSkippedError,
 } from '../../shared/errors.ts';
+import type { DeleteReply, FilesStatement, LineRead, ReadKeptReply } from '../../shared/ports/tokens.ts';
+import type { PendingMarker, Receipt } from '../../shared/records.ts';
 import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts';
-import type { DeleteReply } from '../../tokens/api.ts';
-import { parseDeleteReply, parseLineDocument } from '../../tokens/document.ts';
-import { parseJsonLimited } from '../../tokens/json.ts';
 import type { FileCounts, LineOutcome } from '../types.ts';
-import { confirmingStatement, type FilesStatement, statedDifference } from './compare.ts';
+import { statedDifference } from './compare.ts';
 import type { LineContext } from './context.ts';
-import { getLineOrGone } from './context.ts';
 import { type DeletePermit, sendDelete } from './gate.ts';
 
 /**
@@ -46,7 +43,7 @@ export async function dismantle(
   const finishing = finishingSignal(ctx);
   const sent = describeDelete(reply, failure);
   // What the reply says of this line, deleted, whatever its 2xx status: a 200 confirms by itself.
-  const replied = reply === undefined ? undefined : replyStatement(id, reply);
+  const replied = reply === undefined ? undefined : replyStatement(reply);
   const seen: Seen =
     replied !== undefined && reply?.status === 200
       ? { state: 'gone', how: REPLY_CONFIRMS, stated: replied }
@@ -128,7 +125,7 @@ const REPLY_CONFIRMS = 'the reply (200, status deleted)';
 /** The DELETE as it went, in words: `answered 204`, `got no usable reply (…)`. */
 function describeDelete(reply: DeleteReply | undefined, failure: unknown): string {
   if (reply !== undefined) {
-    return `answered ${reply.status}${reply.status === 200 && reply.document === undefined ? ' with a body that is not a readable document' : ''}`;
+    return `answered ${reply.status}${reply.status === 200 && !reply.readable ? ' with a body that is not a readable document' : ''}`;
   }
   if (failure instanceof HttpStatusError && !failure.retryable)
     return `was refused (${describeError(failure)})`;
@@ -152,8 +149,8 @@ function markerSignal(ctx: LineContext): AbortSignal {
 }
 
 /** What a 2xx reply's document states of this line, deleted; undefined when it is no such document. */
-function replyStatement(id: string, reply: DeleteReply): FilesStatement | undefined {
-  return isTaken(reply) ? confirmingStatement(id, reply.document) : undefined;
+function replyStatement(reply: DeleteReply): FilesStatement | undefined {
+  return isTaken(reply) ? reply.statement : undefined;
 }
 
 /**
@@ -162,23 +159,21 @@ function replyStatement(id: string, reply: DeleteReply): FilesStatement | undefi
  * failed, or its document is not this line's or not readable: it confirms nothing).
  */
 async function lookAfter(ctx: LineContext, id: string, signal: AbortSignal): Promise<Seen> {
-  let reply: Awaited<ReturnType<typeof getLineOrGone>>;
+  let reply: LineRead;
   try {
-    reply = await getLineOrGone(ctx, id, signal);
+    reply = await ctx.api.getLine(id, { signal });
   } catch (error) {
+    if (error instanceof DocumentError) {
+      return { state: 'unknown', how: `the GET after it confirms nothing (${error.message})` };
+    }
     return { state: 'unknown', how: `the line could not be read after it (${describeError(error)})` };
   }
-  if (typeof reply === 'number') return { state: 'gone', how: `GET answered ${reply}`, stated: undefined };
-  try {
-    const line = parseLineDocument(reply.value, id);
-    if (line.status !== 'deleted') {
-      return { state: 'there', how: `GET still shows the line (status ${line.status})` };
-    }
-    return { state: 'gone', how: 'GET shows status deleted', stated: parseDeleteReply(reply.value, id) };
-  } catch (error) {
-    if (!(error instanceof DocumentError)) throw error;
-    return { state: 'unknown', how: `the GET after it confirms nothing (${error.message})` };
+  if (reply.kind === 'gone') return { state: 'gone', how: `GET answered ${reply.status}`, stated: undefined };
+  const { line } = reply;
+  if (line.status !== 'deleted') {
+    return { state: 'there', how: `GET still shows the line (status ${line.status})` };
   }
+  return { state: 'gone', how: 'GET shows status deleted', stated: line.deletedStatement };
 }
 
 /**
@@ -312,7 +307,7 @@ export async function confirmPending(
   const discrepancy = joinDiscrepancies([
     // Found by a run that saw the DELETE done and could not write its receipt.
     marker.discrepancy,
-    differenceOf(keptReplyStatement(id, marker.reply)),
+    differenceOf(keptReplyStatement((of, body) => ctx.api.readKeptReply(of, body), id, marker.reply)),
     differenceOf(statedSince),
     fromGet,
   ]);
@@ -374,7 +369,7 @@ export async function notePendingStatement(
 }
 
 /**
- * Amends the line's pending marker, if it has one, over the marker as read only (If-Match): a
+ * Amends the line's pending marker, if it has one, over the marker as read only (its version): a
  * newer one (another pass's DELETE) is amended in turn, never replaced. Never fails the line.
  */
 async function noteInMarker(
@@ -394,19 +389,18 @@ async function noteInMarker(
   }
 }
 
-/** What a reply kept in a marker or receipt states of this line, deleted (its JSON text). */
+/**
+ * What a reply kept in a marker or receipt states of this line, deleted: a 2xx reply's text, as
+ * the service's reader (`read`) reads it; undefined for any other.
+ */
 export function keptReplyStatement(
+  read: ReadKeptReply,
   id: string,
   kept: Receipt['reply'] | undefined,
 ): FilesStatement | undefined {
   if (kept?.body === undefined || kept.body === '' || kept.status < 200 || kept.status >= 300)
     return undefined;
-  try {
-    // The body as received: a byte order mark stays in it, which JSON does not allow.
-    return confirmingStatement(id, parseJsonLimited(kept.body.replace(/^\uFEFF/, '')));
-  } catch {
-    return undefined;
-  }
+  return read(id, kept.body);
 }
 
 function isTaken(reply: DeleteReply): boolean {

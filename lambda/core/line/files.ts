@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import pLimit from 'p-limit';
-import type { Manifest } from '../../archive/archive.ts';
 import { deadlineReason, IntegrityError } from '../../shared/errors.ts';
+import type { Manifest } from '../../shared/records.ts';
 import type { FileCounts } from '../types.ts';
 import type { LineContext } from './context.ts';
 import type { FilePlan } from './plan.ts';

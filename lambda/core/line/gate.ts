@@ -1,8 +1,7 @@
-import type { Manifest } from '../../archive/archive.ts';
 import { HousekeepingError } from '../../shared/errors.ts';
 import { sameLineId } from '../../shared/ids.ts';
-import type { DeleteReply, TokensApi } from '../../tokens/api.ts';
-import type { TokensLine } from '../../tokens/document.ts';
+import type { DeleteReply, TokensApi, TokensLine } from '../../shared/ports/tokens.ts';
+import type { Manifest } from '../../shared/records.ts';
 import type { DismantleGuard } from '../dismantle-guard.ts';
 import { describeFile, differences, sameFile } from './compare.ts';
 

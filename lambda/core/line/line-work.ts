@@ -1,5 +1,4 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Manifest } from '../../archive/archive.ts';
 import {
   ArchiveChangedError,
   ConflictError,
@@ -9,11 +8,12 @@ import {
   LineSkippedError,
   SessionKeyEchoError,
 } from '../../shared/errors.ts';
+import type { LineRead, ReadLine } from '../../shared/ports/tokens.ts';
+import type { Manifest } from '../../shared/records.ts';
 import { jsonHoldsSecret } from '../../shared/redact.ts';
-import { parseDeleteReply, parseLineDocument, type TokensLine } from '../../tokens/document.ts';
 import { type Age, judgeAge } from '../grace.ts';
 import type { LineOutcome, PlannedLine } from '../types.ts';
-import { getLineOrGone, type LineContext, MAX_ROUNDS, type ReadLine } from './context.ts';
+import { type LineContext, MAX_ROUNDS } from './context.ts';
 import {
   confirmPending,
   dismantle,
@@ -206,27 +206,27 @@ export async function read(
   id: string,
   logger: Logger,
 ): Promise<{ kind: 'read'; read: ReadLine } | ({ kind: 'confirmed' } & PendingConfirmed)> {
-  const reply = await getLineOrGone(ctx, id);
-  if (typeof reply === 'number') {
-    const confirmed = await confirmPending(
-      ctx,
-      id,
-      { how: `GET answered ${reply}`, stated: undefined },
-      logger,
-    );
-    if (confirmed !== undefined) return { kind: 'confirmed', ...confirmed };
-    throw new LineSkippedError(`not found (${reply})`, true);
-  }
-  let line: TokensLine;
+  let reply: LineRead;
   try {
-    line = parseLineDocument(reply.value, id);
+    reply = await ctx.api.getLine(id);
   } catch (error) {
     if (error instanceof DocumentError) throw new LineSkippedError(`invalid: ${error.message}`, false);
     throw error;
   }
+  if (reply.kind === 'gone') {
+    const confirmed = await confirmPending(
+      ctx,
+      id,
+      { how: `GET answered ${reply.status}`, stated: undefined },
+      logger,
+    );
+    if (confirmed !== undefined) return { kind: 'confirmed', ...confirmed };
+    throw new LineSkippedError(`not found (${reply.status})`, true);
+  }
+  const { line, bytes } = reply;
   if (line.status === 'deleted') {
     // The files the deleted line still states, to compare with what was archived before its DELETE.
-    const stated = parseDeleteReply(reply.value, id);
+    const stated = line.deletedStatement;
     const confirmed = await confirmPending(ctx, id, { how: 'GET shows status deleted', stated }, logger);
     if (confirmed !== undefined) return { kind: 'confirmed', ...confirmed };
   }
@@ -234,15 +234,13 @@ export async function read(
     throw new LineSkippedError(`status is "${line.status}", not finished`, true);
   // A document that echoes the session key is never stored, so the line could never be dismantled
   // truthfully: it fails here, before any file is uploaded for it.
-  if (jsonHoldsSecret(reply.text)) throw new SessionKeyEchoError(id, "the line's document");
-  return { kind: 'read', read: { line, bytes: reply.bytes } };
+  if (jsonHoldsSecret(bytes.toString('utf8'))) throw new SessionKeyEchoError(id, "the line's document");
+  return { kind: 'read', read: { line, bytes } };
 }
 
 /** The re-read before DELETE: the line as it is now (the gate judges it), or `gone`. */
 export async function reread(ctx: LineContext, id: string): Promise<ReadLine | 'gone'> {
-  const reply = await getLineOrGone(ctx, id);
-  if (typeof reply === 'number') return 'gone';
-  const line = parseLineDocument(reply.value, id);
-  if (line.status === 'deleted') return 'gone';
-  return { line, bytes: reply.bytes };
+  const reply = await ctx.api.getLine(id);
+  if (reply.kind === 'gone' || reply.line.status === 'deleted') return 'gone';
+  return { line: reply.line, bytes: reply.bytes };
 }

@@ -1,8 +1,9 @@
-import type { Manifest, ManifestFile, SupersededFile } from '../../archive/archive.ts';
 import { ArchiveChangedError, SessionKeyEchoError } from '../../shared/errors.ts';
+import type { ReadLine } from '../../shared/ports/tokens.ts';
+import type { Manifest, ManifestFile, SupersededFile } from '../../shared/records.ts';
 import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { sameEntries } from './compare.ts';
-import type { LineContext, ReadLine } from './context.ts';
+import type { LineContext } from './context.ts';
 import type { FilePlan } from './plan.ts';
 /**
  * Writes the line's document as received (`line.sha256-{hash}.json`) and the manifest, unless the manifest there
@@ -14,7 +15,7 @@ export async function ensureManifest(
   ctx: LineContext,
   read: ReadLine,
   plans: readonly FilePlan[],
-  found: { readonly manifest: Manifest | undefined; readonly etag: string } | undefined,
+  found: { readonly manifest: Manifest | undefined; readonly version: string } | undefined,
 ): Promise<Manifest> {
   const existing = found?.manifest;
   const { archive, runId, now } = ctx;
@@ -61,7 +62,7 @@ export async function ensureManifest(
   // Only over the manifest this round was planned against: another pass may have written one since.
   const written = await archive.writeManifest(
     manifest,
-    found === undefined ? { IfNoneMatch: '*' } : { IfMatch: found.etag },
+    found === undefined ? { mustNotExist: true } : { mustMatch: found.version },
   );
   if (!written) throw new ArchiveChangedError(archive.manifestKey(id), 'written by another pass meanwhile');
   return manifest;

@@ -1,8 +1,9 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Manifest, ManifestFile, StoredFile, WriteCondition } from '../../archive/archive.ts';
 import { ConflictError } from '../../shared/errors.ts';
 import type { LineFile } from '../../shared/ids.ts';
-import type { TokensLine } from '../../tokens/document.ts';
+import type { StoredFile, WriteCondition } from '../../shared/ports/archive.ts';
+import type { TokensLine } from '../../shared/ports/tokens.ts';
+import type { Manifest, ManifestFile } from '../../shared/records.ts';
 import { describeFile, sameFile } from './compare.ts';
 import type { LineContext } from './context.ts';
 
@@ -128,7 +129,7 @@ async function planFile(
     key,
     upload: state.kind !== 'verified',
     // Only where the plan saw nothing, or only over the damaged object it saw.
-    condition: state.kind === 'damaged' ? { IfMatch: state.etag } : { IfNoneMatch: '*' },
+    condition: state.kind === 'damaged' ? { mustMatch: state.version } : { mustNotExist: true },
     supersedes,
     ...(state.kind === 'verified' ? { verified: state.recorded } : {}),
   };

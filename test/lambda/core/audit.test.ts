@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
 import { auditArchive } from '../../../lambda/core/audit.ts';
+import { readKeptReply } from '../../../lambda/tokens/document.ts';
 import { asArchive, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
@@ -35,7 +36,12 @@ function archiveLine(
 }
 
 function audit(archive: FakeArchive, ids?: string[]) {
-  return auditArchive({ archive: asArchive(archive), now: () => NOW, ...(ids ? { ids } : {}) });
+  return auditArchive({
+    archive: asArchive(archive),
+    readKeptReply,
+    now: () => NOW,
+    ...(ids ? { ids } : {}),
+  });
 }
 
 describe('auditArchive', () => {

@@ -199,7 +199,13 @@ describe('sendDelete', () => {
       sent,
       deleteLine: async (id: string) => {
         sent.push(id);
-        return { status: 204, contentType: '', text: '', bytes: Buffer.alloc(0), document: undefined };
+        return {
+          status: 204,
+          contentType: '',
+          bytes: Buffer.alloc(0),
+          readable: false,
+          statement: undefined,
+        };
       },
     };
   };

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { WriteCondition } from '../../../lambda/archive/records.ts';
 import {
   keepLineRecord,
   keepQueuedMarker,
@@ -8,6 +7,7 @@ import {
   type QueuedMarker,
 } from '../../../lambda/core/fanout-records.ts';
 import type { LineRecord, LineResult } from '../../../lambda/core/types.ts';
+import type { WriteCondition } from '../../../lambda/shared/ports/archive.ts';
 import { asArchive, FakeArchive } from '../../support/fakes.ts';
 
 const LINE = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
@@ -97,13 +97,13 @@ class RacedArchive extends FakeArchive {
 describe('keepLineRecord', () => {
   const key = new FakeArchive().lineRecordKey(RUN_ID, PLANNED, LINE);
 
-  it('writes the record only where there is none (If-None-Match)', async () => {
+  it('writes the record only where there is none (mustNotExist)', async () => {
     const archive = new RacedArchive([]);
 
     const outcome = await keepLineRecord(asArchive(archive), record('dismantled'), PLANNED);
 
     expect(outcome).toBe('written');
-    expect(archive.conditions).toEqual([{ IfNoneMatch: '*' }]);
+    expect(archive.conditions).toEqual([{ mustNotExist: true }]);
     expect(archive.json(key)).toEqual(record('dismantled'));
   });
 
@@ -124,19 +124,19 @@ describe('keepLineRecord', () => {
     const outcome = await keepLineRecord(asArchive(archive), record('skipped', 'copy'), PLANNED);
 
     expect(outcome).toBe('kept');
-    expect(archive.conditions).toEqual([{ IfNoneMatch: '*' }]);
+    expect(archive.conditions).toEqual([{ mustNotExist: true }]);
     expect(archive.json(key)).toEqual(record('dismantled', 'first'));
   });
 
-  it('reads again after a 412 and replaces a weaker record over the ETag it read (If-Match)', async () => {
+  it('reads again after a failed condition and replaces a weaker record over the version it read (mustMatch)', async () => {
     const archive = new RacedArchive([record('skipped', 'copy')]);
 
     const outcome = await keepLineRecord(asArchive(archive), record('dismantled', 'first'), PLANNED);
 
     expect(outcome).toBe('replaced');
     const [first, second] = archive.conditions;
-    expect(first).toEqual({ IfNoneMatch: '*' });
-    expect(second).toEqual({ IfMatch: expect.stringMatching(/^"etag-\d+"$/) });
+    expect(first).toEqual({ mustNotExist: true });
+    expect(second).toEqual({ mustMatch: expect.stringMatching(/^"etag-\d+"$/) });
     expect(archive.json(key)).toEqual(record('dismantled', 'first'));
   });
 
@@ -207,7 +207,7 @@ describe('keepQueuedMarker', () => {
   const older = { runId: 'older-run', at: '2026-05-01T09:00:00.000Z' };
   const newer = { runId: 'newer-run', at: '2026-05-01T10:00:00.000Z' };
 
-  it('marks a line that has no marker (If-None-Match)', async () => {
+  it('marks a line that has no marker (mustNotExist)', async () => {
     const archive = new FakeArchive();
 
     expect(await keepQueuedMarker(asArchive(archive), LINE, newer)).toBe('written');

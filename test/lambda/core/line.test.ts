@@ -4,6 +4,7 @@ import { keptReplyStatement } from '../../../lambda/core/line/dismantle.ts';
 import { createLineWorker } from '../../../lambda/core/line/worker.ts';
 import type { Config, Deps, LineWorkRequest } from '../../../lambda/core/types.ts';
 import { ArchiveError, HttpStatusError } from '../../../lambda/shared/errors.ts';
+import { readKeptReply } from '../../../lambda/tokens/document.ts';
 import {
   deleteReply,
   fakeDeps,
@@ -109,7 +110,7 @@ describe('processLine', () => {
     const result = await processLine(deps, { ...FULL, onConflict: 'keep-both' });
 
     expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 1 });
-    expect(archive.uploads).toEqual([{ name: 'data', key: versionKey, condition: { IfNoneMatch: '*' } }]);
+    expect(archive.uploads).toEqual([{ name: 'data', key: versionKey, condition: { mustNotExist: true } }]);
     expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
     expect(archive.manifest(ID)).toMatchObject({
       files: [{ name: 'data', key: versionKey, sha256: sha256(DATA) }],
@@ -397,7 +398,8 @@ describe('processLine', () => {
     const body = `\uFEFF${deleteReply(ID, 200, { files: { data: DATA } }).text}`;
 
     expect(
-      keptReplyStatement(ID, { status: 200, contentType: 'application/vnd.api+json', body })?.files,
+      keptReplyStatement(readKeptReply, ID, { status: 200, contentType: 'application/vnd.api+json', body })
+        ?.files,
     ).toEqual([{ name: 'data', size: DATA.length, sha256: sha256(DATA) }]);
   });
 

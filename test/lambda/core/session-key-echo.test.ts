@@ -3,7 +3,7 @@ import type { Receipt } from '../../../lambda/archive/archive.ts';
 import { createLineWorker } from '../../../lambda/core/line/worker.ts';
 import type { Deps } from '../../../lambda/core/types.ts';
 import { forgetSecrets, REDACTED, registerSecret } from '../../../lambda/shared/redact.ts';
-import type { DeleteReply, JsonReply } from '../../../lambda/tokens/api.ts';
+import type { JsonReply, WireDeleteReply } from '../../../lambda/tokens/api.ts';
 import { deleteReply, fakeDeps, silentLogger, testConfig } from '../../support/fakes.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
@@ -46,9 +46,7 @@ describe('a line document that echoes the session key', () => {
     'is never stored, and the line fails before any upload and is kept (no DELETE): the key %s',
     async ([, echo]) => {
       const { deps, tokens, log, archive } = fakeDeps();
-      tokens.line(ID, {});
-      const served = tokens.getLine.bind(tokens);
-      tokens.getLine = async (id, options) => withEcho(await served(id, options), echo);
+      tokens.line(ID, {}).rewrite(ID, (reply) => withEcho(reply, echo));
 
       const result = await processLine(deps);
 
@@ -91,7 +89,7 @@ describe('a DELETE reply that echoes the session key', () => {
     const { deps, tokens, archive } = fakeDeps();
     tokens.line(ID, {});
     const bytes = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`key=${KEY};`)]);
-    const accepted: DeleteReply = {
+    const accepted: WireDeleteReply = {
       status: 202,
       contentType: `text/x-${KEY}`,
       text: '',

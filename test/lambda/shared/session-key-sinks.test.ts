@@ -182,7 +182,7 @@ describe('what the terminal commands print', () => {
 
 describe('asRun', () => {
   it('throws a failed run to the Lambda runtime with the session key cut out of its message and stack', async () => {
-    const deps = { logger: silentLogger() } as unknown as Deps;
+    const deps: Pick<Deps, 'logger'> = { logger: silentLogger() };
     const failure = new ListingError(3, `links.next repeats /api/tokens?page=${KEY}`);
 
     const running = asRun(deps, undefined, undefined, async () => {

@@ -124,7 +124,7 @@ describe('TokensApi redirects', () => {
 
     const page = await api.listPage();
 
-    expect(page).toEqual({ data: [] });
+    expect(page).toEqual({ lines: [], invalid: [], next: undefined });
     expect(keysSent(service)).toEqual([KEY, KEY]);
   });
 

@@ -1,5 +1,9 @@
-/** The documents the archive keeps besides the files: manifests, receipts, pending markers. */
-import { FILE_NAME } from '../shared/ids.ts';
+/**
+ * The records the archive keeps besides the files (manifests, receipts, pending markers), as the
+ * core writes them and reads them back: their shapes, and the checks a record read back passes
+ * before it is trusted. Shared by the core and the archive adapter (see shared/ports/archive.ts).
+ */
+import { FILE_NAME } from './ids.ts';
 
 /** One archived file, as the manifest records it. */
 export interface ManifestFile {
@@ -36,32 +40,6 @@ export interface Manifest {
   /** Version 1 only: the document, re-serialized. */
   readonly line?: unknown;
 }
-
-/**
- * What an object under a file's key holds, judged on its own, against the SHA-256 it was recorded
- * with (its `sha256` metadata, set by the upload that verified it):
- * - `verified`: its bytes are the recorded ones (read back and hashed with `full`; with `head`, its
- *   size and S3's own checksum), so it is an archive that is never to be overwritten;
- * - `damaged`: a read that completed shows bytes other than the recorded ones; only the version it
- *   records may be uploaded over it (a read that failed is no proof: `inspect` throws instead);
- * - `unrecorded`: an object with no record of ours: not ours to overwrite;
- * - `missing`.
- */
-export type StoredFile =
-  | { readonly kind: 'missing' }
-  | {
-      readonly kind: 'verified';
-      readonly recorded: { readonly size: number; readonly sha256: string };
-      readonly etag: string;
-    }
-  | {
-      readonly kind: 'damaged';
-      /** The version of the file the object records: only that version may replace it. */
-      readonly recorded: { readonly size: number; readonly sha256: string };
-      readonly problem: string;
-      readonly etag: string;
-    }
-  | { readonly kind: 'unrecorded'; readonly etag: string };
 
 /** A receipt of dismantling, `{prefix}{id}/deleted.json`. */
 export interface Receipt {
@@ -111,9 +89,6 @@ export interface PendingMarker {
    */
   readonly discrepancy?: string;
 }
-
-/** A conditional write: only where there is no object, or only over the one with this ETag. */
-export type WriteCondition = { readonly IfNoneMatch: '*' } | { readonly IfMatch: string };
 
 /** The value as a manifest of this line this version reads, or undefined. */
 export function asManifest(value: unknown, lineId: string): Manifest | undefined {
