@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { isLineId, type LineFile } from '../shared/ids.ts';
@@ -83,23 +82,6 @@ export class Archive extends ArchiveKeys implements ArchivePort {
     signal?: AbortSignal,
   ): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
     return this.#store.storedDigest(key, signal);
-  }
-
-  /** Stores the line's document as received, byte for byte; returns what the manifest records. */
-  async writeLineDocument(
-    lineId: string,
-    body: Buffer,
-  ): Promise<{ readonly key: string; readonly size: number; readonly sha256: string }> {
-    const sha256 = createHash('sha256').update(body).digest();
-    const key = this.lineDocumentKey(lineId, sha256.toString('hex'));
-    await this.#store.put({
-      Bucket: this.#store.bucket,
-      Key: key,
-      Body: body,
-      ContentType: 'application/vnd.api+json',
-      ChecksumSHA256: sha256.toString('base64'),
-    });
-    return { key, size: body.length, sha256: sha256.toString('hex') };
   }
 
   /** The manifest of a line, or undefined when there is none or it cannot be read as one. */

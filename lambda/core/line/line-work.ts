@@ -24,7 +24,7 @@ import {
 import { Uploads, uploadAll } from './files.ts';
 import { type DeletePermit, type DenyKind, decideDelete, type VerifiedFile } from './gate.ts';
 import { ensureManifest } from './manifest.ts';
-import { planFiles } from './plan.ts';
+import { type FilePlan, planFiles } from './plan.ts';
 
 /**
  * One line, start to end: read it, archive its files and manifest (again, while it changes), read
@@ -84,13 +84,27 @@ async function archiveAndDismantle(
   const id = last.read.line.id;
   const uploads = new Uploads();
   let permit: DeletePermit;
+  // A line's first round assumes an empty archive, as on a first run, and lets the conditional
+  // writes say otherwise: any object already at a key it writes refuses the write, and the line
+  // is planned again from what the archive holds (see archiveRound).
+  let assumeEmpty = startsFromEmpty(last.read);
   // The line is read again right before its DELETE: one that changed while its files were
   // streamed (a file added, restated or dropped) is archived again, or kept as a conflict.
   for (let round = 1; ; round += 1) {
     let archived: ArchivedRound | 'changed';
     try {
-      archived = await archiveRound(ctx, last.read, uploads, logger);
+      archived = await archiveRound(ctx, last.read, uploads, logger, assumeEmpty);
     } catch (error) {
+      if (error instanceof ArchiveChangedError && assumeEmpty) {
+        // Not a change another pass made, as far as anyone knows: the archive was not empty.
+        // Planned again from what it holds, and the round is not counted.
+        logger.debug('the archive already holds objects of this line; planning from them', {
+          reason: error.message,
+        });
+        assumeEmpty = false;
+        round -= 1;
+        continue;
+      }
       // Another pass wrote this line's archive meanwhile: plan again from what is there now.
       if (!(error instanceof ArchiveChangedError) || round >= MAX_ROUNDS) throw error;
       logger.warn('another pass changed the archive of this line; planning again', {
@@ -99,9 +113,8 @@ async function archiveAndDismantle(
       archived = 'changed';
     }
     if (archived === 'changed') continue;
-    const { manifest, verified } = archived;
+    const { manifest, verified, fresh } = archived;
     if (request.archiveOnly) return { outcome: 'archived', ...uploads.counts(manifest) };
-    const fresh = stopped(ctx) ? undefined : await reread(ctx, id);
     const verdict = decideDelete({
       id,
       request,
@@ -144,10 +157,47 @@ function plannedAction(
   return held === undefined ? { action: 'archive-and-dismantle' } : { action: 'archive-and-hold', held };
 }
 
-/** What one archive round leaves: the manifest, and each object verified in S3 by key. */
+/**
+ * What one archive round leaves: the manifest, each object verified in S3 by key, and the line as
+ * read again after its files were archived (`undefined` when not read: archive-only, or stopped).
+ */
 interface ArchivedRound {
   readonly manifest: Manifest;
   readonly verified: ReadonlyMap<string, VerifiedFile>;
+  readonly fresh: ReadLine | 'gone' | undefined;
+}
+
+/**
+ * The largest file a line's first round sends to find out whether the archive is empty: its write
+ * is refused when it is not, and the download was for nothing; larger, the folder is listed first.
+ */
+const PROBE_LIMIT_BYTES = 1024 * 1024;
+
+/**
+ * Whether a line's first round may assume an empty archive: when its smallest file is small, so
+ * that an archive already there costs at most that file's download, whose write it refuses.
+ */
+function startsFromEmpty(read: ReadLine): boolean {
+  const sizes = read.line.files.map((file) => file.size);
+  return sizes.length > 0 && Math.min(...sizes) <= PROBE_LIMIT_BYTES;
+}
+
+/**
+ * Uploads what the plans say. Assuming an empty archive, the smallest file goes alone first: its
+ * write, refused if anything is at its key, is the probe; the others follow once it landed.
+ */
+async function uploadFiles(
+  ctx: LineContext,
+  id: string,
+  plans: readonly FilePlan[],
+  uploads: Uploads,
+  logger: Logger,
+  assumeEmpty: boolean,
+): Promise<void> {
+  if (!assumeEmpty) return uploadAll(ctx, id, plans, uploads, logger);
+  const [probe, ...rest] = [...plans].sort((a, b) => a.file.size - b.file.size);
+  if (probe !== undefined) await uploadAll(ctx, id, [probe], uploads, logger);
+  await uploadAll(ctx, id, rest, uploads, logger);
 }
 
 function stopped(ctx: LineContext): boolean {
@@ -161,17 +211,24 @@ function keptBy(why: DenyKind, reason: string, id: string, ctx: LineContext): Er
   return new HousekeepingError(`line ${id}: ${reason}`);
 }
 
-/** Plans, uploads and records the line's files once: the manifest that states them. */
+/**
+ * Plans, uploads and records the line's files once: the manifest that states them, and the line
+ * read again for the gate, while the manifest is written. With `assumeEmpty` the plan takes the
+ * archive of the line to be empty (nothing listed, nothing read): every write is conditional on
+ * there being no object, so an archive already there refuses one of them (ArchiveChangedError)
+ * and nothing is overwritten; the smallest file goes first, so that a refusal costs little.
+ */
 async function archiveRound(
   ctx: LineContext,
   read: ReadLine,
   uploads: Uploads,
   logger: Logger,
+  assumeEmpty: boolean,
 ): Promise<ArchivedRound> {
   const { archive, retry } = ctx;
   const id = read.line.id;
   // What the line already has in the archive (a re-run, a crash): only those are checked.
-  const present = await retry(() => archive.lineObjects(id));
+  const present = assumeEmpty ? new Set<string>() : await retry(() => archive.lineObjects(id));
   const found = present.has('manifest.json')
     ? await retry(() => archive.readManifestForUpdate(id))
     : undefined;
@@ -185,15 +242,22 @@ async function archiveRound(
     );
   }
   const plans = await planFiles(ctx, read.line, found?.manifest, present, logger);
-  await uploadAll(ctx, id, plans, uploads, logger);
-  const manifest = await retry(() => ensureManifest(ctx, read, plans, found));
+  await uploadFiles(ctx, id, plans, uploads, logger, assumeEmpty);
+  const writing = retry(() => ensureManifest(ctx, read, plans, found));
+  // The re-read before the DELETE travels while the manifest is written: the gate needs both.
+  const rereading = ctx.request.archiveOnly || stopped(ctx) ? undefined : reread(ctx, id);
+  // Awaited below, unless the manifest fails first (then its outcome no longer matters).
+  rereading?.catch(() => {});
+  const manifest = await writing;
+  // A read the deadline cut short says nothing: the gate is told the run stopped.
+  const fresh = rereading === undefined || stopped(ctx) ? undefined : await rereading;
   const verified = new Map<string, VerifiedFile>();
   for (const plan of plans) {
     // Inspected and found verified by the plan, or uploaded and read back in this line's work.
     const object = plan.upload ? uploads.verified(plan.key) : plan.verified;
     if (object !== undefined) verified.set(plan.key, { key: plan.key, ...object });
   }
-  return { manifest, verified };
+  return { manifest, verified, fresh };
 }
 
 /**

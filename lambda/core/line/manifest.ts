@@ -1,13 +1,18 @@
 import { ArchiveChangedError, SessionKeyEchoError } from '../../shared/errors.ts';
 import type { ReadLine } from '../../shared/ports/tokens.ts';
-import type { Manifest, ManifestFile, SupersededFile } from '../../shared/records.ts';
+import {
+  embedLineDocument,
+  type Manifest,
+  type ManifestFile,
+  type SupersededFile,
+} from '../../shared/records.ts';
 import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { sameEntries } from './compare.ts';
 import type { LineContext } from './context.ts';
 import type { FilePlan } from './plan.ts';
 /**
- * Writes the line's document as received (`line.sha256-{hash}.json`) and the manifest, unless the manifest there
- * already states the same files. A manifest is only ever replaced by one that states every file
+ * Writes the manifest, holding the line's document as received, unless the manifest there already
+ * states the same files (one of an earlier version, with its document apart, is kept as it is). A manifest is only ever replaced by one that states every file
  * it stated (the plan saw to that), or moves them to `superseded` (keep-both). A document that
  * echoes the session key is never stored: {@link SessionKeyEchoError}, and the line is kept.
  */
@@ -48,16 +53,16 @@ export async function ensureManifest(
   ) {
     return existing;
   }
-  const lineDocument = await archive.writeLineDocument(id, read.bytes);
   const manifest: Manifest = {
-    schemaVersion: 2,
+    schemaVersion: 3,
     lineId: id,
     runId,
     archivedAt: at,
     bucket: archive.bucket,
     files,
     ...(superseded.length === 0 ? {} : { superseded }),
-    lineDocument,
+    // The document as received, in the manifest itself: one object where version 2 wrote two.
+    lineDocument: embedLineDocument(read.bytes),
   };
   // Only over the manifest this round was planned against: another pass may have written one since.
   const written = await archive.writeManifest(

@@ -52,7 +52,6 @@ describe('processLine', () => {
       'getLine',
       'openFile data',
       'uploadVerified data',
-      'writeLineDocument',
       'writeManifest',
       'getLine',
       'deleteLine',
@@ -71,14 +70,33 @@ describe('processLine', () => {
     });
   });
 
-  it('reuses a file already archived and verified, without downloading it again', async () => {
+  it('reuses a file already archived and verified: the one write that found it is refused, nothing is overwritten', async () => {
     const { deps, tokens, archive } = fakeDeps();
     tokens.line(ID, { files: { data: DATA } });
     archive.put(archive.fileKey(ID, 'data'), DATA);
+    const stored = archive.objects.get(archive.fileKey(ID, 'data'));
 
     const result = await processLine(deps);
 
     expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1, bytes: 0 });
+    // The first round assumes an empty archive: its one download goes to a write only where no
+    // object is, which the archived file refuses; the line is then planned from the archive.
+    expect(tokens.opened).toEqual(['data']);
+    expect(archive.uploads).toEqual([
+      { name: 'data', key: archive.fileKey(ID, 'data'), condition: { mustNotExist: true } },
+    ]);
+    expect(archive.objects.get(archive.fileKey(ID, 'data'))).toBe(stored);
+  });
+
+  it('lists a line folder first when even its smallest file is too large to probe an archive with', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const large = 'x'.repeat(1024 * 1024 + 1);
+    tokens.line(ID, { files: { data: large } });
+    archive.put(archive.fileKey(ID, 'data'), large);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1 });
     expect(tokens.opened).toEqual([]);
     expect(archive.uploads).toEqual([]);
   });
@@ -94,7 +112,10 @@ describe('processLine', () => {
     expect(result).toMatchObject({ outcome: 'failed', conflict: true, errorName: 'ConflictError' });
     expect(result.outcome === 'failed' && result.reason).toContain(sha256(older));
     expect(result.outcome === 'failed' && result.reason).toContain(sha256(DATA));
-    expect(archive.uploads).toEqual([]);
+    // Its one attempt was a write only where no object is: refused.
+    expect(archive.uploads).toEqual([
+      { name: 'data', key: archive.fileKey(ID, 'data'), condition: { mustNotExist: true } },
+    ]);
     expect(log).not.toContain('deleteLine');
     expect(log).not.toContain('writeManifest');
     expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
@@ -110,7 +131,11 @@ describe('processLine', () => {
     const result = await processLine(deps, { ...FULL, onConflict: 'keep-both' });
 
     expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 1 });
-    expect(archive.uploads).toEqual([{ name: 'data', key: versionKey, condition: { mustNotExist: true } }]);
+    // The first, refused by the older version at the file's key; then beside it.
+    expect(archive.uploads).toEqual([
+      { name: 'data', key: archive.fileKey(ID, 'data'), condition: { mustNotExist: true } },
+      { name: 'data', key: versionKey, condition: { mustNotExist: true } },
+    ]);
     expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
     expect(archive.manifest(ID)).toMatchObject({
       files: [{ name: 'data', key: versionKey, sha256: sha256(DATA) }],
@@ -445,13 +470,14 @@ describe('processLine', () => {
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
-    tokens.failOpen('data', new ArchiveError('tokens/x/data', 'refused', { retryable: false }));
+    tokens.failOpen('extra', new ArchiveError('tokens/x/extra', 'refused', { retryable: false }));
 
     const result = await processLine(deps, FULL, testConfig({ FILE_CONCURRENCY: '1' }));
 
     expect(result).toMatchObject({ outcome: 'failed', errorName: 'ArchiveError' });
-    expect(tokens.opened).toEqual(['data']);
-    expect(archive.uploads).toEqual([]);
+    // Smallest first: `score`, then `extra`, which fails; `data` is never opened.
+    expect(tokens.opened).toEqual(['score', 'extra']);
+    expect(archive.uploads.map((upload) => upload.name)).toEqual(['score']);
     expect(log).not.toContain('writeManifest');
     expect(log).not.toContain('deleteLine');
   });

@@ -56,7 +56,6 @@ describe('a line document that echoes the session key', () => {
         reason: `line ${ID}: the line's document echoes the session key; not stored, and the line is kept (no DELETE)`,
       });
       expect(JSON.stringify(result)).not.toContain(KEY);
-      expect(log).not.toContain('writeLineDocument');
       expect(log).not.toContain('writeManifest');
       expect(log).not.toContain('deleteLine');
       // Refused when read: none of its files was uploaded, so no archive is left without a manifest.
