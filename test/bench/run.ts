@@ -7,7 +7,15 @@
  *   npm run bench                      all sections, full sizes (under 10 minutes on 2 cores)
  *   npm run bench -- --quick           every section on small sizes (smoke run, under a minute)
  *   npm run bench -- --only memory,list
+ *   npm run bench -- --only throughput --sets small,examples
+ *                                      only these throughput sets (keys: small, examples, mid,
+ *                                      large-2, large-1, large-2-full, large-1-full, small-rtt)
+ *   npm run bench -- --only concurrency --levels 8,16,32 --rtt-only
+ *                                      the sweep at these LINE_CONCURRENCY levels, +20 ms round
+ *                                      trips only (no loopback points)
  *   npm run bench -- --out DIR         where to write the JSON and the chart
+ *
+ * Any of --sets, --levels or --rtt-only makes the run partial (written as quick.json).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,7 +36,7 @@ import {
   type Section,
   type SectionResults,
 } from './sections.ts';
-import { FULL, QUICK } from './sets.ts';
+import { FULL, QUICK, type Sizes } from './sets.ts';
 
 const NOTES = [
   'Everything on loopback: the simulator, local S3 (fauxqs) and local Secrets Manager run in the bench process; each measured tool runs in its own child process, from one bundle built like the Lambda function, started as Lambda starts it (the runtime flags for 1024 MB, the stack NODE_OPTIONS); each tool loads only its own modules.',
@@ -49,6 +57,9 @@ function parseOptions(argv: readonly string[]) {
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
+      sets: { type: 'string' },
+      levels: { type: 'string' },
+      'rtt-only': { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -59,12 +70,37 @@ function parseOptions(argv: readonly string[]) {
       throw new Error(`--only: unknown section "${name}"; sections are ${SECTIONS.join(', ')}`);
     }
   }
+  const base = values.quick ? QUICK : FULL;
+  const sets = values.sets?.split(',').map((s) => s.trim());
+  for (const key of sets ?? []) {
+    if (!base.throughput.some((spec) => spec.key === key)) {
+      throw new Error(
+        `--sets: unknown set "${key}"; sets are ${base.throughput.map((spec) => spec.key).join(', ')}`,
+      );
+    }
+  }
+  const levels = values.levels?.split(',').map((level) => {
+    const n = Number(level.trim());
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--levels: "${level}" is not a positive integer`);
+    return n;
+  });
+  const sizes: Sizes = {
+    ...base,
+    throughput:
+      sets === undefined ? base.throughput : base.throughput.filter((spec) => sets.includes(spec.key)),
+    sweep: {
+      ...base.sweep,
+      ...(levels === undefined ? {} : { levels }),
+      ...(values['rtt-only'] ? { latencies: [base.sweep.oneWayLatencyMs] } : {}),
+    },
+  };
   return {
     quick: values.quick,
+    sizes,
     sections: new Set(only as Section[]),
     out: values.out,
     help: values.help,
-    partial: values.only !== undefined,
+    partial: values.only !== undefined || sets !== undefined || levels !== undefined || values['rtt-only'],
   };
 }
 
@@ -86,7 +122,7 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const sizes = options.quick ? QUICK : FULL;
+  const { sizes } = options;
   const started = performance.now();
   const progress = (message: string) => {
     const elapsed = Math.round((performance.now() - started) / 1000);
