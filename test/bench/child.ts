@@ -28,6 +28,10 @@ export interface ChildOptions {
   readonly sessionKey?: string;
   /** Files the reference copies at once. */
   readonly filesInFlight?: number;
+  /** Record every request in order (the report's `requests.trace`). */
+  readonly trace?: boolean;
+  /** Node flags before the entry, e.g. `--cpu-prof` (the Lambda runtime's flags come first). */
+  readonly nodeFlags?: readonly string[];
 }
 
 /** The last bytes of the child's stderr (its logs) kept to explain a failure. */
@@ -58,13 +62,19 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
       BENCH_SESSION_KEY: options.sessionKey ?? '',
       BENCH_FILES_IN_FLIGHT: String(options.filesInFlight ?? ''),
       BENCH_REPORT: reportFile,
+      BENCH_TRACE: options.trace ? '1' : '',
       NODE_OPTIONS: LAMBDA_NODE_OPTIONS,
     };
     // Loaded from --eval rather than as the main module: lambda/entries/cli.ts runs itself when its
     // import.meta.url is the main module's, which inside a bundle it would be.
     const loader = `await import(${JSON.stringify(pathToFileURL(workerFile).href)});`;
     const cpuBefore = process.cpuUsage();
-    const [command, args] = lambdaNodeCommand(['--input-type=module', '--eval', loader]);
+    const [command, args] = lambdaNodeCommand([
+      ...(options.nodeFlags ?? []),
+      '--input-type=module',
+      '--eval',
+      loader,
+    ]);
     const child = spawn(command, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -258,6 +258,21 @@ export function renderTables(results: BenchResults): string {
     );
   }
 
+  for (const sequence of results.requestSequences ?? []) {
+    const perLine = (service: string) =>
+      sequence.steps.filter((step) => step.service === service && step.per === 'line').length;
+    const counts = Object.entries(sequence.counts)
+      .map(([service, count]) => `${service} ${count}, ${perLine(service)} of them for the line`)
+      .join('; ');
+    out.push(
+      `### Requests of one line (7): ${sequence.tool}, ${sequence.label} (${counts})`,
+      table(
+        ['#', 'Per', 'Service', 'Operation', 'Path'],
+        sequence.steps.map((step, i) => [i + 1, step.per, step.service, step.operation, step.target]),
+      ),
+    );
+  }
+
   const goals = judgeGoals(results);
   if (goals.length > 0) {
     out.push(

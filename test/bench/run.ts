@@ -25,7 +25,9 @@ import { parseArgs } from 'node:util';
 import { bundle, PROJECT_ROOT } from './bundles.ts';
 import { renderChart } from './chart.ts';
 import { describeMachine } from './machine.ts';
+import { measure } from './measure.ts';
 import { type BenchResults, renderTables, resultFiles } from './report.ts';
+import { runRequestSequences } from './request-sequence.ts';
 import {
   runColdStart,
   runConcurrency,
@@ -169,6 +171,12 @@ async function main(): Promise<void> {
     if (has('list')) results.listScale = await runListScale(worker, sizes, progress);
     if (has('cold-start')) results.coldStart = await runColdStart(work, sizes, progress);
     if (has('concurrency')) results.concurrency = await runConcurrency(worker, sizes, progress);
+    if (has('requests')) {
+      results.requestSequences = await runRequestSequences(
+        (workload, tool, runOptions) => measure(worker, workload, tool, [], runOptions),
+        progress,
+      );
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

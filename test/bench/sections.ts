@@ -2,12 +2,21 @@ import type { LineSpec } from '../local/tokens-service.ts';
 import { bundle, type Contributor, topInputs, topPackages } from './bundles.ts';
 import { type ImportTiming, timeImport } from './cold-start.ts';
 import { type Measurement, measure, type Workload } from './measure.ts';
+import type { SequenceResult } from './request-sequence.ts';
 import { bytesOf, formatBytes, type Sizes, shapeOf, type ThroughputSpec } from './sets.ts';
 import { median, round } from './stats.ts';
 
 const KIB = 1024;
 
-export const SECTIONS = ['throughput', 'baseline', 'memory', 'list', 'cold-start', 'concurrency'] as const;
+export const SECTIONS = [
+  'throughput',
+  'baseline',
+  'memory',
+  'list',
+  'cold-start',
+  'concurrency',
+  'requests',
+] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
@@ -116,6 +125,7 @@ export interface SectionResults {
   listScale?: ListScaleResult[];
   coldStart?: ColdStartResult;
   concurrency?: SweepResult[];
+  requestSequences?: SequenceResult[];
 }
 
 type Progress = (message: string) => void;

@@ -112,11 +112,14 @@ async function load(mode: WorkerMode, env: NodeJS.ProcessEnv): Promise<Work> {
 
 const env = process.env;
 const mode = env.BENCH_MODE as WorkerMode;
-const requests = countRequests({
-  tokens: env.TOKENS_API_URL,
-  s3: env.AWS_ENDPOINT_URL_S3,
-  secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
-});
+const requests = countRequests(
+  {
+    tokens: env.TOKENS_API_URL,
+    s3: env.AWS_ENDPOINT_URL_S3,
+    secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+  },
+  { trace: env.BENCH_TRACE === '1' },
+);
 
 const work = await load(mode, env);
 const startRssBytes = process.memoryUsage().rss;
