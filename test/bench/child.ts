@@ -30,8 +30,8 @@ export interface ChildOptions {
   readonly filesInFlight?: number;
   /** Record every request in order (the report's `requests.trace`). */
   readonly trace?: boolean;
-  /** Node flags before the entry, e.g. `--cpu-prof` (the Lambda runtime's flags come first). */
-  readonly nodeFlags?: readonly string[];
+  /** Write a V8 CPU profile of the work (not the start-up) to this file. */
+  readonly cpuProfile?: string;
 }
 
 /** The last bytes of the child's stderr (its logs) kept to explain a failure. */
@@ -63,18 +63,14 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
       BENCH_FILES_IN_FLIGHT: String(options.filesInFlight ?? ''),
       BENCH_REPORT: reportFile,
       BENCH_TRACE: options.trace ? '1' : '',
+      BENCH_CPU_PROFILE: options.cpuProfile ?? '',
       NODE_OPTIONS: LAMBDA_NODE_OPTIONS,
     };
     // Loaded from --eval rather than as the main module: lambda/entries/cli.ts runs itself when its
     // import.meta.url is the main module's, which inside a bundle it would be.
     const loader = `await import(${JSON.stringify(pathToFileURL(workerFile).href)});`;
     const cpuBefore = process.cpuUsage();
-    const [command, args] = lambdaNodeCommand([
-      ...(options.nodeFlags ?? []),
-      '--input-type=module',
-      '--eval',
-      loader,
-    ]);
+    const [command, args] = lambdaNodeCommand(['--input-type=module', '--eval', loader]);
     const child = spawn(command, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

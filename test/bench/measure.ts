@@ -65,8 +65,8 @@ export interface Measurement {
 export interface RunOptions {
   /** Record every request in order. */
   readonly trace?: boolean;
-  /** Node flags for the measured process (e.g. `--cpu-prof`). */
-  readonly nodeFlags?: readonly string[];
+  /** Write a V8 CPU profile of the work (from its start to its end, start-up left out) to this file. */
+  readonly cpuProfile?: string;
 }
 
 /**

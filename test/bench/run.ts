@@ -14,13 +14,18 @@
  *                                      the sweep at these LINE_CONCURRENCY levels, +20 ms round
  *                                      trips only (no loopback points)
  *   npm run bench -- --out DIR         where to write the JSON and the chart
+ *   npm run bench -- --only throughput --sets examples --cpu-prof DIR
+ *                                      a V8 CPU profile of each throughput run's work in DIR, with the
+ *                                      bundle and its source map; summarise one with
+ *                                      npx tsx test/bench/profile.ts DIR/examples-housekeeper-1.cpuprofile
  *
- * Any of --sets, --levels or --rtt-only makes the run partial (written as quick.json).
+ * Any of --sets, --levels, --rtt-only or --cpu-prof makes the run partial (written as quick.json);
+ * a profiled process runs slower, so its figures are not comparable with an unprofiled run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundle, PROJECT_ROOT } from './bundles.ts';
 import { renderChart } from './chart.ts';
@@ -62,6 +67,7 @@ function parseOptions(argv: readonly string[]) {
       sets: { type: 'string' },
       levels: { type: 'string' },
       'rtt-only': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -101,8 +107,14 @@ function parseOptions(argv: readonly string[]) {
     sizes,
     sections: new Set(only as Section[]),
     out: values.out,
+    cpuProf: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     help: values.help,
-    partial: values.only !== undefined || sets !== undefined || levels !== undefined || values['rtt-only'],
+    partial:
+      values.only !== undefined ||
+      sets !== undefined ||
+      levels !== undefined ||
+      values['rtt-only'] ||
+      values['cpu-prof'] !== undefined,
   };
 }
 
@@ -154,6 +166,13 @@ async function main(): Promise<void> {
   try {
     progress('bundling the measured process (test/bench/worker.ts, CDK bundling options)');
     const worker = (await bundle('test/bench/worker.ts', work, 'worker')).file;
+    if (options.cpuProf !== undefined) {
+      // Kept beside the profiles: the bundle's temporary directory goes at the end of the run.
+      await mkdir(options.cpuProf, { recursive: true });
+      await copyFile(worker, join(options.cpuProf, 'worker.mjs'));
+      await copyFile(`${worker}.map`, join(options.cpuProf, 'worker.mjs.map'));
+      progress(`CPU profiles of the throughput runs go to ${options.cpuProf}`);
+    }
     const has = (section: Section) => options.sections.has(section);
 
     if (has('throughput') || has('baseline')) {
@@ -163,6 +182,7 @@ async function main(): Promise<void> {
         has('baseline'),
         has('throughput'),
         progress,
+        options.cpuProf,
       );
       if (has('throughput')) results.throughput = throughput;
       if (has('baseline')) results.baseline = baseline;

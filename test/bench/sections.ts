@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { LineSpec } from '../local/tokens-service.ts';
 import { bundle, type Contributor, topInputs, topPackages } from './bundles.ts';
 import { type ImportTiming, timeImport } from './cold-start.ts';
@@ -196,6 +197,8 @@ export async function runThroughput(
   withBaseline: boolean,
   withThroughput: boolean,
   progress: Progress,
+  /** Where each tool's run writes a V8 CPU profile of its work, named `{set}-{tool}-{run}.cpuprofile`. */
+  profileDir?: string,
 ): Promise<{ throughput: ThroughputResult[]; baseline: BaselineResult[] }> {
   const throughput: ThroughputResult[] = [];
   const baseline: BaselineResult[] = [];
@@ -208,10 +211,18 @@ export async function runThroughput(
       // Interleaved, so drift in the machine's load hits both alike.
       for (let i = 0; i < spec.repeats; i++) {
         progress(`throughput (${spec.key}) ${spec.label}: reference, run ${i + 1}/${spec.repeats}`);
-        referenceRuns.push(await measure(workerFile, workloadOf(spec), 'reference'));
+        const profile = (tool: string) =>
+          profileDir === undefined
+            ? {}
+            : { cpuProfile: join(profileDir, `${spec.key}-${tool}-${i + 1}.cpuprofile`) };
+        referenceRuns.push(
+          await measure(workerFile, workloadOf(spec), 'reference', [], profile('reference')),
+        );
         progress(`  ${describe(referenceRuns.at(-1) as Measurement)}`);
         progress(`throughput (${spec.key}) ${spec.label}: housekeeper, run ${i + 1}/${spec.repeats}`);
-        productRuns.push(await measure(workerFile, workloadOf(spec), 'housekeeper'));
+        productRuns.push(
+          await measure(workerFile, workloadOf(spec), 'housekeeper', [], profile('housekeeper')),
+        );
         progress(`  ${describe(productRuns.at(-1) as Measurement)}`);
       }
       const reference = pick(referenceRuns);
