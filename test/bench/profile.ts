@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { table } from './report.ts';
+import { table } from './table.ts';
 
 /** The parts of V8's profile format read here. */
 interface CpuProfile {

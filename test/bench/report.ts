@@ -4,6 +4,7 @@ import type { Machine } from './machine.ts';
 import type { Measurement } from './measure.ts';
 import type { SectionResults, ThroughputResult } from './sections.ts';
 import { formatBytes } from './sets.ts';
+import { table } from './table.ts';
 
 /** What `npm run bench` writes to results/latest.json. */
 export interface BenchResults extends SectionResults {
@@ -18,15 +19,6 @@ export interface BenchResults extends SectionResults {
   readonly durationS: number;
   readonly machine: Machine;
   readonly notes: readonly string[];
-}
-
-/** A Markdown table, columns padded so it also reads well in a terminal. */
-export function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
-  const cells = [headers, ...rows.map((row) => row.map(String))];
-  const widths = headers.map((_, i) => Math.max(3, ...cells.map((row) => (row[i] ?? '').length)));
-  const line = (row: readonly string[]) =>
-    `| ${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' | ')} |`;
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...cells.slice(1).map(line)].join('\n');
 }
 
 const seconds = (ms: number) => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
