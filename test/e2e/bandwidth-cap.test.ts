@@ -7,33 +7,11 @@ import { createHandler } from '../../lambda/app/invoke.ts';
 import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from '../reliability/invariant.ts';
 import { scenario } from '../reliability/ledger.ts';
+import { busiestSecond, type Timed } from '../support/busiest-second.ts';
 import { silentLogger } from '../support/fakes.ts';
 
 const track = closeAfterEach();
 const MIB = 1024 * 1024;
-
-/** One reading of body bytes off a socket, by this process. */
-interface Read {
-  readonly at: number;
-  readonly bytes: number;
-}
-
-/** The largest sum of `bytes` over any one-second window [t, t + 1 s). */
-function busiestSecond(events: readonly Read[]): number {
-  const sorted = [...events].sort((a, b) => a.at - b.at);
-  let busiest = 0;
-  let sum = 0;
-  let first = 0;
-  for (const event of sorted) {
-    sum += event.bytes;
-    while (event.at - (sorted[first]?.at ?? event.at) >= 1000) {
-      sum -= sorted[first]?.bytes ?? 0;
-      first += 1;
-    }
-    busiest = Math.max(busiest, sum);
-  }
-  return busiest;
-}
 
 /**
  * Records every chunk of a reply body undici takes off a socket from `origin`, as it parses it
@@ -46,8 +24,8 @@ function busiestSecond(events: readonly Read[]): number {
  * when they were read; its busiest second was 1.5 times the cap in this very run. The bytes taken
  * off the socket are what the service really gets to send.
  */
-function socketReads(origin: string): { readonly reads: Read[]; readonly stop: () => void } {
-  const reads: Read[] = [];
+function socketReads(origin: string): { readonly reads: Timed[]; readonly stop: () => void } {
+  const reads: Timed[] = [];
   const onChunk = (message: unknown) => {
     const { request, chunk } = message as { request: { origin?: unknown }; chunk: Buffer };
     if (String(request.origin) === origin) reads.push({ at: performance.now(), bytes: chunk.length });
