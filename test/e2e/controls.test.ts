@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from '../reliability/invariant.ts';
+import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from '../reliability/invariant.ts';
 import { scenario } from '../reliability/ledger.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 
@@ -75,7 +75,7 @@ describe('a grace period before dismantling (MIN_AGE)', () => {
     const [id] = [...local.tokens.lines.keys()] as [string];
     let before = snapshot(local.tokens);
 
-    const graced = await settle(createHandler({ ...local.env, MIN_AGE: '30m' })({}));
+    const graced = await runHandler({ ...local.env, MIN_AGE: '30m' });
 
     expect(graced.summary?.skipped).toEqual([
       {
@@ -87,7 +87,7 @@ describe('a grace period before dismantling (MIN_AGE)', () => {
     await checkInvariant(s, local, { before, runs: [graced] });
 
     before = snapshot(local.tokens);
-    const plain = await settle(createHandler(local.env)({}));
+    const plain = await runHandler(local.env);
     expect(plain.summary).toMatchObject({ dismantled: 1 });
     await checkInvariant(s, local, { before, runs: [plain] });
   });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, oneFinishedLine, storedManifest } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -111,9 +111,8 @@ describe('a line whose stated files change after it was archived', () => {
       }),
     );
     s.fault('an object under the file key whose bytes do not hash to its recorded sha256');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 1, conflicts: 0 });
     await checkInvariant(s, local, { before, runs: [run] });
@@ -126,9 +125,8 @@ describe('a line whose stated files change after it was archived', () => {
       new PutObjectCommand({ Bucket: local.bucket, Key: `tokens/${id}/data`, Body: Buffer.alloc(2000, 1) }),
     );
     s.fault('an object under the file key with no record of ours (put by someone else)');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 0, conflicts: 1 });
     expect(run.summary?.failed[0]?.reason).toMatch(/did not record/);
@@ -190,9 +188,8 @@ describe('a line that changes while it is archived', () => {
       }
     });
     s.fault('the line gains score, analysis and delta while data is downloaded');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 4, failed: [] });
     const manifest = await storedManifest(local, id);
@@ -217,9 +214,8 @@ describe('a line that changes while it is archived', () => {
       }
     });
     s.fault('file data restated between its archive and the read before DELETE');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 0, dismantled: 0, conflicts: 1 });
     expect(run.summary?.failed[0]?.reason).toMatch(/file data: conflict/);
@@ -234,9 +230,8 @@ describe('a line that changes while it is archived', () => {
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.restateFile(id, 'data');
     });
     s.fault('file data restated in the last moment before the DELETE (the reply states it)');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, conflicts: 1 });
     expect(run.summary?.failed).toEqual([
@@ -267,9 +262,8 @@ describe('a line that changes while it is archived', () => {
       }
     });
     s.fault('the line gains a new file before every read');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed[0]?.reason).toMatch(/changed 3 times/);
     expect(local.tokens.deleteCount(id)).toBe(0);

@@ -13,7 +13,7 @@ import {
   storedManifest,
   waitFor,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
+import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -69,10 +69,10 @@ describe('a slower pass racing a newer one on the same line', () => {
     s.fault("pass A's manifest PUT is held while the line gains a file and pass B dismantles it");
     const before = snapshot(local.tokens);
 
-    const runA = settle(createHandler(a)({}));
+    const runA = runHandler(a);
     await held;
     local.tokens.addFile(id, 'score', 500);
-    const runB = await settle(createHandler(local.env)({}));
+    const runB = await runHandler(local.env);
     release();
     const ranA = await runA;
 
@@ -91,11 +91,11 @@ describe('a slower pass racing a newer one on the same line', () => {
     s.fault("pass A's upload of data is held while the service restates data and pass B dismantles the line");
     const before = snapshot(local.tokens);
 
-    const runA = settle(createHandler(a)({}));
+    const runA = runHandler(a);
     await held;
     local.tokens.restateFile(id, 'data');
     const stated = local.tokens.lines.get(id)?.files.get('data');
-    const runB = await settle(createHandler(local.env)({}));
+    const runB = await runHandler(local.env);
     release();
     const ranA = await runA;
 
@@ -116,10 +116,7 @@ describe('two passes at the same time on the same lines', () => {
     s.fault('a second handler (own clients, own key cache) started at the same moment');
     const before = snapshot(local.tokens);
 
-    const runs = await Promise.all([
-      settle(createHandler(local.env)({})),
-      settle(createHandler(local.env)({})),
-    ]);
+    const runs = await Promise.all([runHandler(local.env), runHandler(local.env)]);
 
     for (const id of finished) expect(local.tokens.lines.get(id)?.status).toBe('deleted');
     await checkInvariant(s, local, { before, runs });
@@ -142,11 +139,11 @@ describe('two passes at the same time on the same lines', () => {
     s.fault('a second handler whose DELETEs come after the first pass dismantled the lines');
     const before = snapshot(local.tokens);
 
-    const late = settle(createHandler(env)({}));
+    const late = runHandler(env);
     await waitFor('the second pass at its manifests', () =>
       finished.every((id) => proxy.requests.some((r) => r.key === `tokens/${id}/manifest.json`)),
     );
-    const early = await settle(createHandler(local.env)({}));
+    const early = await runHandler(local.env);
     firstDone();
     const runs = [early, await late];
 
@@ -184,7 +181,7 @@ describe('two passes at the same time on the same lines', () => {
     const before = snapshot(local.tokens);
 
     const runs = await Promise.all([
-      settle(createHandler(local.env)({})),
+      runHandler(local.env),
       settle(createHandler(local.env)({ ids: [third, first] })),
     ]);
 

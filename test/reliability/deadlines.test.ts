@@ -14,7 +14,7 @@ import {
   startFront,
   waitFor,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
+import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -321,7 +321,7 @@ describe('a failed line stops', { timeout: 5_000 }, () => {
         .filter((r) => r.path.startsWith(`/api/tokens/${id}/`))
         .map((r) => r.path.slice(`/api/tokens/${id}/`.length));
 
-    const run = await settle(createHandler(local.env)({}));
+    const run = await runHandler(local.env);
 
     expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('file analysis') }]);
     expect(fileRequests()).toEqual(['analysis', 'analysis']);
@@ -356,7 +356,7 @@ describe('a failed line stops', { timeout: 5_000 }, () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const run = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
 
     expect(Date.now() - started).toBeLessThan(3000);
     expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('file data') }]);

@@ -13,7 +13,7 @@ import {
   startFront,
   storedReceipt,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -23,7 +23,7 @@ async function leftPending(s: ReturnType<typeof scenario>) {
   const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
   s.inject(local.tokens, deleteReply(id, 202, false));
   const before = snapshot(local.tokens);
-  const first = await settle(createHandler(local.env)({}));
+  const first = await runHandler(local.env);
   expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
   return { local, id, before, first };
 }
@@ -50,9 +50,8 @@ describe('the document that confirms a DELETE', () => {
         local.tokens.setRawLine(id, deletedDocument(local.tokens, id));
       });
       s.fault('the line gains a file between the read before its DELETE and the DELETE');
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(local.env)({}));
+      const { before, run } = await observedPass(local);
 
       expect(run.summary).toMatchObject({ dismantled: 1, conflicts: 1 });
       expect(run.summary?.failed).toEqual([
@@ -79,7 +78,7 @@ describe('the document that confirms a DELETE', () => {
     local.tokens.completeDeletion(id);
     local.tokens.setRawLine(id, deletedDocument(local.tokens, id));
     s.fault('the line gains a file before its pending DELETE is carried out');
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
 
     expect(second.summary?.failed).toEqual([
       expect.objectContaining({ id, conflict: true, reason: expect.stringContaining('extra (100 bytes') }),
@@ -101,9 +100,8 @@ describe('the document that confirms a DELETE', () => {
       }
     });
     s.fault('a 502 DELETE that never acted, and a GET answering another line, deleted');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 0 });
     expect(run.summary?.pending).toEqual([
@@ -119,9 +117,8 @@ describe('the document that confirms a DELETE', () => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'corrupt' } });
     s.fault('a DELETE that acts and answers 200 with a body that is not UTF-8 JSON');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
     const receipt = await storedReceipt(local, id);
@@ -184,9 +181,8 @@ describe('a document confirming a DELETE, spelled oddly', () => {
         }),
       );
       s.fault(`the document confirming the DELETE (${via}) spells the line oddly`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+      const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
       expect(run.summary).toMatchObject({ dismantled: 1, conflicts: 0, failed: [], pending: [] });
       const receipt = await storedReceipt(local, id);
@@ -207,7 +203,7 @@ describe('a later run confirming a pending DELETE', () => {
     local.tokens.completeDeletion(id);
     local.tokens.setRawLine(id, deletedDocument(local.tokens, id, other));
     s.fault('the GET confirming a pending DELETE answers another line, deleted');
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
 
     expect(second.summary).toMatchObject({ dismantled: 0 });
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
@@ -216,7 +212,7 @@ describe('a later run confirming a pending DELETE', () => {
     ]);
 
     local.tokens.clearRawLine(id);
-    const third = await settle(createHandler(local.env)({}));
+    const third = await runHandler(local.env);
 
     expect(third.summary).toMatchObject({ dismantled: 1, failed: [] });
     const receipt = await storedReceipt(local, id);
@@ -246,8 +242,8 @@ describe('a later run confirming a pending DELETE', () => {
     s.fault('DELETE answered 204 (acted); every GET of the line after it answers 503');
     const before = snapshot(local.tokens);
 
-    const first = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
-    const second = await settle(createHandler(local.env)({}));
+    const first = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
+    const second = await runHandler(local.env);
 
     expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
     expect(second.summary).toMatchObject({ dismantled: 1 });
@@ -274,9 +270,8 @@ describe('a later run confirming a pending DELETE', () => {
     const s = scenario(context.task);
     const { local, id } = await leftPending(s);
     s.fault('the service never carries out the 202: the line stays finished');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ listed: 1, dismantled: 1, pending: [], failed: [] });
     const receipt = await storedReceipt(local, id);
@@ -344,9 +339,8 @@ describe('a document confirming a DELETE that states its files malformed', () =>
         }),
       );
       s.fault('the line gains a file at its DELETE; the document confirming it states its files malformed');
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+      const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
       expect(local.tokens.lines.get(id)?.status).toBe('deleted');
       const receipt = await storedReceipt(local, id);
@@ -367,9 +361,8 @@ describe('a DELETE reply that is not a 200 but states the line deleted', () => {
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.addFile(id, 'extra', 100);
     });
     s.fault('the line gains a file at its DELETE, answered 202 with the deleted document stating it');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
     const audit = await createHandler(local.env)({ audit: true, ids: [id] });
 
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');

@@ -12,7 +12,7 @@ import {
   startRecordingServer,
   waitFor,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 // What a DELETE's refusals, lies and silences may and may not lead to: only the service's word
@@ -54,9 +54,8 @@ describe('a DELETE the service did not carry out', () => {
         }),
       );
       if (fault === undefined) s.fault('the DELETE is answered 307 to its own URL');
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+      const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
       expect(run.summary).toMatchObject({ dismantled: 0, pending: [] });
       expect(run.summary?.failed).toEqual([
@@ -87,14 +86,14 @@ describe('a DELETE and the GET after it that both time out', () => {
     s.fault('every GET of the line after its DELETE gets no reply');
     const before = snapshot(local.tokens);
 
-    const first = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const first = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
 
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');
     expect(first.summary).toMatchObject({ dismantled: 0, failed: [] });
     expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
 
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
 
     expect(second.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
     const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
@@ -130,7 +129,7 @@ describe('the read right before a DELETE', () => {
       s.fault(`the read right before the DELETE ${how === '404' ? 'answers 404' : 'shows status deleted'}`);
       const before = snapshot(local.tokens);
 
-      const first = await settle(createHandler(local.env)({}));
+      const first = await runHandler(local.env);
 
       expect(local.tokens.deleteCount(id)).toBe(0);
       expect(first.summary).toMatchObject({ dismantled: 0, failed: [] });
@@ -139,7 +138,7 @@ describe('the read right before a DELETE', () => {
       await checkInvariant(s, local, { before, runs: [first] });
 
       const again = snapshot(local.tokens);
-      const second = await settle(createHandler(local.env)({}));
+      const second = await runHandler(local.env);
 
       expect(second.summary).toMatchObject({ dismantled: 1, failed: [] });
       expect(local.tokens.deleteCount(id)).toBe(1);
@@ -163,9 +162,8 @@ describe('the read right before a DELETE', () => {
     });
     s.fault('the line gains score; the read before the DELETE answers 404 once');
     s.inject(local.tokens, deleteReply(id, 204, true));
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(local.tokens.deleteCount(id)).toBe(0);
     await checkInvariant(s, local, { before, runs: [run] });
@@ -191,10 +189,7 @@ describe('two passes that both get past the gate', () => {
     s.fault('two passes each read the line finished right before their DELETE; the first DELETE is held');
     const before = snapshot(local.tokens);
 
-    const runs = await Promise.all([
-      settle(createHandler(local.env)({})),
-      settle(createHandler(local.env)({ ids: [id] })),
-    ]);
+    const runs = await Promise.all([runHandler(local.env), settle(createHandler(local.env)({ ids: [id] }))]);
 
     expect(local.tokens.deleteCount(id)).toBe(2);
     for (const run of runs) expect(run.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
@@ -293,7 +288,7 @@ describe('a DELETE refused on a retry', () => {
       `tokens/_pending/${id}.json`,
     ]);
 
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
     expect(second.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([
       `tokens/${id}/deleted.json`,

@@ -13,7 +13,7 @@ import {
   proxiedS3,
   storedReceipt,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -36,9 +36,8 @@ describe('DELETE replies other than 200 with the line', () => {
       const s = scenario(context.task);
       const { local, id } = await oneFinishedLine(track);
       s.inject(local.tokens, deleteReply(id, status, true, body));
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(local.env)({}));
+      const { before, run } = await observedPass(local);
 
       expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], pending: [] });
       const receipt = await storedReceipt(local, id);
@@ -96,9 +95,8 @@ describe('DELETE replies other than 200 with the line', () => {
     local.tokens.setGoneStatus(410);
     s.fault('the service answers 410 Gone for a deleted line');
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([0, 410]);
@@ -112,9 +110,8 @@ describe('DELETE replies other than 200 with the line', () => {
     const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, deleteReply(id, 200, false, 'other-id'));
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 0, failed: [] });
     expect(run.summary?.pending).toEqual([expect.objectContaining({ id })]);
@@ -128,9 +125,8 @@ describe('DELETE replies other than 200 with the line', () => {
     const { local, id } = await oneFinishedLine(track);
     const env = await deleteAnsweredBy(track, local, (r) => r.writeHead(504).end('gateway timeout'));
     s.fault('a gateway passes the DELETE on, then answers 504 to every attempt');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');
     expect(run.summary).toMatchObject({ dismantled: 1 });
@@ -159,9 +155,8 @@ describe('DELETE replies other than 200 with the line', () => {
         r.writeHead(status, { 'content-type': 'application/vnd.api+json' }).end(text),
       );
       s.fault(`DELETE acted, answered ${_label}`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(env)({}));
+      const { before, run } = await observedPass(local, env);
 
       const receipt = await storedReceipt(local, id);
       expect(receipt.reply).toMatchObject({ status, body: text });
@@ -184,9 +179,8 @@ describe('DELETE replies other than 200 with the line', () => {
       r.socket?.end('HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n{"a":"b"}');
     });
     s.fault('DELETE acted, answered 204 followed by bytes that belong to no reply');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     const receipt = await storedReceipt(local, id);

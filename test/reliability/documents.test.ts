@@ -5,7 +5,7 @@ import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys, objectDigest, objectJson, objectText } from '../support/archive-inspect.ts';
 import { closeAfterEach, forwardThen, oneFinishedLine, startFront } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -63,9 +63,8 @@ describe('documents stored verbatim', () => {
     ).text();
     expect(document).toContain('"alphabet":"SPLICED-FIRST"');
     expect(document).toContain('"alphabet":"DICE"');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [] });
     const documentKey = `tokens/${id}/line.sha256-${createHash('sha256').update(document).digest('hex')}.json`;
@@ -165,9 +164,8 @@ describe('UUIDs are case-insensitive', () => {
       ),
     );
     s.fault('list, get, delete: every id in upper case');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary).toMatchObject({ listed: 1, archived: 1, dismantled: 1, failed: [], skipped: [] });
     expect(local.tokens.requests.some((r) => r.path === `/api/tokens/${id.toUpperCase()}/data`)).toBe(true);

@@ -2,14 +2,13 @@ import { getEventListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
 import type { ObjectStore } from '../../lambda/archive/store.ts';
 import { describeError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import type { SpeedFloor } from '../../lambda/tokens/http.ts';
 import { bytesOf, downloads, drain, KIB, LINE_ID, lineFileOf, MIB, turn, uploaderOver } from './bodies.ts';
 import { closeAfterEach, MULTIPART_5_MIB, oneFinishedLine } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -200,9 +199,8 @@ describe('downloads that break off and are retried', () => {
     });
     local.tokens.inject({ target: 'file', id, fault: { kind: 'reset' }, times: 3 });
     s.fault('file download: reset half-way, three times');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed).toEqual([]);
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');

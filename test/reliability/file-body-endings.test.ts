@@ -2,13 +2,12 @@ import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
 import { describeError, IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import { watchedBody } from '../../lambda/tokens/http.ts';
 import { brokeOff, bytesOf, downloads, drain, KIB, LINE_ID, MIB, sha256, turn } from './bodies.ts';
 import { closeAfterEach, oneFinishedLine, startFront } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -228,9 +227,8 @@ describe('a file body that completes ends with every byte', () => {
       }),
     );
     s.fault('file download: every byte, then an RST, once');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(resets).toBe(1);
     // At most one more download: the RST cost at most a retry.

@@ -9,7 +9,7 @@ import {
   startFront,
   startRecordingServer,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -52,9 +52,8 @@ describe('replies that point elsewhere', () => {
     s.fault('get: links.score to another origin');
     s.fault('get: protocol-relative link to another host');
     s.fault('get: link with user:password to the same origin');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expectUntouched(evil);
     expect(run.summary?.failed.map((line) => line.id).sort()).toEqual(
@@ -107,9 +106,8 @@ describe('replies that point elsewhere', () => {
       }),
     );
     s.fault('file: 302 to another origin that serves other bytes');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('1000') }]);
     expect(evil.requests.map((r) => r.url)).toEqual(['/steal', '/steal']);
@@ -139,9 +137,8 @@ describe('ids and names that would escape their place', () => {
     );
     for (const id of hostile)
       s.fault(`list item: id ${JSON.stringify(id.replace(/^[0-9a-f-]{36}/, '{uuid}'))}`);
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(run.summary?.skipped).toHaveLength(hostile.length);
@@ -180,9 +177,8 @@ describe('ids and names that would escape their place', () => {
     s.fault('get: file named manifest.json');
     s.fault('get: file named Data');
     s.fault('get: file named ..');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.skipped.map((line) => line.id).sort()).toEqual([...lineIds].sort());
     expect(local.tokens.requests.filter((r) => /\/api\/tokens\/[^/]+\/.+/.test(r.path))).toEqual([]);
@@ -208,7 +204,7 @@ describe('bodies larger than stated, or endless', () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler(local.env)({}));
+    const run = await runHandler(local.env);
 
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(run.summary?.failed.map((line) => line.id).sort()).toEqual([oversize, endless].sort());
@@ -226,9 +222,8 @@ describe('bodies larger than stated, or endless', () => {
     });
     const [endless, healthy] = [...local.tokens.lines.keys()] as [string, string];
     s.inject(local.tokens, { target: 'get', id: endless, fault: { kind: 'never-ends' }, times: Infinity });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed).toEqual([{ id: endless, reason: expect.stringContaining('larger than') }]);
     expect(local.tokens.lines.get(healthy)?.status).toBe('deleted');
@@ -247,9 +242,8 @@ describe('bodies larger than stated, or endless', () => {
       env: { HTTP_HEADERS_TIMEOUT_MS: '200', RETRY_ATTEMPTS: '2' },
     });
     s.fault('service: accepts the connection, never sends headers');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: silent.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: silent.url });
 
     expect(run.error).toMatchObject({
       name: 'TokensTimeoutError',

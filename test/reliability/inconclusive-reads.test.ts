@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest } from '../support/archive-inspect.ts';
 import { closeAfterEach, oneFinishedLine, proxiedS3 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 import { type Rewrite, startRewritingS3Front } from './s3-rewriting-front.ts';
 
@@ -26,7 +26,7 @@ describe('a read of the archive that fails', () => {
       proxy.decide = ({ operation, key }) =>
         operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 403 } : 'forward';
       s.fault('the manifest PUT is refused');
-      const first = await settle(createHandler(env)({}));
+      const first = await runHandler(env);
       expect(first.summary?.failed.map((line) => line.id)).toEqual([id]);
       const original = local.tokens.lines.get(id)?.files.get('data');
       expect(await objectDigest(local.s3Client, local.bucket, dataKey)).toEqual({
@@ -46,7 +46,7 @@ describe('a read of the archive that fails', () => {
         return 'break-body';
       };
       const before = snapshot(local.tokens);
-      const second = await settle(createHandler(env)({}));
+      const second = await runHandler(env);
 
       expect(broken).toBeGreaterThan(0);
       expect(second.summary).toMatchObject({ dismantled: 0 });
@@ -87,9 +87,8 @@ describe('a read of the archive that fails', () => {
       }),
     );
     s.fault('an object recording another version of the file, whose bytes are damaged');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, VERIFY_READBACK: 'full' })({}));
+    const { before, run } = await observedPass(local, { ...local.env, VERIFY_READBACK: 'full' });
 
     expect(run.summary).toMatchObject({ dismantled: 0, conflicts: 1 });
     expect(run.summary?.failed[0]?.reason).toContain(`records 1500 bytes, sha256 ${other}`);
@@ -113,7 +112,7 @@ async function archivedWithoutManifest(s: ReturnType<typeof scenario>) {
   proxy.decide = ({ operation, key }) =>
     operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 403 } : 'forward';
   s.fault('the manifest PUT is refused');
-  const first = await settle(createHandler(env)({}));
+  const first = await runHandler(env);
   expect(first.summary?.failed.map((line) => line.id)).toEqual([id]);
   proxy.decide = () => 'forward';
   const dataKey = `tokens/${id}/data`;
@@ -164,7 +163,7 @@ describe('a read of the archive that ends early, cleanly', () => {
       });
       const before = snapshot(at.local.tokens);
 
-      const run = await settle(createHandler(at.env)({}));
+      const run = await runHandler(at.env);
 
       // Shorter than the object: not a read of it, so inconclusive (the next run reads it again).
       expect(run.summary).toMatchObject({ dismantled: 0 });
@@ -194,7 +193,7 @@ describe('a read of the archive that ends early, cleanly', () => {
       });
       const before = snapshot(at.local.tokens);
 
-      const run = await settle(createHandler(at.env)({}));
+      const run = await runHandler(at.env);
 
       expect(run.summary).toMatchObject({ dismantled: 0 });
       expect(run.summary?.failed).toEqual([expect.objectContaining({ id: at.id, conflict: true })]);
@@ -236,9 +235,8 @@ describe('a listing of the archive that fails or omits keys', () => {
       s.fault('the service restates file data after it was archived');
       listing = how;
       s.fault(`ListObjectsV2 of the line ${how === 'fails' ? 'answers 500' : 'omits every key'}, every time`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(env)({}));
+      const { before, run } = await observedPass(local, env);
 
       expect(run.summary).toMatchObject({ dismantled: 0 });
       expect(run.summary?.failed).toEqual([expect.objectContaining({ id })]);
@@ -266,7 +264,7 @@ describe('a GET of the archive that ends early and cleanly', () => {
     const from = at.proxy.requests.length;
     const before = snapshot(at.local.tokens);
 
-    const run = await settle(createHandler(at.env)({}));
+    const run = await runHandler(at.env);
 
     // The GET read 1500 bytes of an object its HEAD says holds 3000: it did not read the object.
     const puts = at.proxy.requests

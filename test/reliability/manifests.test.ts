@@ -18,7 +18,7 @@ import {
   proxiedS3,
   storedManifest,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -89,9 +89,8 @@ describe('a manifest this release cannot read, or cannot replace', () => {
     a.proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('manifest.json') ? { fail: 403 } : 'forward';
     s.fault('the line gains a file; every manifest PUT is refused');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(a.env)({}));
+    const { before, run } = await observedPass(local, a.env);
 
     expect(run.summary?.failed.map((line) => line.id)).toEqual([id]);
     expect(await objectDigest(local.s3Client, local.bucket, first.lineDocument?.key ?? '')).toEqual({
@@ -108,9 +107,8 @@ describe('an archive the previous release wrote', () => {
     const { local, id } = await oneFinishedLine(track);
     await archivedByPreviousRelease(local, id);
     s.fault('an archive-only run of the previous release: v1 manifest with the line embedded');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 0, filesReused: 1, failed: [] });
     const manifest = await storedManifest(local, id);

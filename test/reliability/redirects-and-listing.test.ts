@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
 import {
   closeAfterEach,
   finishedLines,
@@ -10,7 +9,7 @@ import {
   startFront,
   startRecordingServer,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
+import { checkInvariant, cliOutcome, observedPass, runHandler, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -55,9 +54,8 @@ describe('redirects', () => {
     s.fault('file: 302 to another path of the service');
     s.fault('file: 307 to another origin (storage) serving the right bytes');
     s.fault('get: 303 of the line document');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary).toMatchObject({ archived: 3, dismantled: 3, failed: [] });
     expect(storage.requests.map((r) => r.url)).toEqual([`/bucket/${elsewhere}?X-Amz-Signature=abc`]);
@@ -95,9 +93,8 @@ describe('redirects', () => {
     s.fault('file: 302/301 redirect loop');
     s.fault('file: endless chain of 307');
     s.fault('delete: 307');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary?.failed).toEqual(
       [
@@ -142,9 +139,8 @@ describe('links under the base path', () => {
       ),
     );
     s.fault('get: links.data on the same origin outside the base path /svc');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: `${front.url}/svc` })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: `${front.url}/svc` });
 
     expect(run.summary?.failed).toEqual([
       { id: outside, reason: expect.stringContaining('outside the base path of TOKENS_API_URL') },
@@ -186,9 +182,8 @@ describe('a listing that never ends', () => {
     });
     const list = await endlessList(local.tokens.url, () => []);
     s.fault('list: empty pages, each with a new links.next, forever');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: list.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: list.url });
 
     expect(run.error).toMatchObject({
       name: 'ListingError',
@@ -206,9 +201,8 @@ describe('a listing that never ends', () => {
     const item = { id, type: 'tokens', attributes: { status: 'finished' } };
     const list = await endlessList(local.tokens.url, () => [item]);
     s.fault('list: the same line on every page, each with a new links.next, forever');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: list.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: list.url });
 
     expect(run.error).toMatchObject({
       name: 'ListingError',
@@ -262,7 +256,7 @@ describe('a download slower than the speed floor', () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const run = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
 
     expect(Date.now() - started).toBeLessThan(4000);
     // The floor's error (a TokensApiError naming the rate) aborts the upload; the line's reason

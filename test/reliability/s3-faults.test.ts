@@ -13,7 +13,15 @@ import {
   runCli,
   startRecordingServer,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot, storedDigest } from './invariant.ts';
+import {
+  checkInvariant,
+  cliOutcome,
+  observedPass,
+  runHandler,
+  settle,
+  snapshot,
+  storedDigest,
+} from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -61,9 +69,8 @@ describe('archive store faults', () => {
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation }) => (operation === 'UploadPart' ? { fail: 500 } : 'forward');
     s.fault('S3: 500 to every UploadPart');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary?.failed).toEqual([
       { id, reason: expect.stringMatching(/^s3 object .*\/data: upload failed/) },
@@ -91,9 +98,8 @@ describe('archive store faults', () => {
     };
     s.fault('S3: 500 to every 3rd PutObject');
     s.fault('S3: 503 to the first 4 HeadObject');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 3, failed: [] });
     expect(proxy.requests.filter((r) => typeof r.action === 'object').length).toBeGreaterThanOrEqual(8);
@@ -116,9 +122,8 @@ describe('archive store faults', () => {
       return { fail: 500 };
     };
     s.fault('S3: 500 to the first PutObject of every file');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
     expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
@@ -142,9 +147,8 @@ describe('archive store faults', () => {
     };
     s.fault('S3: 500 to the first 2 UploadPart');
     s.fault('S3: 500 to the first 3 CompleteMultipartUpload');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     // Parts are buffered (within UPLOAD_BUFFER_BYTES), so the SDK resends a failed part itself;
@@ -167,14 +171,14 @@ describe('archive store faults', () => {
     s.fault('S3: 500 to every PutObject of a manifest');
     let before = snapshot(local.tokens);
 
-    const broken = await settle(createHandler(env)({}));
+    const broken = await runHandler(env);
 
     expect(broken.summary?.failed).toEqual([{ id, reason: expect.stringContaining('manifest.json') }]);
     await checkInvariant(s, local, { before, runs: [broken] });
 
     before = snapshot(local.tokens);
     const downloadsBefore = fileRequests(local.tokens.requests, id);
-    const healed = await settle(createHandler(local.env)({}));
+    const healed = await runHandler(local.env);
 
     expect(healed.summary).toMatchObject({ dismantled: 1, filesUploaded: 0, filesReused: 4 });
     expect(fileRequests(local.tokens.requests, id)).toBe(downloadsBefore);
@@ -236,9 +240,8 @@ describe('a store that stores other bytes than it was sent', () => {
       return 'flip';
     };
     s.fault('S3: a byte flipped in the first PutObject of one file');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], filesUploaded: 4 });
     expect(proxy.requests.filter((r) => r.action === 'flip')).toHaveLength(1);
@@ -258,14 +261,14 @@ describe('a store that stores other bytes than it was sent', () => {
     s.fault('S3: a byte flipped in every PutObject of the file');
     let before = snapshot(local.tokens);
 
-    const corrupted = await settle(createHandler(env)({}));
+    const corrupted = await runHandler(env);
 
     expect(corrupted.summary?.failed).toEqual([{ id, reason: expect.stringContaining('read-back') }]);
     // No delete permission: the bad bytes stay, vouched for by no manifest, until a run replaces them.
     await checkInvariant(s, local, { before, runs: [corrupted], expectedBadObjects: [`tokens/${id}/data`] });
 
     before = snapshot(local.tokens);
-    const healed = await settle(createHandler(local.env)({}));
+    const healed = await runHandler(local.env);
 
     // Reusing the bad object (trusting its claimed checksum) would dismantle the line and lose it.
     await checkInvariant(s, local, { before, runs: [healed] });

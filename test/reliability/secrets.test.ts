@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { closeAfterEach, localStack, runCli } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
+import { checkInvariant, cliOutcome, observedPass, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -70,9 +69,8 @@ describe('a secret that cannot give a session key', () => {
       });
       const leak = secret.apply(local);
       s.fault(`secret: ${secret.what}`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(local.env)({}));
+      const { before, run } = await observedPass(local);
 
       expect(run.error).toMatchObject({ name: 'SecretError', message: expect.stringMatching(secret.reason) });
       expect(local.tokens.requests).toEqual([]);
@@ -85,9 +83,8 @@ describe('a secret that cannot give a session key', () => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     local.secrets.failNext(100);
     s.fault('secrets manager: 500 to every request');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.error).toMatchObject({ name: 'SecretError' });
     expect(local.tokens.requests).toEqual([]);
@@ -99,9 +96,8 @@ describe('a secret that cannot give a session key', () => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     local.secrets.failNext(1);
     s.fault('secrets manager: 500 once');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     await checkInvariant(s, local, { before, runs: [run] });

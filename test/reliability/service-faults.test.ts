@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, finishedLines, localStack, oneFinishedLine, waitFor } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
 import { scenario } from './ledger.ts';
 
 const track = closeAfterEach();
@@ -37,9 +37,8 @@ describe('tokens service faults', () => {
     });
     s.inject(local.tokens, { target: 'file', id: plain, fault: { kind: 'status', status: 503 }, times: 3 });
     s.inject(local.tokens, { target: 'delete', id: plain, fault: { kind: 'status', status: 500 }, times: 2 });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 2, dismantled: 2, failed: [], retries: 10 });
     await checkInvariant(s, local, { before, runs: [run] });
@@ -53,9 +52,8 @@ describe('tokens service faults', () => {
       id,
       fault: { kind: 'status', status: 429, retryAfterSeconds: 1 },
     });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], retries: 1 });
     const downloads = local.tokens.requests.filter((r) => r.path === `/api/tokens/${id}/data`);
@@ -79,7 +77,7 @@ describe('tokens service faults', () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler(local.env)({}));
+    const run = await runHandler(local.env);
 
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(run.summary?.failed).toEqual([{ id: slow, reason: expect.stringContaining('429') }]);
@@ -98,9 +96,8 @@ describe('tokens service faults', () => {
     s.inject(local.tokens, { target: 'file', id, file: 'score', fault: { kind: 'truncate' } });
     s.inject(local.tokens, { target: 'file', id, file: 'analysis', fault: { kind: 'corrupt' } });
     s.inject(local.tokens, { target: 'file', id, file: 'delta', fault: { kind: 'stall' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({
       dismantled: 1,
@@ -130,9 +127,8 @@ describe('tokens service faults', () => {
     s.inject(local.tokens, { target: 'get', id: second, fault: { kind: 'bad-json' } });
     s.inject(local.tokens, { target: 'get', id: second, fault: { kind: 'wrong-content-type' } });
     s.inject(local.tokens, { target: 'get', id: second, fault: { kind: 'reset' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], retries: 7 });
     await checkInvariant(s, local, { before, runs: [run] });
@@ -146,9 +142,8 @@ describe('tokens service faults', () => {
     });
     const [bad, good] = ids(local.tokens.lines) as [string, string];
     s.inject(local.tokens, { target: 'file', id: bad, fault: { kind: 'corrupt' }, times: Infinity });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     // One file, refused on each of its three attempts.
     expect(run.summary).toMatchObject({ dismantled: 1, hashMismatches: 1, hashMismatchAttempts: 3 });
@@ -161,9 +156,8 @@ describe('tokens service faults', () => {
     const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 503 } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.deleteCount(id)).toBe(2);
@@ -180,9 +174,8 @@ describe('tokens service faults', () => {
     const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     const deletes = local.tokens.requests.filter((r) => r.method === 'DELETE').map((r) => r.status);
@@ -200,9 +193,8 @@ describe('tokens service faults', () => {
     const s = scenario(context.task);
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'wrong-content-type' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.deleteCount(id)).toBe(2);
@@ -248,7 +240,7 @@ describe('tokens service faults', () => {
     const newKey = `rotated-${crypto.randomUUID()}`;
     const before = snapshot(local.tokens);
 
-    const running = settle(createHandler(local.env)({}));
+    const running = runHandler(local.env);
     await waitFor('the stalled download', () =>
       local.tokens.requests.some((r) => r.path === `/api/tokens/${first}/data`),
     );
@@ -269,9 +261,8 @@ describe('tokens service faults', () => {
     const newKey = `rotated-${crypto.randomUUID()}`;
     local.tokens.setSessionKey(newKey);
     s.fault('session key rotated in the service but not in the secret');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.error).toMatchObject({ name: 'HttpStatusError', status: 401 });
     expect(local.tokens.requests.map((r) => r.status)).toEqual([401, 401]);
@@ -333,9 +324,8 @@ describe('malformed documents from the tokens service', () => {
     ];
     local.tokens.setRawListItems(raw.map(([, item]) => item));
     for (const [what] of raw) s.fault(`list item: ${what}`);
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(run.summary?.skipped).toHaveLength(8);
@@ -377,9 +367,8 @@ describe('malformed documents from the tokens service', () => {
       });
       s.fault(`get: ${what}`);
     }
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(run.summary?.skipped.map((line) => line.id).sort()).toEqual(lineIds.slice(0, bad.length).sort());
@@ -436,9 +425,8 @@ describe('malformed documents from the tokens service', () => {
     s.fault('get: stated size 1 byte short');
     s.fault('get: stated size 1 byte long');
     s.fault("get: another file's hash");
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed.map((line) => line.id).sort()).toEqual([shorter, longer, otherHash].sort());
     expect(run.summary).toMatchObject({ hashMismatches: 3, hashMismatchAttempts: 6 });
