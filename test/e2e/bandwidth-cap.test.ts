@@ -1,12 +1,12 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { buffer } from 'node:stream/consumers';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { loadConfig } from '../../lambda/app/config.ts';
 import { createDeps } from '../../lambda/app/deps.ts';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from '../reliability/invariant.ts';
-import { scenario } from '../reliability/ledger.ts';
+import { it } from '../reliability/ledger.ts';
 import { busiestSecond, type Timed } from '../support/busiest-second.ts';
 import { silentLogger } from '../support/fakes.ts';
 
@@ -36,9 +36,8 @@ function socketReads(origin: string): { readonly reads: Timed[]; readonly stop: 
 
 describe('a bandwidth cap (MAX_BYTES_PER_SECOND)', () => {
   it('reads no more than the cap from the service in any one-second window, across lines and files, under the request cap too', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     // 12 MiB/s over 36 MiB: about three and a half seconds. Two lines of four files at once, two
     // files of each at a time: four downloads share the cap.
     const cap = 12 * MIB;
@@ -118,8 +117,7 @@ describe('a bandwidth cap (MAX_BYTES_PER_SECOND)', () => {
     expect(busiestSecond(recording.reads)).toBeLessThanOrEqual(cap);
   });
 
-  it('takes the cap from --max-bytes-per-second at the terminal', async ({ task }) => {
-    const s = scenario(task);
+  it('takes the cap from --max-bytes-per-second at the terminal', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2 * MIB }] });
     const [id] = [...local.tokens.lines.keys()] as [string];
     const before = snapshot(local.tokens);

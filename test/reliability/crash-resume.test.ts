@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import {
@@ -12,7 +12,7 @@ import {
   waitFor,
 } from './harness.ts';
 import { checkInvariant, cliOutcome, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
@@ -38,8 +38,7 @@ async function metricsStack(): Promise<{ local: LocalStack; id: string }> {
 }
 
 describe('a pass killed with SIGKILL, then run again', () => {
-  it('resumes after a kill during a download, uploading only the files not yet verified', async (context) => {
-    const s = scenario(context.task);
+  it('resumes after a kill during a download, uploading only the files not yet verified', async ({ s }) => {
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'file', id, file: 'delta', fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -66,8 +65,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async (context) => {
-    const s = scenario(context.task);
+  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async ({
+    s,
+  }) => {
     const { local, id } = await metricsStack();
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
@@ -92,8 +92,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async (context) => {
-    const s = scenario(context.task);
+  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async ({
+    s,
+  }) => {
     const { local, id } = await metricsStack();
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
@@ -123,8 +124,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('loses nothing when killed after the service deleted the line but before its reply arrived', async (context) => {
-    const s = scenario(context.task);
+  it('loses nothing when killed after the service deleted the line but before its reply arrived', async ({
+    s,
+  }) => {
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -147,8 +149,7 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill while a multipart upload is being completed', async (context) => {
-    const s = scenario(context.task);
+  it('resumes after a kill while a multipart upload is being completed', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 5,
       env: {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import type { Fault } from '../local/tokens-service.ts';
@@ -13,7 +13,7 @@ import {
   waitFor,
 } from './harness.ts';
 import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 
 // What a DELETE's refusals, lies and silences may and may not lead to: only the service's word
 // that the line is gone ends it, and a DELETE that may have acted is confirmed by a later run.
@@ -35,8 +35,7 @@ describe('a DELETE the service did not carry out', () => {
     ['200 with an HTML page every time', 'html', 'expected JSON, got Content-Type "text/html'],
   ] as const)(
     'keeps the line when its DELETE is answered %s while the line is still there: failed, no receipt, no marker',
-    async ([_label, how, reason], context) => {
-      const s = scenario(context.task);
+    async ([_label, how, reason], { s }) => {
       const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
       const path = `/api/tokens/${id}`;
       const faults: Record<typeof how, Fault | undefined> = {
@@ -69,8 +68,9 @@ describe('a DELETE the service did not carry out', () => {
 });
 
 describe('a DELETE and the GET after it that both time out', () => {
-  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async (context) => {
-    const s = scenario(context.task);
+  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       env: { RETRY_ATTEMPTS: '1', HTTP_BODY_TIMEOUT_MS: '200', HTTP_HEADERS_TIMEOUT_MS: '200' },
     });
@@ -111,8 +111,7 @@ describe('the read right before a DELETE', () => {
     ['answers 404, and the line is back on the next run', '404'],
   ] as const)(
     'sends no DELETE when it %s; the next run dismantles the line once',
-    async ([_label, how], context) => {
-      const s = scenario(context.task);
+    async ([_label, how], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       let gets = 0;
@@ -147,8 +146,9 @@ describe('the read right before a DELETE', () => {
   );
   // Guards what once failed: line-work.ts #reread returns 'gone' on a 404/410 (or status deleted) and process() then
   // sends the DELETE without comparing anything; with a 204 reply nothing is compared afterwards.
-  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async (context) => {
-    const s = scenario(context.task);
+  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     let reads = 0;
     local.tokens.onRequest((method, path) => {
@@ -171,8 +171,9 @@ describe('the read right before a DELETE', () => {
 });
 
 describe('two passes that both get past the gate', () => {
-  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async (context) => {
-    const s = scenario(context.task);
+  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     let deletes = 0;
     let releaseFirst: (() => void) | undefined;
@@ -209,8 +210,7 @@ describe('a GET confirming a DELETE that is redirected', () => {
     ['to another origin that answers 404', 'other-origin'],
   ] as const)(
     'does not say the line is gone when it is redirected %s: a DELETE that never acted leaves no receipt',
-    async ([_label, where], context) => {
-      const s = scenario(context.task);
+    async ([_label, where], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       const elsewhere = track(
@@ -250,8 +250,9 @@ describe('a GET confirming a DELETE that is redirected', () => {
 });
 
 describe('a DELETE refused on a retry', () => {
-  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async (context) => {
-    const s = scenario(context.task);
+  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     const path = `/api/tokens/${id}`;
     // The first DELETE acts, and its gateway answers 502.

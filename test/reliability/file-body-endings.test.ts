@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { describeError, IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import { watchedBody } from '../../lambda/tokens/http.ts';
 import { brokeOff, bytesOf, downloads, drain, KIB, LINE_ID, MIB, sha256, turn } from './bodies.ts';
 import { closeAfterEach, oneFinishedLine, startFront } from './harness.ts';
 import { checkInvariant, observedPass } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const { serve, apiOf } = downloads(track);
@@ -204,8 +204,9 @@ describe('a file body that completes ends with every byte', () => {
     }
   });
 
-  it('a complete body followed by an RST fails, if at all, as a retryable broke-off, never as a short end; the run re-fetches it and archives the line', async (context) => {
-    const s = scenario(context.task);
+  it('a complete body followed by an RST fails, if at all, as a retryable broke-off, never as a short end; the run re-fetches it and archives the line', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 2 * MIB + 3,
       env: { RETRY_ATTEMPTS: '3' },

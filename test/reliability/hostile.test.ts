@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import {
   closeAfterEach,
@@ -10,7 +10,7 @@ import {
   startRecordingServer,
 } from './harness.ts';
 import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
@@ -21,8 +21,7 @@ function expectUntouched(evil: RecordingServer): void {
 }
 
 describe('replies that point elsewhere', () => {
-  it('never connects to another origin that a file link points to, and keeps those lines', async (context) => {
-    const s = scenario(context.task);
+  it('never connects to another origin that a file link points to, and keeps those lines', async ({ s }) => {
     const evil = track(await startRecordingServer());
     const local = await localStack(track, {
       lines: [
@@ -66,8 +65,9 @@ describe('replies that point elsewhere', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('fails the run without following a list link to another origin, nor a link that loops', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run without following a list link to another origin, nor a link that loops', async ({
+    s,
+  }) => {
     const evil = track(await startRecordingServer());
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     let next = `${evil.url}/api/tokens?page=2`;
@@ -94,8 +94,9 @@ describe('replies that point elsewhere', () => {
     await checkInvariant(s, local, { before, runs: [looping] });
   });
 
-  it('sends no session key to another origin a file download is redirected to, and keeps the line whose bytes differ', async (context) => {
-    const s = scenario(context.task);
+  it('sends no session key to another origin a file download is redirected to, and keeps the line whose bytes differ', async ({
+    s,
+  }) => {
     const evil = track(await startRecordingServer());
     const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
     const front = track(
@@ -117,8 +118,7 @@ describe('replies that point elsewhere', () => {
 });
 
 describe('ids and names that would escape their place', () => {
-  it('never requests nor stores a listed id that is not a UUID', async (context) => {
-    const s = scenario(context.task);
+  it('never requests nor stores a listed id that is not a UUID', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const hostile = [
       '../../etc/passwd',
@@ -148,8 +148,9 @@ describe('ids and names that would escape their place', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips a line whose reply names another id, or files that would escape the line prefix', async (context) => {
-    const s = scenario(context.task);
+  it('skips a line whose reply names another id, or files that would escape the line prefix', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: Array.from({ length: 5 }, () => ({ status: 'finished' as const, fileSize: 1000 })),
     });
@@ -187,8 +188,7 @@ describe('ids and names that would escape their place', () => {
 });
 
 describe('bodies larger than stated, or endless', () => {
-  it('stops reading a file one byte past its stated size, and keeps the line', async (context) => {
-    const s = scenario(context.task);
+  it('stops reading a file one byte past its stated size, and keeps the line', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
       env: { RETRY_ATTEMPTS: '3' },
@@ -215,8 +215,7 @@ describe('bodies larger than stated, or endless', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('gives up on a line reply that never ends, at the JSON size cap, and keeps the line', async (context) => {
-    const s = scenario(context.task);
+  it('gives up on a line reply that never ends, at the JSON size cap, and keeps the line', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
     });
@@ -230,8 +229,7 @@ describe('bodies larger than stated, or endless', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('fails the run when the service accepts connections but never answers', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run when the service accepts connections but never answers', async ({ s }) => {
     const silent = track(
       await startRecordingServer(() => {
         // Never answers: only the client's headers timeout ends the request.

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
   closeAfterEach,
   finishedLines,
@@ -10,7 +10,7 @@ import {
   startRecordingServer,
 } from './harness.ts';
 import { checkInvariant, cliOutcome, observedPass, runHandler, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
@@ -25,8 +25,9 @@ function redirect(res: ServerResponse, status: number, location: string): true {
 }
 
 describe('redirects', () => {
-  it('follows redirects of downloads and line documents, sends the key only under TOKENS_API_URL, and archives verified bytes', async (context) => {
-    const s = scenario(context.task);
+  it('follows redirects of downloads and line documents, sends the key only under TOKENS_API_URL, and archives verified bytes', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(3, 3000),
     });
@@ -68,8 +69,9 @@ describe('redirects', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose download redirects in a loop or more than 5 times, and one whose DELETE is redirected', async (context) => {
-    const s = scenario(context.task);
+  it('keeps a line whose download redirects in a loop or more than 5 times, and one whose DELETE is redirected', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(4),
     });
@@ -112,8 +114,9 @@ describe('redirects', () => {
 });
 
 describe('links under the base path', () => {
-  it('serves under TOKENS_API_URL=<service>/svc, and refuses a file link outside /svc without sending it the key', async (context) => {
-    const s = scenario(context.task);
+  it('serves under TOKENS_API_URL=<service>/svc, and refuses a file link outside /svc without sending it the key', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', fileSize: 2000 },
@@ -174,8 +177,7 @@ describe('a listing that never ends', () => {
 
   it('fails the run after a run of empty pages, and deletes nothing', {
     timeout: 10_000,
-  }, async (context) => {
-    const s = scenario(context.task);
+  }, async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }],
       env: { LIST_MAX_EMPTY_PAGES: '5' },
@@ -195,8 +197,7 @@ describe('a listing that never ends', () => {
 
   it('fails the run past the page cap, even when every page has items, and deletes nothing', {
     timeout: 10_000,
-  }, async (context) => {
-    const s = scenario(context.task);
+  }, async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { env: { LIST_MAX_PAGES: '30' } });
     const item = { id, type: 'tokens', attributes: { status: 'finished' } };
     const list = await endlessList(local.tokens.url, () => [item]);
@@ -212,8 +213,7 @@ describe('a listing that never ends', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('exits 2 at the terminal on an endless list of empty pages', { timeout: 10_000 }, async (context) => {
-    const s = scenario(context.task);
+  it('exits 2 at the terminal on an endless list of empty pages', { timeout: 10_000 }, async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const list = await endlessList(local.tokens.url, () => []);
     s.fault('list: empty pages, each with a new links.next, forever (CLI)');
@@ -233,8 +233,7 @@ describe('a download slower than the speed floor', () => {
   // Without the floor each attempt would trickle for 40 s: the timeout makes that a fast failure.
   it('fails a body that trickles under DOWNLOAD_MIN_SPEED_BYTES as a retried attempt, and keeps the line', {
     timeout: 10_000,
-  }, async (context) => {
-    const s = scenario(context.task);
+  }, async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
       env: { DOWNLOAD_MIN_SPEED_BYTES: '100', DOWNLOAD_SPEED_WINDOW_SECONDS: '1', RETRY_ATTEMPTS: '2' },

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import {
@@ -22,7 +22,7 @@ import {
   snapshot,
   storedDigest,
 } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const MIB = 1024 * 1024;
@@ -32,8 +32,9 @@ function fileRequests(requests: readonly { path: string }[], id: string): number
 }
 
 describe('archive store faults', () => {
-  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async (context) => {
-    const s = scenario(context.task);
+  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 1000 }, { status: 'finished' }],
     });
@@ -57,8 +58,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
   });
 
-  it('names the store, not the download, when every part of a streamed multipart upload fails', async (context) => {
-    const s = scenario(context.task);
+  it('names the store, not the download, when every part of a streamed multipart upload fails', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {
@@ -79,8 +81,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async (context) => {
-    const s = scenario(context.task);
+  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -106,8 +109,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async (context) => {
-    const s = scenario(context.task);
+  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -132,8 +136,7 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('starts a multipart upload over when its parts and its completion fail', async (context) => {
-    const s = scenario(context.task);
+  it('starts a multipart upload over when its parts and its completion fail', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: MULTIPART_5_MIB,
@@ -158,8 +161,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async (context) => {
-    const s = scenario(context.task);
+  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 4000 }],
       env: { RETRY_ATTEMPTS: '2' },
@@ -185,8 +189,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [healed] });
   });
 
-  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async (context) => {
-    const s = scenario(context.task);
+  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 4000),
       env: { RETRY_ATTEMPTS: '2' },
@@ -225,8 +230,9 @@ describe('archive store faults', () => {
 });
 
 describe('a store that stores other bytes than it was sent', () => {
-  it('is caught by full read-back, which uploads the file again and then dismantles the line', async (context) => {
-    const s = scenario(context.task);
+  it('is caught by full read-back, which uploads the file again and then dismantles the line', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 10_000 }],
       env: { VERIFY_READBACK: 'full' },
@@ -249,8 +255,9 @@ describe('a store that stores other bytes than it was sent', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async (context) => {
-    const s = scenario(context.task);
+  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 10_000,
       env: { VERIFY_READBACK: 'full', RETRY_ATTEMPTS: '2' },

@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, finishedLines, localStack, oneFinishedLine, waitFor } from './harness.ts';
 import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 
@@ -15,8 +15,9 @@ function ids(lines: ReadonlyMap<string, unknown>): string[] {
 }
 
 describe('tokens service faults', () => {
-  it('rides out bursts of 500, 502 and 503 on the list, the line, the files and the DELETE', async (context) => {
-    const s = scenario(context.task);
+  it('rides out bursts of 500, 502 and 503 on the list, the line, the files and the DELETE', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 3000 },
@@ -44,8 +45,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('waits as long as a 429 Retry-After asks before trying again', async (context) => {
-    const s = scenario(context.task);
+  it('waits as long as a 429 Retry-After asks before trying again', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.inject(local.tokens, {
       target: 'file',
@@ -63,8 +63,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('gives up on a line, without waiting, when Retry-After is longer than the retry cap', async (context) => {
-    const s = scenario(context.task);
+  it('gives up on a line, without waiting, when Retry-After is longer than the retry cap', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 2000),
     });
@@ -85,8 +84,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('downloads a file again from the first byte after a reset, a truncation, a corrupted byte and a stall', async (context) => {
-    const s = scenario(context.task);
+  it('downloads a file again from the first byte after a reset, a truncation, a corrupted byte and a stall', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 150_000 }],
       env: FAST_TIMEOUTS,
@@ -113,8 +113,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reads the line and the list again after a truncated, stalled, non-JSON or HTML reply', async (context) => {
-    const s = scenario(context.task);
+  it('reads the line and the list again after a truncated, stalled, non-JSON or HTML reply', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
       env: FAST_TIMEOUTS,
@@ -134,8 +135,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose file is corrupted on every attempt, and dismantles the others', async (context) => {
-    const s = scenario(context.task);
+  it('keeps a line whose file is corrupted on every attempt, and dismantles the others', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 8000),
       env: { RETRY_ATTEMPTS: '3' },
@@ -152,8 +152,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('sends the DELETE again after it fails once, and the line is dismantled once', async (context) => {
-    const s = scenario(context.task);
+  it('sends the DELETE again after it fails once, and the line is dismantled once', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 503 } });
 
@@ -170,8 +169,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('records a line as already gone when the DELETE reply is lost and the retry answers 404', async (context) => {
-    const s = scenario(context.task);
+  it('records a line as already gone when the DELETE reply is lost and the retry answers 404', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
 
@@ -189,8 +189,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('sends the DELETE again after an HTML page, which the service never acted on', async (context) => {
-    const s = scenario(context.task);
+  it('sends the DELETE again after an HTML page, which the service never acted on', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'wrong-content-type' } });
 
@@ -201,8 +200,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('re-reads a rotated session key once on 401, and goes on with the new one', async (context) => {
-    const s = scenario(context.task);
+  it('re-reads a rotated session key once on 401, and goes on with the new one', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const handler = createHandler(local.env);
     await handler({});
@@ -224,8 +222,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('re-reads a key rotated in the middle of a run once, and loses no line', async (context) => {
-    const s = scenario(context.task);
+  it('re-reads a key rotated in the middle of a run once, and loses no line', async ({ s }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 100_000 },
@@ -255,8 +252,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('fails the run, deleting nothing, when the service refuses the key also after re-reading it', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run, deleting nothing, when the service refuses the key also after re-reading it', async ({
+    s,
+  }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const newKey = `rotated-${crypto.randomUUID()}`;
     local.tokens.setSessionKey(newKey);
@@ -269,8 +267,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('retries a list that fails and then works, and fails the run when it never works', async (context) => {
-    const s = scenario(context.task);
+  it('retries a list that fails and then works, and fails the run when it never works', async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }],
       env: { RETRY_ATTEMPTS: '4' },
@@ -296,8 +293,9 @@ describe('tokens service faults', () => {
 });
 
 describe('malformed documents from the tokens service', () => {
-  it('skips malformed list items, processes a listed-twice line once, and reads huge numbers as strings', async (context) => {
-    const s = scenario(context.task);
+  it('skips malformed list items, processes a listed-twice line once, and reads huge numbers as strings', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }, { status: 'requested' }],
     });
@@ -335,8 +333,7 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips, without downloading, a finished line whose single-line reply is malformed', async (context) => {
-    const s = scenario(context.task);
+  it('skips, without downloading, a finished line whose single-line reply is malformed', async ({ s }) => {
     const specs = Array.from({ length: 11 }, () => ({ status: 'finished' as const, fileSize: 1000 }));
     const local = await localStack(track, { lines: [...specs, { status: 'finished', fileSize: 1000 }] });
     const lineIds = ids(local.tokens.lines);
@@ -378,8 +375,7 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips a line whose single-line reply shows an unknown status or no body at all', async (context) => {
-    const s = scenario(context.task);
+  it('skips a line whose single-line reply shows an unknown status or no body at all', async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished' }, { status: 'finished' }, { status: 'finished' }],
     });
@@ -404,8 +400,9 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('does not archive a line whose stated size disagrees with the bytes, or whose hash is another', async (context) => {
-    const s = scenario(context.task);
+  it('does not archive a line whose stated size disagrees with the bytes, or whose hash is another', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(3),
       env: { RETRY_ATTEMPTS: '2' },
