@@ -1,11 +1,13 @@
 import { describe, expect } from 'vitest';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys } from '../support/archive-inspect.ts';
+import { MIB } from './bodies.ts';
 import {
   closeAfterEach,
   localStack,
   MULTIPART_5_MIB,
   oneFinishedLine,
+  PATIENT_BODIES,
   proxiedS3,
   runCli,
   startCli,
@@ -16,9 +18,6 @@ import { it } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
-const MIB = 1024 * 1024;
-/** A stalled reply must hold the pass where it is until the kill: no body timeout comes first. */
-const PATIENT = { HTTP_BODY_TIMEOUT_MS: '60000' };
 
 /** Downloads of the line's files the simulator has seen (any outcome). */
 function downloads(local: LocalStack, id: string): string[] {
@@ -31,7 +30,7 @@ function downloads(local: LocalStack, id: string): string[] {
 async function metricsStack(): Promise<{ local: LocalStack; id: string }> {
   const local = await localStack(track, {
     lines: [{ status: 'finished', analysis: 'metrics', fileSize: 256 * 1024 }, { status: 'started' }],
-    env: PATIENT,
+    env: PATIENT_BODIES,
   });
   const [id] = [...local.tokens.lines.keys()] as [string];
   return { local, id };
@@ -153,7 +152,7 @@ describe('a pass killed with SIGKILL, then run again', () => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 5,
       env: {
-        ...PATIENT,
+        ...PATIENT_BODIES,
         ...MULTIPART_5_MIB,
       },
     });

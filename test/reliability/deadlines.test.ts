@@ -3,12 +3,14 @@ import { describe, expect } from 'vitest';
 import { createHandler, type PublishingMetrics } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { MIB } from './bodies.ts';
 import {
   closeAfterEach,
   finishedLines,
   localStack,
   MULTIPART_5_MIB,
   oneFinishedLine,
+  PATIENT_BODIES,
   proxiedS3,
   runCli,
   startFront,
@@ -18,9 +20,6 @@ import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from './inva
 import { it } from './ledger.ts';
 
 const track = closeAfterEach();
-const MIB = 1024 * 1024;
-/** Long enough that only the run's deadline, or the line's own failure, can end a stalled body. */
-const NO_BODY_TIMEOUT = { HTTP_BODY_TIMEOUT_MS: '60000' };
 
 function ids(lines: ReadonlyMap<string, unknown>): string[] {
   return [...lines.keys()];
@@ -85,7 +84,7 @@ describe('a hard deadline', () => {
         { status: 'finished', fileSize: 3000 },
       ],
       env: {
-        ...NO_BODY_TIMEOUT,
+        ...PATIENT_BODIES,
         ...MULTIPART_5_MIB,
       },
     });
@@ -133,7 +132,7 @@ describe('a hard deadline', () => {
     const local = await localStack(track, {
       lines: finishedLines(4, 2000),
       env: {
-        ...NO_BODY_TIMEOUT,
+        ...PATIENT_BODIES,
         LINE_CONCURRENCY: '1',
         DEADLINE_RESERVE_MS: '20000',
         TIME_RESERVE_MS: '5000',
@@ -234,7 +233,7 @@ describe('a deadline reached while the lines are listed', () => {
 
 describe('a hard deadline during a DELETE', () => {
   it('keeps the receipt of a line whose DELETE was sent when the deadline cut its reply', async ({ s }) => {
-    const { local, id } = await oneFinishedLine(track, { fileSize: 2000, env: NO_BODY_TIMEOUT });
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000, env: PATIENT_BODIES });
     // The service deletes the line, then its reply stalls half-way. A DELETE once sent is no
     // longer in-flight work to abort: the line is gone, and only this run can keep its receipt
     // (a later run finds a 404 and no pending marker, and skips it as "not found").
@@ -343,7 +342,7 @@ describe('a failed line stops', { timeout: 5_000 }, () => {
   it('aborts the line’s download in flight when another of its files fails for good', async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 3000 }],
-      env: { ...NO_BODY_TIMEOUT, FILE_CONCURRENCY: '2', RETRY_ATTEMPTS: '2' },
+      env: { ...PATIENT_BODIES, FILE_CONCURRENCY: '2', RETRY_ATTEMPTS: '2' },
     });
     const [id] = ids(local.tokens.lines) as [string];
     const stalled: { closed?: number } = {};

@@ -3,6 +3,7 @@ import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
+import { MIB } from './bodies.ts';
 import {
   closeAfterEach,
   finishedLines,
@@ -25,7 +26,6 @@ import {
 import { it } from './ledger.ts';
 
 const track = closeAfterEach();
-const MIB = 1024 * 1024;
 
 function fileRequests(requests: readonly { path: string }[], id: string): number {
   return requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`)).length;
