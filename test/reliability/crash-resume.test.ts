@@ -36,6 +36,19 @@ async function metricsStack(): Promise<{ local: LocalStack; id: string }> {
   return { local, id };
 }
 
+/**
+ * A CLI pass over {@link metricsStack} whose manifest PUT the S3 proxy holds: `hold` never stores
+ * it, `hold-reply` stores it and holds the reply. `before` is the service as the pass started.
+ */
+async function passHoldingManifest(hold: 'hold' | 'hold-reply') {
+  const { local, id } = await metricsStack();
+  const { proxy, env } = await proxiedS3(track, local);
+  proxy.decide = ({ operation, key }) =>
+    operation === 'PutObject' && key.endsWith('/manifest.json') ? hold : 'forward';
+  const before = snapshot(local.tokens);
+  return { local, id, proxy, before, crashed: track(startCli(env)) };
+}
+
 describe('a pass killed with SIGKILL, then run again', () => {
   it('resumes after a kill during a download, uploading only the files not yet verified', async ({ s }) => {
     const { local, id } = await metricsStack();
@@ -67,12 +80,7 @@ describe('a pass killed with SIGKILL, then run again', () => {
   it('resumes after a kill between the last upload and the manifest, downloading nothing again', async ({
     s,
   }) => {
-    const { local, id } = await metricsStack();
-    const { proxy, env } = await proxiedS3(track, local);
-    proxy.decide = ({ operation, key }) =>
-      operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold' : 'forward';
-    let before = snapshot(local.tokens);
-    const crashed = track(startCli(env));
+    const { local, id, proxy, before: started, crashed } = await passHoldingManifest('hold');
 
     await waitFor('the manifest PUT', () => proxy.requests.some((r) => r.key.endsWith('/manifest.json')));
     s.fault('SIGKILL while the manifest PUT is in flight (never stored)');
@@ -80,9 +88,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
 
     // Four files and the line's document (written just before the manifest).
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(5);
-    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+    await checkInvariant(s, local, { before: started, runs: [cliOutcome(killed)] });
 
-    before = snapshot(local.tokens);
+    const before = snapshot(local.tokens);
     const seen = downloads(local, id).length;
     const resumed = await runCli(track, local.env);
 
@@ -94,12 +102,7 @@ describe('a pass killed with SIGKILL, then run again', () => {
   it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async ({
     s,
   }) => {
-    const { local, id } = await metricsStack();
-    const { proxy, env } = await proxiedS3(track, local);
-    proxy.decide = ({ operation, key }) =>
-      operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold-reply' : 'forward';
-    let before = snapshot(local.tokens);
-    const crashed = track(startCli(env));
+    const { local, id, proxy, before: started, crashed } = await passHoldingManifest('hold-reply');
 
     await waitFor('the stored manifest', () =>
       proxy.requests.some((r) => r.key.endsWith('/manifest.json') && r.upstreamStatus === 200),
@@ -108,9 +111,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
     const killed = await crashed.kill();
 
     expect(local.tokens.deleteCount(id)).toBe(0);
-    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+    await checkInvariant(s, local, { before: started, runs: [cliOutcome(killed)] });
 
-    before = snapshot(local.tokens);
+    const before = snapshot(local.tokens);
     const seen = downloads(local, id).length;
     const watcher = track(await startS3Proxy(local.s3.address));
     const resumed = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: watcher.url });
