@@ -59,6 +59,12 @@ export const MULTIPART_5_MIB: Readonly<Record<string, string>> = {
   MULTIPART_PART_SIZE_BYTES: String(5 * 2 ** 20),
 };
 
+/**
+ * A body timeout (60 s) no scenario reaches: a stalled reply holds the pass where it is until a
+ * kill, the run's deadline or the line's own failure ends it, never the timeout first.
+ */
+export const PATIENT_BODIES: Readonly<Record<string, string>> = { HTTP_BODY_TIMEOUT_MS: '60000' };
+
 /** `count` finished lines of `fileSize` bytes each (one file, `data`). */
 export function finishedLines(count: number, fileSize = 1000): LineSpec[] {
   return Array.from({ length: count }, () => ({ status: 'finished', fileSize }));
