@@ -18,10 +18,10 @@ import { VARIABLES as V } from '../lambda/shared/environment.ts';
 import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
 import {
   fail,
-  httpsUrl,
   integerBetween,
   optionalIntegerIn,
   positiveDays,
+  tokensApiUrl,
   upTo15Minutes,
   wholeSeconds,
 } from './settings-checks.ts';
@@ -221,7 +221,7 @@ export interface FanoutSettings {
 
 /** Defaults applied and every prop checked, so a mistake fails the synth and names the prop. */
 export function resolveSettings(props: HousekeepingStackProps): Settings {
-  httpsUrl('tokensApiUrl', props.tokensApiUrl);
+  tokensApiUrl('tokensApiUrl', props.tokensApiUrl);
   if (props.sessionKeySecret.trim() === '') fail('sessionKeySecret is empty');
 
   const scheduleExpression = props.scheduleExpression ?? DEFAULT_SCHEDULE;

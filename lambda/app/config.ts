@@ -3,6 +3,10 @@ import { archivePrefixProblem, downloadsAtOnce, smallestByteCap } from '../share
 import { parseDuration } from '../shared/duration.ts';
 import { type Range, VARIABLES as V } from '../shared/environment.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { parseTokensApiUrl } from '../shared/tokens-api-url.ts';
+
+/** The loopback rule of `TOKENS_API_URL`, where it was first written. */
+export { isLoopbackHost } from '../shared/tokens-api-url.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -283,11 +287,6 @@ function oneOf<T extends string>(
   return found;
 }
 
-/** Loopback hosts may use plain http (local runs and tests); anything else must be https. */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
 /** A required URL variable, parsed, and refused when it carries credentials. */
 function urlVariable(env: Env, name: string): { raw: string; url: URL } {
   const raw = required(env, name);
@@ -303,16 +302,9 @@ function urlVariable(env: Env, name: string): { raw: string; url: URL } {
 
 function tokensApiUrl(env: Env): URL {
   const name = V.TOKENS_API_URL.name;
-  const { url } = urlVariable(env, name);
-  if (url.search || url.hash) throw new ConfigError(name, 'must not have a query or fragment');
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
-    throw new ConfigError(
-      name,
-      `must be https (plain http only for loopback), got ${url.protocol}//${url.host}`,
-    );
-  }
-  url.pathname = url.pathname.replace(/\/+$/, '');
-  return url;
+  const verdict = parseTokensApiUrl(required(env, name), { loopbackHttp: true });
+  if ('problem' in verdict) throw new ConfigError(name, verdict.problem);
+  return verdict.url;
 }
 
 function bucketName(env: Env): string {
