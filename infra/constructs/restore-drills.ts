@@ -6,6 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type { Construct } from 'constructs';
+import { ARCHIVE_FOLDERS } from '../../lambda/shared/contract.ts';
 import { VARIABLES as V } from '../../lambda/shared/environment.ts';
 import type { RestoreDrillSettings, Settings } from '../settings.ts';
 import { grantDrillAccess } from './function-grants.ts';
@@ -45,8 +46,7 @@ export function createRestoreDrills(
   const fn = new NodejsFunction(scope, 'DrillFunction', {
     ...FUNCTION_BASE,
     entry: `${PROJECT_ROOT}lambda/entries/${LAMBDA_ENTRIES.drill}.ts`,
-    description:
-      'Restore drill: re-reads archived tokens lines in full against their manifests and receipts, reports under _drills/',
+    description: `Restore drill: re-reads archived tokens lines in full against their manifests and receipts, reports under ${ARCHIVE_FOLDERS.drills}`,
     memorySize: settings.memorySize,
     // The drill keeps DEADLINE_RESERVE_MS of it to write its report: lines it does not reach are reported.
     timeout: settings.timeout,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { JSON_API } from '../shared/contract.ts';
 import { isLineId, type LineFile } from '../shared/ids.ts';
 import { ArchiveKeys } from './keys.ts';
 import {
@@ -91,7 +92,7 @@ export class Archive extends ArchiveKeys {
       Bucket: this.#store.bucket,
       Key: key,
       Body: body,
-      ContentType: 'application/vnd.api+json',
+      ContentType: JSON_API,
       ChecksumSHA256: sha256.toString('base64'),
     });
     return { key, size: body.length, sha256: sha256.toString('hex') };
@@ -207,7 +208,7 @@ export class Archive extends ArchiveKeys {
    * not a line's marker are ignored.
    */
   async queuedMarkers(): Promise<Map<string, Date>> {
-    const folder = `${this.prefix}_queued/`;
+    const folder = this.queuedFolder;
     const markers = new Map<string, Date>();
     for (const [name, modified] of await this.#store.list(folder)) {
       const id = name.slice(0, -'.json'.length);
@@ -367,7 +368,7 @@ export class Archive extends ArchiveKeys {
    */
   async pendingLineIds(): Promise<string[]> {
     const ids: string[] = [];
-    for (const name of (await this.#store.list(`${this.prefix}_pending/`)).keys()) {
+    for (const name of (await this.#store.list(this.pendingFolder)).keys()) {
       const id = name.slice(0, -'.json'.length);
       if (!name.endsWith('.json') || !isLineId(id)) continue;
       if ((await this.#store.head(this.receiptKey(id))) === undefined) ids.push(id.toLowerCase());
