@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { JSON_API } from '../shared/contract.ts';
 import { isLineId, type LineFile } from '../shared/ids.ts';
 import type {
   Archive as ArchivePort,
@@ -96,7 +97,7 @@ export class Archive extends ArchiveKeys implements ArchivePort {
       Bucket: this.#store.bucket,
       Key: key,
       Body: body,
-      ContentType: 'application/vnd.api+json',
+      ContentType: JSON_API,
       ChecksumSHA256: sha256.toString('base64'),
     });
     return { key, size: body.length, sha256: sha256.toString('hex') };
@@ -210,7 +211,7 @@ export class Archive extends ArchiveKeys implements ArchivePort {
    * not a line's marker are ignored.
    */
   async queuedMarkers(): Promise<Map<string, Date>> {
-    const folder = `${this.prefix}_queued/`;
+    const folder = this.queuedFolder;
     const markers = new Map<string, Date>();
     for (const [name, modified] of await this.#store.list(folder)) {
       const id = name.slice(0, -'.json'.length);
@@ -370,7 +371,7 @@ export class Archive extends ArchiveKeys implements ArchivePort {
    */
   async pendingLineIds(): Promise<string[]> {
     const ids: string[] = [];
-    for (const name of (await this.#store.list(`${this.prefix}_pending/`)).keys()) {
+    for (const name of (await this.#store.list(this.pendingFolder)).keys()) {
       const id = name.slice(0, -'.json'.length);
       if (!name.endsWith('.json') || !isLineId(id)) continue;
       if ((await this.#store.head(this.receiptKey(id))) === undefined) ids.push(id.toLowerCase());

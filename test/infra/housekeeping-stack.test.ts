@@ -619,6 +619,11 @@ describe('HousekeepingStack options', () => {
   it.each([
     [{ tokensApiUrl: 'http://tokens.example.com' }, /tokensApiUrl must be an https URL/],
     [{ tokensApiUrl: 'tokens.example.com' }, /tokensApiUrl is not a URL/],
+    // The function's own rule (parseTokensApiUrl): what it would refuse at every cold start.
+    [{ tokensApiUrl: 'https://user:secret@tokens.example.com' }, /tokensApiUrl must not carry credentials/],
+    [{ tokensApiUrl: 'https://tokens.example.com/?key=1' }, /tokensApiUrl must not have a query or fragment/],
+    // Plain http to a loopback host is for local runs: a deployed function cannot reach one.
+    [{ tokensApiUrl: 'http://127.0.0.1:8080' }, /tokensApiUrl must be an https URL/],
     [{ scheduleExpression: 'every hour' }, /scheduleExpression must be rate/],
     [{ archivePrefix: 'tokens' }, /archivePrefix must be .* ending in "\/"/],
     [{ archivePrefix: '/tokens/' }, /archivePrefix must be/],

@@ -54,7 +54,8 @@ describe('HousekeepingStack restore drills', () => {
 
       expect(code).toContain('DRILL_MAX_LINES');
       expect(code).not.toContain('GetSecretValue');
-      expect(code).not.toContain('TOKENS_API_URL');
+      // The tokens client's paths: the variables' table (and so the name TOKENS_API_URL) is in every bundle.
+      expect(code).not.toContain('/api/tokens');
     });
 
     it('runs like the pass (Node.js 24, arm64, 1024 MB, 15 minutes, JSON logs), one at a time, failures to the failure queue', () => {

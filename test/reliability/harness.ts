@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import type { Manifest, Receipt } from '../../lambda/archive/archive.ts';
 import type { Summary } from '../../lambda/core/types.ts';
+import { VARIABLES } from '../../lambda/shared/environment.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
 import type { Fault, FaultRule, LineSpec, TokensService } from '../local/tokens-service.ts';
 import { objectJson } from '../support/archive-inspect.ts';
@@ -280,7 +281,7 @@ export async function deleteAnsweredBy(
       req.method === 'DELETE' ? forwardThen(target, req, res, answer) : false,
     ),
   );
-  return { ...local.env, TOKENS_API_URL: front.url };
+  return { ...local.env, [VARIABLES.TOKENS_API_URL.name]: front.url };
 }
 
 /** How a CLI child process ended. */
