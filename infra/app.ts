@@ -1,6 +1,7 @@
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { parseDuration } from '../lambda/shared/duration.ts';
+import { parseTokensApiUrl } from '../lambda/shared/tokens-api-url.ts';
 import { HousekeepingStack, type HousekeepingStackProps } from './housekeeping-stack.ts';
 
 /**
@@ -73,9 +74,8 @@ function propsFromContext(): HousekeepingStackProps {
     );
   }
   const tokensApiUrl = text('tokensApiUrl') ?? '';
-  if (!URL.canParse(tokensApiUrl) || new URL(tokensApiUrl).protocol !== 'https:') {
-    throw new ContextError(`context "tokensApiUrl" must be an https URL, got "${tokensApiUrl}"`);
-  }
+  const verdict = parseTokensApiUrl(tokensApiUrl);
+  if ('problem' in verdict) throw new ContextError(`context "tokensApiUrl" ${verdict.problem}`);
   const timeoutMinutes = wholeNumber('timeoutMinutes');
   const minAgeText = text('minAge');
   const minAgeSeconds = minAgeText === undefined ? undefined : parseDuration(minAgeText);

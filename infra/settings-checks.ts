@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import { DEFAULT_TIME_RESERVE_MS, MIN_WORKING_MS } from '../lambda/shared/contract.ts';
+import { parseTokensApiUrl } from '../lambda/shared/tokens-api-url.ts';
 
 /**
  * The checks `resolveSettings` (settings.ts) applies to one prop's value: each returns the value,
@@ -11,15 +12,10 @@ export function fail(message: string): never {
   throw new Error(`HousekeepingStack: ${message}`);
 }
 
-/** `value`, if it parses as a URL whose scheme is https. */
-export function httpsUrl(name: string, value: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    fail(`${name} is not a URL: "${value}"`);
-  }
-  if (url?.protocol !== 'https:') fail(`${name} must be an https URL, got "${value}"`);
+/** `value`, if it is a base URL of the tokens service by the function's rule, and https. */
+export function tokensApiUrl(name: string, value: string): string {
+  const verdict = parseTokensApiUrl(value);
+  if ('problem' in verdict) fail(`${name} ${verdict.problem}`);
   return value;
 }
 

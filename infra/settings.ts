@@ -14,13 +14,14 @@ import {
   MAX_REQUESTS_PER_SECOND_RANGE,
   smallestByteCap,
 } from '../lambda/shared/contract.ts';
+import { VARIABLES as V } from '../lambda/shared/environment.ts';
 import { DEFAULT_MEMORY_SIZE } from './function-runtime.ts';
 import {
   fail,
-  httpsUrl,
   integerBetween,
   optionalIntegerIn,
   positiveDays,
+  tokensApiUrl,
   upTo15Minutes,
   wholeSeconds,
 } from './settings-checks.ts';
@@ -220,7 +221,7 @@ export interface FanoutSettings {
 
 /** Defaults applied and every prop checked, so a mistake fails the synth and names the prop. */
 export function resolveSettings(props: HousekeepingStackProps): Settings {
-  httpsUrl('tokensApiUrl', props.tokensApiUrl);
+  tokensApiUrl('tokensApiUrl', props.tokensApiUrl);
   if (props.sessionKeySecret.trim() === '') fail('sessionKeySecret is empty');
 
   const scheduleExpression = props.scheduleExpression ?? DEFAULT_SCHEDULE;
@@ -356,7 +357,7 @@ function dismantleGuardVariables(
         `maxDismantlesPerRun must be an integer between ${MAX_DISMANTLES_RANGE.min} and ${MAX_DISMANTLES_RANGE.max}, got ${cap}`,
       );
     }
-    variables.MAX_DISMANTLES_PER_RUN = String(cap);
+    variables[V.MAX_DISMANTLES_PER_RUN.name] = String(cap);
   }
   if (share !== undefined) {
     if (!(share > 0 && share <= 1)) fail(`maxDismantleShare must be above 0 and at most 1, got ${share}`);
@@ -364,15 +365,16 @@ function dismantleGuardVariables(
     if (String(share).includes('e')) {
       fail(`maxDismantleShare must be at least 0.000001 (written as a decimal), got ${share}`);
     }
-    variables.MAX_DISMANTLE_SHARE = String(share);
+    variables[V.MAX_DISMANTLE_SHARE.name] = String(share);
   }
   if (minLines !== undefined) {
     if (share === undefined)
       fail('maxDismantleShareMinLines applies only with maxDismantleShare; set it or remove this');
-    if (!Number.isInteger(minLines) || minLines < 1 || minLines > 1_000_000) {
-      fail(`maxDismantleShareMinLines must be an integer between 1 and 1000000, got ${minLines}`);
+    const { min, max } = V.MAX_DISMANTLE_SHARE_MIN_LINES.range;
+    if (!Number.isInteger(minLines) || minLines < min || minLines > max) {
+      fail(`maxDismantleShareMinLines must be an integer between ${min} and ${max}, got ${minLines}`);
     }
-    variables.MAX_DISMANTLE_SHARE_MIN_LINES = String(minLines);
+    variables[V.MAX_DISMANTLE_SHARE_MIN_LINES.name] = String(minLines);
   }
   return variables;
 }

@@ -2,6 +2,7 @@ import { Annotations, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { ARCHIVE_FOLDERS } from '../../lambda/shared/contract.ts';
 import type { Settings } from '../settings.ts';
 
 /** How long server access logs of the archive bucket are kept. */
@@ -30,7 +31,7 @@ export function createArchiveBucket(scope: Construct, settings: Settings): s3.IB
     if (settings.fanout !== undefined) {
       Annotations.of(scope).addWarningV2(
         'tokens-housekeeper:queuedMarkersLifecycle',
-        `Fan-out into an existing bucket: add a lifecycle rule expiring "${settings.archivePrefix}_queued/" ` +
+        `Fan-out into an existing bucket: add a lifecycle rule expiring "${settings.archivePrefix}${ARCHIVE_FOLDERS.queued}" ` +
           `after ${QUEUED_MARKER_EXPIRATION.toHumanString()} (and its noncurrent versions) yourself; the stack cannot.`,
       );
     }
@@ -109,20 +110,20 @@ function archiveLifecycleRules(settings: Settings): s3.LifecycleRule[] {
     },
     {
       id: 'expire-pending-markers',
-      prefix: `${settings.archivePrefix}_pending/`,
+      prefix: `${settings.archivePrefix}${ARCHIVE_FOLDERS.pending}`,
       expiration: PENDING_MARKER_EXPIRATION,
       noncurrentVersionExpiration: PENDING_MARKER_EXPIRATION,
     },
     {
       id: 'expire-dry-run-plans',
-      prefix: `${settings.archivePrefix}_plans/`,
+      prefix: `${settings.archivePrefix}${ARCHIVE_FOLDERS.plans}`,
       expiration: PLAN_EXPIRATION,
       noncurrentVersionExpiration: PLAN_EXPIRATION,
     },
   ];
   if (settings.fanout !== undefined) {
     // The planner's markers matter for a few hours; the function cannot delete them, S3 does.
-    const prefix = `${settings.archivePrefix}_queued/`;
+    const prefix = `${settings.archivePrefix}${ARCHIVE_FOLDERS.queued}`;
     rules.push(
       {
         id: 'expire-queued-markers',

@@ -4,6 +4,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { ARCHIVE_FOLDERS } from '../../lambda/shared/contract.ts';
 
 /**
  * The functions' permissions besides their logs, each as narrow as the code allows: one statement
@@ -66,7 +67,7 @@ export function grantArchiveAccess(role: iam.Role, bucket: s3.IBucket, prefix: s
  */
 export function grantDrillAccess(role: iam.Role, bucket: s3.IBucket, prefix: string): void {
   const objects = bucket.arnForObjects(`${prefix}*`);
-  const reports = bucket.arnForObjects(`${prefix}_drills/*`);
+  const reports = bucket.arnForObjects(`${prefix}${ARCHIVE_FOLDERS.drills}*`);
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({ sid: 'ReadArchive', actions: ['s3:GetObject'], resources: [objects] }),
   );
@@ -87,7 +88,7 @@ export function grantDrillAccess(role: iam.Role, bucket: s3.IBucket, prefix: str
       id: `AwsSolutions-IAM5[Resource::${resolve(reports)}]`,
       reason:
         'Each restore drill writes one report named by its date and id at run time; the wildcard is limited to ' +
-        `"${prefix}_drills/" and grants only PutObject, so the drill cannot write anywhere else in the archive.`,
+        `"${prefix}${ARCHIVE_FOLDERS.drills}" and grants only PutObject, so the drill cannot write anywhere else in the archive.`,
     },
   );
 }

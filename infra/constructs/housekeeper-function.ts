@@ -14,6 +14,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/shared/contract.ts';
+import { VARIABLES as V } from '../../lambda/shared/environment.ts';
 import { FUNCTION_NODE_OPTIONS } from '../function-runtime.ts';
 import type { Settings } from '../settings.ts';
 import { grantArchiveAccess, grantEnqueueWork, grantSecretRead } from './function-grants.ts';
@@ -160,8 +161,8 @@ export function createScheduledFunction(
     extraEnvironment:
       planner && settings.fanout !== undefined
         ? {
-            QUEUE_URL: workQueue.queueUrl,
-            QUEUE_MARKER_TTL_SECONDS: String(settings.fanout.markerTtl.toSeconds()),
+            [V.QUEUE_URL.name]: workQueue.queueUrl,
+            [V.QUEUE_MARKER_TTL_SECONDS.name]: String(settings.fanout.markerTtl.toSeconds()),
           }
         : {},
   });
@@ -169,26 +170,36 @@ export function createScheduledFunction(
   return fn;
 }
 
-/** The environment contract of the functions (read by lambda/app/config.ts). */
+/**
+ * The environment contract of the functions (read by lambda/app/config.ts), named by the table of
+ * lambda/shared/environment.ts.
+ */
 function functionEnvironment(settings: Settings, bucket: s3.IBucket): Record<string, string> {
   return {
-    TOKENS_API_URL: settings.tokensApiUrl,
-    SESSION_KEY_SECRET_ID: settings.sessionKeySecret,
-    ARCHIVE_BUCKET: bucket.bucketName,
-    ARCHIVE_PREFIX: settings.archivePrefix,
-    LINE_CONCURRENCY: String(settings.lineConcurrency),
-    ...(settings.minAge === undefined ? {} : { MIN_AGE: String(settings.minAge.toSeconds()) }),
+    [V.TOKENS_API_URL.name]: settings.tokensApiUrl,
+    [V.SESSION_KEY_SECRET_ID.name]: settings.sessionKeySecret,
+    [V.ARCHIVE_BUCKET.name]: bucket.bucketName,
+    [V.ARCHIVE_PREFIX.name]: settings.archivePrefix,
+    [V.LINE_CONCURRENCY.name]: String(settings.lineConcurrency),
+    ...(settings.minAge === undefined ? {} : { [V.MIN_AGE.name]: String(settings.minAge.toSeconds()) }),
     ...(settings.maxRequestsPerSecond === undefined
       ? {}
-      : { MAX_REQUESTS_PER_SECOND: String(settings.maxRequestsPerSecond) }),
+      : { [V.MAX_REQUESTS_PER_SECOND.name]: String(settings.maxRequestsPerSecond) }),
     ...settings.dismantleGuard,
     ...(settings.maxBytesPerSecond === undefined
       ? {}
-      : { MAX_BYTES_PER_SECOND: String(settings.maxBytesPerSecond) }),
-    POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-    POWERTOOLS_LOG_LEVEL: 'INFO',
+      : { [V.MAX_BYTES_PER_SECOND.name]: String(settings.maxBytesPerSecond) }),
+    ...runtimeEnvironment(),
+  };
+}
+
+/** What every function of the stack sets for Powertools and Node.js, the restore drill's included. */
+export function runtimeEnvironment(): Record<string, string> {
+  return {
+    [V.POWERTOOLS_SERVICE_NAME.name]: SERVICE_NAME,
+    [V.POWERTOOLS_METRICS_NAMESPACE.name]: METRICS_NAMESPACE,
+    [V.POWERTOOLS_LOG_LEVEL.name]: V.POWERTOOLS_LOG_LEVEL.default,
     // Node flags and the wrapper that lets them apply: infra/function-runtime.ts.
-    NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+    [V.NODE_OPTIONS.name]: FUNCTION_NODE_OPTIONS,
   };
 }

@@ -6,11 +6,11 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type { Construct } from 'constructs';
-import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/shared/contract.ts';
-import { FUNCTION_NODE_OPTIONS } from '../function-runtime.ts';
+import { ARCHIVE_FOLDERS } from '../../lambda/shared/contract.ts';
+import { VARIABLES as V } from '../../lambda/shared/environment.ts';
 import type { RestoreDrillSettings, Settings } from '../settings.ts';
 import { grantDrillAccess } from './function-grants.ts';
-import { FUNCTION_BASE, LAMBDA_ENTRIES, PROJECT_ROOT } from './housekeeper-function.ts';
+import { FUNCTION_BASE, LAMBDA_ENTRIES, PROJECT_ROOT, runtimeEnvironment } from './housekeeper-function.ts';
 import { createSchedule, type ScheduleQueues } from './schedule.ts';
 
 /** The restore drills: their function and their schedule. */
@@ -46,8 +46,7 @@ export function createRestoreDrills(
   const fn = new NodejsFunction(scope, 'DrillFunction', {
     ...FUNCTION_BASE,
     entry: `${PROJECT_ROOT}lambda/entries/${LAMBDA_ENTRIES.drill}.ts`,
-    description:
-      'Restore drill: re-reads archived tokens lines in full against their manifests and receipts, reports under _drills/',
+    description: `Restore drill: re-reads archived tokens lines in full against their manifests and receipts, reports under ${ARCHIVE_FOLDERS.drills}`,
     memorySize: settings.memorySize,
     // The drill keeps DEADLINE_RESERVE_MS of it to write its report: lines it does not reach are reported.
     timeout: settings.timeout,
@@ -59,15 +58,12 @@ export function createRestoreDrills(
     maxEventAge: Duration.hours(1),
     onFailure: new destinations.SqsDestination(queues.failureQueue),
     environment: {
-      ARCHIVE_BUCKET: bucket.bucketName,
-      ARCHIVE_PREFIX: settings.archivePrefix,
-      DRILL_SAMPLE_SIZE: String(drills.sampleSize),
-      DRILL_MAX_LINES: String(drills.maxLines),
-      DRILL_RECENT_LINES: String(drills.recentLines),
-      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-      POWERTOOLS_LOG_LEVEL: 'INFO',
-      NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+      [V.ARCHIVE_BUCKET.name]: bucket.bucketName,
+      [V.ARCHIVE_PREFIX.name]: settings.archivePrefix,
+      [V.DRILL_SAMPLE_SIZE.name]: String(drills.sampleSize),
+      [V.DRILL_MAX_LINES.name]: String(drills.maxLines),
+      [V.DRILL_RECENT_LINES.name]: String(drills.recentLines),
+      ...runtimeEnvironment(),
     },
   });
   grantDrillAccess(role, bucket, settings.archivePrefix);

@@ -1,29 +1,14 @@
-import { DEFAULT_PARTS_IN_FLIGHT, DEFAULT_UPLOAD_BUFFER_BYTES } from '../archive/upload.ts';
 import type { ArchiveConfig, Config, DrillConfig, PlannerConfig } from '../core/types.ts';
-import {
-  archivePrefixProblem,
-  DEFAULT_ARCHIVE_PREFIX,
-  DEFAULT_DEADLINE_RESERVE_MS,
-  DEFAULT_DISMANTLE_SHARE_MIN_LINES,
-  DEFAULT_DRILL_MAX_LINES,
-  DEFAULT_DRILL_SAMPLE_SIZE,
-  DEFAULT_LINE_CONCURRENCY,
-  DEFAULT_TIME_RESERVE_MS,
-  DRILL_MAX_LINES_RANGE,
-  DRILL_SAMPLE_SIZE_RANGE,
-  downloadsAtOnce,
-  LINE_CONCURRENCY_RANGE,
-  MAX_BYTES_PER_SECOND_RANGE,
-  MAX_DISMANTLES_RANGE,
-  MAX_REQUESTS_PER_SECOND_RANGE,
-  smallestByteCap,
-} from '../shared/contract.ts';
+import { archivePrefixProblem, downloadsAtOnce, smallestByteCap } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
+import { type Range, VARIABLES as V } from '../shared/environment.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { parseTokensApiUrl } from '../shared/tokens-api-url.ts';
+
+/** The loopback rule of `TOKENS_API_URL`, where it was first written. */
+export { isLoopbackHost } from '../shared/tokens-api-url.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-const MIB = 1024 * 1024;
 
 /**
  * The problems found by the variable reads of one load: every read goes on after a problem, so
@@ -97,7 +82,7 @@ function byteCapFits(config: Config): void {
   const smallest = smallestByteCap(downloadsAtOnce(config.lineConcurrency, config.fileConcurrency));
   if (cap >= smallest) return;
   throw new ConfigError(
-    'MAX_BYTES_PER_SECOND',
+    V.MAX_BYTES_PER_SECOND.name,
     `${cap} is too small for LINE_CONCURRENCY ${config.lineConcurrency} and FILE_CONCURRENCY ${config.fileConcurrency}: ` +
       `each open download reads up to 128 KiB off its socket before the cap can hold it back, so the cap must be at least ${smallest}; ` +
       'raise it or lower LINE_CONCURRENCY',
@@ -107,48 +92,24 @@ function byteCapFits(config: Config): void {
 function readConfig(env: Env): Readonly<Config> {
   return Object.freeze({
     tokensApiUrl: field(() => tokensApiUrl(env)),
-    sessionKeySecretId: field(() => required(env, 'SESSION_KEY_SECRET_ID')),
+    sessionKeySecretId: field(() => required(env, V.SESSION_KEY_SECRET_ID.name)),
     ...archiveConfig(env),
-    lineConcurrency: field(() =>
-      integer(
-        env,
-        'LINE_CONCURRENCY',
-        DEFAULT_LINE_CONCURRENCY,
-        LINE_CONCURRENCY_RANGE.min,
-        LINE_CONCURRENCY_RANGE.max,
-      ),
-    ),
-    fileConcurrency: field(() => integer(env, 'FILE_CONCURRENCY', 1, 1, 16)),
+    lineConcurrency: field(() => integer(env, V.LINE_CONCURRENCY)),
+    fileConcurrency: field(() => integer(env, V.FILE_CONCURRENCY)),
     retry: {
-      attempts: field(() => integer(env, 'RETRY_ATTEMPTS', 5, 1, 20)),
-      baseDelayMs: field(() => integer(env, 'RETRY_BASE_DELAY_MS', 500, 0, 60_000)),
-      maxDelayMs: field(() => integer(env, 'RETRY_MAX_DELAY_MS', 20_000, 0, 300_000)),
+      attempts: field(() => integer(env, V.RETRY_ATTEMPTS)),
+      baseDelayMs: field(() => integer(env, V.RETRY_BASE_DELAY_MS)),
+      maxDelayMs: field(() => integer(env, V.RETRY_MAX_DELAY_MS)),
     },
-    sessionKeyTtlMs: field(() => integer(env, 'SESSION_KEY_TTL_SECONDS', 300, 0, 86_400)) * 1000,
-    timeReserveMs: field(() => integer(env, 'TIME_RESERVE_MS', DEFAULT_TIME_RESERVE_MS, 0, 900_000)),
-    deadlineReserveMs: field(() =>
-      integer(env, 'DEADLINE_RESERVE_MS', DEFAULT_DEADLINE_RESERVE_MS, 0, 900_000),
-    ),
+    sessionKeyTtlMs: field(() => integer(env, V.SESSION_KEY_TTL_SECONDS)) * 1000,
+    timeReserveMs: field(() => integer(env, V.TIME_RESERVE_MS)),
+    deadlineReserveMs: field(() => integer(env, V.DEADLINE_RESERVE_MS)),
     minAgeMs: field(() => minAge(env)),
-    maxRequestsPerSecond: field(() =>
-      optionalInteger(
-        env,
-        'MAX_REQUESTS_PER_SECOND',
-        MAX_REQUESTS_PER_SECOND_RANGE.min,
-        MAX_REQUESTS_PER_SECOND_RANGE.max,
-      ),
-    ),
+    maxRequestsPerSecond: field(() => optionalInteger(env, V.MAX_REQUESTS_PER_SECOND)),
     dismantleGuard: dismantleLimits(env),
-    maxBytesPerSecond: field(() =>
-      optionalInteger(
-        env,
-        'MAX_BYTES_PER_SECOND',
-        MAX_BYTES_PER_SECOND_RANGE.min,
-        MAX_BYTES_PER_SECOND_RANGE.max,
-      ),
-    ),
+    maxBytesPerSecond: field(() => optionalInteger(env, V.MAX_BYTES_PER_SECOND)),
     secretsEndpointOverride:
-      optional(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? optional(env, 'AWS_ENDPOINT_URL'),
+      optional(env, V.AWS_ENDPOINT_URL_SECRETS_MANAGER.name) ?? optional(env, V.AWS_ENDPOINT_URL.name),
     listing: listingBounds(env),
     download: downloadFloor(env),
   });
@@ -156,20 +117,16 @@ function readConfig(env: Env): Readonly<Config> {
 
 function listingBounds(env: Env): Config['listing'] {
   return {
-    maxPages: field(() => integer(env, 'LIST_MAX_PAGES', 10_000, 1, 1_000_000)),
-    maxEmptyPages: field(() => integer(env, 'LIST_MAX_EMPTY_PAGES', 20, 1, 1_000_000)),
+    maxPages: field(() => integer(env, V.LIST_MAX_PAGES)),
+    maxEmptyPages: field(() => integer(env, V.LIST_MAX_EMPTY_PAGES)),
   };
 }
 
 function dismantleLimits(env: Env): Config['dismantleGuard'] {
   return {
-    maxPerRun: field(() =>
-      optionalInteger(env, 'MAX_DISMANTLES_PER_RUN', MAX_DISMANTLES_RANGE.min, MAX_DISMANTLES_RANGE.max),
-    ),
-    maxShare: field(() => share(env, 'MAX_DISMANTLE_SHARE')),
-    shareMinLines: field(() =>
-      integer(env, 'MAX_DISMANTLE_SHARE_MIN_LINES', DEFAULT_DISMANTLE_SHARE_MIN_LINES, 1, 1_000_000),
-    ),
+    maxPerRun: field(() => optionalInteger(env, V.MAX_DISMANTLES_PER_RUN)),
+    maxShare: field(() => share(env, V.MAX_DISMANTLE_SHARE.name)),
+    shareMinLines: field(() => integer(env, V.MAX_DISMANTLE_SHARE_MIN_LINES)),
   };
 }
 
@@ -186,8 +143,8 @@ function share(env: Env, name: string): number | undefined {
 
 function downloadFloor(env: Env): Config['download'] {
   return {
-    minSpeedBytesPerSecond: field(() => integer(env, 'DOWNLOAD_MIN_SPEED_BYTES', 1024, 0, 1024 * MIB)),
-    speedWindowMs: field(() => integer(env, 'DOWNLOAD_SPEED_WINDOW_SECONDS', 30, 1, 3600)) * 1000,
+    minSpeedBytesPerSecond: field(() => integer(env, V.DOWNLOAD_MIN_SPEED_BYTES)),
+    speedWindowMs: field(() => integer(env, V.DOWNLOAD_SPEED_WINDOW_SECONDS)) * 1000,
   };
 }
 
@@ -201,13 +158,14 @@ export function loadPlannerConfig(env: Env): Readonly<PlannerConfig> {
 
 function plannerConfig(env: Env): Readonly<PlannerConfig> {
   const base = config(env);
-  const sqsEndpointOverride = optional(env, 'AWS_ENDPOINT_URL_SQS') ?? optional(env, 'AWS_ENDPOINT_URL');
+  const sqsEndpointOverride =
+    optional(env, V.AWS_ENDPOINT_URL_SQS.name) ?? optional(env, V.AWS_ENDPOINT_URL.name);
   return Object.freeze({
     ...base,
     fanout: Object.freeze({
       queueUrl: field(() => queueUrl(env, sqsEndpointOverride !== undefined)),
       // Markers expire from the bucket after a day (lifecycle rule): a longer TTL could not hold.
-      queueMarkerTtlMs: field(() => integer(env, 'QUEUE_MARKER_TTL_SECONDS', 7200, 0, 86_400)) * 1000,
+      queueMarkerTtlMs: field(() => integer(env, V.QUEUE_MARKER_TTL_SECONDS)) * 1000,
       sqsEndpointOverride,
     }),
   });
@@ -222,30 +180,11 @@ export function loadDrillConfig(env: Env): Readonly<DrillConfig> {
   return gathering(() =>
     Object.freeze({
       ...archiveConfig(env),
-      deadlineReserveMs: field(() =>
-        integer(env, 'DEADLINE_RESERVE_MS', DEFAULT_DEADLINE_RESERVE_MS, 0, 900_000),
-      ),
+      deadlineReserveMs: field(() => integer(env, V.DEADLINE_RESERVE_MS)),
       drill: Object.freeze({
-        sampleSize: field(() =>
-          integer(
-            env,
-            'DRILL_SAMPLE_SIZE',
-            DEFAULT_DRILL_SAMPLE_SIZE,
-            DRILL_SAMPLE_SIZE_RANGE.min,
-            DRILL_SAMPLE_SIZE_RANGE.max,
-          ),
-        ),
-        maxLines: field(() =>
-          integer(
-            env,
-            'DRILL_MAX_LINES',
-            DEFAULT_DRILL_MAX_LINES,
-            DRILL_MAX_LINES_RANGE.min,
-            DRILL_MAX_LINES_RANGE.max,
-          ),
-        ),
-        recentLines:
-          field(() => oneOf(env, 'DRILL_RECENT_LINES', ['true', 'false'] as const, 'true')) === 'true',
+        sampleSize: field(() => integer(env, V.DRILL_SAMPLE_SIZE)),
+        maxLines: field(() => integer(env, V.DRILL_MAX_LINES)),
+        recentLines: field(() => oneOf(env, V.DRILL_RECENT_LINES, V.DRILL_RECENT_LINES.default)) === 'true',
       }),
     }),
   );
@@ -253,49 +192,36 @@ export function loadDrillConfig(env: Env): Readonly<DrillConfig> {
 
 function httpTimeouts(env: Env): Config['http'] {
   return {
-    connectTimeoutMs: field(() => integer(env, 'HTTP_CONNECT_TIMEOUT_MS', 10_000, 1, 120_000)),
-    headersTimeoutMs: field(() => integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 30_000, 1, 600_000)),
-    bodyTimeoutMs: field(() => integer(env, 'HTTP_BODY_TIMEOUT_MS', 30_000, 1, 600_000)),
+    connectTimeoutMs: field(() => integer(env, V.HTTP_CONNECT_TIMEOUT_MS)),
+    headersTimeoutMs: field(() => integer(env, V.HTTP_HEADERS_TIMEOUT_MS)),
+    bodyTimeoutMs: field(() => integer(env, V.HTTP_BODY_TIMEOUT_MS)),
   };
 }
 
 function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Config['upload'] {
-  const partSizeBytes = field(() =>
-    integer(env, 'MULTIPART_PART_SIZE_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
-  );
-  const uploadBufferBytes = field(() =>
-    integer(env, 'UPLOAD_BUFFER_BYTES', DEFAULT_UPLOAD_BUFFER_BYTES, 5 * MIB, 8 * 1024 * MIB),
-  );
+  const partSizeBytes = field(() => integer(env, V.MULTIPART_PART_SIZE_BYTES));
+  const uploadBufferBytes = field(() => integer(env, V.UPLOAD_BUFFER_BYTES));
   field(() => {
     if (uploadBufferBytes < partSizeBytes) {
       throw new ConfigError(
-        'UPLOAD_BUFFER_BYTES',
+        V.UPLOAD_BUFFER_BYTES.name,
         `must hold at least one part (MULTIPART_PART_SIZE_BYTES, ${partSizeBytes}), got ${uploadBufferBytes}`,
       );
     }
   });
   return {
-    multipartThresholdBytes: field(() =>
-      integer(env, 'MULTIPART_THRESHOLD_BYTES', 8 * MIB, 5 * MIB, 5 * 1024 * MIB),
-    ),
+    multipartThresholdBytes: field(() => integer(env, V.MULTIPART_THRESHOLD_BYTES)),
     partSizeBytes,
     uploadBufferBytes,
-    partsInFlight: field(() => integer(env, 'UPLOAD_PARTS_IN_FLIGHT', DEFAULT_PARTS_IN_FLIGHT, 1, 32)),
+    partsInFlight: field(() => integer(env, V.UPLOAD_PARTS_IN_FLIGHT)),
     // AWS S3 verifies the SHA-256 sent with each upload; a local or third-party store may not
     // (fauxqs stores the checksum header as sent), so there the default re-reads every object.
-    readback: field(() =>
-      oneOf(
-        env,
-        'VERIFY_READBACK',
-        ['head', 'full'] as const,
-        s3EndpointOverride === undefined ? 'head' : 'full',
-      ),
-    ),
+    readback: field(() => oneOf(env, V.VERIFY_READBACK, s3EndpointOverride === undefined ? 'head' : 'full')),
   };
 }
 
 function s3Endpoint(env: Env): string | undefined {
-  return optional(env, 'AWS_ENDPOINT_URL_S3') ?? optional(env, 'AWS_ENDPOINT_URL');
+  return optional(env, V.AWS_ENDPOINT_URL_S3.name) ?? optional(env, V.AWS_ENDPOINT_URL.name);
 }
 
 function optional(env: Env, name: string): string | undefined {
@@ -309,9 +235,18 @@ function required(env: Env, name: string): string {
   return value;
 }
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+/** A whole-number variable of the table: its name, its default and its range. */
+interface IntegerVariable {
+  readonly name: string;
+  readonly default: number;
+  readonly range: Range;
+}
+
+function integer(env: Env, variable: IntegerVariable): number {
+  const { name, range } = variable;
+  const { min, max } = range;
   const raw = optional(env, name);
-  if (raw === undefined) return fallback;
+  if (raw === undefined) return variable.default;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
   const value = Number(raw);
   if (value < min || value > max)
@@ -319,35 +254,37 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
-function optionalInteger(env: Env, name: string, min: number, max: number): number | undefined {
-  return optional(env, name) === undefined ? undefined : integer(env, name, 0, min, max);
+/** A whole-number variable without a default: unset is none. */
+function optionalInteger(
+  env: Env,
+  variable: { readonly name: string; readonly range: Range },
+): number | undefined {
+  return optional(env, variable.name) === undefined ? undefined : integer(env, { ...variable, default: 0 });
 }
 
 /** `MIN_AGE`: `30m`, `24h`, `7d` or plain seconds; `0` or unset is none. */
 function minAge(env: Env): number | undefined {
-  const raw = optional(env, 'MIN_AGE');
+  const name = V.MIN_AGE.name;
+  const raw = optional(env, name);
   if (raw === undefined) return undefined;
   const seconds = parseDuration(raw, { allowZero: true });
   if (seconds === undefined) {
-    throw new ConfigError(
-      'MIN_AGE',
-      `must be a duration such as 30m, 24h, 7d or whole seconds, got "${raw}"`,
-    );
+    throw new ConfigError(name, `must be a duration such as 30m, 24h, 7d or whole seconds, got "${raw}"`);
   }
   return seconds === 0 ? undefined : seconds * 1000;
 }
 
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+function oneOf<T extends string>(
+  env: Env,
+  variable: { readonly name: string; readonly allowed: readonly T[] },
+  fallback: T,
+): T {
+  const { name, allowed } = variable;
   const raw = optional(env, name);
   if (raw === undefined) return fallback;
   const found = allowed.find((value) => value === raw);
   if (found === undefined) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
   return found;
-}
-
-/** Loopback hosts may use plain http (local runs and tests); anything else must be https. */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 /** A required URL variable, parsed, and refused when it carries credentials. */
@@ -364,21 +301,14 @@ function urlVariable(env: Env, name: string): { raw: string; url: URL } {
 }
 
 function tokensApiUrl(env: Env): URL {
-  const name = 'TOKENS_API_URL';
-  const { url } = urlVariable(env, name);
-  if (url.search || url.hash) throw new ConfigError(name, 'must not have a query or fragment');
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
-    throw new ConfigError(
-      name,
-      `must be https (plain http only for loopback), got ${url.protocol}//${url.host}`,
-    );
-  }
-  url.pathname = url.pathname.replace(/\/+$/, '');
-  return url;
+  const name = V.TOKENS_API_URL.name;
+  const verdict = parseTokensApiUrl(required(env, name), { loopbackHttp: true });
+  if ('problem' in verdict) throw new ConfigError(name, verdict.problem);
+  return verdict.url;
 }
 
 function bucketName(env: Env): string {
-  const name = 'ARCHIVE_BUCKET';
+  const name = V.ARCHIVE_BUCKET.name;
   const value = required(env, name);
   const shaped = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value);
   if (!shaped || value.includes('..') || /^\d{1,3}(\.\d{1,3}){3}$/.test(value)) {
@@ -388,9 +318,9 @@ function bucketName(env: Env): string {
 }
 
 function archivePrefix(env: Env): string {
-  const name = 'ARCHIVE_PREFIX';
+  const name = V.ARCHIVE_PREFIX.name;
   const raw = env[name];
-  if (raw === undefined) return DEFAULT_ARCHIVE_PREFIX;
+  if (raw === undefined) return V.ARCHIVE_PREFIX.default;
   const value = raw.trim();
   const problem = archivePrefixProblem(value);
   if (problem !== undefined) throw new ConfigError(name, problem);
@@ -399,7 +329,7 @@ function archivePrefix(env: Env): string {
 
 /** An SQS queue URL: https, or any http(s) URL when the SQS endpoint is overridden (local runs). */
 function queueUrl(env: Env, local: boolean): string {
-  const name = 'QUEUE_URL';
+  const name = V.QUEUE_URL.name;
   const { raw, url } = urlVariable(env, name);
   if (url.protocol !== 'https:' && !(local && url.protocol === 'http:')) {
     throw new ConfigError(

@@ -192,7 +192,7 @@ export class Archive extends ArchiveKeys implements ArchivePort {
    * not a line's marker are ignored.
    */
   async queuedMarkers(): Promise<Map<string, Date>> {
-    const folder = `${this.prefix}_queued/`;
+    const folder = this.queuedFolder;
     const markers = new Map<string, Date>();
     for (const [name, modified] of await this.#store.list(folder)) {
       const id = name.slice(0, -'.json'.length);
@@ -352,7 +352,7 @@ export class Archive extends ArchiveKeys implements ArchivePort {
    */
   async pendingLineIds(): Promise<string[]> {
     const ids: string[] = [];
-    for (const name of (await this.#store.list(`${this.prefix}_pending/`)).keys()) {
+    for (const name of (await this.#store.list(this.pendingFolder)).keys()) {
       const id = name.slice(0, -'.json'.length);
       if (!name.endsWith('.json') || !isLineId(id)) continue;
       if ((await this.#store.head(this.receiptKey(id))) === undefined) ids.push(id.toLowerCase());

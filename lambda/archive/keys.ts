@@ -1,3 +1,4 @@
+import { ARCHIVE_FOLDERS } from '../shared/contract.ts';
 import { ArchiveError } from '../shared/errors.ts';
 import { safeFileName, safeId } from '../shared/ids.ts';
 import type { ManifestFile } from '../shared/records.ts';
@@ -69,14 +70,24 @@ export class ArchiveKeys {
     );
   }
 
+  /** `{prefix}_pending/`: the pending DELETEs' markers. */
+  get pendingFolder(): string {
+    return `${this.prefix}${ARCHIVE_FOLDERS.pending}`;
+  }
+
   /** `{prefix}_pending/{id}.json`. */
   pendingMarkerKey(lineId: string): string {
-    return `${this.prefix}_pending/${safeId(lineId)}.json`;
+    return `${this.pendingFolder}${safeId(lineId)}.json`;
+  }
+
+  /** `{prefix}_queued/`: the fan-out planner's queued markers. */
+  get queuedFolder(): string {
+    return `${this.prefix}${ARCHIVE_FOLDERS.queued}`;
   }
 
   /** `{prefix}_queued/{lineId}.json`: the fan-out planner's note that a message for the line was sent. */
   queuedMarkerKey(lineId: string): string {
-    return `${this.prefix}_queued/${safeId(lineId)}.json`;
+    return `${this.queuedFolder}${safeId(lineId)}.json`;
   }
 
   /**
@@ -85,17 +96,17 @@ export class ArchiveKeys {
    */
   lineRecordKey(runId: string, planned: Date, lineId: string): string {
     const date = planned.toISOString().slice(0, 10);
-    return `${this.prefix}_runs/${date}/${safeId(runId, 'run id')}/lines/${safeId(lineId)}.json`;
+    return `${this.prefix}${ARCHIVE_FOLDERS.runs}${date}/${safeId(runId, 'run id')}/lines/${safeId(lineId)}.json`;
   }
 
   /** `{prefix}_plans/{yyyy-mm-dd}/{runId}.json`: a dry run's whole plan, when its reply holds only the first lines. */
   planKey(runId: string, started: Date): string {
-    return `${this.prefix}_plans/${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
+    return `${this.prefix}${ARCHIVE_FOLDERS.plans}${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
   }
 
   /** `{prefix}_drills/`: the restore drills' reports. */
   get drillsFolder(): string {
-    return `${this.prefix}_drills/`;
+    return `${this.prefix}${ARCHIVE_FOLDERS.drills}`;
   }
 
   /** `{prefix}_drills/{yyyy-mm-dd}/{drillId}.json`: what one restore drill found. */
@@ -105,6 +116,6 @@ export class ArchiveKeys {
 
   /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. */
   runReportKey(runId: string, started: Date): string {
-    return `${this.prefix}_runs/${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
+    return `${this.prefix}${ARCHIVE_FOLDERS.runs}${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
   }
 }

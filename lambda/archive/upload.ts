@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { VARIABLES } from '../shared/environment.ts';
 import {
   ArchiveChangedError,
   ArchiveError,
@@ -36,9 +37,9 @@ export interface UploadSettings {
 }
 
 /** `UPLOAD_BUFFER_BYTES` when not configured: 96 MiB of part buffers for the whole process. */
-export const DEFAULT_UPLOAD_BUFFER_BYTES = 96 * 1024 * 1024;
+export const DEFAULT_UPLOAD_BUFFER_BYTES = VARIABLES.UPLOAD_BUFFER_BYTES.default;
 /** `UPLOAD_PARTS_IN_FLIGHT` when not configured, as lib-storage's default queue size. */
-export const DEFAULT_PARTS_IN_FLIGHT = 4;
+export const DEFAULT_PARTS_IN_FLIGHT = VARIABLES.UPLOAD_PARTS_IN_FLIGHT.default;
 
 /**
  * Files into the archive: judged against their own record ({@link StoredFile}), streamed up

@@ -1,4 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
+import { VARIABLES } from '../shared/environment.ts';
 import { DocumentError, describeError, ListingError } from '../shared/errors.ts';
 import type { ListedLine, TokensApi } from '../shared/ports/tokens.ts';
 import type { LineReport, LineWorker, RunRequest, Selection } from './types.ts';
@@ -36,9 +37,9 @@ export async function withPendingLines(
 
 /** How far {@link select} follows the list (`Config['listing']`), and when it stops. */
 export interface SelectOptions {
-  /** Most pages of one listing; default 10,000. */
+  /** Most pages of one listing; default `LIST_MAX_PAGES`'s. */
   readonly maxPages?: number;
-  /** Most pages without items in a row; default 20. */
+  /** Most pages without items in a row; default `LIST_MAX_EMPTY_PAGES`'s. */
   readonly maxEmptyPages?: number;
   /** Stops the listing before the next page (the run's deadline). */
   readonly signal?: AbortSignal;
@@ -54,7 +55,11 @@ export async function select(
   logger: Logger,
   options: SelectOptions = {},
 ): Promise<Selection> {
-  const { maxPages = 10_000, maxEmptyPages = 20, signal } = options;
+  const {
+    maxPages = VARIABLES.LIST_MAX_PAGES.default,
+    maxEmptyPages = VARIABLES.LIST_MAX_EMPTY_PAGES.default,
+    signal,
+  } = options;
   if (request.ids !== undefined) {
     // Read by id later, one by one; a line that is not finished is then reported as skipped.
     return { listed: request.ids.length, finished: request.ids.length, candidates: request.ids, skipped: [] };

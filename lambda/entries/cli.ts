@@ -4,6 +4,7 @@ import { serviceLogger } from '../app/logging.ts';
 import type { PlannedLine } from '../core/types.ts';
 import { MAX_BYTES_PER_SECOND_RANGE } from '../shared/contract.ts';
 import { parseDuration } from '../shared/duration.ts';
+import { VARIABLES } from '../shared/environment.ts';
 import { describeError } from '../shared/errors.ts';
 import {
   stderrConsole as err,
@@ -75,7 +76,8 @@ export function housekeepArgs(args: readonly string[]): HousekeepArgs {
   });
   const settings: Record<string, string> = {};
   const maxBytes = values['max-bytes-per-second'];
-  if (maxBytes !== undefined) settings.MAX_BYTES_PER_SECOND = String(bytesPerSecondFlag(maxBytes));
+  if (maxBytes !== undefined)
+    settings[VARIABLES.MAX_BYTES_PER_SECOND.name] = String(bytesPerSecondFlag(maxBytes));
   const payload: Record<string, unknown> = {};
   if (values['dry-run']) payload.dryRun = true;
   if (values['archive-only']) payload.archiveOnly = true;

@@ -1,6 +1,7 @@
 import { clearLine, cursorTo } from 'node:readline';
 import { format } from 'node:util';
 import { type LogFormat, logToTerminal } from '../app/logging.ts';
+import { VARIABLES } from '../shared/environment.ts';
 import { isLineId } from '../shared/ids.ts';
 import { redactedJson, redactText } from '../shared/redact.ts';
 
@@ -44,7 +45,8 @@ export async function terminalCommand<T>(
     options = parse(
       jsonLogs ? args.filter((arg, at) => arg !== JSON_LOGS_FLAG || (end !== -1 && at > end)) : args,
     );
-    if (logs) logFormat = chooseLogFormat(jsonLogs, process.env.LOG_FORMAT, screen.isTerminal);
+    if (logs)
+      logFormat = chooseLogFormat(jsonLogs, process.env[VARIABLES.LOG_FORMAT.name], screen.isTerminal);
   } catch (error) {
     // A flag's problem, in its own words (no error class name: it is not a crash).
     stderrConsole.log(`${name}: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`);

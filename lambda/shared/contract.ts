@@ -117,3 +117,24 @@ export const DRILL_SAMPLE_SIZE_RANGE = { min: 0, max: 10_000 } as const;
 export const DEFAULT_DRILL_MAX_LINES = 200;
 /** The range of `DRILL_MAX_LINES` (and so the stack's `restoreDrillMaxLines`). */
 export const DRILL_MAX_LINES_RANGE = { min: 1, max: 10_000 } as const;
+
+/**
+ * The archive's folders beside the lines, each under the prefix (`{prefix}_runs/`): the key layout
+ * (lambda/archive/keys.ts) writes into them, and the bucket's lifecycle rules and the drill's grant
+ * (infra/) name them. A line id never starts with `_`, so no line folder is one of them.
+ */
+export const ARCHIVE_FOLDERS = {
+  /** Run reports, and in fan-out mode the workers' line records. */
+  runs: '_runs/',
+  /** Fan-out: the planner's queued markers (expired by a lifecycle rule). */
+  queued: '_queued/',
+  /** DELETEs taken but not yet seen done (expired by a lifecycle rule). */
+  pending: '_pending/',
+  /** A Lambda dry run's whole plan (expired by a lifecycle rule). */
+  plans: '_plans/',
+  /** Restore drill reports. */
+  drills: '_drills/',
+} as const;
+
+/** The media type of the tokens service's documents (JSON:API): its requests and replies, and the line documents archived as received. */
+export const JSON_API = 'application/vnd.api+json';

@@ -2,6 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import { finished, type Readable, Transform } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
+import { JSON_API } from '../shared/contract.ts';
 import {
   describeError,
   HousekeepingError,
@@ -13,9 +14,6 @@ import {
 import { shownWhole } from '../shared/redact.ts';
 import { type ByteGate, passThroughGate } from './bandwidth.ts';
 import { parseJsonLimited } from './json.ts';
-
-/** The media type of every request and reply of the service (JSON:API). */
-export const JSON_API = 'application/vnd.api+json';
 
 /** An IMF-fixdate, the HTTP-date form servers send (RFC 9110), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`. */
 const HTTP_DATE =

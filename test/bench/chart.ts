@@ -50,7 +50,8 @@ export function renderChart(results: BenchResults): string {
 
 function sizeCategories(results: BenchResults): number[] {
   const sizes = new Set<number>();
-  for (const set of results.throughput ?? []) sizes.add(set.fileBytes);
+  // A mixed set (the API examples' sizes) has no one file size.
+  for (const set of results.throughput ?? []) if (!set.mixed) sizes.add(set.fileBytes);
   for (const point of results.memory ?? []) sizes.add(point.fileBytes);
   return [...sizes].sort((a, b) => a - b);
 }
@@ -69,6 +70,7 @@ function bySize(
     if (m?.ok && !map.has(size)) map.set(size, value(m));
   };
   for (const set of results.throughput ?? []) {
+    if (set.mixed) continue;
     put(out.housekeeper, set.fileBytes, set.housekeeper);
     put(out.reference, set.fileBytes, set.reference);
   }

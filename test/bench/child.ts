@@ -28,6 +28,10 @@ export interface ChildOptions {
   readonly sessionKey?: string;
   /** Files the reference copies at once. */
   readonly filesInFlight?: number;
+  /** Record every request in order (the report's `requests.trace`). */
+  readonly trace?: boolean;
+  /** Write a V8 CPU profile of the work (not the start-up) to this file. */
+  readonly cpuProfile?: string;
 }
 
 /** The last bytes of the child's stderr (its logs) kept to explain a failure. */
@@ -58,6 +62,8 @@ export async function runChild(workerFile: string, options: ChildOptions): Promi
       BENCH_SESSION_KEY: options.sessionKey ?? '',
       BENCH_FILES_IN_FLIGHT: String(options.filesInFlight ?? ''),
       BENCH_REPORT: reportFile,
+      BENCH_TRACE: options.trace ? '1' : '',
+      BENCH_CPU_PROFILE: options.cpuProfile ?? '',
       NODE_OPTIONS: LAMBDA_NODE_OPTIONS,
     };
     // Loaded from --eval rather than as the main module: lambda/entries/cli.ts runs itself when its

@@ -13,7 +13,112 @@ export interface GoalVerdict {
   readonly met: boolean | null;
 }
 
-/** Every goal the results can speak to, in the issue's order: throughput, small lines with latency, memory. */
+/** Issue 22: at most this many S3 requests per one-file line (the file, the record, the receipt). */
+const S3_REQUESTS_PER_LINE = 3;
+/** Issue 22: tokens-service requests per line (read, file, re-read, DELETE). */
+const TOKENS_REQUESTS_PER_LINE = 4;
+/** Issue 22: lines/s at +20 ms round trips, as a share of the plain copy's at equal concurrency. */
+const RTT_SHARE = 0.6;
+/** Issue 22: CPU seconds per line, at most this many times the plain copy's. */
+const CPU_PER_LINE_TIMES = 1.5;
+
+/** Requests per line to `service` (`tokens`, `s3`), from a measurement's counts by method. */
+function perLine(m: Measurement, service: string): number {
+  const count = Object.entries(m.requestsBy)
+    .filter(([key]) => key.startsWith(`${service} `))
+    .reduce((sum, [, n]) => sum + n, 0);
+  return Math.round((count / Math.max(1, m.lines)) * 100) / 100;
+}
+
+function atMost(
+  goal: string,
+  target: number,
+  value: number,
+  measured: string,
+  m: Measurement[],
+): GoalVerdict {
+  const failed = m.map(failure).find((reason) => reason !== undefined);
+  return {
+    goal,
+    target: `<= ${target}`,
+    measured,
+    ...(failed !== undefined
+      ? { verdict: failed, met: false }
+      : value <= target
+        ? { verdict: 'met', met: true }
+        : { verdict: `missed by ${(value - target).toFixed(2)}`, met: false }),
+  };
+}
+
+/** The goals of issue 22 the throughput sets speak to: requests, start-adjusted ratios, latency, CPU. */
+function judgeSmallLines(results: SectionResults): GoalVerdict[] {
+  const verdicts: GoalVerdict[] = [];
+  const sets = results.throughput ?? [];
+  const small = sets.find((set) => set.key === 'small');
+  if (small !== undefined) {
+    const s3 = perLine(small.housekeeper, 's3');
+    const tokens = perLine(small.housekeeper, 'tokens');
+    verdicts.push(
+      atMost(
+        `S3 requests per one-file line, first run, head: (${small.key}) ${small.label}`,
+        S3_REQUESTS_PER_LINE,
+        s3,
+        `${s3} (per-run requests shared over ${small.housekeeper.lines} lines)`,
+        [small.housekeeper],
+      ),
+      atMost(
+        `Tokens-service requests per line: (${small.key}) ${small.label}`,
+        TOKENS_REQUESTS_PER_LINE + 0.05,
+        tokens,
+        `${tokens} (the list shared over ${small.housekeeper.lines} lines)`,
+        [small.housekeeper],
+      ),
+    );
+  }
+  for (const set of sets) {
+    const failed = failure(set.housekeeper) ?? failure(set.reference);
+    if (set.adjustedGoal !== undefined && set.adjustedRatio !== undefined) {
+      const goal = set.adjustedGoal;
+      verdicts.push({
+        goal: `Start-adjusted ratio: (${set.key}) ${set.label}`,
+        target: `>= ${goal}`,
+        measured: `${set.adjustedRatio.toFixed(2)} (wall less fixed cost: reference ${set.adjusted.reference.wallMs} ms, housekeeper ${set.adjusted.housekeeper.wallMs} ms)`,
+        ...(failed !== undefined
+          ? { verdict: failed, met: false }
+          : set.adjustedRatio >= goal
+            ? { verdict: `met (+${(set.adjustedRatio - goal).toFixed(2)})`, met: true }
+            : { verdict: `missed by ${(goal - set.adjustedRatio).toFixed(2)}`, met: false }),
+      });
+    }
+    if ((set.key === 'small' || set.key === 'examples') && set.cpuRatio !== undefined) {
+      verdicts.push(
+        atMost(
+          `CPU per line against the plain copy: (${set.key}) ${set.label}`,
+          CPU_PER_LINE_TIMES,
+          set.cpuRatio,
+          `x${set.cpuRatio.toFixed(2)} (${set.adjusted.housekeeper.adjustedCpuMsPerLine} / ${set.adjusted.reference.adjustedCpuMsPerLine} ms a line, fixed CPU left out)`,
+          [set.housekeeper, set.reference],
+        ),
+      );
+    }
+    if (set.oneWayLatencyMs !== undefined) {
+      const share = set.housekeeper.linesPerSec / set.reference.linesPerSec;
+      verdicts.push({
+        goal: `Lines/s at +${2 * set.oneWayLatencyMs} ms round trips against the plain copy at equal concurrency: (${set.key})`,
+        target: `>= ${RTT_SHARE}`,
+        measured: `${share.toFixed(2)} (${set.housekeeper.linesPerSec} / ${set.reference.linesPerSec} lines/s, ${set.housekeeper.filesInFlight} files in flight)`,
+        ...(failed !== undefined
+          ? { verdict: failed, met: false }
+          : share >= RTT_SHARE
+            ? { verdict: `met (+${(share - RTT_SHARE).toFixed(2)})`, met: true }
+            : { verdict: `missed by ${(RTT_SHARE - share).toFixed(2)}`, met: false }),
+      });
+    }
+  }
+  return verdicts;
+}
+
+/** Every goal the results can speak to, in the issue's order: throughput, small lines with latency, memory; then issue 22's. */
 export function judgeGoals(results: SectionResults): GoalVerdict[] {
   const verdicts: GoalVerdict[] = [];
   for (const set of results.throughput ?? []) {
@@ -50,6 +155,7 @@ export function judgeGoals(results: SectionResults): GoalVerdict[] {
     const rows = memory.filter((row) => row.sweeps.includes(sweep));
     if (rows.length > 0) verdicts.push(judgeMemory(goal, sweep, rows));
   }
+  verdicts.push(...judgeSmallLines(results));
   return verdicts;
 }
 

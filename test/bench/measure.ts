@@ -8,6 +8,7 @@ import type { LineSpec } from '../local/tokens-service.ts';
 import { type ChildRun, runChild } from './child.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import type { PlanLine } from './plan.ts';
+import type { TracedRequest } from './request-counter.ts';
 import { round } from './stats.ts';
 
 /** Who does the work: the product (CLI), the plain parallel copy it is measured against, or the obvious way. */
@@ -56,6 +57,16 @@ export interface Measurement {
   readonly ok: boolean;
   readonly check: string;
   readonly retries?: number;
+  /** Every request in order, when the run was traced. */
+  readonly trace?: readonly TracedRequest[];
+}
+
+/** How to run the measured process, beyond the workload. */
+export interface RunOptions {
+  /** Record every request in order. */
+  readonly trace?: boolean;
+  /** Write a V8 CPU profile of the work (from its start to its end, start-up left out) to this file. */
+  readonly cpuProfile?: string;
 }
 
 /**
@@ -81,6 +92,7 @@ export async function measure(
   workload: Workload,
   tool: Tool,
   args: readonly string[] = [],
+  runOptions: RunOptions = {},
 ): Promise<Measurement> {
   const storage = workload.diskStorage ? await mkdtemp(join(tmpdir(), 'bench-s3-')) : undefined;
   let stack: LocalStack | undefined;
@@ -117,6 +129,7 @@ export async function measure(
       plan,
       sessionKey: stack.sessionKey,
       filesInFlight,
+      ...runOptions,
     });
     const dryRun = args.includes('--dry-run');
     const outcome =
@@ -159,6 +172,7 @@ export async function measure(
       ok: outcome.ok,
       check: outcome.check,
       ...('retries' in outcome ? { retries: outcome.retries } : {}),
+      ...(run.requests.trace === undefined ? {} : { trace: run.requests.trace }),
     };
   } finally {
     await Promise.all(proxies.map((proxy) => proxy.close()));

@@ -1,6 +1,8 @@
 import { isAbsolute, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resultFiles } from './report.ts';
+import type { Measurement } from './measure.ts';
+import { renderTables, resultFiles } from './report.ts';
+import type { ThroughputResult } from './sections.ts';
 
 const ROOT = '/work/repo';
 
@@ -29,5 +31,88 @@ describe('resultFiles (where npm run bench writes, as docs/benchmarks.md says)',
 
     expect(isAbsolute(files.json)).toBe(true);
     expect(files.json.endsWith(join('bench-out', 'latest.json'))).toBe(true);
+  });
+});
+
+function measurement(tool: Measurement['tool'], over: Partial<Measurement>): Measurement {
+  return {
+    tool,
+    wallMs: 1000,
+    lines: 100,
+    files: 100,
+    bytes: 1e6,
+    mbPerSec: 1,
+    linesPerSec: 100,
+    requests: 0,
+    requestsBy: {},
+    requestsPerLine: 0,
+    filesInFlight: 4,
+    uploadBufferBytes: null,
+    startRssMB: 90,
+    peakRssMB: 120,
+    heapTotalPeakMB: 30,
+    arrayBuffersPeakMB: 10,
+    cpuMs: 500,
+    serverCpuMs: 300,
+    load1: 0,
+    ok: true,
+    check: 'ok',
+    ...over,
+  };
+}
+
+describe('renderTables (issue 22: start-adjusted ratios and CPU per line beside the wall-clock ones)', () => {
+  it('shows each tool its requests per line to each service, the ratio less fixed costs, and CPU per line against the copy', () => {
+    const set: ThroughputResult = {
+      key: 'examples',
+      label: '300 lines of the API examples sizes',
+      fileBytes: 124_415,
+      mixed: true,
+      totalBytes: 1e6,
+      lines: 100,
+      readback: 'head',
+      reference: measurement('reference', { requestsBy: { 'tokens GET': 100, 's3 PUT': 100 } }),
+      housekeeper: measurement('housekeeper', {
+        wallMs: 2000,
+        cpuMs: 1200,
+        requestsBy: { 'tokens GET': 300, 'tokens DELETE': 100, 's3 PUT': 400, 's3 GET': 101 },
+      }),
+      ratio: 0.5,
+      fixed: {
+        reference: { wallMs: 0, cpuMs: 0, runsMs: [0] },
+        housekeeper: { wallMs: 200, cpuMs: 200, runsMs: [200] },
+      },
+      adjusted: {
+        reference: { wallMs: 1000, cpuMsPerLine: 5, adjustedCpuMsPerLine: 5 },
+        housekeeper: { wallMs: 1800, cpuMsPerLine: 12, adjustedCpuMsPerLine: 10 },
+      },
+      adjustedRatio: 0.56,
+      cpuRatio: 2,
+      adjustedGoal: 0.95,
+      adjustedMet: false,
+      repeatsMs: { housekeeper: [2000], reference: [1000] },
+    };
+
+    const text = renderTables({
+      schemaVersion: 2,
+      generatedAt: '2026-12-07T00:00:00Z',
+      commit: undefined,
+      uncommittedProductFiles: [],
+      quick: true,
+      durationS: 1,
+      machine: { nproc: 2, cpuModel: 'test', memoryGiB: 1, node: 'v24', platform: 'linux x64' },
+      notes: [],
+      throughput: [set],
+    });
+
+    const housekeeperRow = text.split('\n').find((line) => line.includes('| housekeeper'));
+    expect(housekeeperRow).toContain('| 4 + 5.01 ');
+    expect(housekeeperRow).toContain('| 12 (10) ');
+    expect(housekeeperRow).toContain('| 0.56 ');
+    expect(housekeeperRow).toContain('| x2.00 ');
+    expect(housekeeperRow).toContain('adj. >= 0.95: missed by 0.39');
+    expect(text).toMatch(
+      /CPU per line against the plain copy: \(examples\).*\| <= 1\.5 .*\| missed by 0\.50/,
+    );
   });
 });

@@ -7,17 +7,32 @@
  *   npm run bench                      all sections, full sizes (under 10 minutes on 2 cores)
  *   npm run bench -- --quick           every section on small sizes (smoke run, under a minute)
  *   npm run bench -- --only memory,list
+ *   npm run bench -- --only throughput --sets small,examples
+ *                                      only these throughput sets (keys: small, examples, mid,
+ *                                      large-2, large-1, large-2-full, large-1-full, small-rtt)
+ *   npm run bench -- --only concurrency --levels 8,16,32 --rtt-only
+ *                                      the sweep at these LINE_CONCURRENCY levels, +20 ms round
+ *                                      trips only (no loopback points)
  *   npm run bench -- --out DIR         where to write the JSON and the chart
+ *   npm run bench -- --only throughput --sets examples --cpu-prof DIR
+ *                                      a V8 CPU profile of each throughput run's work in DIR, with the
+ *                                      bundle and its source map; summarise one with
+ *                                      npx tsx test/bench/profile.ts DIR/examples-housekeeper-1.cpuprofile
+ *
+ * Any of --sets, --levels, --rtt-only or --cpu-prof makes the run partial (written as quick.json);
+ * a profiled process runs slower, so its figures are not comparable with an unprofiled run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundle, PROJECT_ROOT } from './bundles.ts';
 import { renderChart } from './chart.ts';
 import { describeMachine } from './machine.ts';
+import { measure } from './measure.ts';
 import { type BenchResults, renderTables, resultFiles } from './report.ts';
+import { runRequestSequences } from './request-sequence.ts';
 import {
   runColdStart,
   runConcurrency,
@@ -28,14 +43,16 @@ import {
   type Section,
   type SectionResults,
 } from './sections.ts';
-import { FULL, QUICK } from './sets.ts';
+import { FULL, QUICK, type Sizes } from './sets.ts';
 
 const NOTES = [
   'Everything on loopback: the simulator, local S3 (fauxqs) and local Secrets Manager run in the bench process; each measured tool runs in its own child process, from one bundle built like the Lambda function, started as Lambda starts it (the runtime flags for 1024 MB, the stack NODE_OPTIONS); each tool loads only its own modules.',
   'Each measurement starts a fresh local stack. MB = 10^6 bytes. Wall time runs from the start of the work to its end, process start-up excluded.',
   'Peak RSS is VmHWM of the child process (getrusage maxrss of a forked child would include the parent); RSS at start is taken once the tool is loaded, before the work.',
   'CPU s proc/servers: CPU seconds of the measured process / of the bench process (simulator + local S3) meanwhile.',
-  'Requests/line: requests to the tokens service and S3 over lines done (listings included, the secret read left out).',
+  'Requests/line: requests to the tokens service + to S3 over lines done (listings and the run report included, shared over the lines; the secret read left out).',
+  'Fixed s: the median wall time of 3 runs of the same tool on an empty service (no finished line) under the same settings: what the command spends on its start and end within the work. Start-adj. ratio = (reference wall - its fixed) / (housekeeper wall - its fixed).',
+  'CPU ms/line (less fixed): CPU of the measured process (process.cpuUsage, user + system) over lines done, and the same less the empty run CPU. CPU/line vs copy: the housekeeper less-fixed CPU per line over the reference one.',
   'Repeated runs keep the fastest: the machine is shared, the fastest run is the least disturbed; all repeats are in repeatsMs.',
   'reference = the plain copy script an operator would write (test/bench/reference-copy.ts): each file streamed from the service (undici request) into @aws-sdk/lib-storage Upload, 8 MiB parts, 4 in flight, as many files at once as the housekeeper run it is compared to (4 in the ratio sets), SDK checksums off; no line GET, hashing, read-back, manifest or DELETE. It shares no code with the product.',
   'housekeeper = the CLI with the production defaults, but VERIFY_READBACK as the set says, LINE_CONCURRENCY as the set says (4 in the ratio sets, to match the reference), 30 s body timeout. Budget = UPLOAD_BUFFER_BYTES as the product reads it.',
@@ -49,6 +66,10 @@ function parseOptions(argv: readonly string[]) {
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
+      sets: { type: 'string' },
+      levels: { type: 'string' },
+      'rtt-only': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -59,12 +80,43 @@ function parseOptions(argv: readonly string[]) {
       throw new Error(`--only: unknown section "${name}"; sections are ${SECTIONS.join(', ')}`);
     }
   }
+  const base = values.quick ? QUICK : FULL;
+  const sets = values.sets?.split(',').map((s) => s.trim());
+  for (const key of sets ?? []) {
+    if (!base.throughput.some((spec) => spec.key === key)) {
+      throw new Error(
+        `--sets: unknown set "${key}"; sets are ${base.throughput.map((spec) => spec.key).join(', ')}`,
+      );
+    }
+  }
+  const levels = values.levels?.split(',').map((level) => {
+    const n = Number(level.trim());
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--levels: "${level}" is not a positive integer`);
+    return n;
+  });
+  const sizes: Sizes = {
+    ...base,
+    throughput:
+      sets === undefined ? base.throughput : base.throughput.filter((spec) => sets.includes(spec.key)),
+    sweep: {
+      ...base.sweep,
+      ...(levels === undefined ? {} : { levels }),
+      ...(values['rtt-only'] ? { latencies: [base.sweep.oneWayLatencyMs] } : {}),
+    },
+  };
   return {
     quick: values.quick,
+    sizes,
     sections: new Set(only as Section[]),
     out: values.out,
+    cpuProf: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     help: values.help,
-    partial: values.only !== undefined,
+    partial:
+      values.only !== undefined ||
+      sets !== undefined ||
+      levels !== undefined ||
+      values['rtt-only'] ||
+      values['cpu-prof'] !== undefined,
   };
 }
 
@@ -86,7 +138,7 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const sizes = options.quick ? QUICK : FULL;
+  const { sizes } = options;
   const started = performance.now();
   const progress = (message: string) => {
     const elapsed = Math.round((performance.now() - started) / 1000);
@@ -116,6 +168,13 @@ async function main(): Promise<void> {
   try {
     progress('bundling the measured process (test/bench/worker.ts, CDK bundling options)');
     const worker = (await bundle('test/bench/worker.ts', work, 'worker')).file;
+    if (options.cpuProf !== undefined) {
+      // Kept beside the profiles: the bundle's temporary directory goes at the end of the run.
+      await mkdir(options.cpuProf, { recursive: true });
+      await copyFile(worker, join(options.cpuProf, 'worker.mjs'));
+      await copyFile(`${worker}.map`, join(options.cpuProf, 'worker.mjs.map'));
+      progress(`CPU profiles of the throughput runs go to ${options.cpuProf}`);
+    }
     const has = (section: Section) => options.sections.has(section);
 
     if (has('throughput') || has('baseline')) {
@@ -125,6 +184,7 @@ async function main(): Promise<void> {
         has('baseline'),
         has('throughput'),
         progress,
+        options.cpuProf,
       );
       if (has('throughput')) results.throughput = throughput;
       if (has('baseline')) results.baseline = baseline;
@@ -133,6 +193,12 @@ async function main(): Promise<void> {
     if (has('list')) results.listScale = await runListScale(worker, sizes, progress);
     if (has('cold-start')) results.coldStart = await runColdStart(work, sizes, progress);
     if (has('concurrency')) results.concurrency = await runConcurrency(worker, sizes, progress);
+    if (has('requests')) {
+      results.requestSequences = await runRequestSequences(
+        (workload, tool, runOptions) => measure(worker, workload, tool, [], runOptions),
+        progress,
+      );
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

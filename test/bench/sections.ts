@@ -1,19 +1,52 @@
+import { join } from 'node:path';
 import type { LineSpec } from '../local/tokens-service.ts';
 import { bundle, type Contributor, topInputs, topPackages } from './bundles.ts';
 import { type ImportTiming, timeImport } from './cold-start.ts';
 import { type Measurement, measure, type Workload } from './measure.ts';
-import { formatBytes, type Sizes, type ThroughputSpec } from './sets.ts';
-import { round } from './stats.ts';
+import type { SequenceResult } from './request-sequence.ts';
+import { bytesOf, formatBytes, type Sizes, shapeOf, type ThroughputSpec } from './sets.ts';
+import { median, round } from './stats.ts';
 
 const KIB = 1024;
 
-export const SECTIONS = ['throughput', 'baseline', 'memory', 'list', 'cold-start', 'concurrency'] as const;
+export const SECTIONS = [
+  'throughput',
+  'baseline',
+  'memory',
+  'list',
+  'cold-start',
+  'concurrency',
+  'requests',
+] as const;
 export type Section = (typeof SECTIONS)[number];
+
+/**
+ * What a tool spends on a service with no finished line (an empty list): its fixed start and end
+ * within the measured work (the secret read, the list, the run report, the first connections).
+ * The median of a few runs.
+ */
+export interface FixedCost {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+  readonly runsMs: readonly number[];
+}
+
+/** Per-line figures of a run once its fixed cost is left out (issue 22). */
+export interface Adjusted {
+  /** Wall time less the tool's fixed cost. */
+  readonly wallMs: number;
+  /** CPU ms per line: as measured, and less the tool's fixed CPU. */
+  readonly cpuMsPerLine: number;
+  readonly adjustedCpuMsPerLine: number;
+}
 
 export interface ThroughputResult {
   readonly key: string;
   readonly label: string;
+  /** Bytes of every file; for a mixed set its largest file (`mixed`). */
   readonly fileBytes: number;
+  /** Lines of several shapes (the API examples' sizes), not one size. */
+  readonly mixed?: boolean;
   readonly totalBytes: number;
   readonly lines: number;
   readonly readback: 'head' | 'full';
@@ -22,9 +55,19 @@ export interface ThroughputResult {
   readonly housekeeper: Measurement;
   /** Housekeeper MB/s over reference MB/s. */
   readonly ratio: number;
+  /** Each tool's fixed cost, measured on an empty service under the same settings. */
+  readonly fixed: { readonly reference: FixedCost; readonly housekeeper: FixedCost };
+  readonly adjusted: { readonly reference: Adjusted; readonly housekeeper: Adjusted };
+  /** Reference wall over housekeeper wall, each less its fixed cost (equal bytes: the MB/s ratio). */
+  readonly adjustedRatio: number;
+  /** Housekeeper CPU per line over the reference's, each less its fixed CPU. */
+  readonly cpuRatio: number;
   /** Least ratio (issue 13), and whether it was reached; absent for a set reported only. */
   readonly goal?: number;
   readonly met?: boolean;
+  /** Least start-adjusted ratio (issue 22), and whether it was reached. */
+  readonly adjustedGoal?: number;
+  readonly adjustedMet?: boolean;
   /** Wall times of every repeat (ms). */
   readonly repeatsMs: { readonly housekeeper: readonly number[]; readonly reference: readonly number[] };
 }
@@ -71,6 +114,8 @@ export interface SweepResult {
   readonly lineConcurrency: number;
   readonly oneWayLatencyMs: number;
   readonly housekeeper: Measurement;
+  /** The plain copy on the same lines with as many files in flight (absent in results before issue 22). */
+  readonly reference?: Measurement;
   readonly repeatsMs: readonly number[];
 }
 
@@ -81,6 +126,7 @@ export interface SectionResults {
   listScale?: ListScaleResult[];
   coldStart?: ColdStartResult;
   concurrency?: SweepResult[];
+  requestSequences?: SequenceResult[];
 }
 
 type Progress = (message: string) => void;
@@ -91,13 +137,52 @@ function finishedLines(count: number, spec: Omit<LineSpec, 'status'>): LineSpec[
 
 function workloadOf(spec: ThroughputSpec, lines = spec.lines): Workload {
   return {
-    lines: finishedLines(lines, { analysis: spec.analysis, fileSize: spec.fileBytes }),
+    lines: Array.from({ length: lines }, (_, i) => ({ status: 'finished', ...shapeOf(spec, i) })),
     diskStorage: spec.diskStorage,
     env: {
       VERIFY_READBACK: spec.readback,
       ...(spec.lineConcurrency === undefined ? {} : { LINE_CONCURRENCY: String(spec.lineConcurrency) }),
     },
     ...(spec.oneWayLatencyMs === undefined ? {} : { oneWayLatencyMs: spec.oneWayLatencyMs }),
+  };
+}
+
+/** Runs of each tool on an empty service, for its fixed cost. */
+const FIXED_RUNS = 3;
+
+/**
+ * Measures, once per tool and settings, what the tool spends on a service with no finished line
+ * (the same settings, latency included): its fixed cost within the measured work.
+ */
+function fixedCosts(workerFile: string, progress: Progress) {
+  const known = new Map<string, FixedCost>();
+  return async (tool: 'reference' | 'housekeeper', workload: Workload): Promise<FixedCost> => {
+    const empty: Workload = { ...workload, lines: [], diskStorage: false };
+    const key = `${tool} ${JSON.stringify(empty)}`;
+    const cached = known.get(key);
+    if (cached !== undefined) return cached;
+    const runs: Measurement[] = [];
+    for (let i = 0; i < FIXED_RUNS; i++) runs.push(await measure(workerFile, empty, tool));
+    const failed = runs.find((m) => !m.ok);
+    if (failed !== undefined) throw new Error(`${tool} on an empty service failed: ${failed.check}`);
+    const cost = {
+      wallMs: Math.round(median(runs.map((m) => m.wallMs))),
+      cpuMs: Math.round(median(runs.map((m) => m.cpuMs))),
+      runsMs: runs.map((m) => m.wallMs),
+    };
+    progress(`  fixed cost of ${tool} (empty service): ${cost.wallMs} ms wall, ${cost.cpuMs} ms CPU`);
+    known.set(key, cost);
+    return cost;
+  };
+}
+
+function adjust(m: Measurement, fixed: FixedCost): Adjusted {
+  const lines = Math.max(1, m.lines);
+  return {
+    // At least 1 ms: a run never takes less than nothing.
+    wallMs: Math.max(1, m.wallMs - fixed.wallMs),
+    cpuMsPerLine: round(m.cpuMs / lines, 2),
+    adjustedCpuMsPerLine: round(Math.max(0, m.cpuMs - fixed.cpuMs) / lines, 2),
   };
 }
 
@@ -112,9 +197,12 @@ export async function runThroughput(
   withBaseline: boolean,
   withThroughput: boolean,
   progress: Progress,
+  /** Where each tool's run writes a V8 CPU profile of its work, named `{set}-{tool}-{run}.cpuprofile`. */
+  profileDir?: string,
 ): Promise<{ throughput: ThroughputResult[]; baseline: BaselineResult[] }> {
   const throughput: ThroughputResult[] = [];
   const baseline: BaselineResult[] = [];
+  const fixedCost = fixedCosts(workerFile, progress);
   for (const spec of sizes.throughput) {
     let housekeeper: Measurement | undefined;
     if (withThroughput) {
@@ -123,29 +211,58 @@ export async function runThroughput(
       // Interleaved, so drift in the machine's load hits both alike.
       for (let i = 0; i < spec.repeats; i++) {
         progress(`throughput (${spec.key}) ${spec.label}: reference, run ${i + 1}/${spec.repeats}`);
-        referenceRuns.push(await measure(workerFile, workloadOf(spec), 'reference'));
+        const profile = (tool: string) =>
+          profileDir === undefined
+            ? {}
+            : { cpuProfile: join(profileDir, `${spec.key}-${tool}-${i + 1}.cpuprofile`) };
+        referenceRuns.push(
+          await measure(workerFile, workloadOf(spec), 'reference', [], profile('reference')),
+        );
         progress(`  ${describe(referenceRuns.at(-1) as Measurement)}`);
         progress(`throughput (${spec.key}) ${spec.label}: housekeeper, run ${i + 1}/${spec.repeats}`);
-        productRuns.push(await measure(workerFile, workloadOf(spec), 'housekeeper'));
+        productRuns.push(
+          await measure(workerFile, workloadOf(spec), 'housekeeper', [], profile('housekeeper')),
+        );
         progress(`  ${describe(productRuns.at(-1) as Measurement)}`);
       }
       const reference = pick(referenceRuns);
       housekeeper = pick(productRuns);
       const ratio = round(housekeeper.mbPerSec / reference.mbPerSec, 2);
+      progress(`throughput (${spec.key}): each tool on an empty service, ${FIXED_RUNS} runs`);
+      const fixed = {
+        reference: await fixedCost('reference', workloadOf(spec)),
+        housekeeper: await fixedCost('housekeeper', workloadOf(spec)),
+      };
+      const adjusted = {
+        reference: adjust(reference, fixed.reference),
+        housekeeper: adjust(housekeeper, fixed.housekeeper),
+      };
+      const adjustedRatio = round(adjusted.reference.wallMs / adjusted.housekeeper.wallMs, 2);
+      const cpuRatio = round(
+        adjusted.housekeeper.adjustedCpuMsPerLine / Math.max(0.01, adjusted.reference.adjustedCpuMsPerLine),
+        2,
+      );
+      const ok = housekeeper.ok && reference.ok;
       throughput.push({
         key: spec.key,
         label: spec.label,
         fileBytes: spec.fileBytes,
-        totalBytes: spec.lines * spec.fileBytes * (spec.analysis === 'metrics' ? 4 : 1),
+        ...(spec.mix === undefined ? {} : { mixed: true }),
+        totalBytes: bytesOf(spec),
         lines: spec.lines,
         readback: spec.readback,
         ...(spec.oneWayLatencyMs === undefined ? {} : { oneWayLatencyMs: spec.oneWayLatencyMs }),
         reference,
         housekeeper,
         ratio,
-        ...(spec.goal === undefined
+        fixed,
+        adjusted,
+        adjustedRatio,
+        cpuRatio,
+        ...(spec.goal === undefined ? {} : { goal: spec.goal, met: ok && ratio >= spec.goal }),
+        ...(spec.adjustedGoal === undefined
           ? {}
-          : { goal: spec.goal, met: housekeeper.ok && reference.ok && ratio >= spec.goal }),
+          : { adjustedGoal: spec.adjustedGoal, adjustedMet: ok && adjustedRatio >= spec.adjustedGoal }),
         repeatsMs: {
           housekeeper: productRuns.map((m) => m.wallMs),
           reference: referenceRuns.map((m) => m.wallMs),
@@ -300,39 +417,41 @@ export async function runColdStart(
   };
 }
 
-/** Section 6: lines per second by LINE_CONCURRENCY on 256 KiB lines, on loopback and with added latency. */
+/**
+ * Section 6: lines per second by LINE_CONCURRENCY on 256 KiB lines, on loopback and with added
+ * latency; the reference copies the same lines with as many files in flight, interleaved.
+ */
 export async function runConcurrency(
   workerFile: string,
   sizes: Sizes,
   progress: Progress,
 ): Promise<SweepResult[]> {
   const results: SweepResult[] = [];
-  const { lines, levels, repeats, latencyLines, oneWayLatencyMs } = sizes.sweep;
-  for (const latency of [0, oneWayLatencyMs]) {
+  const { lines, levels, repeats, latencyLines, oneWayLatencyMs, latencies } = sizes.sweep;
+  for (const latency of latencies ?? [0, oneWayLatencyMs]) {
     const count = latency === 0 ? lines : latencyLines;
     for (const level of levels) {
+      const workload: Workload = {
+        lines: finishedLines(count, { fileSize: 256 * KIB }),
+        env: { LINE_CONCURRENCY: String(level) },
+        ...(latency === 0 ? {} : { oneWayLatencyMs: latency }),
+      };
       const runs: Measurement[] = [];
+      const referenceRuns: Measurement[] = [];
       for (let i = 0; i < repeats; i++) {
-        progress(
-          `concurrency: LINE_CONCURRENCY=${level}, ${count} lines x 256 KiB, ${latency === 0 ? 'loopback' : `+${latency} ms each way`}, run ${i + 1}/${repeats}`,
-        );
-        runs.push(
-          await measure(
-            workerFile,
-            {
-              lines: finishedLines(count, { fileSize: 256 * KIB }),
-              env: { LINE_CONCURRENCY: String(level) },
-              ...(latency === 0 ? {} : { oneWayLatencyMs: latency }),
-            },
-            'housekeeper',
-          ),
-        );
+        const where = `LINE_CONCURRENCY=${level}, ${count} lines x 256 KiB, ${latency === 0 ? 'loopback' : `+${latency} ms each way`}, run ${i + 1}/${repeats}`;
+        progress(`concurrency: reference, ${where}`);
+        referenceRuns.push(await measure(workerFile, workload, 'reference'));
+        progress(`  ${describe(referenceRuns.at(-1) as Measurement)}`);
+        progress(`concurrency: housekeeper, ${where}`);
+        runs.push(await measure(workerFile, workload, 'housekeeper'));
         progress(`  ${describe(runs.at(-1) as Measurement)}`);
       }
       results.push({
         lineConcurrency: level,
         oneWayLatencyMs: latency,
         housekeeper: pick(runs),
+        reference: pick(referenceRuns),
         repeatsMs: runs.map((m) => m.wallMs),
       });
     }

@@ -7,6 +7,24 @@ const KIB = 1024;
 const MIB = 1024 * KIB;
 const GIB = 1024 * MIB;
 
+/** One kind of line in a mixed set: its analysis and the bytes of each of its files. */
+export interface LineShape {
+  readonly analysis: 'none' | 'metrics';
+  readonly fileSizes: Readonly<Record<string, number>>;
+}
+
+/**
+ * The sizes of the tokens service API's examples (/work/shared/seeds, issue 22): an analysed line
+ * (`analysis: metrics`, DELETE example) with its four files, and the two `data` sizes of the lines
+ * without analysis (single-line and list examples). Cycled, so half the lines are analysed.
+ */
+export const EXAMPLE_LINES: readonly LineShape[] = [
+  { analysis: 'metrics', fileSizes: { data: 124_415, score: 37_769, analysis: 2_067, delta: 40_658 } },
+  { analysis: 'none', fileSizes: { data: 35_151 } },
+  { analysis: 'metrics', fileSizes: { data: 124_415, score: 37_769, analysis: 2_067, delta: 40_658 } },
+  { analysis: 'none', fileSizes: { data: 124_415 } },
+];
+
 /** One archiving workload of the throughput section: the housekeeper against the reference. */
 export interface ThroughputSpec {
   readonly key: string;
@@ -14,7 +32,10 @@ export interface ThroughputSpec {
   readonly lines: number;
   /** `metrics` lines carry 4 files, `none` lines 1. */
   readonly analysis: 'none' | 'metrics';
+  /** Bytes of every file; for a mixed set, its largest file. */
   readonly fileBytes: number;
+  /** Lines of several shapes, cycled over the set's lines (then `analysis` and `fileBytes` do not apply). */
+  readonly mix?: readonly LineShape[];
   /** Large objects go to disk, not the parent's memory. */
   readonly diskStorage: boolean;
   /** The housekeeper's VERIFY_READBACK (the reference reads nothing back). */
@@ -32,6 +53,28 @@ export interface ThroughputSpec {
   readonly oneWayLatencyMs?: number;
   /** Least housekeeper MB/s over reference MB/s (issue 13); the set is reported only when undefined. */
   readonly goal?: number;
+  /** Least start-adjusted ratio (issue 22), judged beside `goal`. */
+  readonly adjustedGoal?: number;
+}
+
+/** The shape of the set's `index`th line. */
+export function shapeOf(spec: ThroughputSpec, index: number): LineShape {
+  const mixed = spec.mix?.[index % spec.mix.length];
+  if (mixed !== undefined) return mixed;
+  const names = spec.analysis === 'metrics' ? ['data', 'score', 'analysis', 'delta'] : ['data'];
+  return {
+    analysis: spec.analysis,
+    fileSizes: Object.fromEntries(names.map((name) => [name, spec.fileBytes])),
+  };
+}
+
+/** Bytes of the set's first `lines` lines. */
+export function bytesOf(spec: ThroughputSpec, lines = spec.lines): number {
+  let total = 0;
+  for (let i = 0; i < lines; i++) {
+    for (const size of Object.values(shapeOf(spec, i).fileSizes)) total += size;
+  }
+  return total;
 }
 
 /** The memory section: peak RSS as files grow (one in flight), and as more large files are in flight. */
@@ -57,6 +100,8 @@ export interface Sizes {
     readonly repeats: number;
     readonly latencyLines: number;
     readonly oneWayLatencyMs: number;
+    /** One-way latencies to sweep (0 = loopback); loopback and `oneWayLatencyMs` when undefined. */
+    readonly latencies?: readonly number[];
   };
 }
 
@@ -66,6 +111,7 @@ const FILES_IN_FLIGHT = 4;
 /** The sets of issue 13's goals, plus 4 MiB files and small lines over +20 ms round trips, reported without one. */
 function throughputSets(s: {
   smallLines: number;
+  exampleLines: number;
   midLines: number;
   large: number;
   largest: number;
@@ -86,6 +132,20 @@ function throughputSets(s: {
       repeats: s.repeats,
       baselineLines: s.smallLines,
       goal: 0.7,
+      adjustedGoal: 0.8,
+    },
+    {
+      key: 'examples',
+      label: `${s.exampleLines} lines of the API examples' sizes (2 KB to 125 KB), half with 4 files, head`,
+      lines: s.exampleLines,
+      analysis: 'none',
+      fileBytes: 124_415,
+      mix: EXAMPLE_LINES,
+      diskStorage: false,
+      readback: 'head',
+      ...atFour,
+      repeats: s.repeats,
+      adjustedGoal: 0.95,
     },
     {
       key: 'mid',
@@ -165,6 +225,7 @@ function throughputSets(s: {
 export const FULL: Sizes = {
   throughput: throughputSets({
     smallLines: 600,
+    exampleLines: 300,
     midLines: 50,
     large: 256 * MIB,
     largest: GIB,
@@ -174,12 +235,13 @@ export const FULL: Sizes = {
   memory: { sizes: [64 * MIB, 256 * MIB, GIB], inFlightFileBytes: 256 * MIB, inFlight: [1, 2, 4, 8] },
   list: { lines: 10_000, finished: 100, pageSize: 1000 },
   coldStartRuns: 7,
-  sweep: { lines: 200, levels: [1, 2, 4, 8, 16], repeats: 2, latencyLines: 60, oneWayLatencyMs: 10 },
+  sweep: { lines: 200, levels: [1, 2, 4, 8, 16, 32], repeats: 2, latencyLines: 128, oneWayLatencyMs: 10 },
 };
 
 export const QUICK: Sizes = {
   throughput: throughputSets({
     smallLines: 50,
+    exampleLines: 40,
     midLines: 5,
     large: 24 * MIB,
     largest: 48 * MIB,

@@ -75,6 +75,24 @@ function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+/**
+ * Starts V8's sampling profiler in this process (the inspector protocol, as `--cpu-prof` does, but
+ * around the work only: start-up and module loading are left out). The returned function stops it
+ * and gives the profile.
+ */
+async function startProfiler(): Promise<() => Promise<object>> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    return profile;
+  };
+}
+
 /** The work of one mode, its modules loaded and ready to start. */
 type Work = () => Promise<{ exitCode: number; moved?: Moved }>;
 
@@ -112,13 +130,17 @@ async function load(mode: WorkerMode, env: NodeJS.ProcessEnv): Promise<Work> {
 
 const env = process.env;
 const mode = env.BENCH_MODE as WorkerMode;
-const requests = countRequests({
-  tokens: env.TOKENS_API_URL,
-  s3: env.AWS_ENDPOINT_URL_S3,
-  secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
-});
+const requests = countRequests(
+  {
+    tokens: env.TOKENS_API_URL,
+    s3: env.AWS_ENDPOINT_URL_S3,
+    secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+  },
+  { trace: env.BENCH_TRACE === '1' },
+);
 
 const work = await load(mode, env);
+const profiler = env.BENCH_CPU_PROFILE ? await startProfiler() : undefined;
 const startRssBytes = process.memoryUsage().rss;
 const heapPeaks = sampleHeap();
 const cpuBefore = process.cpuUsage();
@@ -126,6 +148,7 @@ const started = performance.now();
 const { exitCode, moved } = await work();
 const wallMs = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
+if (profiler !== undefined) writeFileSync(env.BENCH_CPU_PROFILE ?? '', JSON.stringify(await profiler()));
 const report: WorkerReport = {
   mode,
   wallMs,

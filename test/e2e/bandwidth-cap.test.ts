@@ -1,39 +1,17 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { buffer } from 'node:stream/consumers';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { loadConfig } from '../../lambda/app/config.ts';
 import { createDeps } from '../../lambda/app/deps.ts';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from '../reliability/invariant.ts';
-import { scenario } from '../reliability/ledger.ts';
+import { it } from '../reliability/ledger.ts';
+import { busiestSecond, type Timed } from '../support/busiest-second.ts';
 import { silentLogger } from '../support/fakes.ts';
 
 const track = closeAfterEach();
 const MIB = 1024 * 1024;
-
-/** One reading of body bytes off a socket, by this process. */
-interface Read {
-  readonly at: number;
-  readonly bytes: number;
-}
-
-/** The largest sum of `bytes` over any one-second window [t, t + 1 s). */
-function busiestSecond(events: readonly Read[]): number {
-  const sorted = [...events].sort((a, b) => a.at - b.at);
-  let busiest = 0;
-  let sum = 0;
-  let first = 0;
-  for (const event of sorted) {
-    sum += event.bytes;
-    while (event.at - (sorted[first]?.at ?? event.at) >= 1000) {
-      sum -= sorted[first]?.bytes ?? 0;
-      first += 1;
-    }
-    busiest = Math.max(busiest, sum);
-  }
-  return busiest;
-}
 
 /**
  * Records every chunk of a reply body undici takes off a socket from `origin`, as it parses it
@@ -46,8 +24,8 @@ function busiestSecond(events: readonly Read[]): number {
  * when they were read; its busiest second was 1.5 times the cap in this very run. The bytes taken
  * off the socket are what the service really gets to send.
  */
-function socketReads(origin: string): { readonly reads: Read[]; readonly stop: () => void } {
-  const reads: Read[] = [];
+function socketReads(origin: string): { readonly reads: Timed[]; readonly stop: () => void } {
+  const reads: Timed[] = [];
   const onChunk = (message: unknown) => {
     const { request, chunk } = message as { request: { origin?: unknown }; chunk: Buffer };
     if (String(request.origin) === origin) reads.push({ at: performance.now(), bytes: chunk.length });
@@ -58,9 +36,8 @@ function socketReads(origin: string): { readonly reads: Read[]; readonly stop: (
 
 describe('a bandwidth cap (MAX_BYTES_PER_SECOND)', () => {
   it('reads no more than the cap from the service in any one-second window, across lines and files, under the request cap too', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     // 12 MiB/s over 36 MiB: about three and a half seconds. Two lines of four files at once, two
     // files of each at a time: four downloads share the cap.
     const cap = 12 * MIB;
@@ -140,8 +117,7 @@ describe('a bandwidth cap (MAX_BYTES_PER_SECOND)', () => {
     expect(busiestSecond(recording.reads)).toBeLessThanOrEqual(cap);
   });
 
-  it('takes the cap from --max-bytes-per-second at the terminal', async ({ task }) => {
-    const s = scenario(task);
+  it('takes the cap from --max-bytes-per-second at the terminal', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 2 * MIB }] });
     const [id] = [...local.tokens.lines.keys()] as [string];
     const before = snapshot(local.tokens);

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from '../reliability/invariant.ts';
-import { scenario } from '../reliability/ledger.ts';
+import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from '../reliability/invariant.ts';
+import { it } from '../reliability/ledger.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 
 const track = closeAfterEach();
@@ -10,9 +10,8 @@ const MINUTE = 60_000;
 
 describe('a grace period before dismantling (MIN_AGE)', () => {
   it('dismantles only the line finished long enough ago; the younger one waits, and the CLI exits 0', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', fileSize: 1000, finishedAgoMs: 10 * MINUTE },
@@ -65,9 +64,8 @@ describe('a grace period before dismantling (MIN_AGE)', () => {
   });
 
   it('keeps a finished line without a readable finish time when MIN_AGE is set, and takes it when not', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000, finishedStamp: 'yesterday' }],
     });
@@ -75,7 +73,7 @@ describe('a grace period before dismantling (MIN_AGE)', () => {
     const [id] = [...local.tokens.lines.keys()] as [string];
     let before = snapshot(local.tokens);
 
-    const graced = await settle(createHandler({ ...local.env, MIN_AGE: '30m' })({}));
+    const graced = await runHandler({ ...local.env, MIN_AGE: '30m' });
 
     expect(graced.summary?.skipped).toEqual([
       {
@@ -87,7 +85,7 @@ describe('a grace period before dismantling (MIN_AGE)', () => {
     await checkInvariant(s, local, { before, runs: [graced] });
 
     before = snapshot(local.tokens);
-    const plain = await settle(createHandler(local.env)({}));
+    const plain = await runHandler(local.env);
     expect(plain.summary).toMatchObject({ dismantled: 1 });
     await checkInvariant(s, local, { before, runs: [plain] });
   });
@@ -95,9 +93,8 @@ describe('a grace period before dismantling (MIN_AGE)', () => {
 
 describe('a gentle request rate (MAX_REQUESTS_PER_SECOND)', () => {
   it('never sends more than the cap plus one in any one-second window, and still dismantles every line', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', fileSize: 1000 },

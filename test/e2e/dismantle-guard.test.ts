@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect } from 'vitest';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
 import { createHandler, type PublishingMetrics } from '../../lambda/app/invoke.ts';
 import type { FanoutPlan, Summary } from '../../lambda/core/types.ts';
 import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
 import { checkInvariant, cliOutcome, snapshot } from '../reliability/invariant.ts';
-import { scenario } from '../reliability/ledger.ts';
+import { it } from '../reliability/ledger.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import { bodiesIn, drain, type FanoutStack, startFanoutStack, wholeRun } from '../support/fanout-stack.ts';
 
@@ -41,9 +41,8 @@ async function archivedWhole(local: Awaited<ReturnType<typeof localStack>>, id: 
 
 describe('the dismantle guard: MAX_DISMANTLES_PER_RUN', () => {
   it('dismantles at most the cap; the rest are archived, verified, held and reported; the next runs take them', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const local = await localStack(track, { lines: finished(5) });
     const ids = [...local.tokens.lines.keys()];
     const before = snapshot(local.tokens);
@@ -159,9 +158,8 @@ describe('the dismantle guard: MAX_DISMANTLE_SHARE', () => {
   const shareEnv = { MAX_DISMANTLE_SHARE: '0.5', MAX_DISMANTLE_SHARE_MIN_LINES: '6' };
 
   it('dismantles nothing when the listing shows more than the share finished at once; archives and holds every line', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const local = await localStack(track, {
       lines: [...finished(5), { status: 'started' }, { status: 'requested' }],
     });
@@ -260,9 +258,8 @@ describe('the dismantle guard: MAX_DISMANTLE_SHARE', () => {
 
 describe('the dismantle guard in fan-out mode', () => {
   it('the planner gives the leave for the whole run: workers dismantle at most the cap and hold the rest', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     fanout = await startFanoutStack({ lines: finished(5), env: { MAX_DISMANTLES_PER_RUN: '2' } });
     const { local } = fanout;
     const before = snapshot(local.tokens);

@@ -1,11 +1,11 @@
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect } from 'vitest';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
 import type { FanoutPlan, LineResult, Summary } from '../../lambda/core/types.ts';
 import { EventError } from '../../lambda/shared/errors.ts';
 import type { LocalStackOptions } from '../local/stack.ts';
 import { checkInvariant, snapshot } from '../reliability/invariant.ts';
-import { scenario } from '../reliability/ledger.ts';
+import { it } from '../reliability/ledger.ts';
 import { type S3Proxy, startS3Proxy } from '../reliability/s3-proxy.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import {
@@ -35,9 +35,8 @@ async function fanoutStack(options: LocalStackOptions = {}): Promise<FanoutStack
 
 describe('fan-out over real HTTP and SQS', () => {
   it('plans one message per finished line; workers archive them, survive duplicates and failures, and lose nothing', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const stack = await fanoutStack({
       lines: [
         { status: 'finished', fileSize: 35_151 },
@@ -98,8 +97,7 @@ describe('fan-out over real HTTP and SQS', () => {
     await checkInvariant(s, local, { before, runs: [{ summary: run }] });
   });
 
-  it('does not enqueue a line already queued by the previous run, unless named by id', async ({ task }) => {
-    const s = scenario(task);
+  it('does not enqueue a line already queued by the previous run, unless named by id', async ({ s }) => {
     const stack = await fanoutStack({ lines: [{ status: 'finished' }, { status: 'finished' }] });
     const [first] = [...stack.local.tokens.lines.keys()] as [string];
     const before = snapshot(stack.local.tokens);
@@ -141,9 +139,8 @@ describe('fan-out over real HTTP and SQS', () => {
   });
 
   it('archives a line once and loses nothing when two workers get its message at the same time', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const stack = await fanoutStack({
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 400_000 },
@@ -250,9 +247,8 @@ describe('fan-out line records never go backwards', () => {
   });
 
   it('keeps a dismantled record when a copy that found the line gone writes its skip after it', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const stack = await fanoutStack({ lines: [{ status: 'finished' }] });
     const { local } = stack;
     const [id] = [...local.tokens.lines.keys()] as [string];

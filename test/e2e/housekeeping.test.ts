@@ -1,11 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import type { LocalStackOptions } from '../local/stack.ts';
+import type { LocalStack, LocalStackOptions } from '../local/stack.ts';
 import { closeAfterEach, localStack as trackedStack } from '../reliability/harness.ts';
 import { listKeys, objectDigest, objectJson, objectMetadata } from '../support/archive-inspect.ts';
 
 const track = closeAfterEach();
 const localStack = (options?: LocalStackOptions) => trackedStack(track, options);
+
+/** Makes every download of line `id`'s file (`file`, or its only one) differ from its stated hash. */
+const corruptForGood = (local: LocalStack, id: string, file?: string) =>
+  local.tokens.inject({
+    target: 'file',
+    id,
+    ...(file === undefined ? {} : { file }),
+    fault: { kind: 'corrupt' },
+    times: Infinity,
+  });
 
 describe('housekeeping pass over real HTTP', () => {
   it('archives every finished line byte-exact with manifest and receipt, then dismantles it', async () => {
@@ -113,13 +123,7 @@ describe('housekeeping pass over real HTTP', () => {
       env: { RETRY_ATTEMPTS: '3' },
     });
     const [bad, good] = [...local.tokens.lines.keys()] as [string, string];
-    local.tokens.inject({
-      target: 'file',
-      id: bad,
-      file: 'score',
-      fault: { kind: 'corrupt' },
-      times: Infinity,
-    });
+    corruptForGood(local, bad, 'score');
 
     const summary = await createHandler(local.env)({});
 
@@ -269,13 +273,7 @@ describe('housekeeping pass over real HTTP', () => {
       },
     });
     const [good, bad] = [...local.tokens.lines.keys()] as [string, string];
-    local.tokens.inject({
-      target: 'file',
-      id: bad,
-      file: 'data',
-      fault: { kind: 'corrupt' },
-      times: Infinity,
-    });
+    corruptForGood(local, bad, 'data');
 
     const summary = await createHandler(local.env)({});
 
@@ -294,7 +292,7 @@ describe('housekeeping pass over real HTTP', () => {
       lines: [{ status: 'finished' }, { status: 'finished' }, { status: 'started' }],
     });
     const [ok, bad, started] = [...local.tokens.lines.keys()] as [string, string, string];
-    local.tokens.inject({ target: 'file', id: bad, fault: { kind: 'corrupt' }, times: Infinity });
+    corruptForGood(local, bad);
 
     const summary = await createHandler({ ...local.env, RETRY_ATTEMPTS: '1' })({ ids: [ok, bad, started] });
 
@@ -319,7 +317,7 @@ describe('housekeeping pass over real HTTP', () => {
       lines: [{ status: 'finished', fileSize: 1000 }, { status: 'finished' }],
     });
     const [ok, bad] = [...local.tokens.lines.keys()] as [string, string];
-    local.tokens.inject({ target: 'file', id: bad, fault: { kind: 'corrupt' }, times: Infinity });
+    corruptForGood(local, bad);
     const recorded = new Map<string, { unit: string; value: number }>();
     let published = 0;
     const metrics = {

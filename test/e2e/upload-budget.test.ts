@@ -1,20 +1,19 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { loadConfig } from '../../lambda/app/config.ts';
 import { createDeps } from '../../lambda/app/deps.ts';
 import { runHousekeeping } from '../../lambda/core/pass.ts';
 import { FULL_PASS } from '../../lambda/core/request.ts';
 import { closeAfterEach, localStack } from '../reliability/harness.ts';
 import { checkInvariant, settle, snapshot } from '../reliability/invariant.ts';
-import { scenario } from '../reliability/ledger.ts';
+import { it } from '../reliability/ledger.ts';
 
 const track = closeAfterEach();
 const MIB = 1024 * 1024;
 
 describe('the upload buffer budget', () => {
   it('keeps every part buffer of several large files in flight within UPLOAD_BUFFER_BYTES, and archives them all', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const local = await localStack(track, {
       lines: Array.from({ length: 4 }, () => ({ status: 'finished' as const, fileSize: 21 * MIB })),
       env: {

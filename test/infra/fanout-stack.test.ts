@@ -1,16 +1,20 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
-import { offlineEnv, run } from './offline.ts';
 import {
   actionsOf,
+  COUNT_ALARM,
+  expectDashboardShows,
   expectSafeQueues,
   nagFindings,
+  offlineCdk,
+  pluginReports,
+  roleStatements,
+  SERVICE_METRIC,
   type Statement,
   type Synthesized,
   synthesizer,
@@ -20,14 +24,6 @@ import {
 const synth = synthesizer({ mode: 'fanout' });
 
 /** The statements of the policies attached to a role, by the role's reference. */
-function roleStatements(template: Template, roleRef: unknown): Statement[] {
-  const policies = template.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: Match.arrayWith([roleRef]) },
-  });
-  return Object.values(policies).flatMap(
-    (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
-  );
-}
 
 /** Every identity policy statement of the template that names `resource`. */
 function statementsOn(template: Template, resource: unknown): Statement[] {
@@ -249,22 +245,16 @@ describe('HousekeepingStack in fan-out mode', () => {
         'AWS::CloudWatch::Alarm',
         Match.objectLike({
           AlarmName: 'Housekeeper-conflicts',
-          Namespace: 'TokensHousekeeper',
+          ...SERVICE_METRIC,
           MetricName: 'Conflicts',
-          Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
-          Threshold: 1,
-          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-          TreatMissingData: 'notBreaching',
+          ...COUNT_ALARM,
           AlarmActions: [main.stack.resolve(main.stack.alarmTopic.topicArn)],
         }),
       );
     });
 
     it('draws the work queue, the workers and what the planner sent', () => {
-      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
-      const body = JSON.stringify(dashboards[0]?.Properties.DashboardBody);
-
-      for (const needle of [
+      expectDashboardShows(template, [
         'Work queue',
         'ApproximateAgeOfOldestMessage',
         'ApproximateNumberOfMessagesNotVisible',
@@ -272,9 +262,7 @@ describe('HousekeepingStack in fan-out mode', () => {
         'LinesEnqueued',
         'LinesAlreadyQueued',
         'fan-out',
-      ]) {
-        expect(body).toContain(needle);
-      }
+      ]);
     });
 
     it('outputs the worker, the work queue and its dead-letter queue', () => {
@@ -385,25 +373,21 @@ describe('HousekeepingStack fan-out options', () => {
 });
 
 describe('cdk synth -c mode=fanout', () => {
-  let home: string;
-
-  beforeAll(() => {
-    home = mkdtempSync(join(tmpdir(), 'housekeeper-fanout-synth-'));
-  });
-  afterAll(() => {
-    rmSync(home, { recursive: true, force: true });
-  });
-
-  const base = ['cdk', 'synth', '--quiet', '--no-notices', '-c', 'tokensApiUrl=https://tokens.example.com'];
+  const cdk = offlineCdk('housekeeper-fanout-synth-');
+  const base = ['-c', 'tokensApiUrl=https://tokens.example.com'];
 
   it('synthesizes the fan-out stack offline with a clean cdk-nag report', { timeout: 120_000 }, async () => {
-    const outdir = join(home, 'cdk.out');
+    const outdir = cdk.path('cdk.out');
 
-    const { code, output } = await run(
-      'npx',
-      [...base, '-c', 'sessionKeySecret=tokens/session-key', '-c', 'mode=fanout', '-o', outdir],
-      offlineEnv(home),
-    );
+    const { code, output } = await cdk.synth([
+      ...base,
+      '-c',
+      'sessionKeySecret=tokens/session-key',
+      '-c',
+      'mode=fanout',
+      '-o',
+      outdir,
+    ]);
 
     expect(code, output).toBe(0);
     const stack = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
@@ -412,26 +396,19 @@ describe('cdk synth -c mode=fanout', () => {
     expect(
       Object.values(stack.Resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping'),
     ).toHaveLength(1);
-    const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
-      pluginReports: unknown[];
-    };
-    expect(report.pluginReports).toEqual([]);
+    expect(pluginReports(outdir)).toEqual([]);
   });
 
   it('fails naming a mode it does not know', { timeout: 120_000 }, async () => {
-    const { code, output } = await run(
-      'npx',
-      [
-        ...base,
-        '-c',
-        'sessionKeySecret=tokens/session-key',
-        '-c',
-        'mode=parallel',
-        '-o',
-        join(home, 'cdk.out.bad'),
-      ],
-      offlineEnv(home),
-    );
+    const { code, output } = await cdk.synth([
+      ...base,
+      '-c',
+      'sessionKeySecret=tokens/session-key',
+      '-c',
+      'mode=parallel',
+      '-o',
+      cdk.path('cdk.out.bad'),
+    ]);
 
     expect(code).not.toBe(0);
     expect(output).toMatch(/context "mode" must be "single" or "fanout", got "parallel"/);

@@ -1,17 +1,22 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambda/app/config.ts';
-import { offlineEnv, run } from './offline.ts';
+import { run } from './offline.ts';
 import {
   actionsOf,
+  COUNT_ALARM,
+  expectDashboardShows,
   expectSafeQueues,
   nagFindings,
+  offlineCdk,
+  pluginReports,
+  roleStatements,
   SECRET_NAME,
+  SERVICE_METRIC,
   type Statement,
   type Synthesized,
   synthesizer,
@@ -35,15 +40,8 @@ function identityStatements(template: Template): Statement[] {
 }
 
 /** The statements of the policy attached to the function's role. */
-function functionStatements({ stack, template }: Synthesized): Statement[] {
-  const roleRef = stack.resolve(stack.fn.role?.roleName);
-  const policies = template.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: Match.arrayWith([roleRef]) },
-  });
-  return Object.values(policies).flatMap(
-    (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
-  );
-}
+const functionStatements = ({ stack, template }: Synthesized): Statement[] =>
+  roleStatements(template, stack.resolve(stack.fn.role?.roleName));
 
 describe('HousekeepingStack', () => {
   let main: Synthesized;
@@ -310,13 +308,9 @@ describe('HousekeepingStack', () => {
 
     it('alarms when a pass reports a failed line', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Namespace: 'TokensHousekeeper',
+        ...SERVICE_METRIC,
         MetricName: 'LinesFailed',
-        Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
-        Statistic: 'Sum',
-        Threshold: 1,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
+        ...COUNT_ALARM,
         AlarmActions: [topicRef()],
       });
     });
@@ -327,11 +321,8 @@ describe('HousekeepingStack', () => {
         Match.objectLike({
           AlarmName: 'Housekeeper-dismantle-guard',
           MetricName: 'LinesHeld',
-          Namespace: 'TokensHousekeeper',
-          Statistic: 'Sum',
-          Threshold: 1,
-          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-          TreatMissingData: 'notBreaching',
+          ...SERVICE_METRIC,
+          ...COUNT_ALARM,
           AlarmActions: [topicRef()],
           AlarmDescription: Match.stringLikeRegexp('MAX_DISMANTLES_PER_RUN.*docs/operations.md#alarms'),
         }),
@@ -343,15 +334,9 @@ describe('HousekeepingStack', () => {
         'AWS::CloudWatch::Alarm',
         Match.objectLike({
           AlarmName: 'Housekeeper-conflicts',
-          Namespace: 'TokensHousekeeper',
+          ...SERVICE_METRIC,
           MetricName: 'Conflicts',
-          Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
-          Statistic: 'Sum',
-          Period: 300,
-          EvaluationPeriods: 1,
-          Threshold: 1,
-          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-          TreatMissingData: 'notBreaching',
+          ...COUNT_ALARM,
           AlarmActions: [topicRef()],
           OKActions: [topicRef()],
           AlarmDescription: Match.stringLikeRegexp('docs/operations.md#alarms'),
@@ -413,11 +398,8 @@ describe('HousekeepingStack', () => {
     });
 
     it('draws runs, lines, bytes, duration against the timeout, errors and queue depth', () => {
-      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
-      expect(dashboards).toHaveLength(1);
-      const body = JSON.stringify(dashboards[0]?.Properties.DashboardBody);
-
-      for (const needle of [
+      expect(Object.keys(template.findResources('AWS::CloudWatch::Dashboard'))).toHaveLength(1);
+      expectDashboardShows(template, [
         'Invocations',
         'Errors',
         'LinesArchived',
@@ -430,9 +412,7 @@ describe('HousekeepingStack', () => {
         'Duration',
         'ApproximateNumberOfMessagesVisible',
         'Timeout',
-      ]) {
-        expect(body).toContain(needle);
-      }
+      ]);
     });
   });
 
@@ -639,6 +619,11 @@ describe('HousekeepingStack options', () => {
   it.each([
     [{ tokensApiUrl: 'http://tokens.example.com' }, /tokensApiUrl must be an https URL/],
     [{ tokensApiUrl: 'tokens.example.com' }, /tokensApiUrl is not a URL/],
+    // The function's own rule (parseTokensApiUrl): what it would refuse at every cold start.
+    [{ tokensApiUrl: 'https://user:secret@tokens.example.com' }, /tokensApiUrl must not carry credentials/],
+    [{ tokensApiUrl: 'https://tokens.example.com/?key=1' }, /tokensApiUrl must not have a query or fragment/],
+    // Plain http to a loopback host is for local runs: a deployed function cannot reach one.
+    [{ tokensApiUrl: 'http://127.0.0.1:8080' }, /tokensApiUrl must be an https URL/],
     [{ scheduleExpression: 'every hour' }, /scheduleExpression must be rate/],
     [{ archivePrefix: 'tokens' }, /archivePrefix must be .* ending in "\/"/],
     [{ archivePrefix: '/tokens/' }, /archivePrefix must be/],
@@ -775,43 +760,25 @@ describe('HousekeepingStack archive encryption', () => {
 });
 
 describe('cdk synth', () => {
-  let home: string;
-
-  beforeAll(() => {
-    home = mkdtempSync(join(tmpdir(), 'housekeeper-synth-'));
-  });
-  afterAll(() => {
-    rmSync(home, { recursive: true, force: true });
-  });
+  const cdk = offlineCdk('housekeeper-synth-');
 
   it('synthesizes offline without AWS credentials', { timeout: 120_000 }, async () => {
-    const outdir = join(home, 'cdk.out');
+    const outdir = cdk.path('cdk.out');
 
-    const { code, output } = await run(
-      'npx',
-      [
-        'cdk',
-        'synth',
-        '--quiet',
-        '--no-notices',
-        '-c',
-        'tokensApiUrl=https://tokens.example.com',
-        '-c',
-        'sessionKeySecret=tokens/session-key',
-        '-c',
-        'maxBytesPerSecond=8388608',
-        '-o',
-        outdir,
-      ],
-      offlineEnv(home),
-    );
+    const { code, output } = await cdk.synth([
+      '-c',
+      'tokensApiUrl=https://tokens.example.com',
+      '-c',
+      'sessionKeySecret=tokens/session-key',
+      '-c',
+      'maxBytesPerSecond=8388608',
+      '-o',
+      outdir,
+    ]);
 
     expect(code, output).toBe(0);
     expect(existsSync(join(outdir, 'TokensHousekeeper.template.json'))).toBe(true);
-    const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
-      pluginReports: unknown[];
-    };
-    expect(report.pluginReports).toEqual([]);
+    expect(pluginReports(outdir)).toEqual([]);
     // The bundle keeps class names: an error at init is named by its class, as the runtime logs it.
     const template = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
       Resources: Record<
@@ -845,17 +812,13 @@ describe('cdk synth', () => {
         '-e',
         `try { await import(${JSON.stringify(join(outdir, String(assets[0]), 'index.mjs'))}); console.log('no error') } catch (e) { console.log('init error:', e.constructor.name, e.name) }`,
       ],
-      offlineEnv(home),
+      cdk.env(),
     );
     expect(init.output).toContain('init error: ConfigError ConfigError');
   });
 
   it('fails naming the missing context keys', { timeout: 120_000 }, async () => {
-    const { code, output } = await run(
-      'npx',
-      ['cdk', 'synth', '--quiet', '--no-notices', '-o', join(home, 'cdk.out.missing')],
-      offlineEnv(home),
-    );
+    const { code, output } = await cdk.synth(['-o', cdk.path('cdk.out.missing')]);
 
     expect(code).not.toBe(0);
     expect(output).toMatch(/missing required context "tokensApiUrl" and "sessionKeySecret"/);

@@ -1,29 +1,31 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Validations } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
-import { offlineEnv, run } from './offline.ts';
-import { actionsOf, nagFindings, type Statement, type Synthesized, synthesizer } from './synth.ts';
+import {
+  actionsOf,
+  COUNT_ALARM,
+  expectDashboardShows,
+  nagFindings,
+  offlineCdk,
+  roleStatements,
+  SERVICE_METRIC,
+  type Statement,
+  type Synthesized,
+  synthesizer,
+} from './synth.ts';
 
 /** One app with one stack and the AWS Solutions checks, as infra/app.ts; bundling only when asked. */
 const synth = synthesizer();
 
 /** The statements of the policies attached to a function's role. */
-function roleStatements(
+const functionStatements = (
   { stack, template }: Synthesized,
   fn: HousekeepingStack['fn'] | undefined,
-): Statement[] {
-  const policies = template.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: Match.arrayWith([stack.resolve(fn?.role?.roleName)]) },
-  });
-  return Object.values(policies).flatMap(
-    (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
-  );
-}
+): Statement[] => roleStatements(template, stack.resolve(fn?.role?.roleName));
 
 /** A function's resource as synthesized, by its construct. */
 function functionResource({ stack, template }: Synthesized, fn: HousekeepingStack['fn'] | undefined) {
@@ -52,7 +54,8 @@ describe('HousekeepingStack restore drills', () => {
 
       expect(code).toContain('DRILL_MAX_LINES');
       expect(code).not.toContain('GetSecretValue');
-      expect(code).not.toContain('TOKENS_API_URL');
+      // The tokens client's paths: the variables' table (and so the name TOKENS_API_URL) is in every bundle.
+      expect(code).not.toContain('/api/tokens');
     });
 
     it('runs like the pass (Node.js 24, arm64, 1024 MB, 15 minutes, JSON logs), one at a time, failures to the failure queue', () => {
@@ -137,7 +140,7 @@ describe('HousekeepingStack restore drills', () => {
 
   describe('permissions', () => {
     it('lets the drill function read the archive and write only under _drills/, nothing else in S3', () => {
-      const statements = roleStatements(main, drill.fn);
+      const statements = functionStatements(main, drill.fn);
       const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
 
       expect(s3).toEqual([
@@ -160,7 +163,7 @@ describe('HousekeepingStack restore drills', () => {
     });
 
     it('gives the drill function no secret, no delete, no wildcard action: only the archive, its logs and the failure queue', () => {
-      const actions = roleStatements(main, drill.fn).flatMap(actionsOf).sort();
+      const actions = functionStatements(main, drill.fn).flatMap(actionsOf).sort();
 
       expect(actions).toEqual(
         [
@@ -178,7 +181,7 @@ describe('HousekeepingStack restore drills', () => {
 
     it('grants the archive key to the drill too when the archive is encrypted with KMS', () => {
       const synthesized = synth({ archiveEncryption: 'kms' });
-      const kms = roleStatements(synthesized, synthesized.stack.restoreDrills?.fn).filter((s) =>
+      const kms = functionStatements(synthesized, synthesized.stack.restoreDrills?.fn).filter((s) =>
         actionsOf(s).some((a) => a.startsWith('kms:')),
       );
 
@@ -199,15 +202,9 @@ describe('HousekeepingStack restore drills', () => {
     it('alarms when a drill reports a finding: DrillFindings >= 1 over 5 minutes, missing data not breaching', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: 'Housekeeper-drill-findings',
-        Namespace: 'TokensHousekeeper',
+        ...SERVICE_METRIC,
         MetricName: 'DrillFindings',
-        Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
-        Statistic: 'Sum',
-        Period: 300,
-        EvaluationPeriods: 1,
-        Threshold: 1,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
+        ...COUNT_ALARM,
         AlarmActions: [topicRef()],
         OKActions: [topicRef()],
         AlarmDescription: Match.stringLikeRegexp('docs/operations.md#restore-drills'),
@@ -217,12 +214,9 @@ describe('HousekeepingStack restore drills', () => {
     it('alarms when a drill does not reach every line it chose, so a stalled drill is not silent', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: 'Housekeeper-drill-lines-not-reached',
-        Namespace: 'TokensHousekeeper',
+        ...SERVICE_METRIC,
         MetricName: 'DrillLinesNotReached',
-        Statistic: 'Sum',
-        Threshold: 1,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
+        ...COUNT_ALARM,
         AlarmActions: [topicRef()],
       });
     });
@@ -239,18 +233,13 @@ describe('HousekeepingStack restore drills', () => {
     });
 
     it('draws the drills: findings, lines audited and not reached, the drill runs', () => {
-      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
-      const body = JSON.stringify(dashboards[0]?.Properties.DashboardBody);
-
-      for (const needle of [
+      expectDashboardShows(template, [
         'Restore drills (rate(1 day))',
         'DrillFindings',
         'DrillLinesAudited',
         'DrillLinesNotReached',
         'Restore drill runs',
-      ]) {
-        expect(body).toContain(needle);
-      }
+      ]);
     });
 
     it('outputs the drill function and schedule names', () => {
@@ -281,7 +270,7 @@ describe('HousekeepingStack restore drills', () => {
     it('stays clean with an existing bucket and another prefix', () => {
       const synthesized = synth({ bucketName: 'existing-archive', archivePrefix: 'archive/' });
 
-      expect(roleStatements(synthesized, synthesized.stack.restoreDrills?.fn)).toContainEqual(
+      expect(functionStatements(synthesized, synthesized.stack.restoreDrills?.fn)).toContainEqual(
         expect.objectContaining({
           Sid: 'WriteDrillReports',
           Resource: 'arn:aws:s3:::existing-archive/archive/_drills/*',
@@ -326,7 +315,7 @@ describe('HousekeepingStack restore drill options', () => {
     expect(JSON.stringify(off.template.toJSON())).not.toMatch(/_drills|Drill/);
     // The pass: the same function, role policy and schedule, drills or not.
     expect(functionResource(on, on.stack.fn)).toEqual(functionResource(off, off.stack.fn));
-    expect(roleStatements(on, on.stack.fn)).toEqual(roleStatements(off, off.stack.fn));
+    expect(functionStatements(on, on.stack.fn)).toEqual(functionStatements(off, off.stack.fn));
     const passSchedule = ({ stack, template }: Synthesized) =>
       template.findResources('AWS::Scheduler::Schedule', {
         Properties: { Target: { Arn: stack.resolve(stack.fn.functionArn) } },
@@ -343,8 +332,8 @@ describe('HousekeepingStack restore drill options', () => {
     expect(functionResource(on, on.stack.fanout?.worker)).toEqual(
       functionResource(off, off.stack.fanout?.worker),
     );
-    expect(roleStatements(on, on.stack.fanout?.worker)).toEqual(
-      roleStatements(off, off.stack.fanout?.worker),
+    expect(functionStatements(on, on.stack.fanout?.worker)).toEqual(
+      functionStatements(off, off.stack.fanout?.worker),
     );
     expect(nagFindings(on.app)).toEqual([]);
   });
@@ -374,25 +363,8 @@ describe('HousekeepingStack restore drill options', () => {
 });
 
 describe('cdk synth -c restoreDrills...', () => {
-  let home: string;
-
-  beforeAll(() => {
-    home = mkdtempSync(join(tmpdir(), 'housekeeper-drills-synth-'));
-  });
-  afterAll(() => {
-    rmSync(home, { recursive: true, force: true });
-  });
-
-  const base = [
-    'cdk',
-    'synth',
-    '--quiet',
-    '--no-notices',
-    '-c',
-    'tokensApiUrl=https://tokens.example.com',
-    '-c',
-    'sessionKeySecret=tokens/session-key',
-  ];
+  const cdk = offlineCdk('housekeeper-drills-synth-');
+  const base = ['-c', 'tokensApiUrl=https://tokens.example.com', '-c', 'sessionKeySecret=tokens/session-key'];
   const resources = (outdir: string) =>
     Object.values(
       (
@@ -403,25 +375,21 @@ describe('cdk synth -c restoreDrills...', () => {
     );
 
   it('reads the drill settings from context', { timeout: 120_000 }, async () => {
-    const outdir = join(home, 'cdk.out.settings');
+    const outdir = cdk.path('cdk.out.settings');
 
-    const { code, output } = await run(
-      'npx',
-      [
-        ...base,
-        '-c',
-        'restoreDrillSchedule=cron(0 4 * * ? *)',
-        '-c',
-        'restoreDrillSampleSize=7',
-        '-c',
-        'restoreDrillMaxLines=70',
-        '-c',
-        'restoreDrillRecentLines=off',
-        '-o',
-        outdir,
-      ],
-      offlineEnv(home),
-    );
+    const { code, output } = await cdk.synth([
+      ...base,
+      '-c',
+      'restoreDrillSchedule=cron(0 4 * * ? *)',
+      '-c',
+      'restoreDrillSampleSize=7',
+      '-c',
+      'restoreDrillMaxLines=70',
+      '-c',
+      'restoreDrillRecentLines=off',
+      '-o',
+      outdir,
+    ]);
 
     expect(code, output).toBe(0);
     const all = resources(outdir);
@@ -440,13 +408,9 @@ describe('cdk synth -c restoreDrills...', () => {
   });
 
   it('leaves the drills out with -c restoreDrills=off', { timeout: 120_000 }, async () => {
-    const outdir = join(home, 'cdk.out.off');
+    const outdir = cdk.path('cdk.out.off');
 
-    const { code, output } = await run(
-      'npx',
-      [...base, '-c', 'restoreDrills=off', '-o', outdir],
-      offlineEnv(home),
-    );
+    const { code, output } = await cdk.synth([...base, '-c', 'restoreDrills=off', '-o', outdir]);
 
     expect(code, output).toBe(0);
     expect(resources(outdir).filter((r) => r.Type === 'AWS::Scheduler::Schedule')).toHaveLength(1);
@@ -454,11 +418,13 @@ describe('cdk synth -c restoreDrills...', () => {
   });
 
   it('fails naming a switch value it does not know', { timeout: 120_000 }, async () => {
-    const { code, output } = await run(
-      'npx',
-      [...base, '-c', 'restoreDrills=sometimes', '-o', join(home, 'cdk.out.bad')],
-      offlineEnv(home),
-    );
+    const { code, output } = await cdk.synth([
+      ...base,
+      '-c',
+      'restoreDrills=sometimes',
+      '-o',
+      cdk.path('cdk.out.bad'),
+    ]);
 
     expect(code).not.toBe(0);
     expect(output).toMatch(/context "restoreDrills" must be on or off, got "sometimes"/);

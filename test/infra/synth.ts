@@ -1,12 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { afterAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
-import { CDK_CONTEXT } from './offline.ts';
+import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
 
 /** The account and region the stack tests synthesize for. */
 export const ENV = { account: '123456789012', region: 'eu-west-1' };
@@ -93,4 +93,74 @@ export function expectSafeQueues(template: Template, retained: number, policies:
     },
     policies,
   );
+}
+
+/** The statements of the identity policies attached to the role `roleRef` (as resolved). */
+export function roleStatements(template: Template, roleRef: unknown): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([roleRef]) },
+  });
+  return Object.values(policies).flatMap(
+    (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+  );
+}
+
+/**
+ * What every count alarm of the stack shares (infra/monitoring/alarms.ts): the sum over one period
+ * of 5 minutes, one or more alarms, no data does not.
+ */
+export const COUNT_ALARM = {
+  Statistic: 'Sum',
+  Period: 300,
+  EvaluationPeriods: 1,
+  Threshold: 1,
+  ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+  TreatMissingData: 'notBreaching',
+} as const;
+
+/** A metric the housekeeper emits itself: its namespace and its one dimension, the service. */
+export const SERVICE_METRIC = {
+  Namespace: 'TokensHousekeeper',
+  Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
+} as const;
+
+/** The body of the template's first dashboard, as a string to look for names in. */
+export function dashboardBody(template: Template): string {
+  const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+  return JSON.stringify(dashboards[0]?.Properties.DashboardBody);
+}
+
+/** Expects the template's first dashboard to name each of `needles` (a widget title, a metric). */
+export function expectDashboardShows(template: Template, needles: readonly string[]): void {
+  const body = dashboardBody(template);
+  for (const needle of needles) expect(body).toContain(needle);
+}
+
+/**
+ * `cdk synth` as an operator runs it, on a machine with no AWS credentials: a fresh home for the
+ * file's tests, removed after them. `synth(args)` runs `npx cdk synth --quiet --no-notices ...args`.
+ */
+export function offlineCdk(prefix: string) {
+  let home = '';
+  beforeAll(() => {
+    home = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(() => {
+    rmSync(home, { recursive: true, force: true });
+  });
+  return {
+    /** A path in the home, for an output folder. */
+    path: (name: string): string => join(home, name),
+    /** The offline environment of the home. */
+    env: (): NodeJS.ProcessEnv => offlineEnv(home),
+    synth: (args: readonly string[]) =>
+      run('npx', ['cdk', 'synth', '--quiet', '--no-notices', ...args], offlineEnv(home)),
+  };
+}
+
+/** What the cdk-nag plugin reported into `outdir` (an empty list when nothing was found). */
+export function pluginReports(outdir: string): unknown[] {
+  return (
+    JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as { pluginReports: unknown[] }
+  ).pluginReports;
 }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { positiveIntegerFlag } from '../../lambda/entries/terminal.ts';
+import { VARIABLES as V } from '../../lambda/shared/environment.ts';
 import { type LocalSecretsManager, startSecretsManager } from './secrets-manager.ts';
 import { type LineSpec, startTokensService, type TokensService } from './tokens-service.ts';
 
@@ -97,16 +98,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   secrets.setSecret(secretId, JSON.stringify({ sessionKey }));
   const env: Record<string, string> = {
     ...LOCAL_AWS_ENV,
-    TOKENS_API_URL: tokens.url,
-    SESSION_KEY_SECRET_ID: secretId,
-    ARCHIVE_BUCKET: bucket,
-    ARCHIVE_PREFIX: 'tokens/',
-    AWS_ENDPOINT_URL_S3: s3.address,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+    [V.TOKENS_API_URL.name]: tokens.url,
+    [V.SESSION_KEY_SECRET_ID.name]: secretId,
+    [V.ARCHIVE_BUCKET.name]: bucket,
+    [V.ARCHIVE_PREFIX.name]: 'tokens/',
+    [V.AWS_ENDPOINT_URL_S3.name]: s3.address,
+    [V.AWS_ENDPOINT_URL_SECRETS_MANAGER.name]: secrets.url,
     // Faults are injected on purpose: keep the backoff short so the suite stays fast.
-    RETRY_BASE_DELAY_MS: '5',
-    RETRY_MAX_DELAY_MS: '2000',
-    HTTP_BODY_TIMEOUT_MS: '2000',
+    [V.RETRY_BASE_DELAY_MS.name]: '5',
+    [V.RETRY_MAX_DELAY_MS.name]: '2000',
+    [V.HTTP_BODY_TIMEOUT_MS.name]: '2000',
     ...options.env,
   };
   const s3Client = localS3Client(s3.address);

@@ -1,10 +1,10 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, oneFinishedLine, storedManifest } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 
@@ -14,8 +14,7 @@ describe('a line whose stated files change after it was archived', () => {
     ['a run whose DELETE failed', 'delete-refused'],
   ] as const)(
     'never overwrites the verified archive left by %s: a conflict, then keep-both resolves it',
-    async ([_label, how], context) => {
-      const s = scenario(context.task);
+    async ([_label, how], { s }) => {
       const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
       const handler = createHandler(local.env);
       let before = snapshot(local.tokens);
@@ -97,8 +96,9 @@ describe('a line whose stated files change after it was archived', () => {
     },
   );
 
-  it('uploads again over an object whose bytes do not match its own record (damaged, not verified)', async (context) => {
-    const s = scenario(context.task);
+  it('uploads again over an object whose bytes do not match its own record (damaged, not verified)', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const stated = local.tokens.lines.get(id)?.files.get('data');
     // What a mangling store leaves: the right record (metadata), other bytes.
@@ -111,24 +111,23 @@ describe('a line whose stated files change after it was archived', () => {
       }),
     );
     s.fault('an object under the file key whose bytes do not hash to its recorded sha256');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 1, conflicts: 0 });
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose archived object was not recorded by the housekeeper, as a conflict', async (context) => {
-    const s = scenario(context.task);
+  it('keeps a line whose archived object was not recorded by the housekeeper, as a conflict', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     await local.s3Client.send(
       new PutObjectCommand({ Bucket: local.bucket, Key: `tokens/${id}/data`, Body: Buffer.alloc(2000, 1) }),
     );
     s.fault('an object under the file key with no record of ours (put by someone else)');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 0, conflicts: 1 });
     expect(run.summary?.failed[0]?.reason).toMatch(/did not record/);
@@ -141,8 +140,7 @@ describe('a line whose stated files change after it was archived', () => {
     ['not recorded by the housekeeper', false],
   ] as const)(
     'keep-both never takes a version key holding an object that is %s as verified',
-    async ([_label, recorded], context) => {
-      const s = scenario(context.task);
+    async ([_label, recorded], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       const handler = createHandler(local.env);
       await handler({ archiveOnly: true });
@@ -179,8 +177,7 @@ describe('a line whose stated files change after it was archived', () => {
 });
 
 describe('a line that changes while it is archived', () => {
-  it('archives the files a line gains while its data streams, before any DELETE', async (context) => {
-    const s = scenario(context.task);
+  it('archives the files a line gains while its data streams, before any DELETE', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let gained = false;
     local.tokens.onRequest((method, path) => {
@@ -190,9 +187,8 @@ describe('a line that changes while it is archived', () => {
       }
     });
     s.fault('the line gains score, analysis and delta while data is downloaded');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, filesUploaded: 4, failed: [] });
     const manifest = await storedManifest(local, id);
@@ -205,8 +201,9 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose file is restated between the archive and the DELETE, as a conflict', async (context) => {
-    const s = scenario(context.task);
+  it('keeps a line whose file is restated between the archive and the DELETE, as a conflict', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     let reads = 0;
     local.tokens.onRequest((method, path) => {
@@ -217,9 +214,8 @@ describe('a line that changes while it is archived', () => {
       }
     });
     s.fault('file data restated between its archive and the read before DELETE');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 0, dismantled: 0, conflicts: 1 });
     expect(run.summary?.failed[0]?.reason).toMatch(/file data: conflict/);
@@ -227,16 +223,16 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reports loudly a line whose DELETE reply states other files than the archive, and keeps the reply', async (context) => {
-    const s = scenario(context.task);
+  it('reports loudly a line whose DELETE reply states other files than the archive, and keeps the reply', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
     local.tokens.onRequest((method, path) => {
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.restateFile(id, 'data');
     });
     s.fault('file data restated in the last moment before the DELETE (the reply states it)');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, conflicts: 1 });
     expect(run.summary?.failed).toEqual([
@@ -256,8 +252,7 @@ describe('a line that changes while it is archived', () => {
     await checkInvariant(s, local, { before, runs: [run], changedAtDelete: [id] });
   });
 
-  it('gives up on a line that changes on every read, without a DELETE', async (context) => {
-    const s = scenario(context.task);
+  it('gives up on a line that changes on every read, without a DELETE', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track);
     let reads = 0;
     local.tokens.onRequest((method, path) => {
@@ -267,9 +262,8 @@ describe('a line that changes while it is archived', () => {
       }
     });
     s.fault('the line gains a new file before every read');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed[0]?.reason).toMatch(/changed 3 times/);
     expect(local.tokens.deleteCount(id)).toBe(0);

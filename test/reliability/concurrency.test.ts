@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { mixedLines } from '../local/tokens-service.ts';
@@ -13,8 +13,8 @@ import {
   storedManifest,
   waitFor,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 
@@ -62,17 +62,16 @@ async function holdFirstPut(local: LocalStack, suffix: string) {
 describe('a slower pass racing a newer one on the same line', () => {
   // Guards what once failed: archive.ts writeManifest (#putJson) is unconditional; line-work.ts #ensureManifest
   // compares with the manifest read at the start of the round, not with what is there now.
-  it("never lets a slower pass replace a newer pass's manifest with one lacking a file", async (context) => {
-    const s = scenario(context.task);
+  it("never lets a slower pass replace a newer pass's manifest with one lacking a file", async ({ s }) => {
     const { local, id } = await oneFinishedLine(track);
     const { held, release, env: a } = await holdFirstPut(local, `${id}/manifest.json`);
     s.fault("pass A's manifest PUT is held while the line gains a file and pass B dismantles it");
     const before = snapshot(local.tokens);
 
-    const runA = settle(createHandler(a)({}));
+    const runA = runHandler(a);
     await held;
     local.tokens.addFile(id, 'score', 500);
-    const runB = await settle(createHandler(local.env)({}));
+    const runB = await runHandler(local.env);
     release();
     const ranA = await runA;
 
@@ -84,18 +83,19 @@ describe('a slower pass racing a newer one on the same line', () => {
 
   // Guards what once failed: archive.ts uploadVerified PUTs (and completes multipart uploads) without If-None-Match,
   // so a pass whose plan saw the key missing overwrites what another pass verified there since.
-  it('never lets a slower pass overwrite the verified newer version of a file another pass archived', async (context) => {
-    const s = scenario(context.task);
+  it('never lets a slower pass overwrite the verified newer version of a file another pass archived', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     const { held, release, env: a } = await holdFirstPut(local, `${id}/data`);
     s.fault("pass A's upload of data is held while the service restates data and pass B dismantles the line");
     const before = snapshot(local.tokens);
 
-    const runA = settle(createHandler(a)({}));
+    const runA = runHandler(a);
     await held;
     local.tokens.restateFile(id, 'data');
     const stated = local.tokens.lines.get(id)?.files.get('data');
-    const runB = await settle(createHandler(local.env)({}));
+    const runB = await runHandler(local.env);
     release();
     const ranA = await runA;
 
@@ -109,24 +109,21 @@ describe('a slower pass racing a newer one on the same line', () => {
 });
 
 describe('two passes at the same time on the same lines', () => {
-  it('dismantles every finished line once, archived byte-exact, when two handlers race', async (context) => {
-    const s = scenario(context.task);
+  it('dismantles every finished line once, archived byte-exact, when two handlers race', async ({ s }) => {
     const local = await localStack(track, { lines: mixedLines(12, { fileSize: 20_000 }) });
     const finished = finishedIds(local);
     s.fault('a second handler (own clients, own key cache) started at the same moment');
     const before = snapshot(local.tokens);
 
-    const runs = await Promise.all([
-      settle(createHandler(local.env)({})),
-      settle(createHandler(local.env)({})),
-    ]);
+    const runs = await Promise.all([runHandler(local.env), runHandler(local.env)]);
 
     for (const id of finished) expect(local.tokens.lines.get(id)?.status).toBe('deleted');
     await checkInvariant(s, local, { before, runs });
   });
 
-  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async (context) => {
-    const s = scenario(context.task);
+  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 5000),
     });
@@ -142,11 +139,11 @@ describe('two passes at the same time on the same lines', () => {
     s.fault('a second handler whose DELETEs come after the first pass dismantled the lines');
     const before = snapshot(local.tokens);
 
-    const late = settle(createHandler(env)({}));
+    const late = runHandler(env);
     await waitFor('the second pass at its manifests', () =>
       finished.every((id) => proxy.requests.some((r) => r.key === `tokens/${id}/manifest.json`)),
     );
-    const early = await settle(createHandler(local.env)({}));
+    const early = await runHandler(local.env);
     firstDone();
     const runs = [early, await late];
 
@@ -163,8 +160,7 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs });
   });
 
-  it('dismantles every line once when two CLI processes run side by side', async (context) => {
-    const s = scenario(context.task);
+  it('dismantles every line once when two CLI processes run side by side', async ({ s }) => {
     const local = await localStack(track, { lines: mixedLines(8, { fileSize: 50_000 }) });
     const finished = finishedIds(local);
     s.fault('a second CLI process started at the same moment');
@@ -176,15 +172,14 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs: results.map(cliOutcome) });
   });
 
-  it('holds when a full pass races a pass restricted to some of the same ids', async (context) => {
-    const s = scenario(context.task);
+  it('holds when a full pass races a pass restricted to some of the same ids', async ({ s }) => {
     const local = await localStack(track, { lines: mixedLines(8, { fileSize: 10_000 }) });
     const [first, , third] = finishedIds(local) as [string, string, string];
     s.fault('an ids-restricted handler racing a full pass');
     const before = snapshot(local.tokens);
 
     const runs = await Promise.all([
-      settle(createHandler(local.env)({})),
+      runHandler(local.env),
       settle(createHandler(local.env)({ ids: [third, first] })),
     ]);
 

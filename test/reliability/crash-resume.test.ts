@@ -1,24 +1,23 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys } from '../support/archive-inspect.ts';
+import { MIB } from './bodies.ts';
 import {
   closeAfterEach,
   localStack,
   MULTIPART_5_MIB,
   oneFinishedLine,
+  PATIENT_BODIES,
   proxiedS3,
   runCli,
   startCli,
   waitFor,
 } from './harness.ts';
 import { checkInvariant, cliOutcome, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 import { startS3Proxy } from './s3-proxy.ts';
 
 const track = closeAfterEach();
-const MIB = 1024 * 1024;
-/** A stalled reply must hold the pass where it is until the kill: no body timeout comes first. */
-const PATIENT = { HTTP_BODY_TIMEOUT_MS: '60000' };
 
 /** Downloads of the line's files the simulator has seen (any outcome). */
 function downloads(local: LocalStack, id: string): string[] {
@@ -31,15 +30,27 @@ function downloads(local: LocalStack, id: string): string[] {
 async function metricsStack(): Promise<{ local: LocalStack; id: string }> {
   const local = await localStack(track, {
     lines: [{ status: 'finished', analysis: 'metrics', fileSize: 256 * 1024 }, { status: 'started' }],
-    env: PATIENT,
+    env: PATIENT_BODIES,
   });
   const [id] = [...local.tokens.lines.keys()] as [string];
   return { local, id };
 }
 
+/**
+ * A CLI pass over {@link metricsStack} whose manifest PUT the S3 proxy holds: `hold` never stores
+ * it, `hold-reply` stores it and holds the reply. `before` is the service as the pass started.
+ */
+async function passHoldingManifest(hold: 'hold' | 'hold-reply') {
+  const { local, id } = await metricsStack();
+  const { proxy, env } = await proxiedS3(track, local);
+  proxy.decide = ({ operation, key }) =>
+    operation === 'PutObject' && key.endsWith('/manifest.json') ? hold : 'forward';
+  const before = snapshot(local.tokens);
+  return { local, id, proxy, before, crashed: track(startCli(env)) };
+}
+
 describe('a pass killed with SIGKILL, then run again', () => {
-  it('resumes after a kill during a download, uploading only the files not yet verified', async (context) => {
-    const s = scenario(context.task);
+  it('resumes after a kill during a download, uploading only the files not yet verified', async ({ s }) => {
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'file', id, file: 'delta', fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -66,14 +77,10 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async (context) => {
-    const s = scenario(context.task);
-    const { local, id } = await metricsStack();
-    const { proxy, env } = await proxiedS3(track, local);
-    proxy.decide = ({ operation, key }) =>
-      operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold' : 'forward';
-    let before = snapshot(local.tokens);
-    const crashed = track(startCli(env));
+  it('resumes after a kill between the last upload and the manifest, downloading nothing again', async ({
+    s,
+  }) => {
+    const { local, id, proxy, before: started, crashed } = await passHoldingManifest('hold');
 
     await waitFor('the manifest PUT', () => proxy.requests.some((r) => r.key.endsWith('/manifest.json')));
     s.fault('SIGKILL while the manifest PUT is in flight (never stored)');
@@ -81,9 +88,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
 
     // Four files and the line's document (written just before the manifest).
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(5);
-    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+    await checkInvariant(s, local, { before: started, runs: [cliOutcome(killed)] });
 
-    before = snapshot(local.tokens);
+    const before = snapshot(local.tokens);
     const seen = downloads(local, id).length;
     const resumed = await runCli(track, local.env);
 
@@ -92,14 +99,10 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async (context) => {
-    const s = scenario(context.task);
-    const { local, id } = await metricsStack();
-    const { proxy, env } = await proxiedS3(track, local);
-    proxy.decide = ({ operation, key }) =>
-      operation === 'PutObject' && key.endsWith('/manifest.json') ? 'hold-reply' : 'forward';
-    let before = snapshot(local.tokens);
-    const crashed = track(startCli(env));
+  it('resumes after a kill between the stored manifest and the DELETE, and keeps that manifest', async ({
+    s,
+  }) => {
+    const { local, id, proxy, before: started, crashed } = await passHoldingManifest('hold-reply');
 
     await waitFor('the stored manifest', () =>
       proxy.requests.some((r) => r.key.endsWith('/manifest.json') && r.upstreamStatus === 200),
@@ -108,9 +111,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
     const killed = await crashed.kill();
 
     expect(local.tokens.deleteCount(id)).toBe(0);
-    await checkInvariant(s, local, { before, runs: [cliOutcome(killed)] });
+    await checkInvariant(s, local, { before: started, runs: [cliOutcome(killed)] });
 
-    before = snapshot(local.tokens);
+    const before = snapshot(local.tokens);
     const seen = downloads(local, id).length;
     const watcher = track(await startS3Proxy(local.s3.address));
     const resumed = await runCli(track, { ...local.env, AWS_ENDPOINT_URL_S3: watcher.url });
@@ -123,8 +126,9 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('loses nothing when killed after the service deleted the line but before its reply arrived', async (context) => {
-    const s = scenario(context.task);
+  it('loses nothing when killed after the service deleted the line but before its reply arrived', async ({
+    s,
+  }) => {
     const { local, id } = await metricsStack();
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
     let before = snapshot(local.tokens);
@@ -147,12 +151,11 @@ describe('a pass killed with SIGKILL, then run again', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(resumed)] });
   });
 
-  it('resumes after a kill while a multipart upload is being completed', async (context) => {
-    const s = scenario(context.task);
+  it('resumes after a kill while a multipart upload is being completed', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 5,
       env: {
-        ...PATIENT,
+        ...PATIENT_BODIES,
         ...MULTIPART_5_MIB,
       },
     });

@@ -1,26 +1,25 @@
 import type { ServerResponse } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler, type PublishingMetrics } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { MIB } from './bodies.ts';
 import {
   closeAfterEach,
   finishedLines,
   localStack,
   MULTIPART_5_MIB,
   oneFinishedLine,
+  PATIENT_BODIES,
   proxiedS3,
   runCli,
   startFront,
   waitFor,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
-const MIB = 1024 * 1024;
-/** Long enough that only the run's deadline, or the line's own failure, can end a stalled body. */
-const NO_BODY_TIMEOUT = { HTTP_BODY_TIMEOUT_MS: '60000' };
 
 function ids(lines: ReadonlyMap<string, unknown>): string[] {
   return [...lines.keys()];
@@ -76,15 +75,16 @@ function recordingSink(): {
 }
 
 describe('a hard deadline', () => {
-  it('ends a CLI run at --max-duration: the stalled line fails naming the deadline, its multipart upload is aborted, the healthy line is dismantled, exit 1', async (context) => {
-    const s = scenario(context.task);
+  it('ends a CLI run at --max-duration: the stalled line fails naming the deadline, its multipart upload is aborted, the healthy line is dismantled, exit 1', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', fileSize: 6 * MIB },
         { status: 'finished', fileSize: 3000 },
       ],
       env: {
-        ...NO_BODY_TIMEOUT,
+        ...PATIENT_BODIES,
         ...MULTIPART_5_MIB,
       },
     });
@@ -126,12 +126,13 @@ describe('a hard deadline', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
   });
 
-  it('returns the summary in Lambda when the time left less DEADLINE_RESERVE_MS runs out: the trickling line fails, lines not started are deferred, the report and metrics are written', async (context) => {
-    const s = scenario(context.task);
+  it('returns the summary in Lambda when the time left less DEADLINE_RESERVE_MS runs out: the trickling line fails, lines not started are deferred, the report and metrics are written', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(4, 2000),
       env: {
-        ...NO_BODY_TIMEOUT,
+        ...PATIENT_BODIES,
         LINE_CONCURRENCY: '1',
         DEADLINE_RESERVE_MS: '20000',
         TIME_RESERVE_MS: '5000',
@@ -178,8 +179,9 @@ describe('a hard deadline', () => {
 });
 
 describe('an invocation started with less time left than DEADLINE_RESERVE_MS', () => {
-  it('returns a summary that says no line was listed and why, and writes the run report and metrics', async (context) => {
-    const s = scenario(context.task);
+  it('returns a summary that says no line was listed and why, and writes the run report and metrics', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 2000 }],
       env: { DEADLINE_RESERVE_MS: '20000' },
@@ -211,8 +213,7 @@ describe('an invocation started with less time left than DEADLINE_RESERVE_MS', (
 });
 
 describe('a deadline reached while the lines are listed', () => {
-  it('fails the run with the DeadlineError, not a summary that says nothing was started', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run with the DeadlineError, not a summary that says nothing was started', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 10 }] });
     // The list stalls; the run's deadline falls 1 s in (25 s left, less a 24 s reserve).
     s.inject(local.tokens, { target: 'list', fault: { kind: 'stall' } });
@@ -231,9 +232,8 @@ describe('a deadline reached while the lines are listed', () => {
 });
 
 describe('a hard deadline during a DELETE', () => {
-  it('keeps the receipt of a line whose DELETE was sent when the deadline cut its reply', async (context) => {
-    const s = scenario(context.task);
-    const { local, id } = await oneFinishedLine(track, { fileSize: 2000, env: NO_BODY_TIMEOUT });
+  it('keeps the receipt of a line whose DELETE was sent when the deadline cut its reply', async ({ s }) => {
+    const { local, id } = await oneFinishedLine(track, { fileSize: 2000, env: PATIENT_BODIES });
     // The service deletes the line, then its reply stalls half-way. A DELETE once sent is no
     // longer in-flight work to abort: the line is gone, and only this run can keep its receipt
     // (a later run finds a 404 and no pending marker, and skips it as "not found").
@@ -249,8 +249,9 @@ describe('a hard deadline during a DELETE', () => {
 
   // Guards what once failed: line-work.ts #keepReceipt / #keepPending call `retry(op, undefined)`, but `retry`'s
   // `signal = options.signal` default applies to an explicit undefined: the run's deadline aborts it.
-  it('writes the receipt after a refused first attempt even when the deadline passes during its backoff', async (context) => {
-    const s = scenario(context.task);
+  it('writes the receipt after a refused first attempt even when the deadline passes during its backoff', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       env: { RETRY_BASE_DELAY_MS: '1500', RETRY_MAX_DELAY_MS: '1500' },
     });
@@ -278,8 +279,7 @@ describe('a hard deadline during a DELETE', () => {
 
   // Guards what once failed: line-work.ts #keepReceipt: the receipt's S3 requests get no abort signal or timeout of
   // their own (deps.ts: 120 s request timeout), so a hung PUT holds the run past its deadline.
-  it('returns soon after the deadline when the receipt PUT hangs', { timeout: 20_000 }, async (context) => {
-    const s = scenario(context.task);
+  it('returns soon after the deadline when the receipt PUT hangs', { timeout: 20_000 }, async ({ s }) => {
     const { local } = await oneFinishedLine(track);
     const a = await proxiedS3(track, local, { enforceConditionalWrites: true });
     a.proxy.decide = ({ operation, key }) =>
@@ -300,8 +300,9 @@ describe('a hard deadline during a DELETE', () => {
 
 // Until a failed line stops cleanly, these runs may never return: a short timeout fails them fast.
 describe('a failed line stops', { timeout: 5_000 }, () => {
-  it('requests no other file of a line once one of its files failed for good, during the run or after it', async (context) => {
-    const s = scenario(context.task);
+  it('requests no other file of a line once one of its files failed for good, during the run or after it', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 3000 }],
       env: { FILE_CONCURRENCY: '1', RETRY_ATTEMPTS: '2' },
@@ -321,7 +322,7 @@ describe('a failed line stops', { timeout: 5_000 }, () => {
         .filter((r) => r.path.startsWith(`/api/tokens/${id}/`))
         .map((r) => r.path.slice(`/api/tokens/${id}/`.length));
 
-    const run = await settle(createHandler(local.env)({}));
+    const run = await runHandler(local.env);
 
     expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('file analysis') }]);
     expect(fileRequests()).toEqual(['analysis', 'analysis']);
@@ -338,11 +339,10 @@ describe('a failed line stops', { timeout: 5_000 }, () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('aborts the line’s download in flight when another of its files fails for good', async (context) => {
-    const s = scenario(context.task);
+  it('aborts the line’s download in flight when another of its files fails for good', async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 3000 }],
-      env: { ...NO_BODY_TIMEOUT, FILE_CONCURRENCY: '2', RETRY_ATTEMPTS: '2' },
+      env: { ...PATIENT_BODIES, FILE_CONCURRENCY: '2', RETRY_ATTEMPTS: '2' },
     });
     const [id] = ids(local.tokens.lines) as [string];
     const stalled: { closed?: number } = {};
@@ -356,7 +356,7 @@ describe('a failed line stops', { timeout: 5_000 }, () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const run = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
 
     expect(Date.now() - started).toBeLessThan(3000);
     expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('file data') }]);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Fault, TokensService } from '../local/tokens-service.ts';
 import { listKeys } from '../support/archive-inspect.ts';
@@ -13,17 +13,17 @@ import {
   startFront,
   storedReceipt,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
+import { it, type Scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 
 /** A finished line whose first run's DELETE was taken (202) and not acted on: left pending. */
-async function leftPending(s: ReturnType<typeof scenario>) {
+async function leftPending(s: Scenario) {
   const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
   s.inject(local.tokens, deleteReply(id, 202, false));
   const before = snapshot(local.tokens);
-  const first = await settle(createHandler(local.env)({}));
+  const first = await runHandler(local.env);
   expect(first.summary?.pending.map((line) => line.id)).toEqual([id]);
   return { local, id, before, first };
 }
@@ -38,8 +38,7 @@ describe('the document that confirms a DELETE', () => {
     ],
   ] as const satisfies readonly (readonly [string, Fault])[])(
     'is compared with the manifest when a GET confirms a DELETE answered %s: a file stated at the DELETE and not archived is a discrepancy',
-    async ([_label, fault], context) => {
-      const s = scenario(context.task);
+    async ([_label, fault], { s }) => {
       const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
       s.inject(local.tokens, { target: 'delete', id, fault });
       // After the read before the DELETE, the line gains a file; the GET after the DELETE shows it.
@@ -50,9 +49,8 @@ describe('the document that confirms a DELETE', () => {
         local.tokens.setRawLine(id, deletedDocument(local.tokens, id));
       });
       s.fault('the line gains a file between the read before its DELETE and the DELETE');
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(local.env)({}));
+      const { before, run } = await observedPass(local);
 
       expect(run.summary).toMatchObject({ dismantled: 1, conflicts: 1 });
       expect(run.summary?.failed).toEqual([
@@ -70,8 +68,7 @@ describe('the document that confirms a DELETE', () => {
     },
   );
 
-  it('is compared with the manifest when a later run confirms a DELETE left pending', async (context) => {
-    const s = scenario(context.task);
+  it('is compared with the manifest when a later run confirms a DELETE left pending', async ({ s }) => {
     const { local, id, before, first } = await leftPending(s);
 
     // The service carries the DELETE out later, stating a file the archive never saw.
@@ -79,7 +76,7 @@ describe('the document that confirms a DELETE', () => {
     local.tokens.completeDeletion(id);
     local.tokens.setRawLine(id, deletedDocument(local.tokens, id));
     s.fault('the line gains a file before its pending DELETE is carried out');
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
 
     expect(second.summary?.failed).toEqual([
       expect.objectContaining({ id, conflict: true, reason: expect.stringContaining('extra (100 bytes') }),
@@ -89,8 +86,9 @@ describe('the document that confirms a DELETE', () => {
     await checkInvariant(s, local, { before, runs: [first, second], changedAtDelete: [id] });
   });
 
-  it('must name the same line: a DELETE that never acted, confirmed by a GET of another line deleted, stays pending with no receipt', async (context) => {
-    const s = scenario(context.task);
+  it('must name the same line: a DELETE that never acted, confirmed by a GET of another line deleted, stays pending with no receipt', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '1' } });
     const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 502 } });
@@ -101,9 +99,8 @@ describe('the document that confirms a DELETE', () => {
       }
     });
     s.fault('a 502 DELETE that never acted, and a GET answering another line, deleted');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 0 });
     expect(run.summary?.pending).toEqual([
@@ -114,14 +111,14 @@ describe('the document that confirms a DELETE', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('may be missing from a 200 reply that is not valid UTF-8 or JSON: the DELETE is confirmed by a GET and its receipt kept', async (context) => {
-    const s = scenario(context.task);
+  it('may be missing from a 200 reply that is not valid UTF-8 or JSON: the DELETE is confirmed by a GET and its receipt kept', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'corrupt' } });
     s.fault('a DELETE that acts and answers 200 with a body that is not UTF-8 JSON');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
     const receipt = await storedReceipt(local, id);
@@ -155,8 +152,7 @@ describe('a document confirming a DELETE, spelled oddly', () => {
     ['a GET after a 204', 'get'],
   ] as const)(
     'confirms the line cleanly when %s names it in upper case, with its files reordered, escaped, upper-case hashes and whitespace',
-    async ([_label, via], context) => {
-      const s = scenario(context.task);
+    async ([_label, via], { s }) => {
       const local = await localStack(track, {
         lines: [{ status: 'finished', fileSize: 1000, fileSizes: { notes: 500 } }],
       });
@@ -184,9 +180,8 @@ describe('a document confirming a DELETE, spelled oddly', () => {
         }),
       );
       s.fault(`the document confirming the DELETE (${via}) spells the line oddly`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+      const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
       expect(run.summary).toMatchObject({ dismantled: 1, conflicts: 0, failed: [], pending: [] });
       const receipt = await storedReceipt(local, id);
@@ -198,8 +193,9 @@ describe('a document confirming a DELETE, spelled oddly', () => {
 });
 
 describe('a later run confirming a pending DELETE', () => {
-  it('writes no receipt when the GET of the line answers another line deleted, and confirms it once the line itself is gone', async (context) => {
-    const s = scenario(context.task);
+  it('writes no receipt when the GET of the line answers another line deleted, and confirms it once the line itself is gone', async ({
+    s,
+  }) => {
     const { local, id, before } = await leftPending(s);
     const other = '0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f';
 
@@ -207,7 +203,7 @@ describe('a later run confirming a pending DELETE', () => {
     local.tokens.completeDeletion(id);
     local.tokens.setRawLine(id, deletedDocument(local.tokens, id, other));
     s.fault('the GET confirming a pending DELETE answers another line, deleted');
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
 
     expect(second.summary).toMatchObject({ dismantled: 0 });
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
@@ -216,7 +212,7 @@ describe('a later run confirming a pending DELETE', () => {
     ]);
 
     local.tokens.clearRawLine(id);
-    const third = await settle(createHandler(local.env)({}));
+    const third = await runHandler(local.env);
 
     expect(third.summary).toMatchObject({ dismantled: 1, failed: [] });
     const receipt = await storedReceipt(local, id);
@@ -226,8 +222,9 @@ describe('a later run confirming a pending DELETE', () => {
 
   // Guards what once failed: line-work.ts #dismantle: a failure of #seenGone (after a 2xx the service took) is
   // thrown as the line's failure: no receipt and no pending marker, so no later run confirms it.
-  it('keeps a pending marker when the GET confirming a 204 fails, and the next run keeps the receipt', async (context) => {
-    const s = scenario(context.task);
+  it('keeps a pending marker when the GET confirming a 204 fails, and the next run keeps the receipt', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     let deleted = false;
     const front = track(
@@ -246,8 +243,8 @@ describe('a later run confirming a pending DELETE', () => {
     s.fault('DELETE answered 204 (acted); every GET of the line after it answers 503');
     const before = snapshot(local.tokens);
 
-    const first = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
-    const second = await settle(createHandler(local.env)({}));
+    const first = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
+    const second = await runHandler(local.env);
 
     expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
     expect(second.summary).toMatchObject({ dismantled: 1 });
@@ -257,8 +254,7 @@ describe('a later run confirming a pending DELETE', () => {
   });
 
   // Guards what once failed: line-work.ts #confirmPending runs on archive-only runs too (only dryRun is excluded).
-  it('reports no line dismantled on an archive-only run that finds a pending line gone', async (context) => {
-    const s = scenario(context.task);
+  it('reports no line dismantled on an archive-only run that finds a pending line gone', async ({ s }) => {
     const { local, id } = await leftPending(s);
     local.tokens.completeDeletion(id);
     s.fault('the 202 deletion completes; an archive-only run names the line');
@@ -270,13 +266,13 @@ describe('a later run confirming a pending DELETE', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('sends the DELETE again for a pending line that is back as finished, and keeps the 200 reply', async (context) => {
-    const s = scenario(context.task);
+  it('sends the DELETE again for a pending line that is back as finished, and keeps the 200 reply', async ({
+    s,
+  }) => {
     const { local, id } = await leftPending(s);
     s.fault('the service never carries out the 202: the line stays finished');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ listed: 1, dismantled: 1, pending: [], failed: [] });
     const receipt = await storedReceipt(local, id);
@@ -325,8 +321,7 @@ describe('a document confirming a DELETE that states its files malformed', () =>
     ],
   ] as const satisfies readonly (readonly [string, 'reply' | 'get', Bend])[])(
     'is no clean confirmation when %s: the line gained a file at its DELETE, and the receipt records a discrepancy',
-    async ([_label, via, bend], context) => {
-      const s = scenario(context.task);
+    async ([_label, via, bend], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       const front = track(
         await startFront(local.tokens.url, (req, res) => {
@@ -344,9 +339,8 @@ describe('a document confirming a DELETE that states its files malformed', () =>
         }),
       );
       s.fault('the line gains a file at its DELETE; the document confirming it states its files malformed');
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+      const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
       expect(local.tokens.lines.get(id)?.status).toBe('deleted');
       const receipt = await storedReceipt(local, id);
@@ -358,8 +352,9 @@ describe('a document confirming a DELETE that states its files malformed', () =>
 });
 
 describe('a DELETE reply that is not a 200 but states the line deleted', () => {
-  it('is compared with the manifest too: a 202 whose document states a file the archive lacks is a discrepancy, as the audit finds', async (context) => {
-    const s = scenario(context.task);
+  it('is compared with the manifest too: a 202 whose document states a file the archive lacks is a discrepancy, as the audit finds', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, deleteReply(id, 202, true, 'document'));
     local.tokens.onRequest((method, path) => {
@@ -367,9 +362,8 @@ describe('a DELETE reply that is not a 200 but states the line deleted', () => {
       if (method === 'DELETE' && path === `/api/tokens/${id}`) local.tokens.addFile(id, 'extra', 100);
     });
     s.fault('the line gains a file at its DELETE, answered 202 with the deleted document stating it');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
     const audit = await createHandler(local.env)({ audit: true, ids: [id] });
 
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');

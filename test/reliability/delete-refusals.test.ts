@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import type { Fault } from '../local/tokens-service.ts';
@@ -12,8 +12,8 @@ import {
   startRecordingServer,
   waitFor,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 // What a DELETE's refusals, lies and silences may and may not lead to: only the service's word
 // that the line is gone ends it, and a DELETE that may have acted is confirmed by a later run.
@@ -35,8 +35,7 @@ describe('a DELETE the service did not carry out', () => {
     ['200 with an HTML page every time', 'html', 'expected JSON, got Content-Type "text/html'],
   ] as const)(
     'keeps the line when its DELETE is answered %s while the line is still there: failed, no receipt, no marker',
-    async ([_label, how, reason], context) => {
-      const s = scenario(context.task);
+    async ([_label, how, reason], { s }) => {
       const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
       const path = `/api/tokens/${id}`;
       const faults: Record<typeof how, Fault | undefined> = {
@@ -54,9 +53,8 @@ describe('a DELETE the service did not carry out', () => {
         }),
       );
       if (fault === undefined) s.fault('the DELETE is answered 307 to its own URL');
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+      const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
       expect(run.summary).toMatchObject({ dismantled: 0, pending: [] });
       expect(run.summary?.failed).toEqual([
@@ -70,8 +68,9 @@ describe('a DELETE the service did not carry out', () => {
 });
 
 describe('a DELETE and the GET after it that both time out', () => {
-  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async (context) => {
-    const s = scenario(context.task);
+  it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       env: { RETRY_ATTEMPTS: '1', HTTP_BODY_TIMEOUT_MS: '200', HTTP_HEADERS_TIMEOUT_MS: '200' },
     });
@@ -87,14 +86,14 @@ describe('a DELETE and the GET after it that both time out', () => {
     s.fault('every GET of the line after its DELETE gets no reply');
     const before = snapshot(local.tokens);
 
-    const first = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const first = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
 
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');
     expect(first.summary).toMatchObject({ dismantled: 0, failed: [] });
     expect(first.summary?.pending).toEqual([expect.objectContaining({ id })]);
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([]);
 
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
 
     expect(second.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
     const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
@@ -112,8 +111,7 @@ describe('the read right before a DELETE', () => {
     ['answers 404, and the line is back on the next run', '404'],
   ] as const)(
     'sends no DELETE when it %s; the next run dismantles the line once',
-    async ([_label, how], context) => {
-      const s = scenario(context.task);
+    async ([_label, how], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       let gets = 0;
@@ -130,7 +128,7 @@ describe('the read right before a DELETE', () => {
       s.fault(`the read right before the DELETE ${how === '404' ? 'answers 404' : 'shows status deleted'}`);
       const before = snapshot(local.tokens);
 
-      const first = await settle(createHandler(local.env)({}));
+      const first = await runHandler(local.env);
 
       expect(local.tokens.deleteCount(id)).toBe(0);
       expect(first.summary).toMatchObject({ dismantled: 0, failed: [] });
@@ -139,7 +137,7 @@ describe('the read right before a DELETE', () => {
       await checkInvariant(s, local, { before, runs: [first] });
 
       const again = snapshot(local.tokens);
-      const second = await settle(createHandler(local.env)({}));
+      const second = await runHandler(local.env);
 
       expect(second.summary).toMatchObject({ dismantled: 1, failed: [] });
       expect(local.tokens.deleteCount(id)).toBe(1);
@@ -148,8 +146,9 @@ describe('the read right before a DELETE', () => {
   );
   // Guards what once failed: line-work.ts #reread returns 'gone' on a 404/410 (or status deleted) and process() then
   // sends the DELETE without comparing anything; with a 204 reply nothing is compared afterwards.
-  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async (context) => {
-    const s = scenario(context.task);
+  it('sends no DELETE when the read right before it answers 404 while the line gained a file', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     let reads = 0;
     local.tokens.onRequest((method, path) => {
@@ -163,9 +162,8 @@ describe('the read right before a DELETE', () => {
     });
     s.fault('the line gains score; the read before the DELETE answers 404 once');
     s.inject(local.tokens, deleteReply(id, 204, true));
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(local.tokens.deleteCount(id)).toBe(0);
     await checkInvariant(s, local, { before, runs: [run] });
@@ -173,8 +171,9 @@ describe('the read right before a DELETE', () => {
 });
 
 describe('two passes that both get past the gate', () => {
-  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async (context) => {
-    const s = scenario(context.task);
+  it('dismantle the line once: the second DELETE finds it gone, and the one receipt holds the reply of the DELETE that acted', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     let deletes = 0;
     let releaseFirst: (() => void) | undefined;
@@ -191,10 +190,7 @@ describe('two passes that both get past the gate', () => {
     s.fault('two passes each read the line finished right before their DELETE; the first DELETE is held');
     const before = snapshot(local.tokens);
 
-    const runs = await Promise.all([
-      settle(createHandler(local.env)({})),
-      settle(createHandler(local.env)({ ids: [id] })),
-    ]);
+    const runs = await Promise.all([runHandler(local.env), settle(createHandler(local.env)({ ids: [id] }))]);
 
     expect(local.tokens.deleteCount(id)).toBe(2);
     for (const run of runs) expect(run.summary).toMatchObject({ dismantled: 1, failed: [], pending: [] });
@@ -214,8 +210,7 @@ describe('a GET confirming a DELETE that is redirected', () => {
     ['to another origin that answers 404', 'other-origin'],
   ] as const)(
     'does not say the line is gone when it is redirected %s: a DELETE that never acted leaves no receipt',
-    async ([_label, where], context) => {
-      const s = scenario(context.task);
+    async ([_label, where], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       const path = `/api/tokens/${id}`;
       const elsewhere = track(
@@ -255,8 +250,9 @@ describe('a GET confirming a DELETE that is redirected', () => {
 });
 
 describe('a DELETE refused on a retry', () => {
-  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async (context) => {
-    const s = scenario(context.task);
+  it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     const path = `/api/tokens/${id}`;
     // The first DELETE acts, and its gateway answers 502.
@@ -293,7 +289,7 @@ describe('a DELETE refused on a retry', () => {
       `tokens/_pending/${id}.json`,
     ]);
 
-    const second = await settle(createHandler(local.env)({}));
+    const second = await runHandler(local.env);
     expect(second.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)).toEqual([
       `tokens/${id}/deleted.json`,

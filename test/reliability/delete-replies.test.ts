@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { Archive, type Receipt } from '../../lambda/archive/archive.ts';
 import { localS3Client } from '../local/stack.ts';
@@ -13,8 +13,8 @@ import {
   proxiedS3,
   storedReceipt,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 
@@ -32,13 +32,11 @@ describe('DELETE replies other than 200 with the line', () => {
     [200, 'other-id'],
   ] as const)(
     'confirms a DELETE answered %i (%s body) with a GET, and keeps that reply as the receipt',
-    async ([status, body], context) => {
-      const s = scenario(context.task);
+    async ([status, body], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       s.inject(local.tokens, deleteReply(id, status, true, body));
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(local.env)({}));
+      const { before, run } = await observedPass(local);
 
       expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [], pending: [] });
       const receipt = await storedReceipt(local, id);
@@ -48,8 +46,9 @@ describe('DELETE replies other than 200 with the line', () => {
     },
   );
 
-  it('reports a 202 whose line still shows as pending, and the next run confirms it once the line is gone', async (context) => {
-    const s = scenario(context.task);
+  it('reports a 202 whose line still shows as pending, and the next run confirms it once the line is gone', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
     });
@@ -90,15 +89,15 @@ describe('DELETE replies other than 200 with the line', () => {
     expect(third).toMatchObject({ listed: 0, dismantled: 0 });
   });
 
-  it('treats 410 Gone like 404 when the DELETE reply was lost and the retry finds the line gone', async (context) => {
-    const s = scenario(context.task);
+  it('treats 410 Gone like 404 when the DELETE reply was lost and the retry finds the line gone', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     local.tokens.setGoneStatus(410);
     s.fault('the service answers 410 Gone for a deleted line');
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([0, 410]);
@@ -108,13 +107,13 @@ describe('DELETE replies other than 200 with the line', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reports a 200 naming another line, whose line still shows, as pending and not as failed', async (context) => {
-    const s = scenario(context.task);
+  it('reports a 200 naming another line, whose line still shows, as pending and not as failed', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, deleteReply(id, 200, false, 'other-id'));
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 0, failed: [] });
     expect(run.summary?.pending).toEqual([expect.objectContaining({ id })]);
@@ -123,14 +122,14 @@ describe('DELETE replies other than 200 with the line', () => {
 
   // Guards what once failed: tokens-api.ts deleteLine throws on a status other than 200/202/204/404/410 once the
   // retries are spent, and line-work.ts #dismantle never asks a GET whether the DELETE acted.
-  it('confirms by GET a DELETE whose gateway answered 504 every time after the service acted', async (context) => {
-    const s = scenario(context.task);
+  it('confirms by GET a DELETE whose gateway answered 504 every time after the service acted', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     const env = await deleteAnsweredBy(track, local, (r) => r.writeHead(504).end('gateway timeout'));
     s.fault('a gateway passes the DELETE on, then answers 504 to every attempt');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');
     expect(run.summary).toMatchObject({ dismantled: 1 });
@@ -144,8 +143,7 @@ describe('DELETE replies other than 200 with the line', () => {
     ['200 deleted, no files at all', 200, 'no-files'],
   ] as const)(
     'dismantles a line whose DELETE is answered %s, and keeps that reply (a discrepancy when its files cannot be read)',
-    async ([_label, status, body], context) => {
-      const s = scenario(context.task);
+    async ([_label, status, body], { s }) => {
       const { local, id } = await oneFinishedLine(track);
       const text =
         body === '[]'
@@ -159,9 +157,8 @@ describe('DELETE replies other than 200 with the line', () => {
         r.writeHead(status, { 'content-type': 'application/vnd.api+json' }).end(text),
       );
       s.fault(`DELETE acted, answered ${_label}`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(env)({}));
+      const { before, run } = await observedPass(local, env);
 
       const receipt = await storedReceipt(local, id);
       expect(receipt.reply).toMatchObject({ status, body: text });
@@ -177,16 +174,16 @@ describe('DELETE replies other than 200 with the line', () => {
     },
   );
 
-  it('dismantles a line whose DELETE is answered 204 followed by stray body bytes, and keeps the 204 as its receipt', async (context) => {
-    const s = scenario(context.task);
+  it('dismantles a line whose DELETE is answered 204 followed by stray body bytes, and keeps the 204 as its receipt', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     const env = await deleteAnsweredBy(track, local, (r) => {
       r.socket?.end('HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n{"a":"b"}');
     });
     s.fault('DELETE acted, answered 204 followed by bytes that belong to no reply');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     const receipt = await storedReceipt(local, id);
@@ -227,8 +224,9 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
     confirmation: withReply ? 'the reply (200, status deleted)' : 'GET answered 404',
   });
 
-  it('keeps the receipt holding the reply when a pass that only found the line gone writes after it', async (context) => {
-    const s = scenario(context.task);
+  it('keeps the receipt holding the reply when a pass that only found the line gone writes after it', async ({
+    s,
+  }) => {
     const { archive, read } = await archiveThroughProxy();
     s.fault('a second pass writes an already-gone receipt after the first kept the reply');
 
@@ -238,8 +236,9 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
     expect(await read()).toMatchObject({ runId: 'a', reply: { status: 200 } });
   });
 
-  it('replaces an already-gone receipt with the reply when the pass holding the reply writes second', async (context) => {
-    const s = scenario(context.task);
+  it('replaces an already-gone receipt with the reply when the pass holding the reply writes second', async ({
+    s,
+  }) => {
     const { archive, proxy, read } = await archiveThroughProxy();
     s.fault('the pass that found the line gone wins the race to the receipt');
 
@@ -252,8 +251,9 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
     expect(proxy.requests.filter((r) => r.operation === 'PutObject' && r.preconditionFailed)).toHaveLength(1);
   });
 
-  it('never replaces one reply with another, and lets one of two racing passes win cleanly', async (context) => {
-    const s = scenario(context.task);
+  it('never replaces one reply with another, and lets one of two racing passes win cleanly', async ({
+    s,
+  }) => {
     const { archive, read } = await archiveThroughProxy();
     s.fault('two passes write receipts holding replies at the same moment');
 
@@ -272,8 +272,9 @@ describe('receipts are never replaced by a weaker one (S3 conditional writes)', 
   // Guards what once failed: archive.ts writeReceipt looks first (HEAD) only for a receipt without a reply; a
   // receipt with one relies on If-None-Match alone, which some stores ignore (the local one does).
   // And line-work.ts #confirmPending confirms (and counts as dismantled) a line whose receipt exists.
-  it("keeps the receipt holding the 200 reply when a pending marker's 202 is confirmed later", async (context) => {
-    const s = scenario(context.task);
+  it("keeps the receipt holding the 200 reply when a pending marker's 202 is confirmed later", async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     const handler = createHandler(local.env);
     s.inject(local.tokens, deleteReply(id, 202, false));

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { listKeys, objectDigest, objectJson, objectText } from '../support/archive-inspect.ts';
 import { closeAfterEach, forwardThen, oneFinishedLine, startFront } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 
@@ -29,8 +29,9 @@ function relay(
 }
 
 describe('documents stored verbatim', () => {
-  it('archives a document nested 100,000 deep, with a number beyond double precision and a duplicate key, byte for byte, and keeps the DELETE reply as received', async (context) => {
-    const s = scenario(context.task);
+  it('archives a document nested 100,000 deep, with a number beyond double precision and a duplicate key, byte for byte, and keeps the DELETE reply as received', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
     const big = '123456789012345678901234567890';
@@ -63,9 +64,8 @@ describe('documents stored verbatim', () => {
     ).text();
     expect(document).toContain('"alphabet":"SPLICED-FIRST"');
     expect(document).toContain('"alphabet":"DICE"');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [] });
     const documentKey = `tokens/${id}/line.sha256-${createHash('sha256').update(document).digest('hex')}.json`;
@@ -109,8 +109,7 @@ describe('UUIDs are case-insensitive', () => {
     ]);
   }
 
-  it('archives under the lower-case id and dismantles a line named in upper case', async (context) => {
-    const s = scenario(context.task);
+  it('archives under the lower-case id and dismantles a line named in upper case', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.fault('payload: ids in upper case');
     const before = snapshot(local.tokens);
@@ -123,8 +122,7 @@ describe('UUIDs are case-insensitive', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps one lower-case prefix when the service echoes the id as requested', async (context) => {
-    const s = scenario(context.task);
+  it('keeps one lower-case prefix when the service echoes the id as requested', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     local.tokens.setEchoRequestedId(true);
     s.fault('get: the id echoed as requested');
@@ -138,8 +136,7 @@ describe('UUIDs are case-insensitive', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('processes a line named twice in different cases once', async (context) => {
-    const s = scenario(context.task);
+  it('processes a line named twice in different cases once', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.fault('payload: the same id twice, lower and upper case');
     const before = snapshot(local.tokens);
@@ -153,8 +150,9 @@ describe('UUIDs are case-insensitive', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps one lower-case prefix when the service spells every id in upper case, in the list, the links and the replies', async (context) => {
-    const s = scenario(context.task);
+  it('keeps one lower-case prefix when the service spells every id in upper case, in the list, the links and the replies', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const upper = (text: string) => text.replaceAll(id, id.toUpperCase());
     const front = track(
@@ -165,9 +163,8 @@ describe('UUIDs are case-insensitive', () => {
       ),
     );
     s.fault('list, get, delete: every id in upper case');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary).toMatchObject({ listed: 1, archived: 1, dismantled: 1, failed: [], skipped: [] });
     expect(local.tokens.requests.some((r) => r.path === `/api/tokens/${id.toUpperCase()}/data`)).toBe(true);

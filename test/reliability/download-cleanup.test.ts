@@ -1,16 +1,15 @@
 import { getEventListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
+import { describe, expect } from 'vitest';
 import type { ObjectStore } from '../../lambda/archive/store.ts';
 import { describeError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import type { SpeedFloor } from '../../lambda/tokens/http.ts';
 import { bytesOf, downloads, drain, KIB, LINE_ID, lineFileOf, MIB, turn, uploaderOver } from './bodies.ts';
 import { closeAfterEach, MULTIPART_5_MIB, oneFinishedLine } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const { serve, apiOf, floorTimer } = downloads(track);
@@ -187,8 +186,9 @@ describe('downloads that break off and are retried', () => {
     expect(served.connections).toBe(40);
   });
 
-  it('a multipart file whose download resets three times is retried cleanly by the run: archived, verified, and only then deleted', async (context) => {
-    const s = scenario(context.task);
+  it('a multipart file whose download resets three times is retried cleanly by the run: archived, verified, and only then deleted', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {
@@ -200,9 +200,8 @@ describe('downloads that break off and are retried', () => {
     });
     local.tokens.inject({ target: 'file', id, fault: { kind: 'reset' }, times: 3 });
     s.fault('file download: reset half-way, three times');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed).toEqual([]);
     expect(local.tokens.lines.get(id)?.status).toBe('deleted');

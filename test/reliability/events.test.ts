@@ -1,13 +1,13 @@
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createPlannerHandler, createWorkerHandler } from '../../lambda/app/fanout-invoke.ts';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { payloadFromArgs } from '../../lambda/entries/cli.ts';
 import { LOCAL_AWS_ENV } from '../local/stack.ts';
 import { closeAfterEach, localStack, oneFinishedLine, startCli } from './harness.ts';
 import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const UUID = '00000000-0000-4000-8000-000000000001';
@@ -45,8 +45,9 @@ const badPayloads: readonly [string, unknown][] = [
 ];
 
 describe('a bad manual payload', () => {
-  it('is refused with an EventError naming the field, before any request, for every wrong shape', async (context) => {
-    const s = scenario(context.task);
+  it('is refused with an EventError naming the field, before any request, for every wrong shape', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }, { status: 'started' }],
     });
@@ -64,8 +65,7 @@ describe('a bad manual payload', () => {
     }
   });
 
-  it('skips ids that do not exist, and touches no other line', async (context) => {
-    const s = scenario(context.task);
+  it('skips ids that do not exist, and touches no other line', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const unknown = [crypto.randomUUID(), crypto.randomUUID()];
     s.fault('event: ids of lines that do not exist');
@@ -86,8 +86,7 @@ describe('a payload that mixes a scheduled event with a manual request', () => {
   /** What an operator who meant a dry run of one line sent, on a scheduled event's envelope. */
   const mixed = (id: string) => ({ ...SCHEDULED, dryRun: true, ids: [id] });
 
-  it('is refused by the function, and no DELETE reaches the service', async (context) => {
-    const s = scenario(context.task);
+  it('is refused by the function, and no DELETE reaches the service', async ({ s }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', fileSize: 1000 },
@@ -106,8 +105,9 @@ describe('a payload that mixes a scheduled event with a manual request', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('is refused by the fan-out planner: nothing is queued and no DELETE reaches the service', async (context) => {
-    const s = scenario(context.task);
+  it('is refused by the fan-out planner: nothing is queued and no DELETE reaches the service', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     local.s3.createQueue('tokens-work');
     const queueUrl = `${local.s3.address}/000000000000/tokens-work`;
@@ -133,8 +133,7 @@ describe('a payload that mixes a scheduled event with a manual request', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('is refused by the fan-out worker, which takes SQS batches only, naming what it got', async (context) => {
-    const s = scenario(context.task);
+  it('is refused by the fan-out worker, which takes SQS batches only, naming what it got', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track);
     s.fault('worker event: a manual payload instead of an SQS batch');
     const before = snapshot(local.tokens);
@@ -177,8 +176,7 @@ describe('bad CLI flags', () => {
   /** Spawned for real: one per way of failing (the flag parser, the payload schema). */
   const spawned = new Set(['--ids with a path', '--max-lines abc', '--ids empty', 'an unknown flag']);
 
-  it('are each refused by the flag parser, naming the flag, before any request', async (context) => {
-    const s = scenario(context.task);
+  it('are each refused by the flag parser, naming the flag, before any request', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
 
     for (const [what, args] of badFlags) {
@@ -189,8 +187,7 @@ describe('bad CLI flags', () => {
     expect(local.tokens.requests).toEqual([]);
   });
 
-  it('exit 2 from the CLI process and do nothing', async (context) => {
-    const s = scenario(context.task);
+  it('exit 2 from the CLI process and do nothing', async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }, { status: 'started' }],
     });

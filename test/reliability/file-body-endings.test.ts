@@ -1,15 +1,14 @@
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
+import { describe, expect } from 'vitest';
 import { describeError, IntegrityError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import { watchedBody } from '../../lambda/tokens/http.ts';
 import { brokeOff, bytesOf, downloads, drain, KIB, LINE_ID, MIB, sha256, turn } from './bodies.ts';
 import { closeAfterEach, oneFinishedLine, startFront } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const { serve, apiOf } = downloads(track);
@@ -205,8 +204,9 @@ describe('a file body that completes ends with every byte', () => {
     }
   });
 
-  it('a complete body followed by an RST fails, if at all, as a retryable broke-off, never as a short end; the run re-fetches it and archives the line', async (context) => {
-    const s = scenario(context.task);
+  it('a complete body followed by an RST fails, if at all, as a retryable broke-off, never as a short end; the run re-fetches it and archives the line', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 2 * MIB + 3,
       env: { RETRY_ATTEMPTS: '3' },
@@ -228,9 +228,8 @@ describe('a file body that completes ends with every byte', () => {
       }),
     );
     s.fault('file download: every byte, then an RST, once');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(resets).toBe(1);
     // At most one more download: the RST cost at most a retry.

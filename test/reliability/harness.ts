@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import type { Manifest, Receipt } from '../../lambda/archive/archive.ts';
 import type { Summary } from '../../lambda/core/types.ts';
+import { VARIABLES } from '../../lambda/shared/environment.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../local/stack.ts';
 import type { Fault, FaultRule, LineSpec, TokensService } from '../local/tokens-service.ts';
 import { objectJson } from '../support/archive-inspect.ts';
@@ -58,6 +59,12 @@ export const MULTIPART_5_MIB: Readonly<Record<string, string>> = {
   MULTIPART_THRESHOLD_BYTES: String(5 * 2 ** 20),
   MULTIPART_PART_SIZE_BYTES: String(5 * 2 ** 20),
 };
+
+/**
+ * A body timeout (60 s) no scenario reaches: a stalled reply holds the pass where it is until a
+ * kill, the run's deadline or the line's own failure ends it, never the timeout first.
+ */
+export const PATIENT_BODIES: Readonly<Record<string, string>> = { HTTP_BODY_TIMEOUT_MS: '60000' };
 
 /** `count` finished lines of `fileSize` bytes each (one file, `data`). */
 export function finishedLines(count: number, fileSize = 1000): LineSpec[] {
@@ -274,7 +281,7 @@ export async function deleteAnsweredBy(
       req.method === 'DELETE' ? forwardThen(target, req, res, answer) : false,
     ),
   );
-  return { ...local.env, TOKENS_API_URL: front.url };
+  return { ...local.env, [VARIABLES.TOKENS_API_URL.name]: front.url };
 }
 
 /** How a CLI child process ended. */

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import {
   closeAfterEach,
@@ -9,8 +9,8 @@ import {
   startFront,
   startRecordingServer,
 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
@@ -21,8 +21,7 @@ function expectUntouched(evil: RecordingServer): void {
 }
 
 describe('replies that point elsewhere', () => {
-  it('never connects to another origin that a file link points to, and keeps those lines', async (context) => {
-    const s = scenario(context.task);
+  it('never connects to another origin that a file link points to, and keeps those lines', async ({ s }) => {
     const evil = track(await startRecordingServer());
     const local = await localStack(track, {
       lines: [
@@ -52,9 +51,8 @@ describe('replies that point elsewhere', () => {
     s.fault('get: links.score to another origin');
     s.fault('get: protocol-relative link to another host');
     s.fault('get: link with user:password to the same origin');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expectUntouched(evil);
     expect(run.summary?.failed.map((line) => line.id).sort()).toEqual(
@@ -67,8 +65,9 @@ describe('replies that point elsewhere', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('fails the run without following a list link to another origin, nor a link that loops', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run without following a list link to another origin, nor a link that loops', async ({
+    s,
+  }) => {
     const evil = track(await startRecordingServer());
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     let next = `${evil.url}/api/tokens?page=2`;
@@ -95,8 +94,9 @@ describe('replies that point elsewhere', () => {
     await checkInvariant(s, local, { before, runs: [looping] });
   });
 
-  it('sends no session key to another origin a file download is redirected to, and keeps the line whose bytes differ', async (context) => {
-    const s = scenario(context.task);
+  it('sends no session key to another origin a file download is redirected to, and keeps the line whose bytes differ', async ({
+    s,
+  }) => {
     const evil = track(await startRecordingServer());
     const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
     const front = track(
@@ -107,9 +107,8 @@ describe('replies that point elsewhere', () => {
       }),
     );
     s.fault('file: 302 to another origin that serves other bytes');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary?.failed).toEqual([{ id, reason: expect.stringContaining('1000') }]);
     expect(evil.requests.map((r) => r.url)).toEqual(['/steal', '/steal']);
@@ -119,8 +118,7 @@ describe('replies that point elsewhere', () => {
 });
 
 describe('ids and names that would escape their place', () => {
-  it('never requests nor stores a listed id that is not a UUID', async (context) => {
-    const s = scenario(context.task);
+  it('never requests nor stores a listed id that is not a UUID', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const hostile = [
       '../../etc/passwd',
@@ -139,9 +137,8 @@ describe('ids and names that would escape their place', () => {
     );
     for (const id of hostile)
       s.fault(`list item: id ${JSON.stringify(id.replace(/^[0-9a-f-]{36}/, '{uuid}'))}`);
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(run.summary?.skipped).toHaveLength(hostile.length);
@@ -151,8 +148,9 @@ describe('ids and names that would escape their place', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips a line whose reply names another id, or files that would escape the line prefix', async (context) => {
-    const s = scenario(context.task);
+  it('skips a line whose reply names another id, or files that would escape the line prefix', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: Array.from({ length: 5 }, () => ({ status: 'finished' as const, fileSize: 1000 })),
     });
@@ -180,9 +178,8 @@ describe('ids and names that would escape their place', () => {
     s.fault('get: file named manifest.json');
     s.fault('get: file named Data');
     s.fault('get: file named ..');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.skipped.map((line) => line.id).sort()).toEqual([...lineIds].sort());
     expect(local.tokens.requests.filter((r) => /\/api\/tokens\/[^/]+\/.+/.test(r.path))).toEqual([]);
@@ -191,8 +188,7 @@ describe('ids and names that would escape their place', () => {
 });
 
 describe('bodies larger than stated, or endless', () => {
-  it('stops reading a file one byte past its stated size, and keeps the line', async (context) => {
-    const s = scenario(context.task);
+  it('stops reading a file one byte past its stated size, and keeps the line', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
       env: { RETRY_ATTEMPTS: '3' },
@@ -208,7 +204,7 @@ describe('bodies larger than stated, or endless', () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler(local.env)({}));
+    const run = await runHandler(local.env);
 
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(run.summary?.failed.map((line) => line.id).sort()).toEqual([oversize, endless].sort());
@@ -219,24 +215,21 @@ describe('bodies larger than stated, or endless', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('gives up on a line reply that never ends, at the JSON size cap, and keeps the line', async (context) => {
-    const s = scenario(context.task);
+  it('gives up on a line reply that never ends, at the JSON size cap, and keeps the line', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
     });
     const [endless, healthy] = [...local.tokens.lines.keys()] as [string, string];
     s.inject(local.tokens, { target: 'get', id: endless, fault: { kind: 'never-ends' }, times: Infinity });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed).toEqual([{ id: endless, reason: expect.stringContaining('larger than') }]);
     expect(local.tokens.lines.get(healthy)?.status).toBe('deleted');
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('fails the run when the service accepts connections but never answers', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run when the service accepts connections but never answers', async ({ s }) => {
     const silent = track(
       await startRecordingServer(() => {
         // Never answers: only the client's headers timeout ends the request.
@@ -247,9 +240,8 @@ describe('bodies larger than stated, or endless', () => {
       env: { HTTP_HEADERS_TIMEOUT_MS: '200', RETRY_ATTEMPTS: '2' },
     });
     s.fault('service: accepts the connection, never sends headers');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: silent.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: silent.url });
 
     expect(run.error).toMatchObject({
       name: 'TokensTimeoutError',

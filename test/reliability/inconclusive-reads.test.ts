@@ -1,10 +1,10 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys, objectDigest } from '../support/archive-inspect.ts';
 import { closeAfterEach, oneFinishedLine, proxiedS3 } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
+import { it, type Scenario } from './ledger.ts';
 import { type Rewrite, startRewritingS3Front } from './s3-rewriting-front.ts';
 
 const track = closeAfterEach();
@@ -15,8 +15,7 @@ describe('a read of the archive that fails', () => {
     ['every time (nothing is known of the object)', 'always'],
   ] as const)(
     'is no proof of damage: a verified object of another version is kept, and the line is not dismantled, when its GET breaks off %s',
-    async ([_label, how], context) => {
-      const s = scenario(context.task);
+    async ([_label, how], { s }) => {
       const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
       const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
       const env = { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url, VERIFY_READBACK: 'full' };
@@ -26,7 +25,7 @@ describe('a read of the archive that fails', () => {
       proxy.decide = ({ operation, key }) =>
         operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 403 } : 'forward';
       s.fault('the manifest PUT is refused');
-      const first = await settle(createHandler(env)({}));
+      const first = await runHandler(env);
       expect(first.summary?.failed.map((line) => line.id)).toEqual([id]);
       const original = local.tokens.lines.get(id)?.files.get('data');
       expect(await objectDigest(local.s3Client, local.bucket, dataKey)).toEqual({
@@ -46,7 +45,7 @@ describe('a read of the archive that fails', () => {
         return 'break-body';
       };
       const before = snapshot(local.tokens);
-      const second = await settle(createHandler(env)({}));
+      const second = await runHandler(env);
 
       expect(broken).toBeGreaterThan(0);
       expect(second.summary).toMatchObject({ dismantled: 0 });
@@ -72,8 +71,9 @@ describe('a read of the archive that fails', () => {
     },
   );
 
-  it('never replaces a damaged object that records another version of the file: a conflict', async (context) => {
-    const s = scenario(context.task);
+  it('never replaces a damaged object that records another version of the file: a conflict', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     const dataKey = `tokens/${id}/data`;
     const other = 'ab'.repeat(32);
@@ -87,9 +87,8 @@ describe('a read of the archive that fails', () => {
       }),
     );
     s.fault('an object recording another version of the file, whose bytes are damaged');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, VERIFY_READBACK: 'full' })({}));
+    const { before, run } = await observedPass(local, { ...local.env, VERIFY_READBACK: 'full' });
 
     expect(run.summary).toMatchObject({ dismantled: 0, conflicts: 1 });
     expect(run.summary?.failed[0]?.reason).toContain(`records 1500 bytes, sha256 ${other}`);
@@ -104,7 +103,7 @@ describe('a read of the archive that fails', () => {
  * behind the enforcing S3 proxy and a front that rewrites the store's replies (`rewrite`, set
  * after the first run). Returns what the second run needs.
  */
-async function archivedWithoutManifest(s: ReturnType<typeof scenario>) {
+async function archivedWithoutManifest(s: Scenario) {
   const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
   const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
   let rewrite: Rewrite = () => undefined;
@@ -113,7 +112,7 @@ async function archivedWithoutManifest(s: ReturnType<typeof scenario>) {
   proxy.decide = ({ operation, key }) =>
     operation === 'PutObject' && key.endsWith('/manifest.json') ? { fail: 403 } : 'forward';
   s.fault('the manifest PUT is refused');
-  const first = await settle(createHandler(env)({}));
+  const first = await runHandler(env);
   expect(first.summary?.failed.map((line) => line.id)).toEqual([id]);
   proxy.decide = () => 'forward';
   const dataKey = `tokens/${id}/data`;
@@ -147,8 +146,7 @@ describe('a read of the archive that ends early, cleanly', () => {
     ['with no checksum header', false],
   ] as const)(
     'is never a reason to replace another version: a GET of the object that ends early and cleanly (%s) is incomplete, and leaves it',
-    async ([_label, keepChecksum], context) => {
-      const s = scenario(context.task);
+    async ([_label, keepChecksum], { s }) => {
       const at = await archivedWithoutManifest(s);
       at.local.tokens.restateFile(at.id, 'data', 3500);
       s.fault('the service restates file data after it was archived');
@@ -164,7 +162,7 @@ describe('a read of the archive that ends early, cleanly', () => {
       });
       const before = snapshot(at.local.tokens);
 
-      const run = await settle(createHandler(at.env)({}));
+      const run = await runHandler(at.env);
 
       // Shorter than the object: not a read of it, so inconclusive (the next run reads it again).
       expect(run.summary).toMatchObject({ dismantled: 0 });
@@ -181,8 +179,7 @@ describe('a read of the archive that ends early, cleanly', () => {
     ['with its recorded size cut short', 'x-amz-meta-size', '30'],
   ] as const)(
     'never leads to an overwrite: a HEAD of the verified object answered %s keeps it, and the line',
-    async ([_label, header, value], context) => {
-      const s = scenario(context.task);
+    async ([_label, header, value], { s }) => {
       const at = await archivedWithoutManifest(s);
       at.setRewrite((request, reply) => {
         if (request.method !== 'HEAD' || request.key !== at.dataKey || reply.status !== 200) return undefined;
@@ -194,7 +191,7 @@ describe('a read of the archive that ends early, cleanly', () => {
       });
       const before = snapshot(at.local.tokens);
 
-      const run = await settle(createHandler(at.env)({}));
+      const run = await runHandler(at.env);
 
       expect(run.summary).toMatchObject({ dismantled: 0 });
       expect(run.summary?.failed).toEqual([expect.objectContaining({ id: at.id, conflict: true })]);
@@ -210,8 +207,7 @@ describe('a listing of the archive that fails or omits keys', () => {
     ['omits every key of the line every time', 'omits'],
   ] as const)(
     'never lets a restated file replace the archived one, nor the line go, when it %s',
-    async ([_label, how], context) => {
-      const s = scenario(context.task);
+    async ([_label, how], { s }) => {
       const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
       const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
       let listing: 'true' | 'fails' | 'omits' = 'true';
@@ -236,9 +232,8 @@ describe('a listing of the archive that fails or omits keys', () => {
       s.fault('the service restates file data after it was archived');
       listing = how;
       s.fault(`ListObjectsV2 of the line ${how === 'fails' ? 'answers 500' : 'omits every key'}, every time`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(env)({}));
+      const { before, run } = await observedPass(local, env);
 
       expect(run.summary).toMatchObject({ dismantled: 0 });
       expect(run.summary?.failed).toEqual([expect.objectContaining({ id })]);
@@ -255,8 +250,9 @@ describe('a listing of the archive that fails or omits keys', () => {
 });
 
 describe('a GET of the archive that ends early and cleanly', () => {
-  it('is no proof of damage: the verified object of the very version the line states is not uploaded over, and the line is kept', async (context) => {
-    const s = scenario(context.task);
+  it('is no proof of damage: the verified object of the very version the line states is not uploaded over, and the line is kept', async ({
+    s,
+  }) => {
     const at = await archivedWithoutManifest(s);
     at.setRewrite((request, reply) => {
       if (request.method !== 'GET' || request.key !== at.dataKey || reply.status !== 200) return undefined;
@@ -266,7 +262,7 @@ describe('a GET of the archive that ends early and cleanly', () => {
     const from = at.proxy.requests.length;
     const before = snapshot(at.local.tokens);
 
-    const run = await settle(createHandler(at.env)({}));
+    const run = await runHandler(at.env);
 
     // The GET read 1500 bytes of an object its HEAD says holds 3000: it did not read the object.
     const puts = at.proxy.requests

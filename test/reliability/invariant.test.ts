@@ -1,10 +1,9 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { closeAfterEach, localStack } from './harness.ts';
-import { inspectInvariant, settle, snapshot } from './invariant.ts';
+import { inspectInvariant, observedPass, runHandler, snapshot } from './invariant.ts';
 
 const track = closeAfterEach();
 
@@ -30,9 +29,8 @@ describe('the invariant checker', () => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 500 }, { status: 'started' }],
     });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
     const report = await inspectInvariant(local, { before, runs: [run] });
 
     expect(report.problems).toEqual([]);
@@ -94,7 +92,7 @@ describe('the invariant checker', () => {
     const local = await localStack(track, { lines: [{ status: 'finished' }] });
     const [id] = [...local.tokens.lines.keys()] as [string];
     const before = snapshot(local.tokens);
-    const run = await settle(createHandler(local.env)({}));
+    const run = await runHandler(local.env);
     const summary = { ...(run.summary as Summary), failed: [{ id, reason: 'made up' }] };
 
     const report = await inspectInvariant(local, {

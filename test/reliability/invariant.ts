@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'vitest';
+import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Summary } from '../../lambda/core/types.ts';
 import { localS3Client } from '../local/stack.ts';
 import type { TokensService } from '../local/tokens-service.ts';
@@ -54,6 +55,23 @@ export async function settle(run: Promise<Summary>): Promise<RunOutcome> {
   } catch (error) {
     return { error };
   }
+}
+
+/** One in-process pass of the handler on `env` (a scheduled event), settled: see {@link settle}. */
+export function runHandler(env: Readonly<Record<string, string | undefined>>): Promise<RunOutcome> {
+  return settle(createHandler(env)({}));
+}
+
+/**
+ * The act of most scenarios: the service's {@link Snapshot} just before one pass on `env` (the
+ * stack's own unless given), and how the pass ended, for {@link checkInvariant}.
+ */
+export async function observedPass(
+  local: { readonly tokens: TokensService; readonly env: Readonly<Record<string, string | undefined>> },
+  env = local.env,
+): Promise<{ readonly before: Snapshot; readonly run: RunOutcome }> {
+  const before = snapshot(local.tokens);
+  return { before, run: await runHandler(env) };
 }
 
 /** The {@link RunOutcome} of a CLI child process. */

@@ -1,4 +1,4 @@
-import type { TaskMeta } from 'vitest';
+import { it as base, type TaskMeta } from 'vitest';
 import type { FaultRule, TokensService } from '../local/tokens-service.ts';
 
 /**
@@ -70,7 +70,17 @@ export class Scenario {
   }
 }
 
-/** Starts the ledger of the running test: `it('…', async (context) => { const s = scenario(context.task); … })`. */
+/** Starts the ledger of the running test: the fixture `s` of {@link it} calls it. */
 export function scenario(task: { meta: TaskMeta }): Scenario {
   return new Scenario(task.meta);
 }
+
+/**
+ * Vitest's `it` with the running test's {@link Scenario} as its fixture `s`:
+ * `it('…', async ({ s }) => { … })`, `it.for(cases)('… %s', async ([…], { s }) => { … })`.
+ */
+export const it = base.extend<{ s: Scenario }>({
+  s: async ({ task }, use) => {
+    await use(scenario(task));
+  },
+});

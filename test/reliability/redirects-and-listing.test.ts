@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
+import { describe, expect } from 'vitest';
 import {
   closeAfterEach,
   finishedLines,
@@ -10,8 +9,8 @@ import {
   startFront,
   startRecordingServer,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, cliOutcome, observedPass, runHandler, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
@@ -26,8 +25,9 @@ function redirect(res: ServerResponse, status: number, location: string): true {
 }
 
 describe('redirects', () => {
-  it('follows redirects of downloads and line documents, sends the key only under TOKENS_API_URL, and archives verified bytes', async (context) => {
-    const s = scenario(context.task);
+  it('follows redirects of downloads and line documents, sends the key only under TOKENS_API_URL, and archives verified bytes', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(3, 3000),
     });
@@ -55,9 +55,8 @@ describe('redirects', () => {
     s.fault('file: 302 to another path of the service');
     s.fault('file: 307 to another origin (storage) serving the right bytes');
     s.fault('get: 303 of the line document');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary).toMatchObject({ archived: 3, dismantled: 3, failed: [] });
     expect(storage.requests.map((r) => r.url)).toEqual([`/bucket/${elsewhere}?X-Amz-Signature=abc`]);
@@ -70,8 +69,9 @@ describe('redirects', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose download redirects in a loop or more than 5 times, and one whose DELETE is redirected', async (context) => {
-    const s = scenario(context.task);
+  it('keeps a line whose download redirects in a loop or more than 5 times, and one whose DELETE is redirected', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(4),
     });
@@ -95,9 +95,8 @@ describe('redirects', () => {
     s.fault('file: 302/301 redirect loop');
     s.fault('file: endless chain of 307');
     s.fault('delete: 307');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary?.failed).toEqual(
       [
@@ -115,8 +114,9 @@ describe('redirects', () => {
 });
 
 describe('links under the base path', () => {
-  it('serves under TOKENS_API_URL=<service>/svc, and refuses a file link outside /svc without sending it the key', async (context) => {
-    const s = scenario(context.task);
+  it('serves under TOKENS_API_URL=<service>/svc, and refuses a file link outside /svc without sending it the key', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', fileSize: 2000 },
@@ -142,9 +142,8 @@ describe('links under the base path', () => {
       ),
     );
     s.fault('get: links.data on the same origin outside the base path /svc');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: `${front.url}/svc` })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: `${front.url}/svc` });
 
     expect(run.summary?.failed).toEqual([
       { id: outside, reason: expect.stringContaining('outside the base path of TOKENS_API_URL') },
@@ -178,17 +177,15 @@ describe('a listing that never ends', () => {
 
   it('fails the run after a run of empty pages, and deletes nothing', {
     timeout: 10_000,
-  }, async (context) => {
-    const s = scenario(context.task);
+  }, async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }],
       env: { LIST_MAX_EMPTY_PAGES: '5' },
     });
     const list = await endlessList(local.tokens.url, () => []);
     s.fault('list: empty pages, each with a new links.next, forever');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: list.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: list.url });
 
     expect(run.error).toMatchObject({
       name: 'ListingError',
@@ -200,15 +197,13 @@ describe('a listing that never ends', () => {
 
   it('fails the run past the page cap, even when every page has items, and deletes nothing', {
     timeout: 10_000,
-  }, async (context) => {
-    const s = scenario(context.task);
+  }, async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { env: { LIST_MAX_PAGES: '30' } });
     const item = { id, type: 'tokens', attributes: { status: 'finished' } };
     const list = await endlessList(local.tokens.url, () => [item]);
     s.fault('list: the same line on every page, each with a new links.next, forever');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: list.url })({}));
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: list.url });
 
     expect(run.error).toMatchObject({
       name: 'ListingError',
@@ -218,8 +213,7 @@ describe('a listing that never ends', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('exits 2 at the terminal on an endless list of empty pages', { timeout: 10_000 }, async (context) => {
-    const s = scenario(context.task);
+  it('exits 2 at the terminal on an endless list of empty pages', { timeout: 10_000 }, async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const list = await endlessList(local.tokens.url, () => []);
     s.fault('list: empty pages, each with a new links.next, forever (CLI)');
@@ -239,8 +233,7 @@ describe('a download slower than the speed floor', () => {
   // Without the floor each attempt would trickle for 40 s: the timeout makes that a fast failure.
   it('fails a body that trickles under DOWNLOAD_MIN_SPEED_BYTES as a retried attempt, and keeps the line', {
     timeout: 10_000,
-  }, async (context) => {
-    const s = scenario(context.task);
+  }, async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
       env: { DOWNLOAD_MIN_SPEED_BYTES: '100', DOWNLOAD_SPEED_WINDOW_SECONDS: '1', RETRY_ATTEMPTS: '2' },
@@ -262,7 +255,7 @@ describe('a download slower than the speed floor', () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler({ ...local.env, TOKENS_API_URL: front.url })({}));
+    const run = await runHandler({ ...local.env, TOKENS_API_URL: front.url });
 
     expect(Date.now() - started).toBeLessThan(4000);
     // The floor's error (a TokensApiError naming the rate) aborts the upload; the line's reason

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { listKeys } from '../support/archive-inspect.ts';
+import { MIB } from './bodies.ts';
 import {
   closeAfterEach,
   finishedLines,
@@ -13,19 +14,27 @@ import {
   runCli,
   startRecordingServer,
 } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot, storedDigest } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import {
+  checkInvariant,
+  cliOutcome,
+  observedPass,
+  runHandler,
+  settle,
+  snapshot,
+  storedDigest,
+} from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
-const MIB = 1024 * 1024;
 
 function fileRequests(requests: readonly { path: string }[], id: string): number {
   return requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`)).length;
 }
 
 describe('archive store faults', () => {
-  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async (context) => {
-    const s = scenario(context.task);
+  it('deletes nothing, and exits 1 with every line failed, when the store is down for the whole run', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 1000 }, { status: 'finished' }],
     });
@@ -49,8 +58,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [cliOutcome(result)] });
   });
 
-  it('names the store, not the download, when every part of a streamed multipart upload fails', async (context) => {
-    const s = scenario(context.task);
+  it('names the store, not the download, when every part of a streamed multipart upload fails', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: {
@@ -61,9 +71,8 @@ describe('archive store faults', () => {
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation }) => (operation === 'UploadPart' ? { fail: 500 } : 'forward');
     s.fault('S3: 500 to every UploadPart');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary?.failed).toEqual([
       { id, reason: expect.stringMatching(/^s3 object .*\/data: upload failed/) },
@@ -72,8 +81,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async (context) => {
-    const s = scenario(context.task);
+  it('archives everything when the store answers 500 to every third PUT and to the first HEADs', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -91,17 +101,17 @@ describe('archive store faults', () => {
     };
     s.fault('S3: 500 to every 3rd PutObject');
     s.fault('S3: 503 to the first 4 HeadObject');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 3, failed: [] });
     expect(proxy.requests.filter((r) => typeof r.action === 'object').length).toBeGreaterThanOrEqual(8);
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async (context) => {
-    const s = scenario(context.task);
+  it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -116,9 +126,8 @@ describe('archive store faults', () => {
       return { fail: 500 };
     };
     s.fault('S3: 500 to the first PutObject of every file');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
     expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
@@ -127,8 +136,7 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('starts a multipart upload over when its parts and its completion fail', async (context) => {
-    const s = scenario(context.task);
+  it('starts a multipart upload over when its parts and its completion fail', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 6 * MIB + 17,
       env: MULTIPART_5_MIB,
@@ -142,9 +150,8 @@ describe('archive store faults', () => {
     };
     s.fault('S3: 500 to the first 2 UploadPart');
     s.fault('S3: 500 to the first 3 CompleteMultipartUpload');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     // Parts are buffered (within UPLOAD_BUFFER_BYTES), so the SDK resends a failed part itself;
@@ -154,8 +161,9 @@ describe('archive store faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async (context) => {
-    const s = scenario(context.task);
+  it('keeps the line when its manifest cannot be written, and the next run reuses the verified files', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 4000 }],
       env: { RETRY_ATTEMPTS: '2' },
@@ -167,22 +175,23 @@ describe('archive store faults', () => {
     s.fault('S3: 500 to every PutObject of a manifest');
     let before = snapshot(local.tokens);
 
-    const broken = await settle(createHandler(env)({}));
+    const broken = await runHandler(env);
 
     expect(broken.summary?.failed).toEqual([{ id, reason: expect.stringContaining('manifest.json') }]);
     await checkInvariant(s, local, { before, runs: [broken] });
 
     before = snapshot(local.tokens);
     const downloadsBefore = fileRequests(local.tokens.requests, id);
-    const healed = await settle(createHandler(local.env)({}));
+    const healed = await runHandler(local.env);
 
     expect(healed.summary).toMatchObject({ dismantled: 1, filesUploaded: 0, filesReused: 4 });
     expect(fileRequests(local.tokens.requests, id)).toBe(downloadsBefore);
     await checkInvariant(s, local, { before, runs: [healed] });
   });
 
-  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async (context) => {
-    const s = scenario(context.task);
+  it('leaves a line whose DELETE went through but whose receipt cannot be written pending, and the run that writes the receipt counts it once', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 4000),
       env: { RETRY_ATTEMPTS: '2' },
@@ -221,8 +230,9 @@ describe('archive store faults', () => {
 });
 
 describe('a store that stores other bytes than it was sent', () => {
-  it('is caught by full read-back, which uploads the file again and then dismantles the line', async (context) => {
-    const s = scenario(context.task);
+  it('is caught by full read-back, which uploads the file again and then dismantles the line', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 10_000 }],
       env: { VERIFY_READBACK: 'full' },
@@ -236,9 +246,8 @@ describe('a store that stores other bytes than it was sent', () => {
       return 'flip';
     };
     s.fault('S3: a byte flipped in the first PutObject of one file');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(env)({}));
+    const { before, run } = await observedPass(local, env);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], filesUploaded: 4 });
     expect(proxy.requests.filter((r) => r.action === 'flip')).toHaveLength(1);
@@ -246,8 +255,9 @@ describe('a store that stores other bytes than it was sent', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async (context) => {
-    const s = scenario(context.task);
+  it('keeps the line when every upload is corrupted, and the next run replaces the bad object', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track, {
       fileSize: 10_000,
       env: { VERIFY_READBACK: 'full', RETRY_ATTEMPTS: '2' },
@@ -258,14 +268,14 @@ describe('a store that stores other bytes than it was sent', () => {
     s.fault('S3: a byte flipped in every PutObject of the file');
     let before = snapshot(local.tokens);
 
-    const corrupted = await settle(createHandler(env)({}));
+    const corrupted = await runHandler(env);
 
     expect(corrupted.summary?.failed).toEqual([{ id, reason: expect.stringContaining('read-back') }]);
     // No delete permission: the bad bytes stay, vouched for by no manifest, until a run replaces them.
     await checkInvariant(s, local, { before, runs: [corrupted], expectedBadObjects: [`tokens/${id}/data`] });
 
     before = snapshot(local.tokens);
-    const healed = await settle(createHandler(local.env)({}));
+    const healed = await runHandler(local.env);
 
     // Reusing the bad object (trusting its claimed checksum) would dismantle the line and lose it.
     await checkInvariant(s, local, { before, runs: [healed] });

@@ -1,9 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { createHandler } from '../../lambda/app/invoke.ts';
+import { describe, expect } from 'vitest';
 import type { LocalStack } from '../local/stack.ts';
 import { closeAfterEach, localStack, runCli } from './harness.ts';
-import { checkInvariant, cliOutcome, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, cliOutcome, observedPass, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 
@@ -63,16 +62,16 @@ const broken: readonly BrokenSecret[] = [
 
 describe('a secret that cannot give a session key', () => {
   for (const secret of broken) {
-    it(`fails the run before any request, deleting nothing, when the secret is ${secret.what}`, async (context) => {
-      const s = scenario(context.task);
+    it(`fails the run before any request, deleting nothing, when the secret is ${secret.what}`, async ({
+      s,
+    }) => {
       const local = await localStack(track, {
         lines: [{ status: 'finished', fileSize: 1000 }, { status: 'started' }],
       });
       const leak = secret.apply(local);
       s.fault(`secret: ${secret.what}`);
-      const before = snapshot(local.tokens);
 
-      const run = await settle(createHandler(local.env)({}));
+      const { before, run } = await observedPass(local);
 
       expect(run.error).toMatchObject({ name: 'SecretError', message: expect.stringMatching(secret.reason) });
       expect(local.tokens.requests).toEqual([]);
@@ -80,35 +79,32 @@ describe('a secret that cannot give a session key', () => {
     });
   }
 
-  it('fails the run when Secrets Manager answers 500 to every attempt', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run when Secrets Manager answers 500 to every attempt', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     local.secrets.failNext(100);
     s.fault('secrets manager: 500 to every request');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.error).toMatchObject({ name: 'SecretError' });
     expect(local.tokens.requests).toEqual([]);
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reads the secret again after Secrets Manager fails once, and archives', async (context) => {
-    const s = scenario(context.task);
+  it('reads the secret again after Secrets Manager fails once, and archives', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     local.secrets.failNext(1);
     s.fault('secrets manager: 500 once');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('exits 2 from the CLI with a malformed secret, and prints neither the secret nor the key', async (context) => {
-    const s = scenario(context.task);
+  it('exits 2 from the CLI with a malformed secret, and prints neither the secret nor the key', async ({
+    s,
+  }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const text = `{"sessionKey": "${local.sessionKey}"`;
     local.secrets.setSecret(local.secretId, text);

@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, finishedLines, localStack, oneFinishedLine, waitFor } from './harness.ts';
-import { checkInvariant, settle, snapshot } from './invariant.ts';
-import { scenario } from './ledger.ts';
+import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
+import { it } from './ledger.ts';
 
 const track = closeAfterEach();
 
@@ -15,8 +15,9 @@ function ids(lines: ReadonlyMap<string, unknown>): string[] {
 }
 
 describe('tokens service faults', () => {
-  it('rides out bursts of 500, 502 and 503 on the list, the line, the files and the DELETE', async (context) => {
-    const s = scenario(context.task);
+  it('rides out bursts of 500, 502 and 503 on the list, the line, the files and the DELETE', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 3000 },
@@ -37,25 +38,22 @@ describe('tokens service faults', () => {
     });
     s.inject(local.tokens, { target: 'file', id: plain, fault: { kind: 'status', status: 503 }, times: 3 });
     s.inject(local.tokens, { target: 'delete', id: plain, fault: { kind: 'status', status: 500 }, times: 2 });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ archived: 2, dismantled: 2, failed: [], retries: 10 });
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('waits as long as a 429 Retry-After asks before trying again', async (context) => {
-    const s = scenario(context.task);
+  it('waits as long as a 429 Retry-After asks before trying again', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { fileSize: 2000 });
     s.inject(local.tokens, {
       target: 'file',
       id,
       fault: { kind: 'status', status: 429, retryAfterSeconds: 1 },
     });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [], retries: 1 });
     const downloads = local.tokens.requests.filter((r) => r.path === `/api/tokens/${id}/data`);
@@ -65,8 +63,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('gives up on a line, without waiting, when Retry-After is longer than the retry cap', async (context) => {
-    const s = scenario(context.task);
+  it('gives up on a line, without waiting, when Retry-After is longer than the retry cap', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 2000),
     });
@@ -79,7 +76,7 @@ describe('tokens service faults', () => {
     const before = snapshot(local.tokens);
     const started = Date.now();
 
-    const run = await settle(createHandler(local.env)({}));
+    const run = await runHandler(local.env);
 
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(run.summary?.failed).toEqual([{ id: slow, reason: expect.stringContaining('429') }]);
@@ -87,8 +84,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('downloads a file again from the first byte after a reset, a truncation, a corrupted byte and a stall', async (context) => {
-    const s = scenario(context.task);
+  it('downloads a file again from the first byte after a reset, a truncation, a corrupted byte and a stall', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', analysis: 'metrics', fileSize: 150_000 }],
       env: FAST_TIMEOUTS,
@@ -98,9 +96,8 @@ describe('tokens service faults', () => {
     s.inject(local.tokens, { target: 'file', id, file: 'score', fault: { kind: 'truncate' } });
     s.inject(local.tokens, { target: 'file', id, file: 'analysis', fault: { kind: 'corrupt' } });
     s.inject(local.tokens, { target: 'file', id, file: 'delta', fault: { kind: 'stall' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({
       dismantled: 1,
@@ -116,8 +113,9 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('reads the line and the list again after a truncated, stalled, non-JSON or HTML reply', async (context) => {
-    const s = scenario(context.task);
+  it('reads the line and the list again after a truncated, stalled, non-JSON or HTML reply', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(2),
       env: FAST_TIMEOUTS,
@@ -130,25 +128,22 @@ describe('tokens service faults', () => {
     s.inject(local.tokens, { target: 'get', id: second, fault: { kind: 'bad-json' } });
     s.inject(local.tokens, { target: 'get', id: second, fault: { kind: 'wrong-content-type' } });
     s.inject(local.tokens, { target: 'get', id: second, fault: { kind: 'reset' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], retries: 7 });
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('keeps a line whose file is corrupted on every attempt, and dismantles the others', async (context) => {
-    const s = scenario(context.task);
+  it('keeps a line whose file is corrupted on every attempt, and dismantles the others', async ({ s }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 8000),
       env: { RETRY_ATTEMPTS: '3' },
     });
     const [bad, good] = ids(local.tokens.lines) as [string, string];
     s.inject(local.tokens, { target: 'file', id: bad, fault: { kind: 'corrupt' }, times: Infinity });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     // One file, refused on each of its three attempts.
     expect(run.summary).toMatchObject({ dismantled: 1, hashMismatches: 1, hashMismatchAttempts: 3 });
@@ -157,13 +152,11 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('sends the DELETE again after it fails once, and the line is dismantled once', async (context) => {
-    const s = scenario(context.task);
+  it('sends the DELETE again after it fails once, and the line is dismantled once', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'status', status: 503 } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.deleteCount(id)).toBe(2);
@@ -176,13 +169,13 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('records a line as already gone when the DELETE reply is lost and the retry answers 404', async (context) => {
-    const s = scenario(context.task);
+  it('records a line as already gone when the DELETE reply is lost and the retry answers 404', async ({
+    s,
+  }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'delete-lost' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     const deletes = local.tokens.requests.filter((r) => r.method === 'DELETE').map((r) => r.status);
@@ -196,21 +189,18 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('sends the DELETE again after an HTML page, which the service never acted on', async (context) => {
-    const s = scenario(context.task);
+  it('sends the DELETE again after an HTML page, which the service never acted on', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track);
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'wrong-content-type' } });
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(local.tokens.deleteCount(id)).toBe(2);
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('re-reads a rotated session key once on 401, and goes on with the new one', async (context) => {
-    const s = scenario(context.task);
+  it('re-reads a rotated session key once on 401, and goes on with the new one', async ({ s }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const handler = createHandler(local.env);
     await handler({});
@@ -232,8 +222,7 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('re-reads a key rotated in the middle of a run once, and loses no line', async (context) => {
-    const s = scenario(context.task);
+  it('re-reads a key rotated in the middle of a run once, and loses no line', async ({ s }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 100_000 },
@@ -248,7 +237,7 @@ describe('tokens service faults', () => {
     const newKey = `rotated-${crypto.randomUUID()}`;
     const before = snapshot(local.tokens);
 
-    const running = settle(createHandler(local.env)({}));
+    const running = runHandler(local.env);
     await waitFor('the stalled download', () =>
       local.tokens.requests.some((r) => r.path === `/api/tokens/${first}/data`),
     );
@@ -263,23 +252,22 @@ describe('tokens service faults', () => {
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('fails the run, deleting nothing, when the service refuses the key also after re-reading it', async (context) => {
-    const s = scenario(context.task);
+  it('fails the run, deleting nothing, when the service refuses the key also after re-reading it', async ({
+    s,
+  }) => {
     const local = await localStack(track, { lines: [{ status: 'finished', fileSize: 1000 }] });
     const newKey = `rotated-${crypto.randomUUID()}`;
     local.tokens.setSessionKey(newKey);
     s.fault('session key rotated in the service but not in the secret');
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.error).toMatchObject({ name: 'HttpStatusError', status: 401 });
     expect(local.tokens.requests.map((r) => r.status)).toEqual([401, 401]);
     await checkInvariant(s, local, { before, runs: [run], secrets: [newKey] });
   });
 
-  it('retries a list that fails and then works, and fails the run when it never works', async (context) => {
-    const s = scenario(context.task);
+  it('retries a list that fails and then works, and fails the run when it never works', async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }],
       env: { RETRY_ATTEMPTS: '4' },
@@ -305,8 +293,9 @@ describe('tokens service faults', () => {
 });
 
 describe('malformed documents from the tokens service', () => {
-  it('skips malformed list items, processes a listed-twice line once, and reads huge numbers as strings', async (context) => {
-    const s = scenario(context.task);
+  it('skips malformed list items, processes a listed-twice line once, and reads huge numbers as strings', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished', fileSize: 1000 }, { status: 'requested' }],
     });
@@ -333,9 +322,8 @@ describe('malformed documents from the tokens service', () => {
     ];
     local.tokens.setRawListItems(raw.map(([, item]) => item));
     for (const [what] of raw) s.fault(`list item: ${what}`);
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(run.summary?.skipped).toHaveLength(8);
@@ -345,8 +333,7 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips, without downloading, a finished line whose single-line reply is malformed', async (context) => {
-    const s = scenario(context.task);
+  it('skips, without downloading, a finished line whose single-line reply is malformed', async ({ s }) => {
     const specs = Array.from({ length: 11 }, () => ({ status: 'finished' as const, fileSize: 1000 }));
     const local = await localStack(track, { lines: [...specs, { status: 'finished', fileSize: 1000 }] });
     const lineIds = ids(local.tokens.lines);
@@ -377,9 +364,8 @@ describe('malformed documents from the tokens service', () => {
       });
       s.fault(`get: ${what}`);
     }
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary).toMatchObject({ dismantled: 1, failed: [] });
     expect(run.summary?.skipped.map((line) => line.id).sort()).toEqual(lineIds.slice(0, bad.length).sort());
@@ -389,8 +375,7 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('skips a line whose single-line reply shows an unknown status or no body at all', async (context) => {
-    const s = scenario(context.task);
+  it('skips a line whose single-line reply shows an unknown status or no body at all', async ({ s }) => {
     const local = await localStack(track, {
       lines: [{ status: 'finished' }, { status: 'finished' }, { status: 'finished' }],
     });
@@ -415,8 +400,9 @@ describe('malformed documents from the tokens service', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  it('does not archive a line whose stated size disagrees with the bytes, or whose hash is another', async (context) => {
-    const s = scenario(context.task);
+  it('does not archive a line whose stated size disagrees with the bytes, or whose hash is another', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: finishedLines(3),
       env: { RETRY_ATTEMPTS: '2' },
@@ -436,9 +422,8 @@ describe('malformed documents from the tokens service', () => {
     s.fault('get: stated size 1 byte short');
     s.fault('get: stated size 1 byte long');
     s.fault("get: another file's hash");
-    const before = snapshot(local.tokens);
 
-    const run = await settle(createHandler(local.env)({}));
+    const { before, run } = await observedPass(local);
 
     expect(run.summary?.failed.map((line) => line.id).sort()).toEqual([shorter, longer, otherHash].sort());
     expect(run.summary).toMatchObject({ hashMismatches: 3, hashMismatchAttempts: 6 });

@@ -217,6 +217,25 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     );
   }
 
+  /** Expects a failed transfer to have left nothing: no object at `k/data`, every buffer released. */
+  async function expectNothingLeft(raw: S3Client, bucket: string, uploader: FileUploader) {
+    expect(await objectAt(raw, bucket, 'k/data')).toBe('none');
+    expect(uploader.budget.used).toBe(0);
+  }
+
+  /** Expects the re-run (a fresh download, the store healthy again) to archive `file` byte-exact. */
+  async function expectArchivedOnRerun(
+    uploader: FileUploader,
+    api: TokensApi,
+    served: { url: string },
+    file: Buffer,
+    raw: S3Client,
+    bucket: string,
+  ) {
+    expect(await transfer(uploader, api, served, file)).toBeUndefined();
+    expect(await objectDigest(raw, bucket, 'k/data')).toMatchObject({ sha256: sha256(file) });
+  }
+
   /** Serves `file` (or `served` bytes in its place): `fast` bytes at once, the rest in a trickle. */
   async function fileService(file: Buffer, fast: number, served = file) {
     return serve((_req, res) => {
@@ -255,13 +274,10 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     const operations = proxy.requests.map((request) => request.operation);
     expect(operations).toContain('AbortMultipartUpload');
     expect(operations).not.toContain('CompleteMultipartUpload');
-    expect(await objectAt(raw, bucket, 'k/data')).toBe('none');
-    expect(uploader.budget.used).toBe(0);
+    await expectNothingLeft(raw, bucket, uploader);
 
-    // The re-run (a fresh download, the store healthy) archives the file byte-exact.
     proxy.decide = () => 'forward';
-    expect(await transfer(uploader, api, served, file)).toBeUndefined();
-    expect(await objectDigest(raw, bucket, 'k/data')).toMatchObject({ sha256: sha256(file) });
+    await expectArchivedOnRerun(uploader, api, served, file, raw, bucket);
   });
 
   it('a file whose last byte is wrong puts every part but the last into S3 and never completes an object', async () => {
@@ -280,8 +296,7 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     expect(operations.filter((operation) => operation === 'UploadPart').length).toBe(2);
     expect(operations).not.toContain('CompleteMultipartUpload');
     expect(operations).toContain('AbortMultipartUpload');
-    expect(await objectAt(raw, bucket, 'k/data')).toBe('none');
-    expect(uploader.budget.used).toBe(0);
+    await expectNothingLeft(raw, bucket, uploader);
   });
 
   it('CompleteMultipartUpload failing after the verifier passed (onFailure destroys a finished verifier) crashes nothing, names the store, leaves no object; a re-run archives it', async () => {
@@ -299,12 +314,10 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
     expect(error).toBeInstanceOf(ArchiveError);
     expect(describeError(error)).toMatch(/^s3 object k\/data: upload failed: InternalError/);
     expect(proxy.requests.map((request) => request.operation)).toContain('AbortMultipartUpload');
-    expect(await objectAt(raw, bucket, 'k/data')).toBe('none');
-    expect(uploader.budget.used).toBe(0);
+    await expectNothingLeft(raw, bucket, uploader);
 
     proxy.decide = () => 'forward';
-    expect(await transfer(uploader, api, served, file)).toBeUndefined();
-    expect(await objectDigest(raw, bucket, 'k/data')).toMatchObject({ sha256: sha256(file) });
+    await expectArchivedOnRerun(uploader, api, served, file, raw, bucket);
   });
 
   it('the store failing and the body breaking off in the same instant, many times over, never completes an object nor leaves an unhandled rejection', async () => {
@@ -340,7 +353,6 @@ describe('a multipart upload that fails mid-transfer, on the real local S3 behin
 
     expect(new Set(outcomes)).toEqual(new Set(['failed, retryable']));
     expect(proxy.requests.map((request) => request.operation)).not.toContain('CompleteMultipartUpload');
-    expect(await objectAt(raw, bucket, 'k/data')).toBe('none');
-    expect(uploader.budget.used).toBe(0);
+    await expectNothingLeft(raw, bucket, uploader);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isLoopbackHost, loadConfig } from '../../../lambda/app/config.ts';
 import { ConfigError } from '../../../lambda/shared/errors.ts';
+import { thrownBy } from '../../support/thrown.ts';
 
 /** The smallest environment that loads: the three required variables. */
 const MINIMAL: Readonly<Record<string, string>> = {
@@ -13,16 +14,9 @@ function env(overrides: Record<string, string | undefined>): Record<string, stri
   return { ...MINIMAL, ...overrides };
 }
 
-/** Runs `loadConfig` and returns what it threw, failing the test if it did not throw. */
-function configErrorOf(environment: Record<string, string | undefined>): ConfigError {
-  try {
-    loadConfig(environment);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('loadConfig did not throw');
-}
+/** Runs `loadConfig` and returns the ConfigError it threw, failing the test if it did not throw. */
+const configErrorOf = (environment: Record<string, string | undefined>): ConfigError =>
+  thrownBy(ConfigError, () => loadConfig(environment));
 
 const NUMERIC_VARIABLES = [
   'MULTIPART_THRESHOLD_BYTES',

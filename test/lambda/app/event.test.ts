@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseEvent, parseInvocation } from '../../../lambda/app/event.ts';
 import { FULL_PASS } from '../../../lambda/core/request.ts';
 import { EventError } from '../../../lambda/shared/errors.ts';
+import { thrownBy } from '../../support/thrown.ts';
 
 const LINE_A = '0b7c6f2e-3d1a-4c5b-9e8f-7a6b5c4d3e2f';
 const LINE_B = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
@@ -20,15 +21,7 @@ const RULE_EVENT = Object.freeze({
 });
 
 /** Runs `parseEvent` and returns the EventError it threw, failing the test otherwise. */
-function eventErrorOf(event: unknown): EventError {
-  try {
-    parseEvent(event);
-  } catch (error) {
-    if (error instanceof EventError) return error;
-    throw error;
-  }
-  throw new Error('parseEvent did not throw');
-}
+const eventErrorOf = (event: unknown): EventError => thrownBy(EventError, () => parseEvent(event));
 
 describe('parseEvent', () => {
   describe('full pass', () => {

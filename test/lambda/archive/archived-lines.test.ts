@@ -1,7 +1,6 @@
-import { ListObjectsV2Command, type ListObjectsV2CommandInput, S3Client } from '@aws-sdk/client-s3';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Archive } from '../../../lambda/archive/archive.ts';
+import { ListObjectsV2Command, type ListObjectsV2CommandInput } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { archiveOver, mockedS3 } from '../../support/fake-s3.ts';
 
 const A = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 const B = 'b1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
@@ -10,20 +9,8 @@ const D = 'f1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
 const T = (minute: number) => new Date(Date.UTC(2026, 4, 1, 10, minute));
 
 describe('Archive.archivedLines', () => {
-  const client = new S3Client({
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
-  });
-  const s3 = mockClient(client);
-  afterEach(() => s3.reset());
-  const archive = new Archive({
-    s3: client,
-    bucket: 'tokens-archive',
-    prefix: 'tokens/',
-    multipartThresholdBytes: 8 * 2 ** 20,
-    partSizeBytes: 8 * 2 ** 20,
-    readback: 'head',
-  });
+  const { client, s3 } = mockedS3();
+  const archive = archiveOver(client);
 
   /** A bucket holding `objects`, listed as S3 lists them: by prefix, in key order, two per page. */
   function bucket(objects: Record<string, Date>) {

@@ -96,37 +96,22 @@ describe('Archive key layout', () => {
     });
   });
 
-  describe('manifestKey', () => {
-    it('is {prefix}{id}/manifest.json', () => {
+  describe.each([
+    ['manifestKey', 'manifest.json'],
+    ['receiptKey', 'deleted.json'],
+  ] as const)('%s', (method, file) => {
+    it(`is {prefix}{id}/${file}`, () => {
       const archive = archiveWithPrefix('tokens/');
 
-      const key = archive.manifestKey(LINE_ID);
+      const key = archive[method](LINE_ID);
 
-      expect(key).toBe(`tokens/${LINE_ID}/manifest.json`);
+      expect(key).toBe(`tokens/${LINE_ID}/${file}`);
     });
 
     it.each(BAD_IDS)('refuses the line id %j', (lineId) => {
       const archive = archiveWithPrefix('tokens/');
 
-      const attempt = () => archive.manifestKey(lineId);
-
-      expect(attempt).toThrow(UnsafeReferenceError);
-    });
-  });
-
-  describe('receiptKey', () => {
-    it('is {prefix}{id}/deleted.json', () => {
-      const archive = archiveWithPrefix('tokens/');
-
-      const key = archive.receiptKey(LINE_ID);
-
-      expect(key).toBe(`tokens/${LINE_ID}/deleted.json`);
-    });
-
-    it.each(BAD_IDS)('refuses the line id %j', (lineId) => {
-      const archive = archiveWithPrefix('tokens/');
-
-      const attempt = () => archive.receiptKey(lineId);
+      const attempt = () => archive[method](lineId);
 
       expect(attempt).toThrow(UnsafeReferenceError);
     });

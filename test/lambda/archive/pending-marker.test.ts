@@ -5,22 +5,15 @@ import {
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { Archive, type PendingMarker } from '../../../lambda/archive/archive.ts';
-import { LINE, mockedS3 } from '../../support/fake-s3.ts';
+import type { PendingMarker } from '../../../lambda/archive/archive.ts';
+import { archiveOver, LINE, mockedS3 } from '../../support/fake-s3.ts';
 
 const KEY = `tokens/_pending/${LINE}.json`;
 const STATED = [{ name: 'data', size: 3, sha256: 'ab'.repeat(32) }];
 
 describe('Archive.amendPendingMarker', () => {
   const { client, s3 } = mockedS3();
-  const archive = new Archive({
-    s3: client,
-    bucket: 'tokens-archive',
-    prefix: 'tokens/',
-    multipartThresholdBytes: 8 * 2 ** 20,
-    partSizeBytes: 8 * 2 ** 20,
-    readback: 'head',
-  });
+  const archive = archiveOver(client);
   const stored = (marker: PendingMarker, etag: string) => ({
     // What the archive reads of a body: its text.
     Body: {

@@ -8,7 +8,6 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { Archive } from '../../../lambda/archive/archive.ts';
 import { ArchiveReadError, IntegrityError } from '../../../lambda/shared/errors.ts';
 import {
   aborted,
@@ -35,14 +34,7 @@ describe('FileUploader read-back', () => {
   const { client, s3 } = mockedS3();
 
   const archive = (readback: 'head' | 'full') =>
-    new Archive({
-      s3: client,
-      bucket: 'tokens-archive',
-      prefix: 'tokens/',
-      multipartThresholdBytes: 8 * 2 ** 20,
-      partSizeBytes: 8 * 2 ** 20,
-      readback,
-    });
+    archiveOver(client, { multipartThresholdBytes: 8 * 2 ** 20, partSizeBytes: 8 * 2 ** 20, readback });
   const stored = {
     ContentLength: BYTES.length,
     Metadata: { sha256: FILE.sha256, size: String(BYTES.length) },
@@ -129,14 +121,7 @@ describe('FileUploader read-back', () => {
   it('fails the file, not the process, when the store drops a part after the body was verified', async () => {
     s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u' });
     s3.on(UploadPartCommand).callsFake(hangUp);
-    const multipart = new Archive({
-      s3: client,
-      bucket: 'tokens-archive',
-      prefix: 'tokens/',
-      multipartThresholdBytes: 8,
-      partSizeBytes: 5 * 2 ** 20,
-      readback: 'head',
-    });
+    const multipart = archiveOver(client, { multipartThresholdBytes: 8 });
 
     const uncaught = await uncaughtDuring(async () => {
       await expect(multipart.uploadVerified(LINE, FILE, Readable.from([BYTES]))).rejects.toThrow(
@@ -277,10 +262,7 @@ describe('FileUploader with parts in flight', () => {
 
 describe('Archive.storedDigest when its run aborts', () => {
   const { client, s3 } = mockedS3();
-  const archive = new Archive({
-    s3: client,
-    bucket: 'tokens-archive',
-    prefix: 'tokens/',
+  const archive = archiveOver(client, {
     multipartThresholdBytes: 8 * MIB,
     partSizeBytes: 8 * MIB,
     readback: 'full',

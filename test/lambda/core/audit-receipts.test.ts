@@ -1,34 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { Manifest, Receipt } from '../../../lambda/archive/archive.ts';
+import type { Receipt } from '../../../lambda/archive/archive.ts';
 import { type AuditReport, auditArchive, auditFindings } from '../../../lambda/core/audit.ts';
 import { readKeptReply } from '../../../lambda/tokens/document.ts';
 import { asArchive, deleteReply, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
+import { archiveLine, RUN_ID } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const OTHER = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
-const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
 const DATA = 'the tokens of the line\n';
 const AT = new Date(NOW).toISOString();
-
-/** A line archived whole (its files and a manifest naming them), as a pass leaves it. */
-function archiveLine(archive: FakeArchive, id: string, files: Record<string, string>): Manifest {
-  for (const [name, body] of Object.entries(files)) archive.put(archive.fileKey(id, name), body);
-  const manifest: Manifest = {
-    schemaVersion: 2,
-    lineId: id,
-    runId: RUN_ID,
-    archivedAt: AT,
-    bucket: archive.bucket,
-    files: Object.entries(files).map(([name, body]) => ({
-      name,
-      key: archive.fileKey(id, name),
-      size: Buffer.byteLength(body),
-      sha256: sha256(body),
-    })),
-  };
-  archive.putJson(archive.manifestKey(id), manifest);
-  return manifest;
-}
 
 /** The receipt a pass writes after a 200 DELETE reply stating `files` for line `id`. */
 function receiptOf(id: string, files: Record<string, string>, extra: Partial<Receipt> = {}): Receipt {

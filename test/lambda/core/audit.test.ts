@@ -3,37 +3,12 @@ import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts'
 import { auditArchive } from '../../../lambda/core/audit.ts';
 import { readKeptReply } from '../../../lambda/tokens/document.ts';
 import { asArchive, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
+import { archiveLine, manifestEntry as entry, RUN_ID } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const OTHER = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
-const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
 const DATA = 'the tokens of the line\n';
 const SCORE = '42\n';
-
-function entry(archive: FakeArchive, id: string, name: string, body: string): ManifestFile {
-  return { name, key: archive.fileKey(id, name), size: Buffer.byteLength(body), sha256: sha256(body) };
-}
-
-/** A line archived whole: its files and a manifest naming them. */
-function archiveLine(
-  archive: FakeArchive,
-  id: string,
-  files: Record<string, string>,
-  extra: Partial<Manifest> = {},
-) {
-  for (const [name, body] of Object.entries(files)) archive.put(archive.fileKey(id, name), body);
-  const manifest: Manifest = {
-    schemaVersion: 2,
-    lineId: id,
-    runId: RUN_ID,
-    archivedAt: new Date(NOW).toISOString(),
-    bucket: archive.bucket,
-    files: Object.entries(files).map(([name, body]) => entry(archive, id, name, body)),
-    ...extra,
-  };
-  archive.putJson(archive.manifestKey(id), manifest);
-  return manifest;
-}
 
 function audit(archive: FakeArchive, ids?: string[]) {
   return auditArchive({

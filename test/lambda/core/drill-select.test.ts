@@ -30,6 +30,14 @@ const settings = (over: Partial<DrillSettings> = {}): DrillSettings => ({
   ...over,
 });
 
+/** The selection from `archived` since `since`, drawn with seed `n`, the settings default but `over`. */
+const select = (
+  archived: Map<string, number>,
+  since: number | undefined,
+  n: number,
+  over: Partial<DrillSettings> = {},
+) => selectDrillLines({ archived, since, settings: settings(over), seed: seed(n) });
+
 describe('selectDrillLines', () => {
   it('takes every line archived since the last drill, oldest first, then samples the others to fill the cap', () => {
     const archived = archive(50, 3);
@@ -43,24 +51,14 @@ describe('selectDrillLines', () => {
   });
 
   it('never chooses more than maxLines: recent lines come first, the sample gets what is left', () => {
-    const selection = selectDrillLines({
-      archived: archive(50, 8),
-      since: T0,
-      settings: settings({ sampleSize: 5, maxLines: 10 }),
-      seed: seed(2),
-    });
+    const selection = select(archive(50, 8), T0, 2, { sampleSize: 5, maxLines: 10 });
 
     expect(selection.recent).toHaveLength(8);
     expect(selection.sampled).toHaveLength(2);
   });
 
   it('leaves the newest recent lines beyond the cap to the next drill, named, and samples none', () => {
-    const selection = selectDrillLines({
-      archived: archive(50, 12),
-      since: T0,
-      settings: settings({ sampleSize: 5, maxLines: 10 }),
-      seed: seed(3),
-    });
+    const selection = select(archive(50, 12), T0, 3, { sampleSize: 5, maxLines: 10 });
 
     expect(selection.recent).toEqual(Array.from({ length: 10 }, (_, n) => lineId(1000 + n)));
     expect(selection.recentOverCap).toEqual([lineId(1010), lineId(1011)]);
@@ -68,12 +66,7 @@ describe('selectDrillLines', () => {
   });
 
   it('counts a line archived exactly at `since` as recent', () => {
-    const selection = selectDrillLines({
-      archived: new Map([[lineId(1), T0]]),
-      since: T0,
-      settings: settings({ sampleSize: 0 }),
-      seed: seed(4),
-    });
+    const selection = select(new Map([[lineId(1), T0]]), T0, 4, { sampleSize: 0 });
 
     expect(selection.recent).toEqual([lineId(1)]);
   });
@@ -82,12 +75,7 @@ describe('selectDrillLines', () => {
     ['no earlier drill said where recent lines start', undefined, true],
     ['recent lines are turned off', T0, false],
   ] as const)('takes no recent line when %s, and samples from all lines', (_case, since, recentLines) => {
-    const selection = selectDrillLines({
-      archived: archive(3, 3),
-      since,
-      settings: settings({ sampleSize: 6, recentLines }),
-      seed: seed(5),
-    });
+    const selection = select(archive(3, 3), since, 5, { sampleSize: 6, recentLines });
 
     expect(selection.recent).toEqual([]);
     expect(selection.recentOverCap).toEqual([]);
@@ -95,12 +83,7 @@ describe('selectDrillLines', () => {
   });
 
   it('never samples a recent line: the sample is drawn from the older lines only', () => {
-    const selection = selectDrillLines({
-      archived: archive(2, 5),
-      since: T0,
-      settings: settings({ sampleSize: 5, maxLines: 20 }),
-      seed: seed(6),
-    });
+    const selection = select(archive(2, 5), T0, 6, { sampleSize: 5, maxLines: 20 });
 
     expect([...selection.sampled].sort()).toEqual([lineId(0), lineId(1)]);
     expect(new Set([...selection.recent, ...selection.sampled]).size).toBe(7);

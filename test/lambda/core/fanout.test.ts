@@ -15,7 +15,7 @@ import { TokensApi } from '../../../lambda/tokens/api.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { type LineSpec, startTokensService, type TokensService } from '../../local/tokens-service.ts';
 import { listKeys, objectJson } from '../../support/archive-inspect.ts';
-import { sqsEvent } from '../../support/sqs-event.ts';
+import { type MessageSpec, sqsEvent } from '../../support/sqs-event.ts';
 
 const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
 const OTHER_RUN_ID = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
@@ -418,11 +418,19 @@ describe('workBatch', () => {
     const config = loadConfig(local.env);
     const metrics = recordingMetrics();
     const deps = createDeps(config, { logger: silent(), metrics });
-    return { local, config, deps, metrics, ids: [...local.tokens.lines.keys()] };
+    /** One call of the worker on an SQS event of these messages. */
+    const work = (messages: readonly MessageSpec[], context?: Parameters<typeof workBatch>[3]) =>
+      workBatch(deps, config, sqsEvent(messages), context);
+    return { local, metrics, work, ids: [...local.tokens.lines.keys()] };
   }
 
   const body = (lineId: string, extra: Record<string, unknown> = {}) =>
     JSON.stringify({ lineId, runId: RUN_ID, plannedAt: '2026-04-30T23:59:00.000Z', ...extra });
+  /** The planner's message `messageId` for line `lineId`, with `extra` fields in its body. */
+  const message = (messageId: string, lineId: string, extra?: Record<string, unknown>): MessageSpec => ({
+    messageId,
+    body: body(lineId, extra),
+  });
 
   async function recordOf(stack: LocalStack, lineId: string, runId = RUN_ID): Promise<LineRecord> {
     const key = `tokens/_runs/2026-04-30/${runId}/lines/${lineId}.json`;
@@ -430,20 +438,13 @@ describe('workBatch', () => {
   }
 
   it("archives and dismantles each message's line under the planner's run id, and records it", async () => {
-    const { local, config, deps, ids } = await arrange([
+    const { local, work, ids } = await arrange([
       { status: 'finished' },
       { status: 'finished', analysis: 'metrics' },
     ]);
     const [plain, metrics] = ids as [string, string];
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([
-        { messageId: 'a', body: body(plain) },
-        { messageId: 'b', body: body(metrics) },
-      ]),
-    );
+    const report = await work([message('a', plain), message('b', metrics)]);
 
     expect(report.response).toEqual({ batchItemFailures: [] });
     expect(report.summaries).toEqual([
@@ -467,21 +468,11 @@ describe('workBatch', () => {
   });
 
   it('reports the message of a line whose file is corrupted, and leaves that line on the service', async () => {
-    const { local, config, deps, metrics, ids } = await arrange([
-      { status: 'finished' },
-      { status: 'finished' },
-    ]);
+    const { local, metrics, work, ids } = await arrange([{ status: 'finished' }, { status: 'finished' }]);
     const [bad, good] = ids as [string, string];
     local.tokens.inject({ target: 'file', id: bad, fault: { kind: 'corrupt' }, times: Infinity });
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([
-        { messageId: 'bad', body: body(bad) },
-        { messageId: 'good', body: body(good) },
-      ]),
-    );
+    const report = await work([message('bad', bad), message('good', good)]);
 
     expect(report.response).toEqual({ batchItemFailures: [{ itemIdentifier: 'bad' }] });
     expect(local.tokens.lines.get(bad)?.status).toBe('finished');
@@ -497,19 +488,15 @@ describe('workBatch', () => {
   });
 
   it('reports malformed bodies as failures and still works the other messages', async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([
-        { messageId: 'not-json', body: '{"lineId": ' },
-        { messageId: 'good', body: body(id) },
-        { messageId: 'no-run', body: JSON.stringify({ lineId: id }) },
-        { messageId: 'escape', body: body('../../etc') },
-      ]),
-    );
+    const report = await work([
+      { messageId: 'not-json', body: '{"lineId": ' },
+      message('good', id),
+      { messageId: 'no-run', body: JSON.stringify({ lineId: id }) },
+      message('escape', '../../etc'),
+    ]);
 
     expect(report.response.batchItemFailures).toEqual([
       { itemIdentifier: 'not-json' },
@@ -522,17 +509,10 @@ describe('workBatch', () => {
   });
 
   it('works a line sent twice in one batch once, and acknowledges both messages', async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([
-        { messageId: 'first', body: body(id) },
-        { messageId: 'copy', body: body(id) },
-      ]),
-    );
+    const report = await work([message('first', id), message('copy', id)]);
 
     expect(report.response.batchItemFailures).toEqual([]);
     expect(local.tokens.deleteCount(id)).toBe(1);
@@ -543,18 +523,11 @@ describe('workBatch', () => {
   });
 
   it("holds a line whose message carries the planner's hold, whatever the case of its id, and works it once with a copy", async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
     const hold = 'MAX_DISMANTLES_PER_RUN (0) reached: archived only, kept on the service';
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([
-        { messageId: 'held', body: body(id.toUpperCase(), { hold }) },
-        { messageId: 'copy', body: body(id) },
-      ]),
-    );
+    const report = await work([message('held', id.toUpperCase(), { hold }), message('copy', id)]);
 
     expect(report.response.batchItemFailures).toEqual([]);
     expect(local.tokens.deleteCount(id)).toBe(0);
@@ -565,26 +538,18 @@ describe('workBatch', () => {
   });
 
   it("confirms a line whose earlier DELETE is done even when its message carries the planner's hold, sending none", async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
     local.tokens.inject({
       target: 'delete',
       id,
       fault: { kind: 'delete-reply', status: 202, acts: false, body: 'none' },
     });
-    const taken = await workBatch(
-      deps,
-      config,
-      sqsEvent([{ messageId: 'taken', body: body(id, { runId: OTHER_RUN_ID }) }]),
-    );
+    const taken = await work([message('taken', id, { runId: OTHER_RUN_ID })]);
     expect(taken.summaries[0]?.pending.map((line) => line.id)).toEqual([id]);
     local.tokens.completeDeletion(id);
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([{ messageId: 'held', body: body(id, { hold: 'MAX_DISMANTLES_PER_RUN (0) reached' }) }]),
-    );
+    const report = await work([message('held', id, { hold: 'MAX_DISMANTLES_PER_RUN (0) reached' })]);
 
     expect(report.response.batchItemFailures).toEqual([]);
     expect(report.summaries).toEqual([expect.objectContaining({ dismantled: 1, held: [], pending: [] })]);
@@ -593,15 +558,11 @@ describe('workBatch', () => {
   });
 
   it('treats a later delivery of a dismantled line as done, and keeps the record of the dismantling', async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
-    await workBatch(deps, config, sqsEvent([{ messageId: 'first', body: body(id) }]));
+    await work([message('first', id)]);
 
-    const again = await workBatch(
-      deps,
-      config,
-      sqsEvent([{ messageId: 'again', body: body(id), receiveCount: 2 }]),
-    );
+    const again = await work([{ messageId: 'again', body: body(id), receiveCount: 2 }]);
 
     expect(again.response.batchItemFailures).toEqual([]);
     expect(again.summaries[0]?.skipped).toEqual([{ id, reason: 'not found (404)' }]);
@@ -613,18 +574,11 @@ describe('workBatch', () => {
   });
 
   it('does not report a skipped line (not finished, or unknown) as a failure', async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'started' }]);
+    const { local, work, ids } = await arrange([{ status: 'started' }]);
     const [started] = ids as [string];
     const unknown = '00000000-0000-4000-8000-000000000000';
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([
-        { messageId: 'started', body: body(started) },
-        { messageId: 'unknown', body: body(unknown) },
-      ]),
-    );
+    const report = await work([message('started', started), message('unknown', unknown)]);
 
     expect(report.response.batchItemFailures).toEqual([]);
     expect(local.tokens.deleteCount(started)).toBe(0);
@@ -632,14 +586,10 @@ describe('workBatch', () => {
   });
 
   it('archives without DELETE when the message says archiveOnly', async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([{ messageId: 'a', body: body(id, { archiveOnly: true }) }]),
-    );
+    const report = await work([message('a', id, { archiveOnly: true })]);
 
     expect(report.summaries).toEqual([
       expect.objectContaining({ archiveOnly: true, archived: 1, dismantled: 0 }),
@@ -652,17 +602,10 @@ describe('workBatch', () => {
   });
 
   it('keeps messages of different runs apart, each line under its own run id', async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }, { status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }, { status: 'finished' }]);
     const [one, two] = ids as [string, string];
 
-    const report = await workBatch(
-      deps,
-      config,
-      sqsEvent([
-        { messageId: 'a', body: body(one) },
-        { messageId: 'b', body: body(two, { runId: OTHER_RUN_ID }) },
-      ]),
-    );
+    const report = await work([message('a', one), message('b', two, { runId: OTHER_RUN_ID })]);
 
     expect(report.summaries.map((s) => [s.runId, s.dismantled]).sort()).toEqual(
       [
@@ -674,10 +617,10 @@ describe('workBatch', () => {
   });
 
   it('leaves lines in the queue, untouched, when the invocation has less than the time reserve left', async () => {
-    const { local, config, deps, ids } = await arrange([{ status: 'finished' }]);
+    const { local, work, ids } = await arrange([{ status: 'finished' }]);
     const [id] = ids as [string];
 
-    const report = await workBatch(deps, config, sqsEvent([{ messageId: 'late', body: body(id) }]), {
+    const report = await work([message('late', id)], {
       remainingMs: () => 1000,
     });
 

@@ -25,6 +25,15 @@ function processLine(deps: Deps, request: LineWorkRequest = FULL, config: Config
   return worker.processLine(ID, silentLogger());
 }
 
+/** The service answering 503 to a GET of line `ID`: the line cannot be read, for now. */
+const unavailable = () =>
+  new HttpStatusError('answered 503', {
+    method: 'GET',
+    url: `https://tokens.example.com/api/tokens/${ID}`,
+    status: 503,
+    retryable: true,
+  });
+
 /** Fakes whose line `ID` (one file) was left pending by a first pass: its DELETE was taken (202). */
 async function leftPending() {
   const fakes = fakeDeps();
@@ -206,13 +215,7 @@ describe('processLine', () => {
   it('leaves a pending marker when the DELETE gets no reply and the line cannot be read after it', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     const dropped = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-    const unavailable = new HttpStatusError('answered 503', {
-      method: 'GET',
-      url: `https://tokens.example.com/api/tokens/${ID}`,
-      status: 503,
-      retryable: true,
-    });
-    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, unavailable);
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, unavailable());
     tokens.onDelete(ID, dropped);
 
     const result = await processLine(deps);
@@ -228,13 +231,7 @@ describe('processLine', () => {
 
   it('holds the reply a pending marker kept to the manifest when a later run confirms it: a file it states and the archive lacks is a discrepancy', async () => {
     const { deps, tokens, archive } = fakeDeps();
-    const unavailable = new HttpStatusError('answered 503', {
-      method: 'GET',
-      url: `https://tokens.example.com/api/tokens/${ID}`,
-      status: 503,
-      retryable: true,
-    });
-    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, unavailable);
+    tokens.line(ID, { files: { data: DATA } }, { files: { data: DATA } }, unavailable());
     // Taken (202), and its document states a file the line gained at the DELETE.
     const taken = deleteReply(ID, 200, { files: { data: DATA, extra: 'added at the DELETE\n' } });
     tokens.onDelete(ID, { ...taken, status: 202 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runHousekeeping } from '../../../lambda/core/pass.ts';
 import { FULL_PASS } from '../../../lambda/core/request.ts';
-import type { LineResult, Summary } from '../../../lambda/core/types.ts';
+import type { Deps, LineResult, RunRequest, Summary } from '../../../lambda/core/types.ts';
 import { PASS_METRIC_NAMES } from '../../../lambda/shared/contract.ts';
 import { deleteReply, fakeDeps, NOW, testConfig } from '../../support/fakes.ts';
 
@@ -51,16 +51,15 @@ function arrange() {
   return fakes;
 }
 
+/** One pass of `deps` under run RUN_ID: a full pass, but for `request`. */
+const pass = (deps: Deps, request: Partial<RunRequest>) =>
+  runHousekeeping(deps, testConfig(), { ...FULL_PASS, ...request }, { runId: RUN_ID });
+
 describe('runHousekeeping', () => {
   it('counts what became of each line in the summary, deferring the lines past maxLines', async () => {
     const { deps, tokens } = arrange();
 
-    const summary = await runHousekeeping(
-      deps,
-      testConfig(),
-      { ...FULL_PASS, maxLines: 5 },
-      { runId: RUN_ID },
-    );
+    const summary = await pass(deps, { maxLines: 5 });
 
     expect(summary).toMatchObject({
       runId: RUN_ID,
@@ -94,12 +93,7 @@ describe('runHousekeeping', () => {
   it('writes a run report with the summary and one entry per line started, in id order', async () => {
     const { deps, archive } = arrange();
 
-    const summary = await runHousekeeping(
-      deps,
-      testConfig(),
-      { ...FULL_PASS, maxLines: 5 },
-      { runId: RUN_ID },
-    );
+    const summary = await pass(deps, { maxLines: 5 });
 
     const report = archive.json(archive.runReportKey(RUN_ID, new Date(NOW))) as {
       schemaVersion: number;
@@ -121,7 +115,7 @@ describe('runHousekeeping', () => {
   it('emits every pass metric, named as in the contract, with the values of the summary', async () => {
     const { deps, metrics } = arrange();
 
-    await runHousekeeping(deps, testConfig(), { ...FULL_PASS, maxLines: 5 }, { runId: RUN_ID });
+    await pass(deps, { maxLines: 5 });
 
     expect(metrics.added.map((metric) => metric.name)).toEqual([...PASS_METRIC_NAMES, 'RunDuration']);
     expect(Object.fromEntries(metrics.added.map((metric) => [metric.name, metric.value]))).toMatchObject({
@@ -145,12 +139,7 @@ describe('runHousekeeping', () => {
     const { deps, archive, metrics, log } = arrange();
     const before = [...archive.objects.keys()];
 
-    const summary = await runHousekeeping(
-      deps,
-      testConfig(),
-      { ...FULL_PASS, dryRun: true },
-      { runId: RUN_ID },
-    );
+    const summary = await pass(deps, { dryRun: true });
 
     expect(summary.plan?.map((line) => line.id)).toEqual([DISMANTLED, PENDING, CONFLICT, CORRUPT, DEFERRED]);
     expect([...archive.objects.keys()]).toEqual(before);
@@ -162,12 +151,7 @@ describe('runHousekeeping', () => {
   it('reads only the lines named in ids: no listing, no pending markers', async () => {
     const { deps, log } = arrange();
 
-    const summary = await runHousekeeping(
-      deps,
-      testConfig(),
-      { ...FULL_PASS, ids: [DISMANTLED] },
-      { runId: RUN_ID },
-    );
+    const summary = await pass(deps, { ids: [DISMANTLED] });
 
     expect(summary).toMatchObject({ listed: 1, finished: 1, archived: 1, dismantled: 1 });
     expect(log).not.toContain('listPage');

@@ -5,36 +5,24 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
 import { restoreLine } from '../../../lambda/core/restore.ts';
 import { ArchiveError, IntegrityError, UnsafeReferenceError } from '../../../lambda/shared/errors.ts';
-import { asArchive, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
+import { asArchive, FakeArchive, sha256 } from '../../support/fakes.ts';
+import { manifestEntry, RUN_ID, writeManifest as writeManifestOf } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const OTHER = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
-const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
 const DATA = 'the tokens of the line\n';
 const SCORE = '42\n';
 
-function entry(
-  archive: FakeArchive,
-  name: string,
-  body: string,
-  key = archive.fileKey(ID, name),
-): ManifestFile {
-  return { name, key, size: Buffer.byteLength(body), sha256: sha256(body) };
-}
+/** The manifest entry of line `ID`'s file `name`, holding `body`. */
+const entry = (archive: FakeArchive, name: string, body: string, key?: string): ManifestFile =>
+  manifestEntry(archive, ID, name, body, key);
 
-function writeManifest(archive: FakeArchive, files: ManifestFile[], extra: Partial<Manifest> = {}): Manifest {
-  const manifest: Manifest = {
-    schemaVersion: 2,
-    lineId: ID,
-    runId: RUN_ID,
-    archivedAt: new Date(NOW).toISOString(),
-    bucket: archive.bucket,
-    files,
-    ...extra,
-  };
-  archive.putJson(archive.manifestKey(ID), manifest);
-  return manifest;
-}
+/** Writes line `ID`'s manifest naming `files`. */
+const writeManifest = (
+  archive: FakeArchive,
+  files: ManifestFile[],
+  extra: Partial<Manifest> = {},
+): Manifest => writeManifestOf(archive, ID, files, extra);
 
 describe('restoreLine', () => {
   let outDir: string;

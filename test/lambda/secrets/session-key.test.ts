@@ -7,6 +7,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseSessionKey, secretsManagerSessionKey } from '../../../lambda/secrets/session-key.ts';
 import { SecretError } from '../../../lambda/shared/errors.ts';
+import { thrownBy } from '../../support/thrown.ts';
 
 const SECRET_ID = 'tokens-housekeeper/session-key';
 /** Distinctive, so any leak into a message is found by a plain substring search. */
@@ -14,15 +15,7 @@ const SECRET = 'SK-9f3e-ZEBRA-QUARTZ-41d7';
 const ROTATED = 'SK-0a1b-OTTER-GARNET-77c2';
 
 /** Runs `parse` and returns the SecretError it threw, failing the test otherwise. */
-function secretErrorOf(parse: () => unknown): SecretError {
-  try {
-    parse();
-  } catch (error) {
-    if (error instanceof SecretError) return error;
-    throw error;
-  }
-  throw new Error('did not throw');
-}
+const secretErrorOf = (parse: () => unknown): SecretError => thrownBy(SecretError, parse);
 
 /** Everything an error would show in a log line: message, stack and cause. */
 function everythingShownOf(error: SecretError): string {

@@ -10,27 +10,10 @@ import { TokensApi } from '../../../lambda/tokens/api.ts';
 import { BandwidthCap, type ByteGate } from '../../../lambda/tokens/bandwidth.ts';
 import type { SpeedFloor } from '../../../lambda/tokens/http.ts';
 import { closeAfterEach, startRecordingServer } from '../../reliability/harness.ts';
+import { busiestSecond } from '../../support/busiest-second.ts';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
-
-/** The largest sum of `bytes` over any one-second window of `grants` (times in ms). */
-function busiestSecond(grants: readonly { readonly at: number; readonly bytes: number }[]): number {
-  const sorted = [...grants].sort((a, b) => a.at - b.at);
-  let busiest = 0;
-  let sum = 0;
-  let first = 0;
-  for (const grant of sorted) {
-    sum += grant.bytes;
-    // A window is [start, start + 1000): every grant within 1000 ms after the first one counted.
-    while (grant.at - (sorted[first]?.at ?? grant.at) >= 1000) {
-      sum -= sorted[first]?.bytes ?? 0;
-      first += 1;
-    }
-    busiest = Math.max(busiest, sum);
-  }
-  return busiest;
-}
 
 /**
  * Takers that ask for `sizes` bytes in turn, as fast as they are granted, until `stop`; every

@@ -10,6 +10,7 @@ import {
   parseListPage,
   type TokensLine,
 } from '../../../lambda/tokens/document.ts';
+import { thrownBy } from '../../support/thrown.ts';
 
 const LINE_ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const OTHER_ID = 'd4c3b2a1-0f9e-4d8c-b7a6-5f4e3d2c1b0a';
@@ -199,15 +200,7 @@ function finishedWithFiles(hashes: Record<string, unknown>, sizes: Record<string
 }
 
 /** Runs `parse` and returns the DocumentError it threw, failing the test otherwise. */
-function documentErrorOf(parse: () => unknown): DocumentError {
-  try {
-    parse();
-  } catch (error) {
-    if (error instanceof DocumentError) return error;
-    throw error;
-  }
-  throw new Error('the parser did not throw');
-}
+const documentErrorOf = (parse: () => unknown): DocumentError => thrownBy(DocumentError, parse);
 
 describe('isLineId', () => {
   it.each([

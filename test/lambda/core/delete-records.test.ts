@@ -22,7 +22,7 @@ function processLine(deps: Deps) {
 const s3Failure = (key: string) =>
   new ArchiveError(key, 'PutObject failed: InternalError (HTTP 500)', { retryable: true });
 
-describe('DELETE records under a flaky archive', () => {
+describe('the records of a DELETE (receipt, pending marker) under a flaky archive', () => {
   it('keeps whole, in the receipt, a discrepancy naming a file whose name holds "; "', async () => {
     const { deps, tokens, archive } = fakeDeps();
     const odd = 'a; b is no longer stated';
