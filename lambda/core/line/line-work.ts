@@ -87,7 +87,7 @@ async function archiveAndDismantle(
   // A line's first round assumes an empty archive, as on a first run, and lets the conditional
   // writes say otherwise: any object already at a key it writes refuses the write, and the line
   // is planned again from what the archive holds (see archiveRound).
-  let assumeEmpty = startsFromEmpty(last.read);
+  let assumeEmpty = ctx.config.upload.conditionalWrites === 'enforced' && startsFromEmpty(last.read);
   // The line is read again right before its DELETE: one that changed while its files were
   // streamed (a file added, restated or dropped) is archived again, or kept as a conflict.
   for (let round = 1; ; round += 1) {
