@@ -138,7 +138,10 @@ export interface PendingMarker {
   readonly discrepancy?: string;
 }
 
-/** The value as a manifest of this line this version reads, or undefined. */
+/**
+ * The value as a manifest of this line this version reads, or undefined. A version 3 manifest is
+ * read only when it holds the line's document whole (its bytes hash to what it records).
+ */
 export function asManifest(value: unknown, lineId: string): Manifest | undefined {
   const manifest = value as Partial<Manifest> | undefined;
   if (
@@ -148,6 +151,11 @@ export function asManifest(value: unknown, lineId: string): Manifest | undefined
     !Array.isArray(manifest.files)
   ) {
     return undefined;
+  }
+  if (manifest.schemaVersion === 3) {
+    const document: unknown = manifest.lineDocument;
+    if (typeof document !== 'object' || document === null) return undefined;
+    if (!('bytes' in embeddedDocumentBytes(document as Record<string, unknown>))) return undefined;
   }
   return manifest as Manifest;
 }

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { V2_LINES } from '../fixtures/archive-v2-lines.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import { listKeys, objectJson, objectText } from '../support/archive-inspect.ts';
+import { listKeys, objectDigest, objectJson, objectText } from '../support/archive-inspect.ts';
 import { runCli } from '../support/run-cli.ts';
 
 /** What `test/fixtures/generate-archive-v2.ts` wrote with the release before the one-record layout. */
@@ -81,8 +81,12 @@ describe('an archive the previous layout wrote (manifest version 2, the line doc
     });
     // Every object the earlier release wrote is still there, byte for byte.
     for (const object of fixture.objects) {
-      const text = await objectText(local.s3Client, local.bucket, object.key);
-      expect(Buffer.from(text, 'utf8').equals(Buffer.from(object.body, 'base64')), object.key).toBe(true);
+      const stored = await objectDigest(local.s3Client, local.bucket, object.key);
+      const written = Buffer.from(object.body, 'base64');
+      expect(stored, object.key).toEqual({
+        sha256: createHash('sha256').update(written).digest('hex'),
+        size: written.length,
+      });
     }
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
+import { FRESH_READ_MS } from '../../lambda/core/line/line-work.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { mixedLines } from '../local/tokens-service.ts';
 import { objectDigest, objectJson } from '../support/archive-inspect.ts';
@@ -128,11 +129,12 @@ describe('two passes at the same time on the same lines', () => {
       lines: finishedLines(2, 5000),
     });
     const finished = finishedIds(local);
-    // The second pass reads and archives the lines, then its manifests wait for the first pass to end.
+    // The second pass reads and archives the lines, then its manifests wait for the first pass to
+    // end, and longer than a re-read travelling beside them speaks for the line: it reads again.
     let firstDone: () => void = () => undefined;
     const first = new Promise<void>((resolve) => {
       firstDone = resolve;
-    });
+    }).then(() => new Promise<void>((resolve) => setTimeout(resolve, FRESH_READ_MS + 50)));
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? { after: first } : 'forward';

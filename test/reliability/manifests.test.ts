@@ -65,7 +65,7 @@ describe('a manifest this release cannot read, or cannot replace', () => {
     await handler({ archiveOnly: true });
     const key = `tokens/${id}/manifest.json`;
     const written = await storedManifest(local, id);
-    const newer = `${JSON.stringify({ ...written, schemaVersion: 3, retention: 'legal-hold' }, null, 2)}\n`;
+    const newer = `${JSON.stringify({ ...written, schemaVersion: 4, retention: 'legal-hold' }, null, 2)}\n`;
     await put(local, key, newer);
     s.fault(
       'the manifest was written by a newer release (schemaVersion 3), then the release was rolled back',

@@ -245,19 +245,36 @@ async function archiveRound(
   await uploadFiles(ctx, id, plans, uploads, logger, assumeEmpty);
   const writing = retry(() => ensureManifest(ctx, read, plans, found));
   // The re-read before the DELETE travels while the manifest is written: the gate needs both.
-  const rereading = ctx.request.archiveOnly || stopped(ctx) ? undefined : reread(ctx, id);
+  const rereading = ctx.request.archiveOnly || stopped(ctx) ? undefined : timedReread(ctx, id);
   // Awaited below, unless the manifest fails first (then its outcome no longer matters).
   rereading?.catch(() => {});
   const manifest = await writing;
   // A read the deadline cut short says nothing: the gate is told the run stopped.
-  const fresh = rereading === undefined || stopped(ctx) ? undefined : await rereading;
+  let fresh = rereading === undefined || stopped(ctx) ? undefined : await rereading;
+  // A slow manifest (a store retrying, a long wait) leaves the read too old to speak for the
+  // moment of the DELETE: the line is read again, after the manifest, as if it had not travelled.
+  if (fresh !== undefined && performance.now() - fresh.at > FRESH_READ_MS && !stopped(ctx)) {
+    fresh = await timedReread(ctx, id);
+  }
   const verified = new Map<string, VerifiedFile>();
   for (const plan of plans) {
     // Inspected and found verified by the plan, or uploaded and read back in this line's work.
     const object = plan.upload ? uploads.verified(plan.key) : plan.verified;
     if (object !== undefined) verified.set(plan.key, { key: plan.key, ...object });
   }
-  return { manifest, verified, fresh };
+  return { manifest, verified, fresh: fresh?.line };
+}
+
+/**
+ * How long after its reply a re-read still speaks for the line at its DELETE: about the round
+ * trip of the manifest's PUT that it travelled beside. Older, the line is read again.
+ */
+export const FRESH_READ_MS = 250;
+
+/** The re-read, and when its reply came (a monotonic clock). */
+async function timedReread(ctx: LineContext, id: string): Promise<{ line: ReadLine | 'gone'; at: number }> {
+  const line = await reread(ctx, id);
+  return { line, at: performance.now() };
 }
 
 /**
