@@ -16,6 +16,7 @@ import { base64ToHex, type Expectation, hexToBase64, Verifier } from '../shared/
 import { ByteBudget } from './budget.ts';
 import type { ArchiveKeys } from './keys.ts';
 import { type MultipartTarget, uploadMultipart } from './multipart.ts';
+import { PartBuffers } from './part-buffers.ts';
 import { type ObjectStore, s3Condition, statusOf } from './store.ts';
 
 export type { UploadOptions } from '../shared/ports/archive.ts';
@@ -51,12 +52,15 @@ export class FileUploader {
   readonly #settings: UploadSettings;
   /** Shared by every file this uploader sends: one uploader, one budget, per process. */
   readonly budget: ByteBudget;
+  /** The part buffers within {@link budget}, recycled from one part to the next. */
+  readonly #partBuffers: PartBuffers;
 
   constructor(store: ObjectStore, keys: ArchiveKeys, settings: UploadSettings) {
     this.#store = store;
     this.#keys = keys;
     this.#settings = settings;
     this.budget = new ByteBudget(settings.uploadBufferBytes ?? DEFAULT_UPLOAD_BUFFER_BYTES);
+    this.#partBuffers = new PartBuffers(this.budget);
   }
 
   /**
@@ -186,7 +190,7 @@ export class FileUploader {
         const completed = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
           minPartSize: this.#settings.partSizeBytes,
           partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
-          budget: this.budget,
+          partBuffers: this.#partBuffers,
           abortSignal,
           // The store failed first: fail the pipe now, not after the abort's round trip.
           onFailure: (error) => verifier.destroy(error instanceof Error ? error : new Error(String(error))),
