@@ -42,9 +42,8 @@ describe('the upload buffer budget', () => {
   });
 
   it('sends each part its own bytes through part buffers used again and again, a retried part too', async ({
-    task,
+    s,
   }) => {
-    const s = scenario(task);
     const local = await localStack(track, {
       // Not whole parts: each file's last part is shorter, in a buffer of a whole part.
       lines: Array.from({ length: 2 }, () => ({ status: 'finished' as const, fileSize: 26 * MIB + 5 })),
