@@ -12,6 +12,7 @@ import {
 import type { LineFile } from '../shared/ids.ts';
 import type { StoredFile, UploadOptions } from '../shared/ports/archive.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from '../shared/verify.ts';
+import { pipeInto } from './body-pipe.ts';
 import { ByteBudget } from './budget.ts';
 import type { ArchiveKeys } from './keys.ts';
 import { type MultipartTarget, uploadMultipart } from './multipart.ts';
@@ -268,7 +269,7 @@ async function transfer(
     verifier.destroy(error instanceof Error ? error : new Error(String(error)));
     throw error;
   });
-  const piping = pipeline(body, verifier).catch((error: unknown) => {
+  const piping = pipeInto(body, verifier).catch((error: unknown) => {
     abort.abort(error);
     throw error;
   });

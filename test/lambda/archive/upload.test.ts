@@ -7,7 +7,7 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Archive } from '../../../lambda/archive/archive.ts';
 import { ArchiveReadError, IntegrityError } from '../../../lambda/shared/errors.ts';
 import {
@@ -272,6 +272,28 @@ describe('FileUploader with parts in flight', () => {
     expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
     expect(s3.of('AbortMultipartUpload')).toHaveLength(1);
     expect(target.uploadBudget.used).toBe(0);
+  });
+});
+
+describe('FileUploader, a streamed PUT', () => {
+  it('streams the file into its PUT, aborting nothing when it succeeds', async () => {
+    const fake = fakeS3({
+      PutObject: async (input) => {
+        const hash = createHash('sha256');
+        for await (const chunk of input.Body as Readable) hash.update(chunk as Buffer);
+        return { ChecksumSHA256: hash.digest('base64') };
+      },
+    });
+    const target = archiveOver(fake.client, { multipartThresholdBytes: 8 * MIB });
+    const abort = vi.spyOn(AbortController.prototype, 'abort');
+    try {
+      await target.uploadVerified(LINE, FILE, Readable.from([BYTES.subarray(0, 5), BYTES.subarray(5)]));
+
+      expect(fake.of('PutObject')[0]?.Body).toBeInstanceOf(Readable);
+      expect(abort).not.toHaveBeenCalled();
+    } finally {
+      abort.mockRestore();
+    }
   });
 });
 

@@ -458,6 +458,25 @@ describe('watchedBody', () => {
     }
   });
 
+  it('aborts nothing when an unpaced download closes: no controller, no DOMException per file', async () => {
+    const abort = vi.spyOn(AbortController.prototype, 'abort');
+    try {
+      const body = watchedBody(Readable.from(['a', 'b']), {
+        floor,
+        tooSlow: () => new Error('too slow'),
+        brokeOff,
+      });
+
+      const read = await text(body);
+      await new Promise((resolve) => (body.closed ? resolve(undefined) : body.once('close', resolve)));
+
+      expect(read).toBe('ab');
+      expect(abort).not.toHaveBeenCalled();
+    } finally {
+      abort.mockRestore();
+    }
+  });
+
   it('destroys the source with the error when the floor trips', async () => {
     const source = new PassThrough();
     const body = watchedBody(source, { floor, tooSlow: () => new Error('too slow'), brokeOff });
