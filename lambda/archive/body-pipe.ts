@@ -31,3 +31,24 @@ export function pipeInto(body: Readable, through: Duplex): Promise<void> {
     body.pipe(through);
   });
 }
+
+/**
+ * `body` read whole through `through` into one buffer of at most `size` bytes, resolved only
+ * once `through` has ended: for a verifier, once the size and SHA-256 are proven, so a body sent
+ * from it is verified before its request starts. Fails as {@link pipeInto} does.
+ */
+export async function readWhole(body: Readable, through: Duplex, size: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(size);
+  let at = 0;
+  // A verifier stops a body at its stated size; `copy` would cut a longer one all the same.
+  through.on('data', (chunk: Buffer) => {
+    at += chunk.copy(bytes, at);
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    finished(through, { writable: false }, (error) =>
+      error === undefined || error === null ? resolve() : reject(error),
+    );
+  });
+  await Promise.all([pipeInto(body, through), ended]);
+  return at === size ? bytes : bytes.subarray(0, at);
+}

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
+import { BUFFERED_PUT_BYTES } from '../../lambda/archive/upload.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
@@ -102,6 +103,34 @@ describe('archive store faults', () => {
 
   it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async (context) => {
     const s = scenario(context.task);
+    // Above the size sent from memory (BUFFERED_PUT_BYTES), below the multipart threshold: streamed.
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', analysis: 'metrics', fileSize: BUFFERED_PUT_BYTES + 20_000 },
+        { status: 'finished', fileSize: BUFFERED_PUT_BYTES + 30_000 },
+      ],
+    });
+    const refused = new Set<string>();
+    const { proxy, env } = await proxiedS3(track, local);
+    proxy.decide = ({ operation, key }) => {
+      if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
+      refused.add(key);
+      return { fail: 500 };
+    };
+    s.fault('S3: 500 to the first PutObject of every file');
+    const before = snapshot(local.tokens);
+
+    const run = await settle(createHandler(env)({}));
+
+    expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
+    expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
+      10,
+    );
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('sends a small file the store refused again from memory, verified once and downloaded once', async (context) => {
+    const s = scenario(context.task);
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -120,9 +149,10 @@ describe('archive store faults', () => {
 
     const run = await settle(createHandler(env)({}));
 
-    expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
+    expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5 });
+    expect(refused.size).toBe(5);
     expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
-      10,
+      5,
     );
     await checkInvariant(s, local, { before, runs: [run] });
   });

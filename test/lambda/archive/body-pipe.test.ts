@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { pipeInto } from '../../../lambda/archive/body-pipe.ts';
+import { pipeInto, readWhole } from '../../../lambda/archive/body-pipe.ts';
 import { IntegrityError } from '../../../lambda/shared/errors.ts';
 import { Verifier } from '../../../lambda/shared/verify.ts';
 
@@ -64,5 +64,29 @@ describe('pipeInto', () => {
 
     await expect(piping).rejects.toThrow(IntegrityError);
     expect(body.destroyed).toBe(true);
+  });
+});
+
+describe('readWhole', () => {
+  it('gives the bytes once the verifier has proven them, however they were cut', async () => {
+    const body = Readable.from([BYTES.subarray(0, 3), BYTES.subarray(3, 10), BYTES.subarray(10)]);
+
+    const read = await readWhole(body, verifierOf(BYTES), BYTES.length);
+
+    expect(read.equals(BYTES)).toBe(true);
+  });
+
+  it('gives nothing of a body longer than stated: the verifier stops it', async () => {
+    const longer = Buffer.concat([BYTES, Buffer.from('!')]);
+
+    const reading = readWhole(Readable.from([longer]), verifierOf(BYTES), BYTES.length);
+
+    await expect(reading).rejects.toThrow(/more bytes than the stated/);
+  });
+
+  it('gives an empty buffer for an empty file', async () => {
+    const read = await readWhole(Readable.from([]), verifierOf(Buffer.alloc(0)), 0);
+
+    expect(read).toHaveLength(0);
   });
 });
