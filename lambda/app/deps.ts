@@ -22,6 +22,7 @@ import { loadArchiveConfig } from './config.ts';
 export { readKeptReply } from '../tokens/document.ts';
 
 import { serviceLogger } from './logging.ts';
+import { formatUndiciNoticesPlainly } from './stack-traces.ts';
 
 /** The AWS SDK's console warnings, sent to our logger instead (we abort failed uploads on purpose). */
 function sdkLogger(logger: Logger) {
@@ -110,6 +111,8 @@ export function createDeps(
   const secrets = new SecretsManagerClient(
     clientOptions(logger, config.secretsEndpointOverride, config.http.connectTimeoutMs, 30_000),
   );
+  // The agent's idle connections close with a notice whose stack Node reads: keep it off the source map.
+  formatUndiciNoticesPlainly();
   const http = new Agent({
     connect: { timeout: config.http.connectTimeoutMs },
     headersTimeout: config.http.headersTimeoutMs,

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { untilAborted } from '../shared/abort.ts';
 import { ArchiveError } from '../shared/errors.ts';
-import type { ByteBudget } from './budget.ts';
+import type { PartBuffer, PartBuffers } from './part-buffers.ts';
 import { PartReader, type ReadPart } from './part-reader.ts';
 
 const MIB = 1024 * 1024;
@@ -67,8 +67,8 @@ export interface MultipartOptions {
   readonly minPartSize: number;
   /** Parts of this file uploaded at once. */
   readonly partsInFlight: number;
-  /** The process's budget for part buffers: a part waits for room before it is read. */
-  readonly budget: ByteBudget;
+  /** The process's part buffers, within its budget: a part waits for room before it is read. */
+  readonly partBuffers: PartBuffers;
   /** Stops the upload (the download failed, the run's deadline, the line's failure). */
   readonly abortSignal: AbortSignal;
   /** Completes only where there is no object, or only over the one with this ETag. */
@@ -79,8 +79,8 @@ export interface MultipartOptions {
 
 /**
  * Uploads `source` (exactly `size` bytes, the verifier's output) as a multipart upload with
- * several parts in flight, as lib-storage and rclone do. Each part is read into a buffer held
- * from the process's {@link ByteBudget}, with its SHA-256 computed on the way in and sent as the
+ * several parts in flight, as lib-storage and rclone do. Each part is read into a buffer taken
+ * from the process's {@link PartBuffers} (within its budget), with its SHA-256 computed on the way in and sent as the
  * part's checksum (S3 checks it; the SDK need not hash again), so a part can be retried by the SDK
  * and the download does not wait for each request. The verifier holds back the file's last bytes
  * until its size and SHA-256 are proven, so the last part exists only for a verified file; the
@@ -108,19 +108,20 @@ export async function uploadMultipart(
       while (state.inFlight.size >= Math.max(1, options.partsInFlight)) await Promise.race(state.inFlight);
       if (state.failure !== undefined) throw state.failure.error;
       const length = Math.min(partLength, size - offset);
-      const held = await options.budget.acquire(length, signal);
+      // Every part takes a buffer of the file's part size, a shorter last part too: the same
+      // buffers serve every part, and the budget counts what is held.
+      const buffer = await options.partBuffers.take(partLength, signal);
       let part: ReadPart;
       try {
         // A part that failed for good stops the upload now, not when a stalled download moves.
-        part = await untilAborted(reader.read(length), signal);
+        part = await untilAborted(reader.read(buffer.bytes.subarray(0, length)), signal);
       } catch (error) {
-        options.budget.release(held);
+        // An abandoned read goes on writing into the buffer when the download moves: never reuse it.
+        buffer.discard();
         throw error;
       }
       state.digests[partNumber - 1] = Buffer.from(part.sha256, 'base64');
-      sendPart(s3, { Bucket, Key, UploadId }, state, { number: partNumber, length, part }, signal, () =>
-        options.budget.release(held),
-      );
+      sendPart(s3, { Bucket, Key, UploadId }, state, { number: partNumber, length, part }, signal, buffer);
       offset += length;
     }
     // All bytes are read; the source must now end without error: that is the verifier's verdict.
@@ -179,8 +180,9 @@ interface PartsState {
 }
 
 /**
- * Sends one part, in flight until S3 answers: its entry lands in `state.parts`, or its error is
- * the upload's first failure and stops the other parts; either way its buffer goes back (`release`).
+ * Sends one part, in flight until S3 answers: its entry lands in `state.parts` and its buffer is
+ * recycled, or its error is the upload's first failure and stops the other parts, and its buffer
+ * is discarded (a request that failed or was aborted may not have finished writing it).
  */
 function sendPart(
   s3: S3Client,
@@ -188,7 +190,7 @@ function sendPart(
   state: PartsState,
   { number, length, part }: { readonly number: number; readonly length: number; readonly part: ReadPart },
   signal: AbortSignal,
-  release: () => void,
+  buffer: PartBuffer,
 ): void {
   const sending: Promise<void> = s3
     .send(
@@ -214,13 +216,15 @@ function sendPart(
       }
       // Our own digest: S3 checks it again at completion.
       state.parts[number - 1] = { PartNumber: number, ETag: reply.ETag, ChecksumSHA256: part.sha256 };
+      // S3 answered for every byte of the part (the SDK retries no more): nothing reads it now.
+      buffer.recycle();
     })
     .catch((error: unknown) => {
+      buffer.discard();
       state.failure ??= { error };
       state.stop.abort(error);
     })
     .finally(() => {
-      release();
       state.inFlight.delete(sending);
     });
   state.inFlight.add(sending);

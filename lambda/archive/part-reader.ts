@@ -16,9 +16,12 @@ export class PartReader {
     this.#key = key;
   }
 
-  /** The next `length` bytes in one buffer, and their SHA-256 (base64). Throws the source's error. */
-  async read(length: number): Promise<ReadPart> {
-    const bytes = Buffer.allocUnsafe(length);
+  /**
+   * Fills `bytes` with the next `bytes.length` bytes, and gives their SHA-256 (base64). Throws the
+   * source's error.
+   */
+  async read(bytes: Buffer): Promise<ReadPart> {
+    const length = bytes.length;
     const hash = createHash('sha256');
     let filled = 0;
     while (filled < length) {

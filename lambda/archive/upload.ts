@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { VARIABLES } from '../shared/environment.ts';
 import {
   ArchiveChangedError,
@@ -13,9 +12,11 @@ import {
 import type { LineFile } from '../shared/ids.ts';
 import type { StoredFile, UploadOptions } from '../shared/ports/archive.ts';
 import { base64ToHex, type Expectation, hexToBase64, Verifier } from '../shared/verify.ts';
+import { pipeInto, readWhole } from './body-pipe.ts';
 import { ByteBudget } from './budget.ts';
 import type { ArchiveKeys } from './keys.ts';
 import { type MultipartTarget, uploadMultipart } from './multipart.ts';
+import { PartBuffers } from './part-buffers.ts';
 import { type ObjectStore, s3Condition, statusOf } from './store.ts';
 
 export type { UploadOptions } from '../shared/ports/archive.ts';
@@ -40,6 +41,11 @@ export interface UploadSettings {
 export const DEFAULT_UPLOAD_BUFFER_BYTES = VARIABLES.UPLOAD_BUFFER_BYTES.default;
 /** `UPLOAD_PARTS_IN_FLIGHT` when not configured, as lib-storage's default queue size. */
 export const DEFAULT_PARTS_IN_FLIGHT = VARIABLES.UPLOAD_PARTS_IN_FLIGHT.default;
+/**
+ * Files up to this size (and the multipart threshold) are read whole and verified, then sent as
+ * one buffer: one socket write, as a plain copy sends a small body, not one per chunk (issue 22).
+ */
+export const BUFFERED_PUT_BYTES = 1024 * 1024;
 
 /**
  * Files into the archive: judged against their own record ({@link StoredFile}), streamed up
@@ -51,12 +57,15 @@ export class FileUploader {
   readonly #settings: UploadSettings;
   /** Shared by every file this uploader sends: one uploader, one budget, per process. */
   readonly budget: ByteBudget;
+  /** The part buffers within {@link budget}, recycled from one part to the next. */
+  readonly #partBuffers: PartBuffers;
 
   constructor(store: ObjectStore, keys: ArchiveKeys, settings: UploadSettings) {
     this.#store = store;
     this.#keys = keys;
     this.#settings = settings;
     this.budget = new ByteBudget(settings.uploadBufferBytes ?? DEFAULT_UPLOAD_BUFFER_BYTES);
+    this.#partBuffers = new PartBuffers(this.budget);
   }
 
   /**
@@ -139,9 +148,10 @@ export class FileUploader {
   }
 
   /**
-   * Sends the file as its size calls for: an empty file verified first, then one PUT; up to the
-   * multipart threshold one streamed PUT; above it a multipart upload. Whether S3's reply
-   * confirmed the checksum of exactly what was sent.
+   * Sends the file as its size calls for: up to {@link BUFFERED_PUT_BYTES} (an empty file too)
+   * read whole and verified first, then one PUT of those bytes; up to the multipart threshold one
+   * streamed PUT; above it a multipart upload. Whether S3's reply confirmed the checksum of
+   * exactly what was sent.
    */
   async #send(
     file: LineFile,
@@ -154,18 +164,19 @@ export class FileUploader {
     // The port's condition, in S3's headers.
     const condition = options.condition === undefined ? undefined : s3Condition(options.condition);
     let confirmed = false;
-    if (file.size === 0) {
-      // Nothing to hold back in an empty file: verify it fully before the request starts.
-      await pipeline(body, verifier, async (source: AsyncIterable<Buffer>) => {
-        for await (const _ of source) {
-          // The verifier already refuses a single byte more than 0.
-        }
-      });
-      const reply = await this.#store.put(
-        { ...params, ...condition, Body: '', ChecksumSHA256: hexToBase64(file.sha256) },
-        signal,
-      );
-      confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
+    if (file.size <= Math.min(BUFFERED_PUT_BYTES, this.#settings.multipartThresholdBytes)) {
+      // The bytes stay in memory until S3 has answered: they count against the budget as long.
+      const held = file.size === 0 ? 0 : await this.budget.acquire(file.size, signal);
+      try {
+        const bytes = await verifiedWhole(body, verifier, file.size, signal);
+        const reply = await this.#store.put(
+          { ...params, ...condition, Body: bytes, ChecksumSHA256: hexToBase64(file.sha256) },
+          signal,
+        );
+        confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
+      } finally {
+        if (held > 0) this.budget.release(held);
+      }
     } else if (file.size <= this.#settings.multipartThresholdBytes) {
       await transfer(body, verifier, signal, async (abortSignal) => {
         const reply = await this.#store.put(
@@ -186,7 +197,7 @@ export class FileUploader {
         const completed = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
           minPartSize: this.#settings.partSizeBytes,
           partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
-          budget: this.budget,
+          partBuffers: this.#partBuffers,
           abortSignal,
           // The store failed first: fail the pipe now, not after the abort's round trip.
           onFailure: (error) => verifier.destroy(error instanceof Error ? error : new Error(String(error))),
@@ -243,6 +254,26 @@ function readBackProblem(stored: StoredFile, file: LineFile): string | undefined
 }
 
 /**
+ * A small file's bytes, read whole through the verifier before its PUT starts: a mismatch never
+ * reaches S3 at all. The run's deadline, or the line's failure elsewhere, stops the read.
+ */
+async function verifiedWhole(
+  body: Readable,
+  verifier: Verifier,
+  size: number,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
+  const stop = () => body.destroy();
+  if (signal?.aborted === true) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    return await readWhole(body, verifier, size);
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
+/**
  * Runs the download pipeline and the upload together. Whichever fails first stops the other
  * (the SDK does not notice a failed request body on its own), and the verifier's verdict wins
  * over the upload's echo of it.
@@ -269,7 +300,7 @@ async function transfer(
     verifier.destroy(error instanceof Error ? error : new Error(String(error)));
     throw error;
   });
-  const piping = pipeline(body, verifier).catch((error: unknown) => {
+  const piping = pipeInto(body, verifier).catch((error: unknown) => {
     abort.abort(error);
     throw error;
   });

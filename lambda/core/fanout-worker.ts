@@ -8,6 +8,7 @@ import { outOfTime, runDeadline } from './deadline.ts';
 import { keepLineRecord } from './fanout-records.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
+import { lineLogger } from './line-logger.ts';
 import { FULL_PASS } from './request.ts';
 import { emitPassMetrics, summarize, summaryForLog } from './summary.ts';
 import type {
@@ -151,7 +152,7 @@ async function workLines(
             for (const id of line.messageIds) failures.add(id);
             return;
           }
-          const logger = run.logger.createChild({ persistentKeys: { lineId } });
+          const logger = lineLogger(run.logger, lineId);
           const result = await run.worker.processLine(lineId, logger);
           run.results.push(result);
           if (result.outcome === 'failed') for (const id of line.messageIds) failures.add(id);

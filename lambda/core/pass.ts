@@ -6,6 +6,7 @@ import { outOfTime, runDeadline } from './deadline.ts';
 import { dismantleGuard, guardLimits, shareHold } from './dismantle-guard.ts';
 import { minAgeOf } from './grace.ts';
 import { createLineWorker } from './line/worker.ts';
+import { lineLogger } from './line-logger.ts';
 import { select, withPendingLines } from './select.ts';
 import { emitPassMetrics, type SummaryCounts, summarize, summaryForLog } from './summary.ts';
 import type {
@@ -127,7 +128,7 @@ async function workLines(
   context: RunContext,
   run: PassRun,
 ): Promise<{ readonly results: LineResult[]; readonly deferred: number }> {
-  const { runId, logger, signal } = run;
+  const { logger, signal } = run;
   const results: LineResult[] = [];
   let deferred = 0;
   let bytes = 0;
@@ -146,10 +147,7 @@ async function workLines(
           return;
         }
         startedLines += 1;
-        const result = await worker.processLine(
-          id,
-          logger.createChild({ persistentKeys: { runId, lineId: id } }),
-        );
+        const result = await worker.processLine(id, lineLogger(logger, id));
         results.push(result);
         bytes += 'bytes' in result && result.bytes !== undefined ? result.bytes : 0;
         context.onProgress?.({ done: results.length + deferred, total: candidates.length, bytes });

@@ -371,18 +371,18 @@ export class TokensApi implements TokensPort {
   }
 
   async #readBody(method: string, url: URL, body: Readable, signal?: AbortSignal): Promise<Buffer> {
-    const tooLarge = new UnreadableReplyError(`JSON body larger than ${MAX_JSON_BYTES} bytes`, {
-      method,
-      url: url.href,
-      retryable: false,
-    });
     try {
       const gate = this.#options.bandwidth;
       return await readBytes(
         body,
         MAX_JSON_BYTES,
         () => {
-          throw tooLarge;
+          // Built only when it happens: an error's stack is captured as it is made, for every reply.
+          throw new UnreadableReplyError(`JSON body larger than ${MAX_JSON_BYTES} bytes`, {
+            method,
+            url: url.href,
+            retryable: false,
+          });
         },
         gate === undefined ? undefined : { gate, signal },
       );

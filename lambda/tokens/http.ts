@@ -206,11 +206,13 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
   let windowBytes = 0;
   let windowStart = performance.now();
   const pace = watch.pace;
-  const closed = new AbortController();
+  // Only a paced download waits for anything its close must end: no controller (and no abort,
+  // which builds a DOMException) for the others.
+  const closed = pace === undefined ? undefined : new AbortController();
   const stop =
-    pace === undefined
+    closed === undefined
       ? undefined
-      : pace.signal === undefined
+      : pace?.signal === undefined
         ? closed.signal
         : AbortSignal.any([pace.signal, closed.signal]);
   const counter = new Transform({
@@ -268,7 +270,7 @@ export function watchedBody(body: Readable, watch: DownloadWatch): Readable {
   timer?.unref();
   counter.once('close', () => {
     clearInterval(timer);
-    closed.abort();
+    closed?.abort();
     if (!body.destroyed) body.destroy();
   });
   body.pipe(counter);

@@ -3,7 +3,7 @@ import { loadConfig } from '../../lambda/app/config.ts';
 import { createDeps } from '../../lambda/app/deps.ts';
 import { runHousekeeping } from '../../lambda/core/pass.ts';
 import { FULL_PASS } from '../../lambda/core/request.ts';
-import { closeAfterEach, localStack } from '../reliability/harness.ts';
+import { closeAfterEach, localStack, proxiedS3 } from '../reliability/harness.ts';
 import { checkInvariant, settle, snapshot } from '../reliability/invariant.ts';
 import { it } from '../reliability/ledger.ts';
 
@@ -38,6 +38,41 @@ describe('the upload buffer budget', () => {
     expect(budget.peak).toBeGreaterThan(5 * MIB);
     expect(budget.peak).toBeLessThanOrEqual(12 * MIB);
     expect(budget.used).toBe(0);
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('sends each part its own bytes through part buffers used again and again, a retried part too', async ({
+    s,
+  }) => {
+    const local = await localStack(track, {
+      // Not whole parts: each file's last part is shorter, in a buffer of a whole part.
+      lines: Array.from({ length: 2 }, () => ({ status: 'finished' as const, fileSize: 26 * MIB + 5 })),
+      env: {
+        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
+        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        // Two part buffers for the whole process: 12 parts go through them.
+        UPLOAD_BUFFER_BYTES: String(10 * MIB),
+        UPLOAD_PARTS_IN_FLIGHT: '2',
+        LINE_CONCURRENCY: '2',
+      },
+    });
+    const { proxy, env } = await proxiedS3(track, local);
+    // The SDK sends a refused part again, from the same buffer.
+    proxy.decide = ({ operation, ordinal }) =>
+      operation === 'UploadPart' && ordinal % 4 === 2 ? { fail: 500 } : 'forward';
+    s.fault(
+      'two files of 6 parts through 2 part buffers; every fourth UploadPart answered 500, then retried',
+    );
+    const config = loadConfig(env);
+    const deps = createDeps(config);
+    const before = snapshot(local.tokens);
+
+    const run = await settle(runHousekeeping(deps, config, FULL_PASS));
+
+    expect(run.summary).toMatchObject({ dismantled: 2, failed: [] });
+    expect(proxy.requests.filter((r) => r.operation === 'UploadPart').length).toBeGreaterThan(12);
+    expect(deps.archive.uploadBudget.peak).toBeLessThanOrEqual(10 * MIB);
+    // Every stored file hashes to the file the service stated: each part carried its own bytes.
     await checkInvariant(s, local, { before, runs: [run] });
   });
 });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
+import { BUFFERED_PUT_BYTES } from '../../lambda/archive/upload.ts';
 import { listKeys } from '../support/archive-inspect.ts';
 import { MIB } from './bodies.ts';
 import {
@@ -112,6 +113,34 @@ describe('archive store faults', () => {
   it('downloads a file again when the store refuses its streamed upload, which cannot be replayed', async ({
     s,
   }) => {
+    // Above the size sent from memory (BUFFERED_PUT_BYTES), below the multipart threshold: streamed.
+    const local = await localStack(track, {
+      lines: [
+        { status: 'finished', analysis: 'metrics', fileSize: BUFFERED_PUT_BYTES + 20_000 },
+        { status: 'finished', fileSize: BUFFERED_PUT_BYTES + 30_000 },
+      ],
+    });
+    const refused = new Set<string>();
+    const { proxy, env } = await proxiedS3(track, local);
+    proxy.decide = ({ operation, key }) => {
+      if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
+      refused.add(key);
+      return { fail: 500 };
+    };
+    s.fault('S3: 500 to the first PutObject of every file');
+
+    const { before, run } = await observedPass(local, env);
+
+    expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
+    expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
+      10,
+    );
+    await checkInvariant(s, local, { before, runs: [run] });
+  });
+
+  it('sends a small file the store refused again from memory, verified once and downloaded once', async ({
+    s,
+  }) => {
     const local = await localStack(track, {
       lines: [
         { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
@@ -129,9 +158,10 @@ describe('archive store faults', () => {
 
     const { before, run } = await observedPass(local, env);
 
-    expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
+    expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5 });
+    expect(refused.size).toBe(5);
     expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
-      10,
+      5,
     );
     await checkInvariant(s, local, { before, runs: [run] });
   });

@@ -15,6 +15,7 @@ import { afterEach } from 'vitest';
 import { Archive, type ArchiveOptions } from '../../lambda/archive/archive.ts';
 import type { ByteBudget } from '../../lambda/archive/budget.ts';
 import { uploadMultipart } from '../../lambda/archive/multipart.ts';
+import { PartBuffers } from '../../lambda/archive/part-buffers.ts';
 
 /** A fake S3 at the SDK boundary, and what the upload tests that drive it share. */
 
@@ -130,12 +131,18 @@ export function multipartTo(
   s3: ReturnType<typeof fakeS3>,
   source: Readable,
   size: number,
-  options: { budget: ByteBudget; signal?: AbortSignal; minPartSize?: number; partsInFlight?: number },
+  options: {
+    budget: ByteBudget;
+    partBuffers?: PartBuffers;
+    signal?: AbortSignal;
+    minPartSize?: number;
+    partsInFlight?: number;
+  },
 ) {
   return uploadMultipart(s3.client, TARGET, source, size, {
     minPartSize: options.minPartSize ?? 5 * MIB,
     partsInFlight: options.partsInFlight ?? 4,
-    budget: options.budget,
+    partBuffers: options.partBuffers ?? new PartBuffers(options.budget),
     abortSignal: options.signal ?? new AbortController().signal,
   });
 }

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ByteBudget } from '../../../lambda/archive/budget.ts';
 import { MAX_OBJECT_SIZE } from '../../../lambda/archive/multipart.ts';
+import { PartBuffers } from '../../../lambda/archive/part-buffers.ts';
 import { ArchiveError } from '../../../lambda/shared/errors.ts';
 import {
   aborted,
@@ -302,5 +303,106 @@ describe('uploadMultipart when the run aborts', () => {
     expect(s3.of('UploadPart')).toHaveLength(1);
     expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
     expect(await within(budget.acquire(12 * MIB), 100)).toEqual({ value: 12 * MIB });
+  });
+});
+
+describe('uploadMultipart with recycled part buffers', () => {
+  /** 5 MiB parts, each of its own byte value (part n holds n), so a part's bytes name it. */
+  const partsOf = (count: number) => Array.from({ length: count }, (_, i) => Buffer.alloc(5 * MIB, i + 1));
+
+  it('reuses a part buffer only once S3 has answered that part, and sends each part its own bytes', async () => {
+    const parts = partsOf(6);
+    const inFlight = new Map<ArrayBufferLike, number>();
+    const answered = new Set<ArrayBufferLike>();
+    const reusedBeforeAnswer: number[] = [];
+    let reused = 0;
+    const wrongBytes: number[] = [];
+    const s3 = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async (input) => {
+        const number = Number(input.PartNumber);
+        const body = input.Body as Buffer;
+        if (inFlight.has(body.buffer)) reusedBeforeAnswer.push(number);
+        if (answered.has(body.buffer)) reused += 1;
+        inFlight.set(body.buffer, number);
+        // S3 reads the body while later parts are read from the download.
+        for (let i = 0; i < 5; i++) await tick();
+        if (!body.equals(parts[number - 1] ?? Buffer.alloc(0))) wrongBytes.push(number);
+        inFlight.delete(body.buffer);
+        answered.add(body.buffer);
+        return echoPart(input);
+      },
+      CompleteMultipartUpload: async () => ({}),
+    });
+    const budget = new ByteBudget(10 * MIB);
+
+    await multipartTo(s3, Readable.from(parts), 30 * MIB, { budget });
+
+    expect(reusedBeforeAnswer).toEqual([]);
+    expect(wrongBytes).toEqual([]);
+    // Six parts through two buffers: four parts went out in a buffer S3 had answered for.
+    expect(reused).toBe(4);
+  });
+
+  it('never reuses the buffer of a part S3 refused: its request may still be writing it', async () => {
+    const budget = new ByteBudget(10 * MIB);
+    const partBuffers = new PartBuffers(budget);
+    const refusing = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async () => {
+        throw new Error('part refused');
+      },
+      AbortMultipartUpload: aborted,
+    });
+    await expect(
+      multipartTo(refusing, Readable.from(partsOf(2)), 10 * MIB, { budget, partBuffers }),
+    ).rejects.toThrow('part refused');
+    const refused = refusing.of('UploadPart').map((part) => (part.Body as Buffer).buffer);
+    const next = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: echoPart,
+      CompleteMultipartUpload: async () => ({}),
+    });
+
+    await multipartTo(next, Readable.from(partsOf(4)), 20 * MIB, { budget, partBuffers });
+
+    const sent = next.of('UploadPart').map((part) => (part.Body as Buffer).buffer);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const buffer of refused) expect(sent).not.toContain(buffer);
+    expect(budget.used).toBe(0);
+  });
+
+  it('never reuses the buffer of a read the abort abandoned: the read writes on when the download moves', async () => {
+    const budget = new ByteBudget(10 * MIB);
+    const partBuffers = new PartBuffers(budget);
+    const run = new AbortController();
+    // A download stalled mid-part when the run stops.
+    const stalled = new Readable({ read() {} });
+    stalled.push(Buffer.alloc(MIB, 9));
+    const abandoning = fakeS3({ CreateMultipartUpload: created, AbortMultipartUpload: aborted });
+    const abandoned = multipartTo(abandoning, stalled, 10 * MIB, { budget, partBuffers, signal: run.signal });
+    while (abandoning.of('CreateMultipartUpload').length === 0) await tick();
+    for (let i = 0; i < 5; i++) await tick();
+    run.abort(new Error('deadline'));
+    await expect(abandoned).rejects.toThrow('deadline');
+    const parts = partsOf(4);
+    const wrongBytes: number[] = [];
+    const next = fakeS3({
+      CreateMultipartUpload: created,
+      UploadPart: async (input) => {
+        const number = Number(input.PartNumber);
+        // The abandoned read completes while this part is in flight.
+        if (number === 1) stalled.push(Buffer.alloc(9 * MIB, 9));
+        for (let i = 0; i < 5; i++) await tick();
+        if (!(input.Body as Buffer).equals(parts[number - 1] ?? Buffer.alloc(0))) wrongBytes.push(number);
+        return echoPart(input);
+      },
+      CompleteMultipartUpload: async () => ({}),
+    });
+
+    await multipartTo(next, Readable.from(parts), 20 * MIB, { budget, partBuffers });
+
+    expect(wrongBytes).toEqual([]);
+    expect(budget.used).toBe(0);
   });
 });

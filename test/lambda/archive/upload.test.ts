@@ -7,7 +7,8 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { BUFFERED_PUT_BYTES } from '../../../lambda/archive/upload.ts';
 import { ArchiveReadError, IntegrityError } from '../../../lambda/shared/errors.ts';
 import {
   aborted,
@@ -257,6 +258,73 @@ describe('FileUploader with parts in flight', () => {
     expect(s3.of('CompleteMultipartUpload')).toHaveLength(0);
     expect(s3.of('AbortMultipartUpload')).toHaveLength(1);
     expect(target.uploadBudget.used).toBe(0);
+  });
+});
+
+describe('FileUploader, a small file', () => {
+  const { client, s3 } = mockedS3();
+  const small = () => archiveOver(client, { multipartThresholdBytes: 8 * MIB });
+
+  it('verifies a small file whole before its PUT: a body whose hash differs sends no request at all', async () => {
+    s3.on(PutObjectCommand).resolves({ ChecksumSHA256: SHA256.toString('base64') });
+    const other = Buffer.from(BYTES).fill(0x41, 0, 3);
+
+    const uploading = small().uploadVerified(LINE, FILE, Readable.from([other]));
+
+    await expect(uploading).rejects.toThrow(IntegrityError);
+    expect(s3.commandCalls(PutObjectCommand)).toHaveLength(0);
+  });
+
+  it('sends the verified bytes as one buffer, with the stated checksum', async () => {
+    s3.on(PutObjectCommand).resolves({ ChecksumSHA256: SHA256.toString('base64') });
+
+    await small().uploadVerified(LINE, FILE, Readable.from([BYTES.subarray(0, 5), BYTES.subarray(5)]));
+
+    const input = s3.commandCalls(PutObjectCommand)[0]?.args[0].input;
+    expect(Buffer.isBuffer(input?.Body)).toBe(true);
+    expect(Buffer.compare(input?.Body as Buffer, BYTES)).toBe(0);
+    expect(input?.ChecksumSHA256).toBe(SHA256.toString('base64'));
+  });
+
+  it('holds its bytes within the upload budget until S3 has answered, then gives them back', async () => {
+    let heldDuringPut: number | undefined;
+    const fake = fakeS3({
+      PutObject: async () => {
+        heldDuringPut = target.uploadBudget.used;
+        return { ChecksumSHA256: SHA256.toString('base64') };
+      },
+    });
+    const target = archiveOver(fake.client, { multipartThresholdBytes: 8 * MIB });
+
+    await target.uploadVerified(LINE, FILE, Readable.from([BYTES]));
+
+    expect(heldDuringPut).toBe(BYTES.length);
+    expect(target.uploadBudget.used).toBe(0);
+  });
+
+  it('streams a file above the size sent from memory into its PUT, aborting nothing when it succeeds', async () => {
+    const bytes = randomBytes(BUFFERED_PUT_BYTES + 1000);
+    const fake = fakeS3({
+      PutObject: async (input) => {
+        const hash = createHash('sha256');
+        for await (const chunk of input.Body as Readable) hash.update(chunk as Buffer);
+        return { ChecksumSHA256: hash.digest('base64') };
+      },
+    });
+    const target = archiveOver(fake.client, { multipartThresholdBytes: 8 * MIB });
+    const abort = vi.spyOn(AbortController.prototype, 'abort');
+    try {
+      await target.uploadVerified(
+        LINE,
+        { name: 'data', size: bytes.length, sha256: sha256(bytes, 'hex'), link: undefined },
+        Readable.from([bytes.subarray(0, MIB), bytes.subarray(MIB)]),
+      );
+
+      expect(fake.of('PutObject')[0]?.Body).toBeInstanceOf(Readable);
+      expect(abort).not.toHaveBeenCalled();
+    } finally {
+      abort.mockRestore();
+    }
   });
 });
 

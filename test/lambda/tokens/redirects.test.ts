@@ -358,6 +358,37 @@ describe('TokensApi links under the base path', () => {
   });
 });
 
+describe('TokensApi JSON replies', () => {
+  it('refuses a JSON reply past 64 MiB as unreadable, for good, once the limit is crossed', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    const service = await serve({
+      [`/api/tokens/${LINE_ID}`]: (_req, res) => {
+        res.writeHead(200, { 'content-type': JSON_API });
+        // 64 MiB of spaces and one more chunk: the reader stops at the limit, the rest is cut off.
+        let sent = 0;
+        const more = () => {
+          while (sent < 65) {
+            sent += 1;
+            if (!res.write(chunk)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        res.on('error', () => undefined);
+        more();
+      },
+    });
+    const api = apiFor(service.url);
+
+    const reading = api.getLine(LINE_ID);
+
+    await expect(reading).rejects.toMatchObject({
+      name: 'UnreadableReplyError',
+      message: expect.stringContaining(`JSON body larger than ${64 * 1024 * 1024} bytes`),
+      retryable: false,
+    });
+  });
+});
+
 describe('TokensApi speed floor', () => {
   /** A download that sends one byte every `everyMs`, and never ends. */
   function trickle(everyMs: number) {
@@ -455,6 +486,25 @@ describe('watchedBody', () => {
     } finally {
       setSpy.mockRestore();
       clearSpy.mockRestore();
+    }
+  });
+
+  it('aborts nothing when an unpaced download closes: no controller, no DOMException per file', async () => {
+    const abort = vi.spyOn(AbortController.prototype, 'abort');
+    try {
+      const body = watchedBody(Readable.from(['a', 'b']), {
+        floor,
+        tooSlow: () => new Error('too slow'),
+        brokeOff,
+      });
+
+      const read = await text(body);
+      await new Promise((resolve) => (body.closed ? resolve(undefined) : body.once('close', resolve)));
+
+      expect(read).toBe('ab');
+      expect(abort).not.toHaveBeenCalled();
+    } finally {
+      abort.mockRestore();
     }
   });
 
