@@ -113,6 +113,8 @@ async function archiveAndDismantle(
       archived = 'changed';
     }
     if (archived === 'changed') continue;
+    // The archive now holds this line's files and manifest: any later round plans from its listing.
+    assumeEmpty = false;
     const { manifest, verified, fresh } = archived;
     if (request.archiveOnly) return { outcome: 'archived', ...uploads.counts(manifest) };
     const verdict = decideDelete({

@@ -493,6 +493,19 @@ describe('processLine', () => {
     expect(archive.manifest(ID)?.files.map((file) => file.name)).toEqual(['data', 'extra']);
   });
 
+  it('plans the round after a line changed from its archive: a file already archived is not downloaded again', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const grown = { files: { data: DATA, extra: 'added late\n' } };
+    tokens.line(ID, { files: { data: DATA } }, grown);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 2 });
+    // Only the first round may assume an empty archive; the second knows it is not.
+    expect(tokens.opened).toEqual(['data', 'extra']);
+    expect(archive.uploads.map((upload) => upload.name)).toEqual(['data', 'extra']);
+  });
+
   it('leaves a line finished less than MIN_AGE ago waiting, untouched', async () => {
     const { deps, tokens, log } = fakeDeps();
     const finishedAt = new Date(NOW - 10 * 60_000).toISOString();
