@@ -10,7 +10,6 @@ import {
 } from '../../shared/errors.ts';
 import type { LineRead, ReadLine } from '../../shared/ports/tokens.ts';
 import type { Manifest } from '../../shared/records.ts';
-import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { type Age, judgeAge } from '../grace.ts';
 import type { LineOutcome, PlannedLine } from '../types.ts';
 import { type LineContext, MAX_ROUNDS } from './context.ts';
@@ -23,7 +22,7 @@ import {
 } from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
 import { type DeletePermit, type DenyKind, decideDelete, type VerifiedFile } from './gate.ts';
-import { ensureManifest } from './manifest.ts';
+import { documentHoldsKey, ensureManifest } from './manifest.ts';
 import { type FilePlan, planFiles } from './plan.ts';
 
 /**
@@ -317,7 +316,7 @@ export async function read(
     throw new LineSkippedError(`status is "${line.status}", not finished`, true);
   // A document that echoes the session key is never stored, so the line could never be dismantled
   // truthfully: it fails here, before any file is uploaded for it.
-  if (jsonHoldsSecret(bytes.toString('utf8'))) throw new SessionKeyEchoError(id, "the line's document");
+  if (documentHoldsKey(bytes)) throw new SessionKeyEchoError(id, "the line's document");
   return { kind: 'read', read: { line, bytes } };
 }
 
