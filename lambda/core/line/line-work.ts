@@ -94,15 +94,21 @@ async function archiveAndDismantle(
     try {
       archived = await archiveRound(ctx, last.read, uploads, logger, assumeEmpty);
     } catch (error) {
-      if (error instanceof ArchiveChangedError && assumeEmpty) {
-        // Not a change another pass made, as far as anyone knows: the archive was not empty.
-        // Planned again from what it holds, and the round is not counted.
-        logger.debug('the archive already holds objects of this line; planning from them', {
-          reason: error.message,
-        });
+      if (assumeEmpty && !stopped(ctx)) {
         assumeEmpty = false;
-        round -= 1;
-        continue;
+        // Refused (ArchiveChangedError): not a change another pass made, as far as anyone knows,
+        // the archive was not empty. Failed otherwise (a download the service no longer serves):
+        // a round that assumed what it never looked at proves nothing while the archive holds
+        // objects of the line, maybe all of them. Then planned again from what the archive holds,
+        // and the round is not counted; with nothing there but this round's, the failure stands.
+        if (error instanceof ArchiveChangedError || (await heldBefore(ctx, id, uploads))) {
+          logger.debug('the archive already holds objects of this line; planning from them', {
+            reason: error instanceof Error ? error.message : String(error),
+          });
+          round -= 1;
+          continue;
+        }
+        throw error;
       }
       // Another pass wrote this line's archive meanwhile: plan again from what is there now.
       if (!(error instanceof ArchiveChangedError) || round >= MAX_ROUNDS) throw error;
@@ -144,6 +150,17 @@ async function archiveAndDismantle(
     last.read = fresh as ReadLine;
   }
   return dismantle(ctx, permit, uploads.counts(permit.manifest), logger);
+}
+
+/**
+ * Whether the archive holds objects of the line that its work did not upload: false also when it
+ * cannot be listed (the round's own failure then stands, and nothing is assumed).
+ */
+async function heldBefore(ctx: LineContext, id: string, uploads: Uploads): Promise<boolean> {
+  const { archive, retry } = ctx;
+  const present = await retry(() => archive.lineObjects(id)).catch(() => undefined);
+  if (present === undefined) return false;
+  return [...present].some((name) => uploads.verified(`${archive.lineKey(id)}${name}`) === undefined);
 }
 
 /** A dry run's plan for a line: wait, archive, or archive and dismantle (unless the guard would hold it). */

@@ -506,6 +506,26 @@ describe('processLine', () => {
     expect(archive.uploads.map((upload) => upload.name)).toEqual(['data', 'extra']);
   });
 
+  it('dismantles a line archived whole by an earlier run even when the service no longer serves one of its files', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    expect(await processLine(deps, { ...FULL, archiveOnly: true })).toMatchObject({ outcome: 'archived' });
+    const gone = new HttpStatusError('answered 404', {
+      method: 'GET',
+      url: `https://tokens.example.com/api/tokens/${ID}/data`,
+      status: 404,
+      retryable: false,
+    });
+    tokens.failOpen('data', gone);
+
+    const result = await processLine(deps);
+
+    // A write that found out nothing (its download failed) says nothing of the archive: the line
+    // is planned from the archive's listing, which holds every file verified.
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1 });
+    expect(archive.uploads).toHaveLength(1);
+  });
+
   it('leaves a line finished less than MIN_AGE ago waiting, untouched', async () => {
     const { deps, tokens, log } = fakeDeps();
     const finishedAt = new Date(NOW - 10 * 60_000).toISOString();
