@@ -196,8 +196,8 @@ const PROBE_LIMIT_BYTES = 1024 * 1024;
  * that an archive already there costs at most that file's download, whose write it refuses.
  */
 function startsFromEmpty(read: ReadLine): boolean {
-  const sizes = read.line.files.map((file) => file.size);
-  return sizes.length > 0 && Math.min(...sizes) <= PROBE_LIMIT_BYTES;
+  // Not Math.min(...sizes): a line may state more files than a call takes arguments.
+  return read.line.files.some((file) => file.size <= PROBE_LIMIT_BYTES);
 }
 
 /**

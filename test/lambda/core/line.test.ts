@@ -526,6 +526,20 @@ describe('processLine', () => {
     expect(archive.uploads).toHaveLength(1);
   });
 
+  it('probes the archive with the smallest file of a line that states more files than a call takes arguments', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const files = Object.fromEntries(Array.from({ length: 150_000 }, (_, i) => [`f${i}`, `${i}\n`]));
+    tokens.line(ID, { files: { data: DATA, ...files } });
+    // The probe's download fails for good: the line stops there, with what was wrong.
+    tokens.failOpen('f0', new ArchiveError('tokens/x/f0', 'refused', { retryable: false }));
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'failed', errorName: 'ArchiveError' });
+    expect(tokens.opened).toEqual(['f0']);
+    expect(archive.uploads).toEqual([]);
+  }, 30_000);
+
   it('leaves a line finished less than MIN_AGE ago waiting, untouched', async () => {
     const { deps, tokens, log } = fakeDeps();
     const finishedAt = new Date(NOW - 10 * 60_000).toISOString();
