@@ -10,7 +10,6 @@ import {
 } from '../../shared/errors.ts';
 import type { LineRead, ReadLine } from '../../shared/ports/tokens.ts';
 import type { Manifest } from '../../shared/records.ts';
-import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { type Age, judgeAge } from '../grace.ts';
 import type { LineOutcome, PlannedLine } from '../types.ts';
 import { type LineContext, MAX_ROUNDS } from './context.ts';
@@ -23,7 +22,7 @@ import {
 } from './dismantle.ts';
 import { Uploads, uploadAll } from './files.ts';
 import { type DeletePermit, type DenyKind, decideDelete, type VerifiedFile } from './gate.ts';
-import { ensureManifest } from './manifest.ts';
+import { documentHoldsKey, ensureManifest } from './manifest.ts';
 import { type FilePlan, planFiles } from './plan.ts';
 
 /**
@@ -95,15 +94,21 @@ async function archiveAndDismantle(
     try {
       archived = await archiveRound(ctx, last.read, uploads, logger, assumeEmpty);
     } catch (error) {
-      if (error instanceof ArchiveChangedError && assumeEmpty) {
-        // Not a change another pass made, as far as anyone knows: the archive was not empty.
-        // Planned again from what it holds, and the round is not counted.
-        logger.debug('the archive already holds objects of this line; planning from them', {
-          reason: error.message,
-        });
+      if (assumeEmpty && !stopped(ctx)) {
         assumeEmpty = false;
-        round -= 1;
-        continue;
+        // Refused (ArchiveChangedError): not a change another pass made, as far as anyone knows,
+        // the archive was not empty. Failed otherwise (a download the service no longer serves):
+        // a round that assumed what it never looked at proves nothing while the archive holds
+        // objects of the line, maybe all of them. Then planned again from what the archive holds,
+        // and the round is not counted; with nothing there but this round's, the failure stands.
+        if (error instanceof ArchiveChangedError || (await heldBefore(ctx, id, uploads))) {
+          logger.debug('the archive already holds objects of this line; planning from them', {
+            reason: error instanceof Error ? error.message : String(error),
+          });
+          round -= 1;
+          continue;
+        }
+        throw error;
       }
       // Another pass wrote this line's archive meanwhile: plan again from what is there now.
       if (!(error instanceof ArchiveChangedError) || round >= MAX_ROUNDS) throw error;
@@ -113,6 +118,8 @@ async function archiveAndDismantle(
       archived = 'changed';
     }
     if (archived === 'changed') continue;
+    // The archive now holds this line's files and manifest: any later round plans from its listing.
+    assumeEmpty = false;
     const { manifest, verified, fresh } = archived;
     if (request.archiveOnly) return { outcome: 'archived', ...uploads.counts(manifest) };
     const verdict = decideDelete({
@@ -143,6 +150,17 @@ async function archiveAndDismantle(
     last.read = fresh as ReadLine;
   }
   return dismantle(ctx, permit, uploads.counts(permit.manifest), logger);
+}
+
+/**
+ * Whether the archive holds objects of the line that its work did not upload: false also when it
+ * cannot be listed (the round's own failure then stands, and nothing is assumed).
+ */
+async function heldBefore(ctx: LineContext, id: string, uploads: Uploads): Promise<boolean> {
+  const { archive, retry } = ctx;
+  const present = await retry(() => archive.lineObjects(id)).catch(() => undefined);
+  if (present === undefined) return false;
+  return [...present].some((name) => uploads.verified(`${archive.lineKey(id)}${name}`) === undefined);
 }
 
 /** A dry run's plan for a line: wait, archive, or archive and dismantle (unless the guard would hold it). */
@@ -178,8 +196,8 @@ const PROBE_LIMIT_BYTES = 1024 * 1024;
  * that an archive already there costs at most that file's download, whose write it refuses.
  */
 function startsFromEmpty(read: ReadLine): boolean {
-  const sizes = read.line.files.map((file) => file.size);
-  return sizes.length > 0 && Math.min(...sizes) <= PROBE_LIMIT_BYTES;
+  // Not Math.min(...sizes): a line may state more files than a call takes arguments.
+  return read.line.files.some((file) => file.size <= PROBE_LIMIT_BYTES);
 }
 
 /**
@@ -315,7 +333,7 @@ export async function read(
     throw new LineSkippedError(`status is "${line.status}", not finished`, true);
   // A document that echoes the session key is never stored, so the line could never be dismantled
   // truthfully: it fails here, before any file is uploaded for it.
-  if (jsonHoldsSecret(bytes.toString('utf8'))) throw new SessionKeyEchoError(id, "the line's document");
+  if (documentHoldsKey(bytes)) throw new SessionKeyEchoError(id, "the line's document");
   return { kind: 'read', read: { line, bytes } };
 }
 

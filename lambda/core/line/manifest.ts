@@ -6,10 +6,23 @@ import {
   type ManifestFile,
   type SupersededFile,
 } from '../../shared/records.ts';
-import { jsonHoldsSecret } from '../../shared/redact.ts';
+import { jsonHoldsSecret, redactedJson } from '../../shared/redact.ts';
 import { sameEntries } from './compare.ts';
 import type { LineContext } from './context.ts';
 import type { FilePlan } from './plan.ts';
+
+/**
+ * Whether the line's document cannot be kept as received: it echoes the session key, or text in
+ * it reads as one of the forms the archive cuts out of every record it writes (a key written
+ * escaped, in a string that decodes to other text), so that the manifest stored would not hold
+ * the bytes it records, and would not be read back as one.
+ */
+export function documentHoldsKey(bytes: Buffer): boolean {
+  if (jsonHoldsSecret(bytes.toString('utf8'))) return true;
+  const embedded = embedLineDocument(bytes);
+  return redactedJson(embedded) !== JSON.stringify(embedded);
+}
+
 /**
  * Writes the manifest, holding the line's document as received, unless the manifest there already
  * states the same files (one of an earlier version, with its document apart, is kept as it is). A manifest is only ever replaced by one that states every file
@@ -27,7 +40,7 @@ export async function ensureManifest(
   const id = read.line.id;
   // Kept byte for byte, so it cannot be stored with the key cut out: refused, whether or not this
   // round would write it, so that a line whose service echoes the key is never dismantled unseen.
-  if (jsonHoldsSecret(read.bytes.toString('utf8'))) throw new SessionKeyEchoError(id, "the line's document");
+  if (documentHoldsKey(read.bytes)) throw new SessionKeyEchoError(id, "the line's document");
   const files: ManifestFile[] = plans.map(({ file, key }) => ({
     name: file.name,
     key,

@@ -493,6 +493,53 @@ describe('processLine', () => {
     expect(archive.manifest(ID)?.files.map((file) => file.name)).toEqual(['data', 'extra']);
   });
 
+  it('plans the round after a line changed from its archive: a file already archived is not downloaded again', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const grown = { files: { data: DATA, extra: 'added late\n' } };
+    tokens.line(ID, { files: { data: DATA } }, grown);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 2 });
+    // Only the first round may assume an empty archive; the second knows it is not.
+    expect(tokens.opened).toEqual(['data', 'extra']);
+    expect(archive.uploads.map((upload) => upload.name)).toEqual(['data', 'extra']);
+  });
+
+  it('dismantles a line archived whole by an earlier run even when the service no longer serves one of its files', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    expect(await processLine(deps, { ...FULL, archiveOnly: true })).toMatchObject({ outcome: 'archived' });
+    const gone = new HttpStatusError('answered 404', {
+      method: 'GET',
+      url: `https://tokens.example.com/api/tokens/${ID}/data`,
+      status: 404,
+      retryable: false,
+    });
+    tokens.failOpen('data', gone);
+
+    const result = await processLine(deps);
+
+    // A write that found out nothing (its download failed) says nothing of the archive: the line
+    // is planned from the archive's listing, which holds every file verified.
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1 });
+    expect(archive.uploads).toHaveLength(1);
+  });
+
+  it('probes the archive with the smallest file of a line that states more files than a call takes arguments', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const files = Object.fromEntries(Array.from({ length: 150_000 }, (_, i) => [`f${i}`, `${i}\n`]));
+    tokens.line(ID, { files: { data: DATA, ...files } });
+    // The probe's download fails for good: the line stops there, with what was wrong.
+    tokens.failOpen('f0', new ArchiveError('tokens/x/f0', 'refused', { retryable: false }));
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'failed', errorName: 'ArchiveError' });
+    expect(tokens.opened).toEqual(['f0']);
+    expect(archive.uploads).toEqual([]);
+  }, 30_000);
+
   it('leaves a line finished less than MIN_AGE ago waiting, untouched', async () => {
     const { deps, tokens, log } = fakeDeps();
     const finishedAt = new Date(NOW - 10 * 60_000).toISOString();
