@@ -122,7 +122,7 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs });
   });
 
-  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async ({
+  it("reads a line again when its manifest ends more than FRESH_READ_MS after the re-read beside it: a later pass finds the line gone, sends no DELETE, and the service's reply stays the receipt", async ({
     s,
   }) => {
     const local = await localStack(track, {

@@ -284,10 +284,13 @@ async function archiveRound(
 }
 
 /**
- * How long after its reply a re-read still speaks for the line at its DELETE: about the round
- * trip of the manifest's PUT that it travelled beside. Older, the line is read again.
+ * How long after its reply a re-read still speaks for the line at its DELETE. Read after the
+ * manifest, the read is one round trip (the DELETE's) from the moment it speaks for; read beside
+ * it, the read is older by however much longer the manifest took: at most this, or it is read
+ * again. A change the service makes in that window is seen only by what confirms the DELETE, and
+ * reported as a discrepancy: the window is kept within a fast PUT's round trip.
  */
-export const FRESH_READ_MS = 250;
+export const FRESH_READ_MS = 50;
 
 /** The re-read, and when its reply came (a monotonic clock). */
 async function timedReread(ctx: LineContext, id: string): Promise<{ line: ReadLine | 'gone'; at: number }> {
