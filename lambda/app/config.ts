@@ -217,6 +217,11 @@ function uploadSettings(env: Env, s3EndpointOverride: string | undefined): Confi
     // AWS S3 verifies the SHA-256 sent with each upload; a local or third-party store may not
     // (fauxqs stores the checksum header as sent), so there the default re-reads every object.
     readback: field(() => oneOf(env, V.VERIFY_READBACK, s3EndpointOverride === undefined ? 'head' : 'full')),
+    // AWS S3 refuses a conditional write whose condition fails; a local or third-party store may
+    // ignore the condition (fauxqs does), so there a line's archive is always listed first.
+    conditionalWrites: field(() =>
+      oneOf(env, V.S3_CONDITIONAL_WRITES, s3EndpointOverride === undefined ? 'enforced' : 'ignored'),
+    ),
   };
 }
 

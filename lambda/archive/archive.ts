@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { JSON_API } from '../shared/contract.ts';
 import { isLineId, type LineFile } from '../shared/ids.ts';
 import type {
   Archive as ArchivePort,
@@ -84,23 +82,6 @@ export class Archive extends ArchiveKeys implements ArchivePort {
     signal?: AbortSignal,
   ): Promise<{ size: number; sha256: string; mismatch?: string } | undefined> {
     return this.#store.storedDigest(key, signal);
-  }
-
-  /** Stores the line's document as received, byte for byte; returns what the manifest records. */
-  async writeLineDocument(
-    lineId: string,
-    body: Buffer,
-  ): Promise<{ readonly key: string; readonly size: number; readonly sha256: string }> {
-    const sha256 = createHash('sha256').update(body).digest();
-    const key = this.lineDocumentKey(lineId, sha256.toString('hex'));
-    await this.#store.put({
-      Bucket: this.#store.bucket,
-      Key: key,
-      Body: body,
-      ContentType: JSON_API,
-      ChecksumSHA256: sha256.toString('base64'),
-    });
-    return { key, size: body.length, sha256: sha256.toString('hex') };
   }
 
   /** The manifest of a line, or undefined when there is none or it cannot be read as one. */

@@ -7,6 +7,7 @@ import type { FilesStatement, ReadKeptReply } from '../shared/ports/tokens.ts';
 import {
   asReceipt,
   checkManifestEntries,
+  embeddedDocumentBytes,
   type Manifest,
   type ManifestFile,
   type StoredReceipt,
@@ -266,9 +267,11 @@ function sortedReport(tally: AuditTally, lines: number, durationMs: number): Aud
 const LINE_DOCUMENT = 'line document';
 
 /**
- * The manifest's `lineDocument` (version 2: the line's document as received), checked before a
- * key is read from it: what its object must hash to, or why the entry is refused (a hash, size or
- * key that is not this line's document's). Undefined when the manifest names none (version 1).
+ * The manifest's `lineDocument` (the line's document as received), checked before a key is read
+ * from it: what its object must hash to (version 2, stored apart), or why the entry is refused (a
+ * hash, size or key that is not this line's document's, or, in the manifest itself (version 3),
+ * bytes that are not the ones it records). Undefined when there is nothing more to read: none
+ * (version 1), or held whole in the manifest.
  */
 function lineDocumentEntry(
   archive: Archive,
@@ -279,25 +282,26 @@ function lineDocumentEntry(
   | { readonly refused: AuditFinding }
   | undefined {
   const raw: unknown = manifest.lineDocument;
+  if (raw === undefined && manifest.schemaVersion === 3) {
+    const problem = "lineDocument: none, where a version 3 manifest holds the line's document";
+    return { refused: { id, file: LINE_DOCUMENT, key: archive.manifestKey(id), problem } };
+  }
   if (raw === undefined) return undefined;
-  const { key, size, sha256 } = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<
-    string,
-    unknown
-  >;
+  const entry = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const { key, size, sha256 } = entry;
   const quote = (value: unknown) => JSON.stringify(shownWhole(String(value), 200));
-  const refused = (problem: string) => ({
-    refused: {
-      id,
-      file: LINE_DOCUMENT,
-      key: typeof key === 'string' ? key : '',
-      problem: `lineDocument: ${problem}`,
-    },
+  const refused = (problem: string, where = typeof key === 'string' ? key : '') => ({
+    refused: { id, file: LINE_DOCUMENT, key: where, problem: `lineDocument: ${problem}` },
   });
   if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) {
     return refused(`sha256 ${quote(sha256)} is not 64 lower-case hex digits`);
   }
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
     return refused(`size ${quote(size)} is not a byte count`);
+  }
+  if (manifest.schemaVersion === 3) {
+    const held = embeddedDocumentBytes(entry);
+    return 'problem' in held ? refused(held.problem, archive.manifestKey(id)) : undefined;
   }
   if (typeof key !== 'string' || key !== archive.lineDocumentKey(id, sha256)) {
     return refused(`key ${quote(key)} is not this line's document key`);

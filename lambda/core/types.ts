@@ -41,6 +41,12 @@ export interface Config {
      */
     readonly readback: 'head' | 'full';
     /**
+     * `enforced`: the store refuses a write whose condition fails (AWS S3), so a line's first round
+     * may assume an empty archive and let its conditional writes say otherwise; `ignored`: every
+     * round lists the line's folder first (`S3_CONDITIONAL_WRITES`).
+     */
+    readonly conditionalWrites: 'enforced' | 'ignored';
+    /**
      * Bytes of multipart part buffers the whole process may hold (`UPLOAD_BUFFER_BYTES`): a part
      * waits for room, so memory does not grow with line concurrency or file size.
      */

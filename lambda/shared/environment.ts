@@ -132,6 +132,11 @@ const SPECS = {
     unset: '`head` on AWS S3; `full` with an S3 endpoint override',
     doc: 'How an upload is proven: by its reply or a HEAD (head), or also by re-reading it (full).',
   },
+  S3_CONDITIONAL_WRITES: {
+    allowed: ['enforced', 'ignored'],
+    unset: '`enforced` on AWS S3; `ignored` with an S3 endpoint override',
+    doc: "Whether the store refuses a PutObject whose If-None-Match / If-Match fails (a line's first round then skips its listing).",
+  },
   SESSION_KEY_TTL_SECONDS: {
     default: 300,
     range: { min: 0, max: 86_400 },

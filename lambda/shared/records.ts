@@ -3,6 +3,7 @@
  * core writes them and reads them back: their shapes, and the checks a record read back passes
  * before it is trusted. Shared by the core and the archive adapter (see shared/ports/archive.ts).
  */
+import { createHash } from 'node:crypto';
 import { FILE_NAME } from './ids.ts';
 
 /** One archived file, as the manifest records it. */
@@ -21,12 +22,32 @@ export interface SupersededFile extends ManifestFile {
 }
 
 /**
+ * The line's document as the service sent it, kept in the manifest (version 3): its size and
+ * SHA-256, and its bytes as `body` (UTF-8 text, as JSON always is) or `bodyBase64` (any other
+ * bytes), so that the bytes decoded hash to `sha256`.
+ */
+export interface EmbeddedLineDocument {
+  readonly size: number;
+  readonly sha256: string;
+  readonly body?: string;
+  readonly bodyBase64?: string;
+}
+
+/** Version 2's pointer to the line's document, stored apart: `line.sha256-{hash}.json`. */
+export interface LineDocumentObject {
+  readonly key: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/**
  * `{prefix}{id}/manifest.json`: proof of what was archived for a line, written after all files.
  * Version 1 (earlier releases) embedded the line's document re-serialized; version 2 points to
- * `line.sha256-{hash}.json`, the document as the service sent it, byte for byte.
+ * `line.sha256-{hash}.json`, the document as the service sent it, byte for byte, stored apart;
+ * version 3 holds those bytes itself ({@link EmbeddedLineDocument}): one object where two were.
  */
 export interface Manifest {
-  readonly schemaVersion: 1 | 2;
+  readonly schemaVersion: 1 | 2 | 3;
   readonly lineId: string;
   readonly runId: string;
   readonly archivedAt: string;
@@ -35,10 +56,37 @@ export interface Manifest {
   readonly files: readonly ManifestFile[];
   /** Versions the service stated before and that were replaced in its statement (never in S3). */
   readonly superseded?: readonly SupersededFile[];
-  /** `line.sha256-{hash}.json`: the line's document as received, with its size and SHA-256. */
-  readonly lineDocument?: { readonly key: string; readonly size: number; readonly sha256: string };
+  /** The line's document as received: in the manifest (version 3) or apart (version 2). */
+  readonly lineDocument?: EmbeddedLineDocument | LineDocumentObject;
   /** Version 1 only: the document, re-serialized. */
   readonly line?: unknown;
+}
+
+/** The line's document as a manifest of version 3 keeps it: text when it is UTF-8, base64 otherwise. */
+export function embedLineDocument(bytes: Buffer): EmbeddedLineDocument {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes)
+    ? { size: bytes.length, sha256, body: text }
+    : { size: bytes.length, sha256, bodyBase64: bytes.toString('base64') };
+}
+
+/**
+ * The bytes a manifest's embedded line document holds, checked against its own size and SHA-256:
+ * the bytes, or why they are not the document it records.
+ */
+export function embeddedDocumentBytes(
+  document: Record<string, unknown>,
+): { readonly bytes: Buffer } | { readonly problem: string } {
+  const { body, bodyBase64, size, sha256 } = document;
+  let bytes: Buffer;
+  if (typeof body === 'string' && bodyBase64 === undefined) bytes = Buffer.from(body, 'utf8');
+  else if (typeof bodyBase64 === 'string' && body === undefined) bytes = Buffer.from(bodyBase64, 'base64');
+  else return { problem: 'holds neither one text body nor one base64 body' };
+  if (bytes.length !== size) return { problem: `holds ${bytes.length} bytes, records ${String(size)}` };
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  if (hash !== sha256) return { problem: `its bytes hash to ${hash}, recorded ${String(sha256)}` };
+  return { bytes };
 }
 
 /** A receipt of dismantling, `{prefix}{id}/deleted.json`. */
@@ -90,16 +138,24 @@ export interface PendingMarker {
   readonly discrepancy?: string;
 }
 
-/** The value as a manifest of this line this version reads, or undefined. */
+/**
+ * The value as a manifest of this line this version reads, or undefined. A version 3 manifest is
+ * read only when it holds the line's document whole (its bytes hash to what it records).
+ */
 export function asManifest(value: unknown, lineId: string): Manifest | undefined {
   const manifest = value as Partial<Manifest> | undefined;
   if (
-    (manifest?.schemaVersion !== 1 && manifest?.schemaVersion !== 2) ||
+    (manifest?.schemaVersion !== 1 && manifest?.schemaVersion !== 2 && manifest?.schemaVersion !== 3) ||
     typeof manifest.lineId !== 'string' ||
     manifest.lineId.toLowerCase() !== lineId.toLowerCase() ||
     !Array.isArray(manifest.files)
   ) {
     return undefined;
+  }
+  if (manifest.schemaVersion === 3) {
+    const document: unknown = manifest.lineDocument;
+    if (typeof document !== 'object' || document === null) return undefined;
+    if (!('bytes' in embeddedDocumentBytes(document as Record<string, unknown>))) return undefined;
   }
   return manifest as Manifest;
 }

@@ -248,7 +248,7 @@ export function describeSchedule(schedule: Schedule): string {
   );
   return [
     `seed ${schedule.seed}, ${schedule.mode} mode, ${lines.join('; ')}`,
-    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}${s.maxDismantles === undefined ? '' : `, at most ${s.maxDismantles} dismantled a run`}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
+    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}${s.maxDismantles === undefined ? '' : `, at most ${s.maxDismantles} dismantled a run`}, conditional writes ${schedule.seed % 2 === 0 ? 'enforced' : 'ignored'}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
     ...schedule.runs.flatMap(describeRun),
     `end: audit, restore L${schedule.restore}; ${describeTamper(schedule.tamper)}`,
   ].join('\n');

@@ -87,6 +87,9 @@ export async function stageFor(world: World, schedule: Schedule): Promise<Stage>
     LINE_CONCURRENCY: String(settings.lineConcurrency),
     FILE_CONCURRENCY: String(settings.fileConcurrency),
     VERIFY_READBACK: settings.readback,
+    // The proxy enforces conditional writes as S3 does: half the schedules (by seed, so earlier
+    // seeds replay their draws unchanged) let a line's first round assume an empty archive.
+    S3_CONDITIONAL_WRITES: schedule.seed % 2 === 0 ? 'enforced' : 'ignored',
     ...(settings.maxDismantles === undefined
       ? {}
       : { MAX_DISMANTLES_PER_RUN: String(settings.maxDismantles) }),

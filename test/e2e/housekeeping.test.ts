@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack, LocalStackOptions } from '../local/stack.ts';
@@ -59,16 +60,12 @@ describe('housekeeping pass over real HTTP', () => {
     const report = keys.filter((key) => key.startsWith('tokens/_runs/'));
     expect(report).toHaveLength(1);
     expect(runDays.map((date) => `tokens/_runs/${date}/${summary.runId}.json`)).toContain(report[0]);
-    const documentKey = /line\.sha256-[0-9a-f]{64}\.json$/;
-    expect(
-      keys.filter((key) => !report.includes(key)).map((key) => key.replace(documentKey, 'line.json')),
-    ).toEqual(
+    expect(keys.filter((key) => !report.includes(key))).toEqual(
       [
         `tokens/${plain}/data`,
         `tokens/${plain}/deleted.json`,
-        `tokens/${plain}/line.json`,
         `tokens/${plain}/manifest.json`,
-        ...['analysis', 'data', 'deleted.json', 'delta', 'line.json', 'manifest.json', 'score'].map(
+        ...['analysis', 'data', 'deleted.json', 'delta', 'manifest.json', 'score'].map(
           (n) => `tokens/${metrics}/${n}`,
         ),
       ].sort(),
@@ -86,18 +83,17 @@ describe('housekeeping pass over real HTTP', () => {
         lineId: string;
         runId: string;
         files: { name: string; sha256: string; size: number; key: string }[];
-        lineDocument: { key: string; size: number; sha256: string };
+        lineDocument: { body: string; size: number; sha256: string };
       };
       expect(manifest.lineId).toBe(id);
       expect(manifest.runId).toBe(summary.runId);
-      expect(manifest.lineDocument.key).toBe(`tokens/${id}/line.sha256-${manifest.lineDocument.sha256}.json`);
-      expect(await objectDigest(local.s3Client, local.bucket, manifest.lineDocument.key)).toEqual({
+      // The line's document, as received, held in the manifest with its size and SHA-256.
+      const held = Buffer.from(manifest.lineDocument.body, 'utf8');
+      expect({ sha256: createHash('sha256').update(held).digest('hex'), size: held.length }).toEqual({
         sha256: manifest.lineDocument.sha256,
         size: manifest.lineDocument.size,
       });
-      const document = (await objectJson(local.s3Client, local.bucket, manifest.lineDocument.key)) as {
-        data: { id: string };
-      };
+      const document = JSON.parse(manifest.lineDocument.body) as { data: { id: string } };
       expect(document.data.id).toBe(id);
       expect(manifest.files.map((f) => f.name).sort()).toEqual([...files.keys()].sort());
       const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
@@ -236,8 +232,8 @@ describe('housekeeping pass over real HTTP', () => {
     expect(first).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 4, filesReused: 0 });
     expect(second).toMatchObject({ archived: 1, dismantled: 0, filesUploaded: 0, filesReused: 4, bytes: 0 });
     expect(local.tokens.deleteCount(id)).toBe(0);
-    // Four files, the line's document and the manifest.
-    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(6);
+    // Four files and the manifest (which holds the line's document).
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(5);
     const puts = local.tokens.requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`));
     expect(puts).toHaveLength(4);
   });

@@ -168,33 +168,28 @@ describe('a scheduled restore drill', () => {
     });
   });
 
-  it("finds a line document replaced by other bytes of the same size: the manifest's every object is read back", async () => {
+  it('finds a line document the manifest holds altered to other text of the same size', async () => {
     const local = await startStack(2);
     const [tampered] = (await archiveAndDismantle(local)) as [string, string];
-    const manifest = (await objectJson(local.s3Client, local.bucket, `tokens/${tampered}/manifest.json`)) as {
-      lineDocument: { key: string; size: number };
+    const key = `tokens/${tampered}/manifest.json`;
+    const manifest = (await objectJson(local.s3Client, local.bucket, key)) as {
+      lineDocument: { body: string };
     };
-    const { key } = manifest.lineDocument;
+    manifest.lineDocument.body = manifest.lineDocument.body.replace(/"finished"/, '"FINISHED"');
     await local.s3Client.send(
-      new PutObjectCommand({
-        Bucket: local.bucket,
-        Key: key,
-        Body: Buffer.alloc(manifest.lineDocument.size, 32),
-      }),
+      new PutObjectCommand({ Bucket: local.bucket, Key: key, Body: JSON.stringify(manifest) }),
     );
 
     const { report, emf } = await invokeDrill(drillEnv(local, { DRILL_SAMPLE_SIZE: '2' }));
 
-    expect(report.audit.damaged).toEqual([
-      {
-        id: tampered,
-        file: 'line document',
-        key,
-        problem: expect.stringMatching(/^holds \d+ bytes hashing to/),
-      },
+    // A manifest whose document is not the one it records is not read as a manifest at all: the
+    // line counts without one, and its receipt stands with no record of what was archived.
+    expect(report.audit.withoutManifest).toEqual([tampered]);
+    expect(report.audit.receiptMismatches).toEqual([
+      expect.objectContaining({ id: tampered, problem: expect.stringMatching(/no readable manifest/) }),
     ]);
-    expect(report.counts).toMatchObject({ sampled: 2, findings: 1 });
-    expect(emf.values.DrillFindings).toBe(1);
+    expect(report.counts).toMatchObject({ sampled: 2, findings: 2 });
+    expect(emf.values.DrillFindings).toBe(2);
   });
 
   it('fails, rather than start afresh and skip the lines archived since, when the newest drill reports cannot be read', async () => {

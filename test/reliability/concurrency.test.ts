@@ -1,5 +1,6 @@
 import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
+import { FRESH_READ_MS } from '../../lambda/core/line/line-work.ts';
 import type { LocalStack } from '../local/stack.ts';
 import { mixedLines } from '../local/tokens-service.ts';
 import { objectDigest, objectJson } from '../support/archive-inspect.ts';
@@ -121,18 +122,19 @@ describe('two passes at the same time on the same lines', () => {
     await checkInvariant(s, local, { before, runs });
   });
 
-  it("keeps the service's DELETE reply as the receipt, and sends no DELETE, when a later pass finds the line already gone", async ({
+  it("reads a line again when its manifest ends more than FRESH_READ_MS after the re-read beside it: a later pass finds the line gone, sends no DELETE, and the service's reply stays the receipt", async ({
     s,
   }) => {
     const local = await localStack(track, {
       lines: finishedLines(2, 5000),
     });
     const finished = finishedIds(local);
-    // The second pass reads and archives the lines, then its manifests wait for the first pass to end.
+    // The second pass reads and archives the lines, then its manifests wait for the first pass to
+    // end, and longer than a re-read travelling beside them speaks for the line: it reads again.
     let firstDone: () => void = () => undefined;
     const first = new Promise<void>((resolve) => {
       firstDone = resolve;
-    });
+    }).then(() => new Promise<void>((resolve) => setTimeout(resolve, FRESH_READ_MS + 50)));
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, key }) =>
       operation === 'PutObject' && key.endsWith('/manifest.json') ? { after: first } : 'forward';

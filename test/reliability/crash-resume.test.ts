@@ -86,8 +86,8 @@ describe('a pass killed with SIGKILL, then run again', () => {
     s.fault('SIGKILL while the manifest PUT is in flight (never stored)');
     const killed = await crashed.kill();
 
-    // Four files and the line's document (written just before the manifest).
-    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(5);
+    // Four files, and no manifest.
+    expect(await listKeys(local.s3Client, local.bucket, `tokens/${id}/`)).toHaveLength(4);
     await checkInvariant(s, local, { before: started, runs: [cliOutcome(killed)] });
 
     const before = snapshot(local.tokens);

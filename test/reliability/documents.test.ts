@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { LocalStack } from '../local/stack.ts';
-import { listKeys, objectDigest, objectJson, objectText } from '../support/archive-inspect.ts';
+import { listKeys, objectJson } from '../support/archive-inspect.ts';
 import { closeAfterEach, forwardThen, oneFinishedLine, startFront } from './harness.ts';
 import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
 import { it } from './ledger.ts';
@@ -68,19 +68,19 @@ describe('documents stored verbatim', () => {
     const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: front.url });
 
     expect(run.summary).toMatchObject({ archived: 1, dismantled: 1, failed: [] });
-    const documentKey = `tokens/${id}/line.sha256-${createHash('sha256').update(document).digest('hex')}.json`;
-    const stored = await objectText(local.s3Client, local.bucket, documentKey);
+    const manifest = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/manifest.json`)) as {
+      lineDocument?: { body?: string };
+      line?: unknown;
+    };
+    const stored = manifest.lineDocument?.body ?? '';
     expect(stored).toContain(deep);
     expect(stored).toContain(`"big":${big}`);
     expect(stored === document).toBe(true);
-    const manifest = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/manifest.json`)) as {
-      lineDocument?: unknown;
-      line?: unknown;
-    };
     expect(manifest.line).toBeUndefined();
     expect(manifest.lineDocument).toEqual({
-      key: documentKey,
-      ...(await objectDigest(local.s3Client, local.bucket, documentKey)),
+      body: document,
+      size: Buffer.byteLength(document),
+      sha256: createHash('sha256').update(document).digest('hex'),
     });
     const receipt = (await objectJson(local.s3Client, local.bucket, `tokens/${id}/deleted.json`)) as {
       reply?: { status: number; body: string };
@@ -97,14 +97,9 @@ describe('UUIDs are case-insensitive', () => {
   async function lowerCaseKeysOnly(local: LocalStack, id: string): Promise<void> {
     const keys = await listKeys(local.s3Client, local.bucket);
     expect(keys.filter((key) => key !== key.toLowerCase())).toEqual([]);
-    expect(
-      keys
-        .filter((key) => key.startsWith('tokens/') && !key.startsWith('tokens/_runs/'))
-        .map((key) => key.replace(/line\.sha256-[0-9a-f]{64}\.json$/, 'line document')),
-    ).toEqual([
+    expect(keys.filter((key) => key.startsWith('tokens/') && !key.startsWith('tokens/_runs/'))).toEqual([
       `tokens/${id}/data`,
       `tokens/${id}/deleted.json`,
-      `tokens/${id}/line document`,
       `tokens/${id}/manifest.json`,
     ]);
   }

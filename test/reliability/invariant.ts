@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { Summary } from '../../lambda/core/types.ts';
+import { embeddedDocumentBytes } from '../../lambda/shared/records.ts';
 import { localS3Client } from '../local/stack.ts';
 import type { TokensService } from '../local/tokens-service.ts';
 import { listKeys, objectDigest, objectJson } from '../support/archive-inspect.ts';
@@ -144,6 +145,7 @@ export interface InvariantReport {
 interface ManifestShape {
   schemaVersion?: unknown;
   lineId?: unknown;
+  lineDocument?: Record<string, unknown>;
   files?: { name?: unknown; key?: unknown; size?: unknown; sha256?: unknown }[];
 }
 
@@ -347,8 +349,12 @@ export async function inspectInvariant(
     const truth = [...(current?.files ?? [])]
       .map(([file, { size, sha256 }]) => `${file} ${size} ${sha256}`)
       .sort();
+    // Version 3 holds the line's document: its bytes must be the ones it records.
+    const documentHeld =
+      manifest.schemaVersion !== 3 ||
+      (manifest.lineDocument !== undefined && 'bytes' in embeddedDocumentBytes(manifest.lineDocument));
     const wellFormed =
-      (manifest.schemaVersion === 1 || manifest.schemaVersion === 2) && manifest.lineId === id;
+      [1, 2, 3].includes(manifest.schemaVersion as number) && manifest.lineId === id && documentHeld;
     const where = files.every((f) => {
       const fileKey = String(f.key);
       return (
@@ -359,7 +365,7 @@ export async function inspectInvariant(
     });
     const deletedLine = current?.status === 'deleted';
     // A manifest of a newer schema is not this checker's to judge while its line stays.
-    if (typeof manifest.schemaVersion === 'number' && manifest.schemaVersion > 2 && !deletedLine) continue;
+    if (typeof manifest.schemaVersion === 'number' && manifest.schemaVersion > 3 && !deletedLine) continue;
     const statesNow = listed.join('\n') === truth.join('\n');
     if (!wellFormed || !where) {
       problems.push(

@@ -8,9 +8,10 @@ import { createHandler } from '../../lambda/app/invoke.ts';
 import { Archive } from '../../lambda/archive/archive.ts';
 import { auditArchive } from '../../lambda/core/audit.ts';
 import { restoreLine } from '../../lambda/core/restore.ts';
+import { embeddedDocumentBytes } from '../../lambda/shared/records.ts';
 import { readKeptReply } from '../../lambda/tokens/document.ts';
 import type { LocalStack } from '../local/stack.ts';
-import { objectDigest, objectText } from '../support/archive-inspect.ts';
+import { objectText } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
   finishedLines,
@@ -64,7 +65,7 @@ describe('a manifest this release cannot read, or cannot replace', () => {
     await handler({ archiveOnly: true });
     const key = `tokens/${id}/manifest.json`;
     const written = await storedManifest(local, id);
-    const newer = `${JSON.stringify({ ...written, schemaVersion: 3, retention: 'legal-hold' }, null, 2)}\n`;
+    const newer = `${JSON.stringify({ ...written, schemaVersion: 4, retention: 'legal-hold' }, null, 2)}\n`;
     await put(local, key, newer);
     s.fault(
       'the manifest was written by a newer release (schemaVersion 3), then the release was rolled back',
@@ -79,9 +80,9 @@ describe('a manifest this release cannot read, or cannot replace', () => {
     await checkInvariant(s, local, { before, runs: [run] });
   });
 
-  // Guards what once failed: line.json was overwritten before the manifest naming it; the document is now stored
-  // under its own hash (line.sha256-{hash}.json), so no write changes what a manifest points to.
-  it('keeps the document the manifest names when a new manifest cannot be written', async ({ s }) => {
+  // Guards what once failed: line.json was overwritten before the manifest naming it. The document
+  // now lives in the manifest itself, which is replaced whole or not at all.
+  it('keeps the manifest and the document it holds when a new manifest cannot be written', async ({ s }) => {
     const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
     await createHandler(local.env)({ archiveOnly: true });
     const first = await storedManifest(local, id);
@@ -94,10 +95,10 @@ describe('a manifest this release cannot read, or cannot replace', () => {
     const { before, run } = await observedPass(local, a.env);
 
     expect(run.summary?.failed.map((line) => line.id)).toEqual([id]);
-    expect(await objectDigest(local.s3Client, local.bucket, first.lineDocument?.key ?? '')).toEqual({
-      sha256: first.lineDocument?.sha256,
-      size: first.lineDocument?.size,
-    });
+    expect(await storedManifest(local, id)).toEqual(first);
+    const held = embeddedDocumentBytes({ ...first.lineDocument });
+    expect(held).toHaveProperty('bytes');
+    expect(JSON.parse(String('bytes' in held ? held.bytes : ''))).toMatchObject({ data: { id } });
     await checkInvariant(s, local, { before, runs: [run] });
   });
 });

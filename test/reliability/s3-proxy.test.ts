@@ -1,4 +1,12 @@
-import { GetObjectCommand, PutObjectCommand, type PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { startFauxqs } from 'fauxqs';
 import { describe, expect, it } from 'vitest';
 import { LOCAL_AWS_ENV } from '../local/stack.ts';
@@ -33,7 +41,26 @@ async function store(proxy?: S3ProxyOptions) {
     const object = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: KEY }));
     return object.Body?.transformToString();
   };
-  return { proxy: s3Proxy, put, read };
+  /** A multipart upload of `body` in one part, completed under `conditions` (as S3 honours them there too). */
+  const putMultipart = async (
+    body: string,
+    conditions: Pick<PutObjectCommandInput, 'IfNoneMatch' | 'IfMatch'>,
+  ) => {
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: KEY }));
+    const part = await client.send(
+      new UploadPartCommand({ Bucket: BUCKET, Key: KEY, UploadId, PartNumber: 1, Body: body }),
+    );
+    return client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: BUCKET,
+        Key: KEY,
+        UploadId,
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+        ...conditions,
+      }),
+    );
+  };
+  return { proxy: s3Proxy, put, putMultipart, read };
 }
 
 describe('the local S3 server alone', () => {
@@ -63,6 +90,16 @@ describe('startS3Proxy enforcing conditional writes', () => {
     const puts = proxy?.requests.filter((r) => r.operation === 'PutObject');
     expect(puts).toMatchObject([{ upstreamStatus: 200 }, { preconditionFailed: true }]);
     expect(puts?.[1]?.upstreamStatus).toBeUndefined();
+  });
+
+  it('answers 412 to a multipart upload completed with IfNoneMatch * over an object, and keeps that object', async () => {
+    const { put, putMultipart, read } = await store({ enforceConditionalWrites: true });
+
+    await put('first', { IfNoneMatch: '*' });
+    const second = putMultipart('second', { IfNoneMatch: '*' });
+
+    await expect(second).rejects.toMatchObject(PRECONDITION_FAILED);
+    expect(await read()).toBe('first');
   });
 
   it('writes with IfMatch the current ETag, and answers 412 to another ETag or a missing object', async () => {

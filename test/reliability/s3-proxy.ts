@@ -72,7 +72,7 @@ export interface S3Proxy {
   /** Chooses the action of each request; `forward` for all by default. */
   decide: (request: S3ProxyRequest) => S3ProxyAction;
   /**
-   * Make PutObject honour `If-None-Match: *` and `If-Match: "<etag>"` as S3 does (the local
+   * Make PutObject and CompleteMultipartUpload honour `If-None-Match: *` and `If-Match: "<etag>"` as S3 does (the local
    * server ignores both): the proxy HEADs the key first and answers 412 `PreconditionFailed`
    * itself when the object exists, or is missing or has another ETag. The check and the write
    * are one step per key: a conditional PutObject waits for the one before it on the same key.
@@ -187,7 +187,7 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
       out.end();
     });
 
-  /** Whether a PutObject's `If-None-Match` / `If-Match` holds for the object now in the store. */
+  /** Whether a write's `If-None-Match` / `If-Match` holds for the object now in the store. */
   const preconditionHolds = async (req: IncomingMessage, path: string): Promise<boolean> => {
     const ifNoneMatch = req.headers['if-none-match'];
     const ifMatch = req.headers['if-match'];
@@ -202,7 +202,7 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
   };
 
   /**
-   * Forwards the request, or, for a conditional PutObject when enforcing, checks the condition and
+   * Forwards the request, or, for a conditional write (PutObject, CompleteMultipartUpload) when enforcing, checks the condition and
    * forwards in one turn per object (the store has answered, so has written, before the next check).
    * Undefined when the proxy refused it with 412.
    */
@@ -213,7 +213,9 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
     path: string,
   ): Promise<IncomingMessage | undefined> => {
     const conditional = req.headers['if-none-match'] !== undefined || req.headers['if-match'] !== undefined;
-    if (!proxy.enforceConditionalWrites || record.operation !== 'PutObject' || !conditional) {
+    // S3 honours both on the completion of a multipart upload too: the object appears only then.
+    const writes = record.operation === 'PutObject' || record.operation === 'CompleteMultipartUpload';
+    if (!proxy.enforceConditionalWrites || !writes || !conditional) {
       return forward(req, body, record);
     }
     const previous = turns.get(path) ?? Promise.resolve();

@@ -10,7 +10,7 @@ import { loadConfig } from '../../lambda/app/config.ts';
 import { ArchiveKeys } from '../../lambda/archive/keys.ts';
 import type { Config, Deps, MetricsSink } from '../../lambda/core/types.ts';
 import type { MetricName } from '../../lambda/shared/contract.ts';
-import { HttpStatusError, IntegrityError } from '../../lambda/shared/errors.ts';
+import { ArchiveChangedError, HttpStatusError, IntegrityError } from '../../lambda/shared/errors.ts';
 import type { LineFile } from '../../lambda/shared/ids.ts';
 import type {
   Archive,
@@ -132,6 +132,8 @@ class FakeTokens implements TokensApi {
   readonly #lastServed = new Map<string, LineSpec>();
   readonly #specs = new Map<JsonReply, LineSpec>();
   readonly #contents = new Map<string, Buffer>();
+  /** Bodies served whatever the line states (`serve`). */
+  readonly #served = new Map<string, Buffer>();
   readonly #openFailures = new Map<string, Error>();
   readonly #pages: unknown[] = [];
   /** Files opened for download, by name, in order. */
@@ -141,15 +143,16 @@ class FakeTokens implements TokensApi {
     this.#log = log;
   }
 
-  /** What `GET /api/tokens/{id}` answers, call after call; the files of each state are served. */
+  /**
+   * What `GET /api/tokens/{id}` answers, call after call; the files of each state are served (the
+   * last state's, until a read serves a state: then that state's, as a service that changed).
+   */
   line(id: string, ...states: (LineSpec | Error)[]): this {
     this.#lines.set(
       id,
       states.map((state) => {
         if (state instanceof Error) return state;
-        for (const [name, body] of Object.entries(state.files ?? DEFAULT_FILES)) {
-          this.#contents.set(`${id}/${name}`, Buffer.from(body));
-        }
+        this.#serveFiles(id, state);
         const reply = lineReply(id, state);
         this.#specs.set(reply, state);
         return reply;
@@ -172,7 +175,7 @@ class FakeTokens implements TokensApi {
 
   /** Serves `body` for a file instead of the stated content (a corrupt download). */
   serve(id: string, name: string, body: string): this {
-    this.#contents.set(`${id}/${name}`, Buffer.from(body));
+    this.#served.set(`${id}/${name}`, Buffer.from(body));
     return this;
   }
 
@@ -215,7 +218,10 @@ class FakeTokens implements TokensApi {
       throw error;
     }
     const spec = this.#specs.get(reply);
-    if (spec !== undefined) this.#lastServed.set(id, spec);
+    if (spec !== undefined) {
+      this.#lastServed.set(id, spec);
+      this.#serveFiles(id, spec);
+    }
     const served = this.#rewrites.get(id)?.(reply) ?? reply;
     return { kind: 'read', ...readLine(served.value, id, served.bytes) };
   }
@@ -236,13 +242,20 @@ class FakeTokens implements TokensApi {
     return new URL(`${BASE_URL}/api/tokens/${lineId}/${file.name}`);
   }
 
+  /** The files `openFile` serves for the line from now on: those `state` states. */
+  #serveFiles(id: string, state: LineSpec): void {
+    for (const [name, body] of Object.entries(state.files ?? DEFAULT_FILES)) {
+      this.#contents.set(`${id}/${name}`, Buffer.from(body));
+    }
+  }
+
   async openFile(url: URL, _signal?: AbortSignal): Promise<Readable> {
     const [, , , id = '', name = ''] = url.pathname.split('/');
     this.#log.push(`openFile ${name}`);
     this.opened.push(name);
     const failure = this.#openFailures.get(name);
     if (failure !== undefined) throw failure;
-    const body = this.#contents.get(`${id}/${name}`);
+    const body = this.#served.get(`${id}/${name}`) ?? this.#contents.get(`${id}/${name}`);
     if (body === undefined) throw notFound(id);
     return Readable.from([body]);
   }
@@ -346,6 +359,10 @@ export class FakeArchive extends ArchiveKeys implements Archive {
         'hash differs',
       );
     }
+    // As S3 judges a conditional write: when the object is complete, against what is there then.
+    if (options.condition !== undefined && !this.holds(key, options.condition)) {
+      throw new ArchiveChangedError(key, 'changed by another pass while this one uploaded it; planned again');
+    }
     this.put(key, bytes);
   }
 
@@ -371,16 +388,6 @@ export class FakeArchive extends ArchiveKeys implements Archive {
   async writeManifest(manifest: Manifest, over: WriteCondition): Promise<boolean> {
     this.#log.push('writeManifest');
     return this.putJsonIf(this.manifestKey(manifest.lineId), manifest, over);
-  }
-
-  async writeLineDocument(
-    lineId: string,
-    body: Buffer,
-  ): Promise<{ key: string; size: number; sha256: string }> {
-    this.#log.push('writeLineDocument');
-    const key = this.lineDocumentKey(lineId, sha256(body));
-    this.put(key, body);
-    return { key, size: body.length, sha256: sha256(body) };
   }
 
   async writeReceipt(receipt: Receipt): Promise<ReceiptWrite> {
@@ -467,10 +474,15 @@ export class FakeArchive extends ArchiveKeys implements Archive {
 
   /** A conditional JSON write as a store judges it: false when the condition does not hold. */
   putJsonIf(key: string, value: unknown, over: WriteCondition): boolean {
-    const existing = this.objects.get(key);
-    const allowed = 'mustNotExist' in over ? existing === undefined : existing?.version === over.mustMatch;
+    const allowed = this.holds(key, over);
     if (allowed) this.putJson(key, value);
     return allowed;
+  }
+
+  /** Whether a write under `over` may replace what `key` holds now. */
+  holds(key: string, over: WriteCondition): boolean {
+    const existing = this.objects.get(key);
+    return 'mustNotExist' in over ? existing === undefined : existing?.version === over.mustMatch;
   }
 
   async readLineRecordForUpdate(

@@ -1,13 +1,31 @@
 import { ArchiveChangedError, SessionKeyEchoError } from '../../shared/errors.ts';
 import type { ReadLine } from '../../shared/ports/tokens.ts';
-import type { Manifest, ManifestFile, SupersededFile } from '../../shared/records.ts';
-import { jsonHoldsSecret } from '../../shared/redact.ts';
+import {
+  embedLineDocument,
+  type Manifest,
+  type ManifestFile,
+  type SupersededFile,
+} from '../../shared/records.ts';
+import { jsonHoldsSecret, redactedJson } from '../../shared/redact.ts';
 import { sameEntries } from './compare.ts';
 import type { LineContext } from './context.ts';
 import type { FilePlan } from './plan.ts';
+
 /**
- * Writes the line's document as received (`line.sha256-{hash}.json`) and the manifest, unless the manifest there
- * already states the same files. A manifest is only ever replaced by one that states every file
+ * Whether the line's document cannot be kept as received: it echoes the session key, or text in
+ * it reads as one of the forms the archive cuts out of every record it writes (a key written
+ * escaped, in a string that decodes to other text), so that the manifest stored would not hold
+ * the bytes it records, and would not be read back as one.
+ */
+export function documentHoldsKey(bytes: Buffer): boolean {
+  if (jsonHoldsSecret(bytes.toString('utf8'))) return true;
+  const embedded = embedLineDocument(bytes);
+  return redactedJson(embedded) !== JSON.stringify(embedded);
+}
+
+/**
+ * Writes the manifest, holding the line's document as received, unless the manifest there already
+ * states the same files (one of an earlier version, with its document apart, is kept as it is). A manifest is only ever replaced by one that states every file
  * it stated (the plan saw to that), or moves them to `superseded` (keep-both). A document that
  * echoes the session key is never stored: {@link SessionKeyEchoError}, and the line is kept.
  */
@@ -22,7 +40,7 @@ export async function ensureManifest(
   const id = read.line.id;
   // Kept byte for byte, so it cannot be stored with the key cut out: refused, whether or not this
   // round would write it, so that a line whose service echoes the key is never dismantled unseen.
-  if (jsonHoldsSecret(read.bytes.toString('utf8'))) throw new SessionKeyEchoError(id, "the line's document");
+  if (documentHoldsKey(read.bytes)) throw new SessionKeyEchoError(id, "the line's document");
   const files: ManifestFile[] = plans.map(({ file, key }) => ({
     name: file.name,
     key,
@@ -48,16 +66,16 @@ export async function ensureManifest(
   ) {
     return existing;
   }
-  const lineDocument = await archive.writeLineDocument(id, read.bytes);
   const manifest: Manifest = {
-    schemaVersion: 2,
+    schemaVersion: 3,
     lineId: id,
     runId,
     archivedAt: at,
     bucket: archive.bucket,
     files,
     ...(superseded.length === 0 ? {} : { superseded }),
-    lineDocument,
+    // The document as received, in the manifest itself: one object where version 2 wrote two.
+    lineDocument: embedLineDocument(read.bytes),
   };
   // Only over the manifest this round was planned against: another pass may have written one since.
   const written = await archive.writeManifest(

@@ -110,11 +110,6 @@ export interface Archive extends ArchiveLayout {
   lineObjects(lineId: string): Promise<ReadonlySet<string>>;
 
   // The line's records.
-  /** Stores the line's document as received, byte for byte; returns what the manifest records. */
-  writeLineDocument(
-    lineId: string,
-    body: Buffer,
-  ): Promise<{ readonly key: string; readonly size: number; readonly sha256: string }>;
   /** The manifest of a line, or undefined when there is none or it cannot be read as one. */
   readManifest(lineId: string, signal?: AbortSignal): Promise<Manifest | undefined>;
   /**

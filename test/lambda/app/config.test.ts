@@ -87,6 +87,7 @@ describe('loadConfig', () => {
           multipartThresholdBytes: 8 * 1024 * 1024,
           partSizeBytes: 8 * 1024 * 1024,
           readback: 'head',
+          conditionalWrites: 'enforced',
           uploadBufferBytes: 96 * 1024 * 1024,
           partsInFlight: 4,
         },
@@ -494,6 +495,29 @@ describe('loadConfig', () => {
 
       expect(error.variable).toBe('VERIFY_READBACK');
       expect(error.message).toContain(value);
+    });
+  });
+
+  describe('S3_CONDITIONAL_WRITES', () => {
+    it('trusts AWS S3 to refuse a failed condition, and assumes a store behind an override ignores it', () => {
+      expect(loadConfig(env({})).upload.conditionalWrites).toBe('enforced');
+      expect(loadConfig(env({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000' })).upload.conditionalWrites).toBe(
+        'ignored',
+      );
+    });
+
+    it('keeps an explicit enforced with an endpoint override', () => {
+      const config = loadConfig(
+        env({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000', S3_CONDITIONAL_WRITES: 'enforced' }),
+      );
+
+      expect(config.upload.conditionalWrites).toBe('enforced');
+    });
+
+    it.each(['yes', 'ENFORCED'])('refuses %s, naming the variable', (value) => {
+      const error = configErrorOf(env({ S3_CONDITIONAL_WRITES: value }));
+
+      expect(error.variable).toBe('S3_CONDITIONAL_WRITES');
     });
   });
 

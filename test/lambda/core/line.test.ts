@@ -61,7 +61,6 @@ describe('processLine', () => {
       'getLine',
       'openFile data',
       'uploadVerified data',
-      'writeLineDocument',
       'writeManifest',
       'getLine',
       'deleteLine',
@@ -80,14 +79,33 @@ describe('processLine', () => {
     });
   });
 
-  it('reuses a file already archived and verified, without downloading it again', async () => {
+  it('reuses a file already archived and verified: the one write that found it is refused, nothing is overwritten', async () => {
     const { deps, tokens, archive } = fakeDeps();
     tokens.line(ID, { files: { data: DATA } });
     archive.put(archive.fileKey(ID, 'data'), DATA);
+    const stored = archive.objects.get(archive.fileKey(ID, 'data'));
 
     const result = await processLine(deps);
 
     expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1, bytes: 0 });
+    // The first round assumes an empty archive: its one download goes to a write only where no
+    // object is, which the archived file refuses; the line is then planned from the archive.
+    expect(tokens.opened).toEqual(['data']);
+    expect(archive.uploads).toEqual([
+      { name: 'data', key: archive.fileKey(ID, 'data'), condition: { mustNotExist: true } },
+    ]);
+    expect(archive.objects.get(archive.fileKey(ID, 'data'))).toBe(stored);
+  });
+
+  it('lists a line folder first when even its smallest file is too large to probe an archive with', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const large = 'x'.repeat(1024 * 1024 + 1);
+    tokens.line(ID, { files: { data: large } });
+    archive.put(archive.fileKey(ID, 'data'), large);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1 });
     expect(tokens.opened).toEqual([]);
     expect(archive.uploads).toEqual([]);
   });
@@ -103,7 +121,10 @@ describe('processLine', () => {
     expect(result).toMatchObject({ outcome: 'failed', conflict: true, errorName: 'ConflictError' });
     expect(result.outcome === 'failed' && result.reason).toContain(sha256(older));
     expect(result.outcome === 'failed' && result.reason).toContain(sha256(DATA));
-    expect(archive.uploads).toEqual([]);
+    // Its one attempt was a write only where no object is: refused.
+    expect(archive.uploads).toEqual([
+      { name: 'data', key: archive.fileKey(ID, 'data'), condition: { mustNotExist: true } },
+    ]);
     expect(log).not.toContain('deleteLine');
     expect(log).not.toContain('writeManifest');
     expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
@@ -119,7 +140,11 @@ describe('processLine', () => {
     const result = await processLine(deps, { ...FULL, onConflict: 'keep-both' });
 
     expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 1 });
-    expect(archive.uploads).toEqual([{ name: 'data', key: versionKey, condition: { mustNotExist: true } }]);
+    // The first, refused by the older version at the file's key; then beside it.
+    expect(archive.uploads).toEqual([
+      { name: 'data', key: archive.fileKey(ID, 'data'), condition: { mustNotExist: true } },
+      { name: 'data', key: versionKey, condition: { mustNotExist: true } },
+    ]);
     expect(archive.objects.get(archive.fileKey(ID, 'data'))?.bytes.toString()).toBe(older);
     expect(archive.manifest(ID)).toMatchObject({
       files: [{ name: 'data', key: versionKey, sha256: sha256(DATA) }],
@@ -442,13 +467,14 @@ describe('processLine', () => {
   it('stops the line at the first file that fails for good: the other downloads are not started', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA, extra: 'more\n', score: '42\n' } });
-    tokens.failOpen('data', new ArchiveError('tokens/x/data', 'refused', { retryable: false }));
+    tokens.failOpen('extra', new ArchiveError('tokens/x/extra', 'refused', { retryable: false }));
 
     const result = await processLine(deps, FULL, testConfig({ FILE_CONCURRENCY: '1' }));
 
     expect(result).toMatchObject({ outcome: 'failed', errorName: 'ArchiveError' });
-    expect(tokens.opened).toEqual(['data']);
-    expect(archive.uploads).toEqual([]);
+    // Smallest first: `score`, then `extra`, which fails; `data` is never opened.
+    expect(tokens.opened).toEqual(['score', 'extra']);
+    expect(archive.uploads.map((upload) => upload.name)).toEqual(['score']);
     expect(log).not.toContain('writeManifest');
     expect(log).not.toContain('deleteLine');
   });
@@ -466,6 +492,53 @@ describe('processLine', () => {
     expect(log.lastIndexOf('writeManifest')).toBeLessThan(log.indexOf('deleteLine'));
     expect(archive.manifest(ID)?.files.map((file) => file.name)).toEqual(['data', 'extra']);
   });
+
+  it('plans the round after a line changed from its archive: a file already archived is not downloaded again', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const grown = { files: { data: DATA, extra: 'added late\n' } };
+    tokens.line(ID, { files: { data: DATA } }, grown);
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 2 });
+    // Only the first round may assume an empty archive; the second knows it is not.
+    expect(tokens.opened).toEqual(['data', 'extra']);
+    expect(archive.uploads.map((upload) => upload.name)).toEqual(['data', 'extra']);
+  });
+
+  it('dismantles a line archived whole by an earlier run even when the service no longer serves one of its files', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    expect(await processLine(deps, { ...FULL, archiveOnly: true })).toMatchObject({ outcome: 'archived' });
+    const gone = new HttpStatusError('answered 404', {
+      method: 'GET',
+      url: `https://tokens.example.com/api/tokens/${ID}/data`,
+      status: 404,
+      retryable: false,
+    });
+    tokens.failOpen('data', gone);
+
+    const result = await processLine(deps);
+
+    // A write that found out nothing (its download failed) says nothing of the archive: the line
+    // is planned from the archive's listing, which holds every file verified.
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1 });
+    expect(archive.uploads).toHaveLength(1);
+  });
+
+  it('probes the archive with the smallest file of a line that states more files than a call takes arguments', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    const files = Object.fromEntries(Array.from({ length: 150_000 }, (_, i) => [`f${i}`, `${i}\n`]));
+    tokens.line(ID, { files: { data: DATA, ...files } });
+    // The probe's download fails for good: the line stops there, with what was wrong.
+    tokens.failOpen('f0', new ArchiveError('tokens/x/f0', 'refused', { retryable: false }));
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'failed', errorName: 'ArchiveError' });
+    expect(tokens.opened).toEqual(['f0']);
+    expect(archive.uploads).toEqual([]);
+  }, 30_000);
 
   it('leaves a line finished less than MIN_AGE ago waiting, untouched', async () => {
     const { deps, tokens, log } = fakeDeps();

@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Receipt } from '../../../lambda/archive/archive.ts';
 import { createLineWorker } from '../../../lambda/core/line/worker.ts';
 import type { Deps } from '../../../lambda/core/types.ts';
-import { forgetSecrets, REDACTED, registerSecret } from '../../../lambda/shared/redact.ts';
+import { asManifest } from '../../../lambda/shared/records.ts';
+import { forgetSecrets, REDACTED, redactedJson, registerSecret } from '../../../lambda/shared/redact.ts';
 import type { JsonReply, WireDeleteReply } from '../../../lambda/tokens/api.ts';
 import { deleteReply, fakeDeps, silentLogger, testConfig } from '../../support/fakes.ts';
 
@@ -56,13 +57,33 @@ describe('a line document that echoes the session key', () => {
         reason: `line ${ID}: the line's document echoes the session key; not stored, and the line is kept (no DELETE)`,
       });
       expect(JSON.stringify(result)).not.toContain(KEY);
-      expect(log).not.toContain('writeLineDocument');
       expect(log).not.toContain('writeManifest');
       expect(log).not.toContain('deleteLine');
       // Refused when read: none of its files was uploaded, so no archive is left without a manifest.
       expect([...archive.objects.keys()].filter((key) => key.includes(ID))).toEqual([]);
     },
   );
+});
+
+describe('a line document that holds text the archive redacts as the session key', () => {
+  it('is never dismantled on a manifest the archive would not keep as written: the line is kept (no DELETE)', async () => {
+    // A key that starts with a control character: the document writes, as text (an escaped
+    // backslash), the form in which a record would write the key, not the key itself.
+    const odd = '\tSK-odd-YAK-93';
+    registerSecret(odd);
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, {}).rewrite(ID, (reply) => withEcho(reply, '"\\\\u0009SK-odd-YAK-93"'));
+
+    const result = await processLine(deps);
+
+    // The archive cuts the key's forms out of every record it writes (ObjectStore#jsonObject):
+    // a manifest whose document was cut no longer holds the bytes it records, and reads as none.
+    const stored = archive.json(archive.manifestKey(ID));
+    const kept = stored === undefined ? undefined : asManifest(JSON.parse(redactedJson(stored)), ID);
+    if (result.outcome === 'dismantled') expect(kept).toBeDefined();
+    expect(result).toMatchObject({ outcome: 'failed', errorName: 'SessionKeyEchoError' });
+    expect(log).not.toContain('deleteLine');
+  });
 });
 
 describe('a DELETE reply that echoes the session key', () => {
