@@ -3,10 +3,11 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { V2_LINES } from '../fixtures/archive-v2-lines.ts';
-import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import type { LocalStack } from '../local/stack.ts';
+import { closeAfterEach, localStack } from '../reliability/harness.ts';
 import { listKeys, objectDigest, objectJson, objectText } from '../support/archive-inspect.ts';
 import { runCli } from '../support/run-cli.ts';
 
@@ -22,15 +23,7 @@ interface V2Archive {
   }[];
 }
 
-let stack: LocalStack | undefined;
-let outDir: string | undefined;
-afterEach(async () => {
-  await stack?.close();
-  stack = undefined;
-  if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
-  outDir = undefined;
-});
-
+const track = closeAfterEach();
 /**
  * The simulator serving the lines the fixture archived (same ids, same bytes), over a bucket holding
  * what the earlier release wrote for them, object for object.
@@ -39,12 +32,12 @@ async function previousReleaseArchive(): Promise<{ local: LocalStack; fixture: V
   const fixture = JSON.parse(
     await readFile(join(import.meta.dirname, '../fixtures/archive-v2.json'), 'utf8'),
   ) as V2Archive;
-  stack = await startLocalStack({ lines: [...V2_LINES.archived] });
-  expect(stack.env.ARCHIVE_PREFIX).toBe(fixture.prefix);
+  const local = await localStack(track, { lines: [...V2_LINES.archived] });
+  expect(local.env.ARCHIVE_PREFIX).toBe(fixture.prefix);
   for (const object of fixture.objects) {
-    await stack.s3Client.send(
+    await local.s3Client.send(
       new PutObjectCommand({
-        Bucket: stack.bucket,
+        Bucket: local.bucket,
         Key: object.key,
         Body: Buffer.from(object.body, 'base64'),
         ContentType: object.contentType,
@@ -52,7 +45,7 @@ async function previousReleaseArchive(): Promise<{ local: LocalStack; fixture: V
       }),
     );
   }
-  return { local: stack, fixture };
+  return { local, fixture };
 }
 
 const [plainLine, analysedLine] = V2_LINES.archived.map((line) => line.id) as [string, string];
@@ -137,7 +130,8 @@ describe('an archive the previous layout wrote (manifest version 2, the line doc
       unsafeEntries: [],
       receiptMismatches: [],
     });
-    outDir = await mkdtemp(join(tmpdir(), 'restore-v2-'));
+    const outDir = await mkdtemp(join(tmpdir(), 'restore-v2-'));
+    track({ close: () => rm(outDir, { recursive: true, force: true }) });
     const restore = await runCli(
       ['--id', dismantledLine, '--out', outDir],
       local.env,

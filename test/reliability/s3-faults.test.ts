@@ -24,9 +24,32 @@ import {
   snapshot,
   storedDigest,
 } from './invariant.ts';
-import { it } from './ledger.ts';
+import { it, type Scenario } from './ledger.ts';
 
 const track = closeAfterEach();
+
+/**
+ * Two lines (one of four files, one of one), each file `extra` + 20 or 30 kB, through a store that
+ * answers 500 to the first PutObject of every file, and one pass over them.
+ */
+async function firstFilePutsRefused(s: Scenario, extra: number) {
+  const local = await localStack(track, {
+    lines: [
+      { status: 'finished', analysis: 'metrics', fileSize: extra + 20_000 },
+      { status: 'finished', fileSize: extra + 30_000 },
+    ],
+  });
+  const refused = new Set<string>();
+  const { proxy, env } = await proxiedS3(track, local);
+  proxy.decide = ({ operation, key }) => {
+    if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
+    refused.add(key);
+    return { fail: 500 };
+  };
+  s.fault('S3: 500 to the first PutObject of every file');
+  const { before, run } = await observedPass(local, env);
+  return { local, before, run, refused };
+}
 
 function fileRequests(requests: readonly { path: string }[], id: string): number {
   return requests.filter((r) => r.path.startsWith(`/api/tokens/${id}/`)).length;
@@ -114,22 +137,7 @@ describe('archive store faults', () => {
     s,
   }) => {
     // Above the size sent from memory (BUFFERED_PUT_BYTES), below the multipart threshold: streamed.
-    const local = await localStack(track, {
-      lines: [
-        { status: 'finished', analysis: 'metrics', fileSize: BUFFERED_PUT_BYTES + 20_000 },
-        { status: 'finished', fileSize: BUFFERED_PUT_BYTES + 30_000 },
-      ],
-    });
-    const refused = new Set<string>();
-    const { proxy, env } = await proxiedS3(track, local);
-    proxy.decide = ({ operation, key }) => {
-      if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
-      refused.add(key);
-      return { fail: 500 };
-    };
-    s.fault('S3: 500 to the first PutObject of every file');
-
-    const { before, run } = await observedPass(local, env);
+    const { local, before, run } = await firstFilePutsRefused(s, BUFFERED_PUT_BYTES);
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5, retries: 5 });
     expect(local.tokens.requests.filter((r) => /^\/api\/tokens\/[^/]+\/[a-z]+$/.test(r.path))).toHaveLength(
@@ -141,22 +149,7 @@ describe('archive store faults', () => {
   it('sends a small file the store refused again from memory, verified once and downloaded once', async ({
     s,
   }) => {
-    const local = await localStack(track, {
-      lines: [
-        { status: 'finished', analysis: 'metrics', fileSize: 20_000 },
-        { status: 'finished', fileSize: 30_000 },
-      ],
-    });
-    const refused = new Set<string>();
-    const { proxy, env } = await proxiedS3(track, local);
-    proxy.decide = ({ operation, key }) => {
-      if (operation !== 'PutObject' || key.endsWith('.json') || refused.has(key)) return 'forward';
-      refused.add(key);
-      return { fail: 500 };
-    };
-    s.fault('S3: 500 to the first PutObject of every file');
-
-    const { before, run } = await observedPass(local, env);
+    const { local, before, run, refused } = await firstFilePutsRefused(s, 0);
 
     expect(run.summary).toMatchObject({ dismantled: 2, failed: [], filesUploaded: 5 });
     expect(refused.size).toBe(5);
