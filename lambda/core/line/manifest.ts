@@ -25,9 +25,10 @@ export function documentHoldsKey(bytes: Buffer): boolean {
 
 /**
  * Writes the manifest, holding the line's document as received, unless the manifest there already
- * states the same files (one of an earlier version, with its document apart, is kept as it is). A manifest is only ever replaced by one that states every file
- * it stated (the plan saw to that), or moves them to `superseded` (keep-both). A document that
- * echoes the session key is never stored: {@link SessionKeyEchoError}, and the line is kept.
+ * states the same files (one of an earlier version, with its document apart, is kept as it is).
+ * A manifest is only ever replaced by one that states every file it stated (the plan saw to
+ * that), or moves them to `superseded` (keep-both). A document that echoes the session key is
+ * never stored: {@link SessionKeyEchoError}, and the line is kept.
  */
 export async function ensureManifest(
   ctx: LineContext,
