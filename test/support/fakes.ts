@@ -580,11 +580,6 @@ export function recordingMetrics(): MetricsSink & {
   };
 }
 
-/** A {@link FakeArchive} as the core's `Archive` port, which it implements (no cast). */
-export function asArchive(fake: FakeArchive): Archive {
-  return fake;
-}
-
 /** Fakes wired as the core's {@link Deps}: each implements its port, so none is cast. */
 export function fakeDeps(options: { readonly prefix?: string; readonly now?: () => number } = {}) {
   const log: string[] = [];
@@ -592,7 +587,7 @@ export function fakeDeps(options: { readonly prefix?: string; readonly now?: () 
   const archive = new FakeArchive(log, options.prefix);
   const metrics = recordingMetrics();
   const deps: Deps = {
-    archive: asArchive(archive),
+    archive,
     tokens: () => tokens,
     now: options.now ?? (() => NOW),
     logger: silentLogger(),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Receipt } from '../../../lambda/archive/archive.ts';
 import { type AuditReport, auditArchive, auditFindings } from '../../../lambda/core/audit.ts';
 import { readKeptReply } from '../../../lambda/tokens/document.ts';
-import { asArchive, deleteReply, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
+import { deleteReply, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
 import { archiveLine, RUN_ID } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
@@ -29,7 +29,7 @@ function receiptOf(id: string, files: Record<string, string>, extra: Partial<Rec
 
 function audit(archive: FakeArchive, ids?: string[]): Promise<AuditReport> {
   return auditArchive({
-    archive: asArchive(archive),
+    archive: archive,
     readKeptReply,
     now: () => NOW,
     ...(ids ? { ids } : {}),

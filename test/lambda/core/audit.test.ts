@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
 import { auditArchive } from '../../../lambda/core/audit.ts';
 import { readKeptReply } from '../../../lambda/tokens/document.ts';
-import { asArchive, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
+import { FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
 import { archiveLine, manifestEntry as entry, RUN_ID } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
@@ -12,7 +12,7 @@ const SCORE = '42\n';
 
 function audit(archive: FakeArchive, ids?: string[]) {
   return auditArchive({
-    archive: asArchive(archive),
+    archive: archive,
     readKeptReply,
     now: () => NOW,
     ...(ids ? { ids } : {}),

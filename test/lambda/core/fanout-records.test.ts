@@ -8,7 +8,7 @@ import {
 } from '../../../lambda/core/fanout-records.ts';
 import type { LineRecord, LineResult } from '../../../lambda/core/types.ts';
 import type { WriteCondition } from '../../../lambda/shared/ports/archive.ts';
-import { asArchive, FakeArchive } from '../../support/fakes.ts';
+import { FakeArchive } from '../../support/fakes.ts';
 
 const LINE = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const RUN_ID = '0b7e4c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b';
@@ -100,7 +100,7 @@ describe('keepLineRecord', () => {
   it('writes the record only where there is none (mustNotExist)', async () => {
     const archive = new RacedArchive([]);
 
-    const outcome = await keepLineRecord(asArchive(archive), record('dismantled'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('dismantled'), PLANNED);
 
     expect(outcome).toBe('written');
     expect(archive.conditions).toEqual([{ mustNotExist: true }]);
@@ -111,7 +111,7 @@ describe('keepLineRecord', () => {
     const archive = new RacedArchive([]);
     archive.putJson(key, record('dismantled', 'first'));
 
-    const outcome = await keepLineRecord(asArchive(archive), record('skipped', 'copy'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('skipped', 'copy'), PLANNED);
 
     expect(outcome).toBe('kept');
     expect(archive.conditions).toEqual([]);
@@ -121,7 +121,7 @@ describe('keepLineRecord', () => {
   it('reads again after a 412 and keeps the dismantled record another worker wrote after its look', async () => {
     const archive = new RacedArchive([record('dismantled', 'first')]);
 
-    const outcome = await keepLineRecord(asArchive(archive), record('skipped', 'copy'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('skipped', 'copy'), PLANNED);
 
     expect(outcome).toBe('kept');
     expect(archive.conditions).toEqual([{ mustNotExist: true }]);
@@ -131,7 +131,7 @@ describe('keepLineRecord', () => {
   it('reads again after a failed condition and replaces a weaker record over the version it read (mustMatch)', async () => {
     const archive = new RacedArchive([record('skipped', 'copy')]);
 
-    const outcome = await keepLineRecord(asArchive(archive), record('dismantled', 'first'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('dismantled', 'first'), PLANNED);
 
     expect(outcome).toBe('replaced');
     const [first, second] = archive.conditions;
@@ -148,7 +148,7 @@ describe('keepLineRecord', () => {
     const archive = new RacedArchive([]);
     archive.put(key, body);
 
-    const outcome = await keepLineRecord(asArchive(archive), record('dismantled'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('dismantled'), PLANNED);
 
     expect(outcome).toBe('kept');
     expect(archive.objects.get(key)?.bytes.toString()).toBe(body);
@@ -158,7 +158,7 @@ describe('keepLineRecord', () => {
     const racers = [record('archived', 'a'), record('pending', 'b'), record('pending', 'c')];
     const archive = new RacedArchive([...racers]);
 
-    const outcome = await keepLineRecord(asArchive(archive), record('dismantled'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('dismantled'), PLANNED);
 
     expect(outcome).toBe('replaced');
     expect(archive.conditions).toHaveLength(4);
@@ -167,20 +167,20 @@ describe('keepLineRecord', () => {
 
   it("keeps the discrepancy of a dismantling over a copy's plain dismantling written first", async () => {
     const archive = new FakeArchive();
-    await keepLineRecord(asArchive(archive), record('dismantled', 'copy'), PLANNED);
+    await keepLineRecord(archive, record('dismantled', 'copy'), PLANNED);
 
-    const outcome = await keepLineRecord(asArchive(archive), record('failed, line gone'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('failed, line gone'), PLANNED);
 
     expect(outcome).toBe('replaced');
     expect(archive.json(key)).toEqual(record('failed, line gone'));
-    expect(await keepLineRecord(asArchive(archive), record('dismantled', 'late'), PLANNED)).toBe('kept');
+    expect(await keepLineRecord(archive, record('dismantled', 'late'), PLANNED)).toBe('kept');
   });
 
   it('gives up after three looks when every write of a record short of final loses a race', async () => {
     const racers = [record('pending', 'a'), record('pending', 'b'), record('pending', 'c')];
     const archive = new RacedArchive([...racers]);
 
-    const outcome = await keepLineRecord(asArchive(archive), record('archived'), PLANNED);
+    const outcome = await keepLineRecord(archive, record('archived'), PLANNED);
 
     expect(outcome).toBe('kept');
     expect(archive.json(key)).toEqual(racers[0]);
@@ -210,7 +210,7 @@ describe('keepQueuedMarker', () => {
   it('marks a line that has no marker (mustNotExist)', async () => {
     const archive = new FakeArchive();
 
-    expect(await keepQueuedMarker(asArchive(archive), LINE, newer)).toBe('written');
+    expect(await keepQueuedMarker(archive, LINE, newer)).toBe('written');
     expect(archive.json(key)).toEqual({ lineId: LINE, ...newer });
   });
 
@@ -218,7 +218,7 @@ describe('keepQueuedMarker', () => {
     const archive = new FakeArchive();
     archive.putJson(key, { lineId: LINE, ...older });
 
-    expect(await keepQueuedMarker(asArchive(archive), LINE, newer)).toBe('replaced');
+    expect(await keepQueuedMarker(archive, LINE, newer)).toBe('replaced');
     expect(archive.json(key)).toEqual({ lineId: LINE, ...newer });
   });
 
@@ -226,7 +226,7 @@ describe('keepQueuedMarker', () => {
     const archive = new FakeArchive();
     archive.putJson(key, { lineId: LINE, ...newer });
 
-    expect(await keepQueuedMarker(asArchive(archive), LINE, older)).toBe('kept');
+    expect(await keepQueuedMarker(archive, LINE, older)).toBe('kept');
     expect(archive.json(key)).toEqual({ lineId: LINE, ...newer });
   });
 });

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
 import { restoreLine } from '../../../lambda/core/restore.ts';
 import { ArchiveError, IntegrityError, UnsafeReferenceError } from '../../../lambda/shared/errors.ts';
-import { asArchive, FakeArchive, sha256 } from '../../support/fakes.ts';
+import { FakeArchive, sha256 } from '../../support/fakes.ts';
 import { manifestEntry, RUN_ID, writeManifest as writeManifestOf } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
@@ -40,7 +40,7 @@ describe('restoreLine', () => {
     let bytes = 0;
 
     const restored = await restoreLine({
-      archive: asArchive(archive),
+      archive: archive,
       id: ID,
       outDir,
       onBytes: (count) => {
@@ -63,7 +63,7 @@ describe('restoreLine', () => {
     archive.put(archive.fileKey(ID, 'data'), 'bit rot in the archive\n');
     writeManifest(archive, [entry(archive, 'data', DATA)]);
 
-    const restoring = restoreLine({ archive: asArchive(archive), id: ID, outDir });
+    const restoring = restoreLine({ archive: archive, id: ID, outDir });
 
     await expect(restoring).rejects.toBeInstanceOf(IntegrityError);
     await expect(restoring).rejects.toMatchObject({ lineId: ID, file: 'data' });
@@ -81,7 +81,7 @@ describe('restoreLine', () => {
       ],
     });
 
-    const restored = await restoreLine({ archive: asArchive(archive), id: ID, outDir });
+    const restored = await restoreLine({ archive: archive, id: ID, outDir });
 
     const olderName = `data.sha256-${sha256(older)}`;
     expect(restored.map((file) => file.name)).toEqual(['data', olderName]);
@@ -93,7 +93,7 @@ describe('restoreLine', () => {
     const archive = new FakeArchive();
     archive.put(archive.fileKey(ID, 'data'), DATA);
 
-    const restoring = restoreLine({ archive: asArchive(archive), id: ID, outDir });
+    const restoring = restoreLine({ archive: archive, id: ID, outDir });
 
     await expect(restoring).rejects.toBeInstanceOf(ArchiveError);
     await expect(restoring).rejects.toMatchObject({ key: archive.manifestKey(ID) });
@@ -172,7 +172,7 @@ describe('restoreLine over a tampered manifest', () => {
     async ([, tamper, place]) => {
       const archive = tamperedArchive(tamper);
 
-      const restoring = restoreLine({ archive: asArchive(archive), id: ID, outDir });
+      const restoring = restoreLine({ archive: archive, id: ID, outDir });
 
       await expect(restoring).rejects.toBeInstanceOf(UnsafeReferenceError);
       await expect(restoring).rejects.toThrow(`line ${ID}: manifest entry ${place}`);
