@@ -58,6 +58,22 @@ export class PartBuffers {
     return { bytes, recycle: () => giveBack(true), discard: () => giveBack(false) };
   }
 
+  /**
+   * `size` bytes of the budget for a buffer held outside the pool (a small file read whole), once
+   * the budget admits them, with free buffers dropped to make room: the pool and every holder
+   * together stay within the budget. The function given back releases them, once.
+   */
+  async hold(size: number, signal?: AbortSignal): Promise<() => void> {
+    const held = await this.budget.acquire(size, signal);
+    this.#trim();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.budget.release(held);
+    };
+  }
+
   #reuse(size: number): Buffer | undefined {
     const at = this.#free.findIndex((buffer) => buffer.length === size);
     if (at < 0) return undefined;
@@ -68,9 +84,14 @@ export class PartBuffers {
 
   #allocate(size: number): Buffer {
     // Buffers of another size (a file with larger parts) go to the collector to make room.
+    this.#trim();
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  /** Drops free buffers until what is held and what is free fit within the budget together. */
+  #trim(): void {
     while (this.budget.used + this.#freeBytes > this.budget.capacity && this.#free.length > 0) {
       this.#freeBytes -= this.#free.shift()?.length ?? 0;
     }
-    return Buffer.allocUnsafeSlow(size);
   }
 }

@@ -58,14 +58,14 @@ export class FileUploader {
   /** Shared by every file this uploader sends: one uploader, one budget, per process. */
   readonly budget: ByteBudget;
   /** The part buffers within {@link budget}, recycled from one part to the next. */
-  readonly #partBuffers: PartBuffers;
+  readonly partBuffers: PartBuffers;
 
   constructor(store: ObjectStore, keys: ArchiveKeys, settings: UploadSettings) {
     this.#store = store;
     this.#keys = keys;
     this.#settings = settings;
     this.budget = new ByteBudget(settings.uploadBufferBytes ?? DEFAULT_UPLOAD_BUFFER_BYTES);
-    this.#partBuffers = new PartBuffers(this.budget);
+    this.partBuffers = new PartBuffers(this.budget);
   }
 
   /**
@@ -165,8 +165,9 @@ export class FileUploader {
     const condition = options.condition === undefined ? undefined : s3Condition(options.condition);
     let confirmed = false;
     if (file.size <= Math.min(BUFFERED_PUT_BYTES, this.#settings.multipartThresholdBytes)) {
-      // The bytes stay in memory until S3 has answered: they count against the budget as long.
-      const held = file.size === 0 ? 0 : await this.budget.acquire(file.size, signal);
+      // The bytes stay in memory until S3 has answered: they count against the budget as long,
+      // and free part buffers make room for them (held through the pool, not beside it).
+      const release = file.size === 0 ? undefined : await this.partBuffers.hold(file.size, signal);
       try {
         const bytes = await verifiedWhole(body, verifier, file.size, signal);
         const reply = await this.#store.put(
@@ -175,7 +176,7 @@ export class FileUploader {
         );
         confirmed = isChecksumOf(reply.ChecksumSHA256, file.sha256);
       } finally {
-        if (held > 0) this.budget.release(held);
+        release?.();
       }
     } else if (file.size <= this.#settings.multipartThresholdBytes) {
       await transfer(body, verifier, signal, async (abortSignal) => {
@@ -197,7 +198,7 @@ export class FileUploader {
         const completed = await uploadMultipart(this.#store.s3, params, verifier, file.size, {
           minPartSize: this.#settings.partSizeBytes,
           partsInFlight: this.#settings.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT,
-          partBuffers: this.#partBuffers,
+          partBuffers: this.partBuffers,
           abortSignal,
           // The store failed first: fail the pipe now, not after the abort's round trip.
           onFailure: (error) => verifier.destroy(error instanceof Error ? error : new Error(String(error))),

@@ -8,7 +8,9 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { describe, expect, it, vi } from 'vitest';
-import { BUFFERED_PUT_BYTES } from '../../../lambda/archive/upload.ts';
+import { ArchiveKeys } from '../../../lambda/archive/keys.ts';
+import { ObjectStore } from '../../../lambda/archive/store.ts';
+import { BUFFERED_PUT_BYTES, FileUploader } from '../../../lambda/archive/upload.ts';
 import { ArchiveReadError, IntegrityError } from '../../../lambda/shared/errors.ts';
 import {
   aborted,
@@ -300,6 +302,40 @@ describe('FileUploader, a small file', () => {
 
     expect(heldDuringPut).toBe(BYTES.length);
     expect(target.uploadBudget.used).toBe(0);
+  });
+
+  it('keeps a small file read whole and the free part buffers together within the upload budget', async () => {
+    const bytes = randomBytes(MIB);
+    let heldDuringPut: number | undefined;
+    const fake = fakeS3({
+      PutObject: async () => {
+        heldDuringPut = uploader.budget.used + uploader.partBuffers.freeBytes;
+        return { ChecksumSHA256: sha256(bytes, 'base64') };
+      },
+    });
+    const uploader = new FileUploader(
+      new ObjectStore(fake.client, 'tokens-archive'),
+      new ArchiveKeys('tokens/'),
+      {
+        multipartThresholdBytes: 5 * MIB,
+        partSizeBytes: 5 * MIB,
+        readback: 'head',
+        uploadBufferBytes: 20 * MIB,
+      },
+    );
+    // A large file's parts went up before: their buffers wait in the pool, the whole budget of them.
+    const parts = await Promise.all([1, 2, 3, 4].map(() => uploader.partBuffers.take(5 * MIB)));
+    for (const part of parts) part.recycle();
+    expect(uploader.partBuffers.freeBytes).toBe(20 * MIB);
+
+    await uploader.uploadVerified(
+      LINE,
+      { name: 'small', size: bytes.length, sha256: sha256(bytes, 'hex'), link: undefined },
+      Readable.from([bytes]),
+    );
+
+    expect(heldDuringPut).toBeLessThanOrEqual(20 * MIB);
+    expect(uploader.budget.used).toBe(0);
   });
 
   it('streams a file above the size sent from memory into its PUT, aborting nothing when it succeeds', async () => {

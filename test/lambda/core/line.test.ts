@@ -97,6 +97,41 @@ describe('processLine', () => {
     expect(archive.objects.get(archive.fileKey(ID, 'data'))).toBe(stored);
   });
 
+  it('plans from the archive when the probe landed but its answer was lost, and overwrites nothing', async () => {
+    const { deps, tokens, archive } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    const upload = archive.uploadVerified.bind(archive);
+    let landed: unknown;
+    archive.uploadVerified = async (...args) => {
+      await upload(...args);
+      landed ??= archive.objects.get(archive.fileKey(ID, 'data'));
+      throw new ArchiveError(archive.fileKey(ID, 'data'), 'the store answered 500 after storing it');
+    };
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'dismantled', uploaded: 0, reused: 1 });
+    expect(archive.uploads).toHaveLength(1);
+    expect(archive.objects.get(archive.fileKey(ID, 'data'))).toBe(landed);
+  });
+
+  it('lets the failure of an assume-empty round stand, sending no DELETE, when the archive cannot be listed after it', async () => {
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, { files: { data: DATA } });
+    archive.uploadVerified = async () => {
+      throw new ArchiveError(archive.fileKey(ID, 'data'), 'the store answered 500');
+    };
+    archive.lineObjects = async () => {
+      throw new ArchiveError(archive.lineKey(ID), 'the listing answered 500');
+    };
+
+    const result = await processLine(deps);
+
+    expect(result).toMatchObject({ outcome: 'failed' });
+    expect(result.outcome === 'failed' && result.reason).toContain('the store answered 500');
+    expect(log).not.toContain('deleteLine');
+  });
+
   it('lists a line folder first when even its smallest file is too large to probe an archive with', async () => {
     const { deps, tokens, archive } = fakeDeps();
     const large = 'x'.repeat(1024 * 1024 + 1);
