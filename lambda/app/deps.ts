@@ -5,6 +5,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import pThrottle from 'p-throttle';
 import { Agent } from 'undici';
 import { Archive } from '../archive/archive.ts';
+import { signWithStatedPayloadHash } from '../archive/stated-payload-hash.ts';
 import type { ArchiveConfig, Config, Deps, FanoutConfig, MetricsSink } from '../core/types.ts';
 import { secretsManagerSessionKey } from '../secrets/session-key.ts';
 import { untilAborted } from '../shared/abort.ts';
@@ -50,12 +51,14 @@ function clientOptions(
 
 /** The S3 client of the archive. Region and credentials come from the standard AWS_* variables. */
 export function createS3Client(config: ArchiveConfig, logger: Logger): S3Client {
-  return new S3Client({
+  const s3 = new S3Client({
     // The override was read from AWS_ENDPOINT_URL_S3 and is passed on so the config's
     // environment is the one that counts; a local or third-party store has no per-bucket DNS names.
     ...clientOptions(logger, config.s3EndpointOverride, config.http.connectTimeoutMs, 120_000),
     ...(config.s3EndpointOverride === undefined ? {} : { forcePathStyle: true }),
   });
+  signWithStatedPayloadHash(s3);
+  return s3;
 }
 
 /** The SQS client of the fan-out planner. Region and credentials come from the standard AWS_* variables. */
