@@ -1,7 +1,7 @@
 /**
  * CPU milliseconds per line of the housekeeper and of the plain parallel copy on small lines
  * (issue 22), without the rest of the bench: `npx tsx test/bench/cpu-per-line.ts [--lines 300]
- * [--repeats 3] [--set examples|small] [--tool both|housekeeper|reference]`. Each run is a fresh
+ * [--repeats 3] [--set examples|small] [--tool all|housekeeper,reference,rule-floor]`. Each run is a fresh
  * local stack and a fresh bundled process started as Lambda starts the function (child.ts); the
  * CPU counted is the child's, from the start of its work to its end (start-up left out). Prints
  * every run and the median per tool, with the load average, since the machine may be shared.
@@ -35,12 +35,13 @@ const { values } = parseArgs({
     lines: { type: 'string', default: '300' },
     repeats: { type: 'string', default: '3' },
     set: { type: 'string', default: 'examples' },
-    tool: { type: 'string', default: 'both' },
+    tool: { type: 'string', default: 'all' },
   },
 });
 const lines = Number(values.lines);
 const repeats = Number(values.repeats);
-const tools: Tool[] = values.tool === 'both' ? ['reference', 'housekeeper'] : [values.tool as Tool];
+const tools: Tool[] =
+  values.tool === 'all' ? ['reference', 'rule-floor', 'housekeeper'] : (values.tool.split(',') as Tool[]);
 
 const dir = await mkdtemp(join(tmpdir(), 'cpu-per-line-'));
 try {
@@ -68,8 +69,15 @@ try {
     process.stdout.write(`${tool}: median ${value.toFixed(2)} ms CPU/line\n`);
   const ours = perLine.get('housekeeper');
   const copy = perLine.get('reference');
+  const floor = perLine.get('rule-floor');
   if (ours !== undefined && copy !== undefined) {
     process.stdout.write(`housekeeper / copy: ${(ours / copy).toFixed(2)}\n`);
+  }
+  if (floor !== undefined && copy !== undefined) {
+    process.stdout.write(`rule floor / copy: ${(floor / copy).toFixed(2)}\n`);
+  }
+  if (ours !== undefined && floor !== undefined) {
+    process.stdout.write(`housekeeper / rule floor: ${(ours / floor).toFixed(2)}\n`);
   }
   process.stdout.write(
     `load average now: ${loadavg()

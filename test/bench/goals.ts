@@ -1,5 +1,12 @@
 import type { Measurement } from './measure.ts';
-import { MEMORY_ALLOWANCE_MB, type MemoryResult, type MemorySweep, type SectionResults } from './sections.ts';
+import {
+  MEMORY_ALLOWANCE_MB,
+  type MemoryResult,
+  type MemorySweep,
+  type RuleFloorResult,
+  type SectionResults,
+  type ThroughputResult,
+} from './sections.ts';
 import { formatBytes } from './sets.ts';
 
 /** One goal of issue 13 as the bench states it: what was wanted, what was measured, met or missed by how much. */
@@ -101,6 +108,7 @@ function judgeSmallLines(results: SectionResults): GoalVerdict[] {
         ),
       );
     }
+    if (set.ruleFloor !== undefined) verdicts.push(floorVerdict(set, set.ruleFloor));
     if (set.oneWayLatencyMs !== undefined) {
       const share = set.housekeeper.linesPerSec / set.reference.linesPerSec;
       verdicts.push({
@@ -116,6 +124,26 @@ function judgeSmallLines(results: SectionResults): GoalVerdict[] {
     }
   }
   return verdicts;
+}
+
+/**
+ * What the rule's own requests cost done plainly (`rule-floor.ts`) on the same set: no target, the
+ * figure a goal above is judged against (a goal the floor misses is a goal for the libraries).
+ */
+function floorVerdict(set: ThroughputResult, floor: RuleFloorResult): GoalVerdict {
+  const m = floor.measurement;
+  const share = m.linesPerSec / set.reference.linesPerSec;
+  const failed = failure(m);
+  return {
+    goal: `The rule's requests done plainly (rule floor) against the plain copy: (${set.key})`,
+    target: 'reported',
+    measured:
+      `start-adjusted ${floor.adjustedRatio.toFixed(2)}, CPU per line x${floor.cpuRatio.toFixed(2)}, ` +
+      `lines/s ${share.toFixed(2)} (${m.linesPerSec} / ${set.reference.linesPerSec}); ` +
+      `the housekeeper's CPU per line x${(set.adjusted.housekeeper.adjustedCpuMsPerLine / Math.max(0.01, floor.adjusted.adjustedCpuMsPerLine)).toFixed(2)} the floor's`,
+    verdict: failed ?? 'reported',
+    met: failed === undefined ? null : false,
+  };
 }
 
 /** Every goal the results can speak to, in the issue's order: throughput, small lines with latency, memory; then issue 22's. */

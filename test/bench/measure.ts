@@ -11,8 +11,8 @@ import type { PlanLine } from './plan.ts';
 import type { TracedRequest } from './request-counter.ts';
 import { round } from './stats.ts';
 
-/** Who does the work: the product (CLI), the plain parallel copy it is measured against, or the obvious way. */
-export type Tool = 'housekeeper' | 'reference' | 'baseline';
+/** Who does the work: the product (CLI), the plain parallel copy it is measured against, the rule's requests done plainly, or the obvious way. */
+export type Tool = 'housekeeper' | 'reference' | 'rule-floor' | 'baseline';
 
 /** A service to archive, served by a fresh local stack for every measurement. */
 export interface Workload {

@@ -62,38 +62,37 @@ function measurement(tool: Measurement['tool'], over: Partial<Measurement>): Mea
 }
 
 describe('renderTables (issue 22: start-adjusted ratios and CPU per line beside the wall-clock ones)', () => {
-  it('shows each tool its requests per line to each service, the ratio less fixed costs, and CPU per line against the copy', () => {
-    const set: ThroughputResult = {
-      key: 'examples',
-      label: '300 lines of the API examples sizes',
-      fileBytes: 124_415,
-      mixed: true,
-      totalBytes: 1e6,
-      lines: 100,
-      readback: 'head',
-      reference: measurement('reference', { requestsBy: { 'tokens GET': 100, 's3 PUT': 100 } }),
-      housekeeper: measurement('housekeeper', {
-        wallMs: 2000,
-        cpuMs: 1200,
-        requestsBy: { 'tokens GET': 300, 'tokens DELETE': 100, 's3 PUT': 400, 's3 GET': 101 },
-      }),
-      ratio: 0.5,
-      fixed: {
-        reference: { wallMs: 0, cpuMs: 0, runsMs: [0] },
-        housekeeper: { wallMs: 200, cpuMs: 200, runsMs: [200] },
-      },
-      adjusted: {
-        reference: { wallMs: 1000, cpuMsPerLine: 5, adjustedCpuMsPerLine: 5 },
-        housekeeper: { wallMs: 1800, cpuMsPerLine: 12, adjustedCpuMsPerLine: 10 },
-      },
-      adjustedRatio: 0.56,
-      cpuRatio: 2,
-      adjustedGoal: 0.95,
-      adjustedMet: false,
-      repeatsMs: { housekeeper: [2000], reference: [1000] },
-    };
-
-    const text = renderTables({
+  const examplesSet = (): ThroughputResult => ({
+    key: 'examples',
+    label: '300 lines of the API examples sizes',
+    fileBytes: 124_415,
+    mixed: true,
+    totalBytes: 1e6,
+    lines: 100,
+    readback: 'head',
+    reference: measurement('reference', { requestsBy: { 'tokens GET': 100, 's3 PUT': 100 } }),
+    housekeeper: measurement('housekeeper', {
+      wallMs: 2000,
+      cpuMs: 1200,
+      requestsBy: { 'tokens GET': 300, 'tokens DELETE': 100, 's3 PUT': 400, 's3 GET': 101 },
+    }),
+    ratio: 0.5,
+    fixed: {
+      reference: { wallMs: 0, cpuMs: 0, runsMs: [0] },
+      housekeeper: { wallMs: 200, cpuMs: 200, runsMs: [200] },
+    },
+    adjusted: {
+      reference: { wallMs: 1000, cpuMsPerLine: 5, adjustedCpuMsPerLine: 5 },
+      housekeeper: { wallMs: 1800, cpuMsPerLine: 12, adjustedCpuMsPerLine: 10 },
+    },
+    adjustedRatio: 0.56,
+    cpuRatio: 2,
+    adjustedGoal: 0.95,
+    adjustedMet: false,
+    repeatsMs: { housekeeper: [2000], reference: [1000] },
+  });
+  const rendered = (set: ThroughputResult) =>
+    renderTables({
       schemaVersion: 2,
       generatedAt: '2026-12-07T00:00:00Z',
       commit: undefined,
@@ -105,6 +104,9 @@ describe('renderTables (issue 22: start-adjusted ratios and CPU per line beside 
       throughput: [set],
     });
 
+  it('shows each tool its requests per line to each service, the ratio less fixed costs, and CPU per line against the copy', () => {
+    const text = rendered(examplesSet());
+
     const housekeeperRow = text.split('\n').find((line) => line.includes('| housekeeper'));
     expect(housekeeperRow).toContain('| 4 + 5.01 ');
     expect(housekeeperRow).toContain('| 12 (10) ');
@@ -113,6 +115,34 @@ describe('renderTables (issue 22: start-adjusted ratios and CPU per line beside 
     expect(housekeeperRow).toContain('adj. >= 0.95: missed by 0.39');
     expect(text).toMatch(
       /CPU per line against the plain copy: \(examples\).*\| <= 1\.5 .*\| missed by 0\.50/,
+    );
+  });
+
+  it("shows the rule's requests done plainly beside them, as a figure without a target, and ours against it", () => {
+    const floor = measurement('rule-floor', {
+      wallMs: 1500,
+      linesPerSec: 60,
+      cpuMs: 900,
+      requestsBy: { 'tokens GET': 300, 'tokens DELETE': 100, 's3 PUT': 300 },
+    });
+    const text = rendered({
+      ...examplesSet(),
+      ruleFloor: {
+        measurement: floor,
+        fixed: { wallMs: 100, cpuMs: 100, runsMs: [100] },
+        adjusted: { wallMs: 1400, cpuMsPerLine: 9, adjustedCpuMsPerLine: 8 },
+        adjustedRatio: 0.71,
+        cpuRatio: 1.6,
+      },
+    });
+
+    const floorRow = text.split('\n').find((line) => line.includes('| rule-floor'));
+    expect(floorRow).toContain('| 4 + 3 ');
+    expect(floorRow).toContain('| 9 (8) ');
+    expect(floorRow).toContain('| 0.71 ');
+    expect(floorRow).toContain('| x1.60 ');
+    expect(text).toMatch(
+      /rule floor\) against the plain copy: \(examples\).*start-adjusted 0\.71, CPU per line x1\.60, lines\/s 0\.60 \(60 \/ 100\); the housekeeper's CPU per line x1\.25 the floor's \| reported/,
     );
   });
 });

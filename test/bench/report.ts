@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { judgeGoals } from './goals.ts';
 import type { Machine } from './machine.ts';
 import type { Measurement } from './measure.ts';
-import type { SectionResults, ThroughputResult } from './sections.ts';
+import type { RuleFloorResult, SectionResults, ThroughputResult } from './sections.ts';
 import { formatBytes } from './sets.ts';
 import { table } from './table.ts';
 
@@ -51,6 +51,7 @@ export function renderTables(results: BenchResults): string {
     for (const set of results.throughput) {
       rows.push(throughputRow(`(${set.key}) ${set.label}`, set, 'reference'));
       rows.push(throughputRow('', set, 'housekeeper'));
+      if (set.ruleFloor !== undefined) rows.push(floorRow(set.ruleFloor));
     }
     out.push(
       '### Throughput (1): the housekeeper against the reference, a plain parallel copy',
@@ -335,10 +336,39 @@ function throughputRow(
   ];
 }
 
+/** The rule's requests done plainly: its figures, and its ratios to the copy where ours stand. */
+function floorRow(floor: RuleFloorResult): (string | number)[] {
+  const m = floor.measurement;
+  const requests = requestsPerLine(m);
+  return [
+    '',
+    m.tool,
+    m.filesInFlight,
+    seconds(m.wallMs),
+    seconds(floor.fixed.wallMs),
+    m.mbPerSec,
+    m.linesPerSec,
+    `${requests.tokens} + ${requests.s3}`,
+    rss(m),
+    budget(m),
+    cpu(m),
+    `${floor.adjusted.cpuMsPerLine} (${floor.adjusted.adjustedCpuMsPerLine})`,
+    '',
+    floor.adjustedRatio.toFixed(2),
+    `x${floor.cpuRatio.toFixed(2)}`,
+    '',
+    check(m),
+  ];
+}
+
 /** The highest 1-minute load average seen at the start of any measurement. */
 function highestLoad(results: BenchResults): number | undefined {
   const runs: Measurement[] = [
-    ...(results.throughput ?? []).flatMap((t) => [t.reference, t.housekeeper]),
+    ...(results.throughput ?? []).flatMap((t) => [
+      t.reference,
+      t.housekeeper,
+      ...(t.ruleFloor === undefined ? [] : [t.ruleFloor.measurement]),
+    ]),
     ...(results.baseline ?? []).map((b) => b.baseline),
     ...(results.memory ?? []).map((r) => r.housekeeper),
     ...(results.listScale ?? []).map((r) => r.housekeeper),

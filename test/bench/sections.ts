@@ -70,6 +70,19 @@ export interface ThroughputResult {
   readonly adjustedMet?: boolean;
   /** Wall times of every repeat (ms). */
   readonly repeatsMs: { readonly housekeeper: readonly number[]; readonly reference: readonly number[] };
+  /** The rule's requests done plainly (`rule-floor.ts`) on the same set, for sets that ask for it. */
+  readonly ruleFloor?: RuleFloorResult;
+}
+
+/** The rule floor's run, adjusted like the others, and its ratios to the copy. */
+export interface RuleFloorResult {
+  readonly measurement: Measurement;
+  readonly fixed: FixedCost;
+  readonly adjusted: Adjusted;
+  /** Reference wall over the floor's, each less its fixed cost. */
+  readonly adjustedRatio: number;
+  /** The floor's CPU per line over the reference's, each less its fixed CPU. */
+  readonly cpuRatio: number;
 }
 
 export interface BaselineResult {
@@ -156,7 +169,7 @@ const FIXED_RUNS = 3;
  */
 function fixedCosts(workerFile: string, progress: Progress) {
   const known = new Map<string, FixedCost>();
-  return async (tool: 'reference' | 'housekeeper', workload: Workload): Promise<FixedCost> => {
+  return async (tool: 'reference' | 'rule-floor' | 'housekeeper', workload: Workload): Promise<FixedCost> => {
     const empty: Workload = { ...workload, lines: [], diskStorage: false };
     const key = `${tool} ${JSON.stringify(empty)}`;
     const cached = known.get(key);
@@ -208,6 +221,7 @@ export async function runThroughput(
     if (withThroughput) {
       const referenceRuns: Measurement[] = [];
       const productRuns: Measurement[] = [];
+      const floorRuns: Measurement[] = [];
       // Interleaved, so drift in the machine's load hits both alike.
       for (let i = 0; i < spec.repeats; i++) {
         progress(`throughput (${spec.key}) ${spec.label}: reference, run ${i + 1}/${spec.repeats}`);
@@ -224,6 +238,13 @@ export async function runThroughput(
           await measure(workerFile, workloadOf(spec), 'housekeeper', [], profile('housekeeper')),
         );
         progress(`  ${describe(productRuns.at(-1) as Measurement)}`);
+        if (spec.ruleFloor) {
+          progress(`throughput (${spec.key}) ${spec.label}: rule floor, run ${i + 1}/${spec.repeats}`);
+          floorRuns.push(
+            await measure(workerFile, workloadOf(spec), 'rule-floor', [], profile('rule-floor')),
+          );
+          progress(`  ${describe(floorRuns.at(-1) as Measurement)}`);
+        }
       }
       const reference = pick(referenceRuns);
       housekeeper = pick(productRuns);
@@ -243,6 +264,14 @@ export async function runThroughput(
         2,
       );
       const ok = housekeeper.ok && reference.ok;
+      const ruleFloor =
+        floorRuns.length === 0
+          ? undefined
+          : measureFloor(
+              pick(floorRuns),
+              adjusted.reference,
+              await fixedCost('rule-floor', workloadOf(spec)),
+            );
       throughput.push({
         key: spec.key,
         label: spec.label,
@@ -267,6 +296,7 @@ export async function runThroughput(
           housekeeper: productRuns.map((m) => m.wallMs),
           reference: referenceRuns.map((m) => m.wallMs),
         },
+        ...(ruleFloor === undefined ? {} : { ruleFloor }),
       });
     }
     if (withBaseline && spec.baselineLines !== undefined) {
@@ -283,6 +313,17 @@ export async function runThroughput(
     }
   }
   return { throughput, baseline };
+}
+
+function measureFloor(measurement: Measurement, reference: Adjusted, fixed: FixedCost): RuleFloorResult {
+  const adjusted = adjust(measurement, fixed);
+  return {
+    measurement,
+    fixed,
+    adjusted,
+    adjustedRatio: round(reference.wallMs / adjusted.wallMs, 2),
+    cpuRatio: round(adjusted.adjustedCpuMsPerLine / Math.max(0.01, reference.adjustedCpuMsPerLine), 2),
+  };
 }
 
 /** The fastest successful run: on a shared machine, the fastest is the least disturbed. */

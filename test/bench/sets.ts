@@ -55,6 +55,8 @@ export interface ThroughputSpec {
   readonly goal?: number;
   /** Least start-adjusted ratio (issue 22), judged beside `goal`. */
   readonly adjustedGoal?: number;
+  /** Also measure the rule's requests done plainly (`rule-floor.ts`); small files only. */
+  readonly ruleFloor?: boolean;
 }
 
 /** The shape of the set's `index`th line. */
@@ -133,6 +135,7 @@ function throughputSets(s: {
       baselineLines: s.smallLines,
       goal: 0.7,
       adjustedGoal: 0.8,
+      ruleFloor: true,
     },
     {
       key: 'examples',
@@ -146,6 +149,7 @@ function throughputSets(s: {
       ...atFour,
       repeats: s.repeats,
       adjustedGoal: 0.95,
+      ruleFloor: true,
     },
     {
       key: 'mid',
@@ -218,6 +222,7 @@ function throughputSets(s: {
       readback: 'head',
       repeats: 1,
       oneWayLatencyMs: 10,
+      ruleFloor: true,
     },
   ];
 }

@@ -11,8 +11,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Moved, PlanLine } from './plan.ts';
 import { countRequests, type RequestCounts } from './request-counter.ts';
 
-/** `housekeep`: the CLI's `main()`; `reference`: the plain parallel copy; `baseline`: the obvious way. */
-export type WorkerMode = 'housekeep' | 'reference' | 'baseline';
+/** `housekeep`: the CLI's `main()`; `reference`: the plain parallel copy; `rule-floor`: the rule's requests done plainly; `baseline`: the obvious way. */
+export type WorkerMode = 'housekeep' | 'reference' | 'rule-floor' | 'baseline';
 
 export interface WorkerReport {
   readonly mode: WorkerMode;
@@ -103,8 +103,10 @@ async function load(mode: WorkerMode, env: NodeJS.ProcessEnv): Promise<Work> {
       const args = JSON.parse(env.BENCH_ARGS ?? '[]') as string[];
       return async () => ({ exitCode: await main(args) });
     }
-    case 'reference': {
+    case 'reference':
+    case 'rule-floor': {
       const { referenceCopy } = await import('./reference-copy.ts');
+      const { ruleFloor } = await import('./rule-floor.ts');
       const lines = JSON.parse(readFileSync(env.BENCH_PLAN ?? '', 'utf8')) as PlanLine[];
       const target = {
         tokensApiUrl: env.TOKENS_API_URL ?? '',
@@ -113,7 +115,8 @@ async function load(mode: WorkerMode, env: NodeJS.ProcessEnv): Promise<Work> {
         s3Endpoint: env.AWS_ENDPOINT_URL_S3,
         filesInFlight: Number(env.BENCH_FILES_IN_FLIGHT),
       };
-      return async () => ({ exitCode: 0, moved: await referenceCopy(target, lines) });
+      const copy = mode === 'reference' ? referenceCopy : ruleFloor;
+      return async () => ({ exitCode: 0, moved: await copy(target, lines) });
     }
     case 'baseline': {
       const [{ naiveArchive }, { loadConfig }] = await Promise.all([
@@ -124,7 +127,7 @@ async function load(mode: WorkerMode, env: NodeJS.ProcessEnv): Promise<Work> {
       return async () => ({ exitCode: 0, moved: await naiveArchive(config) });
     }
     default:
-      throw new Error(`BENCH_MODE must be housekeep, reference or baseline, got ${String(mode)}`);
+      throw new Error(`BENCH_MODE must be housekeep, reference, rule-floor or baseline, got ${String(mode)}`);
   }
 }
 
