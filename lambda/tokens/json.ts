@@ -12,6 +12,9 @@ export const MAX_JSON_DEPTH = 32;
  * skipped parts must be valid JSON (`JSON.parse` judges it); a skipped part must be balanced.
  */
 export function parseJsonLimited(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
+  // No deeper than its count of `[` and `{` (those inside strings counted too): a document with
+  // no more than `maxDepth` of them has nothing to cut, and JSON.parse takes it whole.
+  if (openersAtMost(text, maxDepth)) return JSON.parse(text);
   const kept: string[] = [];
   let depth = 0;
   let from = 0;
@@ -33,6 +36,18 @@ export function parseJsonLimited(text: string, maxDepth = MAX_JSON_DEPTH): unkno
   }
   kept.push(text.slice(from));
   return JSON.parse(kept.length === 1 ? text : kept.join(''));
+}
+
+/** Whether `text` holds at most `limit` characters `[` and `{` together. */
+function openersAtMost(text: string, limit: number): boolean {
+  let count = 0;
+  for (const opener of ['{', '[']) {
+    for (let i = text.indexOf(opener); i !== -1; i = text.indexOf(opener, i + 1)) {
+      count += 1;
+      if (count > limit) return false;
+    }
+  }
+  return true;
 }
 
 /** The index of the closing quote of the string opening at `start`. */
