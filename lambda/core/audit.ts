@@ -14,7 +14,7 @@ import {
 } from '../shared/records.ts';
 import { shownWhole } from '../shared/redact.ts';
 import { statedDifference } from './line/compare.ts';
-import { keptReplyStatement } from './line/dismantle.ts';
+import { keptReplyStatement } from './line/delete-reply.ts';
 
 /** An object or record of the archive that is not what its manifest says. */
 export interface AuditFinding {
