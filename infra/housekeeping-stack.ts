@@ -13,7 +13,8 @@ import { createScheduledFunction } from './constructs/housekeeper-function.ts';
 import { createRestoreDrills, type RestoreDrillResources } from './constructs/restore-drills.ts';
 import { createSchedule, createScheduleQueues } from './constructs/schedule.ts';
 import { HousekeepingMonitoring } from './monitoring/housekeeping-monitoring.ts';
-import { type HousekeepingStackProps, resolveSettings } from './settings.ts';
+import { resolveSettings } from './resolve-settings.ts';
+import type { HousekeepingStackProps } from './settings.ts';
 
 export type { FanoutResources } from './constructs/fanout.ts';
 export type { RestoreDrillResources } from './constructs/restore-drills.ts';

@@ -7,12 +7,12 @@ import {
   HttpStatusError,
   LineSkippedError,
 } from '../../shared/errors.ts';
-import type { DeleteReply, FilesStatement, LineRead, ReadKeptReply } from '../../shared/ports/tokens.ts';
-import type { PendingMarker, Receipt } from '../../shared/records.ts';
-import { redactBytes, redactJsonText, redactText } from '../../shared/redact.ts';
+import type { DeleteReply, FilesStatement, LineRead } from '../../shared/ports/tokens.ts';
 import type { FileCounts, LineOutcome } from '../types.ts';
 import { statedDifference } from './compare.ts';
 import type { LineContext } from './context.ts';
+import { keepPending, keepReceipt, noteInMarker, receiptOf } from './delete-records.ts';
+import { describeDelete, isTaken, keptReplyStatement, replyRecord, replyStatement } from './delete-reply.ts';
 import { type DeletePermit, sendDelete } from './gate.ts';
 
 /**
@@ -122,35 +122,12 @@ type Seen =
 
 const REPLY_CONFIRMS = 'the reply (200, status deleted)';
 
-/** The DELETE as it went, in words: `answered 204`, `got no usable reply (…)`. */
-function describeDelete(reply: DeleteReply | undefined, failure: unknown): string {
-  if (reply !== undefined) {
-    return `answered ${reply.status}${reply.status === 200 && !reply.readable ? ' with a body that is not a readable document' : ''}`;
-  }
-  if (failure instanceof HttpStatusError && !failure.retryable)
-    return `was refused (${describeError(failure)})`;
-  return `got no usable reply (${describeError(failure)})`;
-}
-
 /**
  * The time allowed to record a DELETE's outcome (its confirming GET, the receipt or marker):
  * half of `DEADLINE_RESERVE_MS`, at least 2 s, from now; not the run's deadline.
  */
 function finishingSignal(ctx: LineContext): AbortSignal {
   return AbortSignal.timeout(Math.max(2_000, ctx.config.deadlineReserveMs / 2));
-}
-
-/**
- * The time allowed to write a pending marker (or amend one) after the DELETE's own window: a
- * quarter of `DEADLINE_RESERVE_MS`, at least 1 s, so the two stay within the reserve.
- */
-function markerSignal(ctx: LineContext): AbortSignal {
-  return AbortSignal.timeout(Math.max(1_000, ctx.config.deadlineReserveMs / 4));
-}
-
-/** What a 2xx reply's document states of this line, deleted; undefined when it is no such document. */
-function replyStatement(reply: DeleteReply): FilesStatement | undefined {
-  return isTaken(reply) ? reply.statement : undefined;
 }
 
 /**
@@ -176,51 +153,6 @@ async function lookAfter(ctx: LineContext, id: string, signal: AbortSignal): Pro
   return { state: 'gone', how: 'GET shows status deleted', stated: line.deletedStatement };
 }
 
-/**
- * Keeps the receipt: undefined once it is written (or another pass's stands), otherwise why not.
- * The line is gone from the service and its archive is complete: a receipt that cannot be written
- * is logged, and the line is left pending (its marker says so) for a later run to write it. A
- * write that failed may still have landed (its reply lost): one look finds such a receipt, which
- * then stands.
- */
-async function keepReceipt(
-  ctx: LineContext,
-  receipt: Receipt,
-  signal: AbortSignal,
-  logger: Logger,
-): Promise<string | undefined> {
-  try {
-    const written = await ctx.retry(() => ctx.archive.writeReceipt(receipt, signal), signal);
-    if (written !== 'written') logger.info('receipt', { receipt: written });
-    return undefined;
-  } catch (error) {
-    const reason = describeError(error);
-    if (await ownReceiptThere(ctx, receipt, signal)) {
-      logger.warn('receipt write reported a failure, but the receipt is there', { reason });
-      return undefined;
-    }
-    logger.error('line dismantled, but its receipt could not be written', { reason });
-    return reason;
-  }
-}
-
-/**
- * Whether `receipt` itself is in the archive (a write whose reply was lost): one read in a short
- * window of its own. Another pass's receipt does not count (it may hold less: no reply, no
- * discrepancy), nor does a read that fails.
- */
-async function ownReceiptThere(ctx: LineContext, receipt: Receipt, signal: AbortSignal): Promise<boolean> {
-  try {
-    const look = AbortSignal.any([signal, AbortSignal.timeout(LOOK_MS)]);
-    return (await ctx.archive.receiptRunId(receipt.lineId, look)) === receipt.runId;
-  } catch {
-    return false;
-  }
-}
-
-/** How long the one look for a receipt whose write reported a failure may take. */
-const LOOK_MS = 2_000;
-
 /** Why a line seen gone is reported pending: its receipt could not be written (`why`). */
 function unrecordedReason(confirmation: string, why: string, state: 'pending' | 'still pending'): string {
   return `dismantled (${confirmation}), but its receipt could not be written (${why}): ${state}, a later run writes it`;
@@ -230,44 +162,6 @@ function unrecordedReason(confirmation: string, why: string, state: 'pending' | 
 function joinDiscrepancies(found: readonly (string | undefined)[]): string | undefined {
   const each = [...new Set(found.flatMap((text) => (text === undefined ? [] : text.split('; '))))];
   return each.length === 0 ? undefined : each.join('; ');
-}
-
-/**
- * Writes the line's pending marker, in a window of its own (a receipt that failed may have used
- * up the last one): the reply when it took the DELETE (2xx; any other status is only in the
- * note), and a discrepancy already found that the reply does not hold. True once it is written; a
- * marker that cannot be written is logged.
- */
-async function keepPending(
-  ctx: LineContext,
-  id: string,
-  reply: DeleteReply | undefined,
-  note: string,
-  logger: Logger,
-  discrepancy?: string,
-): Promise<boolean> {
-  const signal = markerSignal(ctx);
-  try {
-    await ctx.retry(
-      () =>
-        ctx.archive.writePendingMarker(
-          {
-            lineId: id,
-            runId: ctx.runId,
-            at: new Date(ctx.now()).toISOString(),
-            ...(reply === undefined || !isTaken(reply) ? {} : { reply: replyRecord(reply) }),
-            note,
-            ...(discrepancy === undefined ? {} : { discrepancy }),
-          },
-          signal,
-        ),
-      signal,
-    );
-    return true;
-  } catch (error) {
-    logger.error('DELETE pending, and its marker could not be written', { reason: describeError(error) });
-    return false;
-  }
 }
 
 /**
@@ -366,80 +260,4 @@ export async function notePendingStatement(
   if (ctx.request.dryRun) return;
   const statedSince = line.files.map(({ name, size, sha256 }) => ({ name, size, sha256 }));
   await noteInMarker(ctx, id, (marker) => ({ ...marker, statedSince }), logger);
-}
-
-/**
- * Amends the line's pending marker, if it has one, over the marker as read only (its version): a
- * newer one (another pass's DELETE) is amended in turn, never replaced. Never fails the line.
- */
-async function noteInMarker(
-  ctx: LineContext,
-  id: string,
-  amend: (marker: PendingMarker) => PendingMarker,
-  logger: Logger,
-): Promise<void> {
-  const signal = markerSignal(ctx);
-  try {
-    const noted = await ctx.retry(() => ctx.archive.amendPendingMarker(id, amend, signal), signal);
-    if (noted === 'contended') {
-      logger.warn('a pending DELETE marker could not be amended', { reason: 'it changed at every look' });
-    }
-  } catch (error) {
-    logger.warn('a pending DELETE marker could not be amended', { reason: describeError(error) });
-  }
-}
-
-/**
- * What a reply kept in a marker or receipt states of this line, deleted: a 2xx reply's text, as
- * the service's reader (`read`) reads it; undefined for any other.
- */
-export function keptReplyStatement(
-  read: ReadKeptReply,
-  id: string,
-  kept: Receipt['reply'] | undefined,
-): FilesStatement | undefined {
-  if (kept?.body === undefined || kept.body === '' || kept.status < 200 || kept.status >= 300)
-    return undefined;
-  return read(id, kept.body);
-}
-
-function isTaken(reply: DeleteReply): boolean {
-  return reply.status >= 200 && reply.status < 300;
-}
-
-/**
- * The reply as received: its text when it is UTF-8 (JSON always is), otherwise its bytes in base64;
- * a session key the service echoed in it is replaced by a marker, and the record says so.
- */
-function replyRecord(reply: DeleteReply): NonNullable<Receipt['reply']> {
-  const status = reply.status;
-  const contentType = redactText(reply.contentType);
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(reply.bytes);
-  } catch {
-    const bytes = redactBytes(reply.bytes);
-    return {
-      status,
-      contentType,
-      bodyBase64: (bytes ?? reply.bytes).toString('base64'),
-      ...(bytes !== undefined || contentType !== reply.contentType ? { sessionKeyRedacted: true } : {}),
-    };
-  }
-  const body = redactJsonText(text);
-  return {
-    status,
-    contentType,
-    body: body ?? text,
-    ...(body !== undefined || contentType !== reply.contentType ? { sessionKeyRedacted: true } : {}),
-  };
-}
-
-/** A receipt of this run for line `id`: the reply (when there was one) and how the line was seen gone. */
-function receiptOf(
-  ctx: LineContext,
-  id: string,
-  fields: Pick<Receipt, 'reply' | 'confirmation' | 'discrepancy'>,
-): Receipt {
-  return { schemaVersion: 2, lineId: id, runId: ctx.runId, at: new Date(ctx.now()).toISOString(), ...fields };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Receipt } from '../../../lambda/archive/archive.ts';
-import { keptReplyStatement } from '../../../lambda/core/line/dismantle.ts';
+import { keptReplyStatement } from '../../../lambda/core/line/delete-reply.ts';
 import { createLineWorker } from '../../../lambda/core/line/worker.ts';
 import type { Config, Deps, LineWorkRequest } from '../../../lambda/core/types.ts';
 import { ArchiveError, HttpStatusError } from '../../../lambda/shared/errors.ts';
