@@ -95,3 +95,38 @@ describe('redactJsonText', () => {
     expect(redactJsonText('{"note":"\\u0041"}')).toBeUndefined();
   });
 });
+
+describe('redactedJson against the replacer it stands for', () => {
+  const secrets = ['k3y-0f-the-sess10n', 'a"b\\c\td', 'line\nbreak', 'emoji \u{1F511} key', '\u0000\u001f'];
+
+  it.for(secrets)('removes %j from every value and name that holds it, at any depth', (secret) => {
+    registerSecret(secret);
+    const value = { a: [{ deep: `x${secret}y` }], [`n${secret}`]: secret, plain: 'nothing here' };
+
+    const text = redactedJson(value, 2);
+
+    expect(holdsSecret(text)).toBe(false);
+    expect(JSON.parse(text)).toEqual({
+      a: [{ deep: `x${REDACTED}y` }],
+      [`n${REDACTED}`]: REDACTED,
+      plain: 'nothing here',
+    });
+  });
+
+  it('writes a value that holds no secret exactly as JSON.stringify does', () => {
+    const value = { line: { id: 'x', files: ['data', 'score'], escaped: 'a"b\\c\td' }, n: 1 };
+
+    expect(redactedJson(value, 2)).toBe(JSON.stringify(value, undefined, 2));
+  });
+
+  it('removes a secret with a lone surrogate that pairs with its neighbour in a value', () => {
+    // Alone the key's last unit is escaped (\ud83d); in the value it pairs with the next one and is
+    // written raw: the plain text shows neither form of the key, so only the replacer finds it.
+    const lone = 'key\t\ud83d';
+    registerSecret(lone);
+
+    const text = redactedJson({ v: `${lone}\udd11` }, 2);
+
+    expect(JSON.parse(text)).toEqual({ v: `${REDACTED}\udd11` });
+  });
+});
