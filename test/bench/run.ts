@@ -10,16 +10,16 @@
  *   npm run bench -- --only throughput --sets small,examples
  *                                      only these throughput sets (keys: small, examples, mid,
  *                                      large-2, large-1, large-2-full, large-1-full, small-rtt)
- *   npm run bench -- --only concurrency --levels 8,16,32 --rtt-only
+ *   npm run bench -- --only concurrency --levels 8,16,32 --rtt-only [--latency-lines 512]
  *                                      the sweep at these LINE_CONCURRENCY levels, +20 ms round
- *                                      trips only (no loopback points)
+ *                                      trips only (no loopback points), with this many lines a run
  *   npm run bench -- --out DIR         where to write the JSON and the chart
  *   npm run bench -- --only throughput --sets examples --cpu-prof DIR
  *                                      a V8 CPU profile of each throughput run's work in DIR, with the
  *                                      bundle and its source map; summarise one with
  *                                      npx tsx test/bench/profile.ts DIR/examples-housekeeper-1.cpuprofile
  *
- * Any of --sets, --levels, --rtt-only or --cpu-prof makes the run partial (written as quick.json);
+ * Any of --sets, --levels, --rtt-only, --latency-lines or --cpu-prof makes the run partial (written as quick.json);
  * a profiled process runs slower, so its figures are not comparable with an unprofiled run.
  */
 import { execFileSync } from 'node:child_process';
@@ -70,6 +70,7 @@ function parseOptions(argv: readonly string[]) {
       sets: { type: 'string' },
       levels: { type: 'string' },
       'rtt-only': { type: 'boolean', default: false },
+      'latency-lines': { type: 'string' },
       'cpu-prof': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -95,6 +96,10 @@ function parseOptions(argv: readonly string[]) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--levels: "${level}" is not a positive integer`);
     return n;
   });
+  const latencyLines = values['latency-lines'] === undefined ? undefined : Number(values['latency-lines']);
+  if (latencyLines !== undefined && !(Number.isInteger(latencyLines) && latencyLines > 0)) {
+    throw new Error(`--latency-lines: "${values['latency-lines']}" is not a positive integer`);
+  }
   const sizes: Sizes = {
     ...base,
     throughput:
@@ -103,6 +108,7 @@ function parseOptions(argv: readonly string[]) {
       ...base.sweep,
       ...(levels === undefined ? {} : { levels }),
       ...(values['rtt-only'] ? { latencies: [base.sweep.oneWayLatencyMs] } : {}),
+      ...(latencyLines === undefined ? {} : { latencyLines }),
     },
   };
   return {
@@ -117,6 +123,7 @@ function parseOptions(argv: readonly string[]) {
       sets !== undefined ||
       levels !== undefined ||
       values['rtt-only'] ||
+      latencyLines !== undefined ||
       values['cpu-prof'] !== undefined,
   };
 }
