@@ -215,10 +215,28 @@ function judgeSummary(run: ChildRun, finished: number, dryRun: boolean) {
       summary.archived === finished &&
       summary.dismantled === finished &&
       summary.failed.length === 0,
-    check: `archived ${summary.archived}/${finished}, dismantled ${summary.dismantled}/${finished}, failed ${summary.failed.length}`,
+    check: [
+      `archived ${summary.archived}/${finished}, dismantled ${summary.dismantled}/${finished}, failed ${summary.failed.length}`,
+      ...keptLines(summary),
+    ].join(', '),
     lines: summary.archived,
     files: summary.filesUploaded,
     bytes: summary.bytes,
     retries: summary.retries,
   };
+}
+
+/** Where the lines that were neither dismantled nor failed went, with the first reason of each kind. */
+function keptLines(summary: Summary): string[] {
+  const kinds = [
+    ['skipped', summary.skipped],
+    ['pending', summary.pending],
+    ['held', summary.held],
+  ] as const;
+  const counts = kinds
+    .filter(([, lines]) => lines.length > 0)
+    .map(([kind, lines]) => `${kind} ${lines.length} (${JSON.stringify(lines[0])})`);
+  if (summary.deferred > 0) counts.push(`deferred ${summary.deferred}`);
+  if (summary.waiting > 0) counts.push(`waiting ${summary.waiting}`);
+  return counts;
 }

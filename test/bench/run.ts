@@ -13,14 +13,18 @@
  *   npm run bench -- --only concurrency --levels 8,16,32 --rtt-only [--latency-lines 512]
  *                                      the sweep at these LINE_CONCURRENCY levels, +20 ms round
  *                                      trips only (no loopback points), with this many lines a run
+ *   npm run bench -- --only memory --in-flight 8,16
+ *                                      the memory section's large files in flight at these counts
+ *                                      only (LINE_CONCURRENCY as many; no file-size runs)
  *   npm run bench -- --out DIR         where to write the JSON and the chart
  *   npm run bench -- --only throughput --sets examples --cpu-prof DIR
  *                                      a V8 CPU profile of each throughput run's work in DIR, with the
  *                                      bundle and its source map; summarise one with
  *                                      npx tsx test/bench/profile.ts DIR/examples-housekeeper-1.cpuprofile
  *
- * Any of --sets, --levels, --rtt-only, --latency-lines or --cpu-prof makes the run partial (written as quick.json);
- * a profiled process runs slower, so its figures are not comparable with an unprofiled run.
+ * Any of --sets, --levels, --rtt-only, --latency-lines, --in-flight or --cpu-prof makes the run
+ * partial (written as quick.json); a profiled process runs slower, so its figures are not
+ * comparable with an unprofiled run.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -71,6 +75,7 @@ function parseOptions(argv: readonly string[]) {
       levels: { type: 'string' },
       'rtt-only': { type: 'boolean', default: false },
       'latency-lines': { type: 'string' },
+      'in-flight': { type: 'string' },
       'cpu-prof': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -96,6 +101,11 @@ function parseOptions(argv: readonly string[]) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--levels: "${level}" is not a positive integer`);
     return n;
   });
+  const inFlight = values['in-flight']?.split(',').map((level) => {
+    const n = Number(level.trim());
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--in-flight: "${level}" is not a positive integer`);
+    return n;
+  });
   const latencyLines = values['latency-lines'] === undefined ? undefined : Number(values['latency-lines']);
   if (latencyLines !== undefined && !(Number.isInteger(latencyLines) && latencyLines > 0)) {
     throw new Error(`--latency-lines: "${values['latency-lines']}" is not a positive integer`);
@@ -104,6 +114,7 @@ function parseOptions(argv: readonly string[]) {
     ...base,
     throughput:
       sets === undefined ? base.throughput : base.throughput.filter((spec) => sets.includes(spec.key)),
+    memory: { ...base.memory, ...(inFlight === undefined ? {} : { sizes: [], inFlight }) },
     sweep: {
       ...base.sweep,
       ...(levels === undefined ? {} : { levels }),
@@ -124,6 +135,7 @@ function parseOptions(argv: readonly string[]) {
       levels !== undefined ||
       values['rtt-only'] ||
       latencyLines !== undefined ||
+      inFlight !== undefined ||
       values['cpu-prof'] !== undefined,
   };
 }
