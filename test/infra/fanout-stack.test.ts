@@ -1,30 +1,32 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectCountAlarm, expectDashboardShows, expectFunctionAlarm } from './alarms.ts';
+import { CLI_TEST, offlineCdk, pluginReports, REQUIRED_CONTEXT, writtenResources } from './cdk-cli.ts';
+import { acknowledgements, expectNoCdkErrorOrWarning, nagFindings } from './nag.ts';
 import {
-  acknowledgements,
   actionsOf,
   bundleOf,
-  CLI_TEST,
-  expectCountAlarm,
-  expectDashboardShows,
-  expectFunctionAlarm,
-  expectNoCdkErrorOrWarning,
   expectSafeQueues,
+  FUNCTION_RUNTIME,
   functionStatements,
   itRejects,
-  nagFindings,
-  offlineCdk,
-  pluginReports,
-  REQUIRED_CONTEXT,
   type Statement,
   type Synthesized,
   synthesizer,
-  writtenResources,
 } from './synth.ts';
 
 /** One app with one fan-out stack and the AWS Solutions checks, as infra/app.ts does with `-c mode=fanout`. */
 const synth = synthesizer({ mode: 'fanout' });
+
+/** What consuming the work queue takes (an event source mapping's grant), sorted. */
+const CONSUME_WORK = [
+  'sqs:ChangeMessageVisibility',
+  'sqs:DeleteMessage',
+  'sqs:GetQueueAttributes',
+  'sqs:GetQueueUrl',
+  'sqs:ReceiveMessage',
+];
 
 /** Every identity policy statement of the template that names `resource`. */
 function statementsOn(template: Template, resource: unknown): Statement[] {
@@ -83,11 +85,7 @@ describe('HousekeepingStack in fan-out mode', () => {
 
       expect(Object.keys(workers)).toHaveLength(1);
       expect(worker).toMatchObject({
-        Runtime: 'nodejs24.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
-        MemorySize: 1024,
-        Timeout: 900,
+        ...FUNCTION_RUNTIME,
         LoggingConfig: { LogFormat: 'JSON' },
         Environment: {
           Variables: {
@@ -147,13 +145,7 @@ describe('HousekeepingStack in fan-out mode', () => {
       const worker = functionStatements(main, main.stack.fanout?.worker);
       const onQueue = worker.filter((s) => JSON.stringify(s.Resource) === JSON.stringify(workQueueArn));
 
-      expect(onQueue.flatMap(actionsOf).sort()).toEqual([
-        'sqs:ChangeMessageVisibility',
-        'sqs:DeleteMessage',
-        'sqs:GetQueueAttributes',
-        'sqs:GetQueueUrl',
-        'sqs:ReceiveMessage',
-      ]);
+      expect(onQueue.flatMap(actionsOf).sort()).toEqual(CONSUME_WORK);
       expect(worker.flatMap(actionsOf).sort()).toEqual(
         [
           ...onQueue.flatMap(actionsOf),
@@ -174,14 +166,8 @@ describe('HousekeepingStack in fan-out mode', () => {
     it('gives no one but the planner and the worker any access to the work queue', () => {
       const statements = statementsOn(template, workQueueArn);
 
-      expect(statements.flatMap(actionsOf).sort()).toEqual([
-        'sqs:ChangeMessageVisibility',
-        'sqs:DeleteMessage',
-        'sqs:GetQueueAttributes',
-        'sqs:GetQueueUrl',
-        'sqs:ReceiveMessage',
-        'sqs:SendMessage',
-      ]);
+      // Sorted: SendMessage comes after every consumer action.
+      expect(statements.flatMap(actionsOf).sort()).toEqual([...CONSUME_WORK, 'sqs:SendMessage']);
     });
   });
 

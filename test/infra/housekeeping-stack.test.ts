@@ -4,29 +4,22 @@ import { Duration } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambda/app/config.ts';
+import { expectCountAlarm, expectDashboardShows, expectFunctionAlarm } from './alarms.ts';
+import { CLI_TEST, offlineCdk, pluginReports, REQUIRED_CONTEXT, writtenResources } from './cdk-cli.ts';
+import { acknowledgements, expectNoCdkErrorOrWarning, nagFindings } from './nag.ts';
 import { run } from './offline.ts';
 import {
-  acknowledgements,
   actionsOf,
   bundleOf,
-  CLI_TEST,
-  expectCountAlarm,
-  expectDashboardShows,
-  expectFunctionAlarm,
-  expectNoCdkErrorOrWarning,
   expectSafeQueues,
   expectScheduleRoleLimitedTo,
+  FUNCTION_RUNTIME,
   functionStatements,
   itRejects,
-  nagFindings,
-  offlineCdk,
-  pluginReports,
-  REQUIRED_CONTEXT,
   SECRET_NAME,
   type Statement,
   type Synthesized,
   synthesizer,
-  writtenResources,
 } from './synth.ts';
 
 const synth = synthesizer();
@@ -71,11 +64,7 @@ describe('HousekeepingStack', () => {
 
     it('runs on Node.js 24, arm64, with 1024 MB, 15 minutes, JSON logs and reserved concurrency 1', () => {
       template.hasResourceProperties('AWS::Lambda::Function', {
-        Runtime: 'nodejs24.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
-        MemorySize: 1024,
-        Timeout: 900,
+        ...FUNCTION_RUNTIME,
         ReservedConcurrentExecutions: 1,
         LoggingConfig: Match.objectLike({ LogFormat: 'JSON', LogGroup: Match.anyValue() }),
       });
@@ -303,7 +292,6 @@ describe('HousekeepingStack', () => {
     it('alarms when a pass reports a line in conflict with its archive', () => {
       expectCountAlarm(main, 'Conflicts', {
         AlarmName: 'Housekeeper-conflicts',
-        OKActions: [topicRef()],
         AlarmDescription: Match.stringLikeRegexp('docs/operations.md#alarms'),
       });
     });

@@ -1,24 +1,19 @@
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
+import { expectCountAlarm, expectDashboardShows, expectFunctionAlarm } from './alarms.ts';
+import { CLI_TEST, offlineCdk, REQUIRED_CONTEXT, writtenResources } from './cdk-cli.ts';
+import { acknowledgements, nagFindings } from './nag.ts';
 import {
-  acknowledgements,
   actionsOf,
   bundleOf,
-  CLI_TEST,
-  expectCountAlarm,
-  expectDashboardShows,
-  expectFunctionAlarm,
   expectScheduleRoleLimitedTo,
+  FUNCTION_RUNTIME,
   functionResource,
   functionStatements,
   itRejects,
-  nagFindings,
-  offlineCdk,
-  REQUIRED_CONTEXT,
   type Synthesized,
   synthesizer,
-  writtenResources,
 } from './synth.ts';
 
 /** One app with one stack and the AWS Solutions checks, as infra/app.ts; bundling only when asked. */
@@ -48,11 +43,7 @@ describe('HousekeepingStack restore drills', () => {
 
     it('runs like the pass (Node.js 24, arm64, 1024 MB, 15 minutes, JSON logs), one at a time, failures to the failure queue', () => {
       expect(functionResource(main, drill.fn).Properties).toMatchObject({
-        Runtime: 'nodejs24.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
-        MemorySize: 1024,
-        Timeout: 900,
+        ...FUNCTION_RUNTIME,
         ReservedConcurrentExecutions: 1,
         LoggingConfig: { LogFormat: 'JSON' },
         Description: expect.stringMatching(/^Restore drill/),
@@ -163,12 +154,9 @@ describe('HousekeepingStack restore drills', () => {
   });
 
   describe('alarms and dashboard', () => {
-    const topicRef = (): unknown => main.stack.resolve(main.stack.alarmTopic.topicArn);
-
     it('alarms when a drill reports a finding: DrillFindings >= 1 over 5 minutes, missing data not breaching', () => {
       expectCountAlarm(main, 'DrillFindings', {
         AlarmName: 'Housekeeper-drill-findings',
-        OKActions: [topicRef()],
         AlarmDescription: Match.stringLikeRegexp('docs/operations.md#restore-drills'),
       });
     });

@@ -1,14 +1,13 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type Stack, Validations } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import type { IConstruct } from 'constructs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
-import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
+import { CDK_CONTEXT } from './offline.ts';
 
 /** The account and region the stack tests synthesize for. */
 export const ENV = { account: '123456789012', region: 'eu-west-1' };
@@ -65,18 +64,17 @@ export function itRejects(
   });
 }
 
-/** cdk-nag findings (errors and warnings) that are not acknowledged, as readable strings. */
-export function nagFindings(app: App): string[] {
-  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
-  return report.violations.flatMap((violation) =>
-    violation.violatingResources.map(
-      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
-    ),
-  );
-}
-
 /** A function of the stack (the pass, the planner, the worker, the drill), by its construct. */
-type StackFunction = HousekeepingStack['fn'];
+export type StackFunction = HousekeepingStack['fn'];
+
+/** What every function of the stack runs as by default: Node.js 24 on arm64, 1024 MB, 15 minutes. */
+export const FUNCTION_RUNTIME = {
+  Runtime: 'nodejs24.x',
+  Architectures: ['arm64'],
+  Handler: 'index.handler',
+  MemorySize: 1024,
+  Timeout: 900,
+} as const;
 
 /** The files of a function's bundle and the code of its `index.mjs`, as esbuild wrote them. */
 export function bundleOf(app: App, fn: StackFunction | undefined): { files: string[]; code: string } {
@@ -91,20 +89,6 @@ export function functionResource({ stack, template }: Synthesized, fn: StackFunc
   return template.toJSON().Resources[logicalId] as {
     Properties: Record<string, unknown> & { Environment: { Variables: Record<string, unknown> } };
   };
-}
-
-/** The acknowledged cdk-nag rules of `constructs`, as `[rule id, reason]`. */
-export function acknowledgements(constructs: readonly IConstruct[]): [string, string][] {
-  return constructs
-    .flatMap((construct) => construct.node.metadata)
-    .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-    .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
-}
-
-/** Expects the stack to carry no CDK error and no CDK warning annotation at all. */
-export function expectNoCdkErrorOrWarning(stack: Stack): void {
-  expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
-  expect(Annotations.fromStack(stack).findWarning('*', Match.anyValue())).toEqual([]);
 }
 
 /** One statement of an IAM policy document, as synthesized. */
@@ -183,138 +167,4 @@ export function expectScheduleRoleLimitedTo({ stack, template }: Synthesized, fn
       ],
     },
   });
-}
-
-/**
- * What every count alarm of the stack shares (infra/monitoring/alarms.ts): the sum over one period
- * of 5 minutes, one or more alarms, no data does not.
- */
-export const COUNT_ALARM = {
-  Statistic: 'Sum',
-  Period: 300,
-  EvaluationPeriods: 1,
-  Threshold: 1,
-  ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-  TreatMissingData: 'notBreaching',
-} as const;
-
-/** A metric the housekeeper emits itself: its namespace and its one dimension, the service. */
-export const SERVICE_METRIC = {
-  Namespace: 'TokensHousekeeper',
-  Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
-} as const;
-
-/**
- * Expects a count alarm (see {@link COUNT_ALARM}) on `metricName`, a metric the housekeeper emits
- * itself, that notifies the alarm topic, with `props` (its name, OK actions, description) besides.
- */
-export function expectCountAlarm(
-  { stack, template }: Synthesized,
-  metricName: string,
-  props: Record<string, unknown> = {},
-): void {
-  template.hasResourceProperties(
-    'AWS::CloudWatch::Alarm',
-    Match.objectLike({
-      ...SERVICE_METRIC,
-      MetricName: metricName,
-      ...COUNT_ALARM,
-      AlarmActions: [stack.resolve(stack.alarmTopic.topicArn)],
-      ...props,
-    }),
-  );
-}
-
-/**
- * Expects an alarm on the Lambda metric `metricName` of `fn` (one or more), that notifies the alarm
- * topic, with `props` (its name) besides.
- */
-export function expectFunctionAlarm(
-  { stack, template }: Synthesized,
-  fn: StackFunction | undefined,
-  metricName: string,
-  props: Record<string, unknown> = {},
-): void {
-  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-    Namespace: 'AWS/Lambda',
-    MetricName: metricName,
-    Dimensions: [{ Name: 'FunctionName', Value: stack.resolve(fn?.functionName) }],
-    Threshold: 1,
-    ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-    AlarmActions: [stack.resolve(stack.alarmTopic.topicArn)],
-    ...props,
-  });
-}
-
-/** The body of the template's first dashboard, as a string to look for names in. */
-export function dashboardBody(template: Template): string {
-  const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
-  return JSON.stringify(dashboards[0]?.Properties.DashboardBody);
-}
-
-/** Expects the template's first dashboard to name each of `needles` (a widget title, a metric). */
-export function expectDashboardShows(template: Template, needles: readonly string[]): void {
-  const body = dashboardBody(template);
-  for (const needle of needles) expect(body).toContain(needle);
-}
-
-/** What the CLI needs to synthesize the stack: the two required context keys. */
-export const REQUIRED_CONTEXT = { tokensApiUrl: 'https://tokens.example.com', sessionKeySecret: SECRET_NAME };
-
-/** A test that runs the cdk CLI, which bundles every function: a minute or more on a busy machine. */
-export const CLI_TEST = { timeout: 120_000 } as const;
-
-/**
- * `cdk synth` as an operator runs it, on a machine with no AWS credentials: a fresh home for the
- * file's tests, removed after them. `synth(context, out)` runs
- * `npx cdk synth --quiet --no-notices -c key=value ... -o <home>/<out>`.
- */
-export function offlineCdk(prefix: string) {
-  let home = '';
-  beforeAll(() => {
-    home = mkdtempSync(join(tmpdir(), prefix));
-  });
-  afterAll(() => {
-    rmSync(home, { recursive: true, force: true });
-  });
-  return {
-    /** The offline environment of the home. */
-    env: (): NodeJS.ProcessEnv => offlineEnv(home),
-    /** What the CLI printed and how it exited, and the output folder it wrote. */
-    synth: async (context: Readonly<Record<string, string>>, out: string) => {
-      const outdir = join(home, out);
-      const contextArgs = Object.entries(context).flatMap(([key, value]) => ['-c', `${key}=${value}`]);
-      const { code, output } = await run(
-        'npx',
-        ['cdk', 'synth', '--quiet', '--no-notices', ...contextArgs, '-o', outdir],
-        offlineEnv(home),
-      );
-      return { code, output, outdir };
-    },
-  };
-}
-
-/** What the cdk-nag plugin reported into `outdir` (an empty list when nothing was found). */
-export function pluginReports(outdir: string): unknown[] {
-  return (
-    JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as { pluginReports: unknown[] }
-  ).pluginReports;
-}
-
-/** A resource of a template `cdk synth` wrote. */
-export interface WrittenResource {
-  readonly Type: string;
-  readonly Metadata?: Record<string, string>;
-  readonly Properties: Record<string, unknown> & {
-    Description?: string;
-    Environment?: { Variables?: Record<string, string> };
-  };
-}
-
-/** The resources of the stack's template that `cdk synth` wrote into `outdir`. */
-export function writtenResources(outdir: string): WrittenResource[] {
-  const template = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
-    Resources: Record<string, WrittenResource>;
-  };
-  return Object.values(template.Resources);
 }
