@@ -9,6 +9,7 @@ import {
   runCli,
   startFront,
   startRecordingServer,
+  twoFinishedLines,
 } from './harness.ts';
 import { checkInvariant, cliOutcome, observedPass, runHandler, snapshot } from './invariant.ts';
 import { it, type Scenario } from './ledger.ts';
@@ -244,11 +245,10 @@ describe('a download slower than the speed floor', () => {
   it('fails a body that trickles under DOWNLOAD_MIN_SPEED_BYTES as a retried attempt, and keeps the line', {
     timeout: 10_000,
   }, async ({ s }) => {
-    const local = await localStack(track, {
-      lines: finishedLines(2),
+    const { local, ids } = await twoFinishedLines(track, {
       env: { DOWNLOAD_MIN_SPEED_BYTES: '100', DOWNLOAD_SPEED_WINDOW_SECONDS: '1', RETRY_ATTEMPTS: '2' },
     });
-    const [slow, healthy] = ids(local.tokens.lines) as [string, string];
+    const [slow, healthy] = ids;
     let attempts = 0;
     const front = track(
       await startFront(local.tokens.url, (req, res) => {
