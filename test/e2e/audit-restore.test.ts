@@ -6,7 +6,7 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import { objectJson } from '../support/archive-inspect.ts';
+import { objectJson, replaceObject } from '../support/archive-inspect.ts';
 import { runCli } from '../support/run-cli.ts';
 
 let stack: LocalStack | undefined;
@@ -62,13 +62,7 @@ describe('npm run audit', () => {
   it('finds a damaged and a missing object and exits 1', async () => {
     const { local, ids } = await archivedStack();
     const [metrics, plain] = ids as [string, string];
-    await local.s3Client.send(
-      new PutObjectCommand({
-        Bucket: local.bucket,
-        Key: `tokens/${metrics}/score`,
-        Body: Buffer.alloc(50_000, 1),
-      }),
-    );
+    await replaceObject(local.s3Client, local.bucket, `tokens/${metrics}/score`, Buffer.alloc(50_000, 1));
     await local.s3Client.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: `tokens/${plain}/data` }));
 
     const result = await runCli([], local.env, 'lambda/entries/audit-cli.ts');
@@ -83,13 +77,7 @@ describe('npm run audit', () => {
   it('runs the same audit as a Lambda event {"audit": true}', async () => {
     const { local, ids } = await archivedStack();
     const [metrics] = ids as [string];
-    await local.s3Client.send(
-      new PutObjectCommand({
-        Bucket: local.bucket,
-        Key: `tokens/${metrics}/delta`,
-        Body: Buffer.alloc(50_000, 2),
-      }),
-    );
+    await replaceObject(local.s3Client, local.bucket, `tokens/${metrics}/delta`, Buffer.alloc(50_000, 2));
 
     const report = await createHandler(local.env)({ audit: true });
 
@@ -136,13 +124,7 @@ describe('npm run restore', () => {
   it('refuses a damaged object, leaves no file for it, and exits 1', async () => {
     const { local, ids } = await archivedStack();
     const [, plain] = ids as [string, string];
-    await local.s3Client.send(
-      new PutObjectCommand({
-        Bucket: local.bucket,
-        Key: `tokens/${plain}/data`,
-        Body: Buffer.alloc(70_000, 7),
-      }),
-    );
+    await replaceObject(local.s3Client, local.bucket, `tokens/${plain}/data`, Buffer.alloc(70_000, 7));
     outDir = await mkdtemp(join(tmpdir(), 'restore-'));
 
     const result = await runCli(['--id', plain, '--out', outDir], local.env, 'lambda/entries/restore-cli.ts');

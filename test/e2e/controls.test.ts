@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
-import { closeAfterEach, localStack, runCli } from '../reliability/harness.ts';
+import { closeAfterEach, finishedLines, localStack, runCli } from '../reliability/harness.ts';
 import { checkInvariant, cliOutcome, runHandler, settle, snapshot } from '../reliability/invariant.ts';
 import { it } from '../reliability/ledger.ts';
 import { listKeys, objectJson } from '../support/archive-inspect.ts';
@@ -95,13 +95,7 @@ describe('a gentle request rate (MAX_REQUESTS_PER_SECOND)', () => {
   it('never sends more than the cap plus one in any one-second window, and still dismantles every line', async ({
     s,
   }) => {
-    const local = await localStack(track, {
-      lines: [
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-        { status: 'finished', fileSize: 1000 },
-      ],
-    });
+    const local = await localStack(track, { lines: finishedLines(3) });
     s.inject(local.tokens, { target: 'file', fault: { kind: 'status', status: 503 }, times: 2 });
     const before = snapshot(local.tokens);
 

@@ -6,7 +6,7 @@ import type { DrillReport } from '../../lambda/core/drill.ts';
 import { lambdaEntryTools } from '../../lambda/entries/lambda-tools.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import { type S3Proxy, startS3Proxy } from '../reliability/s3-proxy.ts';
-import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { listKeys, objectJson, replaceObject } from '../support/archive-inspect.ts';
 import { runCli } from '../support/run-cli.ts';
 
 let stack: LocalStack | undefined;
@@ -104,22 +104,15 @@ describe('a scheduled restore drill', () => {
     const [tampered, discrepant] = ids as [string, string, string];
     // An archived object's bytes changed behind the archive's back, and a receipt that records a
     // discrepancy (the line's statement changed at its DELETE).
-    await local.s3Client.send(
-      new PutObjectCommand({
-        Bucket: local.bucket,
-        Key: `tokens/${tampered}/data`,
-        Body: Buffer.alloc(3000, 7),
-      }),
-    );
+    await replaceObject(local.s3Client, local.bucket, `tokens/${tampered}/data`, Buffer.alloc(3000, 7));
     const receiptKey = `tokens/${discrepant}/deleted.json`;
     const receipt = (await objectJson(local.s3Client, local.bucket, receiptKey)) as Record<string, unknown>;
     const discrepancy = 'the DELETE reply states data as 3001 bytes, 9f86…; the archive holds 3000 bytes';
-    await local.s3Client.send(
-      new PutObjectCommand({
-        Bucket: local.bucket,
-        Key: receiptKey,
-        Body: JSON.stringify({ ...receipt, discrepancy }),
-      }),
+    await replaceObject(
+      local.s3Client,
+      local.bucket,
+      receiptKey,
+      JSON.stringify({ ...receipt, discrepancy }),
     );
 
     const { report, emf } = await invokeDrill(env);
@@ -199,12 +192,11 @@ describe('a scheduled restore drill', () => {
     await archiveAndDismantle(local);
     // Newer objects under _drills/ that are not drill reports (hand-placed, or a later release's).
     for (let n = 0; n < 5; n += 1) {
-      await local.s3Client.send(
-        new PutObjectCommand({
-          Bucket: local.bucket,
-          Key: `tokens/_drills/2099-01-01/${crypto.randomUUID()}.json`,
-          Body: JSON.stringify({ schemaVersion: 2 }),
-        }),
+      await replaceObject(
+        local.s3Client,
+        local.bucket,
+        `tokens/_drills/2099-01-01/${crypto.randomUUID()}.json`,
+        JSON.stringify({ schemaVersion: 2 }),
       );
     }
 
@@ -326,13 +318,7 @@ describe('npm run audit -- --sample', () => {
   it('drills by hand: draws the lines, exits 1 on a finding, writes nothing unless --write-report', async () => {
     const local = await startStack(3);
     const [tampered] = (await archiveAndDismantle(local)) as [string];
-    await local.s3Client.send(
-      new PutObjectCommand({
-        Bucket: local.bucket,
-        Key: `tokens/${tampered}/data`,
-        Body: Buffer.alloc(3000, 7),
-      }),
-    );
+    await replaceObject(local.s3Client, local.bucket, `tokens/${tampered}/data`, Buffer.alloc(3000, 7));
 
     const printed = await runCli(['--sample', '3'], drillEnv(local), AUDIT);
 

@@ -3,7 +3,7 @@ import { loadConfig } from '../../lambda/app/config.ts';
 import { createDeps } from '../../lambda/app/deps.ts';
 import { runHousekeeping } from '../../lambda/core/pass.ts';
 import { FULL_PASS } from '../../lambda/core/request.ts';
-import { closeAfterEach, localStack, proxiedS3 } from '../reliability/harness.ts';
+import { closeAfterEach, localStack, MULTIPART_5_MIB, proxiedS3 } from '../reliability/harness.ts';
 import { checkInvariant, settle, snapshot } from '../reliability/invariant.ts';
 import { it } from '../reliability/ledger.ts';
 
@@ -17,8 +17,7 @@ describe('the upload buffer budget', () => {
     const local = await localStack(track, {
       lines: Array.from({ length: 4 }, () => ({ status: 'finished' as const, fileSize: 21 * MIB })),
       env: {
-        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
-        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        ...MULTIPART_5_MIB,
         UPLOAD_BUFFER_BYTES: String(12 * MIB),
         UPLOAD_PARTS_IN_FLIGHT: '4',
         LINE_CONCURRENCY: '4',
@@ -48,8 +47,7 @@ describe('the upload buffer budget', () => {
       // Not whole parts: each file's last part is shorter, in a buffer of a whole part.
       lines: Array.from({ length: 2 }, () => ({ status: 'finished' as const, fileSize: 26 * MIB + 5 })),
       env: {
-        MULTIPART_THRESHOLD_BYTES: String(5 * MIB),
-        MULTIPART_PART_SIZE_BYTES: String(5 * MIB),
+        ...MULTIPART_5_MIB,
         // Two part buffers for the whole process: 12 parts go through them.
         UPLOAD_BUFFER_BYTES: String(10 * MIB),
         UPLOAD_PARTS_IN_FLIGHT: '2',

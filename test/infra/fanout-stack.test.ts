@@ -1,20 +1,16 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
-import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
+import { expectCountAlarm, expectDashboardShows, expectFunctionAlarm } from './alarms.ts';
+import { CLI_TEST, offlineCdk, pluginReports, REQUIRED_CONTEXT, writtenResources } from './cdk-cli.ts';
+import { acknowledgements, expectNoCdkErrorOrWarning, nagFindings } from './nag.ts';
 import {
   actionsOf,
-  COUNT_ALARM,
-  expectDashboardShows,
+  bundleOf,
   expectSafeQueues,
-  nagFindings,
-  offlineCdk,
-  pluginReports,
-  roleStatements,
-  SERVICE_METRIC,
+  FUNCTION_RUNTIME,
+  functionStatements,
+  itRejects,
   type Statement,
   type Synthesized,
   synthesizer,
@@ -23,7 +19,14 @@ import {
 /** One app with one fan-out stack and the AWS Solutions checks, as infra/app.ts does with `-c mode=fanout`. */
 const synth = synthesizer({ mode: 'fanout' });
 
-/** The statements of the policies attached to a role, by the role's reference. */
+/** What consuming the work queue takes (an event source mapping's grant), sorted. */
+const CONSUME_WORK = [
+  'sqs:ChangeMessageVisibility',
+  'sqs:DeleteMessage',
+  'sqs:GetQueueAttributes',
+  'sqs:GetQueueUrl',
+  'sqs:ReceiveMessage',
+];
 
 /** Every identity policy statement of the template that names `resource`. */
 function statementsOn(template: Template, resource: unknown): Statement[] {
@@ -45,14 +48,8 @@ describe('HousekeepingStack in fan-out mode', () => {
 
   describe('functions', () => {
     it('bundles the planner and the worker entries, each into one ESM file with a source map', () => {
-      const bundleOf = (fn: unknown) => {
-        const asset = (fn as HousekeepingStack['fn']).node.findChild('Code') as Asset;
-        const dir = join(main.app.outdir, asset.assetPath);
-        return { files: readdirSync(dir).sort(), code: readFileSync(join(dir, 'index.mjs'), 'utf8') };
-      };
-
-      const planner = bundleOf(main.stack.fn);
-      const worker = bundleOf(main.stack.fanout?.worker);
+      const planner = bundleOf(main.app, main.stack.fn);
+      const worker = bundleOf(main.app, main.stack.fanout?.worker);
 
       expect(planner.files).toEqual(['index.mjs', 'index.mjs.map']);
       expect(worker.files).toEqual(['index.mjs', 'index.mjs.map']);
@@ -88,11 +85,7 @@ describe('HousekeepingStack in fan-out mode', () => {
 
       expect(Object.keys(workers)).toHaveLength(1);
       expect(worker).toMatchObject({
-        Runtime: 'nodejs24.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
-        MemorySize: 1024,
-        Timeout: 900,
+        ...FUNCTION_RUNTIME,
         LoggingConfig: { LogFormat: 'JSON' },
         Environment: {
           Variables: {
@@ -142,23 +135,17 @@ describe('HousekeepingStack in fan-out mode', () => {
 
   describe('permissions', () => {
     it('lets the planner only send to the work queue', () => {
-      const planner = roleStatements(template, main.stack.resolve(main.stack.fn.role?.roleName));
+      const planner = functionStatements(main, main.stack.fn);
       const onQueue = planner.filter((s) => JSON.stringify(s.Resource) === JSON.stringify(workQueueArn));
 
       expect(onQueue).toEqual([expect.objectContaining({ Sid: 'EnqueueWork', Action: 'sqs:SendMessage' })]);
     });
 
     it('lets the worker consume the work queue, read the secret and write under the prefix, and nothing more', () => {
-      const worker = roleStatements(template, main.stack.resolve(main.stack.fanout?.worker.role?.roleName));
+      const worker = functionStatements(main, main.stack.fanout?.worker);
       const onQueue = worker.filter((s) => JSON.stringify(s.Resource) === JSON.stringify(workQueueArn));
 
-      expect(onQueue.flatMap(actionsOf).sort()).toEqual([
-        'sqs:ChangeMessageVisibility',
-        'sqs:DeleteMessage',
-        'sqs:GetQueueAttributes',
-        'sqs:GetQueueUrl',
-        'sqs:ReceiveMessage',
-      ]);
+      expect(onQueue.flatMap(actionsOf).sort()).toEqual(CONSUME_WORK);
       expect(worker.flatMap(actionsOf).sort()).toEqual(
         [
           ...onQueue.flatMap(actionsOf),
@@ -179,14 +166,8 @@ describe('HousekeepingStack in fan-out mode', () => {
     it('gives no one but the planner and the worker any access to the work queue', () => {
       const statements = statementsOn(template, workQueueArn);
 
-      expect(statements.flatMap(actionsOf).sort()).toEqual([
-        'sqs:ChangeMessageVisibility',
-        'sqs:DeleteMessage',
-        'sqs:GetQueueAttributes',
-        'sqs:GetQueueUrl',
-        'sqs:ReceiveMessage',
-        'sqs:SendMessage',
-      ]);
+      // Sorted: SendMessage comes after every consumer action.
+      expect(statements.flatMap(actionsOf).sort()).toEqual([...CONSUME_WORK, 'sqs:SendMessage']);
     });
   });
 
@@ -222,13 +203,8 @@ describe('HousekeepingStack in fan-out mode', () => {
         Threshold: 1,
         AlarmActions: [main.stack.resolve(main.stack.alarmTopic.topicArn)],
       });
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      expectFunctionAlarm(main, main.stack.fanout?.worker, 'Errors', {
         AlarmName: 'Housekeeper-worker-errors',
-        MetricName: 'Errors',
-        Dimensions: [
-          { Name: 'FunctionName', Value: main.stack.resolve(main.stack.fanout?.worker.functionName) },
-        ],
-        Threshold: 1,
       });
       // Eleven of the housekeeper's, and three of the restore drills (on by default).
       expect(main.stack.alarms).toHaveLength(14);
@@ -241,16 +217,7 @@ describe('HousekeepingStack in fan-out mode', () => {
           template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'Conflicts' } }),
         ),
       ).toHaveLength(1);
-      template.hasResourceProperties(
-        'AWS::CloudWatch::Alarm',
-        Match.objectLike({
-          AlarmName: 'Housekeeper-conflicts',
-          ...SERVICE_METRIC,
-          MetricName: 'Conflicts',
-          ...COUNT_ALARM,
-          AlarmActions: [main.stack.resolve(main.stack.alarmTopic.topicArn)],
-        }),
-      );
+      expectCountAlarm(main, 'Conflicts', { AlarmName: 'Housekeeper-conflicts' });
     });
 
     it('draws the work queue, the workers and what the planner sent', () => {
@@ -278,13 +245,9 @@ describe('HousekeepingStack in fan-out mode', () => {
     });
 
     it('gives every acknowledgement a specific reason', () => {
-      const acknowledgements = main.app.node
-        .findAll()
-        .flatMap((construct) => construct.node.metadata)
-        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-        .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+      const acknowledged = acknowledgements(main.app.node.findAll());
 
-      expect(acknowledgements.map(([id]) => id).sort()).toEqual([
+      expect(acknowledged.map(([id]) => id).sort()).toEqual([
         expect.stringMatching(
           /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/\*\]$/,
         ),
@@ -302,7 +265,7 @@ describe('HousekeepingStack in fan-out mode', () => {
         'Annotation::AwsSolutions-SQS3',
         'Annotation::AwsSolutions-SQS3',
       ]);
-      for (const [, reason] of acknowledgements) expect(reason.length).toBeGreaterThan(40);
+      for (const [, reason] of acknowledged) expect(reason.length).toBeGreaterThan(40);
       const workerDlq = main.stack.fanout?.workerDeadLetterQueue.node.metadata.find(
         (entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY,
       );
@@ -310,8 +273,7 @@ describe('HousekeepingStack in fan-out mode', () => {
     });
 
     it('emits no CDK error or warning at all', () => {
-      expect(Annotations.fromStack(main.stack).findError('*', Match.anyValue())).toEqual([]);
-      expect(Annotations.fromStack(main.stack).findWarning('*', Match.anyValue())).toEqual([]);
+      expectNoCdkErrorOrWarning(main.stack);
     });
   });
 });
@@ -357,7 +319,7 @@ describe('HousekeepingStack fan-out options', () => {
     expect(JSON.stringify(template.toJSON())).not.toContain('_queued/');
   });
 
-  it.each([
+  itRejects(synth, [
     [{ mode: 'fan-out' as 'fanout' }, /mode must be "single" or "fanout"/],
     [{ mode: 'single' as const, workerBatchSize: 2 }, /workerBatchSize applies only to mode "fanout"/],
     [{ workerBatchSize: 11 }, /workerBatchSize must be an integer between 1 and 10/],
@@ -367,48 +329,24 @@ describe('HousekeepingStack fan-out options', () => {
       { workerTimeout: Duration.seconds(100) },
       /workerTimeout of 1 minute 40 seconds leaves 10 s of working time/,
     ],
-  ] as const)('rejects %o', (props, message) => {
-    expect(() => synth(props)).toThrow(message);
-  });
+  ]);
 });
 
 describe('cdk synth -c mode=fanout', () => {
   const cdk = offlineCdk('housekeeper-fanout-synth-');
-  const base = ['-c', 'tokensApiUrl=https://tokens.example.com'];
 
-  it('synthesizes the fan-out stack offline with a clean cdk-nag report', { timeout: 120_000 }, async () => {
-    const outdir = cdk.path('cdk.out');
-
-    const { code, output } = await cdk.synth([
-      ...base,
-      '-c',
-      'sessionKeySecret=tokens/session-key',
-      '-c',
-      'mode=fanout',
-      '-o',
-      outdir,
-    ]);
+  it('synthesizes the fan-out stack offline with a clean cdk-nag report', CLI_TEST, async () => {
+    const { code, output, outdir } = await cdk.synth({ ...REQUIRED_CONTEXT, mode: 'fanout' }, 'cdk.out');
 
     expect(code, output).toBe(0);
-    const stack = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
-      Resources: Record<string, { Type: string }>;
-    };
-    expect(
-      Object.values(stack.Resources).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping'),
-    ).toHaveLength(1);
+    expect(writtenResources(outdir).filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping')).toHaveLength(
+      1,
+    );
     expect(pluginReports(outdir)).toEqual([]);
   });
 
-  it('fails naming a mode it does not know', { timeout: 120_000 }, async () => {
-    const { code, output } = await cdk.synth([
-      ...base,
-      '-c',
-      'sessionKeySecret=tokens/session-key',
-      '-c',
-      'mode=parallel',
-      '-o',
-      cdk.path('cdk.out.bad'),
-    ]);
+  it('fails naming a mode it does not know', CLI_TEST, async () => {
+    const { code, output } = await cdk.synth({ ...REQUIRED_CONTEXT, mode: 'parallel' }, 'cdk.out.bad');
 
     expect(code).not.toBe(0);
     expect(output).toMatch(/context "mode" must be "single" or "fanout", got "parallel"/);

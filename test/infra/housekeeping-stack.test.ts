@@ -1,22 +1,22 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
-import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambda/app/config.ts';
+import { expectCountAlarm, expectDashboardShows, expectFunctionAlarm } from './alarms.ts';
+import { CLI_TEST, offlineCdk, pluginReports, REQUIRED_CONTEXT, writtenResources } from './cdk-cli.ts';
+import { acknowledgements, expectNoCdkErrorOrWarning, nagFindings } from './nag.ts';
 import { run } from './offline.ts';
 import {
   actionsOf,
-  COUNT_ALARM,
-  expectDashboardShows,
+  bundleOf,
   expectSafeQueues,
-  nagFindings,
-  offlineCdk,
-  pluginReports,
-  roleStatements,
+  expectScheduleRoleLimitedTo,
+  FUNCTION_RUNTIME,
+  functionStatements,
+  itRejects,
   SECRET_NAME,
-  SERVICE_METRIC,
   type Statement,
   type Synthesized,
   synthesizer,
@@ -39,9 +39,9 @@ function identityStatements(template: Template): Statement[] {
   return documents.flatMap((document) => (document as { Statement: Statement[] }).Statement);
 }
 
-/** The statements of the policy attached to the function's role. */
-const functionStatements = ({ stack, template }: Synthesized): Statement[] =>
-  roleStatements(template, stack.resolve(stack.fn.role?.roleName));
+/** The statements of the policy attached to the (pass) function's role. */
+const passStatements = (synthesized: Synthesized): Statement[] =>
+  functionStatements(synthesized, synthesized.stack.fn);
 
 describe('HousekeepingStack', () => {
   let main: Synthesized;
@@ -54,11 +54,9 @@ describe('HousekeepingStack', () => {
 
   describe('function', () => {
     it('bundles lambda/entries/handler.ts with local esbuild into one minified ESM file with a source map and the SDK inside', () => {
-      const asset = main.stack.fn.node.findChild('Code') as Asset;
-      const dir = join(main.app.outdir, asset.assetPath);
+      const { files, code } = bundleOf(main.app, main.stack.fn);
 
-      expect(readdirSync(dir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
-      const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
+      expect(files).toEqual(['index.mjs', 'index.mjs.map']);
       expect(code.startsWith("import { createRequire } from 'node:module';")).toBe(true);
       expect(code).not.toMatch(/from\s*["']@aws-sdk\//);
       expect(code).toMatch(/sourceMappingURL=index\.mjs\.map/);
@@ -66,11 +64,7 @@ describe('HousekeepingStack', () => {
 
     it('runs on Node.js 24, arm64, with 1024 MB, 15 minutes, JSON logs and reserved concurrency 1', () => {
       template.hasResourceProperties('AWS::Lambda::Function', {
-        Runtime: 'nodejs24.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
-        MemorySize: 1024,
-        Timeout: 900,
+        ...FUNCTION_RUNTIME,
         ReservedConcurrentExecutions: 1,
         LoggingConfig: Match.objectLike({ LogFormat: 'JSON', LogGroup: Match.anyValue() }),
       });
@@ -130,29 +124,7 @@ describe('HousekeepingStack', () => {
     });
 
     it('lets the scheduler role invoke only this function and write only to its dead-letter queue', () => {
-      const schedule = Object.values(
-        template.findResources('AWS::Scheduler::Schedule', {
-          Properties: { Target: { Arn: main.stack.resolve(main.stack.fn.functionArn) } },
-        }),
-      )[0];
-      const roleArn = schedule?.Properties.Target.RoleArn as { 'Fn::GetAtt': [string, string] };
-      const roleId = roleArn['Fn::GetAtt'][0];
-
-      template.hasResourceProperties('AWS::IAM::Policy', {
-        Roles: [{ Ref: roleId }],
-        PolicyDocument: {
-          Statement: [
-            Match.objectLike({
-              Action: 'lambda:InvokeFunction',
-              Resource: main.stack.resolve(main.stack.fn.functionArn),
-            }),
-            Match.objectLike({
-              Action: 'sqs:SendMessage',
-              Resource: main.stack.resolve(main.stack.scheduleDeadLetterQueue.queueArn),
-            }),
-          ],
-        },
-      });
+      expectScheduleRoleLimitedTo(main, main.stack.fn);
     });
 
     it('keeps both queues encrypted, SSL-only and for 14 days', () => {
@@ -250,7 +222,7 @@ describe('HousekeepingStack', () => {
 
   describe('permissions', () => {
     it('allows object reads and writes only under the archive prefix', () => {
-      const statements = functionStatements(main);
+      const statements = passStatements(main);
       const objects = main.stack.resolve(main.stack.bucket.arnForObjects('tokens/*'));
 
       expect(statements).toContainEqual(
@@ -267,7 +239,7 @@ describe('HousekeepingStack', () => {
     });
 
     it('allows listing the bucket only with an s3:prefix inside the archive prefix', () => {
-      const listing = functionStatements(main).filter((s) => actionsOf(s).includes('s3:ListBucket'));
+      const listing = passStatements(main).filter((s) => actionsOf(s).includes('s3:ListBucket'));
 
       expect(listing).toEqual([
         expect.objectContaining({
@@ -307,54 +279,25 @@ describe('HousekeepingStack', () => {
     const topicRef = (): unknown => main.stack.resolve(main.stack.alarmTopic.topicArn);
 
     it('alarms when a pass reports a failed line', () => {
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        ...SERVICE_METRIC,
-        MetricName: 'LinesFailed',
-        ...COUNT_ALARM,
-        AlarmActions: [topicRef()],
-      });
+      expectCountAlarm(main, 'LinesFailed');
     });
 
     it('alarms when the dismantle guard holds a line', () => {
-      template.hasResourceProperties(
-        'AWS::CloudWatch::Alarm',
-        Match.objectLike({
-          AlarmName: 'Housekeeper-dismantle-guard',
-          MetricName: 'LinesHeld',
-          ...SERVICE_METRIC,
-          ...COUNT_ALARM,
-          AlarmActions: [topicRef()],
-          AlarmDescription: Match.stringLikeRegexp('MAX_DISMANTLES_PER_RUN.*docs/operations.md#alarms'),
-        }),
-      );
+      expectCountAlarm(main, 'LinesHeld', {
+        AlarmName: 'Housekeeper-dismantle-guard',
+        AlarmDescription: Match.stringLikeRegexp('MAX_DISMANTLES_PER_RUN.*docs/operations.md#alarms'),
+      });
     });
 
     it('alarms when a pass reports a line in conflict with its archive', () => {
-      template.hasResourceProperties(
-        'AWS::CloudWatch::Alarm',
-        Match.objectLike({
-          AlarmName: 'Housekeeper-conflicts',
-          ...SERVICE_METRIC,
-          MetricName: 'Conflicts',
-          ...COUNT_ALARM,
-          AlarmActions: [topicRef()],
-          OKActions: [topicRef()],
-          AlarmDescription: Match.stringLikeRegexp('docs/operations.md#alarms'),
-        }),
-      );
+      expectCountAlarm(main, 'Conflicts', {
+        AlarmName: 'Housekeeper-conflicts',
+        AlarmDescription: Match.stringLikeRegexp('docs/operations.md#alarms'),
+      });
     });
 
     it('alarms on function errors and on throttles', () => {
-      for (const metricName of ['Errors', 'Throttles']) {
-        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-          Namespace: 'AWS/Lambda',
-          MetricName: metricName,
-          Dimensions: [{ Name: 'FunctionName', Value: main.stack.resolve(main.stack.fn.functionName) }],
-          Threshold: 1,
-          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-          AlarmActions: [topicRef()],
-        });
-      }
+      for (const metricName of ['Errors', 'Throttles']) expectFunctionAlarm(main, main.stack.fn, metricName);
     });
 
     it('alarms when the longest run exceeds 80% of the timeout', () => {
@@ -428,22 +371,17 @@ describe('HousekeepingStack', () => {
     });
 
     it('gives every acknowledgement a reason', () => {
-      const acknowledgements = main.app.node
-        .findAll()
-        .flatMap((construct) => construct.node.metadata)
-        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-        .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+      const acknowledged = acknowledgements(main.app.node.findAll());
 
-      expect(acknowledgements.length).toBeGreaterThan(0);
-      for (const [id, reason] of acknowledgements) {
+      expect(acknowledged.length).toBeGreaterThan(0);
+      for (const [id, reason] of acknowledged) {
         expect(id).toMatch(/AwsSolutions-/);
         expect(reason.length).toBeGreaterThan(40);
       }
     });
 
     it('emits no CDK error or warning at all', () => {
-      expect(Annotations.fromStack(main.stack).findError('*', Match.anyValue())).toEqual([]);
-      expect(Annotations.fromStack(main.stack).findWarning('*', Match.anyValue())).toEqual([]);
+      expectNoCdkErrorOrWarning(main.stack);
     });
   });
 });
@@ -459,7 +397,7 @@ describe('HousekeepingStack options', () => {
         Variables: Match.objectLike({ ARCHIVE_BUCKET: 'existing-archive', ARCHIVE_PREFIX: 'archive/' }),
       },
     });
-    expect(functionStatements(synthesized)).toEqual(
+    expect(passStatements(synthesized)).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ Resource: 'arn:aws:s3:::existing-archive/archive/*' }),
         expect.objectContaining({
@@ -616,7 +554,7 @@ describe('HousekeepingStack options', () => {
     });
   });
 
-  it.each([
+  itRejects(synth, [
     [{ tokensApiUrl: 'http://tokens.example.com' }, /tokensApiUrl must be an https URL/],
     [{ tokensApiUrl: 'tokens.example.com' }, /tokensApiUrl is not a URL/],
     // The function's own rule (parseTokensApiUrl): what it would refuse at every cold start.
@@ -652,9 +590,7 @@ describe('HousekeepingStack options', () => {
       { bucketName: 'existing', objectLockRetentionDays: 30 },
       /objectLockRetentionDays applies only to a bucket the stack creates/,
     ],
-  ] as const)('rejects %o', (props, message) => {
-    expect(() => synth(props)).toThrow(message);
-  });
+  ]);
 });
 
 describe('HousekeepingStack archive encryption', () => {
@@ -674,7 +610,7 @@ describe('HousekeepingStack archive encryption', () => {
     expect(Object.keys(synthesized.template.findResources('AWS::KMS::Key'))).not.toContainEqual(
       expect.stringMatching(/^ArchiveKey/),
     );
-    expect(kmsStatements(functionStatements(synthesized))).toEqual([]);
+    expect(kmsStatements(passStatements(synthesized))).toEqual([]);
   });
 
   it('encrypts with a key it creates, with rotation and S3 Bucket Keys, and grants exactly GenerateDataKey and Decrypt on it (cdk-nag clean)', () => {
@@ -699,7 +635,7 @@ describe('HousekeepingStack archive encryption', () => {
         ],
       },
     });
-    expect(kmsStatements(functionStatements(synthesized))).toEqual([
+    expect(kmsStatements(passStatements(synthesized))).toEqual([
       expect.objectContaining({
         Sid: 'UseArchiveKey',
         Effect: 'Allow',
@@ -729,7 +665,7 @@ describe('HousekeepingStack archive encryption', () => {
         ],
       },
     });
-    expect(kmsStatements(functionStatements(synthesized))).toEqual([
+    expect(kmsStatements(passStatements(synthesized))).toEqual([
       expect.objectContaining({ Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: KEY_ARN }),
     ]);
     expect(nagFindings(synthesized.app)).toEqual([]);
@@ -738,12 +674,12 @@ describe('HousekeepingStack archive encryption', () => {
   it('grants the key of an existing bucket, named by archiveKmsKeyArn', () => {
     const synthesized = synth({ bucketName: 'existing-archive', archiveKmsKeyArn: KEY_ARN });
 
-    expect(kmsStatements(functionStatements(synthesized))).toEqual([
+    expect(kmsStatements(passStatements(synthesized))).toEqual([
       expect.objectContaining({ Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: KEY_ARN }),
     ]);
   });
 
-  it.each([
+  itRejects(synth, [
     [{ archiveEncryption: 'aes' as 'kms' }, /archiveEncryption must be "s3" or "kms", got "aes"/],
     [{ archiveKmsKeyArn: 'alias/archive' }, /archiveKmsKeyArn must be a KMS key ARN/],
     [
@@ -754,49 +690,30 @@ describe('HousekeepingStack archive encryption', () => {
       { archiveEncryption: 'kms' as const, bucketName: 'existing' },
       /with an existing bucket needs archiveKmsKeyArn/,
     ],
-  ] as const)('rejects %o', (props, message) => {
-    expect(() => synth(props)).toThrow(message);
-  });
+  ]);
 });
 
 describe('cdk synth', () => {
   const cdk = offlineCdk('housekeeper-synth-');
 
-  it('synthesizes offline without AWS credentials', { timeout: 120_000 }, async () => {
-    const outdir = cdk.path('cdk.out');
-
-    const { code, output } = await cdk.synth([
-      '-c',
-      'tokensApiUrl=https://tokens.example.com',
-      '-c',
-      'sessionKeySecret=tokens/session-key',
-      '-c',
-      'maxBytesPerSecond=8388608',
-      '-o',
-      outdir,
-    ]);
+  it('synthesizes offline without AWS credentials', CLI_TEST, async () => {
+    const { code, output, outdir } = await cdk.synth(
+      { ...REQUIRED_CONTEXT, maxBytesPerSecond: '8388608' },
+      'cdk.out',
+    );
 
     expect(code, output).toBe(0);
     expect(existsSync(join(outdir, 'TokensHousekeeper.template.json'))).toBe(true);
     expect(pluginReports(outdir)).toEqual([]);
     // The bundle keeps class names: an error at init is named by its class, as the runtime logs it.
-    const template = JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
-      Resources: Record<
-        string,
-        {
-          Type: string;
-          Metadata?: Record<string, string>;
-          Properties?: { Description?: string; Environment?: { Variables?: Record<string, string> } };
-        }
-      >;
-    };
+    const resources = writtenResources(outdir);
     // The context's byte cap reaches the function (infra/app.ts -> settings -> environment).
-    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    const functions = resources.filter((r) => r.Type === 'AWS::Lambda::Function');
     expect(functions.map((fn) => fn.Properties?.Environment?.Variables?.MAX_BYTES_PER_SECOND)).toContain(
       '8388608',
     );
     // The pass's bundle (the restore drill has its own).
-    const assets = Object.values(template.Resources)
+    const assets = resources
       .filter(
         (resource) =>
           resource.Type === 'AWS::Lambda::Function' &&
@@ -817,8 +734,8 @@ describe('cdk synth', () => {
     expect(init.output).toContain('init error: ConfigError ConfigError');
   });
 
-  it('fails naming the missing context keys', { timeout: 120_000 }, async () => {
-    const { code, output } = await cdk.synth(['-o', cdk.path('cdk.out.missing')]);
+  it('fails naming the missing context keys', CLI_TEST, async () => {
+    const { code, output } = await cdk.synth({}, 'cdk.out.missing');
 
     expect(code).not.toBe(0);
     expect(output).toMatch(/missing required context "tokensApiUrl" and "sessionKeySecret"/);

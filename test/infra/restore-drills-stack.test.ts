@@ -1,39 +1,23 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Validations } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
-import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HousekeepingStack } from '../../infra/housekeeping-stack.ts';
+import { expectCountAlarm, expectDashboardShows, expectFunctionAlarm } from './alarms.ts';
+import { CLI_TEST, offlineCdk, REQUIRED_CONTEXT, writtenResources } from './cdk-cli.ts';
+import { acknowledgements, nagFindings } from './nag.ts';
 import {
   actionsOf,
-  COUNT_ALARM,
-  expectDashboardShows,
-  nagFindings,
-  offlineCdk,
-  roleStatements,
-  SERVICE_METRIC,
-  type Statement,
+  bundleOf,
+  expectScheduleRoleLimitedTo,
+  FUNCTION_RUNTIME,
+  functionResource,
+  functionStatements,
+  itRejects,
   type Synthesized,
   synthesizer,
 } from './synth.ts';
 
 /** One app with one stack and the AWS Solutions checks, as infra/app.ts; bundling only when asked. */
 const synth = synthesizer();
-
-/** The statements of the policies attached to a function's role. */
-const functionStatements = (
-  { stack, template }: Synthesized,
-  fn: HousekeepingStack['fn'] | undefined,
-): Statement[] => roleStatements(template, stack.resolve(fn?.role?.roleName));
-
-/** A function's resource as synthesized, by its construct. */
-function functionResource({ stack, template }: Synthesized, fn: HousekeepingStack['fn'] | undefined) {
-  const logicalId = stack.getLogicalId(fn?.node.defaultChild as never);
-  return template.toJSON().Resources[logicalId] as {
-    Properties: Record<string, unknown> & { Environment: { Variables: Record<string, unknown> } };
-  };
-}
 
 describe('HousekeepingStack restore drills', () => {
   let main: Synthesized;
@@ -49,8 +33,7 @@ describe('HousekeepingStack restore drills', () => {
 
   describe('function', () => {
     it('bundles lambda/entries/drill-handler.ts on its own, without the tokens client or the secret reader', () => {
-      const asset = drill.fn.node.findChild('Code') as Asset;
-      const code = readFileSync(join(main.app.outdir, asset.assetPath, 'index.mjs'), 'utf8');
+      const { code } = bundleOf(main.app, drill.fn);
 
       expect(code).toContain('DRILL_MAX_LINES');
       expect(code).not.toContain('GetSecretValue');
@@ -60,11 +43,7 @@ describe('HousekeepingStack restore drills', () => {
 
     it('runs like the pass (Node.js 24, arm64, 1024 MB, 15 minutes, JSON logs), one at a time, failures to the failure queue', () => {
       expect(functionResource(main, drill.fn).Properties).toMatchObject({
-        Runtime: 'nodejs24.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
-        MemorySize: 1024,
-        Timeout: 900,
+        ...FUNCTION_RUNTIME,
         ReservedConcurrentExecutions: 1,
         LoggingConfig: { LogFormat: 'JSON' },
         Description: expect.stringMatching(/^Restore drill/),
@@ -112,29 +91,7 @@ describe('HousekeepingStack restore drills', () => {
     });
 
     it('uses a scheduler role of its own that may invoke only the drill function', () => {
-      const schedule = Object.values(
-        template.findResources('AWS::Scheduler::Schedule', {
-          Properties: { Target: { Arn: main.stack.resolve(drill.fn.functionArn) } },
-        }),
-      )[0];
-      const roleArn = schedule?.Properties.Target.RoleArn as { 'Fn::GetAtt': [string, string] } | undefined;
-      const roleId = roleArn?.['Fn::GetAtt'][0];
-
-      template.hasResourceProperties('AWS::IAM::Policy', {
-        Roles: [{ Ref: roleId }],
-        PolicyDocument: {
-          Statement: [
-            Match.objectLike({
-              Action: 'lambda:InvokeFunction',
-              Resource: main.stack.resolve(drill.fn.functionArn),
-            }),
-            Match.objectLike({
-              Action: 'sqs:SendMessage',
-              Resource: main.stack.resolve(main.stack.scheduleDeadLetterQueue.queueArn),
-            }),
-          ],
-        },
-      });
+      expectScheduleRoleLimitedTo(main, drill.fn);
     });
   });
 
@@ -197,39 +154,19 @@ describe('HousekeepingStack restore drills', () => {
   });
 
   describe('alarms and dashboard', () => {
-    const topicRef = (): unknown => main.stack.resolve(main.stack.alarmTopic.topicArn);
-
     it('alarms when a drill reports a finding: DrillFindings >= 1 over 5 minutes, missing data not breaching', () => {
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      expectCountAlarm(main, 'DrillFindings', {
         AlarmName: 'Housekeeper-drill-findings',
-        ...SERVICE_METRIC,
-        MetricName: 'DrillFindings',
-        ...COUNT_ALARM,
-        AlarmActions: [topicRef()],
-        OKActions: [topicRef()],
         AlarmDescription: Match.stringLikeRegexp('docs/operations.md#restore-drills'),
       });
     });
 
     it('alarms when a drill does not reach every line it chose, so a stalled drill is not silent', () => {
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        AlarmName: 'Housekeeper-drill-lines-not-reached',
-        ...SERVICE_METRIC,
-        MetricName: 'DrillLinesNotReached',
-        ...COUNT_ALARM,
-        AlarmActions: [topicRef()],
-      });
+      expectCountAlarm(main, 'DrillLinesNotReached', { AlarmName: 'Housekeeper-drill-lines-not-reached' });
     });
 
     it('alarms when a drill ends in an error', () => {
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        AlarmName: 'Housekeeper-drill-errors',
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Errors',
-        Dimensions: [{ Name: 'FunctionName', Value: main.stack.resolve(drill.fn.functionName) }],
-        Threshold: 1,
-        AlarmActions: [topicRef()],
-      });
+      expectFunctionAlarm(main, drill.fn, 'Errors', { AlarmName: 'Housekeeper-drill-errors' });
     });
 
     it('draws the drills: findings, lines audited and not reached, the drill runs', () => {
@@ -251,11 +188,9 @@ describe('HousekeepingStack restore drills', () => {
   describe('cdk-nag', () => {
     it('reports no unacknowledged finding, and acknowledges exactly the drill role’s two wildcards, with reasons', () => {
       expect(nagFindings(main.app)).toEqual([]);
-      const acknowledged = drill.fn.role?.node.metadata
-        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-        .flatMap((entry) => Object.entries(entry.data as Record<string, string>));
+      const acknowledged = acknowledgements(drill.fn.role ? [drill.fn.role] : []);
 
-      expect(acknowledged?.map(([id]) => id)).toEqual([
+      expect(acknowledged.map(([id]) => id)).toEqual([
         expect.stringMatching(
           /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/\*\]$/,
         ),
@@ -263,7 +198,7 @@ describe('HousekeepingStack restore drills', () => {
           /^Annotation::AwsSolutions-IAM5\[Resource::<ArchiveBucket.*\.Arn>\/tokens\/_drills\/\*\]$/,
         ),
       ]);
-      for (const [, reason] of acknowledged ?? []) expect(reason.length).toBeGreaterThan(40);
+      for (const [, reason] of acknowledged) expect(reason.length).toBeGreaterThan(40);
       expect(Annotations.fromStack(main.stack).findWarning('*', Match.anyValue())).toEqual([]);
     });
 
@@ -338,7 +273,7 @@ describe('HousekeepingStack restore drill options', () => {
     expect(nagFindings(on.app)).toEqual([]);
   });
 
-  it.each([
+  itRejects(synth, [
     [
       { restoreDrills: false, restoreDrillSampleSize: 5 },
       /restoreDrillSampleSize applies only with restoreDrills/,
@@ -357,42 +292,26 @@ describe('HousekeepingStack restore drill options', () => {
       { restoreDrillSampleSize: 0, restoreDrillRecentLines: false },
       /leaves a drill nothing to audit; use restoreDrills: false/,
     ],
-  ] as const)('rejects %o', (props, message) => {
-    expect(() => synth(props)).toThrow(message);
-  });
+  ]);
 });
 
 describe('cdk synth -c restoreDrills...', () => {
   const cdk = offlineCdk('housekeeper-drills-synth-');
-  const base = ['-c', 'tokensApiUrl=https://tokens.example.com', '-c', 'sessionKeySecret=tokens/session-key'];
-  const resources = (outdir: string) =>
-    Object.values(
-      (
-        JSON.parse(readFileSync(join(outdir, 'TokensHousekeeper.template.json'), 'utf8')) as {
-          Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
-        }
-      ).Resources,
+
+  it('reads the drill settings from context', CLI_TEST, async () => {
+    const { code, output, outdir } = await cdk.synth(
+      {
+        ...REQUIRED_CONTEXT,
+        restoreDrillSchedule: 'cron(0 4 * * ? *)',
+        restoreDrillSampleSize: '7',
+        restoreDrillMaxLines: '70',
+        restoreDrillRecentLines: 'off',
+      },
+      'cdk.out.settings',
     );
 
-  it('reads the drill settings from context', { timeout: 120_000 }, async () => {
-    const outdir = cdk.path('cdk.out.settings');
-
-    const { code, output } = await cdk.synth([
-      ...base,
-      '-c',
-      'restoreDrillSchedule=cron(0 4 * * ? *)',
-      '-c',
-      'restoreDrillSampleSize=7',
-      '-c',
-      'restoreDrillMaxLines=70',
-      '-c',
-      'restoreDrillRecentLines=off',
-      '-o',
-      outdir,
-    ]);
-
     expect(code, output).toBe(0);
-    const all = resources(outdir);
+    const all = writtenResources(outdir);
     expect(
       all.filter((r) => r.Type === 'AWS::Scheduler::Schedule').map((r) => r.Properties.ScheduleExpression),
     ).toContain('cron(0 4 * * ? *)');
@@ -400,31 +319,29 @@ describe('cdk synth -c restoreDrills...', () => {
       (r) =>
         r.Type === 'AWS::Lambda::Function' && String(r.Properties.Description).startsWith('Restore drill'),
     );
-    expect((drill?.Properties.Environment as { Variables: unknown } | undefined)?.Variables).toMatchObject({
+    expect(drill?.Properties.Environment?.Variables).toMatchObject({
       DRILL_SAMPLE_SIZE: '7',
       DRILL_MAX_LINES: '70',
       DRILL_RECENT_LINES: 'false',
     });
   });
 
-  it('leaves the drills out with -c restoreDrills=off', { timeout: 120_000 }, async () => {
-    const outdir = cdk.path('cdk.out.off');
-
-    const { code, output } = await cdk.synth([...base, '-c', 'restoreDrills=off', '-o', outdir]);
+  it('leaves the drills out with -c restoreDrills=off', CLI_TEST, async () => {
+    const { code, output, outdir } = await cdk.synth(
+      { ...REQUIRED_CONTEXT, restoreDrills: 'off' },
+      'cdk.out.off',
+    );
 
     expect(code, output).toBe(0);
-    expect(resources(outdir).filter((r) => r.Type === 'AWS::Scheduler::Schedule')).toHaveLength(1);
-    expect(resources(outdir).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(1);
+    expect(writtenResources(outdir).filter((r) => r.Type === 'AWS::Scheduler::Schedule')).toHaveLength(1);
+    expect(writtenResources(outdir).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(1);
   });
 
-  it('fails naming a switch value it does not know', { timeout: 120_000 }, async () => {
-    const { code, output } = await cdk.synth([
-      ...base,
-      '-c',
-      'restoreDrills=sometimes',
-      '-o',
-      cdk.path('cdk.out.bad'),
-    ]);
+  it('fails naming a switch value it does not know', CLI_TEST, async () => {
+    const { code, output } = await cdk.synth(
+      { ...REQUIRED_CONTEXT, restoreDrills: 'sometimes' },
+      'cdk.out.bad',
+    );
 
     expect(code).not.toBe(0);
     expect(output).toMatch(/context "restoreDrills" must be on or off, got "sometimes"/);

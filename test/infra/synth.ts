@@ -1,12 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { HousekeepingStack, type HousekeepingStackProps } from '../../infra/housekeeping-stack.ts';
-import { CDK_CONTEXT, offlineEnv, run } from './offline.ts';
+import { CDK_CONTEXT } from './offline.ts';
 
 /** The account and region the stack tests synthesize for. */
 export const ENV = { account: '123456789012', region: 'eu-west-1' };
@@ -18,13 +19,16 @@ export interface Synthesized {
   readonly template: Template;
 }
 
+/** Synthesizes the stack with `props` over the file's defaults; esbuild runs only with `bundle`. */
+export type Synth = (props?: Partial<HousekeepingStackProps>, options?: { bundle?: boolean }) => Synthesized;
+
 /**
  * The synth of a stack test file: one app with one stack and the AWS Solutions checks registered,
  * as in infra/app.ts, from `defaults` and then the test's own props. Only a test that asks for it
  * (`bundle`) runs esbuild, to keep the files fast. Every synth's output folder is removed after the
  * file's tests: nothing is left in the temp dir.
  */
-export function synthesizer(defaults: Partial<HousekeepingStackProps> = {}) {
+export function synthesizer(defaults: Partial<HousekeepingStackProps> = {}): Synth {
   const outdirs: string[] = [];
   afterAll(() => {
     for (const dir of outdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
@@ -50,14 +54,41 @@ export function synthesizer(defaults: Partial<HousekeepingStackProps> = {}) {
   };
 }
 
-/** cdk-nag findings (errors and warnings) that are not acknowledged, as readable strings. */
-export function nagFindings(app: App): string[] {
-  const report = new AwsSolutionsChecks(undefined, { verbose: false }).validateScope(app);
-  return report.violations.flatMap((violation) =>
-    violation.violatingResources.map(
-      (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath ?? '?'}`,
-    ),
-  );
+/** One test a case: the stack refuses the props with an error that matches the message. */
+export function itRejects(
+  synth: Synth,
+  cases: readonly (readonly [Partial<HousekeepingStackProps>, RegExp])[],
+): void {
+  it.each(cases)('rejects %o', (props, message) => {
+    expect(() => synth(props)).toThrow(message);
+  });
+}
+
+/** A function of the stack (the pass, the planner, the worker, the drill), by its construct. */
+export type StackFunction = HousekeepingStack['fn'];
+
+/** What every function of the stack runs as by default: Node.js 24 on arm64, 1024 MB, 15 minutes. */
+export const FUNCTION_RUNTIME = {
+  Runtime: 'nodejs24.x',
+  Architectures: ['arm64'],
+  Handler: 'index.handler',
+  MemorySize: 1024,
+  Timeout: 900,
+} as const;
+
+/** The files of a function's bundle and the code of its `index.mjs`, as esbuild wrote them. */
+export function bundleOf(app: App, fn: StackFunction | undefined): { files: string[]; code: string } {
+  const asset = fn?.node.findChild('Code') as Asset;
+  const dir = join(app.outdir, asset.assetPath);
+  return { files: readdirSync(dir).sort(), code: readFileSync(join(dir, 'index.mjs'), 'utf8') };
+}
+
+/** A function's resource as synthesized, by its construct. */
+export function functionResource({ stack, template }: Synthesized, fn: StackFunction | undefined) {
+  const logicalId = stack.getLogicalId(fn?.node.defaultChild as never);
+  return template.toJSON().Resources[logicalId] as {
+    Properties: Record<string, unknown> & { Environment: { Variables: Record<string, unknown> } };
+  };
 }
 
 /** One statement of an IAM policy document, as synthesized. */
@@ -105,62 +136,35 @@ export function roleStatements(template: Template, roleRef: unknown): Statement[
   );
 }
 
-/**
- * What every count alarm of the stack shares (infra/monitoring/alarms.ts): the sum over one period
- * of 5 minutes, one or more alarms, no data does not.
- */
-export const COUNT_ALARM = {
-  Statistic: 'Sum',
-  Period: 300,
-  EvaluationPeriods: 1,
-  Threshold: 1,
-  ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-  TreatMissingData: 'notBreaching',
-} as const;
-
-/** A metric the housekeeper emits itself: its namespace and its one dimension, the service. */
-export const SERVICE_METRIC = {
-  Namespace: 'TokensHousekeeper',
-  Dimensions: [{ Name: 'service', Value: 'tokens-housekeeper' }],
-} as const;
-
-/** The body of the template's first dashboard, as a string to look for names in. */
-export function dashboardBody(template: Template): string {
-  const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
-  return JSON.stringify(dashboards[0]?.Properties.DashboardBody);
-}
-
-/** Expects the template's first dashboard to name each of `needles` (a widget title, a metric). */
-export function expectDashboardShows(template: Template, needles: readonly string[]): void {
-  const body = dashboardBody(template);
-  for (const needle of needles) expect(body).toContain(needle);
-}
+/** The statements of the policies attached to a function's role. */
+export const functionStatements = (
+  { stack, template }: Synthesized,
+  fn: StackFunction | undefined,
+): Statement[] => roleStatements(template, stack.resolve(fn?.role?.roleName));
 
 /**
- * `cdk synth` as an operator runs it, on a machine with no AWS credentials: a fresh home for the
- * file's tests, removed after them. `synth(args)` runs `npx cdk synth --quiet --no-notices ...args`.
+ * Expects the schedule that targets `fn` to run as a role of its own that may invoke only `fn` and
+ * send only to the schedule dead-letter queue.
  */
-export function offlineCdk(prefix: string) {
-  let home = '';
-  beforeAll(() => {
-    home = mkdtempSync(join(tmpdir(), prefix));
-  });
-  afterAll(() => {
-    rmSync(home, { recursive: true, force: true });
-  });
-  return {
-    /** A path in the home, for an output folder. */
-    path: (name: string): string => join(home, name),
-    /** The offline environment of the home. */
-    env: (): NodeJS.ProcessEnv => offlineEnv(home),
-    synth: (args: readonly string[]) =>
-      run('npx', ['cdk', 'synth', '--quiet', '--no-notices', ...args], offlineEnv(home)),
-  };
-}
+export function expectScheduleRoleLimitedTo({ stack, template }: Synthesized, fn: StackFunction): void {
+  const schedule = Object.values(
+    template.findResources('AWS::Scheduler::Schedule', {
+      Properties: { Target: { Arn: stack.resolve(fn.functionArn) } },
+    }),
+  )[0];
+  const roleArn = schedule?.Properties.Target.RoleArn as { 'Fn::GetAtt': [string, string] } | undefined;
+  const roleId = roleArn?.['Fn::GetAtt'][0];
 
-/** What the cdk-nag plugin reported into `outdir` (an empty list when nothing was found). */
-export function pluginReports(outdir: string): unknown[] {
-  return (
-    JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as { pluginReports: unknown[] }
-  ).pluginReports;
+  template.hasResourceProperties('AWS::IAM::Policy', {
+    Roles: [{ Ref: roleId }],
+    PolicyDocument: {
+      Statement: [
+        Match.objectLike({ Action: 'lambda:InvokeFunction', Resource: stack.resolve(fn.functionArn) }),
+        Match.objectLike({
+          Action: 'sqs:SendMessage',
+          Resource: stack.resolve(stack.scheduleDeadLetterQueue.queueArn),
+        }),
+      ],
+    },
+  });
 }

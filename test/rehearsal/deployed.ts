@@ -46,6 +46,18 @@ export interface Synthesized {
 
 type Resource = { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> };
 
+/** The one function of `synthesized` that `is` picks; the set-up fails naming `what` if there is not one. */
+export function onlyFunction(
+  synthesized: Synthesized,
+  is: (fn: DeployedFunction) => boolean,
+  what: string,
+): DeployedFunction {
+  const found = synthesized.functions.filter(is);
+  const [only, ...others] = found;
+  if (only === undefined || others.length > 0) throw new Error(`expected one ${what}, found ${found.length}`);
+  return only;
+}
+
 /** Synthesizes the stack with its bundles into a fresh cloud assembly. */
 export async function synthesize(props: Partial<HousekeepingStackProps> = {}): Promise<Synthesized> {
   const outdir = await mkdtemp(join(tmpdir(), 'rehearsal-cdk.out-'));

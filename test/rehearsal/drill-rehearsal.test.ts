@@ -4,27 +4,25 @@
  * environment, invoked with its schedule's exact Input, every S3 and Secrets Manager request judged
  * by the drill role's own statements.
  */
-import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import type { DrillReport } from '../../lambda/core/drill.ts';
 import { startLocalStack } from '../local/stack.ts';
-import { listKeys, objectJson } from '../support/archive-inspect.ts';
+import { listKeys, objectJson, replaceObject } from '../support/archive-inspect.ts';
 import {
   type DeployedFunction,
   jsonLines,
+  onlyFunction,
   requestIdOf,
   resolvedEnvironment,
   type Synthesized,
   startInvocable,
   synthesize,
 } from './deployed.ts';
-import { LOCAL_SQS, policyFronts } from './policy-fronts.ts';
-import { runtimeClient } from './ric.ts';
-
-/** Installing the client builds curl and a native addon: minutes on a busy 2-core machine. */
-const SETUP_MS = 15 * 60_000;
+import { asRole, policyFronts, refusalOf } from './policy-fronts.ts';
+import { RUNTIME_CLIENT_SETUP_MS, runtimeClient } from './ric.ts';
 
 let ric: string;
 let synthesized: Synthesized;
@@ -33,19 +31,16 @@ let drill: DeployedFunction;
 beforeAll(async () => {
   // Restore drills are on by default: the stack as deployed without a setting.
   [ric, synthesized] = await Promise.all([runtimeClient(), synthesize()]);
-  const drills = synthesized.functions.filter((fn) => fn.description.startsWith('Restore drill'));
-  const [only, ...others] = drills;
-  if (only === undefined || others.length > 0)
-    throw new Error(`expected one restore drill function, found ${drills.length}`);
-  drill = only;
-}, SETUP_MS);
+  drill = onlyFunction(
+    synthesized,
+    (fn) => fn.description.startsWith('Restore drill'),
+    'restore drill function',
+  );
+}, RUNTIME_CLIENT_SETUP_MS);
 
 afterAll(async () => {
   await synthesized?.close();
 });
-
-/** Dummy credentials: the fronts judge by the role's statements, not by who signs. */
-const CREDENTIALS = { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' };
 
 describe('the deployed restore drill under the Lambda runtime client', () => {
   it("reads back what a pass archived with its schedule's input, finds the tampered object, reports it under _drills/{date}/ and in DrillFindings, within its role; warm, the next drill starts where that report says", async () => {
@@ -58,13 +53,7 @@ describe('the deployed restore drill under the Lambda runtime client', () => {
       const ids = [...local.tokens.lines.keys()];
       expect(await createHandler(local.env)({})).toMatchObject({ dismantled: 3, failed: [] });
       const [tampered] = ids as [string];
-      await local.s3Client.send(
-        new PutObjectCommand({
-          Bucket: local.bucket,
-          Key: `tokens/${tampered}/data`,
-          Body: Buffer.alloc(2000, 7),
-        }),
-      );
+      await replaceObject(local.s3Client, local.bucket, `tokens/${tampered}/data`, Buffer.alloc(2000, 7));
       const tokensRequests = local.tokens.requests.length;
       // The template's environment: the archive, and nothing of the tokens service or its secret.
       const environment = {
@@ -182,42 +171,20 @@ describe('the deployed restore drill under the Lambda runtime client', () => {
   }, 120_000);
 
   it('refuses through the policy front what the drill role must not do: a write outside _drills/, a delete, the session key', async () => {
-    const local = await startLocalStack({ lines: [] });
-    const fronts = await policyFronts(synthesized, drill, local);
-    const s3 = new S3Client({
-      endpoint: fronts.endpoints.AWS_ENDPOINT_URL_S3,
-      forcePathStyle: true,
-      region: LOCAL_SQS.region,
-      credentials: CREDENTIALS,
-    });
-    const secrets = new SecretsManagerClient({
-      endpoint: fronts.endpoints.AWS_ENDPOINT_URL_SECRETS_MANAGER,
-      region: LOCAL_SQS.region,
-      credentials: CREDENTIALS,
-    });
-    const report = 'tokens/_drills/2026-12-06/drill.json';
-    try {
+    await asRole(synthesized, drill, async ({ local, fronts, s3, secrets }) => {
+      const report = 'tokens/_drills/2026-12-06/drill.json';
       await s3.send(new PutObjectCommand({ Bucket: local.bucket, Key: report, Body: '{}' }));
       // An archived line's object: the pass may write it, the drill may not.
-      await expect(
-        s3.send(
-          new PutObjectCommand({
-            Bucket: local.bucket,
-            Key: 'tokens/11111111-2222-4333-8444-555555555555/data',
-            Body: 'x',
-          }),
-        ),
-      ).rejects.toMatchObject({ name: 'AccessDenied' });
-      await expect(
-        s3.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: report })),
-      ).rejects.toMatchObject({
-        name: 'AccessDenied',
-      });
-      await expect(
-        secrets.send(new GetSecretValueCommand({ SecretId: local.secretId })),
-      ).rejects.toMatchObject({
-        name: 'AccessDeniedException',
-      });
+      const archived = 'tokens/11111111-2222-4333-8444-555555555555/data';
+      expect(
+        await refusalOf(s3.send(new PutObjectCommand({ Bucket: local.bucket, Key: archived, Body: 'x' }))),
+      ).toBe('AccessDenied');
+      expect(await refusalOf(s3.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: report })))).toBe(
+        'AccessDenied',
+      );
+      expect(await refusalOf(secrets.send(new GetSecretValueCommand({ SecretId: local.secretId })))).toBe(
+        'AccessDeniedException',
+      );
 
       expect(fronts.denied.map((d) => d.action).sort()).toEqual([
         's3:DeleteObject',
@@ -225,11 +192,6 @@ describe('the deployed restore drill under the Lambda runtime client', () => {
         'secretsmanager:GetSecretValue',
       ]);
       expect(await listKeys(local.s3Client, local.bucket)).toEqual([report]);
-    } finally {
-      s3.destroy();
-      secrets.destroy();
-      await fronts.close();
-      await local.close();
-    }
+    });
   });
 });

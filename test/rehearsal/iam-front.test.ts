@@ -121,6 +121,32 @@ const REFS: RefMap = {
   FailureQueue: { ref: 'tokens-failed', arn: `arn:aws:sqs:${REGION}:${ACCOUNT}:tokens-failed` },
 };
 
+/** What a client of the fronts is configured with: the front's URL, and no retries. */
+interface ThroughFront {
+  endpoint: string;
+  region: string;
+  credentials: typeof CREDENTIALS;
+  maxAttempts: number;
+  forcePathStyle?: boolean;
+}
+
+/** A `Client` that sends through `front` once per request, destroyed when the test ends. */
+function clientThrough<C extends { destroy(): void }>(
+  Client: new (config: ThroughFront) => C,
+  front: IamFront,
+  extra: Partial<ThroughFront> = {},
+): C {
+  const client = new Client({
+    endpoint: front.url,
+    region: REGION,
+    credentials: CREDENTIALS,
+    maxAttempts: 1,
+    ...extra,
+  });
+  onTestFinished(() => client.destroy());
+  return client;
+}
+
 interface Fronted {
   readonly local: LocalStack;
   readonly front: IamFront;
@@ -138,14 +164,7 @@ async function frontedS3(statements: readonly Statement[]): Promise<Fronted> {
     account: ACCOUNT,
   });
   onTestFinished(() => front.close());
-  const s3 = new S3Client({
-    endpoint: front.url,
-    forcePathStyle: true,
-    region: REGION,
-    credentials: CREDENTIALS,
-    maxAttempts: 1,
-  });
-  onTestFinished(() => s3.destroy());
+  const s3 = clientThrough(S3Client, front, { forcePathStyle: true });
   return { local, front, s3 };
 }
 
@@ -463,13 +482,7 @@ describe('IamFront before SQS', () => {
     const { local, front } = await frontedS3(plannerStatements());
     local.s3.createQueue('tokens-work');
     const queueUrl = `${local.s3.address}/${ACCOUNT}/tokens-work`;
-    const sqs = new SQSClient({
-      endpoint: front.url,
-      region: REGION,
-      credentials: CREDENTIALS,
-      maxAttempts: 1,
-    });
-    onTestFinished(() => sqs.destroy());
+    const sqs = clientThrough(SQSClient, front);
 
     await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'one' }));
     await sqs.send(
@@ -507,13 +520,7 @@ describe('IamFront before Secrets Manager', () => {
       secrets: { [local.secretId]: SECRET_ARN, 'other/secret': OTHER_SECRET_ARN },
     });
     onTestFinished(() => front.close());
-    const secrets = new SecretsManagerClient({
-      endpoint: front.url,
-      region: REGION,
-      credentials: CREDENTIALS,
-      maxAttempts: 1,
-    });
-    onTestFinished(() => secrets.destroy());
+    const secrets = clientThrough(SecretsManagerClient, front);
 
     const granted = await secrets.send(new GetSecretValueCommand({ SecretId: local.secretId }));
     const refused = await rejection(secrets.send(new GetSecretValueCommand({ SecretId: 'other/secret' })));

@@ -3,7 +3,9 @@
  * each, enforcing one function's role as the synthesized template states it, its references
  * resolved to the local servers.
  */
-import type { LocalStack } from '../local/stack.ts';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import type { DeployedFunction, Synthesized } from './deployed.ts';
 import { type Decision, IamFront, policyStatements, type RefMap } from './iam-front.ts';
 
@@ -103,4 +105,70 @@ export async function policyFronts(
       await secretsFront.close();
     },
   };
+}
+
+/** The clients of {@link frontClients}: the function's role at work, without the function. */
+export interface FrontClients {
+  readonly s3: S3Client;
+  readonly secrets: SecretsManagerClient;
+  destroy(): void;
+}
+
+/**
+ * An S3 and a Secrets Manager client that send through the fronts, with dummy credentials: the
+ * fronts judge a request by the role's statements, not by who signs it.
+ */
+export function frontClients(fronts: PolicyFronts): FrontClients {
+  const credentials = { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' };
+  const s3 = new S3Client({
+    endpoint: fronts.endpoints.AWS_ENDPOINT_URL_S3,
+    forcePathStyle: true,
+    region: LOCAL_SQS.region,
+    credentials,
+  });
+  const secrets = new SecretsManagerClient({
+    endpoint: fronts.endpoints.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+    region: LOCAL_SQS.region,
+    credentials,
+  });
+  return {
+    s3,
+    secrets,
+    destroy() {
+      s3.destroy();
+      secrets.destroy();
+    },
+  };
+}
+
+/** The name of the error a request through the fronts was refused with; fails if it was not refused. */
+export async function refusalOf(request: Promise<unknown>): Promise<string> {
+  const error = await request.then(
+    () => {
+      throw new Error('expected the fronts to refuse the request, and it went through');
+    },
+    (refused: unknown) => refused,
+  );
+  return (error as { name?: string }).name ?? String(error);
+}
+
+/**
+ * Runs `use` as `fn`'s role: against an empty local stack behind fronts that enforce the role, with
+ * clients through them; closes it all after.
+ */
+export async function asRole(
+  stack: Synthesized,
+  fn: DeployedFunction,
+  use: (role: FrontClients & { local: LocalStack; fronts: PolicyFronts }) => Promise<void>,
+): Promise<void> {
+  const local = await startLocalStack({ lines: [] });
+  const fronts = await policyFronts(stack, fn, local);
+  const clients = frontClients(fronts);
+  try {
+    await use({ ...clients, local, fronts });
+  } finally {
+    clients.destroy();
+    await fronts.close();
+    await local.close();
+  }
 }

@@ -6,8 +6,8 @@
  * only one that sees what only the deployed form can get wrong (names lost to minification, plain
  * text in a JSON log, a line without the request id, a reply past Lambda's limits).
  */
-import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLAN_LINES_IN_REPLY } from '../../lambda/app/invoke.ts';
@@ -18,6 +18,7 @@ import { drain, startFanoutStack } from '../support/fanout-stack.ts';
 import {
   type DeployedFunction,
   jsonLines,
+  onlyFunction,
   type RunningFunction,
   requestIdOf,
   resolvedEnvironment,
@@ -26,12 +27,9 @@ import {
   startInvocable,
   synthesize,
 } from './deployed.ts';
-import { LOCAL_SQS, type PolicyFronts, policyFronts } from './policy-fronts.ts';
-import { runtimeClient } from './ric.ts';
+import { asRole, type PolicyFronts, policyFronts, refusalOf } from './policy-fronts.ts';
+import { RUNTIME_CLIENT_SETUP_MS, runtimeClient } from './ric.ts';
 import { type InvocationResult, RuntimeApi } from './runtime-api.ts';
-
-/** Installing the client builds curl and a native addon: minutes on a busy 2-core machine. */
-const SETUP_MS = 15 * 60_000;
 
 let ric: string;
 let synthesized: Synthesized;
@@ -45,12 +43,12 @@ beforeAll(async () => {
     synthesize({ mode: 'fanout' }),
   ]);
   // The restore drill's function (on by default) is not the pass: drill-rehearsal.test.ts rehearses it.
-  const passes = synthesized.functions.filter((fn) => !fn.description.startsWith('Restore drill'));
-  const [only, ...others] = passes;
-  if (only === undefined || others.length > 0)
-    throw new Error(`single mode: expected one pass function, found ${passes.length}`);
-  pass = only;
-}, SETUP_MS);
+  pass = onlyFunction(
+    synthesized,
+    (fn) => !fn.description.startsWith('Restore drill'),
+    'pass function in single mode',
+  );
+}, RUNTIME_CLIENT_SETUP_MS);
 
 afterAll(async () => {
   await synthesized?.close();
@@ -216,36 +214,19 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
   }, 120_000);
 
   it('refuses through the policy front what the deployed role does not grant: a delete, a write outside the prefix, another secret', async () => {
-    const local = await startLocalStack({ lines: [] });
-    const fronts = await policyFronts(synthesized, pass, local);
-    const s3 = new S3Client({
-      endpoint: fronts.endpoints.AWS_ENDPOINT_URL_S3,
-      forcePathStyle: true,
-      region: LOCAL_SQS.region,
-      credentials: { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' },
-    });
-    const secrets = new SecretsManagerClient({
-      endpoint: fronts.endpoints.AWS_ENDPOINT_URL_SECRETS_MANAGER,
-      region: LOCAL_SQS.region,
-      credentials: { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' },
-    });
-    try {
+    await asRole(synthesized, pass, async ({ local, fronts, s3, secrets }) => {
       await s3.send(new PutObjectCommand({ Bucket: local.bucket, Key: 'tokens/kept', Body: 'x' }));
-      await expect(
-        s3.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: 'tokens/kept' })),
-      ).rejects.toMatchObject({
-        name: 'AccessDenied',
-      });
-      await expect(
-        s3.send(new PutObjectCommand({ Bucket: local.bucket, Key: 'elsewhere/x', Body: 'x' })),
-      ).rejects.toMatchObject({
-        name: 'AccessDenied',
-      });
-      await expect(
-        secrets.send(new GetSecretValueCommand({ SecretId: 'another/secret' })),
-      ).rejects.toMatchObject({
-        name: 'AccessDeniedException',
-      });
+      expect(
+        await refusalOf(s3.send(new DeleteObjectCommand({ Bucket: local.bucket, Key: 'tokens/kept' }))),
+      ).toBe('AccessDenied');
+      expect(
+        await refusalOf(
+          s3.send(new PutObjectCommand({ Bucket: local.bucket, Key: 'elsewhere/x', Body: 'x' })),
+        ),
+      ).toBe('AccessDenied');
+      expect(await refusalOf(secrets.send(new GetSecretValueCommand({ SecretId: 'another/secret' })))).toBe(
+        'AccessDeniedException',
+      );
 
       expect(fronts.denied.map((d) => d.action).sort()).toEqual([
         's3:DeleteObject',
@@ -253,12 +234,7 @@ describe('the deployed bundle under the Lambda runtime client (single mode)', ()
         'secretsmanager:GetSecretValue',
       ]);
       expect(await listKeys(local.s3Client, local.bucket)).toEqual(['tokens/kept']);
-    } finally {
-      s3.destroy();
-      secrets.destroy();
-      await fronts.close();
-      await local.close();
-    }
+    });
   });
 
   it('reports an init error by its class name when a variable is wrong, and starts no invocation', async () => {

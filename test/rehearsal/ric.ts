@@ -34,6 +34,9 @@ function nodeHeaders(): string | undefined {
   }
 }
 
+/** Installing the client builds curl and a native addon: minutes on a busy 2-core machine. */
+export const RUNTIME_CLIENT_SETUP_MS = 15 * 60_000;
+
 /** The path of the client's entry (`index.mjs`), installing and building it first if need be. */
 export async function runtimeClient(): Promise<string> {
   const lock = await readFile(join(PINNED, 'package-lock.json'));

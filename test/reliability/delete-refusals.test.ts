@@ -36,8 +36,7 @@ describe('a DELETE the service did not carry out', () => {
   ] as const)(
     'keeps the line when its DELETE is answered %s while the line is still there: failed, no receipt, no marker',
     async ([_label, how, reason], { s }) => {
-      const { local, id } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
-      const path = `/api/tokens/${id}`;
+      const { local, id, path } = await oneFinishedLine(track, { env: { RETRY_ATTEMPTS: '2' } });
       const faults: Record<typeof how, Fault | undefined> = {
         gone: { kind: 'delete-reply', status: 410, acts: false, body: 'none' },
         redirect: undefined,
@@ -71,10 +70,9 @@ describe('a DELETE and the GET after it that both time out', () => {
   it('leave the line pending with a marker when the DELETE acted, and the next run keeps its receipt', async ({
     s,
   }) => {
-    const { local, id } = await oneFinishedLine(track, {
+    const { local, id, path } = await oneFinishedLine(track, {
       env: { RETRY_ATTEMPTS: '1', HTTP_BODY_TIMEOUT_MS: '200', HTTP_HEADERS_TIMEOUT_MS: '200' },
     });
-    const path = `/api/tokens/${id}`;
     // The DELETE acts, and its reply stalls half way.
     s.inject(local.tokens, { target: 'delete', id, fault: { kind: 'stall' } });
     const front = track(
@@ -112,8 +110,7 @@ describe('the read right before a DELETE', () => {
   ] as const)(
     'sends no DELETE when it %s; the next run dismantles the line once',
     async ([_label, how], { s }) => {
-      const { local, id } = await oneFinishedLine(track);
-      const path = `/api/tokens/${id}`;
+      const { local, id, path } = await oneFinishedLine(track);
       let gets = 0;
       local.tokens.onRequest((method, url) => {
         if (method !== 'GET' || url !== path) return;
@@ -211,8 +208,7 @@ describe('a GET confirming a DELETE that is redirected', () => {
   ] as const)(
     'does not say the line is gone when it is redirected %s: a DELETE that never acted leaves no receipt',
     async ([_label, where], { s }) => {
-      const { local, id } = await oneFinishedLine(track);
-      const path = `/api/tokens/${id}`;
+      const { local, id, path } = await oneFinishedLine(track);
       const elsewhere = track(
         await startRecordingServer((_req, res) => {
           res.writeHead(404, { 'content-type': JSON_API }).end('{"errors":[{"status":"404"}]}');
@@ -253,8 +249,7 @@ describe('a DELETE refused on a retry', () => {
   it('is no proof the DELETE did not act: after a 502 that acted, a 409 on the retry and no GET, the line is pending, then confirmed', async ({
     s,
   }) => {
-    const { local, id } = await oneFinishedLine(track);
-    const path = `/api/tokens/${id}`;
+    const { local, id, path } = await oneFinishedLine(track);
     // The first DELETE acts, and its gateway answers 502.
     s.inject(local.tokens, deleteReply(id, 502, true));
     let deletes = 0;

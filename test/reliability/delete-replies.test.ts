@@ -7,11 +7,11 @@ import {
   closeAfterEach,
   deleteAnsweredBy,
   deleteReply,
-  finishedLines,
   localStack,
   oneFinishedLine,
   proxiedS3,
   storedReceipt,
+  twoFinishedLines,
 } from './harness.ts';
 import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
 import { it } from './ledger.ts';
@@ -49,10 +49,8 @@ describe('DELETE replies other than 200 with the line', () => {
   it('reports a 202 whose line still shows as pending, and the next run confirms it once the line is gone', async ({
     s,
   }) => {
-    const local = await localStack(track, {
-      lines: finishedLines(2),
-    });
-    const [slow, other] = [...local.tokens.lines.keys()] as [string, string];
+    const { local, ids } = await twoFinishedLines(track);
+    const [slow, other] = ids;
     s.inject(local.tokens, deleteReply(slow, 202, false));
     let before = snapshot(local.tokens);
     const handler = createHandler(local.env);

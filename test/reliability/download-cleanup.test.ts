@@ -7,7 +7,7 @@ import { describeError, TokensApiError } from '../../lambda/shared/errors.ts';
 import { Verifier } from '../../lambda/shared/verify.ts';
 import type { SpeedFloor } from '../../lambda/tokens/http.ts';
 import { bytesOf, downloads, drain, KIB, LINE_ID, lineFileOf, MIB, turn, uploaderOver } from './bodies.ts';
-import { closeAfterEach, MULTIPART_5_MIB, oneFinishedLine } from './harness.ts';
+import { closeAfterEach, oneMultipartLine } from './harness.ts';
 import { checkInvariant, observedPass } from './invariant.ts';
 import { it } from './ledger.ts';
 
@@ -189,14 +189,10 @@ describe('downloads that break off and are retried', () => {
   it('a multipart file whose download resets three times is retried cleanly by the run: archived, verified, and only then deleted', async ({
     s,
   }) => {
-    const { local, id } = await oneFinishedLine(track, {
-      fileSize: 6 * MIB + 17,
-      env: {
-        ...MULTIPART_5_MIB,
-        RETRY_ATTEMPTS: '4',
-        DOWNLOAD_MIN_SPEED_BYTES: '1024',
-        DOWNLOAD_SPEED_WINDOW_SECONDS: '1',
-      },
+    const { local, id } = await oneMultipartLine(track, {
+      RETRY_ATTEMPTS: '4',
+      DOWNLOAD_MIN_SPEED_BYTES: '1024',
+      DOWNLOAD_SPEED_WINDOW_SECONDS: '1',
     });
     local.tokens.inject({ target: 'file', id, fault: { kind: 'reset' }, times: 3 });
     s.fault('file download: reset half-way, three times');

@@ -73,16 +73,38 @@ export function finishedLines(count: number, fileSize = 1000): LineSpec[] {
 
 /**
  * A local stack with one finished line of `fileSize` bytes (1000 unless said; `lines` replaces
- * it), and the id of its first line.
+ * it), the id of its first line, and the path of that line's document on the service.
  */
 export async function oneFinishedLine(
   track: Track,
   { fileSize = 1000, ...options }: LocalStackOptions & { readonly fileSize?: number } = {},
-): Promise<{ local: LocalStack; id: string }> {
+): Promise<{ local: LocalStack; id: string; path: string }> {
   const local = await localStack(track, { lines: finishedLines(1, fileSize), ...options });
   const [id] = [...local.tokens.lines.keys()];
   if (id === undefined) throw new Error('no line');
-  return { local, id };
+  return { local, id, path: `/api/tokens/${id}` };
+}
+
+/**
+ * A local stack with one finished line of one file uploaded in parts: 6 MiB + 17 bytes in 5 MiB
+ * parts (MULTIPART_5_MIB), with `env` besides.
+ */
+export function oneMultipartLine(
+  track: Track,
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ local: LocalStack; id: string; path: string }> {
+  return oneFinishedLine(track, { fileSize: 6 * 2 ** 20 + 17, env: { ...MULTIPART_5_MIB, ...env } });
+}
+
+/** A local stack with two finished lines of one 1000-byte file each, and their ids. */
+export async function twoFinishedLines(
+  track: Track,
+  options: Omit<LocalStackOptions, 'lines'> = {},
+): Promise<{ local: LocalStack; ids: [string, string] }> {
+  const local = await localStack(track, { lines: finishedLines(2), ...options });
+  const [first, second] = [...local.tokens.lines.keys()];
+  if (first === undefined || second === undefined) throw new Error('not two lines');
+  return { local, ids: [first, second] };
 }
 
 /**

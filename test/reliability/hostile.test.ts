@@ -2,12 +2,12 @@ import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import {
   closeAfterEach,
-  finishedLines,
   localStack,
   oneFinishedLine,
   type RecordingServer,
   startFront,
   startRecordingServer,
+  twoFinishedLines,
 } from './harness.ts';
 import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
 import { it } from './ledger.ts';
@@ -189,11 +189,8 @@ describe('ids and names that would escape their place', () => {
 
 describe('bodies larger than stated, or endless', () => {
   it('stops reading a file one byte past its stated size, and keeps the line', async ({ s }) => {
-    const local = await localStack(track, {
-      lines: finishedLines(2),
-      env: { RETRY_ATTEMPTS: '3' },
-    });
-    const [oversize, endless] = [...local.tokens.lines.keys()] as [string, string];
+    const { local, ids } = await twoFinishedLines(track, { env: { RETRY_ATTEMPTS: '3' } });
+    const [oversize, endless] = ids;
     s.inject(local.tokens, {
       target: 'file',
       id: oversize,
@@ -216,10 +213,8 @@ describe('bodies larger than stated, or endless', () => {
   });
 
   it('gives up on a line reply that never ends, at the JSON size cap, and keeps the line', async ({ s }) => {
-    const local = await localStack(track, {
-      lines: finishedLines(2),
-    });
-    const [endless, healthy] = [...local.tokens.lines.keys()] as [string, string];
+    const { local, ids } = await twoFinishedLines(track);
+    const [endless, healthy] = ids;
     s.inject(local.tokens, { target: 'get', id: endless, fault: { kind: 'never-ends' }, times: Infinity });
 
     const { before, run } = await observedPass(local);

@@ -9,6 +9,13 @@ import { type Rewrite, startRewritingS3Front } from './s3-rewriting-front.ts';
 
 const track = closeAfterEach();
 
+/** A finished line of one 3000-byte file, its archive behind an S3 proxy that enforces conditional writes. */
+async function lineBehindEnforcingProxy() {
+  const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
+  const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
+  return { local, id, proxy };
+}
+
 describe('a read of the archive that fails', () => {
   it.for([
     ['once (a retry reads it whole, and sees the other version)', 'once'],
@@ -16,8 +23,7 @@ describe('a read of the archive that fails', () => {
   ] as const)(
     'is no proof of damage: a verified object of another version is kept, and the line is not dismantled, when its GET breaks off %s',
     async ([_label, how], { s }) => {
-      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
-      const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
+      const { local, id, proxy } = await lineBehindEnforcingProxy();
       const env = { ...local.env, AWS_ENDPOINT_URL_S3: proxy.url, VERIFY_READBACK: 'full' };
       const dataKey = `tokens/${id}/data`;
 
@@ -104,8 +110,7 @@ describe('a read of the archive that fails', () => {
  * after the first run). Returns what the second run needs.
  */
 async function archivedWithoutManifest(s: Scenario) {
-  const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
-  const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
+  const { local, id, proxy } = await lineBehindEnforcingProxy();
   let rewrite: Rewrite = () => undefined;
   const front = track(await startRewritingS3Front(proxy.url, (request, reply) => rewrite(request, reply)));
   const env = { ...local.env, AWS_ENDPOINT_URL_S3: front.url, VERIFY_READBACK: 'full' };
@@ -208,8 +213,7 @@ describe('a listing of the archive that fails or omits keys', () => {
   ] as const)(
     'never lets a restated file replace the archived one, nor the line go, when it %s',
     async ([_label, how], { s }) => {
-      const { local, id } = await oneFinishedLine(track, { fileSize: 3000 });
-      const { proxy } = await proxiedS3(track, local, { enforceConditionalWrites: true });
+      const { local, id, proxy } = await lineBehindEnforcingProxy();
       let listing: 'true' | 'fails' | 'omits' = 'true';
       const front = track(
         await startRewritingS3Front(proxy.url, (request, reply) => {

@@ -14,11 +14,11 @@ import type { LocalStack } from '../local/stack.ts';
 import { objectText } from '../support/archive-inspect.ts';
 import {
   closeAfterEach,
-  finishedLines,
   localStack,
   oneFinishedLine,
   proxiedS3,
   storedManifest,
+  twoFinishedLines,
 } from './harness.ts';
 import { checkInvariant, observedPass, settle, snapshot } from './invariant.ts';
 import { it } from './ledger.ts';
@@ -178,10 +178,8 @@ describe('a manifest that names another line’s key for a file', () => {
   it('audits every line, and reports the one whose manifest names a foreign key, instead of failing whole', async ({
     s,
   }) => {
-    const local = await localStack(track, {
-      lines: finishedLines(2),
-    });
-    const [id, other] = [...local.tokens.lines.keys()] as [string, string];
+    const { local, ids } = await twoFinishedLines(track);
+    const [id, other] = ids;
     const handler = createHandler(local.env);
     await handler({ archiveOnly: true });
     await pointManifestAt(local, id, other);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect } from 'vitest';
+import type { LocalStack } from '../local/stack.ts';
 import {
   closeAfterEach,
   finishedLines,
@@ -8,9 +9,10 @@ import {
   runCli,
   startFront,
   startRecordingServer,
+  twoFinishedLines,
 } from './harness.ts';
 import { checkInvariant, cliOutcome, observedPass, runHandler, snapshot } from './invariant.ts';
-import { it } from './ledger.ts';
+import { it, type Scenario } from './ledger.ts';
 
 const track = closeAfterEach();
 const JSON_API = 'application/vnd.api+json';
@@ -175,6 +177,23 @@ describe('a listing that never ends', () => {
     return { url: front.url, pages: () => pages };
   }
 
+  /**
+   * Runs a pass over `list`, and expects it to stop with a ListingError saying `message` after
+   * `pages` pages, the invariant kept.
+   */
+  async function expectListingStopped(
+    s: Scenario,
+    local: LocalStack,
+    list: Awaited<ReturnType<typeof endlessList>>,
+    { message, pages }: { message: string; pages: number },
+  ): Promise<void> {
+    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: list.url });
+
+    expect(run.error).toMatchObject({ name: 'ListingError', message: expect.stringContaining(message) });
+    expect(list.pages()).toBe(pages);
+    await checkInvariant(s, local, { before, runs: [run] });
+  }
+
   it('fails the run after a run of empty pages, and deletes nothing', {
     timeout: 10_000,
   }, async ({ s }) => {
@@ -185,14 +204,10 @@ describe('a listing that never ends', () => {
     const list = await endlessList(local.tokens.url, () => []);
     s.fault('list: empty pages, each with a new links.next, forever');
 
-    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: list.url });
-
-    expect(run.error).toMatchObject({
-      name: 'ListingError',
-      message: expect.stringContaining('5 empty pages in a row (LIST_MAX_EMPTY_PAGES)'),
+    await expectListingStopped(s, local, list, {
+      message: '5 empty pages in a row (LIST_MAX_EMPTY_PAGES)',
+      pages: 5,
     });
-    expect(list.pages()).toBe(5);
-    await checkInvariant(s, local, { before, runs: [run] });
   });
 
   it('fails the run past the page cap, even when every page has items, and deletes nothing', {
@@ -203,14 +218,10 @@ describe('a listing that never ends', () => {
     const list = await endlessList(local.tokens.url, () => [item]);
     s.fault('list: the same line on every page, each with a new links.next, forever');
 
-    const { before, run } = await observedPass(local, { ...local.env, TOKENS_API_URL: list.url });
-
-    expect(run.error).toMatchObject({
-      name: 'ListingError',
-      message: expect.stringContaining('the list went on for more than 30 pages (LIST_MAX_PAGES)'),
+    await expectListingStopped(s, local, list, {
+      message: 'the list went on for more than 30 pages (LIST_MAX_PAGES)',
+      pages: 30,
     });
-    expect(list.pages()).toBe(30);
-    await checkInvariant(s, local, { before, runs: [run] });
   });
 
   it('exits 2 at the terminal on an endless list of empty pages', { timeout: 10_000 }, async ({ s }) => {
@@ -234,11 +245,10 @@ describe('a download slower than the speed floor', () => {
   it('fails a body that trickles under DOWNLOAD_MIN_SPEED_BYTES as a retried attempt, and keeps the line', {
     timeout: 10_000,
   }, async ({ s }) => {
-    const local = await localStack(track, {
-      lines: finishedLines(2),
+    const { local, ids } = await twoFinishedLines(track, {
       env: { DOWNLOAD_MIN_SPEED_BYTES: '100', DOWNLOAD_SPEED_WINDOW_SECONDS: '1', RETRY_ATTEMPTS: '2' },
     });
-    const [slow, healthy] = ids(local.tokens.lines) as [string, string];
+    const [slow, healthy] = ids;
     let attempts = 0;
     const front = track(
       await startFront(local.tokens.url, (req, res) => {

@@ -4,13 +4,12 @@ import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { BUFFERED_PUT_BYTES } from '../../lambda/archive/upload.ts';
 import { listKeys } from '../support/archive-inspect.ts';
-import { MIB } from './bodies.ts';
 import {
   closeAfterEach,
   finishedLines,
   localStack,
-  MULTIPART_5_MIB,
   oneFinishedLine,
+  oneMultipartLine,
   proxiedS3,
   runCli,
   startRecordingServer,
@@ -85,12 +84,8 @@ describe('archive store faults', () => {
   it('names the store, not the download, when every part of a streamed multipart upload fails', async ({
     s,
   }) => {
-    const { local, id } = await oneFinishedLine(track, {
-      fileSize: 6 * MIB + 17,
-      env: {
-        ...MULTIPART_5_MIB,
-        RETRY_ATTEMPTS: '2',
-      },
+    const { local, id } = await oneMultipartLine(track, {
+      RETRY_ATTEMPTS: '2',
     });
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation }) => (operation === 'UploadPart' ? { fail: 500 } : 'forward');
@@ -160,10 +155,7 @@ describe('archive store faults', () => {
   });
 
   it('starts a multipart upload over when its parts and its completion fail', async ({ s }) => {
-    const { local, id } = await oneFinishedLine(track, {
-      fileSize: 6 * MIB + 17,
-      env: MULTIPART_5_MIB,
-    });
+    const { local, id } = await oneMultipartLine(track);
     const { proxy, env } = await proxiedS3(track, local);
     proxy.decide = ({ operation, ordinal }) => {
       if (operation === 'UploadPart' && ordinal <= 2) return { fail: 500 };

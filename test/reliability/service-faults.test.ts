@@ -1,7 +1,14 @@
 import { describe, expect } from 'vitest';
 import { createHandler } from '../../lambda/app/invoke.ts';
 import { objectJson } from '../support/archive-inspect.ts';
-import { closeAfterEach, finishedLines, localStack, oneFinishedLine, waitFor } from './harness.ts';
+import {
+  closeAfterEach,
+  finishedLines,
+  localStack,
+  oneFinishedLine,
+  twoFinishedLines,
+  waitFor,
+} from './harness.ts';
 import { checkInvariant, observedPass, runHandler, settle, snapshot } from './invariant.ts';
 import { it } from './ledger.ts';
 
@@ -116,11 +123,8 @@ describe('tokens service faults', () => {
   it('reads the line and the list again after a truncated, stalled, non-JSON or HTML reply', async ({
     s,
   }) => {
-    const local = await localStack(track, {
-      lines: finishedLines(2),
-      env: FAST_TIMEOUTS,
-    });
-    const [first, second] = ids(local.tokens.lines) as [string, string];
+    const { local, ids } = await twoFinishedLines(track, { env: FAST_TIMEOUTS });
+    const [first, second] = ids;
     s.inject(local.tokens, { target: 'list', fault: { kind: 'bad-json' } });
     s.inject(local.tokens, { target: 'list', fault: { kind: 'wrong-content-type' } });
     s.inject(local.tokens, { target: 'get', id: first, fault: { kind: 'truncate' } });

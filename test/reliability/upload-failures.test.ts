@@ -27,26 +27,32 @@ import type { S3Proxy } from './s3-proxy.ts';
 const track = closeAfterEach();
 const { serve, apiOf } = downloads(track);
 
+/**
+ * A service that serves `file`: `head` bytes at once, then a byte every `everyMs`, so a transfer is
+ * still in the middle when things fail; `reset()` drops every connection it has.
+ */
+async function tricklingService(file: Buffer, head: number, everyMs: number) {
+  const sockets: Socket[] = [];
+  const served = await serve((req, res) => {
+    sockets.push(req.socket);
+    res.writeHead(200, { 'content-length': String(file.length) });
+    res.write(file.subarray(0, head));
+    const timer = setInterval(() => res.write(file.subarray(head, head + 1)), everyMs);
+    res.on('close', () => clearInterval(timer));
+  });
+  const reset = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return { served, reset };
+}
+
 describe('the failure a transfer reports is the one that came first', () => {
   const file = bytesOf(2 * MIB + 5);
   const lineFile = { name: 'data', size: file.length, sha256: sha256(file) } as LineFile;
   const settings = { multipartThresholdBytes: 64 * MIB, partSizeBytes: 5 * MIB, readback: 'head' as const };
 
-  async function slowService() {
-    const sockets: Socket[] = [];
-    const served = await serve((req, res) => {
-      sockets.push(req.socket);
-      res.writeHead(200, { 'content-length': String(file.length) });
-      // Enough to start, then the rest only slowly: the transfer is in the middle when things fail.
-      res.write(file.subarray(0, 256 * KIB));
-      const timer = setInterval(() => res.write(file.subarray(256 * KIB, 256 * KIB + 1)), 50);
-      res.on('close', () => clearInterval(timer));
-    });
-    const reset = () => {
-      for (const socket of sockets) socket.destroy();
-    };
-    return { served, reset };
-  }
+  // Enough to start, then the rest only slowly: the transfer is in the middle when things fail.
+  const slowService = () => tricklingService(file, 256 * KIB, 50);
 
   it('S3 failing mid-stream is reported as S3 failing, even when the service resets right after', async () => {
     const { served, reset } = await slowService();
@@ -102,15 +108,8 @@ describe('the failure a transfer reports is the one that came first', () => {
     // the first failure.
     const big = bytesOf(2 * MIB + 5);
     const bigFile = { name: 'data', size: big.length, sha256: sha256(big) } as LineFile;
-    const sockets: Socket[] = [];
-    const served = await serve((req, res) => {
-      sockets.push(req.socket);
-      res.writeHead(200, { 'content-length': String(big.length) });
-      // One part and a bit, then a trickle: the second part is still being read when the first fails.
-      res.write(big.subarray(0, 300 * KIB));
-      const timer = setInterval(() => res.write(big.subarray(300 * KIB, 300 * KIB + 1)), 20);
-      res.on('close', () => clearInterval(timer));
-    });
+    // One part and a bit, then a trickle: the second part is still being read when the first fails.
+    const { served, reset } = await tricklingService(big, 300 * KIB, 20);
     const api = apiOf(served);
     const body = await api.openFile(new URL('/file', served.url));
     const partFailed = Object.assign(new Error('We encountered an internal error. Please try again.'), {
@@ -126,7 +125,7 @@ describe('the failure a transfer reports is the one that came first', () => {
         if (name === 'UploadPartCommand') throw partFailed;
         if (name === 'AbortMultipartUploadCommand') {
           // While the store cleans up, the service drops the connection (its own idle timeout).
-          for (const socket of sockets) socket.destroy();
+          reset();
           await finished(body).catch(() => undefined);
           await turn();
           return {};

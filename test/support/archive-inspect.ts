@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 
 /** Every key in the bucket, following continuation tokens. */
 export async function listKeys(s3: S3Client, bucket: string, prefix = ''): Promise<string[]> {
@@ -49,4 +55,14 @@ export async function objectMetadata(
 ): Promise<Record<string, string>> {
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
   return head.Metadata ?? {};
+}
+
+/** Writes `body` at `key` behind the housekeeper's back: an archived object damaged, or one planted. */
+export async function replaceObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: Buffer | string,
+): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 }

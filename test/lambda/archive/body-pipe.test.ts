@@ -15,14 +15,21 @@ const verifierOf = (bytes: Buffer, size = bytes.length) =>
     sha256: createHash('sha256').update(bytes).digest('hex'),
   });
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+/**
+ * A body piped into a verifier of BYTES (`piping`: the pipe's promise); the verifier's output is
+ * read, as an upload reads it, unless `read` is false.
+ */
+function pipedBody({ read = true } = {}) {
+  const body = new PassThrough();
+  const verifier = verifierOf(BYTES);
+  if (read) verifier.resume();
+  return { body, verifier, piping: pipeInto(body, verifier) };
+}
 
 describe('pipeInto', () => {
   it("rejects with the body's error and destroys the verifier with it", async () => {
-    const body = new PassThrough();
-    const verifier = verifierOf(BYTES);
-    verifier.resume();
+    const { body, verifier, piping } = pipedBody();
 
-    const piping = pipeInto(body, verifier);
     body.write(BYTES.subarray(0, 4));
     await tick();
     body.destroy(new Error('body broke off after 4 bytes'));
@@ -32,11 +39,8 @@ describe('pipeInto', () => {
   });
 
   it('rejects a body that closes before its end, as a premature close', async () => {
-    const body = new PassThrough();
-    const verifier = verifierOf(BYTES);
-    verifier.resume();
+    const { body, verifier, piping } = pipedBody();
 
-    const piping = pipeInto(body, verifier);
     body.destroy();
 
     await expect(piping).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
@@ -44,10 +48,8 @@ describe('pipeInto', () => {
   });
 
   it("rejects with the verifier's error (the upload failed and destroyed it) and stops the body", async () => {
-    const body = new PassThrough();
-    const verifier = verifierOf(BYTES);
+    const { body, verifier, piping } = pipedBody({ read: false });
 
-    const piping = pipeInto(body, verifier);
     verifier.destroy(new Error('PutObject failed'));
 
     await expect(piping).rejects.toThrow('PutObject failed');
@@ -55,11 +57,8 @@ describe('pipeInto', () => {
   });
 
   it('rejects bytes that are not the stated ones with the IntegrityError, and stops the body', async () => {
-    const body = new PassThrough();
-    const verifier = verifierOf(BYTES);
-    verifier.resume();
+    const { body, piping } = pipedBody();
 
-    const piping = pipeInto(body, verifier);
     body.end(Buffer.alloc(BYTES.length));
 
     await expect(piping).rejects.toThrow(IntegrityError);

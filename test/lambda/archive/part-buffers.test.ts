@@ -12,8 +12,7 @@ describe('PartBuffers', () => {
     const next = await buffers.take(5);
 
     expect(next.bytes).toBe(first.bytes);
-    expect(buffers.budget.used).toBe(5);
-    expect(buffers.freeBytes).toBe(0);
+    expect({ used: buffers.budget.used, free: buffers.freeBytes }).toEqual({ used: 5, free: 0 });
   });
 
   it('never gives a discarded buffer again, but gives its bytes back to the budget', async () => {
@@ -24,8 +23,7 @@ describe('PartBuffers', () => {
     const next = await buffers.take(5);
 
     expect(next.bytes).not.toBe(failed.bytes);
-    expect(buffers.budget.used).toBe(5);
-    expect(buffers.freeBytes).toBe(0);
+    expect({ used: buffers.budget.used, free: buffers.freeBytes }).toEqual({ used: 5, free: 0 });
   });
 
   it('makes a part wait while the budget is held, and hands it the buffer given back', async () => {
@@ -61,8 +59,7 @@ describe('PartBuffers', () => {
     oversized.recycle();
 
     expect(oversized.bytes.length).toBe(8);
-    expect(buffers.budget.used).toBe(0);
-    expect(buffers.freeBytes).toBe(0);
+    expect({ used: buffers.budget.used, free: buffers.freeBytes }).toEqual({ used: 0, free: 0 });
   });
 
   it('gives a buffer back once, however often it is given back', async () => {
@@ -73,7 +70,6 @@ describe('PartBuffers', () => {
     buffer.recycle();
     buffer.discard();
 
-    expect(buffers.budget.used).toBe(0);
-    expect(buffers.freeBytes).toBe(5);
+    expect({ used: buffers.budget.used, free: buffers.freeBytes }).toEqual({ used: 0, free: 5 });
   });
 });

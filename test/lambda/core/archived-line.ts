@@ -1,4 +1,6 @@
 import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
+import { type AuditReport, auditArchive } from '../../../lambda/core/audit.ts';
+import { readKeptReply } from '../../../lambda/tokens/document.ts';
 import { type FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
 
 /** What the archive tests of the core share: a line as a pass leaves it in the archive. */
@@ -47,4 +49,9 @@ export function archiveLine(
   for (const [name, body] of Object.entries(files)) archive.put(archive.fileKey(id, name), body);
   const entries = Object.entries(files).map(([name, body]) => manifestEntry(archive, id, name, body));
   return writeManifest(archive, id, entries, extra);
+}
+
+/** Audits the fake archive at NOW: every line in it, or only `ids`. */
+export function audit(archive: FakeArchive, ids?: string[]): Promise<AuditReport> {
+  return auditArchive({ archive, readKeptReply, now: () => NOW, ...(ids ? { ids } : {}) });
 }

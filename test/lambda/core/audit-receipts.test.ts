@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Receipt } from '../../../lambda/archive/archive.ts';
-import { type AuditReport, auditArchive, auditFindings } from '../../../lambda/core/audit.ts';
-import { readKeptReply } from '../../../lambda/tokens/document.ts';
+import { auditFindings } from '../../../lambda/core/audit.ts';
 import { deleteReply, FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
-import { archiveLine, RUN_ID } from './archived-line.ts';
+import { archiveLine, audit, RUN_ID } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const OTHER = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
@@ -25,15 +24,6 @@ function receiptOf(id: string, files: Record<string, string>, extra: Partial<Rec
     confirmation: 'the reply (200, status deleted)',
     ...extra,
   };
-}
-
-function audit(archive: FakeArchive, ids?: string[]): Promise<AuditReport> {
-  return auditArchive({
-    archive: archive,
-    readKeptReply,
-    now: () => NOW,
-    ...(ids ? { ids } : {}),
-  });
 }
 
 describe('auditArchive: receipts', () => {

@@ -1,23 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Manifest, ManifestFile } from '../../../lambda/archive/archive.ts';
-import { auditArchive } from '../../../lambda/core/audit.ts';
-import { readKeptReply } from '../../../lambda/tokens/document.ts';
-import { FakeArchive, NOW, sha256 } from '../../support/fakes.ts';
-import { archiveLine, manifestEntry as entry, RUN_ID } from './archived-line.ts';
+import { FakeArchive, sha256 } from '../../support/fakes.ts';
+import { archiveLine, audit, manifestEntry as entry, RUN_ID } from './archived-line.ts';
 
 const ID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 const OTHER = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
 const DATA = 'the tokens of the line\n';
 const SCORE = '42\n';
-
-function audit(archive: FakeArchive, ids?: string[]) {
-  return auditArchive({
-    archive: archive,
-    readKeptReply,
-    now: () => NOW,
-    ...(ids ? { ids } : {}),
-  });
-}
 
 describe('auditArchive', () => {
   it('finds every file of every line intact when each hashes to its manifest', async () => {

@@ -97,13 +97,25 @@ describe('secretsManagerSessionKey', () => {
     };
   }
 
+  /** The session key read through the mocked client, cached for a minute by the clock `now`. */
+  const sourceAt = (now: () => number) =>
+    secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now });
+
+  /** The secret holds SECRET at the first read and ROTATED at the second. */
+  function rotatedAfterFirstRead(): void {
+    secrets
+      .on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: SECRET })
+      .resolvesOnce({ SecretString: ROTATED });
+  }
+
   function reads(): number {
     return secrets.commandCalls(GetSecretValueCommand).length;
   }
 
   it('reads the secret by its id', async () => {
     secrets.on(GetSecretValueCommand, { SecretId: SECRET_ID }).resolves({ SecretString: SECRET });
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: () => 0 });
+    const source = sourceAt(() => 0);
 
     const key = await source.get();
 
@@ -114,7 +126,7 @@ describe('secretsManagerSessionKey', () => {
   it('serves the cached key within the TTL with one read', async () => {
     secrets.on(GetSecretValueCommand).resolves({ SecretString: SECRET });
     const clock = manualClock();
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: clock.now });
+    const source = sourceAt(clock.now);
 
     const first = await source.get();
     clock.advance(59_999);
@@ -125,12 +137,9 @@ describe('secretsManagerSessionKey', () => {
   });
 
   it('reads the secret again once the TTL has passed', async () => {
-    secrets
-      .on(GetSecretValueCommand)
-      .resolvesOnce({ SecretString: SECRET })
-      .resolvesOnce({ SecretString: ROTATED });
+    rotatedAfterFirstRead();
     const clock = manualClock();
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: clock.now });
+    const source = sourceAt(clock.now);
 
     const first = await source.get();
     clock.advance(60_000);
@@ -142,11 +151,8 @@ describe('secretsManagerSessionKey', () => {
   });
 
   it('reads the secret again after invalidate()', async () => {
-    secrets
-      .on(GetSecretValueCommand)
-      .resolvesOnce({ SecretString: SECRET })
-      .resolvesOnce({ SecretString: ROTATED });
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: () => 0 });
+    rotatedAfterFirstRead();
+    const source = sourceAt(() => 0);
 
     await source.get();
     source.invalidate();
@@ -158,7 +164,7 @@ describe('secretsManagerSessionKey', () => {
 
   it('shares one read between concurrent callers', async () => {
     secrets.on(GetSecretValueCommand).resolves({ SecretString: SECRET });
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: () => 0 });
+    const source = sourceAt(() => 0);
 
     const keys = await Promise.all([source.get(), source.get(), source.get(), source.get()]);
 
@@ -172,7 +178,7 @@ describe('secretsManagerSessionKey', () => {
       $metadata: { httpStatusCode: 400 },
     });
     secrets.on(GetSecretValueCommand).rejects(notFound);
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: () => 0 });
+    const source = sourceAt(() => 0);
 
     const error = await source.get().catch((caught: unknown) => caught);
 
@@ -187,7 +193,7 @@ describe('secretsManagerSessionKey', () => {
       .on(GetSecretValueCommand)
       .rejectsOnce(new ResourceNotFoundException({ message: 'not yet', $metadata: {} }))
       .resolvesOnce({ SecretString: SECRET });
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: () => 0 });
+    const source = sourceAt(() => 0);
 
     await source.get().catch(() => undefined);
     const key = await source.get();
@@ -198,7 +204,7 @@ describe('secretsManagerSessionKey', () => {
 
   it('refuses an unusable secret without showing it', async () => {
     secrets.on(GetSecretValueCommand).resolves({ SecretString: `{"sessionKey": "${SECRET}"` });
-    const source = secretsManagerSessionKey({ client, secretId: SECRET_ID, ttlMs: 60_000, now: () => 0 });
+    const source = sourceAt(() => 0);
 
     const error = await source.get().catch((caught: unknown) => caught);
 

@@ -78,51 +78,42 @@ function finishedNoneDocument(id = LINE_ID): LineDocument {
   };
 }
 
-/** `GET /api/tokens/{id}/requested`, shaped like seeds/001_cee82b698280fce8.txt. */
-function requestedDocument(id = LINE_ID) {
+/** The document of a line that is not finished yet (no data link), with its `attributes`. */
+function unfinishedDocument(id: string, attributes: Record<string, unknown>) {
   return {
     meta: { seed: PAYMENT_ID },
     links: { self: '/api/tokens', info: `/api/tokens/${id}` },
-    data: {
-      attributes: {
-        digits: '100',
-        status: 'requested',
-        analysis: 'none',
-        size: '1000',
-        reachable: '10485',
-        alphabet: 'UPPER_VOWELS',
-        available: AVAILABLE_70_DIGITS,
-        timestamps: { requested: '2024-03-19T12:57:33.263Z' },
-      },
-      id,
-      type: 'tokens',
-      relationships,
-    },
+    data: { attributes, id, type: 'tokens', relationships },
   };
+}
+
+/** `GET /api/tokens/{id}/requested`, shaped like seeds/001_cee82b698280fce8.txt. */
+function requestedDocument(id = LINE_ID) {
+  return unfinishedDocument(id, {
+    digits: '100',
+    status: 'requested',
+    analysis: 'none',
+    size: '1000',
+    reachable: '10485',
+    alphabet: 'UPPER_VOWELS',
+    available: AVAILABLE_70_DIGITS,
+    timestamps: { requested: '2024-03-19T12:57:33.263Z' },
+  });
 }
 
 /** `GET /api/tokens/{id}/started`, shaped like seeds/002_36b2411a89ba98ac.txt. */
 function startedDocument(id = LINE_ID) {
-  return {
-    meta: { seed: PAYMENT_ID },
-    links: { self: '/api/tokens', info: `/api/tokens/${id}` },
-    data: {
-      attributes: {
-        timestamps: { started: '2024-03-19T12:57:21.181Z', requested: '2024-03-19T12:57:19.785Z' },
-        status: 'started',
-        analysis: 'none',
-        progress: 0,
-        size: '1000',
-        digits: '100',
-        reachable: '10485',
-        alphabet: 'UPPER_VOWELS',
-        available: AVAILABLE_70_DIGITS,
-      },
-      id,
-      type: 'tokens',
-      relationships,
-    },
-  };
+  return unfinishedDocument(id, {
+    timestamps: { started: '2024-03-19T12:57:21.181Z', requested: '2024-03-19T12:57:19.785Z' },
+    status: 'started',
+    analysis: 'none',
+    progress: 0,
+    size: '1000',
+    digits: '100',
+    reachable: '10485',
+    alphabet: 'UPPER_VOWELS',
+    available: AVAILABLE_70_DIGITS,
+  });
 }
 
 /** `timestamps.finished` of the seed list's items. */
@@ -746,6 +737,9 @@ describe('parseDeleteReply', () => {
 // ---------------------------------------------------------------------------------------------
 
 const NUM_RUNS = 400;
+/** Checks `property` over NUM_RUNS generated inputs. */
+const checkProperty = <Ts extends [unknown, ...unknown[]]>(property: fc.IProperty<Ts>): void =>
+  fc.assert(property, { numRuns: NUM_RUNS });
 const FILE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const LOWER_SHA256 = /^[0-9a-f]{64}$/;
 const PROTOTYPE_WORDS = [
@@ -1061,7 +1055,7 @@ const randomJsonArb: fc.Arbitrary<unknown> = fc.oneof(
 
 describe('document parsers under random input (property-based)', () => {
   it('accept every well-formed finished line and report its files exactly', () => {
-    fc.assert(
+    checkProperty(
       fc.property(finishedDocumentArb, ({ id, files, document }) => {
         const parsed = JSON.parse(JSON.stringify(document)) as unknown;
 
@@ -1078,12 +1072,11 @@ describe('document parsers under random input (property-based)', () => {
           }));
         expect(line.files).toEqual(expected);
       }),
-      { numRuns: NUM_RUNS },
     );
   });
 
   it('answer random JSON with a value or a DocumentError, and accept only safe lines', () => {
-    fc.assert(
+    checkProperty(
       fc.property(randomJsonArb, (document) => {
         const line = outcomeOf(() => parseLineDocument(document, LINE_ID));
         const page = outcomeOf(() => parseListPage(document));
@@ -1095,12 +1088,11 @@ describe('document parsers under random input (property-based)', () => {
         if (line.ok) expectSafeLine(line.value, LINE_ID);
         if (page.ok) expectSafePage(page.value, (document as { data: unknown[] }).data.length);
       }),
-      { numRuns: NUM_RUNS },
     );
   });
 
   it('answer corrupted line documents with a value or a DocumentError, and accept only safe lines', () => {
-    fc.assert(
+    checkProperty(
       fc.property(
         finishedDocumentArb,
         fc.array(corruptionArb, { minLength: 1, maxLength: 3 }),
@@ -1113,12 +1105,11 @@ describe('document parsers under random input (property-based)', () => {
           if (line.ok) expectSafeLine(line.value, id);
         },
       ),
-      { numRuns: NUM_RUNS },
     );
   });
 
   it('answer corrupted list pages with a value or a DocumentError, keeping every item accounted for', () => {
-    fc.assert(
+    checkProperty(
       fc.property(
         fc.array(finishedDocumentArb, { maxLength: 4 }),
         fc.array(corruptionArb, { maxLength: 4 }),
@@ -1138,12 +1129,11 @@ describe('document parsers under random input (property-based)', () => {
           if (page.ok) expectSafePage(page.value, (corrupted as { data: unknown[] }).data.length);
         },
       ),
-      { numRuns: NUM_RUNS },
     );
   });
 
   it('answer corrupted DELETE replies with a value or a DocumentError, and accept only this line deleted', () => {
-    fc.assert(
+    checkProperty(
       fc.property(
         finishedDocumentArb,
         fc.array(corruptionArb, { maxLength: 3 }),
@@ -1165,7 +1155,6 @@ describe('document parsers under random input (property-based)', () => {
           }
         },
       ),
-      { numRuns: NUM_RUNS },
     );
   });
 });
