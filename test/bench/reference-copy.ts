@@ -30,10 +30,7 @@ export interface ReferenceTarget {
 
 /** Copies every file of `lines` to `reference/{line}/{file}` in the bucket. */
 export async function referenceCopy(target: ReferenceTarget, lines: readonly PlanLine[]): Promise<Moved> {
-  const s3 = new S3Client({
-    ...(target.s3Endpoint === undefined ? {} : { endpoint: target.s3Endpoint, forcePathStyle: true }),
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  const s3 = plainS3Client(target);
   const limit = pLimit(target.filesInFlight);
   try {
     const copied = await Promise.all(
@@ -49,6 +46,14 @@ export async function referenceCopy(target: ReferenceTarget, lines: readonly Pla
   } finally {
     s3.destroy();
   }
+}
+
+/** An S3 client as the script's operator would make it: the endpoint given, the SDK's CRC32 off. */
+export function plainS3Client(target: ReferenceTarget): S3Client {
+  return new S3Client({
+    ...(target.s3Endpoint === undefined ? {} : { endpoint: target.s3Endpoint, forcePathStyle: true }),
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
 }
 
 /** One file, GET piped into an upload; resolves to the bytes the upload reports sent. */

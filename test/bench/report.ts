@@ -304,23 +304,10 @@ function throughputRow(
   tool: 'reference' | 'housekeeper',
 ): (string | number)[] {
   const m = set[tool];
-  const fixed = set.fixed?.[tool];
-  const adjusted = set.adjusted?.[tool];
-  const requests = requestsPerLine(m);
   const ours = tool === 'housekeeper';
   return [
     label,
-    m.tool,
-    m.filesInFlight,
-    seconds(m.wallMs),
-    fixed === undefined ? '' : seconds(fixed.wallMs),
-    m.mbPerSec,
-    m.linesPerSec,
-    `${requests.tokens} + ${requests.s3}`,
-    rss(m),
-    budget(m),
-    cpu(m),
-    adjusted === undefined ? '' : `${adjusted.cpuMsPerLine} (${adjusted.adjustedCpuMsPerLine})`,
+    ...measuredCells(m, set.fixed?.[tool], set.adjusted?.[tool]),
     ours ? set.ratio.toFixed(2) : '1.00',
     set.adjustedRatio === undefined ? '' : ours ? set.adjustedRatio.toFixed(2) : '1.00',
     set.cpuRatio === undefined ? '' : ours ? `x${set.cpuRatio.toFixed(2)}` : 'x1.00',
@@ -338,26 +325,36 @@ function throughputRow(
 
 /** The rule's requests done plainly: its figures, and its ratios to the copy where ours stand. */
 function floorRow(floor: RuleFloorResult): (string | number)[] {
-  const m = floor.measurement;
-  const requests = requestsPerLine(m);
   return [
     '',
+    ...measuredCells(floor.measurement, floor.fixed, floor.adjusted),
+    '',
+    floor.adjustedRatio.toFixed(2),
+    `x${floor.cpuRatio.toFixed(2)}`,
+    '',
+    check(floor.measurement),
+  ];
+}
+
+/** A throughput row's cells from the tool to its CPU per line, as every tool's row shows them. */
+function measuredCells(
+  m: Measurement,
+  fixed: { readonly wallMs: number } | undefined,
+  adjusted: { readonly cpuMsPerLine: number; readonly adjustedCpuMsPerLine: number } | undefined,
+): (string | number)[] {
+  const requests = requestsPerLine(m);
+  return [
     m.tool,
     m.filesInFlight,
     seconds(m.wallMs),
-    seconds(floor.fixed.wallMs),
+    fixed === undefined ? '' : seconds(fixed.wallMs),
     m.mbPerSec,
     m.linesPerSec,
     `${requests.tokens} + ${requests.s3}`,
     rss(m),
     budget(m),
     cpu(m),
-    `${floor.adjusted.cpuMsPerLine} (${floor.adjusted.adjustedCpuMsPerLine})`,
-    '',
-    floor.adjustedRatio.toFixed(2),
-    `x${floor.cpuRatio.toFixed(2)}`,
-    '',
-    check(m),
+    adjusted === undefined ? '' : `${adjusted.cpuMsPerLine} (${adjusted.adjustedCpuMsPerLine})`,
   ];
 }
 

@@ -8,11 +8,11 @@
  * those requests cost with these libraries, so a goal below it is a goal for the libraries.
  */
 import { createHash } from 'node:crypto';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { request } from 'undici';
 import type { Moved, PlanLine } from './plan.ts';
-import type { ReferenceTarget } from './reference-copy.ts';
+import { plainS3Client, type ReferenceTarget } from './reference-copy.ts';
 
 interface Statement {
   readonly filesizes?: Record<string, number>;
@@ -21,10 +21,7 @@ interface Statement {
 
 /** Archives and dismantles every line of `lines`, one line per slot of `target.filesInFlight`. */
 export async function ruleFloor(target: ReferenceTarget, lines: readonly PlanLine[]): Promise<Moved> {
-  const s3 = new S3Client({
-    ...(target.s3Endpoint === undefined ? {} : { endpoint: target.s3Endpoint, forcePathStyle: true }),
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  const s3 = plainS3Client(target);
   const limit = pLimit(target.filesInFlight);
   try {
     const done = await Promise.all(lines.map((line) => limit(() => archiveLine(s3, target, line.id))));
