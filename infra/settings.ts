@@ -56,7 +56,7 @@ export interface HousekeepingStackProps extends StackProps {
   readonly memorySize?: number;
   /** Function timeout, at most 15 minutes. @default 15 minutes */
   readonly timeout?: Duration;
-  /** Lines handled in parallel within one pass. @default 8 (DEFAULT_LINE_CONCURRENCY) */
+  /** Lines handled in parallel within one pass. @default 16 (DEFAULT_LINE_CONCURRENCY) */
   readonly lineConcurrency?: number;
   /**
    * A grace period (`MIN_AGE`): a line finished more recently waits for a later run. Whole seconds.
@@ -88,7 +88,7 @@ export interface HousekeepingStackProps extends StackProps {
   /**
    * A cap on the bytes each function process reads from the tokens service, every file and JSON
    * reply together, over any one-second window (`MAX_BYTES_PER_SECOND`), 1024 to 10 GiB and at
-   * least 256 KiB per line at once plus one (`lineConcurrency`; 2.25 MiB for eight); in fan-out
+   * least 256 KiB per line at once plus one (`lineConcurrency`; 4.25 MiB for sixteen); in fan-out
    * mode the service sees up to `workerMaxConcurrency` times this.
    * @default - no cap
    */

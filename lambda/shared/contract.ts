@@ -43,7 +43,7 @@ export type DrillMetricName = (typeof DRILL_METRIC_NAMES)[number];
 export type MetricName = PassMetricName | PlannerMetricName | DrillMetricName | 'RunDuration';
 
 /** Lines handled in parallel within one pass, unless `LINE_CONCURRENCY` says otherwise. */
-export const DEFAULT_LINE_CONCURRENCY = 8;
+export const DEFAULT_LINE_CONCURRENCY = 16;
 /** The range of `LINE_CONCURRENCY` the function accepts (and so the stack's `lineConcurrency`). */
 export const LINE_CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
 /** The range of `MAX_REQUESTS_PER_SECOND` the function accepts (and so the stack's prop). */

@@ -92,7 +92,7 @@ describe('HousekeepingStack in fan-out mode', () => {
             TOKENS_API_URL: 'https://tokens.example.com',
             SESSION_KEY_SECRET_ID: 'tokens/session-key',
             ARCHIVE_PREFIX: 'tokens/',
-            LINE_CONCURRENCY: '8',
+            LINE_CONCURRENCY: '16',
             POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
             // The same Node flags as the planner.
             NODE_OPTIONS: '--enable-source-maps',

@@ -79,7 +79,7 @@ describe('HousekeepingStack', () => {
             SESSION_KEY_SECRET_ID: SECRET_NAME,
             ARCHIVE_BUCKET: main.stack.resolve(main.stack.bucket.bucketName),
             ARCHIVE_PREFIX: 'tokens/',
-            LINE_CONCURRENCY: '8',
+            LINE_CONCURRENCY: '16',
             POWERTOOLS_SERVICE_NAME: 'tokens-housekeeper',
             POWERTOOLS_METRICS_NAMESPACE: 'TokensHousekeeper',
             POWERTOOLS_LOG_LEVEL: 'INFO',
@@ -581,10 +581,10 @@ describe('HousekeepingStack options', () => {
       /maxBytesPerSecond must be an integer between 1024 and 10737418240, got 1023/,
     ],
     [{ maxBytesPerSecond: 1.5 * 1024 * 1024 + 0.5 }, /maxBytesPerSecond must be an integer between 1024/],
-    // Eight lines at once (and a listing) read up to 128 KiB each ahead of the cap: 2.25 MiB at least.
+    // Sixteen lines at once (and a listing) read up to 128 KiB each ahead of the cap: 4.25 MiB at least.
     [
-      { maxBytesPerSecond: 2 * 1024 * 1024 },
-      /maxBytesPerSecond 2097152 is too small for lineConcurrency 8: at least 2359296/,
+      { maxBytesPerSecond: 4 * 1024 * 1024 },
+      /maxBytesPerSecond 4194304 is too small for lineConcurrency 16: at least 4456448/,
     ],
     [
       { bucketName: 'existing', objectLockRetentionDays: 30 },

@@ -86,7 +86,7 @@ describe('loadConfig', () => {
         sessionKeySecretId: 'tokens/session-key',
         archiveBucket: 'tokens-archive',
         archivePrefix: 'tokens/',
-        lineConcurrency: 8,
+        lineConcurrency: 16,
         fileConcurrency: 1,
         http: { connectTimeoutMs: 10_000, headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 },
         retry: { attempts: 5, baseDelayMs: 500, maxDelayMs: 20_000 },
@@ -263,13 +263,13 @@ describe('loadConfig', () => {
       expect(refusalOf('MAX_BYTES_PER_SECOND', raw).message).toMatch(message);
     });
     it('refuses a MAX_BYTES_PER_SECOND too small to hold over the downloads it runs at once, naming the concurrency', () => {
-      // LINE_CONCURRENCY 8 (the default) of FILE_CONCURRENCY 1, and a listing: nine bodies read at
-      // once, each up to 128 KiB ahead of the cap; half the cap must be left: 2.25 MiB at least.
-      const error = refusalOf('MAX_BYTES_PER_SECOND', String(2304 * 1024 - 1));
+      // LINE_CONCURRENCY 16 (the default) of FILE_CONCURRENCY 1, and a listing: seventeen bodies
+      // read at once, each up to 128 KiB ahead of the cap; half the cap must be left: 4.25 MiB at least.
+      const error = refusalOf('MAX_BYTES_PER_SECOND', String(4352 * 1024 - 1));
 
-      expect(error.message).toMatch(/LINE_CONCURRENCY 8 and FILE_CONCURRENCY 1.*at least 2359296/);
-      expect(loadConfig(env({ MAX_BYTES_PER_SECOND: String(2304 * 1024) })).maxBytesPerSecond).toBe(
-        2304 * 1024,
+      expect(error.message).toMatch(/LINE_CONCURRENCY 16 and FILE_CONCURRENCY 1.*at least 4456448/);
+      expect(loadConfig(env({ MAX_BYTES_PER_SECOND: String(4352 * 1024) })).maxBytesPerSecond).toBe(
+        4352 * 1024,
       );
       expect(
         loadConfig(env({ MAX_BYTES_PER_SECOND: String(512 * 1024), LINE_CONCURRENCY: '1' }))
