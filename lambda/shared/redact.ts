@@ -13,9 +13,11 @@ let plain: string[] = [];
 // Each secret as it can be written: as it is, JSON-escaped, and with control characters as \uXXXX
 // (the terminal's text logs); longest first, so a longer form is replaced before a shorter one.
 let forms: string[] = [];
-// Whether every secret is well-formed UTF-16 (no lone surrogate): then JSON.stringify writes each
-// occurrence of it as one of `forms`, and a plain stringify can be searched instead of redacted.
-let wellFormed = true;
+// Whether every secret is written as it is (no character JSON or the terminal escapes, no lone
+// surrogate): then a string holding any of its forms holds the secret itself, which JSON.stringify
+// writes unchanged, and a plain stringify can be searched instead of redacted. A string holding an
+// escaped form (a service's JSON reply kept as text) shows it escaped once more, as no form.
+let writtenAsIs = true;
 
 /** Registers a secret value (the session key as read); an empty one is ignored. */
 export function registerSecret(value: string): void {
@@ -29,8 +31,10 @@ export function registerSecret(value: string): void {
     all.add(secret.replace(/\p{Cc}/gu, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
   }
   forms = [...all].sort((a, b) => b.length - a.length);
-  // In a `u` pattern a surrogate pair is one code point: \p{Cs} finds only a lone surrogate.
-  wellFormed = !plain.some((secret) => /\p{Cs}/u.test(secret));
+  // Stringify escapes a lone surrogate, so its JSON form differs too.
+  writtenAsIs = plain.every(
+    (secret) => JSON.stringify(secret).slice(1, -1) === secret && !/\p{Cc}/u.test(secret),
+  );
 }
 
 /** Forgets every registered secret (tests). */
@@ -38,7 +42,7 @@ export function forgetSecrets(): void {
   secrets.clear();
   plain = [];
   forms = [];
-  wellFormed = true;
+  writtenAsIs = true;
 }
 
 /** Whether `text` holds a registered secret, in any of the forms it is written in. */
@@ -83,13 +87,13 @@ export function redactingReplacer(_key: string, value: unknown): unknown {
 
 /**
  * `JSON.stringify` with {@link redactingReplacer}, and the text checked once more. Stringify writes
- * a string (value or name) character by character, escaping as the secret's JSON form does: a value
- * holding a well-formed secret shows one of its forms in the plain text. So the plain text, when
+ * a string (value or name) character by character: a value holding a secret that has nothing to
+ * escape shows it unchanged in the plain text. So while every secret is such, the plain text, when
  * it shows none, is the answer, without the replacer's call per value.
  */
 export function redactedJson(value: unknown, indent?: number): string {
   const text = JSON.stringify(value, undefined, indent) ?? 'null';
-  if (wellFormed && !holdsSecret(text)) return text;
+  if (writtenAsIs && !holdsSecret(text)) return text;
   return redactText(JSON.stringify(value, redactingReplacer, indent) ?? 'null');
 }
 

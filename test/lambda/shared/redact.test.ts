@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   forgetSecrets,
@@ -5,6 +6,7 @@ import {
   jsonHoldsSecret,
   REDACTED,
   redactedJson,
+  redactingReplacer,
   redactJsonText,
   redactText,
   registerSecret,
@@ -128,5 +130,52 @@ describe('redactedJson against the replacer it stands for', () => {
     const text = redactedJson({ v: `${lone}\udd11` }, 2);
 
     expect(JSON.parse(text)).toEqual({ v: `${REDACTED}\udd11` });
+  });
+  it('removes a secret with characters to escape from a value that holds it escaped (a JSON reply kept as text)', () => {
+    const odd = 'k3y\t"z';
+    registerSecret(odd);
+    const reply = `{"errors":[{"detail":"key ${JSON.stringify(odd).slice(1, -1)} refused"}]}`;
+
+    const text = redactedJson({ reply }, 2);
+
+    expect(JSON.parse(text)).toEqual({ reply: `{"errors":[{"detail":"key ${REDACTED} refused"}]}` });
+  });
+
+  it('writes every value as the replacer does, for any secret in any of its forms', () => {
+    const unit = fc.oneof(
+      fc.constantFrom('"', '\\', '\t', '\u0001', '\u007f', '\u2028', '\ud83d', '\udd11', 'u', '0', '/'),
+      fc.string({ unit: 'binary', maxLength: 1 }),
+    );
+    const secret = fc.oneof(
+      fc.array(unit, { maxLength: 4 }).map((units) => `k3y${units.join('')}z`),
+      fc.stringMatching(/^[A-Za-z0-9+/=_-]{8,24}$/),
+    );
+    const formOf = (key: string, how: string): string => {
+      if (how === 'json') return JSON.stringify(key).slice(1, -1);
+      if (how === 'terminal')
+        return key.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+      return key;
+    };
+    fc.assert(
+      fc.property(
+        secret,
+        fc.constantFrom('raw', 'json', 'terminal'),
+        fc.array(unit, { maxLength: 3 }),
+        fc.anything({ withDate: true, withMap: true, withTypedArray: true, withNullPrototype: true }),
+        fc.constantFrom(undefined, 2),
+        (key, how, around, other, indent) => {
+          forgetSecrets();
+          registerSecret(key);
+          const held = `${around.join('')}${formOf(key, how)}${around.join('')}`;
+          const value = { held, [held]: other, list: [other, { toJSON: () => held }, new Date(0)] };
+
+          const text = redactedJson(value, indent);
+
+          expect(text).toBe(redactText(JSON.stringify(value, redactingReplacer, indent)));
+          expect(holdsSecret(text)).toBe(false);
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 });
