@@ -41,20 +41,40 @@ function clientOptions(
   endpoint: string | undefined,
   connectTimeoutMs: number,
   requestTimeoutMs: number,
+  maxSockets = SDK_MAX_SOCKETS,
 ) {
+  const agent = { keepAlive: true, maxSockets };
   return {
     logger: sdkLogger(logger),
     ...(endpoint === undefined ? {} : { endpoint }),
-    requestHandler: { connectionTimeout: connectTimeoutMs, requestTimeout: requestTimeoutMs },
+    requestHandler: {
+      connectionTimeout: connectTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      httpAgent: agent,
+      httpsAgent: agent,
+    },
   };
 }
 
+/** The SDK's own default of sockets per host (`NodeHttpHandler`), kept as the least. */
+const SDK_MAX_SOCKETS = 50;
+
+/**
+ * Sockets to S3 a pass may hold at once: each file in flight with its parts and one more (its
+ * record or receipt), and never fewer than the SDK's 50. A request waiting for a socket counts
+ * against the connect timeout, so too few would fail requests that are only queued.
+ */
+export function s3Sockets(config: Pick<Config, 'lineConcurrency' | 'fileConcurrency' | 'upload'>): number {
+  const files = downloadsAtOnce(config.lineConcurrency, config.fileConcurrency);
+  return Math.max(SDK_MAX_SOCKETS, files * (config.upload.partsInFlight + 1));
+}
+
 /** The S3 client of the archive. Region and credentials come from the standard AWS_* variables. */
-export function createS3Client(config: ArchiveConfig, logger: Logger): S3Client {
+export function createS3Client(config: ArchiveConfig, logger: Logger, maxSockets?: number): S3Client {
   const s3 = new S3Client({
     // The override was read from AWS_ENDPOINT_URL_S3 and is passed on so the config's
     // environment is the one that counts; a local or third-party store has no per-bucket DNS names.
-    ...clientOptions(logger, config.s3EndpointOverride, config.http.connectTimeoutMs, 120_000),
+    ...clientOptions(logger, config.s3EndpointOverride, config.http.connectTimeoutMs, 120_000, maxSockets),
     ...(config.s3EndpointOverride === undefined ? {} : { forcePathStyle: true }),
   });
   signWithStatedPayloadHash(s3);
@@ -110,7 +130,7 @@ export function createDeps(
   // Region and credentials come from the standard AWS_* variables; the endpoint overrides were
   // read from them too, and are passed on so the config's environment is the one that counts.
   const logger = options.logger ?? serviceLogger();
-  const s3 = createS3Client(config, logger);
+  const s3 = createS3Client(config, logger, s3Sockets(config));
   const secrets = new SecretsManagerClient(
     clientOptions(logger, config.secretsEndpointOverride, config.http.connectTimeoutMs, 30_000),
   );
