@@ -64,7 +64,11 @@ const SDK_MAX_SOCKETS = 50;
  * record or receipt), and never fewer than the SDK's 50. A request waiting for a socket counts
  * against the connect timeout, so too few would fail requests that are only queued.
  */
-export function s3Sockets(config: Pick<Config, 'lineConcurrency' | 'fileConcurrency' | 'upload'>): number {
+export function s3Sockets(config: {
+  readonly lineConcurrency: number;
+  readonly fileConcurrency: number;
+  readonly upload: { readonly partsInFlight: number };
+}): number {
   const files = downloadsAtOnce(config.lineConcurrency, config.fileConcurrency);
   return Math.max(SDK_MAX_SOCKETS, files * (config.upload.partsInFlight + 1));
 }

@@ -1,10 +1,9 @@
 import { createServer, type ServerResponse } from 'node:http';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadArchiveConfig, loadConfig } from '../../../lambda/app/config.ts';
-import { createS3Client, s3Sockets } from '../../../lambda/app/deps.ts';
-import { serviceLogger } from '../../../lambda/app/logging.ts';
+import { s3Sockets } from '../../../lambda/app/deps.ts';
 import { type Listening, listenOnLoopback } from '../../support/loopback.ts';
+import { archiveS3At } from '../../support/loopback-s3.ts';
 
 let server: Listening | undefined;
 afterEach(() => server?.close());
@@ -28,14 +27,7 @@ async function storeAnsweringAt(count: number): Promise<Listening> {
 
 describe('sockets to S3', () => {
   it('gives a pass a socket for every part in flight of every file, beyond the SDK default of 50', () => {
-    const config = loadConfig({
-      TOKENS_API_URL: 'https://tokens.example.com',
-      SESSION_KEY_SECRET_ID: 'tokens/session-key',
-      ARCHIVE_BUCKET: 'archive',
-      LINE_CONCURRENCY: '16',
-      FILE_CONCURRENCY: '4',
-      UPLOAD_PARTS_IN_FLIGHT: '4',
-    });
+    const config = { lineConcurrency: 16, fileConcurrency: 4, upload: { partsInFlight: 4 } };
 
     // 16 x 4 files and a listing, each with 4 parts and a record: 65 x 5.
     expect(s3Sockets(config)).toBe(325);
@@ -45,16 +37,7 @@ describe('sockets to S3', () => {
   it('holds as many requests open at once as it was given sockets', async () => {
     const sockets = 60;
     server = await storeAnsweringAt(sockets);
-    const s3 = createS3Client(
-      loadArchiveConfig({
-        ARCHIVE_BUCKET: 'archive',
-        AWS_ENDPOINT_URL_S3: server.url,
-        AWS_REGION: 'us-east-1',
-      }),
-      serviceLogger(),
-      sockets,
-    );
-    s3.config.credentials = async () => ({ accessKeyId: 'test', secretAccessKey: 'test' });
+    const s3 = archiveS3At(server.url, sockets);
     try {
       const puts = Array.from({ length: sockets }, (_, i) =>
         s3.send(new PutObjectCommand({ Bucket: 'archive', Key: `k${i}`, Body: 'x' })),

@@ -3,10 +3,8 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadArchiveConfig } from '../../../lambda/app/config.ts';
-import { createS3Client } from '../../../lambda/app/deps.ts';
-import { serviceLogger } from '../../../lambda/app/logging.ts';
 import { type Listening, listenOnLoopback } from '../../support/loopback.ts';
+import { archiveS3At } from '../../support/loopback-s3.ts';
 
 /** What the store received: the payload hash the request was signed with, and its body's own. */
 interface Received {
@@ -45,15 +43,7 @@ afterAll(() => server.close());
 
 /** Sends `command` through the archive's S3 client (as the function builds it) and returns what the store saw. */
 async function sent(command: PutObjectCommand | UploadPartCommand): Promise<Received> {
-  const s3 = createS3Client(
-    loadArchiveConfig({
-      ARCHIVE_BUCKET: 'archive',
-      AWS_ENDPOINT_URL_S3: server.url,
-      AWS_REGION: 'us-east-1',
-    }),
-    serviceLogger(),
-  );
-  s3.config.credentials = async () => ({ accessKeyId: 'test', secretAccessKey: 'test' });
+  const s3 = archiveS3At(server.url);
   const before = received.length;
   try {
     await s3.send(command as PutObjectCommand);
