@@ -82,6 +82,9 @@ export function createS3Client(config: ArchiveConfig, logger: Logger, maxSockets
     ...(config.s3EndpointOverride === undefined ? {} : { forcePathStyle: true }),
   });
   signWithStatedPayloadHash(s3);
+  // Its per-request log (each input and output copied through the SDK's log filters) goes to an
+  // info our logger drops; a failed request is reported by the archive's own errors.
+  s3.middlewareStack.remove('loggerMiddleware');
   return s3;
 }
 

@@ -50,3 +50,17 @@ describe('sockets to S3', () => {
     }
   }, 15_000);
 });
+
+describe("the archive's S3 client", () => {
+  it("copies no request through the SDK's log filters (their info log goes nowhere here)", () => {
+    const s3 = archiveS3At('http://127.0.0.1:9');
+    try {
+      const names = s3.middlewareStack.identify();
+
+      expect(names.some((name) => name.startsWith('statedPayloadHash'))).toBe(true);
+      expect(names.some((name) => name.startsWith('loggerMiddleware'))).toBe(false);
+    } finally {
+      s3.destroy();
+    }
+  });
+});
