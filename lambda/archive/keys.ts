@@ -80,6 +80,11 @@ export class ArchiveKeys {
     return `${this.pendingFolder}${safeId(lineId)}.json`;
   }
 
+  /** `{prefix}_runs/`: run reports, and the fan-out workers' line records. */
+  get runsFolder(): string {
+    return `${this.prefix}${ARCHIVE_FOLDERS.runs}`;
+  }
+
   /** `{prefix}_queued/`: the fan-out planner's queued markers. */
   get queuedFolder(): string {
     return `${this.prefix}${ARCHIVE_FOLDERS.queued}`;
@@ -96,7 +101,7 @@ export class ArchiveKeys {
    */
   lineRecordKey(runId: string, planned: Date, lineId: string): string {
     const date = planned.toISOString().slice(0, 10);
-    return `${this.prefix}${ARCHIVE_FOLDERS.runs}${date}/${safeId(runId, 'run id')}/lines/${safeId(lineId)}.json`;
+    return `${this.runsFolder}${date}/${safeId(runId, 'run id')}/lines/${safeId(lineId)}.json`;
   }
 
   /** `{prefix}_plans/{yyyy-mm-dd}/{runId}.json`: a dry run's whole plan, when its reply holds only the first lines. */
@@ -116,6 +121,6 @@ export class ArchiveKeys {
 
   /** `{prefix}_runs/{yyyy-mm-dd}/{runId}.json`: what one run did. */
   runReportKey(runId: string, started: Date): string {
-    return `${this.prefix}${ARCHIVE_FOLDERS.runs}${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
+    return `${this.runsFolder}${started.toISOString().slice(0, 10)}/${safeId(runId, 'run id')}.json`;
   }
 }

@@ -17,9 +17,8 @@ import type { FilePlan } from './plan.ts';
  * escaped, in a string that decodes to other text), so that the manifest stored would not hold
  * the bytes it records, and would not be read back as one.
  */
-export function documentHoldsKey(bytes: Buffer): boolean {
+export function documentHoldsKey(bytes: Buffer, embedded = embedLineDocument(bytes)): boolean {
   if (jsonHoldsSecret(bytes.toString('utf8'))) return true;
-  const embedded = embedLineDocument(bytes);
   return redactedJson(embedded) !== JSON.stringify(embedded);
 }
 
@@ -41,7 +40,9 @@ export async function ensureManifest(
   const id = read.line.id;
   // Kept byte for byte, so it cannot be stored with the key cut out: refused, whether or not this
   // round would write it, so that a line whose service echoes the key is never dismantled unseen.
-  if (documentHoldsKey(read.bytes)) throw new SessionKeyEchoError(id, "the line's document");
+  // The document as received, as the manifest would hold it: checked, then kept, from one hashing.
+  const lineDocument = embedLineDocument(read.bytes);
+  if (documentHoldsKey(read.bytes, lineDocument)) throw new SessionKeyEchoError(id, "the line's document");
   const files: ManifestFile[] = plans.map(({ file, key }) => ({
     name: file.name,
     key,
@@ -76,7 +77,7 @@ export async function ensureManifest(
     files,
     ...(superseded.length === 0 ? {} : { superseded }),
     // The document as received, in the manifest itself: one object where version 2 wrote two.
-    lineDocument: embedLineDocument(read.bytes),
+    lineDocument,
   };
   // Only over the manifest this round was planned against: another pass may have written one since.
   const written = await archive.writeManifest(
