@@ -21,4 +21,42 @@ describe('requestGate', () => {
     });
     expect(unhandled).toEqual([]);
   });
+
+  it('gives the slot of a request stopped while waiting to the next one: a request after the deadline does not wait for the abandoned', async () => {
+    // Ten a second, all ten taken: the next slot is a second on; twenty abandoned would be three.
+    const gate = requestGate(10);
+    if (gate === undefined) throw new Error('no gate');
+    const filled = performance.now();
+    for (let i = 0; i < 10; i += 1) await gate();
+    const run = new AbortController();
+    const abandoned = Array.from({ length: 20 }, () => gate(run.signal).catch(() => undefined));
+    await tick();
+    run.abort(new Error('deadline'));
+    await Promise.all(abandoned);
+    // The confirming GET after a DELETE, in its own window: the next free slot is its own.
+    await gate(AbortSignal.timeout(5_000));
+    expect(performance.now() - filled).toBeLessThan(1_500);
+  });
+
+  it('starts no more than the cap in any one-second window, a stopped request giving back its slot', async () => {
+    const gate = requestGate(4);
+    if (gate === undefined) throw new Error('no gate');
+    const starts: number[] = [];
+    const stopped = new AbortController();
+    const requests = Array.from({ length: 12 }, (_, i) =>
+      gate(i >= 4 && i % 2 === 0 ? stopped.signal : undefined).then(
+        () => void starts.push(performance.now()),
+        () => undefined,
+      ),
+    );
+    await tick();
+    stopped.abort(new Error('stopped'));
+    await Promise.all(requests);
+    expect(starts).toHaveLength(8);
+    for (const [i, at] of starts.entries()) {
+      // The fifth start after any start is at least a second after it (a timer's ms of rounding aside).
+      const fifth = starts[i + 4];
+      if (fifth !== undefined) expect(fifth - at).toBeGreaterThanOrEqual(999);
+    }
+  }, 10_000);
 });
