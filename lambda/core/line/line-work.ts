@@ -288,7 +288,10 @@ async function archiveRound(
  * manifest, the read is one round trip (the DELETE's) from the moment it speaks for; read beside
  * it, the read is older by however much longer the manifest took: at most this, or it is read
  * again. A change the service makes in that window is seen only by what confirms the DELETE, and
- * reported as a discrepancy: the window is kept within a fast PUT's round trip.
+ * reported as a discrepancy: the window is kept within a fast PUT's round trip. Not so under a
+ * request cap (`MAX_REQUESTS_PER_SECOND`), where the DELETE waits for its slot after the read, nor
+ * for a DELETE retried after a 5xx: their wait adds to the window, and the same confirmation
+ * reports what changed in it.
  */
 export const FRESH_READ_MS = 50;
 
