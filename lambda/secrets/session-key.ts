@@ -4,6 +4,13 @@ import { registerSecret } from '../shared/redact.ts';
 import type { SessionKeySource } from '../shared/session-key-source.ts';
 
 /**
+ * The shortest session key taken. The service's keys are UUIDs (36 characters); the key is cut out
+ * of every log line, record and reply kept (shared/redact.ts), so a key as short as `2026` would
+ * be cut out of timestamps and sizes too, and the records would no longer tell the truth.
+ */
+export const MIN_KEY_LENGTH = 16;
+
+/**
  * Extracts the key from a SecretString: either the bare key, or JSON with a `sessionKey`
  * field. Errors name the secret, never its content.
  */
@@ -30,6 +37,13 @@ export function parseSessionKey(secretId: string, secretString: string | undefin
   const value = (key as string).trim();
   if (value === '') throw new SecretError(secretId, 'the session key is empty');
   if (/[\r\n\0]/.test(value)) throw new SecretError(secretId, 'the session key contains a line break or NUL');
+  if (value.length < MIN_KEY_LENGTH) {
+    throw new SecretError(
+      secretId,
+      `the session key is ${value.length} characters long; at least ${MIN_KEY_LENGTH} are needed ` +
+        '(every record has the key removed, and a shorter one could stand in a timestamp, a size or an id by chance)',
+    );
+  }
   return value;
 }
 

@@ -58,6 +58,15 @@ const broken: readonly BrokenSecret[] = [
     },
     reason: /line break/,
   },
+  {
+    what: 'a key too short to be told from a record’s own numbers',
+    apply: (local) => {
+      const text = JSON.stringify({ sessionKey: '2026' });
+      local.secrets.setSecret(local.secretId, text);
+      return text;
+    },
+    reason: /the session key is 4 characters long; at least 16 are needed/,
+  },
 ];
 
 describe('a secret that cannot give a session key', () => {

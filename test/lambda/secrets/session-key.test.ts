@@ -69,6 +69,26 @@ describe('parseSessionKey', () => {
       expect(everythingShownOf(error)).not.toContain(SECRET);
     });
 
+    it.for([
+      ['a year', '2026', '2026'],
+      ['a word', 'quartz', 'quartz'],
+      ['15 characters', 'SK-9f3e-ZEBRA-Q', 'SK-9f3e-ZEBRA-Q'],
+      ['15 characters in JSON, padded', '{"sessionKey": "  SK-9f3e-ZEBRA-Q  "}', 'SK-9f3e-ZEBRA-Q'],
+    ] as const)(
+      'refuses a key shorter than 16 characters (%s), which could stand in a record by chance',
+      ([, secretString, key]) => {
+        const error = secretErrorOf(() => parseSessionKey(SECRET_ID, secretString));
+
+        expect(error.secretId).toBe(SECRET_ID);
+        expect(error.message).toMatch(/the session key is \d+ characters long; at least 16 are needed/);
+        expect(everythingShownOf(error)).not.toContain(key);
+      },
+    );
+
+    it('reads a key of exactly 16 characters', () => {
+      expect(parseSessionKey(SECRET_ID, 'rotated-key-0000')).toBe('rotated-key-0000');
+    });
+
     it('refuses a missing SecretString', () => {
       const error = secretErrorOf(() => parseSessionKey(SECRET_ID, undefined));
 
