@@ -4,6 +4,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',
+    // Both cores of the CI machine (Vitest's default leaves one free, and the suite then ran one
+    // file at a time); the tests wait on events, not on time, so sharing the CPU slows, not breaks.
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Tests never reach AWS: every client is pointed at loopback with dummy credentials.
