@@ -116,14 +116,16 @@ export function archiveAccess(env: Readonly<Record<string, string | undefined>>)
  * arrival times could bunch into more than the cap (the e2e controls test counts there). Requests
  * wait in order; one whose signal aborts while it waits (the run's deadline) leaves the queue and
  * takes no slot, so the requests that go on after it (the GET confirming a DELETE, in its own
- * window) do not wait for the abandoned ones. Undefined: no cap.
+ * window) do not wait for the abandoned ones. Urgent requests (those around a DELETE) go before
+ * the others waiting, in their own order. Undefined: no cap.
  */
 export function requestGate(perSecond: number | undefined): RequestGate | undefined {
   if (perSecond === undefined) return undefined;
   const queue = new PQueue({ intervalCap: 1, interval: 1000 / perSecond, strict: true });
-  return async (signal) => {
+  return async (signal, urgent) => {
     signal?.throwIfAborted();
-    await queue.add(() => undefined, signal === undefined ? {} : { signal });
+    const priority = urgent === true ? 1 : 0;
+    await queue.add(() => undefined, signal === undefined ? { priority } : { signal, priority });
   };
 }
 

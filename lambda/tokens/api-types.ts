@@ -10,8 +10,12 @@ import type { SpeedFloor } from './http.ts';
  * `document.ts` reads them; {@link goneStatus} reads the one failure that says the line is gone.
  */
 
-/** Resolves when the next request may be sent; rejects when `signal` aborts first. */
-export type RequestGate = (signal?: AbortSignal) => Promise<void>;
+/**
+ * Resolves when the next request may be sent; rejects when `signal` aborts first. An `urgent`
+ * request (the read a DELETE rests on, the DELETE, the read that confirms it) goes before every
+ * waiting request that is not: the line's state is read as close to its DELETE as the cap allows.
+ */
+export type RequestGate = (signal?: AbortSignal, urgent?: boolean) => Promise<void>;
 
 /** A JSON document from the service: its text as received (to archive) and its parsed value. */
 export interface JsonReply {

@@ -69,12 +69,17 @@ export class TokensApi implements TokensPort {
    * `DocumentError`, not retried), with its document as received; `gone` on a 404 or 410
    * ({@link goneStatus}). `signal` replaces the run's deadline: the check that follows a DELETE
    * already sent must still be made when the run's deadline has passed (it has its own, short one).
+   * `urgent`: the read goes before the requests waiting for the cap (see {@link RequestGate}).
    */
-  async getLine(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<LineRead> {
+  async getLine(
+    id: string,
+    options: { readonly signal?: AbortSignal; readonly urgent?: boolean } = {},
+  ): Promise<LineRead> {
     const signal = options.signal ?? this.#options.signal;
+    const urgent = options.urgent === true;
     let reply: JsonReply;
     try {
-      reply = await this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id), signal), signal);
+      reply = await this.#retrying(() => this.#jsonReply('GET', this.#lineUrl(id), signal, urgent), signal);
     } catch (error) {
       const status = goneStatus(error);
       if (status !== undefined) return { kind: 'gone', status };
@@ -103,7 +108,7 @@ export class TokensApi implements TokensPort {
     const url = this.#lineUrl(id);
     return this.#retrying(async () => {
       const signal = this.#requestSignal();
-      const response = await this.#send('DELETE', url, signal);
+      const response = await this.#send('DELETE', url, signal, true);
       const status = response.statusCode;
       const contentType = String(response.headers['content-type'] ?? '');
       if (status === 404 || status === 410) {
@@ -227,7 +232,12 @@ export class TokensApi implements TokensPort {
    * The session key goes only to URLs under TOKENS_API_URL; a 401 from one re-reads it, once.
    * Returns the last response; the body of each redirect is drained.
    */
-  async #send(method: string, url: URL, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+  async #send(
+    method: string,
+    url: URL,
+    signal?: AbortSignal,
+    urgent = false,
+  ): Promise<Dispatcher.ResponseData> {
     const { dispatcher, sessionKey, baseUrl } = this.#options;
     // Under a byte cap, undici holds one chunk at a time for the gate, not 64 KiB more: what is
     // read from the socket ahead of the cap stays small (see watchedBody and sendOnce).
@@ -238,7 +248,7 @@ export class TokensApi implements TokensPort {
       const current = chain[chain.length - 1] ?? url;
       const send = async () => {
         // Requests to the service count against the cap; a redirect to a CDN does not.
-        if (current.origin === baseUrl.origin) await this.#options.gate?.(signal);
+        if (current.origin === baseUrl.origin) await this.#options.gate?.(signal, urgent);
         const key = isUnderBase(current, baseUrl) ? await sessionKey.get() : undefined;
         return sendOnce(dispatcher, method, current, key, signal, paced).catch((error: unknown) => {
           throw transportFailure(method, url, error, signal, 'no reply');
@@ -274,9 +284,9 @@ export class TokensApi implements TokensPort {
     return (await this.#jsonReply(method, url)).value;
   }
 
-  async #jsonReply(method: string, url: URL, run?: AbortSignal): Promise<JsonReply> {
+  async #jsonReply(method: string, url: URL, run?: AbortSignal, urgent = false): Promise<JsonReply> {
     const signal = this.#requestSignal(run);
-    const response = await this.#send(method, url, signal);
+    const response = await this.#send(method, url, signal, urgent);
     if (response.statusCode !== 200) throw await this.#statusError(method, url, response);
     return this.#parseJson(method, url, response, signal);
   }

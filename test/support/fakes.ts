@@ -207,8 +207,12 @@ class FakeTokens implements TokensApi {
     return readListPage(this.#pages[index] ?? { data: [], links: {} });
   }
 
-  async getLine(id: string, _options: { readonly signal?: AbortSignal } = {}): Promise<LineRead> {
-    this.#log.push('getLine');
+  async getLine(
+    id: string,
+    options: { readonly signal?: AbortSignal; readonly urgent?: boolean } = {},
+  ): Promise<LineRead> {
+    // An urgent read (the one a DELETE rests on, or confirms it) goes before others under a cap.
+    this.#log.push(options.urgent === true ? 'getLine urgent' : 'getLine');
     let reply: JsonReply;
     try {
       reply = next(this.#lines.get(id), () => notFound(id));

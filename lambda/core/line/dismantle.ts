@@ -138,7 +138,7 @@ function finishingSignal(ctx: LineContext): AbortSignal {
 async function lookAfter(ctx: LineContext, id: string, signal: AbortSignal): Promise<Seen> {
   let reply: LineRead;
   try {
-    reply = await ctx.api.getLine(id, { signal });
+    reply = await ctx.api.getLine(id, { signal, urgent: true });
   } catch (error) {
     if (error instanceof DocumentError) {
       return { state: 'unknown', how: `the GET after it confirms nothing (${error.message})` };

@@ -289,9 +289,10 @@ async function archiveRound(
  * it, the read is older by however much longer the manifest took: at most this, or it is read
  * again. A change the service makes in that window is seen only by what confirms the DELETE, and
  * reported as a discrepancy: the window is kept within a fast PUT's round trip. Not so under a
- * request cap (`MAX_REQUESTS_PER_SECOND`), where the DELETE waits for its slot after the read, nor
- * for a DELETE retried after a 5xx: their wait adds to the window, and the same confirmation
- * reports what changed in it.
+ * request cap (`MAX_REQUESTS_PER_SECOND`), where the DELETE waits for its slot after the read
+ * (ahead of every download and first read, behind only the reads and DELETEs of other lines at
+ * their own DELETE), nor for a DELETE retried after a 5xx: their wait adds to the window, and the
+ * same confirmation reports what changed in it.
  */
 export const FRESH_READ_MS = 50;
 
@@ -345,7 +346,8 @@ export async function read(
 
 /** The re-read before DELETE: the line as it is now (the gate judges it), or `gone`. */
 export async function reread(ctx: LineContext, id: string): Promise<ReadLine | 'gone'> {
-  const reply = await ctx.api.getLine(id);
+  // Ahead of the requests waiting for a cap: the DELETE that follows is urgent too.
+  const reply = await ctx.api.getLine(id, { urgent: true });
   if (reply.kind === 'gone' || reply.line.status === 'deleted') return 'gone';
   return { line: reply.line, bytes: reply.bytes };
 }

@@ -107,7 +107,10 @@ export interface TokensApi {
    * The line, read and checked (an invalid document throws a `DocumentError`), or `gone`.
    * `signal` replaces the run's deadline (for the check that follows a DELETE already sent).
    */
-  getLine(id: string, options?: { readonly signal?: AbortSignal }): Promise<LineRead>;
+  getLine(
+    id: string,
+    options?: { readonly signal?: AbortSignal; readonly urgent?: boolean },
+  ): Promise<LineRead>;
   /** Sends the DELETE; the reply as received and read (see {@link DeleteReply}). */
   deleteLine(id: string): Promise<DeleteReply>;
   /** Where a file of a line is downloaded from (refused when it leaves the service). */

@@ -38,6 +38,20 @@ describe('requestGate', () => {
     expect(performance.now() - filled).toBeLessThan(3_000);
   });
 
+  it('starts an urgent request (a DELETE, the read it rests on) before every request waiting that is not, and the others in their order', async () => {
+    const gate = requestGate(20);
+    if (gate === undefined) throw new Error('no gate');
+    const order: string[] = [];
+    // The slot of this moment is taken: the rest wait, and leave in the order the gate gives them.
+    await gate();
+    const downloads = [1, 2, 3, 4].map((i) => gate().then(() => void order.push(`download ${i}`)));
+    const urgent = [1, 2].map((i) => gate(undefined, true).then(() => void order.push(`urgent ${i}`)));
+
+    await Promise.all([...downloads, ...urgent]);
+
+    expect(order).toEqual(['urgent 1', 'urgent 2', 'download 1', 'download 2', 'download 3', 'download 4']);
+  });
+
   it('starts no more than the cap in any one-second window, a stopped request giving back its slot', async () => {
     const gate = requestGate(4);
     if (gate === undefined) throw new Error('no gate');
@@ -54,9 +68,11 @@ describe('requestGate', () => {
     await Promise.all(requests);
     expect(starts).toHaveLength(8);
     for (const [i, at] of starts.entries()) {
-      // The fifth start after any start is at least a second after it (a timer's ms of rounding aside).
+      // The fifth start after any start is a second after it. A start is timed here as its promise
+      // settles, which can trail the gate's own start by a few ms on a busy machine (995.8 was seen):
+      // 20 ms of slack, where a burst would start the fifth 250 ms or more early.
       const fifth = starts[i + 4];
-      if (fifth !== undefined) expect(fifth - at).toBeGreaterThanOrEqual(999);
+      if (fifth !== undefined) expect(fifth - at).toBeGreaterThanOrEqual(980);
     }
   }, 10_000);
 });

@@ -44,7 +44,7 @@ async function leftPending() {
 }
 
 describe('processLine', () => {
-  it('uploads the missing files, writes and re-reads the manifest before the DELETE, then keeps a receipt', async () => {
+  it('uploads the missing files, writes and re-reads the manifest before the DELETE (the re-read urgent, the first read not), then keeps a receipt', async () => {
     const { deps, tokens, archive, log } = fakeDeps();
     tokens.line(ID, { files: { data: DATA } });
 
@@ -62,7 +62,7 @@ describe('processLine', () => {
       'openFile data',
       'uploadVerified data',
       'writeManifest',
-      'getLine',
+      'getLine urgent',
       'deleteLine',
       'writeReceipt',
     ]);
@@ -261,7 +261,7 @@ describe('processLine', () => {
     );
     expect(archive.json(archive.pendingMarkerKey(ID))).toMatchObject({ lineId: ID, runId: RUN_ID });
     expect(archive.objects.has(archive.receiptKey(ID))).toBe(false);
-    expect(log.slice(-3)).toEqual(['deleteLine', 'getLine', 'writePendingMarker']);
+    expect(log.slice(-3)).toEqual(['deleteLine', 'getLine urgent', 'writePendingMarker']);
   });
 
   it('holds the reply a pending marker kept to the manifest when a later run confirms it: a file it states and the archive lacks is a discrepancy', async () => {
