@@ -331,6 +331,16 @@ function dismantleGuard(seed: number): Pick<Settings, 'maxDismantles'> {
   return rng.chance(0.25) ? { maxDismantles: rng.pick([1, 2]) } : {};
 }
 
+/**
+ * The request cap of a schedule, from a stream of its own as the guard's: a fifth of schedules
+ * run under `MAX_REQUESTS_PER_SECOND`, high enough to cost little time and low enough that
+ * requests wait for their slot, and those around a DELETE go before the others.
+ */
+function requestCap(seed: number): Pick<Settings, 'maxRequestsPerSecond'> {
+  const rng = new Random(seed ^ 0x2545f491);
+  return rng.chance(0.2) ? { maxRequestsPerSecond: rng.pick([200, 500]) } : {};
+}
+
 /** The schedule of one seed: the same seed gives the same schedule. */
 export function generateSchedule(seed: number, options: GenerateOptions = {}): Schedule {
   const rng = new Random(seed);
@@ -343,6 +353,7 @@ export function generateSchedule(seed: number, options: GenerateOptions = {}): S
     readback: rng.chance(0.6) ? 'full' : 'head',
     retryAttempts: rng.pick([2, 3, 5]),
     ...dismantleGuard(seed),
+    ...requestCap(seed),
   };
   // Most schedules have two or three runs with faults: what one run leaves is what the next meets.
   const runs = Array.from({ length: 1 + rng.count([1, 3, 3]) }, (_, i) =>

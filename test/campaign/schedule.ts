@@ -142,6 +142,8 @@ export interface Schedule {
     readonly retryAttempts: number;
     /** `MAX_DISMANTLES_PER_RUN`, when the schedule sets the dismantle guard. */
     readonly maxDismantles?: number;
+    /** `MAX_REQUESTS_PER_SECOND`, when the schedule caps the requests to the service. */
+    readonly maxRequestsPerSecond?: number;
   };
   /** The runs with faults; clean full runs follow until nothing is left to do (at most `maxRuns`). */
   readonly runs: readonly RunStep[];
@@ -248,7 +250,7 @@ export function describeSchedule(schedule: Schedule): string {
   );
   return [
     `seed ${schedule.seed}, ${schedule.mode} mode, ${lines.join('; ')}`,
-    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}${s.maxDismantles === undefined ? '' : `, at most ${s.maxDismantles} dismantled a run`}, conditional writes ${schedule.seed % 2 === 0 ? 'enforced' : 'ignored'}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
+    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}${s.maxDismantles === undefined ? '' : `, at most ${s.maxDismantles} dismantled a run`}${s.maxRequestsPerSecond === undefined ? '' : `, at most ${s.maxRequestsPerSecond} requests a second`}, conditional writes ${schedule.seed % 2 === 0 ? 'enforced' : 'ignored'}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
     ...schedule.runs.flatMap(describeRun),
     `end: audit, restore L${schedule.restore}; ${describeTamper(schedule.tamper)}`,
   ].join('\n');
