@@ -4,11 +4,14 @@
  * native addon and curl from source (a minute or more), so it stays out of the project's own
  * dependencies and `npm ci`. A client that cannot be built fails the rehearsal loudly, never
  * skips it. Test files in other workers may ask for it at once: one builds it under a lock file
- * (proper-lockfile) and the others wait for the lock, then find it built.
+ * (proper-lockfile) and the others wait for the lock, then find it built. Built means the install
+ * returned (a marker written after it): the entry and the addon appear before then (npm ci extracts
+ * the entry, postinstall copies the addon with cp, then npm goes on), so their presence alone would
+ * pass a build still running, or one that broke off, for a finished one.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +61,9 @@ export async function runtimeClient(
   const home = join(cache, hash);
   const entry = join(home, 'node_modules/aws-lambda-ric/index.mjs');
   const addon = join(home, 'node_modules/aws-lambda-ric/rapid-client.node');
-  const built = () => existsSync(entry) && existsSync(addon);
+  // Written once the install returned; the build removes it first (it starts from an empty home).
+  const done = join(home, 'built');
+  const built = () => existsSync(done) && existsSync(entry) && existsSync(addon);
   if (built()) return entry;
   await mkdir(cache, { recursive: true });
   // The holder refreshes the lock while it builds; a lock left by a killed run goes stale.
@@ -76,6 +81,7 @@ export async function runtimeClient(
     // Built by the worker that held the lock first.
     if (built()) return entry;
     await install(home, addon);
+    await writeFile(done, '');
     return entry;
   } finally {
     await release();

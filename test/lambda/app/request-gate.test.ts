@@ -52,6 +52,33 @@ describe('requestGate', () => {
     expect(order).toEqual(['urgent 1', 'urgent 2', 'download 1', 'download 2', 'download 3', 'download 4']);
   });
 
+  it('lets an urgent request stopped while it waits leave its place: the other urgent ones still go first, in their order', async () => {
+    const gate = requestGate(20);
+    if (gate === undefined) throw new Error('no gate');
+    const order: string[] = [];
+    await gate();
+    const window = new AbortController();
+    const downloads = [1, 2].map((i) => gate().then(() => void order.push(`download ${i}`)));
+    const urgent = [1, 2, 3].map((i) =>
+      gate(i === 2 ? window.signal : undefined, true).then(
+        () => void order.push(`urgent ${i}`),
+        (error: unknown) => void order.push(`urgent ${i} stopped: ${(error as Error).message}`),
+      ),
+    );
+    // The confirming GET's own window ends while it waits behind the others.
+    window.abort(new Error('window over'));
+
+    await Promise.all([...downloads, ...urgent]);
+
+    expect(order).toEqual([
+      'urgent 2 stopped: window over',
+      'urgent 1',
+      'urgent 3',
+      'download 1',
+      'download 2',
+    ]);
+  });
+
   it('starts no more than the cap in any one-second window, a stopped request giving back its slot', async () => {
     const gate = requestGate(4);
     if (gate === undefined) throw new Error('no gate');

@@ -2,30 +2,54 @@ import { text } from 'node:stream/consumers';
 import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { LineFile } from '../../../lambda/shared/ids.ts';
-import { TokensApi } from '../../../lambda/tokens/api.ts';
+import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
+import { type RequestGate, TokensApi } from '../../../lambda/tokens/api.ts';
 import { startTokensService, type TokensService } from '../../local/tokens-service.ts';
+import { closeAfterEach, startRecordingServer } from '../../reliability/harness.ts';
 
 const KEY = 'urgent-requests-session-key';
+const ROTATED = 'urgent-requests-rotated-key';
 const agent = new Agent({ keepAliveTimeout: 1000 });
 afterAll(() => agent.close());
+const track = closeAfterEach();
 let service: TokensService | undefined;
 afterEach(async () => {
   await service?.close();
   service = undefined;
 });
 
+/** A gate that lets every request through at once and notes how each asked for its slot. */
+function recordingGate(): { gate: RequestGate; asked: string[] } {
+  const asked: string[] = [];
+  return {
+    asked,
+    gate: async (_signal, urgent) => void asked.push(urgent === true ? 'urgent' : 'waits its turn'),
+  };
+}
+
+/** A key source that gives `keys` in turn, the next one after each invalidate (a rotation). */
+function rotatingKey(...keys: string[]): SessionKeySource {
+  let index = 0;
+  return {
+    get: async () => keys[Math.min(index, keys.length - 1)] ?? KEY,
+    invalidate: () => {
+      index += 1;
+    },
+  };
+}
+
 describe('the requests around a DELETE, under a request cap', () => {
   it('ask the cap for an urgent slot (the re-read asked for, the DELETE); the first read and the downloads do not', async () => {
     service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
     const [id] = [...service.lines.keys()];
     if (id === undefined) throw new Error('no line');
-    const asked: string[] = [];
+    const { gate, asked } = recordingGate();
     const api = new TokensApi({
       baseUrl: new URL(service.url),
       dispatcher: agent,
       sessionKey: { get: async () => KEY, invalidate: () => undefined },
       retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
-      gate: async (_signal, urgent) => void asked.push(urgent === true ? 'urgent' : 'waits its turn'),
+      gate,
     });
 
     const first = await api.getLine(id);
@@ -37,5 +61,61 @@ describe('the requests around a DELETE, under a request cap', () => {
 
     expect(asked).toEqual(['waits its turn', 'waits its turn', 'urgent', 'urgent']);
     expect(service.requests.map((request) => request.method)).toEqual(['GET', 'GET', 'GET', 'DELETE']);
+  });
+
+  it('stay urgent when sent again: a re-read and a DELETE retried after a 503, and each resent after a 401 with the key read again', async () => {
+    service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
+    const [id] = [...service.lines.keys()];
+    if (id === undefined) throw new Error('no line');
+    const { gate, asked } = recordingGate();
+    const api = new TokensApi({
+      baseUrl: new URL(service.url),
+      dispatcher: agent,
+      sessionKey: rotatingKey(KEY, ROTATED),
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      gate,
+    });
+    service.inject({ target: 'get', id, fault: { kind: 'status', status: 503 } });
+    service.inject({ target: 'delete', id, fault: { kind: 'status', status: 503 } });
+
+    await api.getLine(id, { urgent: true });
+    // The key is rotated between the re-read and the DELETE: the DELETE is refused once, then resent.
+    service.setSessionKey(ROTATED);
+    await api.deleteLine(id);
+
+    expect(service.requests.map((request) => `${request.method} ${request.status}`)).toEqual([
+      'GET 503',
+      'GET 200',
+      'DELETE 401',
+      'DELETE 503',
+      'DELETE 200',
+    ]);
+    expect(asked).toEqual(['urgent', 'urgent', 'urgent', 'urgent', 'urgent']);
+  });
+
+  it('stay urgent when redirected within the service: the re-read that lands elsewhere under TOKENS_API_URL', async () => {
+    const id = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+    const document = {
+      data: { id, type: 'tokens', attributes: { status: 'finished', files: [] } },
+    };
+    const server = track(
+      await startRecordingServer((req, res) => {
+        if (req.url === `/api/tokens/${id}`) res.writeHead(302, { location: '/moved' }).end();
+        else res.writeHead(200, { 'content-type': 'application/vnd.api+json' }).end(JSON.stringify(document));
+      }),
+    );
+    const { gate, asked } = recordingGate();
+    const api = new TokensApi({
+      baseUrl: new URL(server.url),
+      dispatcher: agent,
+      sessionKey: rotatingKey(KEY),
+      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      gate,
+    });
+
+    await api.getLine(id, { urgent: true }).catch(() => undefined);
+
+    expect(server.requests.map((request) => request.url)).toEqual([`/api/tokens/${id}`, '/moved']);
+    expect(asked).toEqual(['urgent', 'urgent']);
   });
 });
