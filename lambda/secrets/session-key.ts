@@ -8,7 +8,7 @@ import type { SessionKeySource } from '../shared/session-key-source.ts';
  * of every log line, record and reply kept (shared/redact.ts), so a key as short as `2026` would
  * be cut out of timestamps and sizes too, and the records would no longer tell the truth.
  */
-export const MIN_KEY_LENGTH = 16;
+const MIN_KEY_LENGTH = 16;
 
 /**
  * Extracts the key from a SecretString: either the bare key, or JSON with a `sessionKey`

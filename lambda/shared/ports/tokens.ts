@@ -106,6 +106,7 @@ export interface TokensApi {
   /**
    * The line, read and checked (an invalid document throws a `DocumentError`), or `gone`.
    * `signal` replaces the run's deadline (for the check that follows a DELETE already sent).
+   * `urgent`: the read before a DELETE, or confirming one, goes ahead of requests waiting for a cap.
    */
   getLine(
     id: string,
