@@ -129,7 +129,7 @@ export class TokensApi implements TokensPort {
       if (status === 200 || status === 202 || status === 204) {
         // The service took the DELETE: whatever its body, the line is confirmed by what it says
         // or, when it says nothing readable (not UTF-8, not JSON), by a GET.
-        const bytes = await this.#readBody('DELETE', url, response.body, signal);
+        const bytes = await this.#readBody('DELETE', url, response.body, signal, true);
         return {
           status,
           contentType,
@@ -288,7 +288,7 @@ export class TokensApi implements TokensPort {
     const signal = this.#requestSignal(run);
     const response = await this.#send(method, url, signal, urgent);
     if (response.statusCode !== 200) throw await this.#statusError(method, url, response);
-    return this.#parseJson(method, url, response, signal);
+    return this.#parseJson(method, url, response, signal, urgent);
   }
 
   /** The JSON body of a 200 reply, as text and parsed; anything else is a retryable failure. */
@@ -297,6 +297,7 @@ export class TokensApi implements TokensPort {
     url: URL,
     response: Dispatcher.ResponseData,
     signal?: AbortSignal,
+    urgent = false,
   ): Promise<JsonReply> {
     const refused = (problem: string, retryable: boolean) =>
       new UnreadableReplyError(problem, { method, url: url.href, status: response.statusCode, retryable });
@@ -306,7 +307,7 @@ export class TokensApi implements TokensPort {
       // A proxy's HTML error page is usually passing: worth another attempt.
       throw refused(`expected JSON, got Content-Type "${shownWhole(contentType, 100)}"`, true);
     }
-    const bytes = await this.#readBody(method, url, response.body, signal);
+    const bytes = await this.#readBody(method, url, response.body, signal, urgent);
     let text: string;
     try {
       // JSON is UTF-8 (RFC 8259): other bytes would not survive as text, nor be archived as received.
@@ -321,7 +322,13 @@ export class TokensApi implements TokensPort {
     }
   }
 
-  async #readBody(method: string, url: URL, body: Readable, signal?: AbortSignal): Promise<Buffer> {
+  async #readBody(
+    method: string,
+    url: URL,
+    body: Readable,
+    signal?: AbortSignal,
+    urgent = false,
+  ): Promise<Buffer> {
     try {
       const gate = this.#options.bandwidth;
       return await readBytes(
@@ -335,7 +342,7 @@ export class TokensApi implements TokensPort {
             retryable: false,
           });
         },
-        gate === undefined ? undefined : { gate, signal },
+        gate === undefined ? undefined : { gate, signal, urgent },
       );
     } catch (error) {
       throw transportFailure(method, url, error, signal, 'body broke off');

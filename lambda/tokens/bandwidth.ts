@@ -10,10 +10,12 @@ export interface ByteGate {
   readonly largestTake: number;
   /**
    * Resolves once `bytes` (at most {@link ByteGate.largestTake}) may be handed on; waiters are
-   * served first come, first served. Rejects with the signal's reason as soon as it aborts, and
-   * the waiter gives up its place (no bytes are spent for it).
+   * served first come, first served, except that an `urgent` one (the body of a read a DELETE rests
+   * on, of the DELETE's reply, of the read that confirms it) goes before every waiter that is not.
+   * Rejects with the signal's reason as soon as it aborts, and the waiter gives up its place (no
+   * bytes are spent for it).
    */
-  take(bytes: number, signal?: AbortSignal): Promise<void>;
+  take(bytes: number, signal?: AbortSignal, urgent?: boolean): Promise<void>;
 }
 
 /** The share of the cap the bucket holds: the most a timer that fires late can let through at once. */
@@ -35,8 +37,9 @@ const HEADROOM_SHARE = 0.1;
  * needs a full one (its timer, rounded up to the millisecond, would let refill spill over).
  *
  * limiter's own waiting (`removeTokens`) cannot be aborted, so the waiting here is its own: a
- * first-come, first-served line, with one timer for the whole line, that a waiter leaves when its
- * signal aborts, over limiter's `tryRemoveTokens` and `getWaitTime`.
+ * first-come, first-served line (urgent waiters ahead of the others), with one timer for the whole
+ * line, that a waiter leaves when its signal aborts, over limiter's `tryRemoveTokens` and
+ * `getWaitTime`.
  */
 export class BandwidthCap implements ByteGate {
   readonly largestTake: number;
@@ -48,7 +51,7 @@ export class BandwidthCap implements ByteGate {
    */
   readonly sustainedBytesPerSecond: number;
   readonly #bucket: TokenBucket;
-  readonly #line: { readonly bytes: number; readonly grant: () => void }[] = [];
+  readonly #line: { readonly bytes: number; readonly urgent: boolean; readonly grant: () => void }[] = [];
   #timer: NodeJS.Timeout | undefined;
 
   /**
@@ -77,7 +80,7 @@ export class BandwidthCap implements ByteGate {
     });
   }
 
-  take(bytes: number, signal?: AbortSignal): Promise<void> {
+  take(bytes: number, signal?: AbortSignal, urgent = false): Promise<void> {
     if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > this.largestTake) {
       return Promise.reject(
         new RangeError(`a take is a whole number of bytes up to ${this.largestTake}, got ${bytes}`),
@@ -95,14 +98,19 @@ export class BandwidthCap implements ByteGate {
       };
       const waiter = {
         bytes,
+        urgent,
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#line.push(waiter);
-      if (this.#line.length === 1) this.#serve();
+      // An urgent waiter goes after the urgent ones already waiting, before all the others.
+      const at = urgent ? this.#line.findIndex((other) => !other.urgent) : -1;
+      const place = at === -1 ? this.#line.length : at;
+      this.#line.splice(place, 0, waiter);
+      // A new first in line waits for its own bytes: the timer of the one it went before is reset.
+      if (place === 0) this.#serve();
     });
   }
 
@@ -131,10 +139,11 @@ export async function passThroughGate(
   chunk: Buffer,
   signal: AbortSignal | undefined,
   pass: (piece: Buffer) => void,
+  urgent = false,
 ): Promise<void> {
   for (let at = 0; at < chunk.length; at += gate.largestTake) {
     const piece = chunk.subarray(at, at + gate.largestTake);
-    await gate.take(piece.length, signal);
+    await gate.take(piece.length, signal, urgent);
     pass(piece);
   }
 }

@@ -33,6 +33,8 @@ export function parseRetryAfter(header: string | string[] | undefined, now = Dat
 export interface Pace {
   readonly gate: ByteGate;
   readonly signal?: AbortSignal | undefined;
+  /** The body of a request around a DELETE: ahead of the others waiting (see {@link ByteGate.take}). */
+  readonly urgent?: boolean;
 }
 
 /**
@@ -53,7 +55,7 @@ export async function readBytes(
       length += (chunk as Buffer).length;
       if (length > limit) onTooLarge();
       if (pace === undefined) keep(chunk as Buffer);
-      else await passThroughGate(pace.gate, chunk as Buffer, pace.signal, keep);
+      else await passThroughGate(pace.gate, chunk as Buffer, pace.signal, keep, pace.urgent);
     }
   } finally {
     body.destroy();

@@ -291,8 +291,9 @@ async function archiveRound(
  * reported as a discrepancy: the window is kept within a fast PUT's round trip. Not so under a
  * request cap (`MAX_REQUESTS_PER_SECOND`), where the DELETE waits for its slot after the read
  * (ahead of every download and first read, behind only the reads and DELETEs of other lines at
- * their own DELETE), nor for a DELETE retried after a 5xx: their wait adds to the window, and the
- * same confirmation reports what changed in it.
+ * their own DELETE), nor under a byte cap (`MAX_BYTES_PER_SECOND`), where the read's body waits
+ * for its bytes (ahead of the downloads' too), nor for a DELETE retried after a 5xx: their wait
+ * adds to the window, and the same confirmation reports what changed in it.
  */
 export const FRESH_READ_MS = 50;
 

@@ -161,6 +161,22 @@ describe('BandwidthCap', () => {
     expect(order).toEqual(['a', 'large', 'b', 'c']);
   });
 
+  it('serves an urgent take (the body of a read a DELETE rests on) before the waiters that are not, even the one whose bytes it was waiting for', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const order: string[] = [];
+    const take = (name: string, urgent = false) =>
+      cap.take(cap.largestTake, undefined, urgent).then(() => order.push(name));
+    // The first waits for the bucket (it starts empty), with the timer; the urgent ones come later.
+    const waits = [take('download 1'), take('download 2'), take('re-read', true), take('download 3')];
+    waits.push(take('DELETE reply', true));
+
+    await vi.advanceTimersByTimeAsync(1000);
+    await Promise.all(waits);
+
+    expect(order).toEqual(['re-read', 'DELETE reply', 'download 1', 'download 2', 'download 3']);
+  });
+
   it('refuses a signal already aborted, and a take larger than its largest', async () => {
     const cap = new BandwidthCap(10_000);
 

@@ -119,3 +119,40 @@ describe('the requests around a DELETE, under a request cap', () => {
     expect(asked).toEqual(['urgent', 'urgent']);
   });
 });
+
+describe('the bodies of the requests around a DELETE, under a byte cap', () => {
+  it('ask the cap for urgent bytes (the re-read asked for, the DELETE reply); the first read and the downloads do not', async () => {
+    service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
+    const [id] = [...service.lines.keys()];
+    if (id === undefined) throw new Error('no line');
+    let asked: string[] = [];
+    const api = new TokensApi({
+      baseUrl: new URL(service.url),
+      dispatcher: agent,
+      sessionKey: { get: async () => KEY, invalidate: () => undefined },
+      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      bandwidth: {
+        largestTake: 1 << 20,
+        take: async (_bytes, _signal, urgent) =>
+          void asked.push(urgent === true ? 'urgent' : 'waits its turn'),
+      },
+    });
+    /** How the body read by `read` asked for its bytes, once per kind. */
+    const askedFor = async (read: () => Promise<unknown>) => {
+      asked = [];
+      await read();
+      return [...new Set(asked)];
+    };
+
+    const first = await api.getLine(id);
+    if (first.kind !== 'read') throw new Error('line not read');
+    const file = first.line.files.find((candidate) => candidate.name === 'data') as LineFile;
+
+    expect(await askedFor(() => api.getLine(id))).toEqual(['waits its turn']);
+    expect(await askedFor(async () => text(await api.openFile(api.fileUrl(id, file))))).toEqual([
+      'waits its turn',
+    ]);
+    expect(await askedFor(() => api.getLine(id, { urgent: true }))).toEqual(['urgent']);
+    expect(await askedFor(() => api.deleteLine(id))).toEqual(['urgent']);
+  });
+});
