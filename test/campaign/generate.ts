@@ -341,6 +341,16 @@ function requestCap(seed: number): Pick<Settings, 'maxRequestsPerSecond'> {
   return rng.chance(0.2) ? { maxRequestsPerSecond: rng.pick([200, 500]) } : {};
 }
 
+/**
+ * The byte cap of a schedule, from a stream of its own too: a fifth of schedules read the service
+ * through `MAX_BYTES_PER_SECOND` (4 or 8 MiB a second, above what the read-ahead of 4 lines of 2
+ * downloads needs), so paced downloads and the urgent bodies around a DELETE meet the faults.
+ */
+function byteCap(seed: number): Pick<Settings, 'maxBytesPerSecond'> {
+  const rng = new Random(seed ^ 0x68e31da4);
+  return rng.chance(0.2) ? { maxBytesPerSecond: rng.pick([4, 8]) * 1024 * 1024 } : {};
+}
+
 /** The schedule of one seed: the same seed gives the same schedule. */
 export function generateSchedule(seed: number, options: GenerateOptions = {}): Schedule {
   const rng = new Random(seed);
@@ -354,6 +364,7 @@ export function generateSchedule(seed: number, options: GenerateOptions = {}): S
     retryAttempts: rng.pick([2, 3, 5]),
     ...dismantleGuard(seed),
     ...requestCap(seed),
+    ...byteCap(seed),
   };
   // Most schedules have two or three runs with faults: what one run leaves is what the next meets.
   const runs = Array.from({ length: 1 + rng.count([1, 3, 3]) }, (_, i) =>

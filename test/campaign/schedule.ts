@@ -144,6 +144,8 @@ export interface Schedule {
     readonly maxDismantles?: number;
     /** `MAX_REQUESTS_PER_SECOND`, when the schedule caps the requests to the service. */
     readonly maxRequestsPerSecond?: number;
+    /** `MAX_BYTES_PER_SECOND`, when the schedule caps the bytes read from the service. */
+    readonly maxBytesPerSecond?: number;
   };
   /** The runs with faults; clean full runs follow until nothing is left to do (at most `maxRuns`). */
   readonly runs: readonly RunStep[];
@@ -250,7 +252,7 @@ export function describeSchedule(schedule: Schedule): string {
   );
   return [
     `seed ${schedule.seed}, ${schedule.mode} mode, ${lines.join('; ')}`,
-    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}${s.maxDismantles === undefined ? '' : `, at most ${s.maxDismantles} dismantled a run`}${s.maxRequestsPerSecond === undefined ? '' : `, at most ${s.maxRequestsPerSecond} requests a second`}, conditional writes ${schedule.seed % 2 === 0 ? 'enforced' : 'ignored'}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
+    `settings: lines ${s.lineConcurrency}, files ${s.fileConcurrency}, read-back ${s.readback}, attempts ${s.retryAttempts}${s.maxDismantles === undefined ? '' : `, at most ${s.maxDismantles} dismantled a run`}${s.maxRequestsPerSecond === undefined ? '' : `, at most ${s.maxRequestsPerSecond} requests a second`}${s.maxBytesPerSecond === undefined ? '' : `, at most ${s.maxBytesPerSecond / 1024 / 1024} MiB a second`}, conditional writes ${schedule.seed % 2 === 0 ? 'enforced' : 'ignored'}; then full runs until nothing is left (at most ${schedule.maxRuns} runs)`,
     ...schedule.runs.flatMap(describeRun),
     `end: audit, restore L${schedule.restore}; ${describeTamper(schedule.tamper)}`,
   ].join('\n');

@@ -96,6 +96,9 @@ export async function stageFor(world: World, schedule: Schedule): Promise<Stage>
     ...(settings.maxRequestsPerSecond === undefined
       ? {}
       : { MAX_REQUESTS_PER_SECOND: String(settings.maxRequestsPerSecond) }),
+    ...(settings.maxBytesPerSecond === undefined
+      ? {}
+      : { MAX_BYTES_PER_SECOND: String(settings.maxBytesPerSecond) }),
     // Fan-out: every run enqueues every line again (a queued marker would hold a line back for hours).
     ...(schedule.mode === 'fanout'
       ? { QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: world.s3.address, QUEUE_MARKER_TTL_SECONDS: '0' }
