@@ -5,6 +5,8 @@
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lambda/app/config.ts';
+import { LOCAL_AWS_ENV } from '../local/stack.ts';
 import { BucketLedger } from './bucket-ledger.ts';
 import { campaignProcessEnv } from './campaign.ts';
 import { generateSchedule } from './generate.ts';
@@ -12,7 +14,7 @@ import { RunObserver } from './observer.ts';
 import { handlerRun } from './runs.ts';
 import { CLEAN_RUN, type Schedule } from './schedule.ts';
 import { BucketView } from './store-read.ts';
-import { PREFIX, type Stage, stageFor, startWorld, type World } from './world.ts';
+import { PREFIX, type Stage, settingsEnv, stageFor, startWorld, type World } from './world.ts';
 
 campaignProcessEnv();
 
@@ -49,6 +51,35 @@ describe('generateSchedule', () => {
   it('draws the same schedule from the same seed, and another from another seed', () => {
     expect(generateSchedule(42)).toEqual(generateSchedule(42));
     expect(generateSchedule(43)).not.toEqual(generateSchedule(42));
+  });
+
+  it("draws only settings the housekeeper's config accepts: every byte cap fits the read-ahead of the concurrency drawn with it", () => {
+    // A schedule whose config is refused runs nothing, and its runs' errors are no violation.
+    const stage = {
+      ...LOCAL_AWS_ENV,
+      TOKENS_API_URL: 'http://127.0.0.1:9',
+      SESSION_KEY_SECRET_ID: 'tokens/session-key',
+      ARCHIVE_BUCKET: 'tokens-archive',
+      ARCHIVE_PREFIX: PREFIX,
+    };
+    const refused: string[] = [];
+    const capped = new Set<string>();
+
+    for (let seed = 0; seed < 2000; seed += 1) {
+      const schedule = generateSchedule(seed, { modes: ['pass', 'fanout'] });
+      try {
+        loadConfig({ ...stage, ...settingsEnv(schedule) });
+      } catch (error) {
+        refused.push(`seed ${seed}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      const { lineConcurrency, fileConcurrency, maxBytesPerSecond } = schedule.settings;
+      if (maxBytesPerSecond !== undefined)
+        capped.add(`${lineConcurrency}x${fileConcurrency} ${maxBytesPerSecond}`);
+    }
+
+    expect(refused).toEqual([]);
+    // Every concurrency the generator draws met every cap it draws: the tightest pair among them.
+    expect(capped).toContain(`4x2 ${4 * 1024 * 1024}`);
   });
 });
 

@@ -51,10 +51,40 @@ export interface Stage extends ArchiveUnderTest {
   close(): Promise<void>;
 }
 
+/**
+ * The housekeeper's variables a schedule's settings set (the stage adds its servers'): every one
+ * the config judges against the others (concurrency, caps), so a test can load them as drawn.
+ */
+export function settingsEnv(schedule: Schedule): Record<string, string> {
+  const { settings } = schedule;
+  return {
+    // Short backoff and a low cap: a Retry-After of 1 s ends the retries instead of waiting.
+    RETRY_BASE_DELAY_MS: '2',
+    RETRY_MAX_DELAY_MS: '100',
+    RETRY_ATTEMPTS: String(settings.retryAttempts),
+    HTTP_BODY_TIMEOUT_MS: '2000',
+    LINE_CONCURRENCY: String(settings.lineConcurrency),
+    FILE_CONCURRENCY: String(settings.fileConcurrency),
+    VERIFY_READBACK: settings.readback,
+    // The proxy enforces conditional writes as S3 does: half the schedules (by seed, so earlier
+    // seeds replay their draws unchanged) let a line's first round assume an empty archive.
+    S3_CONDITIONAL_WRITES: schedule.seed % 2 === 0 ? 'enforced' : 'ignored',
+    ...(settings.maxDismantles === undefined
+      ? {}
+      : { MAX_DISMANTLES_PER_RUN: String(settings.maxDismantles) }),
+    ...(settings.maxRequestsPerSecond === undefined
+      ? {}
+      : { MAX_REQUESTS_PER_SECOND: String(settings.maxRequestsPerSecond) }),
+    ...(settings.maxBytesPerSecond === undefined
+      ? {}
+      : { MAX_BYTES_PER_SECOND: String(settings.maxBytesPerSecond) }),
+  };
+}
+
 /** The stage of a schedule: its lines created, the bucket empty, the session key its own. */
 export async function stageFor(world: World, schedule: Schedule): Promise<Stage> {
   world.s3.emptyBucket(BUCKET);
-  const { sessionKey, settings } = schedule;
+  const { sessionKey } = schedule;
   const tokens = await startTokensService({
     sessionKey,
     lines: schedule.lines.map((line) => ({
@@ -79,26 +109,7 @@ export async function stageFor(world: World, schedule: Schedule): Promise<Stage>
     ARCHIVE_PREFIX: PREFIX,
     AWS_ENDPOINT_URL_S3: proxy.url,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
-    // Short backoff and a low cap: a Retry-After of 1 s ends the retries instead of waiting.
-    RETRY_BASE_DELAY_MS: '2',
-    RETRY_MAX_DELAY_MS: '100',
-    RETRY_ATTEMPTS: String(settings.retryAttempts),
-    HTTP_BODY_TIMEOUT_MS: '2000',
-    LINE_CONCURRENCY: String(settings.lineConcurrency),
-    FILE_CONCURRENCY: String(settings.fileConcurrency),
-    VERIFY_READBACK: settings.readback,
-    // The proxy enforces conditional writes as S3 does: half the schedules (by seed, so earlier
-    // seeds replay their draws unchanged) let a line's first round assume an empty archive.
-    S3_CONDITIONAL_WRITES: schedule.seed % 2 === 0 ? 'enforced' : 'ignored',
-    ...(settings.maxDismantles === undefined
-      ? {}
-      : { MAX_DISMANTLES_PER_RUN: String(settings.maxDismantles) }),
-    ...(settings.maxRequestsPerSecond === undefined
-      ? {}
-      : { MAX_REQUESTS_PER_SECOND: String(settings.maxRequestsPerSecond) }),
-    ...(settings.maxBytesPerSecond === undefined
-      ? {}
-      : { MAX_BYTES_PER_SECOND: String(settings.maxBytesPerSecond) }),
+    ...settingsEnv(schedule),
     // Fan-out: every run enqueues every line again (a queued marker would hold a line back for hours).
     ...(schedule.mode === 'fanout'
       ? { QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: world.s3.address, QUEUE_MARKER_TTL_SECONDS: '0' }

@@ -177,6 +177,168 @@ describe('BandwidthCap', () => {
     expect(order).toEqual(['re-read', 'DELETE reply', 'download 1', 'download 2', 'download 3']);
   });
 
+  it('grants an urgent take when its own bytes are there, not when the timer of the larger take it went before fires', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const started = performance.now();
+    const grants: { name: string; at: number }[] = [];
+    const take = (name: string, bytes: number, urgent: boolean) =>
+      cap.take(bytes, undefined, urgent).then(() => grants.push({ name, at: performance.now() - started }));
+    // The download's 250 bytes are due at 30 ms; the re-read's 17 bytes, arriving at 1 ms, at 2 ms.
+    const download = take('download', cap.largestTake, false);
+    await vi.advanceTimersByTimeAsync(1);
+    const reread = take('re-read', 17, true);
+
+    await vi.advanceTimersByTimeAsync(100);
+    await Promise.all([download, reread]);
+
+    expect(grants).toEqual([
+      { name: 're-read', at: 2 },
+      { name: 'download', at: 32 },
+    ]);
+  });
+
+  it('keeps one timer for the whole line as urgent waiters go ahead and give up, and none once the line is empty', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const arrivals = [
+      { name: 'download 1', urgent: false },
+      { name: 're-read', urgent: true },
+      { name: 'DELETE reply', urgent: true },
+      { name: 'download 2', urgent: false },
+    ];
+    const stops = new Map(arrivals.map(({ name }) => [name, new AbortController()]));
+    const timers: number[] = [];
+    const waits = arrivals.map(({ name, urgent }) => {
+      const wait = cap.take(cap.largestTake, stops.get(name)?.signal, urgent).catch(() => 'gave up');
+      timers.push(vi.getTimerCount());
+      return wait;
+    });
+
+    // The line is now: re-read, DELETE reply, download 1, download 2. The urgent one at the head,
+    // then the download it went before (in the middle), then the next head, then the last.
+    for (const name of ['re-read', 'download 1', 'DELETE reply', 'download 2']) {
+      stops.get(name)?.abort(new Error('deadline'));
+      timers.push(vi.getTimerCount());
+    }
+
+    expect(await Promise.all(waits)).toEqual(['gave up', 'gave up', 'gave up', 'gave up']);
+    expect(timers).toEqual([1, 1, 1, 1, 1, 1, 1, 0]);
+  });
+
+  it('hands the line back to the waiter an urgent one went before when it gives up: that one waits for its own bytes only', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const started = performance.now();
+    let downloadAt: number | undefined;
+    // 100 bytes at 8500 a second: due at 12 ms.
+    const download = cap.take(100).then(() => {
+      downloadAt = performance.now() - started;
+    });
+    await vi.advanceTimersByTimeAsync(5);
+    const stop = new AbortController();
+    // Its 250 bytes would be due at 30 ms, and the download's 100 at 42 ms after them.
+    const reread = cap.take(cap.largestTake, stop.signal, true);
+    await vi.advanceTimersByTimeAsync(3);
+
+    stop.abort(new Error('the confirming window is over'));
+
+    await expect(reread).rejects.toThrow('the confirming window is over');
+    await vi.advanceTimersByTimeAsync(100);
+    await download;
+    expect(downloadAt).toBeLessThanOrEqual(13);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('serves an urgent waiter that comes as the timer fires, before or after the waiter the timer was for, with one timer and within the cap', async () => {
+    for (const urgentFirst of [true, false]) {
+      fakeClock();
+      const cap = new BandwidthCap(10_000);
+      const grants: { name: string; at: number; bytes: number }[] = [];
+      const started = performance.now();
+      const take = (name: string, urgent: boolean) =>
+        cap.take(cap.largestTake, undefined, urgent).then(() => {
+          grants.push({ name, at: performance.now() - started, bytes: cap.largestTake });
+        });
+      let urgentWait: Promise<void> | undefined;
+      const arrive = () => {
+        urgentWait = take('re-read', true);
+      };
+      // The download's 250 bytes are due at 30 ms: the urgent one arrives at that very moment,
+      // its timer firing just before the download's, or just after.
+      if (urgentFirst) setTimeout(arrive, 30);
+      const download = take('download', false);
+      if (!urgentFirst) setTimeout(arrive, 30);
+
+      await vi.advanceTimersByTimeAsync(30);
+      const timersThen = vi.getTimerCount();
+      await vi.advanceTimersByTimeAsync(100);
+      await Promise.all([download, urgentWait]);
+
+      expect(timersThen).toBe(1);
+      expect(grants.map((grant) => grant.name)).toEqual(
+        urgentFirst ? ['re-read', 'download'] : ['download', 're-read'],
+      );
+      // The second waits for its own bytes after the first's: 245 more at 8500 a second.
+      expect(grants.map((grant) => grant.at)).toEqual([30, 59]);
+      expect(vi.getTimerCount()).toBe(0);
+      vi.useRealTimers();
+    }
+  });
+
+  it('lets no one-second window through more than the cap with urgent takes mixed in, and every taker is served', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const started = performance.now();
+    const grants: { at: number; bytes: number; taker: number }[] = [];
+    let stopped = false;
+    const sizes = [cap.largestTake, 1, 137, cap.largestTake - 1, 64];
+    // Six takers; every third take of each is urgent (a re-read's body among the downloads').
+    const loops = Array.from({ length: 6 }, async (_, taker) => {
+      for (let turn = taker; !stopped; turn += 1) {
+        const bytes = sizes[turn % sizes.length] ?? 1;
+        await cap.take(bytes, undefined, turn % 3 === 0);
+        grants.push({ at: performance.now(), bytes, taker });
+      }
+    });
+
+    await vi.advanceTimersByTimeAsync(20_000);
+    stopped = true;
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all(loops);
+
+    const granted = grants.filter((grant) => grant.at <= started + 20_000);
+    expect(busiestSecond(granted)).toBeLessThanOrEqual(10_000);
+    const total = granted.reduce((sum, grant) => sum + grant.bytes, 0);
+    expect(total).toBeGreaterThanOrEqual(20 * 8500 - cap.bucketBytes);
+    expect(total).toBeLessThanOrEqual(20 * 8500 + cap.bucketBytes);
+    expect(new Set(granted.map((grant) => grant.taker)).size).toBe(6);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('holds a download back behind urgent waiters only for their bytes: it is served once theirs are', async () => {
+    fakeClock();
+    const cap = new BandwidthCap(10_000);
+    const started = performance.now();
+    let downloadAt: number | undefined;
+    const download = cap.take(cap.largestTake).then(() => {
+      downloadAt = performance.now() - started;
+    });
+    // Ten urgent bodies of 250 bytes come while it waits, one every 10 ms: a burst of DELETEs.
+    const urgent: Promise<void>[] = [];
+    for (let at = 0; at < 10; at += 1) {
+      await vi.advanceTimersByTimeAsync(10);
+      urgent.push(cap.take(cap.largestTake, undefined, true));
+    }
+
+    await vi.advanceTimersByTimeAsync(1000);
+    await Promise.all([download, ...urgent]);
+
+    // 11 x 250 bytes at 8500 a second: 324 ms, the download last, rounded up a millisecond a take.
+    expect(downloadAt).toBeGreaterThanOrEqual(323);
+    expect(downloadAt).toBeLessThanOrEqual(324 + 11);
+  });
+
   it('refuses a signal already aborted, and a take larger than its largest', async () => {
     const cap = new BandwidthCap(10_000);
 

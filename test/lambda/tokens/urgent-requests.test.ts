@@ -4,6 +4,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { LineFile } from '../../../lambda/shared/ids.ts';
 import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
 import { type RequestGate, TokensApi } from '../../../lambda/tokens/api.ts';
+import type { ByteGate } from '../../../lambda/tokens/bandwidth.ts';
 import { startTokensService, type TokensService } from '../../local/tokens-service.ts';
 import { closeAfterEach, startRecordingServer } from '../../reliability/harness.ts';
 
@@ -154,5 +155,105 @@ describe('the bodies of the requests around a DELETE, under a byte cap', () => {
     ]);
     expect(await askedFor(() => api.getLine(id, { urgent: true }))).toEqual(['urgent']);
     expect(await askedFor(() => api.deleteLine(id))).toEqual(['urgent']);
+  });
+});
+
+/** A byte gate that lets every body through at once and notes how each piece asked for it. */
+function recordingByteGate(): { bandwidth: ByteGate; asked: string[] } {
+  const asked: string[] = [];
+  return {
+    asked,
+    bandwidth: {
+      largestTake: 1 << 20,
+      take: async (_bytes, _signal, urgent) => void asked.push(urgent === true ? 'urgent' : 'waits its turn'),
+    },
+  };
+}
+
+describe('the bodies around a DELETE, under a byte cap, when sent again or redirected', () => {
+  it('stay urgent: a re-read whose body was not JSON, and one that broke off, read again; a DELETE resent after a 401 and a 503', async () => {
+    service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
+    const [id] = [...service.lines.keys()];
+    if (id === undefined) throw new Error('no line');
+    const { bandwidth, asked } = recordingByteGate();
+    const api = new TokensApi({
+      baseUrl: new URL(service.url),
+      dispatcher: agent,
+      sessionKey: rotatingKey(KEY, ROTATED),
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      bandwidth,
+    });
+    service.inject({ target: 'get', id, fault: { kind: 'bad-json' } });
+    service.inject({ target: 'get', id, fault: { kind: 'truncate' } });
+    service.inject({ target: 'delete', id, fault: { kind: 'status', status: 503 } });
+
+    const reread = await api.getLine(id, { urgent: true });
+    const rereadAsked = [...new Set(asked)];
+    service.setSessionKey(ROTATED);
+    await api.deleteLine(id);
+
+    expect(reread.kind).toBe('read');
+    expect(service.requests.map((request) => `${request.method} ${request.status}`)).toEqual([
+      'GET 200',
+      'GET 200',
+      'GET 200',
+      'DELETE 401',
+      'DELETE 503',
+      'DELETE 200',
+    ]);
+    expect(rereadAsked).toEqual(['urgent']);
+    expect([...new Set(asked)]).toEqual(['urgent']);
+  });
+
+  it('stay urgent when redirected, within the service or away from it; the list pages do not', async () => {
+    const id = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+    const document = JSON.stringify({
+      data: {
+        id,
+        type: 'tokens',
+        attributes: { status: 'finished', filehashes: { data: 'a'.repeat(64) }, filesizes: { data: '1' } },
+      },
+    });
+    const elsewhere = track(
+      await startRecordingServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/vnd.api+json' }).end(document);
+      }),
+    );
+    const server = track(
+      await startRecordingServer((req, res) => {
+        if (req.url === `/api/tokens/${id}`) res.writeHead(302, { location: '/moved' }).end('moved');
+        else if (req.url === '/moved') res.writeHead(307, { location: `${elsewhere.url}/cdn` }).end();
+        else if (req.url === '/api/tokens')
+          res
+            .writeHead(200, { 'content-type': 'application/vnd.api+json' })
+            .end(JSON.stringify({ links: { next: '/api/tokens?page=2' }, data: [] }));
+        else res.writeHead(200, { 'content-type': 'application/vnd.api+json' }).end('{"data":[]}');
+      }),
+    );
+    const { bandwidth, asked } = recordingByteGate();
+    const api = new TokensApi({
+      baseUrl: new URL(server.url),
+      dispatcher: agent,
+      sessionKey: rotatingKey(KEY),
+      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      bandwidth,
+    });
+
+    const page = await api.listPage();
+    await api.listPage(page.next);
+    const listAsked = [...new Set(asked)];
+    asked.length = 0;
+    const reread = await api.getLine(id, { urgent: true });
+
+    expect(reread.kind).toBe('read');
+    expect(server.requests.map((request) => request.url)).toEqual([
+      '/api/tokens',
+      '/api/tokens?page=2',
+      `/api/tokens/${id}`,
+      '/moved',
+    ]);
+    expect(elsewhere.requests.map((request) => request.url)).toEqual(['/cdn']);
+    expect(listAsked).toEqual(['waits its turn']);
+    expect([...new Set(asked)]).toEqual(['urgent']);
   });
 });
