@@ -11,6 +11,7 @@ import { BucketLedger } from './bucket-ledger.ts';
 import { campaignProcessEnv } from './campaign.ts';
 import { generateSchedule } from './generate.ts';
 import { RunObserver } from './observer.ts';
+import { refusedSettings } from './run-schedule.ts';
 import { handlerRun } from './runs.ts';
 import { CLEAN_RUN, type Schedule } from './schedule.ts';
 import { BucketView } from './store-read.ts';
@@ -80,6 +81,34 @@ describe('generateSchedule', () => {
     expect(refused).toEqual([]);
     // Every concurrency the generator draws met every cap it draws: the tightest pair among them.
     expect(capped).toContain(`4x2 ${4 * 1024 * 1024}`);
+  });
+});
+
+describe('the judge of a run', () => {
+  it('reports a run whose settings the housekeeper refused, which did nothing and would pass the invariants', async () => {
+    // 1 MiB a second cannot hold the read-ahead of 4 lines of 2 downloads: refused at config load.
+    const drawn = oneLine(3);
+    const schedule: Schedule = {
+      ...drawn,
+      settings: { ...drawn.settings, lineConcurrency: 4, fileConcurrency: 2, maxBytesPerSecond: 1024 * 1024 },
+    };
+
+    const run = await withStage(schedule, (stage) => handlerRun(stage, {}));
+
+    expect(refusedSettings(run.outcome)).toEqual([
+      expect.stringMatching(/^the housekeeper refused the schedule's settings: .*LINE_CONCURRENCY/),
+    ]);
+    expect(
+      refusedSettings({
+        exitCode: 2,
+        output: 'housekeep: run failed: ConfigError: LINE_CONCURRENCY: must be between 1 and 64, got 0\n',
+      }),
+    ).toEqual([
+      "the housekeeper refused the schedule's settings: ConfigError: LINE_CONCURRENCY: must be between 1 and 64, got 0",
+    ]);
+    expect(
+      refusedSettings(await withStage(oneLine(3), (stage) => handlerRun(stage, {})).then((r) => r.outcome)),
+    ).toEqual([]);
   });
 });
 

@@ -51,6 +51,20 @@ function guardKept(schedule: Schedule, moments: readonly DeleteMoment[]): string
     : [];
 }
 
+/**
+ * The housekeeper refused the schedule's settings (a `ConfigError`): the run did nothing, and the
+ * invariants would pass it for a clean one. A schedule is drawn to be valid, so this is the
+ * campaign's own fault, reported as a violation rather than passed.
+ */
+export function refusedSettings(outcome: RunOutcome): string[] {
+  const error = outcome.error;
+  if (error instanceof Error && error.name === 'ConfigError') {
+    return [`the housekeeper refused the schedule's settings: ${error.message}`];
+  }
+  const refusal = /ConfigError: .*/.exec(outcome.output ?? '');
+  return refusal === null ? [] : [`the housekeeper refused the schedule's settings: ${refusal[0]}`];
+}
+
 function bump(counts: Record<string, number>, key: string, by = 1): void {
   counts[key] = (counts[key] ?? 0) + by;
 }
@@ -216,7 +230,7 @@ export async function runSchedule(world: World, schedule: Schedule): Promise<Sch
         pendingBefore,
         ...(fanout === undefined ? {} : { fanout }),
       });
-      check.problems.push(...guardKept(schedule, check.moments));
+      check.problems.push(...guardKept(schedule, check.moments), ...refusedSettings(run.outcome));
       result.deletes += check.moments.length;
       result.races += check.moments.filter((m) => m.race).length;
       result.dismantled +=
