@@ -3,7 +3,7 @@ import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { LineFile } from '../../../lambda/shared/ids.ts';
 import type { SessionKeySource } from '../../../lambda/shared/session-key-source.ts';
-import { type RequestGate, TokensApi } from '../../../lambda/tokens/api.ts';
+import { type RequestGate, TokensApi, type TokensApiOptions } from '../../../lambda/tokens/api.ts';
 import type { ByteGate } from '../../../lambda/tokens/bandwidth.ts';
 import { startTokensService, type TokensService } from '../../local/tokens-service.ts';
 import { closeAfterEach, startRecordingServer } from '../../reliability/harness.ts';
@@ -28,6 +28,18 @@ function recordingGate(): { gate: RequestGate; asked: string[] } {
   };
 }
 
+/** A byte gate that lets every body through at once and notes how each piece asked for it. */
+function recordingByteGate(): { bandwidth: ByteGate; asked: string[] } {
+  const asked: string[] = [];
+  return {
+    asked,
+    bandwidth: {
+      largestTake: 1 << 20,
+      take: async (_bytes, _signal, urgent) => void asked.push(urgent === true ? 'urgent' : 'waits its turn'),
+    },
+  };
+}
+
 /** A key source that gives `keys` in turn, the next one after each invalidate (a rotation). */
 function rotatingKey(...keys: string[]): SessionKeySource {
   let index = 0;
@@ -39,19 +51,30 @@ function rotatingKey(...keys: string[]): SessionKeySource {
   };
 }
 
+/** The simulator with one finished line of one 64-byte file, and that line's id. */
+async function oneLine(): Promise<{ svc: TokensService; id: string }> {
+  service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
+  const [id] = [...service.lines.keys()];
+  if (id === undefined) throw new Error('no line');
+  return { svc: service, id };
+}
+
+/** A client of `baseUrl` whose key rotates on a 401, trying each request `attempts` times. */
+function apiOf(baseUrl: string, caps: Pick<TokensApiOptions, 'gate' | 'bandwidth'>, attempts = 1): TokensApi {
+  return new TokensApi({
+    baseUrl: new URL(baseUrl),
+    dispatcher: agent,
+    sessionKey: rotatingKey(KEY, ROTATED),
+    retry: { attempts, baseDelayMs: 1, maxDelayMs: 5 },
+    ...caps,
+  });
+}
+
 describe('the requests around a DELETE, under a request cap', () => {
   it('ask the cap for an urgent slot (the re-read asked for, the DELETE); the first read and the downloads do not', async () => {
-    service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
-    const [id] = [...service.lines.keys()];
-    if (id === undefined) throw new Error('no line');
+    const { svc, id } = await oneLine();
     const { gate, asked } = recordingGate();
-    const api = new TokensApi({
-      baseUrl: new URL(service.url),
-      dispatcher: agent,
-      sessionKey: { get: async () => KEY, invalidate: () => undefined },
-      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
-      gate,
-    });
+    const api = apiOf(svc.url, { gate });
 
     const first = await api.getLine(id);
     if (first.kind !== 'read') throw new Error('line not read');
@@ -61,30 +84,22 @@ describe('the requests around a DELETE, under a request cap', () => {
     await api.deleteLine(id);
 
     expect(asked).toEqual(['waits its turn', 'waits its turn', 'urgent', 'urgent']);
-    expect(service.requests.map((request) => request.method)).toEqual(['GET', 'GET', 'GET', 'DELETE']);
+    expect(svc.requests.map((request) => request.method)).toEqual(['GET', 'GET', 'GET', 'DELETE']);
   });
 
   it('stay urgent when sent again: a re-read and a DELETE retried after a 503, and each resent after a 401 with the key read again', async () => {
-    service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
-    const [id] = [...service.lines.keys()];
-    if (id === undefined) throw new Error('no line');
+    const { svc, id } = await oneLine();
     const { gate, asked } = recordingGate();
-    const api = new TokensApi({
-      baseUrl: new URL(service.url),
-      dispatcher: agent,
-      sessionKey: rotatingKey(KEY, ROTATED),
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
-      gate,
-    });
-    service.inject({ target: 'get', id, fault: { kind: 'status', status: 503 } });
-    service.inject({ target: 'delete', id, fault: { kind: 'status', status: 503 } });
+    const api = apiOf(svc.url, { gate }, 3);
+    svc.inject({ target: 'get', id, fault: { kind: 'status', status: 503 } });
+    svc.inject({ target: 'delete', id, fault: { kind: 'status', status: 503 } });
 
     await api.getLine(id, { urgent: true });
     // The key is rotated between the re-read and the DELETE: the DELETE is refused once, then resent.
-    service.setSessionKey(ROTATED);
+    svc.setSessionKey(ROTATED);
     await api.deleteLine(id);
 
-    expect(service.requests.map((request) => `${request.method} ${request.status}`)).toEqual([
+    expect(svc.requests.map((request) => `${request.method} ${request.status}`)).toEqual([
       'GET 503',
       'GET 200',
       'DELETE 401',
@@ -106,13 +121,7 @@ describe('the requests around a DELETE, under a request cap', () => {
       }),
     );
     const { gate, asked } = recordingGate();
-    const api = new TokensApi({
-      baseUrl: new URL(server.url),
-      dispatcher: agent,
-      sessionKey: rotatingKey(KEY),
-      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
-      gate,
-    });
+    const api = apiOf(server.url, { gate });
 
     await api.getLine(id, { urgent: true }).catch(() => undefined);
 
@@ -123,24 +132,12 @@ describe('the requests around a DELETE, under a request cap', () => {
 
 describe('the bodies of the requests around a DELETE, under a byte cap', () => {
   it('ask the cap for urgent bytes (the re-read asked for, the DELETE reply); the first read and the downloads do not', async () => {
-    service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
-    const [id] = [...service.lines.keys()];
-    if (id === undefined) throw new Error('no line');
-    let asked: string[] = [];
-    const api = new TokensApi({
-      baseUrl: new URL(service.url),
-      dispatcher: agent,
-      sessionKey: { get: async () => KEY, invalidate: () => undefined },
-      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
-      bandwidth: {
-        largestTake: 1 << 20,
-        take: async (_bytes, _signal, urgent) =>
-          void asked.push(urgent === true ? 'urgent' : 'waits its turn'),
-      },
-    });
+    const { svc, id } = await oneLine();
+    const { bandwidth, asked } = recordingByteGate();
+    const api = apiOf(svc.url, { bandwidth });
     /** How the body read by `read` asked for its bytes, once per kind. */
     const askedFor = async (read: () => Promise<unknown>) => {
-      asked = [];
+      asked.length = 0;
       await read();
       return [...new Set(asked)];
     };
@@ -158,42 +155,22 @@ describe('the bodies of the requests around a DELETE, under a byte cap', () => {
   });
 });
 
-/** A byte gate that lets every body through at once and notes how each piece asked for it. */
-function recordingByteGate(): { bandwidth: ByteGate; asked: string[] } {
-  const asked: string[] = [];
-  return {
-    asked,
-    bandwidth: {
-      largestTake: 1 << 20,
-      take: async (_bytes, _signal, urgent) => void asked.push(urgent === true ? 'urgent' : 'waits its turn'),
-    },
-  };
-}
-
 describe('the bodies around a DELETE, under a byte cap, when sent again or redirected', () => {
   it('stay urgent: a re-read whose body was not JSON, and one that broke off, read again; a DELETE resent after a 401 and a 503', async () => {
-    service = await startTokensService({ sessionKey: KEY, lines: [{ status: 'finished', fileSize: 64 }] });
-    const [id] = [...service.lines.keys()];
-    if (id === undefined) throw new Error('no line');
+    const { svc, id } = await oneLine();
     const { bandwidth, asked } = recordingByteGate();
-    const api = new TokensApi({
-      baseUrl: new URL(service.url),
-      dispatcher: agent,
-      sessionKey: rotatingKey(KEY, ROTATED),
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
-      bandwidth,
-    });
-    service.inject({ target: 'get', id, fault: { kind: 'bad-json' } });
-    service.inject({ target: 'get', id, fault: { kind: 'truncate' } });
-    service.inject({ target: 'delete', id, fault: { kind: 'status', status: 503 } });
+    const api = apiOf(svc.url, { bandwidth }, 3);
+    svc.inject({ target: 'get', id, fault: { kind: 'bad-json' } });
+    svc.inject({ target: 'get', id, fault: { kind: 'truncate' } });
+    svc.inject({ target: 'delete', id, fault: { kind: 'status', status: 503 } });
 
     const reread = await api.getLine(id, { urgent: true });
     const rereadAsked = [...new Set(asked)];
-    service.setSessionKey(ROTATED);
+    svc.setSessionKey(ROTATED);
     await api.deleteLine(id);
 
     expect(reread.kind).toBe('read');
-    expect(service.requests.map((request) => `${request.method} ${request.status}`)).toEqual([
+    expect(svc.requests.map((request) => `${request.method} ${request.status}`)).toEqual([
       'GET 200',
       'GET 200',
       'GET 200',
@@ -231,13 +208,7 @@ describe('the bodies around a DELETE, under a byte cap, when sent again or redir
       }),
     );
     const { bandwidth, asked } = recordingByteGate();
-    const api = new TokensApi({
-      baseUrl: new URL(server.url),
-      dispatcher: agent,
-      sessionKey: rotatingKey(KEY),
-      retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
-      bandwidth,
-    });
+    const api = apiOf(server.url, { bandwidth });
 
     const page = await api.listPage();
     await api.listPage(page.next);
