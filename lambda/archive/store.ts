@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { ArchiveError, ArchiveReadError, describeError } from '../shared/errors.ts';
 import type { WriteCondition } from '../shared/ports/archive.ts';
+import { RECORD_INDENT } from '../shared/records.ts';
 import { redactedJson } from '../shared/redact.ts';
 
 /** A conditional write in S3's own words: the port's {@link WriteCondition}, as request headers. */
@@ -130,7 +131,7 @@ export class ObjectStore {
    * whatever a caller missed.
    */
   #jsonObject(key: string, value: unknown) {
-    const body = Buffer.from(`${redactedJson(value, 2)}\n`);
+    const body = Buffer.from(`${redactedJson(value, RECORD_INDENT)}\n`);
     return {
       Bucket: this.bucket,
       Key: key,

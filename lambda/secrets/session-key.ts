@@ -37,6 +37,15 @@ export function parseSessionKey(secretId: string, secretString: string | undefin
   const value = (key as string).trim();
   if (value === '') throw new SecretError(secretId, 'the session key is empty');
   if (/[\r\n\0]/.test(value)) throw new SecretError(secretId, 'the session key contains a line break or NUL');
+  // Every boundary of a string in a JSON record is a quote: a key without one (nor the backslash
+  // that escapes it) cannot span a record's own text and what the service sent, where cutting it
+  // out would leave no JSON (a manifest, a receipt no longer telling what was kept).
+  if (/["\\]/.test(value)) {
+    throw new SecretError(
+      secretId,
+      'the session key contains a quote or a backslash (every record has the key removed, and such a key could span its JSON)',
+    );
+  }
   if (value.length < MIN_KEY_LENGTH) {
     throw new SecretError(
       secretId,

@@ -5,6 +5,19 @@
  */
 import { createHash } from 'node:crypto';
 import { FILE_NAME } from './ids.ts';
+import { redactedJson } from './redact.ts';
+
+/** The indent of every JSON record the archive writes (ObjectStore#jsonObject). */
+export const RECORD_INDENT = 2;
+
+/**
+ * Whether the archive would write `value` as JSON.stringify writes it: the session key, cut out of
+ * the whole text of every record, is nowhere in it, not even across a name and a value (a key with
+ * quotes can span the record's own text and what the service sent, and its cut would leave no JSON).
+ */
+export function keptAsWritten(value: unknown): boolean {
+  return redactedJson(value, RECORD_INDENT) === JSON.stringify(value, undefined, RECORD_INDENT);
+}
 
 /** One archived file, as the manifest records it. */
 export interface ManifestFile {

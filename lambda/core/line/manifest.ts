@@ -2,11 +2,12 @@ import { ArchiveChangedError, SessionKeyEchoError } from '../../shared/errors.ts
 import type { ReadLine } from '../../shared/ports/tokens.ts';
 import {
   embedLineDocument,
+  keptAsWritten,
   type Manifest,
   type ManifestFile,
   type SupersededFile,
 } from '../../shared/records.ts';
-import { jsonHoldsSecret, redactedJson } from '../../shared/redact.ts';
+import { jsonHoldsSecret } from '../../shared/redact.ts';
 import { sameEntries } from './compare.ts';
 import type { LineContext } from './context.ts';
 import type { FilePlan } from './plan.ts';
@@ -15,11 +16,12 @@ import type { FilePlan } from './plan.ts';
  * Whether the line's document cannot be kept as received: it echoes the session key, or text in
  * it reads as one of the forms the archive cuts out of every record it writes (a key written
  * escaped, in a string that decodes to other text), so that the manifest stored would not hold
- * the bytes it records, and would not be read back as one.
+ * the bytes it records, and would not be read back as one. Checked on the lines the manifest writes
+ * it in (its last member), so that a key spanning their names and the document is found too.
  */
 export function documentHoldsKey(bytes: Buffer, embedded = embedLineDocument(bytes)): boolean {
   if (jsonHoldsSecret(bytes.toString('utf8'))) return true;
-  return redactedJson(embedded) !== JSON.stringify(embedded);
+  return !keptAsWritten({ lineDocument: embedded });
 }
 
 /**
@@ -79,6 +81,8 @@ export async function ensureManifest(
     // The document as received, in the manifest itself: one object where version 2 wrote two.
     lineDocument,
   };
+  // The whole manifest as the archive writes it: no record is kept that its redaction would change.
+  if (!keptAsWritten(manifest)) throw new SessionKeyEchoError(id, "the line's document");
   // Only over the manifest this round was planned against: another pass may have written one since.
   const written = await archive.writeManifest(
     manifest,

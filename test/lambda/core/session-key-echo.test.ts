@@ -84,6 +84,23 @@ describe('a line document that holds text the archive redacts as the session key
     expect(result).toMatchObject({ outcome: 'failed', errorName: 'SessionKeyEchoError' });
     expect(log).not.toContain('deleteLine');
   });
+  it("is never dismantled when the key spans the manifest's own text and the document: the manifest is checked as it is written", async () => {
+    // A key (quotes and all, 18 characters or more, as the secret may hold) that the pretty-printed
+    // manifest writes across its `"body": "` and the document's first characters: the archive cuts
+    // it out of the stored text (ObjectStore#jsonObject), and the manifest would be no JSON at all.
+    const spanning = '"body": "{\\"meta\\":{\\"echo\\"';
+    registerSecret(spanning);
+    const { deps, tokens, archive, log } = fakeDeps();
+    tokens.line(ID, {}).rewrite(ID, (reply) => withEcho(reply, '"x"'));
+
+    const result = await processLine(deps);
+
+    const stored = archive.json(archive.manifestKey(ID));
+    if (stored !== undefined) expect(() => JSON.parse(redactedJson(stored, 2))).not.toThrow();
+    expect(result).toMatchObject({ outcome: 'failed', errorName: 'SessionKeyEchoError' });
+    expect(log).not.toContain('deleteLine');
+    expect([...archive.objects.keys()].filter((key) => key.includes(ID))).toEqual([]);
+  });
 });
 
 describe('a DELETE reply that echoes the session key', () => {

@@ -85,6 +85,21 @@ describe('parseSessionKey', () => {
       },
     );
 
+    it.for([
+      ['a quote', 'SK-9f3e-"ZEBRA-Q41'],
+      ['a backslash', 'SK-9f3e-\\ZEBRA-Q41'],
+      ['a quote in JSON', JSON.stringify({ sessionKey: '"body": "{\\"data\\":' })],
+    ] as const)(
+      'refuses a key with %s, which a record could write across its own text and what the service sent',
+      ([, secretString]) => {
+        const error = secretErrorOf(() => parseSessionKey(SECRET_ID, secretString));
+
+        expect(error.secretId).toBe(SECRET_ID);
+        expect(error.message).toContain('the session key contains a quote or a backslash');
+        expect(everythingShownOf(error)).not.toContain('ZEBRA');
+      },
+    );
+
     it('reads a key of exactly 16 characters', () => {
       expect(parseSessionKey(SECRET_ID, 'rotated-key-0000')).toBe('rotated-key-0000');
     });
