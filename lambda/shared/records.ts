@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { FILE_NAME } from './ids.ts';
-import { redactedJson } from './redact.ts';
+import { jsonUnredacted } from './redact.ts';
 
 /** The indent of every JSON record the archive writes (ObjectStore#jsonObject). */
 export const RECORD_INDENT = 2;
@@ -16,7 +16,7 @@ export const RECORD_INDENT = 2;
  * quotes can span the record's own text and what the service sent, and its cut would leave no JSON).
  */
 export function keptAsWritten(value: unknown): boolean {
-  return redactedJson(value, RECORD_INDENT) === JSON.stringify(value, undefined, RECORD_INDENT);
+  return jsonUnredacted(value, RECORD_INDENT);
 }
 
 /** One archived file, as the manifest records it. */

@@ -92,7 +92,17 @@ export function redactingReplacer(_key: string, value: unknown): unknown {
  * it shows none, is the answer, without the replacer's call per value.
  */
 export function redactedJson(value: unknown, indent?: number): string {
+  return redactedFrom(value, JSON.stringify(value, undefined, indent) ?? 'null', indent);
+}
+
+/** Whether {@link redactedJson} writes `value` exactly as `JSON.stringify` does: nothing of a secret in it. */
+export function jsonUnredacted(value: unknown, indent?: number): boolean {
   const text = JSON.stringify(value, undefined, indent) ?? 'null';
+  return redactedFrom(value, text, indent) === text;
+}
+
+/** {@link redactedJson} of `value`, given its plain stringify `text`. */
+function redactedFrom(value: unknown, text: string, indent: number | undefined): string {
   if (writtenAsIs && !holdsSecret(text)) return text;
   return redactText(JSON.stringify(value, redactingReplacer, indent) ?? 'null');
 }
